@@ -1,0 +1,47 @@
+# Makefile: the two commands a new user runs (make demo, make test), wrapping
+# CMake. scripts/deps.sh installs any missing Debian package first.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+BENCH_BUILD ?= build-release
+JOBS       ?= $(shell nproc)
+CONFIG     ?= configs/demo.yaml
+
+.PHONY: all deps build build-asan test test-normal test-asan demo bench format clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCR_SANITIZE=ON -DCR_BENCH=OFF >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test-normal: build
+	@echo "== tests: normal build"
+	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	@echo "== tests: AddressSanitizer + UndefinedBehaviorSanitizer build"
+	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
+
+# Every suite runs twice: normal, then ASan+UBSan with leak detection.
+test: test-normal test-asan
+
+demo: build
+	@./scripts/demo.sh $(BUILD) $(CONFIG)
+
+bench: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DCR_TESTS=OFF >/dev/null
+	@cmake --build $(BENCH_BUILD) -j $(JOBS)
+	@./scripts/bench.sh $(BENCH_BUILD)
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)

@@ -1,0 +1,145 @@
+/* testutil.c: shared helpers for connrun tests (see testutil.h). */
+#include "testutil.h"
+
+#include "alloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *cr_test_mkdtemp(const char *tag) {
+  const char *tmp = getenv("TMPDIR");
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s/connrun-%s-XXXXXX", tmp ? tmp : "/tmp", tag);
+  char *dir = mkdtemp(buf);
+  assert_non_null(dir);
+  chmod(dir, 0755);
+  return strdup(dir);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+void cr_test_rmtree(const char *path) {
+  if (path != NULL)
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *cr_test_write_file(const char *dir, const char *name, const char *text) {
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *path = malloc(n);
+  assert_non_null(path);
+  snprintf(path, n, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+char *cr_test_read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return NULL;
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  size_t got;
+  while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+    len += got;
+    if (cap - len < 2) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+    }
+  }
+  buf[len] = '\0';
+  fclose(f);
+  return buf;
+}
+
+int cr_test_run(char *const argv[], char *const env[], char **out) {
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+      putenv(env[i]);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  close(fds[1]);
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (cap - len < 1024) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+    }
+    ssize_t r = read(fds[0], buf + len, cap - len - 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    len += (size_t)r;
+  }
+  buf[len] = '\0';
+  close(fds[0]);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (out != NULL)
+    *out = buf;
+  else
+    free(buf);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+static long alloc_count;
+static long alloc_fail_at = -1;
+static int alloc_failed;
+
+static int should_fail(void) {
+  long n = alloc_count++;
+  if (alloc_fail_at >= 0 && n == alloc_fail_at) {
+    alloc_failed = 1;
+    return 1;
+  }
+  return 0;
+}
+static void *t_malloc(size_t s) { return should_fail() ? NULL : malloc(s); }
+static void *t_realloc(void *p, size_t s) {
+  return should_fail() ? NULL : realloc(p, s);
+}
+static void *t_calloc(size_t c, size_t s) {
+  return should_fail() ? NULL : calloc(c, s);
+}
+
+void cr_test_alloc_install(void) {
+  cr_replace_allocator(t_malloc, t_realloc, t_calloc, free);
+}
+
+void cr_test_alloc_fail_after(long n) {
+  alloc_count = 0;
+  alloc_failed = 0;
+  alloc_fail_at = n;
+}
+
+long cr_test_alloc_count(void) { return alloc_count; }
+int cr_test_alloc_failed(void) { return alloc_failed; }

@@ -1,0 +1,43 @@
+/* testutil.h: shared helpers for connrun tests (temp dirs, files, child
+ * processes, failing allocator). Include after <cmocka.h>'s prerequisites. */
+#ifndef CR_TESTUTIL_H
+#define CR_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+/* Creates a fresh directory under $TMPDIR (or /tmp) named after tag and
+ * returns its path (static storage per call site is not used: caller frees
+ * with free()). Aborts the test on failure. */
+char *cr_test_mkdtemp(const char *tag);
+
+/* Removes a directory tree (best effort). */
+void cr_test_rmtree(const char *path);
+
+/* Writes text to dir/name (creating it, truncating). Returns the full path;
+ * caller frees with free(). */
+char *cr_test_write_file(const char *dir, const char *name, const char *text);
+
+/* Reads a whole file; caller frees with free(). NULL if it cannot be read. */
+char *cr_test_read_file(const char *path);
+
+/* Runs argv (argv[0] is a path) with stdout+stderr captured into *out
+ * (caller frees with free()). Returns the exit status (0-255), or 128+signal.
+ * env may be NULL (inherit) or a NULL-terminated list of "K=V" to add. */
+int cr_test_run(char *const argv[], char *const env[], char **out);
+
+/* Failing allocator: after cr_test_alloc_fail_after(n), the (n+1)th
+ * allocation through cr__malloc & co. fails and every later one succeeds
+ * again; n < 0 disables. Installed by cr_test_alloc_install(). */
+void cr_test_alloc_install(void);
+void cr_test_alloc_fail_after(long n);
+/* Number of allocations seen since install. */
+long cr_test_alloc_count(void);
+/* True if the failure injected by cr_test_alloc_fail_after() happened. */
+int cr_test_alloc_failed(void);
+
+#endif
