@@ -1,14 +1,97 @@
-/* main.c: the connrun command-line tool (placeholder until subcommands land). */
-#include "error.h"
+/* main.c: the connrun tool's entry point: global options and dispatch to the
+ * subcommands declared in cli.h. */
+#include "cli.h"
 
-#include <stdio.h>
+#include <stdarg.h>
 #include <string.h>
 
+#include "error.h"
+#include <connrun/plugin.h>
+
+struct command {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+};
+
+static const struct command commands[] = {
+    {"serve", cr_cmd_serve, "run the daemon (scheduler, runners, API)"},
+    {"config", cr_cmd_config, "validate a configuration file"},
+    {"plugins", cr_cmd_plugins, "list and inspect provider plugins"},
+};
+
+static const size_t n_commands = sizeof commands / sizeof commands[0];
+
+void cr_cli_errorf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("connrun: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+int cr_cli_wants_help(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+      return 1;
+  return 0;
+}
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: connrun <command> [options]\n\ncommands:\n");
+  for (size_t i = 0; i < n_commands; i++)
+    fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out, "  %-10s %s\n", "help", "show help for a command");
+  fprintf(out,
+          "\noptions:\n  --version  print the version\n  -h, --help show "
+          "this help\n\nexamples:\n"
+          "  connrun config check configs/demo.yaml\n"
+          "  connrun plugins list --plugin-dir build/plugins\n"
+          "  connrun serve -c configs/demo.yaml\n"
+          "\nexit codes: 0 ok, 1 invalid input or failed job, 2 usage "
+          "error, 3 runtime error\n");
+}
+
+static const struct command *find(const char *name) {
+  for (size_t i = 0; i < n_commands; i++)
+    if (strcmp(commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
 int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-    printf("connrun %s\n", CR_VERSION);
-    return 0;
+  if (argc < 2) {
+    usage(stderr);
+    return CR_EXIT_USAGE;
   }
-  fprintf(stderr, "connrun: %s\n", cr_strerror(CR_ENOTSUP));
-  return 2;
+  const char *name = argv[1];
+  if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+    printf("connrun %s (plugin ABI %d.%d)\n", CR_VERSION, CR_PLUGIN_ABI_MAJOR,
+           CR_PLUGIN_ABI_MINOR);
+    return CR_EXIT_OK;
+  }
+  if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
+    usage(stdout);
+    return CR_EXIT_OK;
+  }
+  if (strcmp(name, "help") == 0) {
+    if (argc < 3) {
+      usage(stdout);
+      return CR_EXIT_OK;
+    }
+    const struct command *c = find(argv[2]);
+    if (c == NULL) {
+      cr_cli_errorf("unknown command '%s'", argv[2]);
+      return CR_EXIT_USAGE;
+    }
+    char *hargv[] = {argv[2], "--help", NULL};
+    return c->run(2, hargv);
+  }
+  const struct command *c = find(name);
+  if (c == NULL) {
+    cr_cli_errorf("unknown command '%s' (see 'connrun help')", name);
+    return CR_EXIT_USAGE;
+  }
+  return c->run(argc - 1, argv + 1);
 }
