@@ -19,6 +19,9 @@ typedef void (*cr_free_func)(void *ptr);
 int cr_replace_allocator(cr_malloc_func m, cr_realloc_func r, cr_calloc_func c,
                          cr_free_func f);
 
+/* Allocate, reallocate and free through the installed allocator, with the
+ * semantics of malloc, calloc, realloc and free (cr__free(NULL) is a no-op).
+ * The caller owns the result and frees it with cr__free. */
 void *cr__malloc(size_t size);
 void *cr__calloc(size_t count, size_t size);
 void *cr__realloc(void *ptr, size_t size);
