@@ -1,0 +1,548 @@
+/* store.c: the store interface: opening (data directory, URL), argument
+ * checks, dispatch through the backend's function table, last-error text,
+ * and the record free functions (see store.h and store_int.h). */
+#include "store.h"
+
+#include "alloc.h"
+#include "clock.h"
+#include "error.h"
+#include "store_int.h"
+#include "store_sqlite.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- Messages ------------------------------------------------------------ */
+
+void cr__store_set_error(cr_store *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->last_error, sizeof s->last_error, fmt, ap);
+  va_end(ap);
+}
+
+void cr__store_errbuf(char *errbuf, size_t errlen, const char *fmt, ...) {
+  if (errbuf == NULL || errlen == 0)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errbuf, errlen, fmt, ap);
+  va_end(ap);
+}
+
+const char *cr_store_last_error(cr_store *s) {
+  return s == NULL ? "" : s->last_error;
+}
+
+/* ---- Opening ------------------------------------------------------------- */
+
+/* mkdir -p path with mode 0700 for every directory it creates. */
+static int make_dirs(const char *path, char *errbuf, size_t errlen) {
+  char *p = cr__strdup(path);
+  if (p == NULL)
+    return CR_ENOMEM;
+  int rc = 0;
+  for (char *c = p + 1;; c++) {
+    if (*c != '/' && *c != '\0')
+      continue;
+    char saved = *c;
+    *c = '\0';
+    struct stat st;
+    if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+      cr__store_errbuf(errbuf, errlen, "cannot create %s: %s", p,
+                       strerror(errno));
+      rc = CR_EIO;
+    } else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      cr__store_errbuf(errbuf, errlen, "%s is not a directory", p);
+      rc = CR_EIO;
+    }
+    *c = saved;
+    if (rc != 0 || saved == '\0')
+      break;
+  }
+  cr__free(p);
+  return rc;
+}
+
+int cr_store_open(const char *data_dir, cr_store **out, char *errbuf,
+                  size_t errlen) {
+  if (out != NULL)
+    *out = NULL;
+  if (data_dir == NULL || *data_dir == '\0' || out == NULL) {
+    cr__store_errbuf(errbuf, errlen, "no data directory given");
+    return CR_EINVAL;
+  }
+  int rc = make_dirs(data_dir, errbuf, errlen);
+  if (rc != 0)
+    return rc;
+  size_t len = strlen(data_dir) + sizeof "/" CR_STORE_DB_NAME;
+  char *path = cr__malloc(len);
+  if (path == NULL) {
+    cr__store_errbuf(errbuf, errlen, "out of memory");
+    return CR_ENOMEM;
+  }
+  snprintf(path, len, "%s/%s", data_dir, CR_STORE_DB_NAME);
+  rc = cr__store_sqlite_open(path, out, errbuf, errlen);
+  cr__free(path);
+  return rc;
+}
+
+static int has_scheme(const char *url, const char *scheme) {
+  size_t n = strlen(scheme);
+  return strncmp(url, scheme, n) == 0 && url[n] == ':';
+}
+
+int cr_store_open_url(const char *url, cr_store **out, char *errbuf,
+                      size_t errlen) {
+  if (out != NULL)
+    *out = NULL;
+  if (url == NULL || out == NULL) {
+    cr__store_errbuf(errbuf, errlen, "no store URL given");
+    return CR_EINVAL;
+  }
+  if (has_scheme(url, "postgres") || has_scheme(url, "postgresql")) {
+    cr__store_errbuf(errbuf, errlen,
+                     "PostgreSQL stores are not supported by this build yet");
+    return CR_ENOTSUP;
+  }
+  if (!has_scheme(url, "sqlite")) {
+    cr__store_errbuf(
+        errbuf, errlen,
+        "unknown store URL '%s' (expected sqlite:/path/to/file.db)", url);
+    return CR_EINVAL;
+  }
+  const char *path = url + strlen("sqlite:");
+  if (strncmp(path, "//", 2) == 0)
+    path += 2;
+  if (*path == '\0') {
+    cr__store_errbuf(errbuf, errlen, "store URL '%s' has no path", url);
+    return CR_EINVAL;
+  }
+  return cr__store_sqlite_open(path, out, errbuf, errlen);
+}
+
+void cr_store_close(cr_store *s) {
+  if (s != NULL)
+    s->ops->close(s);
+}
+
+/* ---- Dispatch -------------------------------------------------------------
+ * CALL(s, op, args...): checks s, clears the last error and calls the op
+ * (CR_ENOTSUP when the backend lacks it). */
+
+static int ready(cr_store *s) {
+  if (s == NULL)
+    return 0;
+  s->last_error[0] = '\0';
+  return 1;
+}
+
+#define CALL(s, op, ...)                                                       \
+  (s->ops->op == NULL ? CR_ENOTSUP : s->ops->op(s, __VA_ARGS__))
+
+static int invalid(cr_store *s, const char *what) {
+  cr__store_set_error(s, "%s", what);
+  return CR_EINVAL;
+}
+
+static int bad_str(const char *v) { return v == NULL || *v == '\0'; }
+
+static size_t clamp_limit(size_t limit, size_t dflt, size_t max) {
+  if (limit == 0)
+    return dflt;
+  return limit > max ? max : limit;
+}
+
+static int64_t or_now(int64_t at) { return at == 0 ? cr__now_ms() : at; }
+
+int cr_store_schema_version(cr_store *s, int *out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  *out = 0;
+  return CALL(s, schema_version, out);
+}
+
+int cr_store_begin(cr_store *s) {
+  if (!ready(s))
+    return CR_EINVAL;
+  return s->ops->begin(s);
+}
+
+int cr_store_commit(cr_store *s) {
+  if (!ready(s))
+    return CR_EINVAL;
+  return s->ops->commit(s);
+}
+
+int cr_store_rollback(cr_store *s) {
+  if (!ready(s))
+    return CR_EINVAL;
+  return s->ops->rollback(s);
+}
+
+/* ---- Authorizations ------------------------------------------------------ */
+
+int cr_store_auth_upsert(cr_store *s, const struct cr_auth_rec *rec,
+                         int *changed) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (changed != NULL)
+    *changed = CR_STORE_UNCHANGED;
+  if (rec == NULL || bad_str(rec->id) || bad_str(rec->provider) ||
+      bad_str(rec->config_hash))
+    return invalid(s, "authorization needs an id, a provider and a hash");
+  int dummy;
+  return CALL(s, auth_upsert, rec, cr__now_ms(),
+              changed != NULL ? changed : &dummy);
+}
+
+int cr_store_auth_get(cr_store *s, const char *id, struct cr_auth_rec **out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  if (id == NULL)
+    return invalid(s, "no authorization id given");
+  return CALL(s, auth_get, id, out);
+}
+
+int cr_store_auth_list(cr_store *s, struct cr_auth_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  return CALL(s, auth_list, out, n);
+}
+
+int cr_store_auth_delete(cr_store *s, const char *id) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (id == NULL)
+    return invalid(s, "no authorization id given");
+  return CALL(s, auth_delete, id, cr__now_ms());
+}
+
+int cr_store_auth_health_record(cr_store *s, const char *auth_id, int64_t at_ms,
+                                int status, const char *reason) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (auth_id == NULL || at_ms < 0)
+    return invalid(s, "health check needs an authorization id and a time");
+  if (status < CR_HEALTH_UNKNOWN || status > CR_HEALTH_UNHEALTHY)
+    return invalid(s, "unknown health status");
+  return CALL(s, auth_health_record, auth_id, or_now(at_ms), status, reason);
+}
+
+int cr_store_auth_health_latest(cr_store *s, const char *auth_id,
+                                struct cr_health_rec *out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (auth_id == NULL)
+    return invalid(s, "no authorization id given");
+  return CALL(s, auth_health_latest, auth_id, out);
+}
+
+int cr_store_auth_health_history(cr_store *s, const char *auth_id, size_t limit,
+                                 struct cr_health_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  if (auth_id == NULL)
+    return invalid(s, "no authorization id given");
+  limit = clamp_limit(limit, CR_HEALTH_HISTORY_DEFAULT_LIMIT,
+                      CR_HEALTH_HISTORY_MAX_LIMIT);
+  return CALL(s, auth_health_history, auth_id, limit, out, n);
+}
+
+/* ---- Works --------------------------------------------------------------- */
+
+int cr_store_work_upsert(cr_store *s, const struct cr_work_rec *rec,
+                         int *changed) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (changed != NULL)
+    *changed = CR_STORE_UNCHANGED;
+  if (rec == NULL || bad_str(rec->id) || bad_str(rec->provider) ||
+      bad_str(rec->config_hash))
+    return invalid(s, "work needs an id, a provider and a hash");
+  if (rec->max_attempts < 1 || rec->next_run_at < 0)
+    return invalid(s, "work max_attempts must be >= 1, next_run_at >= 0");
+  int dummy;
+  return CALL(s, work_upsert, rec, cr__now_ms(),
+              changed != NULL ? changed : &dummy);
+}
+
+int cr_store_work_get(cr_store *s, const char *id, struct cr_work_rec **out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  if (id == NULL)
+    return invalid(s, "no work id given");
+  return CALL(s, work_get, id, out);
+}
+
+int cr_store_work_list(cr_store *s, struct cr_work_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  return CALL(s, work_list, out, n);
+}
+
+int cr_store_work_delete(cr_store *s, const char *id) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (id == NULL)
+    return invalid(s, "no work id given");
+  return CALL(s, work_delete, id, cr__now_ms());
+}
+
+int cr_store_work_set_next_run(cr_store *s, const char *id, int64_t at_ms) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (id == NULL || at_ms < 0)
+    return invalid(s, "next run needs a work id and a time >= 0");
+  return CALL(s, work_set_next_run, id, at_ms);
+}
+
+/* ---- Events -------------------------------------------------------------- */
+
+int cr_store_event_append(cr_store *s, const struct cr_event_rec *in,
+                          int64_t *id_out) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (id_out != NULL)
+    *id_out = 0;
+  if (in == NULL || bad_str(in->subject_type) || bad_str(in->subject_id) ||
+      bad_str(in->verb) || in->at < 0)
+    return invalid(s, "event needs a subject type, a subject id and a verb");
+  int64_t dummy;
+  return CALL(s, event_append, in, or_now(in->at),
+              id_out != NULL ? id_out : &dummy);
+}
+
+int cr_store_event_query(cr_store *s, const struct cr_event_filter *f,
+                         struct cr_event_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  struct cr_event_filter q = {0};
+  if (f != NULL)
+    q = *f;
+  if (q.nverbs > CR_EVENT_FILTER_MAX_VERBS)
+    return invalid(s, "too many verbs in an event filter");
+  if (q.nverbs > 0 && q.verbs == NULL)
+    return invalid(s, "event filter verbs missing");
+  for (size_t i = 0; i < q.nverbs; i++)
+    if (q.verbs[i] == NULL)
+      return invalid(s, "event filter verb is NULL");
+  if (q.since_ms < 0 || q.after_id < 0)
+    return invalid(s, "event filter times and ids must be >= 0");
+  q.limit = clamp_limit(q.limit, CR_EVENT_QUERY_DEFAULT_LIMIT,
+                        CR_EVENT_QUERY_MAX_LIMIT);
+  return CALL(s, event_query, &q, out, n);
+}
+
+int cr_store_event_prune(cr_store *s, int64_t before_ms, int64_t *deleted) {
+  if (!ready(s))
+    return CR_EINVAL;
+  int64_t dummy;
+  if (deleted == NULL)
+    deleted = &dummy;
+  *deleted = 0;
+  return CALL(s, event_prune, before_ms, deleted);
+}
+
+/* ---- Metrics ------------------------------------------------------------- */
+
+int cr_store_metrics_add(cr_store *s, const char *auth_id, int64_t at_ms,
+                         int64_t requests, int64_t errors) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (auth_id == NULL || at_ms < 0 || requests < 0 || errors < 0)
+    return invalid(s, "metrics need an authorization id and values >= 0");
+  at_ms = or_now(at_ms);
+  int64_t bucket = at_ms - at_ms % CR_STORE_HOUR_MS;
+  return CALL(s, metrics_add, auth_id, bucket, requests, errors);
+}
+
+int cr_store_metrics_query(cr_store *s, const char *auth_id, int granularity,
+                           int64_t from_ms, int64_t to_ms,
+                           struct cr_metric_point **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  if (granularity < CR_GRAN_HOUR || granularity > CR_GRAN_MONTH)
+    return invalid(s, "unknown metrics granularity");
+  if (from_ms < 0 || to_ms < 0)
+    return invalid(s, "metrics range must be >= 0");
+  if (to_ms == 0)
+    to_ms = INT64_MAX;
+  return CALL(s, metrics_query, auth_id, granularity, from_ms, to_ms, out, n);
+}
+
+/* ---- Subscriptions ------------------------------------------------------- */
+
+int cr_store_sub_upsert(cr_store *s, const struct cr_sub_rec *rec,
+                        int *changed) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (changed != NULL)
+    *changed = CR_STORE_UNCHANGED;
+  if (rec == NULL || bad_str(rec->id) || bad_str(rec->workflow) ||
+      bad_str(rec->config_hash))
+    return invalid(s, "subscription needs an id, a workflow and a hash");
+  int dummy;
+  return CALL(s, sub_upsert, rec, cr__now_ms(),
+              changed != NULL ? changed : &dummy);
+}
+
+int cr_store_sub_get(cr_store *s, const char *id, struct cr_sub_rec **out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  if (id == NULL)
+    return invalid(s, "no subscription id given");
+  return CALL(s, sub_get, id, out);
+}
+
+int cr_store_sub_list(cr_store *s, struct cr_sub_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  return CALL(s, sub_list, out, n);
+}
+
+int cr_store_sub_delete(cr_store *s, const char *id) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (id == NULL)
+    return invalid(s, "no subscription id given");
+  return CALL(s, sub_delete, id);
+}
+
+int cr_store_counts(cr_store *s, struct cr_store_counts *out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  return CALL(s, counts, out);
+}
+
+/* ---- Freeing records ----------------------------------------------------- */
+
+void cr_auth_rec_clear(struct cr_auth_rec *r) {
+  if (r == NULL)
+    return;
+  cr__free(r->id);
+  cr__free(r->name);
+  cr__free(r->description);
+  cr__free(r->provider);
+  cr__free(r->method);
+  cr__free(r->owner);
+  cr__free(r->config_hash);
+  memset(r, 0, sizeof *r);
+}
+
+void cr_auth_rec_free(struct cr_auth_rec *r) {
+  cr_auth_rec_clear(r);
+  cr__free(r);
+}
+
+void cr_auth_rec_free_list(struct cr_auth_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++)
+    cr_auth_rec_clear(&r[i]);
+  cr__free(r);
+}
+
+void cr_work_rec_clear(struct cr_work_rec *r) {
+  if (r == NULL)
+    return;
+  cr__free(r->id);
+  cr__free(r->name);
+  cr__free(r->provider);
+  cr__free(r->authorization_id);
+  cr__free(r->schedule_json);
+  cr__free(r->destination_json);
+  cr__free(r->config_json);
+  cr__free(r->config_hash);
+  memset(r, 0, sizeof *r);
+}
+
+void cr_work_rec_free(struct cr_work_rec *r) {
+  cr_work_rec_clear(r);
+  cr__free(r);
+}
+
+void cr_work_rec_free_list(struct cr_work_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++)
+    cr_work_rec_clear(&r[i]);
+  cr__free(r);
+}
+
+void cr_event_rec_clear(struct cr_event_rec *r) {
+  if (r == NULL)
+    return;
+  cr__free(r->subject_type);
+  cr__free(r->subject_id);
+  cr__free(r->verb);
+  cr__free(r->actor);
+  cr__free(r->data_json);
+  memset(r, 0, sizeof *r);
+}
+
+void cr_event_rec_free(struct cr_event_rec *r) {
+  cr_event_rec_clear(r);
+  cr__free(r);
+}
+
+void cr_event_rec_free_list(struct cr_event_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++)
+    cr_event_rec_clear(&r[i]);
+  cr__free(r);
+}
+
+void cr_sub_rec_clear(struct cr_sub_rec *r) {
+  if (r == NULL)
+    return;
+  cr__free(r->id);
+  cr__free(r->workflow);
+  cr__free(r->config_hash);
+  cr__free(r->disabled_reason);
+  memset(r, 0, sizeof *r);
+}
+
+void cr_sub_rec_free(struct cr_sub_rec *r) {
+  cr_sub_rec_clear(r);
+  cr__free(r);
+}
+
+void cr_sub_rec_free_list(struct cr_sub_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++)
+    cr_sub_rec_clear(&r[i]);
+  cr__free(r);
+}
+
+void cr_health_rec_clear(struct cr_health_rec *r) {
+  if (r == NULL)
+    return;
+  cr__free(r->reason);
+  memset(r, 0, sizeof *r);
+}
+
+void cr_health_rec_free_list(struct cr_health_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++)
+    cr_health_rec_clear(&r[i]);
+  cr__free(r);
+}
+
+void cr_metric_point_free_list(struct cr_metric_point *p, size_t n) {
+  (void)n;
+  cr__free(p);
+}

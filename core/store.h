@@ -1,0 +1,354 @@
+/* store.h: connrun's persistent state: authorizations and their health,
+ * works, events, activity metrics and subscriptions.
+ *
+ * cr_store is an interface: a small object with a table of functions
+ * (store_int.h). The embedded SQLite backend (store_sqlite.c, WAL mode) is the
+ * default; a PostgreSQL backend for multi-host deployments implements the same
+ * table later. Nothing in this header is specific to a backend.
+ *
+ * Conventions:
+ *   - Every function returns 0 or a negative CR_E* code (error.h). Backend
+ *     failures give CR_ESTORE (CR_EBUSY when the database stayed locked past
+ *     the busy timeout, CR_ENOMEM when the backend ran out of memory), with
+ *     the backend's message in cr_store_last_error(). A constraint violation
+ *     gives CR_EEXIST (duplicate key) or CR_EINVAL (missing field, unknown
+ *     reference, value out of its allowed set).
+ *   - Times are int64_t milliseconds since the Unix epoch, UTC. 0 means "not
+ *     set" where a column is nullable; an input time of 0 means "now".
+ *   - Input records are borrowed: the store copies what it keeps.
+ *   - Output records are allocated by the store and owned by the caller, who
+ *     frees them with the matching cr_*_rec_free / cr_*_rec_free_list.
+ *   - A cr_store is used by one thread at a time (open one per thread, or
+ *     lock around it). Several processes may open the same database.
+ *   - Every write works inside or outside an explicit transaction
+ *     (cr_store_begin). Outside one, each call is atomic on its own.
+ *
+ * Durability (SQLite): WAL with synchronous=NORMAL. A committed transaction
+ * survives a crash of the process (kill -9); a power loss or OS crash may lose
+ * the last few commits, never corrupt the database.
+ */
+#ifndef CR_STORE_H
+#define CR_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vocab.h" /* enum cr_health_status */
+
+typedef struct cr_store cr_store;
+
+/* The database file cr_store_open() uses inside the data directory. */
+#define CR_STORE_DB_NAME "connrun.db"
+
+/* Busy timeout: how long a call waits for another connection's lock. */
+#define CR_STORE_BUSY_TIMEOUT_MS 5000
+
+/* Event query limits: 0 asks for the default; larger values are clamped. */
+#define CR_EVENT_QUERY_DEFAULT_LIMIT 100
+#define CR_EVENT_QUERY_MAX_LIMIT 10000
+/* Most verbs one event filter may list. */
+#define CR_EVENT_FILTER_MAX_VERBS 64
+
+/* Health history limits (same rules as the event query limit). */
+#define CR_HEALTH_HISTORY_DEFAULT_LIMIT 100
+#define CR_HEALTH_HISTORY_MAX_LIMIT 10000
+
+/* Result of an upsert, in *changed. */
+enum cr_store_change {
+  CR_STORE_UNCHANGED = 0, /* same config_hash: nothing written */
+  CR_STORE_CREATED = 1,   /* new, or re-created after a delete */
+  CR_STORE_UPDATED = 2,   /* existed with another config_hash */
+};
+
+/* Metrics aggregation period. Days, weeks and months are UTC; weeks are ISO
+ * weeks (starting Monday 00:00 UTC); months are calendar months. */
+enum cr_granularity {
+  CR_GRAN_HOUR = 0,
+  CR_GRAN_DAY = 1,
+  CR_GRAN_WEEK = 2,
+  CR_GRAN_MONTH = 3,
+};
+
+/* ---- Records -------------------------------------------------------------
+ * Strings are NUL-terminated and owned by the record; NULL where the value is
+ * absent. id, provider and config_hash are required on input. */
+
+/* An authorization (credentials for one provider account). */
+struct cr_auth_rec {
+  char *id, *name, *description, *provider, *method, *owner, *config_hash;
+  int64_t created_at, updated_at; /* set by the store; ignored on input */
+};
+
+/* A work (an integration: what to sync, when, where to). The *_json fields
+ * are JSON texts (or NULL). max_attempts must be >= 1. enabled and
+ * error_email_notifications are booleans. next_run_at 0 = not scheduled. */
+struct cr_work_rec {
+  char *id, *name, *provider, *authorization_id, *schedule_json,
+      *destination_json, *config_json, *config_hash;
+  int enabled, error_email_notifications, max_attempts;
+  int64_t next_run_at, created_at, updated_at;
+};
+
+/* A system event. id is assigned by the store, strictly increasing (never
+ * reused, even after pruning), so it sorts events and pages through them.
+ * seq counts 1, 2, 3... per (subject_type, subject_id) and keeps counting
+ * after pruning, so a receiver can order a subject's events and see gaps.
+ * subject_type, subject_id and verb are required; data_json is a JSON text
+ * or NULL. */
+struct cr_event_rec {
+  int64_t id, at, seq;
+  char *subject_type, *subject_id, *verb, *actor, *data_json;
+};
+
+/* An event subscription (a webhook workflow). */
+struct cr_sub_rec {
+  char *id, *workflow, *config_hash;
+  int enabled;
+  char *disabled_reason;
+  int64_t created_at, updated_at;
+};
+
+/* One health check result. status is an enum cr_health_status. */
+struct cr_health_rec {
+  int64_t at;
+  int status;
+  char *reason;
+};
+
+/* One metrics period: its start (ms, UTC) and the sums inside it. */
+struct cr_metric_point {
+  int64_t bucket_start;
+  int64_t requests, errors;
+};
+
+/* Event query filter. Unset fields (NULL / 0) match everything. Results are
+ * events with id > after_id, ordered by id ascending, at most limit of them
+ * (0 = CR_EVENT_QUERY_DEFAULT_LIMIT, clamped to CR_EVENT_QUERY_MAX_LIMIT).
+ * Page by passing the last id seen as after_id. */
+struct cr_event_filter {
+  const char *subject_type; /* exact match, or NULL */
+  const char *subject_id;   /* exact match, or NULL */
+  const char *const *verbs; /* any of these verbs; nverbs == 0: any verb */
+  size_t nverbs;            /* at most CR_EVENT_FILTER_MAX_VERBS */
+  int64_t since_ms;         /* at >= since_ms; 0: any time */
+  int64_t after_id;         /* id > after_id; 0: from the start */
+  size_t limit;
+};
+
+/* Row counts of the main tables. authorizations and works count the live
+ * (not deleted) ones; outbox_pending counts undelivered outbox rows
+ * (status pending or failed). */
+struct cr_store_counts {
+  int64_t authorizations, auth_health, works, executions, events, runners,
+      sync_states, metrics_buckets, subscriptions, outbox, outbox_pending,
+      delivery_attempts;
+};
+
+/* ---- Opening --------------------------------------------------------------
+ */
+
+/* Opens (creating if needed) the SQLite store in data_dir (borrowed; created
+ * with mode 0700, parents included, when missing): data_dir/connrun.db in WAL
+ * mode, schema migrated to the latest version, each migration in its own
+ * transaction. On success *out is a new store the caller frees with
+ * cr_store_close. Errors: CR_EINVAL, CR_EIO (data_dir cannot be created),
+ * CR_ENOMEM, CR_ESTORE (cannot open, not a connrun database, migration
+ * failed), CR_EBUSY, CR_ESCHEMAVER (the database was written by a newer
+ * connrun; it is left untouched). errbuf (caller owned, errlen bytes, may be
+ * NULL) receives a one-line message on failure. */
+int cr_store_open(const char *data_dir, cr_store **out, char *errbuf,
+                  size_t errlen);
+
+/* Like cr_store_open, from a URL (borrowed): "sqlite:/path/to/file.db" (also
+ * "sqlite:///abs/path.db", and "sqlite::memory:" for a private in-memory
+ * database) opens that file; its directory must exist. "postgres:" and
+ * "postgresql:" URLs give CR_ENOTSUP (not implemented yet); anything else
+ * CR_EINVAL. */
+int cr_store_open_url(const char *url, cr_store **out, char *errbuf,
+                      size_t errlen);
+
+/* Closes the store and frees it (an open transaction is rolled back). NULL
+ * is a no-op. */
+void cr_store_close(cr_store *s);
+
+/* Stores the schema version of the open database in *out. */
+int cr_store_schema_version(cr_store *s, int *out);
+
+/* Message of the last failed call on s ("" if none): borrowed, valid until
+ * the next call on s. */
+const char *cr_store_last_error(cr_store *s);
+
+/* ---- Transactions ----------------------------------------------------------
+ * Group a change and the event reporting it: begin, writes, commit. Calls
+ * nest with a depth counter: only the outermost begin/commit touch the
+ * database. A rollback at any depth dooms the whole transaction: it is rolled
+ * back at once if outermost, otherwise when the outermost commit comes, which
+ * then returns CR_ECANCELED. A failed call inside a transaction undoes its own
+ * partial work only; the transaction stays usable.
+ * Errors: cr_store_commit/cr_store_rollback outside a transaction give
+ * CR_ESTATE; backend failures as above (a failed commit is rolled back). */
+int cr_store_begin(cr_store *s);
+int cr_store_commit(cr_store *s);
+int cr_store_rollback(cr_store *s);
+
+/* ---- Authorizations -------------------------------------------------------
+ */
+
+/* Inserts or updates rec (borrowed). *changed (may be NULL) gets
+ * CR_STORE_UNCHANGED when the stored config_hash equals rec->config_hash
+ * (nothing is written), CR_STORE_CREATED for a new or previously deleted id
+ * (created_at = updated_at = now), CR_STORE_UPDATED otherwise (every field
+ * rewritten, updated_at = now, created_at kept). Errors: CR_EINVAL (missing
+ * id, provider or config_hash), backend errors. */
+int cr_store_auth_upsert(cr_store *s, const struct cr_auth_rec *rec,
+                         int *changed);
+
+/* Gets authorization id (borrowed) into *out (caller frees with
+ * cr_auth_rec_free). CR_ENOENT if missing or deleted. */
+int cr_store_auth_get(cr_store *s, const char *id, struct cr_auth_rec **out);
+
+/* Lists live authorizations ordered by id: *out is an array of *n records
+ * (NULL when *n is 0) freed with cr_auth_rec_free_list. */
+int cr_store_auth_list(cr_store *s, struct cr_auth_rec **out, size_t *n);
+
+/* Soft-deletes authorization id (borrowed): it disappears from get and list;
+ * its history (health, metrics) stays. CR_ENOENT if missing or deleted. */
+int cr_store_auth_delete(cr_store *s, const char *id);
+
+/* Records a health check of auth_id (borrowed) at at_ms (0 = now) with
+ * status (enum cr_health_status) and reason (borrowed, may be NULL).
+ * Errors: CR_EINVAL (bad status, unknown auth_id), backend errors. */
+int cr_store_auth_health_record(cr_store *s, const char *auth_id, int64_t at_ms,
+                                int status, const char *reason);
+
+/* Fills *out (caller owned struct; out->reason is allocated, release with
+ * cr_health_rec_clear) with the newest health check of auth_id (borrowed).
+ * CR_ENOENT when none was recorded (callers treat that as Unknown). */
+int cr_store_auth_health_latest(cr_store *s, const char *auth_id,
+                                struct cr_health_rec *out);
+
+/* The newest health checks of auth_id (borrowed), newest first, at most
+ * limit (0 = CR_HEALTH_HISTORY_DEFAULT_LIMIT, clamped to
+ * CR_HEALTH_HISTORY_MAX_LIMIT). *out is an array of *n (NULL when 0) freed
+ * with cr_health_rec_free_list. */
+int cr_store_auth_health_history(cr_store *s, const char *auth_id, size_t limit,
+                                 struct cr_health_rec **out, size_t *n);
+
+/* ---- Works ----------------------------------------------------------------
+ */
+
+/* Inserts or updates rec (borrowed) with the changed semantics of
+ * cr_store_auth_upsert. rec->next_run_at is written when non-zero; 0 keeps the
+ * stored value (none for a new work). Errors: CR_EINVAL (missing id, provider
+ * or config_hash; max_attempts < 1; invalid JSON; authorization_id not
+ * stored), backend errors. */
+int cr_store_work_upsert(cr_store *s, const struct cr_work_rec *rec,
+                         int *changed);
+
+/* Gets work id (borrowed) into *out (freed with cr_work_rec_free).
+ * CR_ENOENT if missing or deleted. */
+int cr_store_work_get(cr_store *s, const char *id, struct cr_work_rec **out);
+
+/* Lists live works ordered by id into *out / *n (freed with
+ * cr_work_rec_free_list; NULL when *n is 0). */
+int cr_store_work_list(cr_store *s, struct cr_work_rec **out, size_t *n);
+
+/* Soft-deletes work id (borrowed). CR_ENOENT if missing or deleted. */
+int cr_store_work_delete(cr_store *s, const char *id);
+
+/* Sets the next run time of work id (borrowed); at_ms 0 clears it. Does not
+ * change updated_at. CR_ENOENT if missing or deleted. */
+int cr_store_work_set_next_run(cr_store *s, const char *id, int64_t at_ms);
+
+/* ---- Events ---------------------------------------------------------------
+ */
+
+/* Appends an event (in is borrowed; in->id and in->seq are ignored, in->at 0
+ * means now), assigning its id (stored in *id_out, which may be NULL) and
+ * its per-subject seq atomically, inside the caller's transaction if one is
+ * open. Errors: CR_EINVAL (missing subject_type, subject_id or verb;
+ * data_json not JSON), backend errors. */
+int cr_store_event_append(cr_store *s, const struct cr_event_rec *in,
+                          int64_t *id_out);
+
+/* Queries events matching f (borrowed; see struct cr_event_filter). *out is
+ * an array of *n events (NULL when 0) freed with cr_event_rec_free_list.
+ * Errors: CR_EINVAL (too many verbs, NULL verbs with nverbs > 0). */
+int cr_store_event_query(cr_store *s, const struct cr_event_filter *f,
+                         struct cr_event_rec **out, size_t *n);
+
+/* Deletes events older than before_ms (at < before_ms) except those an
+ * undelivered outbox row (pending or failed) still refers to; outbox rows and
+ * delivery attempts of deleted events go with them. *deleted (may be NULL)
+ * gets the number of events deleted. Per-subject seq keeps counting. */
+int cr_store_event_prune(cr_store *s, int64_t before_ms, int64_t *deleted);
+
+/* ---- Metrics --------------------------------------------------------------
+ */
+
+/* Adds requests and errors (>= 0) into auth_id's (borrowed) hour bucket
+ * containing at_ms (>= 0; 0 means now). Errors: CR_EINVAL (negative values,
+ * unknown auth_id), backend errors. */
+int cr_store_metrics_add(cr_store *s, const char *auth_id, int64_t at_ms,
+                         int64_t requests, int64_t errors);
+
+/* Sums the hour buckets of auth_id (borrowed; NULL = all authorizations)
+ * whose start is in [from_ms, to_ms) (to_ms 0 = no upper bound) into periods
+ * of granularity (enum cr_granularity), ordered by period start; a period
+ * the range covers partly sums only the covered hours. Periods without data
+ * are omitted. *out is an array of *n points (NULL when 0) freed with
+ * cr_metric_point_free_list. Errors: CR_EINVAL (bad granularity, from_ms < 0).
+ */
+int cr_store_metrics_query(cr_store *s, const char *auth_id, int granularity,
+                           int64_t from_ms, int64_t to_ms,
+                           struct cr_metric_point **out, size_t *n);
+
+/* ---- Subscriptions --------------------------------------------------------
+ */
+
+/* Inserts or updates rec (borrowed) with the changed semantics of
+ * cr_store_auth_upsert (compared on config_hash). Errors: CR_EINVAL (missing
+ * id, workflow or config_hash), backend errors. */
+int cr_store_sub_upsert(cr_store *s, const struct cr_sub_rec *rec,
+                        int *changed);
+
+/* Gets subscription id (borrowed) into *out (freed with cr_sub_rec_free).
+ * CR_ENOENT if missing. */
+int cr_store_sub_get(cr_store *s, const char *id, struct cr_sub_rec **out);
+
+/* Lists subscriptions ordered by id into *out / *n (freed with
+ * cr_sub_rec_free_list; NULL when *n is 0). */
+int cr_store_sub_list(cr_store *s, struct cr_sub_rec **out, size_t *n);
+
+/* Deletes subscription id (borrowed) with its outbox rows and delivery
+ * attempts. CR_ENOENT if missing. */
+int cr_store_sub_delete(cr_store *s, const char *id);
+
+/* ---- Status ----------------------------------------------------------------
+ */
+
+/* Fills *out (caller owned) with row counts of the main tables. */
+int cr_store_counts(cr_store *s, struct cr_store_counts *out);
+
+/* ---- Freeing records -------------------------------------------------------
+ * _clear frees a record's strings and zeroes it (for records the caller
+ * owns, e.g. on the stack); _free clears and frees a record returned by a
+ * get; _free_list frees n records of an array returned by a list/query and
+ * the array. All accept NULL. */
+void cr_auth_rec_clear(struct cr_auth_rec *r);
+void cr_auth_rec_free(struct cr_auth_rec *r);
+void cr_auth_rec_free_list(struct cr_auth_rec *r, size_t n);
+void cr_work_rec_clear(struct cr_work_rec *r);
+void cr_work_rec_free(struct cr_work_rec *r);
+void cr_work_rec_free_list(struct cr_work_rec *r, size_t n);
+void cr_event_rec_clear(struct cr_event_rec *r);
+void cr_event_rec_free(struct cr_event_rec *r);
+void cr_event_rec_free_list(struct cr_event_rec *r, size_t n);
+void cr_sub_rec_clear(struct cr_sub_rec *r);
+void cr_sub_rec_free(struct cr_sub_rec *r);
+void cr_sub_rec_free_list(struct cr_sub_rec *r, size_t n);
+void cr_health_rec_clear(struct cr_health_rec *r);
+void cr_health_rec_free_list(struct cr_health_rec *r, size_t n);
+void cr_metric_point_free_list(struct cr_metric_point *p, size_t n);
+
+#endif

@@ -1,0 +1,92 @@
+/* store_int.h: the store backend interface (internal): struct cr_store_ops,
+ * the table of functions a backend implements, and struct cr_store, the base
+ * every backend's store object starts with.
+ *
+ * store.c validates arguments (NULL pointers, required fields, ranges, limit
+ * defaults and clamping), clears the last error and then calls the backend,
+ * so backends receive checked input: limits already resolved, times already
+ * defaulted to now, status and granularity in range. Output pointers are
+ * zeroed by store.c before the call. A backend fills s->last_error (with
+ * cr__store_set_error) when it fails. */
+#ifndef CR_STORE_INT_H
+#define CR_STORE_INT_H
+
+#include "store.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CR_STORE_ERRLEN 512
+
+struct cr_store_ops {
+  const char *name; /* "sqlite" */
+  void (*close)(cr_store *s);
+  int (*schema_version)(cr_store *s, int *out);
+
+  int (*begin)(cr_store *s);
+  int (*commit)(cr_store *s);
+  int (*rollback)(cr_store *s);
+
+  int (*auth_upsert)(cr_store *s, const struct cr_auth_rec *rec, int64_t now,
+                     int *changed);
+  int (*auth_get)(cr_store *s, const char *id, struct cr_auth_rec **out);
+  int (*auth_list)(cr_store *s, struct cr_auth_rec **out, size_t *n);
+  int (*auth_delete)(cr_store *s, const char *id, int64_t now);
+  int (*auth_health_record)(cr_store *s, const char *auth_id, int64_t at_ms,
+                            int status, const char *reason);
+  int (*auth_health_latest)(cr_store *s, const char *auth_id,
+                            struct cr_health_rec *out);
+  int (*auth_health_history)(cr_store *s, const char *auth_id, size_t limit,
+                             struct cr_health_rec **out, size_t *n);
+
+  int (*work_upsert)(cr_store *s, const struct cr_work_rec *rec, int64_t now,
+                     int *changed);
+  int (*work_get)(cr_store *s, const char *id, struct cr_work_rec **out);
+  int (*work_list)(cr_store *s, struct cr_work_rec **out, size_t *n);
+  int (*work_delete)(cr_store *s, const char *id, int64_t now);
+  int (*work_set_next_run)(cr_store *s, const char *id, int64_t at_ms);
+
+  int (*event_append)(cr_store *s, const struct cr_event_rec *in, int64_t at,
+                      int64_t *id_out);
+  int (*event_query)(cr_store *s, const struct cr_event_filter *f,
+                     struct cr_event_rec **out, size_t *n);
+  int (*event_prune)(cr_store *s, int64_t before_ms, int64_t *deleted);
+
+  /* bucket_start is the hour-aligned start of the bucket. */
+  int (*metrics_add)(cr_store *s, const char *auth_id, int64_t bucket_start,
+                     int64_t requests, int64_t errors);
+  /* to_ms is INT64_MAX when unbounded. */
+  int (*metrics_query)(cr_store *s, const char *auth_id, int granularity,
+                       int64_t from_ms, int64_t to_ms,
+                       struct cr_metric_point **out, size_t *n);
+
+  int (*sub_upsert)(cr_store *s, const struct cr_sub_rec *rec, int64_t now,
+                    int *changed);
+  int (*sub_get)(cr_store *s, const char *id, struct cr_sub_rec **out);
+  int (*sub_list)(cr_store *s, struct cr_sub_rec **out, size_t *n);
+  int (*sub_delete)(cr_store *s, const char *id);
+
+  int (*counts)(cr_store *s, struct cr_store_counts *out);
+};
+
+/* The base of every backend's store object (its first member). */
+struct cr_store {
+  const struct cr_store_ops *ops;
+  char last_error[CR_STORE_ERRLEN];
+};
+
+/* Formats the message cr_store_last_error() returns (printf-style,
+ * truncated to CR_STORE_ERRLEN - 1 bytes). */
+void cr__store_set_error(cr_store *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Formats a message into a caller's errbuf (errlen bytes; NULL or 0 is a
+ * no-op). */
+void cr__store_errbuf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Hour bucket containing at_ms (>= 0). */
+#define CR_STORE_HOUR_MS INT64_C(3600000)
+
+#endif
