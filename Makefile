@@ -15,11 +15,11 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
+	@umask 022 && cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCR_SANITIZE=ON -DCR_BENCH=OFF >/dev/null
-	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@umask 022 && cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 test-normal: build
 	@echo "== tests: normal build"
@@ -37,7 +37,7 @@ demo: build
 
 bench: deps
 	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DCR_TESTS=OFF >/dev/null
-	@cmake --build $(BENCH_BUILD) -j $(JOBS)
+	@umask 022 && cmake --build $(BENCH_BUILD) -j $(JOBS)
 	@./scripts/bench.sh $(BENCH_BUILD)
 
 format:

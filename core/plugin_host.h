@@ -20,7 +20,8 @@ typedef struct cr_plugin cr_plugin;
 
 /* Called once per refused plugin file. path and reason are borrowed (valid
  * during the call). reason is one line without the path, e.g.
- * "wrong magic 0x12345678 (not a connrun plugin)". */
+ * "wrong magic 0x12345678 (expected 0x636e7231): not a connrun plugin or a
+ * corrupt build". */
 typedef void (*cr_plugin_refused_cb)(void *ud, const char *path,
                                      const char *reason);
 
