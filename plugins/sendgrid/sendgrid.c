@@ -1,0 +1,509 @@
+/* sendgrid.c: the "sendgrid" provider plugin, for the Twilio SendGrid v3
+ * Web API (https://api.sendgrid.com), following its documented shapes.
+ *
+ * Authorization: method "api_key"; credentials {"api_key": "SG....",
+ * "base_url": "https://api.sendgrid.com"} (base_url optional: the EU region
+ * https://api.eu.sendgrid.com, or a loopback fake in tests). Every request
+ * carries "Authorization: Bearer <api_key>".
+ *
+ * health_check: GET /v3/scopes, which returns the scopes of the key itself:
+ *   200 {"scopes":[...]}  with marketing.read -> Healthy "API key valid (N
+ *                         scopes)"; without it -> Unhealthy "API key lacks
+ *                         scope marketing.read (N scopes granted)", since
+ *                         the contacts stream needs it
+ *   401 {"errors":[{"field":null,"message":"authorization required"}]}
+ *                      -> Unhealthy "API key rejected by SendGrid (401:
+ *                         authorization required)"
+ *   403                -> Unhealthy "API key lacks permission ... (403: ...)"
+ *   429                -> Unknown; returns CR_PLUGIN_ERR_RATE_LIMITED with
+ *                         the wait from Retry-After or X-RateLimit-Reset
+ *                         (a Unix time, SendGrid's documented header)
+ *   5xx, transport     -> Unknown; CR_PLUGIN_ERR_TRANSIENT ("cannot reach
+ *                         SendGrid: ..." for transport errors)
+ *
+ * read: stream "contacts" from GET /v3/marketing/contacts
+ * ({"result":[{"id":..,"email":..,...}],"contact_count":N,"_metadata":{}}):
+ * each element of "result" is emitted as one record, then a checkpoint
+ * {"synced_at":"<UTC ISO 8601>"} is proposed. SendGrid documents that this
+ * endpoint returns at most the 50 most recent contacts (pagination is
+ * deprecated); a full sync needs the asynchronous export API
+ * (POST /v3/marketing/contacts/exports), which this version does not use.
+ *
+ * The plugin depends on the SDK headers only (plugin.h + plugin_util.h for
+ * logging and JSON reading); it links nothing but libc.
+ */
+#include <connrun/plugin.h>
+#include <connrun/plugin_util.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SG_DEFAULT_BASE_URL "https://api.sendgrid.com"
+#define SG_STREAM "contacts"
+#define SG_REQUIRED_SCOPE "marketing.read"
+#define SG_KEY_MAX 256
+#define SG_URL_MAX 512
+#define SG_MSG_MAX 160
+
+/* ---- Schemas and streams
+ * ------------------------------------------------------ */
+
+static const char sg_credentials_schema[] =
+    "{\"type\":\"object\","
+    "\"properties\":{"
+    "\"api_key\":{\"type\":\"string\",\"pattern\":\"^SG\\\\.\","
+    "\"minLength\":4,\"maxLength\":255},"
+    "\"base_url\":{\"type\":\"string\",\"pattern\":\"^https?://\","
+    "\"maxLength\":400}},"
+    "\"required\":[\"api_key\"],"
+    "\"additionalProperties\":false}";
+
+static const char sg_config_schema[] =
+    "{\"type\":\"object\","
+    "\"properties\":{\"streams\":{\"type\":\"array\","
+    "\"items\":{\"type\":\"string\",\"enum\":[\"contacts\"]}}},"
+    "\"additionalProperties\":false}";
+
+static const char sg_streams[] = "[{\"name\":\"contacts\",\"primary_key\":"
+                                 "[\"id\"],\"default_schedule\":\"1h\"}]";
+
+/* ---- The instance
+ * ------------------------------------------------------------ */
+
+struct sendgrid {
+  const struct cr_host_api *api;
+  char base_url[SG_URL_MAX];         /* without a trailing '/' */
+  char auth_header[SG_KEY_MAX + 32]; /* "Authorization: Bearer <key>" */
+  int wants_contacts;
+};
+
+static void sg_wipe(void *p, size_t n) {
+  volatile unsigned char *v = p;
+  while (n-- > 0)
+    *v++ = 0;
+}
+
+static int sg_key_chars_ok(const char *key) {
+  for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+    if (*p <= 0x20 || *p >= 0x7f)
+      return 0;
+  return 1;
+}
+
+static int sg_parse_base_url(struct sendgrid *sg, const char *json,
+                             char *errbuf, size_t errlen) {
+  const char *raw;
+  size_t rawlen;
+  snprintf(sg->base_url, sizeof sg->base_url, "%s", SG_DEFAULT_BASE_URL);
+  if (cr_json_get_raw(json, "base_url", &raw, &rawlen) != 0)
+    return CR_PLUGIN_OK;
+  if (cr_json_get_string(json, "base_url", sg->base_url, sizeof sg->base_url) !=
+          0 ||
+      (strncmp(sg->base_url, "https://", 8) != 0 &&
+       strncmp(sg->base_url, "http://", 7) != 0)) {
+    snprintf(errbuf, errlen, "base_url must be an http(s) URL");
+    return CR_PLUGIN_ERR_CONFIG;
+  }
+  size_t n = strlen(sg->base_url);
+  while (n > 0 && sg->base_url[n - 1] == '/')
+    sg->base_url[--n] = '\0';
+  return CR_PLUGIN_OK;
+}
+
+/* Reads api_key (into the Authorization header) and base_url. */
+static int sg_parse_credentials(struct sendgrid *sg, const char *json,
+                                char *errbuf, size_t errlen) {
+  char key[SG_KEY_MAX];
+  int rc = CR_PLUGIN_ERR_CONFIG;
+  if (json == NULL || cr_json_get_string(json, "api_key", key, sizeof key) != 0)
+    snprintf(errbuf, errlen,
+             "credentials need an api_key string of at most %d bytes",
+             SG_KEY_MAX - 1);
+  else if (strncmp(key, "SG.", 3) != 0)
+    snprintf(errbuf, errlen,
+             "api_key must start with \"SG.\" (a SendGrid API key)");
+  else if (!sg_key_chars_ok(key))
+    snprintf(errbuf, errlen, "api_key contains invalid characters");
+  else
+    rc = CR_PLUGIN_OK;
+  if (rc == CR_PLUGIN_OK) {
+    snprintf(sg->auth_header, sizeof sg->auth_header,
+             "Authorization: Bearer %s", key);
+    rc = sg_parse_base_url(sg, json, errbuf, errlen);
+  }
+  sg_wipe(key, sizeof key);
+  return rc;
+}
+
+/* Reads which streams the work wants (all when config or streams absent). */
+static int sg_parse_config(struct sendgrid *sg, const char *json, char *errbuf,
+                           size_t errlen) {
+  struct cr_json_array_iter it;
+  const char *e;
+  size_t n;
+  const char *raw;
+  size_t rawlen;
+  sg->wants_contacts = 1;
+  if (json == NULL || cr_json_get_raw(json, "streams", &raw, &rawlen) != 0)
+    return CR_PLUGIN_OK;
+  if (cr_json_array_begin(&it, json, "streams") != 0) {
+    snprintf(errbuf, errlen, "config.streams must be an array of names");
+    return CR_PLUGIN_ERR_CONFIG;
+  }
+  sg->wants_contacts = 0;
+  int r;
+  while ((r = cr_json_array_next(&it, &e, &n)) == 1) {
+    char name[64];
+    if (cr_json_string_decode(e, n, name, sizeof name) == 0 &&
+        strcmp(name, SG_STREAM) == 0)
+      sg->wants_contacts = 1;
+  }
+  if (r < 0) {
+    snprintf(errbuf, errlen, "config.streams is malformed");
+    return CR_PLUGIN_ERR_CONFIG;
+  }
+  return CR_PLUGIN_OK;
+}
+
+static int sg_create(const struct cr_host_api *api,
+                     const struct cr_plugin_params *params, void **instance_out,
+                     char *errbuf, size_t errlen) {
+  struct sendgrid *sg = api->alloc(sizeof *sg);
+  if (sg == NULL) {
+    snprintf(errbuf, errlen, "out of memory");
+    return CR_PLUGIN_ERR_SYSTEM;
+  }
+  memset(sg, 0, sizeof *sg);
+  sg->api = api;
+  int rc = sg_parse_credentials(sg, params->credentials_json, errbuf, errlen);
+  if (rc == CR_PLUGIN_OK)
+    rc = sg_parse_config(sg, params->config_json, errbuf, errlen);
+  if (rc != CR_PLUGIN_OK) {
+    sg_wipe(sg, sizeof *sg);
+    api->free(sg);
+    return rc;
+  }
+  *instance_out = sg;
+  return CR_PLUGIN_OK;
+}
+
+static void sg_destroy(void *instance) {
+  struct sendgrid *sg = instance;
+  if (sg == NULL)
+    return;
+  const struct cr_host_api *api = sg->api;
+  sg_wipe(sg, sizeof *sg);
+  api->free(sg);
+}
+
+/* ---- HTTP helpers
+ * ------------------------------------------------------------ */
+
+/* GET base_url + path with the key. resp must be freed by the caller. */
+static int sg_get(struct sendgrid *sg, cr_plugin_ctx *ctx, const char *path,
+                  struct cr_http_response *resp) {
+  char url[SG_URL_MAX + 64];
+  snprintf(url, sizeof url, "%s%s", sg->base_url, path);
+  const char *headers[] = {sg->auth_header, "Accept: application/json", NULL};
+  struct cr_http_request req;
+  cr_http_request_init(&req);
+  req.method = "GET";
+  req.url = url;
+  req.headers = headers;
+  return sg->api->http(ctx, &req, resp);
+}
+
+/* The first errors[].message of a SendGrid error body, printable ASCII
+ * only; "no details" when there is none. */
+static void sg_error_message(const struct cr_http_response *resp, char *out,
+                             size_t outlen) {
+  struct cr_json_array_iter it;
+  const char *e;
+  size_t n;
+  snprintf(out, outlen, "no details");
+  if (resp->body == NULL ||
+      cr_json_array_begin_n(&it, resp->body, resp->body_len, "errors") != 0 ||
+      cr_json_array_next(&it, &e, &n) != 1 ||
+      cr_json_get_string_n(e, n, "message", out, outlen) != 0 ||
+      out[0] == '\0') {
+    snprintf(out, outlen, "no details");
+    return;
+  }
+  for (char *p = out; *p != '\0'; p++)
+    if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+      *p = '?';
+}
+
+/* The wait a 429 asks for: Retry-After (seconds), else X-RateLimit-Reset
+ * (a Unix time), else 0 (unknown). */
+static int64_t sg_retry_after_ms(const struct cr_http_response *resp) {
+  int64_t ms = cr_http_retry_after_ms(resp);
+  if (ms >= 0)
+    return ms;
+  char v[32];
+  if (cr_http_header_value(resp, "X-RateLimit-Reset", v, sizeof v) != 0)
+    return 0;
+  char *end = NULL;
+  long long reset = strtoll(v, &end, 10);
+  long long now = (long long)time(NULL);
+  if (end == v || *end != '\0' || reset <= now || reset - now > 86400)
+    return 0;
+  return (int64_t)(reset - now) * 1000;
+}
+
+/* ---- health_check
+ * ------------------------------------------------------------ */
+
+/* Writes status + reason to out and, for an error result, the same text
+ * through set_error. Returns result. */
+static int sg_verdict(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                      struct cr_plugin_health_result *out, int status,
+                      int result, int64_t retry_ms, const char *fmt, ...)
+    CR_PLUGIN_PRINTF(7, 8);
+static int sg_verdict(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                      struct cr_plugin_health_result *out, int status,
+                      int result, int64_t retry_ms, const char *fmt, ...) {
+  char msg[320];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  out->status = status;
+  if (out->reason != NULL && out->reason_len > 0)
+    snprintf(out->reason, out->reason_len, "%s", msg);
+  if (result != CR_PLUGIN_OK)
+    sg->api->set_error(ctx, result, msg, retry_ms);
+  return result;
+}
+
+/* Counts the scopes of a 200 body and looks for the one read needs.
+ * Returns -1 when the body has no scopes array. */
+static long sg_count_scopes(const struct cr_http_response *resp,
+                            int *has_required) {
+  struct cr_json_array_iter it;
+  const char *e;
+  size_t n;
+  long count = 0;
+  int r;
+  *has_required = 0;
+  if (cr_json_array_begin_n(&it, resp->body, resp->body_len, "scopes") != 0)
+    return -1;
+  while ((r = cr_json_array_next(&it, &e, &n)) == 1) {
+    char scope[128];
+    count++;
+    if (cr_json_string_decode(e, n, scope, sizeof scope) == 0 &&
+        strcmp(scope, SG_REQUIRED_SCOPE) == 0)
+      *has_required = 1;
+  }
+  return r < 0 ? -1 : count;
+}
+
+static int sg_health_from_status(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                                 const struct cr_http_response *resp,
+                                 struct cr_plugin_health_result *out) {
+  char why[SG_MSG_MAX];
+  long st = resp->status;
+  if (st == 200) {
+    int has = 0;
+    long n = sg_count_scopes(resp, &has);
+    if (n < 0)
+      return sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_UNKNOWN, CR_PLUGIN_OK, 0,
+                        "unexpected response from SendGrid (200 without "
+                        "a scopes list)");
+    if (!has)
+      return sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_UNHEALTHY, CR_PLUGIN_OK,
+                        0, "API key lacks scope %s (%ld scopes granted)",
+                        SG_REQUIRED_SCOPE, n);
+    return sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_HEALTHY, CR_PLUGIN_OK, 0,
+                      "API key valid (%ld scopes)", n);
+  }
+  sg_error_message(resp, why, sizeof why);
+  if (st == 401)
+    return sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_UNHEALTHY, CR_PLUGIN_OK, 0,
+                      "API key rejected by SendGrid (401: %s)", why);
+  if (st == 403)
+    return sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_UNHEALTHY, CR_PLUGIN_OK, 0,
+                      "API key lacks permission to read its scopes (403: "
+                      "%s)",
+                      why);
+  if (st == 429) {
+    int64_t wait = sg_retry_after_ms(resp);
+    return sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_UNKNOWN,
+                      CR_PLUGIN_ERR_RATE_LIMITED, wait,
+                      "rate limited by SendGrid (429), retry in %lld s",
+                      (long long)((wait + 999) / 1000));
+  }
+  if (st >= 500)
+    return sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_UNKNOWN,
+                      CR_PLUGIN_ERR_TRANSIENT, 0,
+                      "SendGrid server error (%ld: %s)", st, why);
+  return sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_UNKNOWN, CR_PLUGIN_OK, 0,
+                    "unexpected response from SendGrid (HTTP %ld: %s)", st,
+                    why);
+}
+
+static int sg_health_check(void *instance, cr_plugin_ctx *ctx,
+                           struct cr_plugin_health_result *out) {
+  struct sendgrid *sg = instance;
+  struct cr_http_response resp;
+  int rc = sg_get(sg, ctx, "/v3/scopes", &resp);
+  if (rc == CR_PLUGIN_OK)
+    rc = sg_health_from_status(sg, ctx, &resp, out);
+  else if (rc == CR_PLUGIN_ERR_TRANSIENT)
+    rc = sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_UNKNOWN, rc, 0,
+                    "cannot reach SendGrid: %s", resp.error);
+  else if (rc == CR_PLUGIN_ERR_CONFIG)
+    rc = sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_UNHEALTHY, rc, 0,
+                    "invalid SendGrid base_url: %s", resp.error);
+  else
+    rc = sg_verdict(sg, ctx, out, CR_PLUGIN_HEALTH_UNKNOWN, rc, 0,
+                    "health check request failed: %s", resp.error);
+  sg->api->http_response_free(ctx, &resp);
+  return rc;
+}
+
+/* ---- read
+ * ---------------------------------------------------------------------- */
+
+/* Maps a non-200 contacts response to an error result. */
+static int sg_read_status_error(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                                const struct cr_http_response *resp) {
+  const struct cr_host_api *api = sg->api;
+  char why[SG_MSG_MAX];
+  long st = resp->status;
+  sg_error_message(resp, why, sizeof why);
+  if (st == 401)
+    return cr_plugin_errorf(api, ctx, CR_PLUGIN_ERR_CONFIG, 0,
+                            "API key rejected by SendGrid (401: %s)", why);
+  if (st == 403)
+    return cr_plugin_errorf(api, ctx, CR_PLUGIN_ERR_CONFIG, 0,
+                            "API key lacks scope %s (403: %s)",
+                            SG_REQUIRED_SCOPE, why);
+  if (st == 429) {
+    int64_t wait = sg_retry_after_ms(resp);
+    return cr_plugin_errorf(api, ctx, CR_PLUGIN_ERR_RATE_LIMITED, wait,
+                            "rate limited by SendGrid (429), retry in %lld s",
+                            (long long)((wait + 999) / 1000));
+  }
+  if (st >= 500)
+    return cr_plugin_errorf(api, ctx, CR_PLUGIN_ERR_TRANSIENT, 0,
+                            "SendGrid server error (%ld: %s)", st, why);
+  return cr_plugin_errorf(api, ctx, CR_PLUGIN_ERR_SYSTEM, 0,
+                          "unexpected response from SendGrid (HTTP %ld: %s)",
+                          st, why);
+}
+
+/* Checks the "result" array of a 200 body and counts its contacts.
+ * Returns -1 when the body is not what SendGrid documents. */
+static long sg_count_contacts(const struct cr_http_response *resp) {
+  struct cr_json_array_iter it;
+  const char *e;
+  size_t n;
+  long count = 0;
+  int r;
+  if (cr_json_array_begin_n(&it, resp->body, resp->body_len, "result") != 0)
+    return -1;
+  while ((r = cr_json_array_next(&it, &e, &n)) == 1) {
+    if (e[0] != '{')
+      return -1;
+    count++;
+  }
+  return r < 0 ? -1 : count;
+}
+
+static int sg_checkpoint(struct sendgrid *sg, cr_plugin_ctx *ctx) {
+  char when[32], state[64];
+  time_t now = time(NULL);
+  struct tm tm;
+  if (gmtime_r(&now, &tm) == NULL ||
+      strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    return cr_plugin_errorf(sg->api, ctx, CR_PLUGIN_ERR_SYSTEM, 0,
+                            "cannot format the current time");
+  snprintf(state, sizeof state, "{\"synced_at\":\"%s\"}", when);
+  return sg->api->checkpoint(ctx, state);
+}
+
+/* Emits every contact of a 200 body, then proposes the checkpoint. */
+static int sg_emit_contacts(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                            const struct cr_http_response *resp) {
+  const struct cr_host_api *api = sg->api;
+  long total = sg_count_contacts(resp);
+  if (total < 0)
+    return cr_plugin_errorf(api, ctx, CR_PLUGIN_ERR_SYSTEM, 0,
+                            "unexpected response from SendGrid (no valid "
+                            "result array of contacts)");
+  struct cr_json_array_iter it;
+  const char *e;
+  size_t n;
+  uint64_t done = 0;
+  cr_json_array_begin_n(&it, resp->body, resp->body_len, "result");
+  while (cr_json_array_next(&it, &e, &n) == 1) {
+    if (api->cancelled(ctx))
+      return CR_PLUGIN_ERR_CANCELLED;
+    int rc = api->emit(ctx, SG_STREAM, e, n);
+    if (rc != CR_PLUGIN_OK)
+      return rc;
+    api->progress(ctx, SG_STREAM, ++done, (uint64_t)total);
+  }
+  long long count = -1;
+  cr_json_get_int_n(resp->body, resp->body_len, "contact_count", &count);
+  cr_plugin_logf(api, ctx, CR_PLUGIN_LOG_INFO,
+                 "read %llu contacts (SendGrid reports %lld in total; this "
+                 "endpoint returns at most the 50 most recent)",
+                 (unsigned long long)done, count);
+  return sg_checkpoint(sg, ctx);
+}
+
+static int sg_read(void *instance, cr_plugin_ctx *ctx) {
+  struct sendgrid *sg = instance;
+  const struct cr_host_api *api = sg->api;
+  if (!sg->wants_contacts) {
+    api->log(ctx, CR_PLUGIN_LOG_INFO, "stream contacts not selected");
+    return CR_PLUGIN_OK;
+  }
+  if (api->cancelled(ctx))
+    return CR_PLUGIN_ERR_CANCELLED;
+  struct cr_http_response resp;
+  int rc = sg_get(sg, ctx, "/v3/marketing/contacts", &resp);
+  if (rc == CR_PLUGIN_OK && resp.status == 200)
+    rc = sg_emit_contacts(sg, ctx, &resp);
+  else if (rc == CR_PLUGIN_OK)
+    rc = sg_read_status_error(sg, ctx, &resp);
+  else if (rc == CR_PLUGIN_ERR_TRANSIENT)
+    cr_plugin_errorf(api, ctx, rc, 0, "cannot reach SendGrid: %s", resp.error);
+  else if (rc != CR_PLUGIN_ERR_CANCELLED)
+    cr_plugin_errorf(api, ctx, rc, 0, "request to SendGrid failed: %s",
+                     resp.error);
+  api->http_response_free(ctx, &resp);
+  return rc;
+}
+
+/* ---- The descriptor
+ * -------------------------------------------------------------- */
+
+static const char *const sg_auth_methods[] = {"api_key", NULL};
+
+static const struct cr_plugin_descriptor sg_descriptor = {
+    CR_PLUGIN_DESCRIPTOR_HEADER,
+    .name = "sendgrid",
+    .display_name = "SendGrid",
+    .version = "0.1.0",
+    .description = "Twilio SendGrid v3 API: API key health, marketing "
+                   "contacts",
+    .auth_methods = sg_auth_methods,
+    .credentials_schema = sg_credentials_schema,
+    .config_schema = sg_config_schema,
+    .streams_json = sg_streams,
+    .capabilities = CR_PLUGIN_CAP_HEALTH_CHECK | CR_PLUGIN_CAP_READ,
+    .create = sg_create,
+    .destroy = sg_destroy,
+    .health_check = sg_health_check,
+    .read = sg_read,
+};
+
+CR_PLUGIN_ENTRY(api) {
+  (void)api;
+  return &sg_descriptor;
+}

@@ -1,0 +1,713 @@
+/* connrun/plugin_util.h: header-only helpers for plugin authors.
+ *
+ * Everything here is static inline C11 on top of <connrun/plugin.h> and the
+ * C standard library: including it adds no link dependency, so a plugin
+ * still links nothing of connrun. It compiles cleanly with
+ * -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes.
+ *
+ * What is here
+ *   - cr_http_request_init: a zeroed request with struct_size set.
+ *   - cr_plugin_logf / cr_plugin_errorf: printf-style api->log / set_error.
+ *   - cr_http_header_value / cr_http_retry_after_ms: response headers.
+ *   - A small, careful JSON READER for the common case "pick a few members
+ *     out of a provider's response" without linking a JSON library:
+ *       cr_json_get_string / cr_json_get_int / cr_json_get_raw: a TOP-LEVEL
+ *         member of an object (nested members: get the raw span of the
+ *         parent with cr_json_get_raw, then look inside it with the _n
+ *         variants);
+ *       cr_json_array_begin / cr_json_array_next: walk the elements of a
+ *         top-level array member (or of a top-level array), each element
+ *         returned as its raw JSON text span (e.g. one record to emit);
+ *       cr_json_string_decode: decode a JSON string literal span.
+ *     It checks the structure of what it reads (strings, escapes, bracket
+ *     nesting up to CR_JSON_MAX_DEPTH) but is not a validating parser: a
+ *     nested value it merely skips is only checked for balanced brackets.
+ *     Duplicate keys: the first one wins. Keys longer than
+ *     CR_JSON_MAX_KEY - 1 bytes never match.
+ *   - cr_json_escape: escape text for inclusion inside a JSON string.
+ *
+ * All functions take borrowed pointers and never allocate, except
+ * cr_plugin_logf / cr_plugin_errorf for messages longer than their stack
+ * buffer (through api->alloc, released before returning).
+ */
+#ifndef CONNRUN_PLUGIN_UTIL_H
+#define CONNRUN_PLUGIN_UTIL_H
+
+#include <connrun/plugin.h>
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Marks a printf-style function (format argument f, first vararg a) so the
+ * compiler checks its calls. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CR_PLUGIN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CR_PLUGIN_PRINTF(f, a)
+#endif
+
+/* Stack buffer of cr_plugin_logf / cr_plugin_errorf; longer messages go
+ * through api->alloc. */
+#define CR_PLUGIN_LOGF_STACK 512
+/* Deepest array/object nesting the JSON helpers walk through. */
+#define CR_JSON_MAX_DEPTH 64
+/* Longest member name (with its NUL) the JSON helpers compare. */
+#define CR_JSON_MAX_KEY 256
+
+/* ---- Requests -------------------------------------------------------------
+ */
+
+/* Zeroes *req and sets its struct_size (the host refuses a request whose
+ * struct_size is too small). method NULL means GET, timeout_ms 0 the host
+ * default. */
+static inline void cr_http_request_init(struct cr_http_request *req) {
+  memset(req, 0, sizeof *req);
+  req->struct_size = (uint32_t)sizeof *req;
+}
+
+/* ---- Logging and errors ----------------------------------------------------
+ */
+
+/* Internal: vsnprintf into stack (stack_len bytes), or into *heap from
+ * api->alloc when longer (caller frees). Returns the length or -1. */
+static inline int cr__util_vformat(const struct cr_host_api *api, char *stack,
+                                   size_t stack_len, char **heap,
+                                   const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(stack, stack_len, fmt, ap);
+  *heap = NULL;
+  if (n >= 0 && (size_t)n >= stack_len && api->alloc != NULL) {
+    *heap = (char *)api->alloc((size_t)n + 1);
+    if (*heap != NULL)
+      vsnprintf(*heap, (size_t)n + 1, fmt, ap2);
+    else
+      n = -1;
+  }
+  va_end(ap2);
+  return n;
+}
+
+/* Formats a message printf-style and logs it through api->log at level
+ * (enum cr_plugin_log_level). The host redacts known secrets, but never
+ * format a secret into a message anyway. A message longer than
+ * CR_PLUGIN_LOGF_STACK bytes is formatted into api->alloc memory (freed
+ * before returning) so it is never cut in the middle of a secret; if that
+ * allocation fails a fixed notice is logged instead. */
+static inline void cr_plugin_logf(const struct cr_host_api *api,
+                                  cr_plugin_ctx *ctx, int level,
+                                  const char *fmt, ...) CR_PLUGIN_PRINTF(4, 5);
+static inline void cr_plugin_logf(const struct cr_host_api *api,
+                                  cr_plugin_ctx *ctx, int level,
+                                  const char *fmt, ...) {
+  if (api == NULL || api->log == NULL || fmt == NULL)
+    return;
+  char stack[CR_PLUGIN_LOGF_STACK];
+  char *heap = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = cr__util_vformat(api, stack, sizeof stack, &heap, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    api->log(ctx, level, "(log message dropped: formatting failed)");
+  else
+    api->log(ctx, level, heap != NULL ? heap : stack);
+  if (heap != NULL)
+    api->free(heap);
+}
+
+/* Formats a message and records it with api->set_error(ctx, result, msg,
+ * retry_after_ms). Returns result, so a callback can end with
+ *   return cr_plugin_errorf(api, ctx, CR_PLUGIN_ERR_CONFIG, 0, "...", ...);
+ */
+static inline int cr_plugin_errorf(const struct cr_host_api *api,
+                                   cr_plugin_ctx *ctx, int result,
+                                   int64_t retry_after_ms, const char *fmt, ...)
+    CR_PLUGIN_PRINTF(5, 6);
+static inline int cr_plugin_errorf(const struct cr_host_api *api,
+                                   cr_plugin_ctx *ctx, int result,
+                                   int64_t retry_after_ms, const char *fmt,
+                                   ...) {
+  if (api == NULL || api->set_error == NULL || fmt == NULL)
+    return result;
+  char stack[CR_PLUGIN_LOGF_STACK];
+  char *heap = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = cr__util_vformat(api, stack, sizeof stack, &heap, fmt, ap);
+  va_end(ap);
+  const char *msg = n < 0          ? "(error message lost: formatting failed)"
+                    : heap != NULL ? heap
+                                   : stack;
+  api->set_error(ctx, result, msg, retry_after_ms);
+  if (heap != NULL)
+    api->free(heap);
+  return result;
+}
+
+/* ---- Response headers ------------------------------------------------------
+ */
+
+/* Internal: ASCII lower case of c. */
+static inline int cr__util_lower(int c) {
+  return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* ASCII case-insensitive comparison of n bytes. */
+static inline int cr__util_ncaseeq(const char *a, const char *b, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (cr__util_lower((unsigned char)a[i]) !=
+        cr__util_lower((unsigned char)b[i]))
+      return 0;
+  return 1;
+}
+
+/* Copies the value of the first response header called name
+ * (case-insensitive), without surrounding blanks, into buf (len bytes).
+ * Returns 0 when found, -1 when absent (buf = ""), -2 when found but longer
+ * than len - 1 (buf holds the truncated value). */
+static inline int cr_http_header_value(const struct cr_http_response *resp,
+                                       const char *name, char *buf,
+                                       size_t len) {
+  if (buf == NULL || len == 0)
+    return -1;
+  buf[0] = '\0';
+  if (resp == NULL || resp->headers == NULL || name == NULL)
+    return -1;
+  size_t nl = strlen(name);
+  const char *p = resp->headers;
+  while (*p != '\0') {
+    const char *eol = p + strcspn(p, "\r\n");
+    if ((size_t)(eol - p) > nl && p[nl] == ':' &&
+        cr__util_ncaseeq(p, name, nl)) {
+      const char *v = p + nl + 1, *e = eol;
+      while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+      while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+      size_t vl = (size_t)(e - v);
+      int rc = 0;
+      if (vl >= len) {
+        vl = len - 1;
+        rc = -2;
+      }
+      memcpy(buf, v, vl);
+      buf[vl] = '\0';
+      return rc;
+    }
+    p = eol;
+    while (*p == '\r' || *p == '\n')
+      p++;
+  }
+  return -1;
+}
+
+/* The wait a Retry-After header asks for, in milliseconds, when it holds
+ * delta-seconds ("120"); -1 when absent or in the HTTP-date form. */
+static inline int64_t
+cr_http_retry_after_ms(const struct cr_http_response *resp) {
+  char v[32];
+  if (cr_http_header_value(resp, "Retry-After", v, sizeof v) != 0 ||
+      v[0] == '\0')
+    return -1;
+  int64_t s = 0;
+  for (const char *p = v; *p != '\0'; p++) {
+    if (*p < '0' || *p > '9' || s > INT64_MAX / 10000)
+      return -1;
+    s = s * 10 + (*p - '0');
+  }
+  return s * 1000;
+}
+
+/* ---- JSON reading ----------------------------------------------------------
+ */
+
+/* Internal: the first non-blank position in [p, end). */
+static inline const char *cr__json_ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    p++;
+  return p;
+}
+
+/* The end of the string literal starting at p ('"'), or NULL. */
+static inline const char *cr__json_skip_string(const char *p, const char *end) {
+  if (p >= end || *p != '"')
+    return NULL;
+  for (p++; p < end; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '"')
+      return p + 1;
+    if (c == '\\') {
+      if (++p >= end)
+        return NULL;
+    } else if (c < 0x20) {
+      return NULL;
+    }
+  }
+  return NULL;
+}
+
+/* The end of the number or literal (true/false/null) at p, or NULL. */
+static inline const char *cr__json_skip_scalar(const char *p, const char *end) {
+  static const char *const lits[] = {"true", "false", "null"};
+  for (size_t i = 0; i < 3; i++) {
+    size_t n = strlen(lits[i]);
+    if ((size_t)(end - p) >= n && memcmp(p, lits[i], n) == 0)
+      return p + n;
+  }
+  const char *s = p;
+  if (p < end && *p == '-')
+    p++;
+  if (p >= end || *p < '0' || *p > '9')
+    return NULL;
+  while (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' ||
+                     *p == 'E' || *p == '+' || *p == '-'))
+    p++;
+  return p > s ? p : NULL;
+}
+
+/* The end of the JSON value at p (after blanks), or NULL when malformed.
+ * Objects and arrays are skipped by bracket matching (strings honoured). */
+static inline const char *cr__json_skip_value(const char *p, const char *end) {
+  p = cr__json_ws(p, end);
+  if (p >= end)
+    return NULL;
+  if (*p == '"')
+    return cr__json_skip_string(p, end);
+  if (*p != '{' && *p != '[')
+    return cr__json_skip_scalar(p, end);
+  char closers[CR_JSON_MAX_DEPTH];
+  int depth = 0;
+  while (p < end) {
+    char c = *p;
+    if (c == '"') {
+      p = cr__json_skip_string(p, end);
+      if (p == NULL)
+        return NULL;
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      if (depth == CR_JSON_MAX_DEPTH)
+        return NULL;
+      closers[depth++] = c == '{' ? '}' : ']';
+    } else if (c == '}' || c == ']') {
+      if (depth == 0 || closers[depth - 1] != c)
+        return NULL;
+      if (--depth == 0)
+        return p + 1;
+    }
+    p++;
+  }
+  return NULL;
+}
+
+/* Internal: reads 4 hex digits at p (before end) into *out; 0 or -1. */
+static inline int cr__json_hex4(const char *p, const char *end, unsigned *out) {
+  unsigned v = 0;
+  if (end - p < 4)
+    return -1;
+  for (int i = 0; i < 4; i++) {
+    char c = p[i];
+    unsigned d;
+    if (c >= '0' && c <= '9')
+      d = (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      d = (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      d = (unsigned)(c - 'A' + 10);
+    else
+      return -1;
+    v = v << 4 | d;
+  }
+  *out = v;
+  return 0;
+}
+
+/* Appends the UTF-8 encoding of cp to out (room bytes left). Returns the
+ * bytes written, 0 when it does not fit. */
+static inline size_t cr__json_utf8(unsigned cp, char *out, size_t room) {
+  unsigned char b[4];
+  size_t n;
+  if (cp < 0x80) {
+    b[0] = (unsigned char)cp;
+    n = 1;
+  } else if (cp < 0x800) {
+    b[0] = (unsigned char)(0xC0 | cp >> 6);
+    b[1] = (unsigned char)(0x80 | (cp & 0x3F));
+    n = 2;
+  } else if (cp < 0x10000) {
+    b[0] = (unsigned char)(0xE0 | cp >> 12);
+    b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    b[2] = (unsigned char)(0x80 | (cp & 0x3F));
+    n = 3;
+  } else {
+    b[0] = (unsigned char)(0xF0 | cp >> 18);
+    b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    b[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    n = 4;
+  }
+  if (n > room)
+    return 0;
+  memcpy(out, b, n);
+  return n;
+}
+
+/* Decodes one escape sequence at p (just after the backslash) into out.
+ * Returns the bytes of input consumed after the backslash, 0 on error
+ * (malformed, \u0000, lone surrogate) and sets *wrote; *wrote = 0 with a
+ * non-zero return means it did not fit (*full = 1). */
+static inline size_t cr__json_unescape(const char *p, const char *end,
+                                       char *out, size_t room, size_t *wrote,
+                                       int *full) {
+  static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+  *wrote = 0;
+  const char *hit = memchr(from, *p, sizeof from - 1);
+  if (hit != NULL) {
+    if (room < 1) {
+      *full = 1;
+      return 1;
+    }
+    *out = to[hit - from];
+    *wrote = 1;
+    return 1;
+  }
+  unsigned cp, lo;
+  if (*p != 'u' || cr__json_hex4(p + 1, end, &cp) != 0 || cp == 0)
+    return 0;
+  size_t used = 5;
+  if (cp >= 0xDC00 && cp <= 0xDFFF)
+    return 0;
+  if (cp >= 0xD800 && cp <= 0xDBFF) {
+    if (end - (p + 5) < 6 || p[5] != '\\' || p[6] != 'u' ||
+        cr__json_hex4(p + 7, end, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
+      return 0;
+    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+    used = 11;
+  }
+  *wrote = cr__json_utf8(cp, out, room);
+  if (*wrote == 0)
+    *full = 1;
+  return used;
+}
+
+/* Decodes the string literal [p, end) (p at '"') into out (outlen bytes,
+ * NUL-terminated). Returns 0, -1 when malformed or unrepresentable (an
+ * escaped NUL, a lone surrogate), -2 when it does not fit. */
+static inline int cr__json_decode(const char *p, const char *end, char *out,
+                                  size_t outlen) {
+  const char *close = cr__json_skip_string(p, end);
+  if (close == NULL || out == NULL || outlen == 0)
+    return -1;
+  size_t k = 0;
+  int full = 0;
+  for (p++; p < close - 1 && !full;) {
+    if (*p != '\\') {
+      if (k + 1 >= outlen) {
+        full = 1;
+        break;
+      }
+      out[k++] = *p++;
+      continue;
+    }
+    size_t wrote = 0;
+    size_t used = cr__json_unescape(p + 1, close - 1, out + k, outlen - 1 - k,
+                                    &wrote, &full);
+    if (used == 0) {
+      out[0] = '\0';
+      return -1;
+    }
+    k += wrote;
+    p += 1 + used;
+  }
+  out[k] = '\0';
+  return full ? -2 : 0;
+}
+
+/* Decodes a JSON string literal span (with its quotes, e.g. an array element
+ * from cr_json_array_next) into out (outlen bytes, NUL-terminated). Escapes
+ * (\uXXXX and surrogate pairs included) become UTF-8. Returns 0, or -1 when
+ * the span is not a string, is malformed, holds an escaped NUL or a lone
+ * surrogate, or does not fit (out then holds a truncated prefix). */
+static inline int cr_json_string_decode(const char *span, size_t len, char *out,
+                                        size_t outlen) {
+  if (span == NULL)
+    return -1;
+  const char *end = cr__json_skip_string(span, span + len);
+  if (end == NULL || cr__json_ws(end, span + len) != span + len)
+    return -1;
+  return cr__json_decode(span, end, out, outlen) == 0 ? 0 : -1;
+}
+
+/* The value of the top-level member key of the object text [json, end), or
+ * NULL (absent, or the object is malformed before it). */
+static inline const char *cr__json_member(const char *json, const char *end,
+                                          const char *key) {
+  const char *p = cr__json_ws(json, end);
+  if (p >= end || *p != '{' || key == NULL)
+    return NULL;
+  p = cr__json_ws(p + 1, end);
+  if (p < end && *p == '}')
+    return NULL;
+  for (;;) {
+    char name[CR_JSON_MAX_KEY];
+    const char *after = cr__json_skip_string(p, end);
+    if (after == NULL)
+      return NULL;
+    int rc = cr__json_decode(p, after, name, sizeof name);
+    if (rc == -1)
+      return NULL;
+    p = cr__json_ws(after, end);
+    if (p >= end || *p != ':')
+      return NULL;
+    p = cr__json_ws(p + 1, end);
+    if (rc == 0 && strcmp(name, key) == 0)
+      return p < end ? p : NULL;
+    p = cr__json_skip_value(p, end);
+    if (p == NULL)
+      return NULL;
+    p = cr__json_ws(p, end);
+    if (p >= end || *p != ',')
+      return NULL;
+    p = cr__json_ws(p + 1, end);
+  }
+}
+
+/* Finds the top-level member key of the JSON object text json (len bytes)
+ * and returns its raw value span in *val / *val_len (borrowed from json;
+ * NULL / 0 on failure). Returns 0, or -1 when absent or malformed. */
+static inline int cr_json_get_raw_n(const char *json, size_t len,
+                                    const char *key, const char **val,
+                                    size_t *val_len) {
+  *val = NULL;
+  *val_len = 0;
+  if (json == NULL)
+    return -1;
+  const char *end = json + len;
+  const char *v = cr__json_member(json, end, key);
+  const char *e = v != NULL ? cr__json_skip_value(v, end) : NULL;
+  if (e == NULL)
+    return -1;
+  *val = v;
+  *val_len = (size_t)(e - v);
+  return 0;
+}
+
+/* cr_json_get_raw_n on a NUL-terminated text. */
+static inline int cr_json_get_raw(const char *json, const char *key,
+                                  const char **val, size_t *val_len) {
+  return cr_json_get_raw_n(json, json != NULL ? strlen(json) : 0, key, val,
+                           val_len);
+}
+
+/* Copies the decoded value of the top-level string member key of the JSON
+ * object text json (len bytes) into out (outlen bytes, NUL-terminated).
+ * Only top-level members are read; nested objects are skipped. Returns 0, or
+ * -1 when absent, not a string, malformed, or too long for out. */
+static inline int cr_json_get_string_n(const char *json, size_t len,
+                                       const char *key, char *out,
+                                       size_t outlen) {
+  const char *v;
+  size_t vl;
+  if (out != NULL && outlen > 0)
+    out[0] = '\0';
+  if (cr_json_get_raw_n(json, len, key, &v, &vl) != 0 || *v != '"')
+    return -1;
+  return cr_json_string_decode(v, vl, out, outlen);
+}
+
+/* cr_json_get_string_n on a NUL-terminated text. */
+static inline int cr_json_get_string(const char *json, const char *key,
+                                     char *out, size_t outlen) {
+  if (json == NULL) {
+    if (out != NULL && outlen > 0)
+      out[0] = '\0';
+    return -1;
+  }
+  return cr_json_get_string_n(json, strlen(json), key, out, outlen);
+}
+
+/* Reads the top-level integer member key (no fraction or exponent, fits in
+ * long long) of the JSON object text json (len bytes). Returns 0 or -1. */
+static inline int cr_json_get_int_n(const char *json, size_t len,
+                                    const char *key, long long *out) {
+  const char *v;
+  size_t vl;
+  if (cr_json_get_raw_n(json, len, key, &v, &vl) != 0)
+    return -1;
+  size_t i = 0;
+  int neg = v[0] == '-';
+  if (neg)
+    i++;
+  if (i >= vl)
+    return -1;
+  unsigned long long acc = 0, lim = neg ? (unsigned long long)LLONG_MAX + 1
+                                        : (unsigned long long)LLONG_MAX;
+  for (; i < vl; i++) {
+    if (v[i] < '0' || v[i] > '9')
+      return -1;
+    unsigned d = (unsigned)(v[i] - '0');
+    if (acc > (lim - d) / 10)
+      return -1;
+    acc = acc * 10 + d;
+  }
+  if (neg)
+    *out =
+        acc == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)acc;
+  else
+    *out = (long long)acc;
+  return 0;
+}
+
+/* cr_json_get_int_n on a NUL-terminated text. */
+static inline int cr_json_get_int(const char *json, const char *key,
+                                  long long *out) {
+  return json == NULL ? -1 : cr_json_get_int_n(json, strlen(json), key, out);
+}
+
+/* Iterator over the elements of a JSON array. Plain data: no cleanup. */
+struct cr_json_array_iter {
+  const char *p;   /* next position */
+  const char *end; /* end of the text */
+  int state;       /* 0 before the first element, 1 inside, 2 done, -1 bad */
+};
+
+/* Positions it on the array that is the top-level member key of the JSON
+ * object text json (len bytes), or, when key is NULL, on json itself being
+ * an array. Returns 0, or -1 when absent, not an array, or malformed. */
+static inline int cr_json_array_begin_n(struct cr_json_array_iter *it,
+                                        const char *json, size_t len,
+                                        const char *key) {
+  it->p = it->end = NULL;
+  it->state = -1;
+  if (json == NULL)
+    return -1;
+  const char *end = json + len;
+  const char *v =
+      key != NULL ? cr__json_member(json, end, key) : cr__json_ws(json, end);
+  if (v == NULL || v >= end || *v != '[')
+    return -1;
+  it->p = v + 1;
+  it->end = end;
+  it->state = 0;
+  return 0;
+}
+
+/* cr_json_array_begin_n on a NUL-terminated text. */
+static inline int cr_json_array_begin(struct cr_json_array_iter *it,
+                                      const char *json, const char *key) {
+  if (json == NULL) {
+    it->p = it->end = NULL;
+    it->state = -1;
+    return -1;
+  }
+  return cr_json_array_begin_n(it, json, strlen(json), key);
+}
+
+/* Moves to the next element: *elem / *elem_len get its raw JSON text span
+ * (borrowed from the text given to begin; e.g. a whole object to emit as a
+ * record), or NULL / 0 when there is none. Returns 1 for an element, 0 at
+ * the end of the array, -1 when the text is malformed (and from then on). */
+static inline int cr_json_array_next(struct cr_json_array_iter *it,
+                                     const char **elem, size_t *elem_len) {
+  *elem = NULL;
+  *elem_len = 0;
+  if (it->state == 2)
+    return 0;
+  if (it->state < 0)
+    return -1;
+  const char *p = cr__json_ws(it->p, it->end);
+  if (p < it->end && *p == ']') {
+    it->state = 2;
+    return 0;
+  }
+  if (it->state == 1) {
+    if (p >= it->end || *p != ',') {
+      it->state = -1;
+      return -1;
+    }
+    p = cr__json_ws(p + 1, it->end);
+  }
+  const char *e = cr__json_skip_value(p, it->end);
+  if (e == NULL) {
+    it->state = -1;
+    return -1;
+  }
+  *elem = p;
+  *elem_len = (size_t)(e - p);
+  it->p = e;
+  it->state = 1;
+  return 1;
+}
+
+/* ---- JSON writing ----------------------------------------------------------
+ */
+
+/* Escapes in (NUL-terminated UTF-8) for use inside a JSON string literal
+ * (the quotes are not written): '"', '\\' and control characters are
+ * escaped, everything else is copied. Writes to out (outlen bytes,
+ * NUL-terminated). Returns the length written, or -1 when it does not fit
+ * (out is then "") or an argument is NULL. */
+static inline int cr_json_escape(const char *in, char *out, size_t outlen) {
+  static const char hex[] = "0123456789abcdef";
+  if (in == NULL || out == NULL || outlen == 0 || outlen > INT_MAX)
+    return -1;
+  size_t k = 0;
+  for (const unsigned char *p = (const unsigned char *)in; *p != '\0'; p++) {
+    char esc[7] = {0};
+    switch (*p) {
+    case '"':
+      memcpy(esc, "\\\"", 2);
+      break;
+    case '\\':
+      memcpy(esc, "\\\\", 2);
+      break;
+    case '\n':
+      memcpy(esc, "\\n", 2);
+      break;
+    case '\r':
+      memcpy(esc, "\\r", 2);
+      break;
+    case '\t':
+      memcpy(esc, "\\t", 2);
+      break;
+    case '\b':
+      memcpy(esc, "\\b", 2);
+      break;
+    case '\f':
+      memcpy(esc, "\\f", 2);
+      break;
+    default:
+      if (*p < 0x20) {
+        memcpy(esc, "\\u00", 4);
+        esc[4] = hex[*p >> 4];
+        esc[5] = hex[*p & 15];
+      } else {
+        esc[0] = (char)*p;
+      }
+    }
+    size_t n = strlen(esc);
+    if (k + n >= outlen) {
+      out[0] = '\0';
+      return -1;
+    }
+    memcpy(out + k, esc, n);
+    k += n;
+  }
+  out[k] = '\0';
+  return (int)k;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONNRUN_PLUGIN_UTIL_H */
