@@ -1,9 +1,191 @@
-/* cmd_plugins.c: placeholder while the subcommand is being written. */
+/* cmd_plugins.c: `connrun plugins list|inspect`: what plugins the host finds,
+ * what they declare, and why a refused one was refused. */
 #include "cli.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "error.h"
+#include "plugin_dirs.h"
+#include "plugin_host.h"
+
+static void help(FILE *out) {
+  fputs("usage: connrun plugins list [--json] [--plugin-dir DIR]... [-c FILE]\n"
+        "       connrun plugins inspect NAME [--json] [--plugin-dir DIR]... "
+        "[-c FILE]\n\n"
+        "Loads every .so in the plugin directories (from --plugin-dir, "
+        "repeatable,\nand/or host.plugin_dirs of the configuration given "
+        "with -c) and shows\nwhat each declares. Refused plugins are listed "
+        "on stderr with the reason.\n\n"
+        "  list      name, version, ABI, capabilities, auth methods, path\n"
+        "  inspect   one plugin's details and JSON Schemas\n\n"
+        "examples:\n"
+        "  connrun plugins list --plugin-dir build/plugins\n"
+        "  connrun plugins list -c configs/demo.yaml --json\n"
+        "  connrun plugins inspect sendgrid -c configs/demo.yaml\n\n"
+        "exit codes: 0 ok, 1 plugin not found or a plugin was refused,\n"
+        "            2 usage error, 3 no readable plugin directory\n",
+        out);
+}
+
+static void refused(void *ud, const char *path, const char *reason) {
+  int *n = ud;
+  (*n)++;
+  fprintf(stderr, "connrun: refused %s: %s\n", path, reason);
+}
+
+static char *methods_string(const struct cr_plugin_descriptor *d) {
+  static char buf[256];
+  buf[0] = '\0';
+  for (size_t i = 0; d->auth_methods && d->auth_methods[i]; i++) {
+    if (i > 0)
+      strncat(buf, ",", sizeof buf - strlen(buf) - 1);
+    strncat(buf, d->auth_methods[i], sizeof buf - strlen(buf) - 1);
+  }
+  return buf;
+}
+
+static json_t *plugin_json(const cr_plugin *p, int with_schemas) {
+  const struct cr_plugin_descriptor *d = cr_plugin_desc(p);
+  char caps[128];
+  json_t *methods = json_array();
+  for (size_t i = 0; d->auth_methods && d->auth_methods[i]; i++)
+    json_array_append_new(methods, json_string(d->auth_methods[i]));
+  json_t *o = json_pack(
+      "{s:s, s:s, s:s, s:s?, s:s, s:o, s:s}", "name", d->name, "display_name",
+      d->display_name ? d->display_name : d->name, "version", d->version,
+      "description", d->description, "capabilities",
+      cr_plugin_caps_string(p, caps, sizeof caps), "auth_methods", methods,
+      "path", cr_plugin_path(p));
+  if (o == NULL)
+    return NULL;
+  char abi[32];
+  snprintf(abi, sizeof abi, "%u.%u", d->abi_major, d->abi_minor);
+  json_object_set_new(o, "abi", json_string(abi));
+  if (!with_schemas)
+    return o;
+  const char *texts[] = {d->credentials_schema, d->config_schema,
+                         d->streams_json};
+  const char *keys[] = {"credentials_schema", "config_schema", "streams"};
+  for (size_t i = 0; i < 3; i++) {
+    json_t *v = texts[i] ? json_loads(texts[i], 0, NULL) : json_null();
+    json_object_set_new(o, keys[i], v ? v : json_null());
+  }
+  return o;
+}
+
+static int list_plugins(cr_plugin_host *h, int as_json) {
+  size_t n = cr_plugin_host_count(h);
+  if (as_json) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+      json_array_append_new(arr, plugin_json(cr_plugin_host_at(h, i), 0));
+    json_dumpf(arr, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+    json_decref(arr);
+    return CR_EXIT_OK;
+  }
+  int wname = 4, wver = 7, wcaps = 12, wmeth = 12;
+  char caps[128];
+  for (size_t i = 0; i < n; i++) {
+    const cr_plugin *p = cr_plugin_host_at(h, i);
+    const struct cr_plugin_descriptor *d = cr_plugin_desc(p);
+    int l;
+    if ((l = (int)strlen(d->name)) > wname)
+      wname = l;
+    if ((l = (int)strlen(d->version)) > wver)
+      wver = l;
+    if ((l = (int)strlen(cr_plugin_caps_string(p, caps, sizeof caps))) > wcaps)
+      wcaps = l;
+    if ((l = (int)strlen(methods_string(d))) > wmeth)
+      wmeth = l;
+  }
+  printf("%-*s  %-*s  %-5s  %-*s  %-*s  %s\n", wname, "NAME", wver, "VERSION",
+         "ABI", wcaps, "CAPABILITIES", wmeth, "AUTH METHODS", "PATH");
+  for (size_t i = 0; i < n; i++) {
+    const cr_plugin *p = cr_plugin_host_at(h, i);
+    const struct cr_plugin_descriptor *d = cr_plugin_desc(p);
+    char abi[16];
+    snprintf(abi, sizeof abi, "%u.%u", d->abi_major, d->abi_minor);
+    printf("%-*s  %-*s  %-5s  %-*s  %-*s  %s\n", wname, d->name, wver,
+           d->version, abi, wcaps, cr_plugin_caps_string(p, caps, sizeof caps),
+           wmeth, methods_string(d), cr_plugin_path(p));
+  }
+  return CR_EXIT_OK;
+}
+
+static void print_schema(const char *title, const char *text) {
+  printf("\n%s:\n", title);
+  if (text == NULL) {
+    printf("  (none: any object)\n");
+    return;
+  }
+  json_t *v = json_loads(text, 0, NULL);
+  char *s = v ? json_dumps(v, JSON_INDENT(2)) : NULL;
+  printf("%s\n", s ? s : text);
+  free(s);
+  json_decref(v);
+}
+
+static int inspect_plugin(cr_plugin_host *h, const char *name, int as_json) {
+  const cr_plugin *p = cr_plugin_host_find(h, name);
+  if (p == NULL) {
+    cr_cli_errorf("plugins inspect: no plugin provides '%s'", name);
+    return CR_EXIT_INVALID;
+  }
+  if (as_json) {
+    json_t *o = plugin_json(p, 1);
+    json_dumpf(o, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+    json_decref(o);
+    return CR_EXIT_OK;
+  }
+  const struct cr_plugin_descriptor *d = cr_plugin_desc(p);
+  char caps[128];
+  printf("name:          %s\n", d->name);
+  printf("display name:  %s\n", d->display_name ? d->display_name : d->name);
+  printf("version:       %s\n", d->version);
+  printf("description:   %s\n", d->description ? d->description : "");
+  printf("ABI:           %u.%u\n", d->abi_major, d->abi_minor);
+  printf("capabilities:  %s\n", cr_plugin_caps_string(p, caps, sizeof caps));
+  printf("auth methods:  %s\n", methods_string(d));
+  printf("path:          %s\n", cr_plugin_path(p));
+  print_schema("credentials schema", d->credentials_schema);
+  print_schema("config schema", d->config_schema);
+  print_schema("streams", d->streams_json);
+  return CR_EXIT_OK;
+}
 
 int cr_cmd_plugins(int argc, char **argv) {
-  (void)argc;
-  cr_cli_errorf("%s: %s", argv[0], cr_strerror(CR_ENOTSUP));
-  return CR_EXIT_RUNTIME;
+  if (cr_cli_wants_help(argc, argv)) {
+    help(stdout);
+    return CR_EXIT_OK;
+  }
+  if (argc < 2) {
+    help(stderr);
+    return CR_EXIT_USAGE;
+  }
+  const char *sub = argv[1];
+  int is_list = strcmp(sub, "list") == 0, is_inspect = strcmp(sub, "inspect") == 0;
+  if (!is_list && !is_inspect) {
+    cr_cli_errorf("plugins: unknown subcommand '%s' (list, inspect)", sub);
+    return CR_EXIT_USAGE;
+  }
+  struct cr_cli_plugin_opts opts;
+  int rc = cr_cli_plugin_opts_parse(&opts, argc - 2, argv + 2, is_inspect);
+  if (rc != CR_EXIT_OK)
+    return rc;
+  int n_refused = 0;
+  cr_plugin_host *h = NULL;
+  rc = cr_cli_plugin_host_open(&opts, refused, &n_refused, &h);
+  if (rc == CR_EXIT_OK) {
+    rc = is_list ? list_plugins(h, opts.json)
+                 : inspect_plugin(h, opts.positional, opts.json);
+    if (rc == CR_EXIT_OK && n_refused > 0 && is_list)
+      rc = CR_EXIT_INVALID;
+  }
+  cr_plugin_host_free(h);
+  cr_cli_plugin_opts_free(&opts);
+  return rc;
 }

@@ -1,0 +1,221 @@
+/* apply.c: bringing the store's authorizations, works and subscriptions in
+ * line with a configuration, each change with its event (see apply.h). */
+#include "apply.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "events.h"
+
+static const char *verb_of(int changed) {
+  return changed == CR_STORE_CREATED ? "created" : "updated";
+}
+
+static void count(struct cr_apply_stats *st, int changed) {
+  if (changed == CR_STORE_CREATED)
+    st->created++;
+  else if (changed == CR_STORE_UPDATED)
+    st->updated++;
+  else
+    st->unchanged++;
+}
+
+static void hash_text(uint64_t h, char buf[17]) {
+  snprintf(buf, 17, "%016" PRIx64, h);
+}
+
+static char *dump(const json_t *v) {
+  return v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
+           : NULL;
+}
+
+/* Ends a transaction: commit on success, roll back otherwise. */
+static int finish(cr_store *s, int rc) {
+  if (rc == 0)
+    return cr_store_commit(s);
+  cr_store_rollback(s);
+  return rc;
+}
+
+static int apply_auth(cr_store *s, const struct cr_config_auth *a,
+                      const char *actor, struct cr_apply_stats *st) {
+  char hash[17];
+  hash_text(a->config_hash, hash);
+  struct cr_auth_rec rec = {
+      .id = (char *)a->id,
+      .name = (char *)a->name,
+      .description = (char *)a->description,
+      .provider = (char *)a->provider,
+      .method = (char *)a->method,
+      .owner = (char *)a->owner,
+      .config_hash = hash,
+  };
+  int changed = CR_STORE_UNCHANGED;
+  int rc = cr_store_begin(s);
+  if (rc == 0)
+    rc = cr_store_auth_upsert(s, &rec, &changed);
+  if (rc == 0 && changed != CR_STORE_UNCHANGED) {
+    /* Descriptive fields only: credentials never reach an event. */
+    json_t *data = json_pack("{s:s?, s:s, s:s?, s:s?}", "name", a->name,
+                             "provider", a->provider, "method", a->method,
+                             "owner", a->owner);
+    rc = data ? cr_event_emit(s, "auth", a->id, verb_of(changed), actor, data,
+                              NULL)
+              : CR_ENOMEM;
+    json_decref(data);
+  }
+  rc = finish(s, rc);
+  if (rc == 0)
+    count(st, changed);
+  return rc;
+}
+
+static int apply_work(cr_store *s, const struct cr_config_work *w,
+                      const char *actor, struct cr_apply_stats *st) {
+  char hash[17];
+  hash_text(w->config_hash, hash);
+  char *sched = dump(w->schedule.def), *dest = dump(w->destination.def),
+       *conf = dump(w->config);
+  struct cr_work_rec rec = {
+      .id = (char *)w->id,
+      .name = (char *)w->name,
+      .provider = (char *)w->provider,
+      .authorization_id = (char *)w->authorization,
+      .schedule_json = sched,
+      .destination_json = dest,
+      .config_json = conf,
+      .config_hash = hash,
+      .enabled = w->enabled,
+      .error_email_notifications = w->error_email_notifications,
+      .max_attempts = w->max_attempts,
+  };
+  int changed = CR_STORE_UNCHANGED;
+  int rc = cr_store_begin(s);
+  if (rc == 0)
+    rc = cr_store_work_upsert(s, &rec, &changed);
+  if (rc == 0 && changed != CR_STORE_UNCHANGED) {
+    json_t *data = json_pack("{s:s?, s:s, s:s, s:b}", "name", w->name,
+                             "provider", w->provider, "authorization",
+                             w->authorization, "enabled", w->enabled);
+    rc = data ? cr_event_emit(s, "work", w->id, verb_of(changed), actor, data,
+                              NULL)
+              : CR_ENOMEM;
+    json_decref(data);
+  }
+  rc = finish(s, rc);
+  free(sched);
+  free(dest);
+  free(conf);
+  if (rc == 0)
+    count(st, changed);
+  return rc;
+}
+
+static int apply_sub(cr_store *s, const struct cr_config_subscription *sub,
+                     const char *actor, struct cr_apply_stats *st) {
+  char hash[17];
+  hash_text(sub->config_hash, hash);
+  struct cr_sub_rec rec = {
+      .id = (char *)sub->id,
+      .workflow = (char *)sub->workflow,
+      .config_hash = hash,
+      .enabled = sub->enabled,
+  };
+  int changed = CR_STORE_UNCHANGED;
+  int rc = cr_store_begin(s);
+  if (rc == 0)
+    rc = cr_store_sub_upsert(s, &rec, &changed);
+  if (rc == 0 && changed != CR_STORE_UNCHANGED) {
+    json_t *data = json_pack("{s:s, s:b}", "workflow", sub->workflow,
+                             "enabled", sub->enabled);
+    rc = data ? cr_event_emit(s, "subscription", sub->id, verb_of(changed),
+                              actor, data, NULL)
+              : CR_ENOMEM;
+    json_decref(data);
+  }
+  rc = finish(s, rc);
+  if (rc == 0)
+    count(st, changed);
+  return rc;
+}
+
+/* Deletes one object and emits its "deleted" event in one transaction. */
+static int delete_one(cr_store *s, const char *subject_type, const char *id,
+                      int (*del)(cr_store *, const char *), const char *actor,
+                      struct cr_apply_stats *st) {
+  int rc = cr_store_begin(s);
+  if (rc == 0)
+    rc = del(s, id);
+  if (rc == 0)
+    rc = cr_event_emit(s, subject_type, id, "deleted", actor, NULL, NULL);
+  rc = finish(s, rc);
+  if (rc == 0)
+    st->deleted++;
+  return rc;
+}
+
+static int delete_works(cr_store *s, const cr_config *cfg, const char *actor,
+                        struct cr_apply_stats *st) {
+  struct cr_work_rec *recs = NULL;
+  size_t n = 0;
+  int rc = cr_store_work_list(s, &recs, &n);
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    if (cr_config_find_work(cfg, recs[i].id) == NULL)
+      rc = delete_one(s, "work", recs[i].id, cr_store_work_delete, actor, st);
+  cr_work_rec_free_list(recs, n);
+  return rc;
+}
+
+static int delete_auths(cr_store *s, const cr_config *cfg, const char *actor,
+                        struct cr_apply_stats *st) {
+  struct cr_auth_rec *recs = NULL;
+  size_t n = 0;
+  int rc = cr_store_auth_list(s, &recs, &n);
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    if (cr_config_find_auth(cfg, recs[i].id) == NULL)
+      rc = delete_one(s, "auth", recs[i].id, cr_store_auth_delete, actor, st);
+  cr_auth_rec_free_list(recs, n);
+  return rc;
+}
+
+static int delete_subs(cr_store *s, const cr_config *cfg, const char *actor,
+                       struct cr_apply_stats *st) {
+  struct cr_sub_rec *recs = NULL;
+  size_t n = 0;
+  int rc = cr_store_sub_list(s, &recs, &n);
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    if (cr_config_find_subscription(cfg, recs[i].id) == NULL)
+      rc = delete_one(s, "subscription", recs[i].id, cr_store_sub_delete,
+                      actor, st);
+  cr_sub_rec_free_list(recs, n);
+  return rc;
+}
+
+int cr_apply_config(cr_store *s, const cr_config *cfg, const char *actor,
+                    struct cr_apply_stats *st, char *errbuf, size_t errlen) {
+  struct cr_apply_stats local = {0};
+  int rc = 0;
+  /* Order matters: works reference authorizations. */
+  for (size_t i = 0; rc == 0 && i < cfg->n_auths; i++)
+    rc = apply_auth(s, &cfg->auths[i], actor, &local);
+  for (size_t i = 0; rc == 0 && i < cfg->n_works; i++)
+    rc = apply_work(s, &cfg->works[i], actor, &local);
+  for (size_t i = 0; rc == 0 && i < cfg->n_subscriptions; i++)
+    rc = apply_sub(s, &cfg->subscriptions[i], actor, &local);
+  if (rc == 0)
+    rc = delete_works(s, cfg, actor, &local);
+  if (rc == 0)
+    rc = delete_subs(s, cfg, actor, &local);
+  if (rc == 0)
+    rc = delete_auths(s, cfg, actor, &local);
+  if (rc != 0 && errbuf != NULL && errlen > 0)
+    snprintf(errbuf, errlen, "%s (%s)", cr_strerror(rc),
+             cr_store_last_error(s) ? cr_store_last_error(s) : "");
+  if (st != NULL)
+    *st = local;
+  return rc;
+}
