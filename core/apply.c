@@ -60,9 +60,9 @@ static int apply_auth(cr_store *s, const struct cr_config_auth *a,
     rc = cr_store_auth_upsert(s, &rec, &changed);
   if (rc == 0 && changed != CR_STORE_UNCHANGED) {
     /* Descriptive fields only: credentials never reach an event. */
-    json_t *data = json_pack("{s:s?, s:s, s:s?, s:s?}", "name", a->name,
-                             "provider", a->provider, "method", a->method,
-                             "owner", a->owner);
+    json_t *data =
+        json_pack("{s:s?, s:s, s:s?, s:s?}", "name", a->name, "provider",
+                  a->provider, "method", a->method, "owner", a->owner);
     rc = data ? cr_event_emit(s, "auth", a->id, verb_of(changed), actor, data,
                               NULL)
               : CR_ENOMEM;
@@ -130,8 +130,8 @@ static int apply_sub(cr_store *s, const struct cr_config_subscription *sub,
   if (rc == 0)
     rc = cr_store_sub_upsert(s, &rec, &changed);
   if (rc == 0 && changed != CR_STORE_UNCHANGED) {
-    json_t *data = json_pack("{s:s, s:b}", "workflow", sub->workflow,
-                             "enabled", sub->enabled);
+    json_t *data = json_pack("{s:s, s:b}", "workflow", sub->workflow, "enabled",
+                             sub->enabled);
     rc = data ? cr_event_emit(s, "subscription", sub->id, verb_of(changed),
                               actor, data, NULL)
               : CR_ENOMEM;
@@ -189,8 +189,8 @@ static int delete_subs(cr_store *s, const cr_config *cfg, const char *actor,
   int rc = cr_store_sub_list(s, &recs, &n);
   for (size_t i = 0; rc == 0 && i < n; i++)
     if (cr_config_find_subscription(cfg, recs[i].id) == NULL)
-      rc = delete_one(s, "subscription", recs[i].id, cr_store_sub_delete,
-                      actor, st);
+      rc = delete_one(s, "subscription", recs[i].id, cr_store_sub_delete, actor,
+                      st);
   cr_sub_rec_free_list(recs, n);
   return rc;
 }

@@ -144,8 +144,9 @@ static void do_reload(cr_daemon *d) {
   for (size_t i = 0; i < diags.count; i++) {
     char line[1024];
     cr_diag_format(&diags.items[i], line, sizeof line);
-    cr__daemon_logf(d, diags.items[i].severity == CR_DIAG_ERROR ? CR_LOG_ERROR
-                                                                : CR_LOG_WARN,
+    cr__daemon_logf(d,
+                    diags.items[i].severity == CR_DIAG_ERROR ? CR_LOG_ERROR
+                                                             : CR_LOG_WARN,
                     "%s", line);
   }
   cr_diags_free(&diags);
@@ -245,8 +246,8 @@ int cr_daemon_run(cr_daemon *d) {
   cr__daemon_logf(d, CR_LOG_INFO,
                   "serving: %zu authorizations, %zu works, %zu plugins; "
                   "store %s; health checks every %lld s",
-                  cfg->n_auths, cfg->n_works,
-                  cr_plugin_host_count(d->plugins), cfg->host.data_dir,
+                  cfg->n_auths, cfg->n_works, cr_plugin_host_count(d->plugins),
+                  cfg->host.data_dir,
                   (long long)(cfg->host.health_check_interval_ms / 1000));
   if (atomic_load(&d->stop_requested))
     begin_stop(d);

@@ -21,7 +21,7 @@ struct cr_daemon_options {
   cr_log_fn log;           /* may be NULL; called from the loop thread and
                               from thread-pool threads: must be thread-safe */
   void *log_ud;
-  int log_min_level; /* enum cr_log_level; lines below are dropped */
+  int log_min_level;  /* enum cr_log_level; lines below are dropped */
   int handle_signals; /* non-zero: SIGINT/SIGTERM stop, SIGHUP reloads */
 };
 

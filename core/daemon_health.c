@@ -64,9 +64,9 @@ static void health_work(uv_work_t *req) {
       .log_min_level = job->d->log_min_level,
       .cancel = &job->d->cancel,
   };
-  job->rc = cr_health_check_ex(job->plugin, &params,
-                               cr_config_redactor(job->cfg->cfg), &opts,
-                               &job->out);
+  job->rc =
+      cr_health_check_ex(job->plugin, &params,
+                         cr_config_redactor(job->cfg->cfg), &opts, &job->out);
 }
 
 static int busy_index(cr_daemon *d, const char *id) {
@@ -99,13 +99,13 @@ static int busy_add(cr_daemon *d, const char *id) {
 static int record(cr_daemon *d, struct health_job *job) {
   const struct cr_health_outcome *o = &job->out;
   struct cr_health_rec prev = {0};
-  int had_prev = cr_store_auth_health_latest(d->store, job->auth->id, &prev) == 0;
-  json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "status",
-                           status_name(o->status), "reason", o->reason,
-                           "provider", job->auth->provider, "previous",
-                           had_prev ? status_name(prev.status) : "none",
-                           "requests", (json_int_t)o->requests, "duration_ms",
-                           (json_int_t)o->duration_ms);
+  int had_prev =
+      cr_store_auth_health_latest(d->store, job->auth->id, &prev) == 0;
+  json_t *data = json_pack(
+      "{s:s, s:s, s:s, s:s, s:I, s:I}", "status", status_name(o->status),
+      "reason", o->reason, "provider", job->auth->provider, "previous",
+      had_prev ? status_name(prev.status) : "none", "requests",
+      (json_int_t)o->requests, "duration_ms", (json_int_t)o->duration_ms);
   cr_health_rec_clear(&prev);
   if (data == NULL)
     return CR_ENOMEM;

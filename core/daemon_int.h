@@ -36,11 +36,11 @@ struct cr_daemon {
   atomic_int reload_requested;
   atomic_int cancel; /* set on stop: in-flight checks give up */
   int stopping;
-  int ran;            /* cr_daemon_run was called */
+  int ran; /* cr_daemon_run was called */
   int loop_inited;
   atomic_int running; /* the loop is running: wakeup may be signalled */
-  int in_flight; /* health jobs queued or running */
-  char **busy;   /* ids of authorizations with a check in flight */
+  int in_flight;      /* health jobs queued or running */
+  char **busy;        /* ids of authorizations with a check in flight */
   size_t n_busy;
 };
 

@@ -13,9 +13,10 @@
 
 /* Documented exit codes (README "Exit codes"). */
 enum {
-  CR_EXIT_OK = 0,      /* success */
-  CR_EXIT_INVALID = 1, /* the input was checked and is invalid / the job failed */
-  CR_EXIT_USAGE = 2,   /* bad command line */
+  CR_EXIT_OK = 0, /* success */
+  CR_EXIT_INVALID =
+      1,             /* the input was checked and is invalid / the job failed */
+  CR_EXIT_USAGE = 2, /* bad command line */
   CR_EXIT_RUNTIME = 3, /* could not run: unreadable file, store error, ... */
 };
 

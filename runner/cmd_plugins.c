@@ -52,12 +52,12 @@ static json_t *plugin_json(const cr_plugin *p, int with_schemas) {
   json_t *methods = json_array();
   for (size_t i = 0; d->auth_methods && d->auth_methods[i]; i++)
     json_array_append_new(methods, json_string(d->auth_methods[i]));
-  json_t *o = json_pack(
-      "{s:s, s:s, s:s, s:s?, s:s, s:o, s:s}", "name", d->name, "display_name",
-      d->display_name ? d->display_name : d->name, "version", d->version,
-      "description", d->description, "capabilities",
-      cr_plugin_caps_string(p, caps, sizeof caps), "auth_methods", methods,
-      "path", cr_plugin_path(p));
+  json_t *o =
+      json_pack("{s:s, s:s, s:s, s:s?, s:s, s:o, s:s}", "name", d->name,
+                "display_name", d->display_name ? d->display_name : d->name,
+                "version", d->version, "description", d->description,
+                "capabilities", cr_plugin_caps_string(p, caps, sizeof caps),
+                "auth_methods", methods, "path", cr_plugin_path(p));
   if (o == NULL)
     return NULL;
   char abi[32];
@@ -167,7 +167,8 @@ int cr_cmd_plugins(int argc, char **argv) {
     return CR_EXIT_USAGE;
   }
   const char *sub = argv[1];
-  int is_list = strcmp(sub, "list") == 0, is_inspect = strcmp(sub, "inspect") == 0;
+  int is_list = strcmp(sub, "list") == 0,
+      is_inspect = strcmp(sub, "inspect") == 0;
   if (!is_list && !is_inspect) {
     cr_cli_errorf("plugins: unknown subcommand '%s' (list, inspect)", sub);
     return CR_EXIT_USAGE;

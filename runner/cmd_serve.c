@@ -51,9 +51,8 @@ int cr_cmd_serve(int argc, char **argv) {
     help(stdout);
     return CR_EXIT_OK;
   }
-  struct cr_daemon_options o = {.log = log_stderr,
-                                .log_min_level = CR_LOG_INFO,
-                                .handle_signals = 1};
+  struct cr_daemon_options o = {
+      .log = log_stderr, .log_min_level = CR_LOG_INFO, .handle_signals = 1};
   for (int i = 1; i < argc; i++) {
     if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
         i + 1 < argc) {

@@ -43,14 +43,13 @@ static void usage(FILE *out) {
   for (size_t i = 0; i < n_commands; i++)
     fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
   fprintf(out, "  %-10s %s\n", "help", "show help for a command");
-  fprintf(out,
-          "\noptions:\n  --version  print the version\n  -h, --help show "
-          "this help\n\nexamples:\n"
-          "  connrun config check configs/demo.yaml\n"
-          "  connrun plugins list --plugin-dir build/plugins\n"
-          "  connrun serve -c configs/demo.yaml\n"
-          "\nexit codes: 0 ok, 1 invalid input or failed job, 2 usage "
-          "error, 3 runtime error\n");
+  fprintf(out, "\noptions:\n  --version  print the version\n  -h, --help show "
+               "this help\n\nexamples:\n"
+               "  connrun config check configs/demo.yaml\n"
+               "  connrun plugins list --plugin-dir build/plugins\n"
+               "  connrun serve -c configs/demo.yaml\n"
+               "\nexit codes: 0 ok, 1 invalid input or failed job, 2 usage "
+               "error, 3 runtime error\n");
 }
 
 static const struct command *find(const char *name) {

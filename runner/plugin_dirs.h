@@ -9,7 +9,7 @@
 #include "plugin_host.h"
 
 struct cr_cli_plugin_opts {
-  char **dirs;            /* owned array of owned strings */
+  char **dirs; /* owned array of owned strings */
   size_t n_dirs;
   const char *config;     /* borrowed from argv, or NULL */
   const char *positional; /* borrowed from argv, or NULL */
