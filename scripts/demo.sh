@@ -15,6 +15,10 @@ echo "== connrun plugins list -c $config"
 echo
 echo "== connrun serve -c $config   (Ctrl-C stops it)"
 if [[ -n "${CONNRUN_DEMO_SECONDS:-}" ]]; then
-  exec timeout --signal=INT --preserve-status "$CONNRUN_DEMO_SECONDS" "$bin" serve -c "$config"
+  rc=0
+  timeout --signal=INT "$CONNRUN_DEMO_SECONDS" "$bin" serve -c "$config" || rc=$?
+  # 124: timeout stopped it (SIGINT), which serve handles as a clean stop.
+  [[ $rc -eq 0 || $rc -eq 124 ]] && exit 0
+  exit "$rc"
 fi
 exec "$bin" serve -c "$config"
