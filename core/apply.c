@@ -158,40 +158,74 @@ static int delete_one(cr_store *s, const char *subject_type, const char *id,
   return rc;
 }
 
-static int delete_works(cr_store *s, const cr_config *cfg, const char *actor,
-                        struct cr_apply_stats *st) {
-  struct cr_work_rec *recs = NULL;
-  size_t n = 0;
-  int rc = cr_store_work_list(s, &recs, &n);
+/* Deletes every stored id that cfg no longer defines. */
+static int delete_missing(cr_store *s, const cr_config *cfg,
+                          const char *subject_type, char **ids, size_t n,
+                          const void *(*find)(const cr_config *, const char *),
+                          int (*del)(cr_store *, const char *),
+                          const char *actor, struct cr_apply_stats *st) {
+  int rc = 0;
   for (size_t i = 0; rc == 0 && i < n; i++)
-    if (cr_config_find_work(cfg, recs[i].id) == NULL)
-      rc = delete_one(s, "work", recs[i].id, cr_store_work_delete, actor, st);
-  cr_work_rec_free_list(recs, n);
+    if (find(cfg, ids[i]) == NULL)
+      rc = delete_one(s, subject_type, ids[i], del, actor, st);
   return rc;
 }
 
-static int delete_auths(cr_store *s, const cr_config *cfg, const char *actor,
-                        struct cr_apply_stats *st) {
-  struct cr_auth_rec *recs = NULL;
-  size_t n = 0;
-  int rc = cr_store_auth_list(s, &recs, &n);
-  for (size_t i = 0; rc == 0 && i < n; i++)
-    if (cr_config_find_auth(cfg, recs[i].id) == NULL)
-      rc = delete_one(s, "auth", recs[i].id, cr_store_auth_delete, actor, st);
-  cr_auth_rec_free_list(recs, n);
-  return rc;
+static const void *find_work(const cr_config *c, const char *id) {
+  return cr_config_find_work(c, id);
+}
+static const void *find_auth(const cr_config *c, const char *id) {
+  return cr_config_find_auth(c, id);
+}
+static const void *find_sub(const cr_config *c, const char *id) {
+  return cr_config_find_subscription(c, id);
 }
 
-static int delete_subs(cr_store *s, const cr_config *cfg, const char *actor,
-                       struct cr_apply_stats *st) {
-  struct cr_sub_rec *recs = NULL;
-  size_t n = 0;
-  int rc = cr_store_sub_list(s, &recs, &n);
-  for (size_t i = 0; rc == 0 && i < n; i++)
-    if (cr_config_find_subscription(cfg, recs[i].id) == NULL)
-      rc = delete_one(s, "subscription", recs[i].id, cr_store_sub_delete, actor,
-                      st);
-  cr_sub_rec_free_list(recs, n);
+/* Collects the ids of a record array (borrowed pointers into it). */
+#define COLLECT_IDS(recs, n, ids)                                              \
+  do {                                                                         \
+    ids = (n) > 0 ? cr__calloc((n), sizeof *ids) : NULL;                       \
+    for (size_t k_ = 0; ids != NULL && k_ < (n); k_++)                         \
+      ids[k_] = (recs)[k_].id;                                                 \
+  } while (0)
+
+/* Removes works, then subscriptions, then authorizations (works reference
+ * authorizations) that cfg no longer defines. */
+static int delete_removed(cr_store *s, const cr_config *cfg, const char *actor,
+                          struct cr_apply_stats *st) {
+  struct cr_work_rec *works = NULL;
+  struct cr_sub_rec *subs = NULL;
+  struct cr_auth_rec *auths = NULL;
+  size_t nw = 0, ns = 0, na = 0;
+  char **ids = NULL;
+  int rc = cr_store_work_list(s, &works, &nw);
+  if (rc == 0) {
+    COLLECT_IDS(works, nw, ids);
+    rc = nw > 0 && ids == NULL
+             ? CR_ENOMEM
+             : delete_missing(s, cfg, "work", ids, nw, find_work,
+                              cr_store_work_delete, actor, st);
+    cr__free(ids);
+  }
+  if (rc == 0 && (rc = cr_store_sub_list(s, &subs, &ns)) == 0) {
+    COLLECT_IDS(subs, ns, ids);
+    rc = ns > 0 && ids == NULL
+             ? CR_ENOMEM
+             : delete_missing(s, cfg, "subscription", ids, ns, find_sub,
+                              cr_store_sub_delete, actor, st);
+    cr__free(ids);
+  }
+  if (rc == 0 && (rc = cr_store_auth_list(s, &auths, &na)) == 0) {
+    COLLECT_IDS(auths, na, ids);
+    rc = na > 0 && ids == NULL
+             ? CR_ENOMEM
+             : delete_missing(s, cfg, "auth", ids, na, find_auth,
+                              cr_store_auth_delete, actor, st);
+    cr__free(ids);
+  }
+  cr_work_rec_free_list(works, nw);
+  cr_sub_rec_free_list(subs, ns);
+  cr_auth_rec_free_list(auths, na);
   return rc;
 }
 
@@ -207,11 +241,7 @@ int cr_apply_config(cr_store *s, const cr_config *cfg, const char *actor,
   for (size_t i = 0; rc == 0 && i < cfg->n_subscriptions; i++)
     rc = apply_sub(s, &cfg->subscriptions[i], actor, &local);
   if (rc == 0)
-    rc = delete_works(s, cfg, actor, &local);
-  if (rc == 0)
-    rc = delete_subs(s, cfg, actor, &local);
-  if (rc == 0)
-    rc = delete_auths(s, cfg, actor, &local);
+    rc = delete_removed(s, cfg, actor, &local);
   if (rc != 0 && errbuf != NULL && errlen > 0)
     snprintf(errbuf, errlen, "%s (%s)", cr_strerror(rc),
              cr_store_last_error(s) ? cr_store_last_error(s) : "");
