@@ -4,9 +4,11 @@
  * first), each into a json_t tree with marks; then every document's sections
  * are applied through tables of known keys (struct field: key, type, setter),
  * so adding a key is one table line; then cross-references are resolved;
- * cr_config_check_plugins() does the plugin-dependent checks. Every problem
+ * cr_config_check_plugins() (config_check.c) does the plugin-dependent
+ * checks. Every problem
  * becomes a diagnostic; the loader goes on after an error. */
 #include "config.h"
+#include "config_int.h"
 
 #include "alloc.h"
 #include "error.h"
@@ -26,40 +28,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_INCLUDE_DEPTH 16
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define DEFAULT_LISTEN "127.0.0.1:8470"
 #define DEFAULT_ACCOUNT "default"
 #define MS_PER_S INT64_C(1000)
 #define MS_PER_DAY (INT64_C(86400) * MS_PER_S)
-
-/* One file read: its tree and where it lives. */
-struct doc {
-  json_t *root;
-  const char *file; /* display name, interned in the marks */
-  char *dir;        /* absolute directory (relative paths resolve here) */
-  char *disp_dir;   /* directory of the display name (for include names) */
-  char *canon;      /* realpath of the file */
-};
-
-struct cr__config_priv {
-  struct doc *docs;
-  size_t n_docs;
-  cr_redactor *redactor;
-};
-
-/* The loader's state. */
-struct ld {
-  cr_config *cfg;
-  cr_diags *diags;
-  int nomem;
-  size_t errors;
-  const struct doc *doc;                /* the document being applied */
-  const char *stack[MAX_INCLUDE_DEPTH]; /* display names of the chain */
-  const char *canon[MAX_INCLUDE_DEPTH]; /* realpaths of the chain */
-  size_t depth;
-  struct cr_mark host_mark; /* where host: was first defined */
-};
 
 /* Which object a message is about: noun "work 'x'", in "in work 'x'". */
 struct where {
@@ -94,8 +67,8 @@ static void vdiag(struct ld *L, const struct cr_mark *mk, int sev,
     L->errors++;
 }
 
-__attribute__((format(printf, 3, 4))) static void
-err_at(struct ld *L, const struct cr_mark *mk, const char *fmt, ...) {
+void cr__cfg_err_at(struct ld *L, const struct cr_mark *mk, const char *fmt,
+                    ...) {
   va_list ap;
   va_start(ap, fmt);
   vdiag(L, mk, CR_DIAG_ERROR, fmt, ap);
@@ -110,37 +83,37 @@ warn_at(struct ld *L, const struct cr_mark *mk, const char *fmt, ...) {
   va_end(ap);
 }
 
-static const struct cr_mark *mk_node(const struct ld *L, const json_t *n) {
+const struct cr_mark *cr__cfg_mk_node(const struct ld *L, const json_t *n) {
   return cr_marks_get(L->cfg->marks, n);
 }
 
 static struct cr_mark mark_copy(const struct ld *L, const json_t *n) {
-  const struct cr_mark *mk = mk_node(L, n);
+  const struct cr_mark *mk = cr__cfg_mk_node(L, n);
   struct cr_mark none = {L->doc ? L->doc->file : NULL, 0, 0};
   return mk ? *mk : none;
 }
 
-static const struct cr_mark *mk_val(const struct ld *L, const json_t *obj,
-                                    const char *key) {
+const struct cr_mark *cr__cfg_mk_val(const struct ld *L, const json_t *obj,
+                                     const char *key) {
   const struct cr_mark *mk = cr_marks_member(L->cfg->marks, obj, key);
-  return mk ? mk : mk_node(L, obj);
+  return mk ? mk : cr__cfg_mk_node(L, obj);
 }
 
 static const struct cr_mark *mk_key(const struct ld *L, const json_t *obj,
                                     const char *key) {
   const struct cr_mark *mk = cr_marks_key(L->cfg->marks, obj, key);
-  return mk ? mk : mk_val(L, obj, key);
+  return mk ? mk : cr__cfg_mk_val(L, obj, key);
 }
 
 static const struct cr_mark *mk_item(const struct ld *L, const json_t *arr,
                                      size_t i) {
   const struct cr_mark *mk = cr_marks_item(L->cfg->marks, arr, i);
-  return mk ? mk : mk_node(L, arr);
+  return mk ? mk : cr__cfg_mk_node(L, arr);
 }
 
 /* " (did you mean 'x'?)" or "" into buf. */
-static const char *did_you_mean(const char *word, const char *const *cands,
-                                size_t n, char *buf, size_t len) {
+const char *cr__cfg_did_you_mean(const char *word, const char *const *cands,
+                                 size_t n, char *buf, size_t len) {
   const char *s = cr_vocab_suggest(word, cands, n, 2);
   if (s == NULL)
     buf[0] = '\0';
@@ -150,8 +123,8 @@ static const char *did_you_mean(const char *word, const char *const *cands,
 }
 
 /* "a, b or c" of names into buf. */
-static const char *join_names(const char *const *names, size_t n,
-                              const char *last_sep, char *buf, size_t len) {
+const char *cr__cfg_join_names(const char *const *names, size_t n,
+                               const char *last_sep, char *buf, size_t len) {
   size_t off = 0;
   buf[0] = '\0';
   for (size_t i = 0; i < n && off < len; i++) {
@@ -385,8 +358,8 @@ static int want(struct ld *L, const struct where *w, const json_t *obj,
                 const char *key, const json_t *v, json_type t) {
   if (is_type(v, t))
     return 1;
-  err_at(L, mk_val(L, obj, key), "'%s' %s: expected %s, got %s", key, w->in,
-         type_noun(t), cr_json_type_noun(v));
+  cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, key), "'%s' %s: expected %s, got %s",
+                 key, w->in, type_noun(t), cr_json_type_noun(v));
   return 0;
 }
 
@@ -396,8 +369,8 @@ static int want_item(struct ld *L, const struct where *w, const char *key,
   const json_t *v = json_array_get(arr, i);
   if (is_type(v, t))
     return 1;
-  err_at(L, mk_item(L, arr, i), "'%s' item %zu %s: expected %s, got %s", key,
-         i + 1, w->in, type_noun(t), cr_json_type_noun(v));
+  cr__cfg_err_at(L, mk_item(L, arr, i), "'%s' item %zu %s: expected %s, got %s",
+                 key, i + 1, w->in, type_noun(t), cr_json_type_noun(v));
   return 0;
 }
 
@@ -414,10 +387,11 @@ static void set_enum(struct ld *L, const struct where *w, const json_t *obj,
       *out = (int)i;
       return;
     }
-  err_at(L, mk_val(L, obj, f->key), "invalid %s '%.64s' %s%s; expected %s",
-         f->key, json_string_value(v), w->in,
-         did_you_mean(json_string_value(v), f->names, n, dym, sizeof dym),
-         join_names(f->names, n, " or ", list, sizeof list));
+  cr__cfg_err_at(
+      L, cr__cfg_mk_val(L, obj, f->key), "invalid %s '%.64s' %s%s; expected %s",
+      f->key, json_string_value(v), w->in,
+      cr__cfg_did_you_mean(json_string_value(v), f->names, n, dym, sizeof dym),
+      cr__cfg_join_names(f->names, n, " or ", list, sizeof list));
 }
 
 static void set_duration(struct ld *L, const struct where *w, const json_t *obj,
@@ -434,14 +408,16 @@ static void set_duration(struct ld *L, const struct where *w, const json_t *obj,
     return;
   }
   if (!ok) {
-    err_at(L, mk_val(L, obj, f->key),
-           "invalid duration for '%s' %s (expected e.g. 30s, 5m, 1h30m, 24h)",
-           f->key, w->in);
+    cr__cfg_err_at(
+        L, cr__cfg_mk_val(L, obj, f->key),
+        "invalid duration for '%s' %s (expected e.g. 30s, 5m, 1h30m, 24h)",
+        f->key, w->in);
     return;
   }
   if (ms < f->min || ms > f->max) {
-    err_at(L, mk_val(L, obj, f->key), "'%s' %s must be between %llds and %llds",
-           f->key, w->in, f->min / MS_PER_S, f->max / MS_PER_S);
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                   "'%s' %s must be between %llds and %llds", f->key, w->in,
+                   f->min / MS_PER_S, f->max / MS_PER_S);
     return;
   }
   *out = ms;
@@ -452,8 +428,8 @@ static void set_path(struct ld *L, const struct where *w, const json_t *obj,
   if (!want(L, w, obj, f->key, v, JSON_STRING))
     return;
   if (json_string_length(v) == 0) {
-    err_at(L, mk_val(L, obj, f->key), "'%s' %s must not be empty", f->key,
-           w->in);
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                   "'%s' %s must not be empty", f->key, w->in);
     return;
   }
   char *p = join_path(L->doc->dir, json_string_value(v));
@@ -475,15 +451,16 @@ static void set_field(struct ld *L, const struct where *w, const json_t *obj,
     if (!want(L, w, obj, f->key, v, JSON_STRING))
       return;
     if (f->type == FT_NONEMPTY && json_string_length(v) == 0) {
-      err_at(L, mk_val(L, obj, f->key), "'%s' %s must not be empty", f->key,
-             w->in);
+      cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                     "'%s' %s must not be empty", f->key, w->in);
       return;
     }
     if (f->type == FT_ID && !cr_config_valid_id(json_string_value(v))) {
-      err_at(L, mk_val(L, obj, f->key),
-             "invalid %s '%.128s' %s: ids are 1 to 128 characters among "
-             "A-Z a-z 0-9 _ . -",
-             f->key, json_string_value(v), w->in);
+      cr__cfg_err_at(
+          L, cr__cfg_mk_val(L, obj, f->key),
+          "invalid %s '%.128s' %s: ids are 1 to 128 characters among "
+          "A-Z a-z 0-9 _ . -",
+          f->key, json_string_value(v), w->in);
       return;
     }
     *(const char **)dst = json_string_value(v);
@@ -496,9 +473,9 @@ static void set_field(struct ld *L, const struct where *w, const json_t *obj,
     if (!want(L, w, obj, f->key, v, JSON_INTEGER))
       return;
     if (json_integer_value(v) < f->min || json_integer_value(v) > f->max) {
-      err_at(L, mk_val(L, obj, f->key),
-             "'%s' %s must be between %lld and %lld, got %lld", f->key, w->in,
-             f->min, f->max, (long long)json_integer_value(v));
+      cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                     "'%s' %s must be between %lld and %lld, got %lld", f->key,
+                     w->in, f->min, f->max, (long long)json_integer_value(v));
       return;
     }
     *(int *)dst = (int)json_integer_value(v);
@@ -531,8 +508,8 @@ static void unknown_key(struct ld *L, const struct where *w, const json_t *obj,
   size_t k = 0;
   for (size_t i = 0; i < n && k < N_OF(names); i++)
     names[k++] = fields[i].key;
-  err_at(L, mk_key(L, obj, key), "unknown key '%.64s' %s%s", key, w->in,
-         did_you_mean(key, names, k, dym, sizeof dym));
+  cr__cfg_err_at(L, mk_key(L, obj, key), "unknown key '%.64s' %s%s", key, w->in,
+                 cr__cfg_did_you_mean(key, names, k, dym, sizeof dym));
 }
 
 /* Applies the mapping obj to target through the table: unknown keys, types,
@@ -555,8 +532,9 @@ static void apply(struct ld *L, const struct where *w, const json_t *obj,
   for (size_t i = 0; i < n; i++) {
     const json_t *v2 = json_object_get(obj, fields[i].key);
     if (fields[i].required && (v2 == NULL || json_is_null(v2)))
-      err_at(L, mk_node(L, obj), "%s is missing required field '%s'",
-             w->noun[0] ? w->noun : "the configuration", fields[i].key);
+      cr__cfg_err_at(L, cr__cfg_mk_node(L, obj),
+                     "%s is missing required field '%s'",
+                     w->noun[0] ? w->noun : "the configuration", fields[i].key);
   }
 }
 
@@ -565,8 +543,8 @@ static int want_map(struct ld *L, const struct where *w, const json_t *v,
                     const struct cr_mark *mk) {
   if (json_is_object(v))
     return 1;
-  err_at(L, mk, "%s: expected a mapping, got %s", w->noun,
-         cr_json_type_noun(v));
+  cr__cfg_err_at(L, mk, "%s: expected a mapping, got %s", w->noun,
+                 cr_json_type_noun(v));
   return 0;
 }
 
@@ -601,7 +579,7 @@ struct secret_ud {
 
 static void secret_error(void *ud, const json_t *node, const char *message) {
   struct secret_ud *s = ud;
-  err_at(s->L, mk_node(s->L, node), "%s", message);
+  cr__cfg_err_at(s->L, cr__cfg_mk_node(s->L, node), "%s", message);
 }
 
 static void secret_value(void *ud, const char *value, int from_ref) {
@@ -638,7 +616,7 @@ static char *resolve_one(struct ld *L, const struct where *w, const json_t *obj,
   if (rc == CR_ENOMEM)
     L->nomem = 1;
   else if (rc != 0)
-    err_at(L, mk_val(L, obj, key), "%s", err);
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, key), "%s", err);
   else if (ref || all)
     keep_secret(L, out);
   return out;
@@ -687,10 +665,11 @@ static void set_listen(struct ld *L, const struct where *w, const json_t *obj,
   long port = colon ? strtol(colon + 1, &end, 10) : 0;
   if (colon == NULL || colon == s || colon[1] == '\0' || *end != '\0' ||
       port < 1 || port > 65535) {
-    err_at(L, mk_val(L, obj, f->key),
-           "invalid listen address '%.128s' %s (expected HOST:PORT, e.g. "
-           "127.0.0.1:8470)",
-           s, w->in);
+    cr__cfg_err_at(
+        L, cr__cfg_mk_val(L, obj, f->key),
+        "invalid listen address '%.128s' %s (expected HOST:PORT, e.g. "
+        "127.0.0.1:8470)",
+        s, w->in);
     return;
   }
   h->listen = s;
@@ -704,7 +683,8 @@ static void set_token_value(struct ld *L, const struct where *w,
   token_t *tok = t;
   char *s = resolve_one(L, w, obj, f->key, v, 1);
   if (s != NULL && s[0] == '\0') {
-    err_at(L, mk_val(L, obj, f->key), "'%s' %s is empty", f->key, w->in);
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key), "'%s' %s is empty",
+                   f->key, w->in);
     free_secret(s);
     return;
   }
@@ -741,8 +721,8 @@ static void set_api_tokens(struct ld *L, const struct where *w,
     for (size_t j = 0; tok->name != NULL && j + 1 < h->n_api_tokens; j++)
       if (h->api_tokens[j].name &&
           strcmp(h->api_tokens[j].name, tok->name) == 0)
-        err_at(L, mk_val(L, item, "name"), "duplicate api token name '%s'",
-               tok->name);
+        cr__cfg_err_at(L, cr__cfg_mk_val(L, item, "name"),
+                       "duplicate api token name '%s'", tok->name);
   }
 }
 
@@ -785,8 +765,8 @@ static void set_host(struct ld *L, const struct where *w, const json_t *obj,
   (void)t;
   const struct cr_mark *here = mk_key(L, obj, f->key);
   if (L->host_mark.line > 0) {
-    err_at(L, here, "'host' is defined twice (first at %s)",
-           where_first(&L->host_mark, NULL, first, sizeof first));
+    cr__cfg_err_at(L, here, "'host' is defined twice (first at %s)",
+                   where_first(&L->host_mark, NULL, first, sizeof first));
     return;
   }
   if (here != NULL)
@@ -819,9 +799,9 @@ static void set_provider(struct ld *L, const struct where *w, const json_t *obj,
   if (!want(L, w, obj, f->key, v, JSON_STRING))
     return;
   if (!valid_provider_name(json_string_value(v))) {
-    err_at(L, mk_val(L, obj, f->key),
-           "invalid provider name '%.64s' %s (expected [a-z0-9_-]+)",
-           json_string_value(v), w->in);
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                   "invalid provider name '%.64s' %s (expected [a-z0-9_-]+)",
+                   json_string_value(v), w->in);
     return;
   }
   *(const char **)((char *)t + f->off) = json_string_value(v);
@@ -855,7 +835,7 @@ static void add_auth(struct ld *L, const json_t *item, size_t index) {
   struct where w;
   cr_config *cfg = L->cfg;
   item_where(&w, "authorization", item, index);
-  if (!want_map(L, &w, item, mk_node(L, item)))
+  if (!want_map(L, &w, item, cr__cfg_mk_node(L, item)))
     return;
   auth_t *a = grow(L, (void **)&cfg->auths, &cfg->n_auths, sizeof *a);
   if (a == NULL)
@@ -884,16 +864,18 @@ static void parse_schedule(struct ld *L, const struct where *sw,
   char err[256] = "";
   int rc;
   if (s->every != NULL && s->cron != NULL) {
-    err_at(L, mk_node(L, v), "%s has both 'every' and 'cron'; use one",
-           sw->noun);
+    cr__cfg_err_at(L, cr__cfg_mk_node(L, v),
+                   "%s has both 'every' and 'cron'; use one", sw->noun);
     return;
   }
   if (s->every == NULL && s->cron == NULL) {
-    err_at(L, mk_node(L, v), "%s needs 'every' or 'cron'", sw->noun);
+    cr__cfg_err_at(L, cr__cfg_mk_node(L, v), "%s needs 'every' or 'cron'",
+                   sw->noun);
     return;
   }
   if (s->tz != NULL && s->cron == NULL) {
-    err_at(L, mk_key(L, v, "tz"), "'tz' %s only applies to 'cron'", sw->in);
+    cr__cfg_err_at(L, mk_key(L, v, "tz"), "'tz' %s only applies to 'cron'",
+                   sw->in);
     return;
   }
   if (s->every != NULL) {
@@ -910,8 +892,8 @@ static void parse_schedule(struct ld *L, const struct where *sw,
   if (rc == CR_ENOMEM)
     L->nomem = 1;
   else if (rc != 0)
-    err_at(L, mk_val(L, v, key), "invalid %s: %s", sw->noun,
-           err[0] ? err : cr_strerror(rc));
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, v, key), "invalid %s: %s", sw->noun,
+                   err[0] ? err : cr_strerror(rc));
 }
 
 typedef struct cr_config_work work_t;
@@ -956,19 +938,19 @@ static void set_destination(struct ld *L, const struct where *w,
   if (d->type == CR_DEST_PLUGIN) {
     for (size_t i = 0; i < N_OF(plugin_only); i++)
       if (json_object_get(v, plugin_only[i]) == NULL)
-        err_at(L, mk_node(L, v),
-               "%s (type plugin) is missing required field '%s'", dw.noun,
-               plugin_only[i]);
+        cr__cfg_err_at(L, cr__cfg_mk_node(L, v),
+                       "%s (type plugin) is missing required field '%s'",
+                       dw.noun, plugin_only[i]);
     if (json_object_get(v, "path") != NULL)
-      err_at(L, mk_key(L, v, "path"),
-             "'path' %s is not used by plugin destinations", dw.in);
+      cr__cfg_err_at(L, mk_key(L, v, "path"),
+                     "'path' %s is not used by plugin destinations", dw.in);
     return;
   }
   for (size_t i = 0; i < N_OF(plugin_only); i++)
     if (json_object_get(v, plugin_only[i]) != NULL)
-      err_at(L, mk_key(L, v, plugin_only[i]),
-             "'%s' %s is only used by plugin destinations", plugin_only[i],
-             dw.in);
+      cr__cfg_err_at(L, mk_key(L, v, plugin_only[i]),
+                     "'%s' %s is only used by plugin destinations",
+                     plugin_only[i], dw.in);
 }
 
 static void set_work_config(struct ld *L, const struct where *w,
@@ -1009,7 +991,7 @@ static void add_work(struct ld *L, const json_t *item, size_t index) {
   struct where w;
   cr_config *cfg = L->cfg;
   item_where(&w, "work", item, index);
-  if (!want_map(L, &w, item, mk_node(L, item)))
+  if (!want_map(L, &w, item, cr__cfg_mk_node(L, item)))
     return;
   work_t *wk = grow(L, (void **)&cfg->works, &cfg->n_works, sizeof *wk);
   if (wk == NULL)
@@ -1039,7 +1021,7 @@ static void add_verb(struct ld *L, const struct where *w, const json_t *v,
     char dym[160] = "";
     if (sug != NULL)
       snprintf(dym, sizeof dym, " (did you mean '%s'?)", sug);
-    err_at(L, mk, "unknown event type '%.64s' %s%s", verb, w->in, dym);
+    cr__cfg_err_at(L, mk, "unknown event type '%.64s' %s%s", verb, w->in, dym);
     return;
   }
   for (size_t i = 0; i < s->n_event_types; i++)
@@ -1055,7 +1037,7 @@ static void set_event_type(struct ld *L, const struct where *w,
                            const json_t *obj, const struct field *f,
                            const json_t *v, void *t) {
   if (want(L, w, obj, f->key, v, JSON_STRING))
-    add_verb(L, w, v, mk_val(L, obj, f->key), t);
+    add_verb(L, w, v, cr__cfg_mk_val(L, obj, f->key), t);
 }
 
 static void set_event_types(struct ld *L, const struct where *w,
@@ -1081,8 +1063,8 @@ static void set_sources(struct ld *L, const struct where *w, const json_t *obj,
       char dym[160] = "";
       if (sug != NULL)
         snprintf(dym, sizeof dym, " (did you mean '%s'?)", sug);
-      err_at(L, mk_key(L, v, k), "unknown subject type '%.64s' %s%s", k, w->in,
-             dym);
+      cr__cfg_err_at(L, mk_key(L, v, k), "unknown subject type '%.64s' %s%s", k,
+                     w->in, dym);
       continue;
     }
     if (!want(L, w, v, k, ids, JSON_ARRAY))
@@ -1105,9 +1087,10 @@ static void set_webhook_url(struct ld *L, const struct where *w,
                                                      : NULL;
   /* The URL is not echoed: webhook URLs often embed a token. */
   if (rest == NULL || *rest == '\0' || *rest == '/')
-    err_at(L, mk_val(L, obj, f->key),
-           "'webhook_url' %s must be an http:// or https:// URL with a host",
-           w->in);
+    cr__cfg_err_at(
+        L, cr__cfg_mk_val(L, obj, f->key),
+        "'webhook_url' %s must be an http:// or https:// URL with a host",
+        w->in);
   else
     s->webhook_url = u;
 }
@@ -1122,11 +1105,13 @@ static void set_headers(struct ld *L, const struct where *w, const json_t *obj,
     return;
   json_object_foreach((json_t *)v, k, hv) {
     if (!json_is_string(hv)) {
-      err_at(L, mk_val(L, v, k), "header '%.64s' %s: expected a string, got %s",
-             k, w->in, cr_json_type_noun(hv));
+      cr__cfg_err_at(L, cr__cfg_mk_val(L, v, k),
+                     "header '%.64s' %s: expected a string, got %s", k, w->in,
+                     cr_json_type_noun(hv));
       ok = 0;
     } else if (k[0] == '\0' || strpbrk(k, ": \t\r\n") != NULL) {
-      err_at(L, mk_key(L, v, k), "invalid header name '%.64s' %s", k, w->in);
+      cr__cfg_err_at(L, mk_key(L, v, k), "invalid header name '%.64s' %s", k,
+                     w->in);
       ok = 0;
     }
   }
@@ -1143,8 +1128,8 @@ static void set_sub_secret(struct ld *L, const struct where *w,
   sub_t *s = t;
   char *r = resolve_one(L, w, obj, f->key, v, 1);
   if (r != NULL && strncmp(r, "whsec_", 6) != 0) {
-    err_at(L, mk_val(L, obj, f->key), "'secret' %s must start with 'whsec_'",
-           w->in);
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                   "'secret' %s must start with 'whsec_'", w->in);
     free_secret(r);
     return;
   }
@@ -1193,11 +1178,12 @@ static void set_workflow(struct ld *L, const struct where *w, const json_t *obj,
   }
   for (size_t i = 0; i < N_OF(workflows); i++)
     names[i] = workflows[i].name;
-  err_at(
-      L, mk_val(L, obj, f->key), "unknown workflow '%.64s' %s%s; expected %s",
-      json_string_value(v), w->in,
-      did_you_mean(json_string_value(v), names, N_OF(names), dym, sizeof dym),
-      join_names(names, N_OF(names), " or ", list, sizeof list));
+  cr__cfg_err_at(
+      L, cr__cfg_mk_val(L, obj, f->key),
+      "unknown workflow '%.64s' %s%s; expected %s", json_string_value(v), w->in,
+      cr__cfg_did_you_mean(json_string_value(v), names, N_OF(names), dym,
+                           sizeof dym),
+      cr__cfg_join_names(names, N_OF(names), " or ", list, sizeof list));
 }
 
 static void set_sub_config(struct ld *L, const struct where *w,
@@ -1220,7 +1206,7 @@ static void add_subscription(struct ld *L, const json_t *item, size_t index) {
   struct where w, cw;
   cr_config *cfg = L->cfg;
   item_where(&w, "subscription", item, index);
-  if (!want_map(L, &w, item, mk_node(L, item)))
+  if (!want_map(L, &w, item, cr__cfg_mk_node(L, item)))
     return;
   sub_t *s =
       grow(L, (void **)&cfg->subscriptions, &cfg->n_subscriptions, sizeof *s);
@@ -1277,7 +1263,7 @@ static void add_alert(struct ld *L, const json_t *item, size_t index) {
   struct where w;
   cr_config *cfg = L->cfg;
   item_where(&w, "alert", item, index);
-  if (!want_map(L, &w, item, mk_node(L, item)))
+  if (!want_map(L, &w, item, cr__cfg_mk_node(L, item)))
     return;
   alert_t *a = grow(L, (void **)&cfg->alerts, &cfg->n_alerts, sizeof *a);
   if (a == NULL)
@@ -1288,7 +1274,8 @@ static void add_alert(struct ld *L, const json_t *item, size_t index) {
   /* Only the id is defined for now: other keys are kept as written. */
   const json_t *id = json_object_get(item, "id");
   if (id == NULL || json_is_null(id))
-    err_at(L, mk_node(L, item), "%s is missing required field 'id'", w.noun);
+    cr__cfg_err_at(L, cr__cfg_mk_node(L, item),
+                   "%s is missing required field 'id'", w.noun);
   else
     set_field(L, &w, item, &alert_fields[0], id, a);
   if ((a->resolved = json_deep_copy(item)) == NULL) {
@@ -1366,7 +1353,7 @@ static void include_dir(struct ld *L, const char *disp, const char *abs,
   size_t n = 0;
   struct dirent *e;
   if (d == NULL) {
-    err_at(L, from, "cannot include '%s': %s", shown, strerror(errno));
+    cr__cfg_err_at(L, from, "cannot include '%s': %s", shown, strerror(errno));
     return;
   }
   while ((e = readdir(d)) != NULL) {
@@ -1399,7 +1386,7 @@ static void include_one(struct ld *L, const char *dir, const char *disp_dir,
   struct stat st;
   const char *rel = json_string_value(v);
   if (rel[0] == '\0') {
-    err_at(L, mk, "empty include path");
+    cr__cfg_err_at(L, mk, "empty include path");
     return;
   }
   char *abs = join_path(dir, rel);
@@ -1412,8 +1399,8 @@ static void include_one(struct ld *L, const char *dir, const char *disp_dir,
   else if (stat(abs, &st) == 0 && S_ISDIR(st.st_mode))
     include_dir(L, disp, abs, mk, rel);
   else if (rel[strlen(rel) - 1] == '/')
-    err_at(L, mk, "cannot include '%s': %s", rel,
-           strerror(stat(abs, &st) == 0 ? ENOTDIR : errno));
+    cr__cfg_err_at(L, mk, "cannot include '%s': %s", rel,
+                   strerror(stat(abs, &st) == 0 ? ENOTDIR : errno));
   else
     read_tree(L, disp, mk, rel);
   cr__free(abs);
@@ -1430,7 +1417,7 @@ static void read_includes(struct ld *L, const json_t *root, const char *dir,
   if (inc == NULL || json_is_null(inc))
     return;
   if (json_is_string(inc)) {
-    include_one(L, dir, disp_dir, inc, mk_val(L, root, "include"));
+    include_one(L, dir, disp_dir, inc, cr__cfg_mk_val(L, root, "include"));
     return;
   }
   if (!want(L, &w, root, "include", inc, JSON_ARRAY))
@@ -1454,7 +1441,7 @@ static int cycle_error(struct ld *L, const char *disp,
                             L->stack[i]);
   if (off < sizeof chain)
     snprintf(chain + off, sizeof chain - off, "%s", disp);
-  err_at(L, from, "include cycle: %s", chain);
+  cr__cfg_err_at(L, from, "include cycle: %s", chain);
   return 0;
 }
 
@@ -1470,7 +1457,7 @@ static int read_tree(struct ld *L, const char *disp, const struct cr_mark *from,
   int e = errno;
   if (canon == NULL) {
     if (from != NULL) {
-      err_at(L, from, "cannot include '%s': %s", shown, strerror(e));
+      cr__cfg_err_at(L, from, "cannot include '%s': %s", shown, strerror(e));
       return 0;
     }
     if (cr_diags_addf(L->diags, disp, 0, 0, CR_DIAG_ERROR, "cannot read %s: %s",
@@ -1490,7 +1477,8 @@ static int read_tree(struct ld *L, const char *disp, const struct cr_mark *from,
       return 0;
     }
   if (L->depth == MAX_INCLUDE_DEPTH) {
-    err_at(L, from, "includes nested deeper than %d files", MAX_INCLUDE_DEPTH);
+    cr__cfg_err_at(L, from, "includes nested deeper than %d files",
+                   MAX_INCLUDE_DEPTH);
     free(canon);
     return 0;
   }
@@ -1527,8 +1515,9 @@ static int read_tree(struct ld *L, const char *disp, const struct cr_mark *from,
   }
   if (!json_is_object(root)) {
     if (!json_is_null(root))
-      err_at(L, mk_node(L, root), "expected a mapping at the top level, got %s",
-             cr_json_type_noun(root));
+      cr__cfg_err_at(L, cr__cfg_mk_node(L, root),
+                     "expected a mapping at the top level, got %s",
+                     cr_json_type_noun(root));
     return 0;
   }
   L->stack[L->depth] = file;
@@ -1551,9 +1540,10 @@ static void dup_ids(struct ld *L, const char *what, const char *base, size_t n,
         continue;
       const json_t *di = *(const json_t *const *)(base + i * size + def_off);
       const json_t *dj = *(const json_t *const *)(base + j * size + def_off);
-      const struct cr_mark *here = mk_val(L, di, "id");
-      err_at(L, here, "duplicate %s id '%s' (first defined at %s)", what, id,
-             where_first(mk_val(L, dj, "id"), here, first, sizeof first));
+      const struct cr_mark *here = cr__cfg_mk_val(L, di, "id");
+      cr__cfg_err_at(
+          L, here, "duplicate %s id '%s' (first defined at %s)", what, id,
+          where_first(cr__cfg_mk_val(L, dj, "id"), here, first, sizeof first));
       break;
     }
   }
@@ -1601,18 +1591,20 @@ static const auth_t *link_auth(struct ld *L, const char *noun,
     }
     for (size_t i = 0; i < cfg->n_auths; i++)
       ids[i] = cfg->auths[i].id;
-    err_at(L, mk_val(L, obj, "authorization"),
-           "%s references unknown authorization '%s'%s", noun, id,
-           did_you_mean(id, ids, cfg->n_auths, dym, sizeof dym));
+    cr__cfg_err_at(
+        L, cr__cfg_mk_val(L, obj, "authorization"),
+        "%s references unknown authorization '%s'%s", noun, id,
+        cr__cfg_did_you_mean(id, ids, cfg->n_auths, dym, sizeof dym));
     cr__free(ids);
     return NULL;
   }
   if (provider != NULL && a->provider != NULL &&
       strcmp(provider, a->provider) != 0)
-    err_at(L, mk_val(L, obj, "provider"),
-           "%s has provider '%s' but its authorization '%s' is for provider "
-           "'%s'",
-           noun, provider, id, a->provider);
+    cr__cfg_err_at(
+        L, cr__cfg_mk_val(L, obj, "provider"),
+        "%s has provider '%s' but its authorization '%s' is for provider "
+        "'%s'",
+        noun, provider, id, a->provider);
   return a;
 }
 
@@ -1775,205 +1767,4 @@ void cr_config_free(cr_config *cfg) {
 
 cr_redactor *cr_config_redactor(const cr_config *cfg) {
   return cfg && cfg->priv ? cfg->priv->redactor : NULL;
-}
-
-/* ---- Checks against the plugins ------------------------------------------ */
-
-struct schema_ud {
-  struct ld *L;
-  const json_t *instance;
-  const char *noun; /* "authorization 'x' credentials" */
-};
-
-/* Walks path (a JSON pointer "/a/0", or "a.b[0]" / "$.a.b" style) from root.
- * Sets *parent and the last key (keybuf) or index of the node; returns 0
- * when the whole path was found. */
-static int walk_path(const json_t *root, const char *path,
-                     const json_t **parent, char *keybuf, size_t keylen,
-                     size_t *index) {
-  const json_t *cur = root;
-  const char *p = path;
-  int pointer = p[0] == '/';
-  if (p[0] == '$' || p[0] == '#')
-    p++;
-  *parent = NULL;
-  while (*p) {
-    while (*p == '/' || *p == '.' || *p == '[' || *p == ']')
-      p++;
-    if (*p == '\0')
-      break;
-    size_t n = 0;
-    while (p[n] && p[n] != '/' &&
-           (pointer || (p[n] != '.' && p[n] != '[' && p[n] != ']')))
-      n++;
-    size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < keylen; i++) {
-      if (pointer && p[i] == '~' && i + 1 < n &&
-          (p[i + 1] == '0' || p[i + 1] == '1')) {
-        keybuf[k++] = p[i + 1] == '0' ? '~' : '/';
-        i++;
-      } else {
-        keybuf[k++] = p[i];
-      }
-    }
-    keybuf[k] = '\0';
-    p += n;
-    *parent = cur;
-    if (json_is_object(cur)) {
-      cur = json_object_get(cur, keybuf);
-    } else if (json_is_array(cur)) {
-      char *end;
-      *index = (size_t)strtoul(keybuf, &end, 10);
-      cur = *end == '\0' ? json_array_get(cur, *index) : NULL;
-      keybuf[0] = '\0';
-    } else {
-      cur = NULL;
-    }
-    if (cur == NULL)
-      return -1;
-  }
-  return 0;
-}
-
-static const struct cr_mark *locate(const struct ld *L, const json_t *root,
-                                    const json_t *node, const char *path) {
-  const struct cr_mark *mk = cr_marks_get(L->cfg->marks, node);
-  const json_t *parent = NULL;
-  char key[256];
-  size_t index = 0;
-  if (mk != NULL || path == NULL)
-    return mk ? mk : mk_node(L, root);
-  if (walk_path(root, path, &parent, key, sizeof key, &index) == 0 &&
-      parent != NULL)
-    mk = key[0] ? cr_marks_member(L->cfg->marks, parent, key)
-                : cr_marks_item(L->cfg->marks, parent, index);
-  return mk ? mk : mk_node(L, root);
-}
-
-static void schema_error(void *ud, const json_t *node, const char *path,
-                         const char *message) {
-  struct schema_ud *s = ud;
-  const cr_redactor *r = cr_config_redactor(s->L->cfg);
-  char msg[768], where_path[256];
-  cr_redact_into(r, message ? message : "invalid", 0, msg, sizeof msg);
-  cr_redact_into(r, path ? path : "", 0, where_path, sizeof where_path);
-  err_at(s->L, locate(s->L, s->instance, node, path), "%s%s%s: %s", s->noun,
-         where_path[0] ? " at " : "", where_path, msg);
-}
-
-static void validate(struct ld *L, const cr_schema *schema,
-                     const json_t *instance, const char *noun) {
-  struct schema_ud ud = {L, instance, noun};
-  if (schema == NULL || instance == NULL)
-    return;
-  if (cr_schema_validate(schema, instance, schema_error, &ud) == CR_ENOMEM)
-    L->nomem = 1;
-}
-
-/* "a, b, c" of the loaded providers, or "none". */
-static const char *provider_list(const cr_plugin_host *h, char *buf,
-                                 size_t len) {
-  size_t off = 0, n = cr_plugin_host_count(h);
-  snprintf(buf, len, "none");
-  for (size_t i = 0; i < n && off < len; i++) {
-    const struct cr_plugin_descriptor *d =
-        cr_plugin_desc(cr_plugin_host_at(h, i));
-    int w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", d->name);
-    off += w > 0 ? (size_t)w : 0;
-  }
-  return buf;
-}
-
-/* The plugin for provider (obj.key), or NULL after reporting it. */
-static const cr_plugin *need_plugin(struct ld *L, const cr_plugin_host *h,
-                                    const json_t *obj, const char *key,
-                                    const char *provider) {
-  char dym[160], list[1024];
-  const char *names[256];
-  size_t n = cr_plugin_host_count(h);
-  if (provider == NULL)
-    return NULL;
-  const cr_plugin *p = cr_plugin_host_find(h, provider);
-  if (p != NULL)
-    return p;
-  if (n > N_OF(names))
-    n = N_OF(names);
-  for (size_t i = 0; i < n; i++)
-    names[i] = cr_plugin_desc(cr_plugin_host_at(h, i))->name;
-  err_at(L, mk_val(L, obj, key),
-         "unknown provider '%s'%s; loaded providers: %s", provider,
-         did_you_mean(provider, names, n, dym, sizeof dym),
-         provider_list(h, list, sizeof list));
-  return NULL;
-}
-
-static void need_cap(struct ld *L, const cr_plugin *p, uint32_t cap,
-                     const json_t *obj, const char *key, const char *verb) {
-  char caps[128];
-  if (cr_plugin_desc(p)->capabilities & cap)
-    return;
-  cr_plugin_caps_string(p, caps, sizeof caps);
-  err_at(L, mk_val(L, obj, key), "provider '%s' cannot %s (capabilities: %s)",
-         cr_plugin_desc(p)->name, verb, caps[0] ? caps : "none");
-}
-
-static void check_auth(struct ld *L, const cr_plugin_host *h, const auth_t *a) {
-  char noun[256], list[512];
-  const cr_plugin *p = need_plugin(L, h, a->def, "provider", a->provider);
-  if (p == NULL)
-    return;
-  if (a->method != NULL && !cr_plugin_accepts_method(p, a->method)) {
-    const char *const *m = cr_plugin_desc(p)->auth_methods;
-    size_t n = 0;
-    while (m != NULL && m[n] != NULL)
-      n++;
-    err_at(L, mk_val(L, a->def, "method"),
-           "provider '%s' does not accept method '%s' (accepts: %s)",
-           a->provider, a->method,
-           n ? join_names(m, n, ", ", list, sizeof list) : "none");
-  }
-  snprintf(noun, sizeof noun, "credentials of authorization '%s'",
-           a->id ? a->id : "?");
-  validate(L, cr_plugin_credentials_schema(p), a->credentials, noun);
-}
-
-static void check_work(struct ld *L, const cr_plugin_host *h,
-                       const work_t *wk) {
-  char noun[256];
-  const dest_t *d = &wk->destination;
-  /* An unknown provider is reported once, at the authorization, unless the
-   * work names another one. */
-  int at_auth = wk->auth != NULL && wk->auth->provider != NULL &&
-                wk->provider != NULL &&
-                strcmp(wk->auth->provider, wk->provider) == 0;
-  const cr_plugin *p =
-      at_auth ? cr_plugin_host_find(h, wk->provider)
-              : need_plugin(L, h, wk->def, "provider", wk->provider);
-  if (p != NULL) {
-    need_cap(L, p, CR_PLUGIN_CAP_READ, wk->def, "provider", "read");
-    snprintf(noun, sizeof noun, "config of work '%s'", wk->id ? wk->id : "?");
-    validate(L, cr_plugin_config_schema(p), wk->config, noun);
-  }
-  if (d->type != CR_DEST_PLUGIN || d->def == NULL)
-    return;
-  p = need_plugin(L, h, d->def, "provider", d->provider);
-  if (p != NULL)
-    need_cap(L, p, CR_PLUGIN_CAP_WRITE, d->def, "provider", "write");
-}
-
-int cr_config_check_plugins(const cr_config *cfg, const cr_plugin_host *h,
-                            cr_diags *diags) {
-  struct ld L;
-  if (cfg == NULL || h == NULL || diags == NULL)
-    return CR_EINVAL;
-  memset(&L, 0, sizeof L);
-  L.cfg = (cr_config *)cfg;
-  L.diags = diags;
-  for (size_t i = 0; i < cfg->n_auths && !L.nomem; i++)
-    check_auth(&L, h, &cfg->auths[i]);
-  for (size_t i = 0; i < cfg->n_works && !L.nomem; i++)
-    check_work(&L, h, &cfg->works[i]);
-  if (L.nomem || diags->nomem)
-    return CR_ENOMEM;
-  return L.errors > 0 ? CR_ECONFIG : 0;
 }
