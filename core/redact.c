@@ -565,6 +565,10 @@ int cr_redact_name_is_sensitive(const char *name, size_t len) {
 static void sb_put(struct sbuf *b, const char *s, size_t n) {
   if (b->nomem)
     return;
+  if (n > SIZE_MAX / 4 || b->len > SIZE_MAX / 4) { /* size overflow guard */
+    b->nomem = 1;
+    return;
+  }
   if (b->len + n + 1 > b->cap) {
     size_t ncap = b->cap ? b->cap : 64;
     while (ncap < b->len + n + 1)
