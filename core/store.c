@@ -6,6 +6,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "error.h"
+#include "execution.h"
 #include "store_int.h"
 #include "store_sqlite.h"
 
@@ -428,6 +429,111 @@ int cr_store_sub_delete(cr_store *s, const char *id) {
   return CALL(s, sub_delete, id);
 }
 
+/* ---- Executions ---------------------------------------------------------- */
+
+int cr_store_exec_create(cr_store *s, const char *work_id, int64_t *id_out) {
+  if (!ready(s))
+    return CR_EINVAL;
+  int64_t dummy;
+  if (id_out == NULL)
+    id_out = &dummy;
+  *id_out = 0;
+  if (bad_str(work_id))
+    return invalid(s, "execution needs a work id");
+  return CALL(s, exec_create, work_id, cr__now_ms(), id_out);
+}
+
+int cr_store_exec_get(cr_store *s, int64_t id, struct cr_exec_rec *out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  return CALL(s, exec_get, id, out);
+}
+
+int cr_store_exec_claim(cr_store *s, const char *runner_id,
+                        const char *const *providers, size_t nproviders,
+                        size_t slots, int64_t lease_ms,
+                        struct cr_exec_claim **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  if (bad_str(runner_id) || lease_ms <= 0)
+    return invalid(s, "claim needs a runner id and a lease > 0");
+  if (providers == NULL || nproviders == 0 ||
+      nproviders > CR_EXEC_CLAIM_MAX_PROVIDERS)
+    return invalid(s, "claim needs 1 to CR_EXEC_CLAIM_MAX_PROVIDERS providers");
+  for (size_t i = 0; i < nproviders; i++)
+    if (bad_str(providers[i]))
+      return invalid(s, "claim provider is empty");
+  if (slots == 0)
+    return 0;
+  return CALL(s, exec_claim, runner_id, providers, nproviders, slots,
+              cr__now_ms(), lease_ms, out, n);
+}
+
+int cr_store_exec_transition(cr_store *s, int64_t id, int64_t epoch,
+                             const char *to_state, const char *reason,
+                             const char *error_class, const char *error) {
+  if (!ready(s))
+    return CR_EINVAL;
+  int to = cr_exec_state_from_name(to_state);
+  if (to < 0)
+    return invalid(s, "unknown execution state");
+  if (error_class != NULL && cr_exec_class_from_name(error_class) < 0)
+    return invalid(s, "unknown execution failure class");
+  if (epoch < 0 && !(epoch == CR_EXEC_EPOCH_ANY && to == CR_EXEC_CANCELLED))
+    return invalid(s, "epoch must be >= 0 (any epoch: cancel only)");
+  if (to == CR_EXEC_CREATED || to == CR_EXEC_PENDING) {
+    cr__store_set_error(s, "an execution becomes %s only by claim or expiry",
+                        to_state);
+    return CR_ESTATE;
+  }
+  return CALL(s, exec_transition, id, epoch, to_state, reason, error_class,
+              error, cr__now_ms());
+}
+
+int cr_store_exec_renew(cr_store *s, int64_t id, int64_t epoch,
+                        int64_t lease_ms) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (epoch < 0 || lease_ms <= 0)
+    return invalid(s, "renew needs an epoch >= 0 and a lease > 0");
+  return CALL(s, exec_renew, id, epoch, cr__now_ms(), lease_ms);
+}
+
+int cr_store_exec_expire(cr_store *s, int64_t now, size_t *n_expired) {
+  if (!ready(s))
+    return CR_EINVAL;
+  size_t dummy;
+  if (n_expired == NULL)
+    n_expired = &dummy;
+  *n_expired = 0;
+  if (now < 0)
+    return invalid(s, "expiry time must be >= 0");
+  return CALL(s, exec_expire, or_now(now), n_expired);
+}
+
+int cr_store_exec_list(cr_store *s, const char *work_id, size_t limit,
+                       struct cr_exec_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  limit =
+      clamp_limit(limit, CR_EXEC_LIST_DEFAULT_LIMIT, CR_EXEC_LIST_MAX_LIMIT);
+  return CALL(s, exec_list, work_id, limit, out, n);
+}
+
+int cr_store_exec_transitions(cr_store *s, int64_t id,
+                              struct cr_exec_transition_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  return CALL(s, exec_transitions, id, out, n);
+}
+
 int cr_store_counts(cr_store *s, struct cr_store_counts *out) {
   if (!ready(s) || out == NULL)
     return CR_EINVAL;
@@ -545,4 +651,36 @@ void cr_health_rec_free_list(struct cr_health_rec *r, size_t n) {
 void cr_metric_point_free_list(struct cr_metric_point *p, size_t n) {
   (void)n;
   cr__free(p);
+}
+
+void cr_exec_rec_clear(struct cr_exec_rec *r) {
+  if (r == NULL)
+    return;
+  cr__free(r->work_id);
+  cr__free(r->state);
+  cr__free(r->runner_id);
+  cr__free(r->error_class);
+  cr__free(r->error);
+  memset(r, 0, sizeof *r);
+}
+
+void cr_exec_rec_free_list(struct cr_exec_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++)
+    cr_exec_rec_clear(&r[i]);
+  cr__free(r);
+}
+
+void cr_exec_claim_free_list(struct cr_exec_claim *c, size_t n) {
+  for (size_t i = 0; c != NULL && i < n; i++)
+    cr__free(c[i].work_id);
+  cr__free(c);
+}
+
+void cr_exec_transition_free_list(struct cr_exec_transition_rec *t, size_t n) {
+  for (size_t i = 0; t != NULL && i < n; i++) {
+    cr__free(t[i].from_state);
+    cr__free(t[i].to_state);
+    cr__free(t[i].reason);
+  }
+  cr__free(t);
 }

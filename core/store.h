@@ -23,6 +23,9 @@
  *   - Every write works inside or outside an explicit transaction
  *     (cr_store_begin). Outside one, each call is atomic on its own.
  *
+ * Executions are claimed with a lease and fenced by an epoch: see
+ * cr_store_exec_claim.
+ *
  * Durability (SQLite): WAL with synchronous=NORMAL. A committed transaction
  * survives a crash of the process (kill -9); a power loss or OS crash may lose
  * the last few commits, never corrupt the database.
@@ -48,6 +51,15 @@ typedef struct cr_store cr_store;
 #define CR_EVENT_QUERY_MAX_LIMIT 10000
 /* Most verbs one event filter may list. */
 #define CR_EVENT_FILTER_MAX_VERBS 64
+
+/* Execution list limits (same rules as the event query limit). */
+#define CR_EXEC_LIST_DEFAULT_LIMIT 100
+#define CR_EXEC_LIST_MAX_LIMIT 10000
+/* Most providers one claim may list. */
+#define CR_EXEC_CLAIM_MAX_PROVIDERS 256
+/* cr_store_exec_transition epoch that matches any epoch: only for a move to
+ * "cancelled" (an operator cancelling without holding the lease). */
+#define CR_EXEC_EPOCH_ANY INT64_C(-1)
 
 /* Health history limits (same rules as the event query limit). */
 #define CR_HEALTH_HISTORY_DEFAULT_LIMIT 100
@@ -133,6 +145,33 @@ struct cr_event_filter {
   int64_t since_ms;         /* at >= since_ms; 0: any time */
   int64_t after_id;         /* id > after_id; 0: from the start */
   size_t limit;
+};
+
+/* An execution (one run of a work). state is a state name (execution.h);
+ * error_class a failure class name or NULL. lease_epoch counts the claims of
+ * the execution (0 = never claimed); lease_expires_at is 0 when no lease is
+ * held. */
+struct cr_exec_rec {
+  int64_t id;
+  char *work_id, *state, *runner_id, *error_class, *error;
+  int attempt;
+  int64_t lease_epoch, lease_expires_at, created_at, updated_at;
+};
+
+/* One execution won by cr_store_exec_claim. epoch is the fencing token the
+ * runner passes to cr_store_exec_transition / cr_store_exec_renew. */
+struct cr_exec_claim {
+  int64_t execution_id;
+  char *work_id;
+  int attempt;
+  int64_t epoch, lease_expires_at;
+};
+
+/* One stored state change of an execution. from_state is NULL for the
+ * creation. */
+struct cr_exec_transition_rec {
+  int64_t id, at;
+  char *from_state, *to_state, *reason;
 };
 
 /* Row counts of the main tables. authorizations and works count the live
@@ -324,6 +363,78 @@ int cr_store_sub_list(cr_store *s, struct cr_sub_rec **out, size_t *n);
  * attempts. CR_ENOENT if missing. */
 int cr_store_sub_delete(cr_store *s, const char *id);
 
+/* ---- Executions -----------------------------------------------------------
+ * State rules: execution.h. Every change of state writes an
+ * execution_transitions row (time, from, to, reason) in the same
+ * transaction as the change. */
+
+/* Creates an execution of work_id (borrowed; a live work) in state created,
+ * attempt 1, epoch 0; its id goes to *id_out (may be NULL). Errors: CR_EINVAL,
+ * CR_ENOENT (no such live work), backend errors. */
+int cr_store_exec_create(cr_store *s, const char *work_id, int64_t *id_out);
+
+/* Fills *out (caller owned struct; its strings are allocated, release with
+ * cr_exec_rec_clear) with execution id. CR_ENOENT if missing. */
+int cr_store_exec_get(cr_store *s, int64_t id, struct cr_exec_rec *out);
+
+/* Atomically claims up to slots executions for runner_id (borrowed): those
+ * in state created whose live work's provider is one of providers (borrowed
+ * array of nproviders names, 1..CR_EXEC_CLAIM_MAX_PROVIDERS), oldest first,
+ * skipping works that already have a pending or executing execution (a work
+ * never runs twice at once). Each is moved to pending with runner_id,
+ * lease_epoch + 1 and lease_expires_at = now + lease_ms (> 0). Runs under
+ * the database write lock (BEGIN IMMEDIATE), so concurrent claimers in other
+ * connections or processes never win the same execution. *out is an array of
+ * *n claims (NULL when 0) freed with cr_exec_claim_free_list. slots 0 claims
+ * nothing. Errors: CR_EINVAL, CR_EBUSY (lock not obtained within the busy
+ * timeout), backend errors. */
+int cr_store_exec_claim(cr_store *s, const char *runner_id,
+                        const char *const *providers, size_t nproviders,
+                        size_t slots, int64_t lease_ms,
+                        struct cr_exec_claim **out, size_t *n);
+
+/* Moves execution id to to_state (a state name, borrowed), fenced by epoch:
+ * the lease_epoch returned by the claim (CR_EXEC_EPOCH_ANY only for
+ * "cancelled"). Only executing, completed, failed and cancelled can be
+ * reached this way (pending: cr_store_exec_claim; created:
+ * cr_store_exec_expire). reason, error_class (a class name, execution.h) and
+ * error are borrowed and may be NULL; error_class and error are stored when
+ * given. A final state releases the lease. A lease stays valid until
+ * cr_store_exec_expire takes it back. Errors: CR_EINVAL (bad state or class
+ * name), CR_ENOENT, CR_ESTALE (epoch is not the stored one, or the lease was
+ * expired: the caller no longer owns the execution), CR_ESTATE (illegal
+ * transition), backend errors. Nothing is written on error. */
+int cr_store_exec_transition(cr_store *s, int64_t id, int64_t epoch,
+                             const char *to_state, const char *reason,
+                             const char *error_class, const char *error);
+
+/* Heartbeat: extends the lease of execution id to now + lease_ms (> 0).
+ * Errors: CR_ENOENT, CR_ESTALE (epoch not the stored one, or the lease was
+ * already expired by cr_store_exec_expire), CR_ESTATE (the execution is
+ * final), backend errors. */
+int cr_store_exec_renew(cr_store *s, int64_t id, int64_t epoch,
+                        int64_t lease_ms);
+
+/* Every pending or executing execution whose lease expired at now (0 = the
+ * current time; expired when lease_expires_at <= now) goes back to created
+ * as a new attempt (attempt + 1, runner and lease cleared, epoch kept: the
+ * next claim increments it), with the transition reason "lease expired
+ * (runner X)". *n_expired (may be NULL) gets how many. */
+int cr_store_exec_expire(cr_store *s, int64_t now, size_t *n_expired);
+
+/* Lists executions of work_id (borrowed; NULL = all works), newest first,
+ * at most limit (0 = CR_EXEC_LIST_DEFAULT_LIMIT, clamped to
+ * CR_EXEC_LIST_MAX_LIMIT). *out is an array of *n (NULL when 0) freed with
+ * cr_exec_rec_free_list. */
+int cr_store_exec_list(cr_store *s, const char *work_id, size_t limit,
+                       struct cr_exec_rec **out, size_t *n);
+
+/* The transitions of execution id, oldest first. *out is an array of *n
+ * (NULL when 0; an unknown id gives 0) freed with
+ * cr_exec_transition_free_list. */
+int cr_store_exec_transitions(cr_store *s, int64_t id,
+                              struct cr_exec_transition_rec **out, size_t *n);
+
 /* ---- Status ----------------------------------------------------------------
  */
 
@@ -350,5 +461,9 @@ void cr_sub_rec_free_list(struct cr_sub_rec *r, size_t n);
 void cr_health_rec_clear(struct cr_health_rec *r);
 void cr_health_rec_free_list(struct cr_health_rec *r, size_t n);
 void cr_metric_point_free_list(struct cr_metric_point *p, size_t n);
+void cr_exec_rec_clear(struct cr_exec_rec *r);
+void cr_exec_rec_free_list(struct cr_exec_rec *r, size_t n);
+void cr_exec_claim_free_list(struct cr_exec_claim *c, size_t n);
+void cr_exec_transition_free_list(struct cr_exec_transition_rec *t, size_t n);
 
 #endif

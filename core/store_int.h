@@ -68,6 +68,26 @@ struct cr_store_ops {
   int (*sub_delete)(cr_store *s, const char *id);
 
   int (*counts)(cr_store *s, struct cr_store_counts *out);
+
+  /* Executions: names and classes already validated; now resolved. */
+  int (*exec_create)(cr_store *s, const char *work_id, int64_t now,
+                     int64_t *id_out);
+  int (*exec_get)(cr_store *s, int64_t id, struct cr_exec_rec *out);
+  int (*exec_claim)(cr_store *s, const char *runner_id,
+                    const char *const *providers, size_t nproviders,
+                    size_t slots, int64_t now, int64_t lease_ms,
+                    struct cr_exec_claim **out, size_t *n);
+  int (*exec_transition)(cr_store *s, int64_t id, int64_t epoch,
+                         const char *to_state, const char *reason,
+                         const char *error_class, const char *error,
+                         int64_t now);
+  int (*exec_renew)(cr_store *s, int64_t id, int64_t epoch, int64_t now,
+                    int64_t lease_ms);
+  int (*exec_expire)(cr_store *s, int64_t now, size_t *n_expired);
+  int (*exec_list)(cr_store *s, const char *work_id, size_t limit,
+                   struct cr_exec_rec **out, size_t *n);
+  int (*exec_transitions)(cr_store *s, int64_t id,
+                          struct cr_exec_transition_rec **out, size_t *n);
 };
 
 /* The base of every backend's store object (its first member). */

@@ -18,6 +18,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "error.h"
+#include "execution.h"
 #include "store_int.h"
 
 #include <sqlite3.h>
@@ -219,6 +220,10 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2};
   "max_attempts, next_run_at, created_at, updated_at"
 #define EVENT_COLS \
   "id, at, seq, subject_type, subject_id, verb, actor, data_json"
+#define EXEC_COLS \
+  "id, work_id, state, attempt, runner_id, lease_epoch, lease_expires_at, " \
+  "error_class, error, created_at, updated_at"
+#define EXEC_LEASED "('pending','executing')"
 #define SUB_COLS \
   "id, workflow, config_hash, enabled, disabled_reason, created_at, " \
   "updated_at"
@@ -332,6 +337,52 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2};
   X(SUB_GET, "SELECT " SUB_COLS " FROM subscriptions WHERE id = ?1") \
   X(SUB_LIST, "SELECT " SUB_COLS " FROM subscriptions ORDER BY id") \
   X(SUB_DELETE, "DELETE FROM subscriptions WHERE id = ?1") \
+  X(EXEC_CREATE, \
+    "INSERT INTO executions (work_id, state, attempt, lease_epoch, " \
+    "created_at, updated_at) SELECT id, 'created', 1, 0, ?2, ?2 FROM works " \
+    "WHERE id = ?1 AND deleted_at IS NULL") \
+  X(EXEC_LOG, \
+    "INSERT INTO execution_transitions (execution_id, from_state, " \
+    "to_state, at, reason) VALUES (?1, ?2, ?3, ?4, ?5)") \
+  X(EXEC_GET, "SELECT " EXEC_COLS " FROM executions WHERE id = ?1") \
+  X(EXEC_LIST_ALL, \
+    "SELECT " EXEC_COLS " FROM executions ORDER BY id DESC LIMIT ?1") \
+  X(EXEC_LIST_WORK, \
+    "SELECT " EXEC_COLS " FROM executions WHERE work_id = ?1 " \
+    "ORDER BY id DESC LIMIT ?2") \
+  X(EXEC_TRANSITIONS, \
+    "SELECT id, at, from_state, to_state, reason FROM execution_transitions " \
+    "WHERE execution_id = ?1 ORDER BY id") \
+  X(EXEC_CANDIDATE, \
+    "SELECT e.id FROM executions e JOIN works w ON w.id = e.work_id " \
+    "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
+    "AND w.provider IN (SELECT value FROM json_each(?1)) " \
+    "AND NOT EXISTS (SELECT 1 FROM executions o WHERE o.work_id = e.work_id " \
+    "AND o.state IN " EXEC_LEASED ") ORDER BY e.created_at, e.id LIMIT 1") \
+  X(EXEC_TAKE, \
+    "UPDATE executions SET state = 'pending', runner_id = ?2, " \
+    "lease_epoch = lease_epoch + 1, lease_expires_at = ?3, updated_at = ?4 " \
+    "WHERE id = ?1 AND state = 'created' " \
+    "RETURNING work_id, attempt, lease_epoch") \
+  X(EXEC_STATE, "SELECT state, lease_epoch FROM executions WHERE id = ?1") \
+  X(EXEC_SET_STATE, \
+    "UPDATE executions SET state = ?2, " \
+    "error_class = COALESCE(?3, error_class), error = COALESCE(?4, error), " \
+    "lease_expires_at = CASE WHEN ?5 THEN NULL ELSE lease_expires_at END, " \
+    "updated_at = ?6 WHERE id = ?1") \
+  X(EXEC_RENEW, \
+    "UPDATE executions SET lease_expires_at = ?3, updated_at = ?4 " \
+    "WHERE id = ?1 AND lease_epoch = ?2 AND state IN " EXEC_LEASED) \
+  X(EXEC_EXPIRE_LOG, \
+    "INSERT INTO execution_transitions (execution_id, from_state, " \
+    "to_state, at, reason) SELECT id, state, 'created', ?1, " \
+    "'lease expired (runner ' || COALESCE(runner_id, 'unknown') || ')' " \
+    "FROM executions WHERE state IN " EXEC_LEASED \
+    " AND lease_expires_at <= ?1 ORDER BY id") \
+  X(EXEC_EXPIRE, \
+    "UPDATE executions SET state = 'created', attempt = attempt + 1, " \
+    "runner_id = NULL, lease_expires_at = NULL, updated_at = ?1 " \
+    "WHERE state IN " EXEC_LEASED " AND lease_expires_at <= ?1") \
   X(COUNTS, \
     "SELECT (SELECT count(*) FROM authorizations WHERE deleted_at IS NULL), " \
     "(SELECT count(*) FROM auth_health), " \
@@ -1157,6 +1208,453 @@ static int sq_counts(cr_store *s, struct cr_store_counts *out) {
   return rc;
 }
 
+/* ---- Executions ----------------------------------------------------------
+ * State changes run in op_begin/op_end with their transition row, so both
+ * are written or neither. Claims take the write lock (BEGIN IMMEDIATE, or
+ * the caller's transaction, itself BEGIN IMMEDIATE) before reading the
+ * candidates: two connections can never both see an execution as created. */
+
+static int read_exec(sqlite3_stmt *st, void *p) {
+  struct cr_exec_rec *r = p;
+  r->id = sqlite3_column_int64(st, 0);
+  r->attempt = sqlite3_column_int(st, 3);
+  r->lease_epoch = sqlite3_column_int64(st, 5);
+  r->lease_expires_at = sqlite3_column_int64(st, 6);
+  r->created_at = sqlite3_column_int64(st, 9);
+  r->updated_at = sqlite3_column_int64(st, 10);
+  if (col_str(st, 1, &r->work_id) != 0 || col_str(st, 2, &r->state) != 0 ||
+      col_str(st, 4, &r->runner_id) != 0 ||
+      col_str(st, 7, &r->error_class) != 0)
+    return CR_ENOMEM;
+  return col_str(st, 8, &r->error);
+}
+
+static int read_transition(sqlite3_stmt *st, void *p) {
+  struct cr_exec_transition_rec *r = p;
+  char **const f[] = {&r->from_state, &r->to_state, &r->reason};
+  r->id = sqlite3_column_int64(st, 0);
+  r->at = sqlite3_column_int64(st, 1);
+  return col_strs(st, 2, f, sizeof f / sizeof f[0]);
+}
+
+static void clear_exec(void *p) { cr_exec_rec_clear(p); }
+static void clear_transition(void *p) {
+  struct cr_exec_transition_rec *r = p;
+  cr__free(r->from_state);
+  cr__free(r->to_state);
+  cr__free(r->reason);
+  memset(r, 0, sizeof *r);
+}
+
+static const struct row_type EXEC_ROW = {sizeof(struct cr_exec_rec), read_exec,
+                                         clear_exec};
+static const struct row_type TRANSITION_ROW = {
+    sizeof(struct cr_exec_transition_rec), read_transition, clear_transition};
+
+/* Writes one execution_transitions row. */
+static int exec_log(struct sq_store *q, int64_t id, const char *from,
+                    const char *to, int64_t at, const char *reason) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_LOG, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  bind_str(st, 2, from);
+  bind_str(st, 3, to);
+  sqlite3_bind_int64(st, 4, at);
+  bind_str(st, 5, reason);
+  return step_done(q, st);
+}
+
+static int exec_not_found(struct sq_store *q, int64_t id) {
+  cr__store_set_error(&q->base, "execution %lld not found", (long long)id);
+  return CR_ENOENT;
+}
+
+static int sq_exec_create(cr_store *s, const char *work_id, int64_t now,
+                          int64_t *id_out) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = op_begin(q);
+  if (rc != 0)
+    return rc;
+  rc = prep(q, ST_EXEC_CREATE, &st);
+  if (rc == 0) {
+    bind_str(st, 1, work_id);
+    sqlite3_bind_int64(st, 2, now);
+    rc = step_done(q, st);
+  }
+  if (rc == 0 && sqlite3_changes(q->db) == 0)
+    rc = not_found(q, "work", work_id);
+  int64_t id = rc == 0 ? sqlite3_last_insert_rowid(q->db) : 0;
+  if (rc == 0)
+    rc = exec_log(q, id, NULL, "created", now, "created");
+  rc = op_end(q, rc);
+  if (rc == 0)
+    *id_out = id;
+  return rc;
+}
+
+static int sq_exec_get(cr_store *s, int64_t id, struct cr_exec_rec *out) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_GET, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  struct cr_exec_rec *rows = NULL;
+  size_t n = 0;
+  rc = collect(q, st, &EXEC_ROW, 1, (void **)&rows, &n);
+  if (rc != 0)
+    return rc;
+  if (n == 0)
+    return exec_not_found(q, id);
+  *out = rows[0];
+  cr__free(rows);
+  return 0;
+}
+
+/* Appends v to the growing buffer *buf (*len used, *cap allocated). */
+static int buf_add(char **buf, size_t *len, size_t *cap, const char *v,
+                   size_t n) {
+  if (*len + n + 1 > *cap) {
+    size_t ncap = (*cap == 0 ? 64 : *cap * 2) + n;
+    char *grown = cr__realloc(*buf, ncap);
+    if (grown == NULL)
+      return CR_ENOMEM;
+    *buf = grown;
+    *cap = ncap;
+  }
+  memcpy(*buf + *len, v, n);
+  *len += n;
+  (*buf)[*len] = '\0';
+  return 0;
+}
+
+/* The providers as a JSON array of strings (for json_each), in *out (freed
+ * with cr__free). */
+static int providers_json(const char *const *p, size_t n, char **out) {
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  int rc = buf_add(&buf, &len, &cap, "[", 1);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    rc = buf_add(&buf, &len, &cap, i == 0 ? "\"" : ",\"", i == 0 ? 1 : 2);
+    for (const unsigned char *c = (const unsigned char *)p[i]; rc == 0 && *c;
+         c++) {
+      char esc[8];
+      if (*c == '"' || *c == '\\') {
+        snprintf(esc, sizeof esc, "\\%c", *c);
+        rc = buf_add(&buf, &len, &cap, esc, 2);
+      } else if (*c < 0x20) {
+        snprintf(esc, sizeof esc, "\\u%04x", *c);
+        rc = buf_add(&buf, &len, &cap, esc, 6);
+      } else {
+        rc = buf_add(&buf, &len, &cap, (const char *)c, 1);
+      }
+    }
+    if (rc == 0)
+      rc = buf_add(&buf, &len, &cap, "\"", 1);
+  }
+  if (rc == 0)
+    rc = buf_add(&buf, &len, &cap, "]", 1);
+  if (rc != 0) {
+    cr__free(buf);
+    return CR_ENOMEM;
+  }
+  *out = buf;
+  return 0;
+}
+
+/* The oldest claimable execution into *id; CR_ENOENT when none. */
+static int claim_candidate(struct sq_store *q, const char *provs, int64_t *id) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_CANDIDATE, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, provs);
+  int src = sqlite3_step(st);
+  if (src == SQLITE_ROW)
+    *id = sqlite3_column_int64(st, 0);
+  rc = src == SQLITE_ROW ? 0 : src == SQLITE_DONE ? CR_ENOENT : sq_fail(q, src);
+  done(st);
+  return rc;
+}
+
+/* Moves execution id to pending for runner, filling *c. */
+static int claim_take(struct sq_store *q, int64_t id, const char *runner,
+                      int64_t now, int64_t lease_ms, struct cr_exec_claim *c) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_TAKE, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  bind_str(st, 2, runner);
+  sqlite3_bind_int64(st, 3, now + lease_ms);
+  sqlite3_bind_int64(st, 4, now);
+  int src = sqlite3_step(st);
+  if (src == SQLITE_ROW) {
+    c->execution_id = id;
+    c->attempt = sqlite3_column_int(st, 1);
+    c->epoch = sqlite3_column_int64(st, 2);
+    c->lease_expires_at = now + lease_ms;
+    rc = col_str(st, 0, &c->work_id) != 0 ? nomem(q) : 0;
+    if (rc == 0)
+      src = sqlite3_step(st);
+  }
+  if (rc == 0 && c->work_id == NULL) {
+    cr__store_set_error(&q->base, "execution %lld changed under the lock",
+                        (long long)id);
+    rc = CR_ESTORE;
+  } else if (rc == 0 && src != SQLITE_DONE) {
+    rc = src == SQLITE_ROW ? CR_ESTORE : sq_fail(q, src);
+  }
+  done(st);
+  return rc;
+}
+
+/* The claim loop inside the operation's transaction: one candidate at a
+ * time, so a work claimed in this round is excluded from the next. */
+static int claim_rounds(struct sq_store *q, const char *runner,
+                        const char *provs, size_t slots, int64_t now,
+                        int64_t lease_ms, struct cr_exec_claim **arr,
+                        size_t *cnt) {
+  size_t cap = 0;
+  size_t rlen = strlen(runner) + sizeof "claimed by runner ";
+  char *reason = cr__malloc(rlen);
+  if (reason == NULL)
+    return nomem(q);
+  snprintf(reason, rlen, "claimed by runner %s", runner);
+  int rc = 0;
+  while (rc == 0 && *cnt < slots) {
+    int64_t id = 0;
+    rc = claim_candidate(q, provs, &id);
+    if (rc == CR_ENOENT) {
+      rc = 0;
+      break;
+    }
+    if (rc == 0 && *cnt == cap) {
+      size_t ncap = cap == 0 ? (slots < 8 ? slots : 8) : cap * 2;
+      struct cr_exec_claim *grown = cr__realloc(*arr, ncap * sizeof **arr);
+      if (grown == NULL)
+        rc = nomem(q);
+      else {
+        *arr = grown;
+        cap = ncap;
+      }
+    }
+    if (rc == 0) {
+      memset(&(*arr)[*cnt], 0, sizeof **arr);
+      rc = claim_take(q, id, runner, now, lease_ms, &(*arr)[*cnt]);
+      if (rc == 0 || (*arr)[*cnt].work_id != NULL)
+        (*cnt)++;
+    }
+    if (rc == 0)
+      rc = exec_log(q, id, "created", "pending", now, reason);
+  }
+  cr__free(reason);
+  return rc;
+}
+
+static int sq_exec_claim(cr_store *s, const char *runner_id,
+                         const char *const *providers, size_t nproviders,
+                         size_t slots, int64_t now, int64_t lease_ms,
+                         struct cr_exec_claim **out, size_t *n) {
+  struct sq_store *q = sqs(s);
+  char *provs = NULL;
+  int rc = doomed(q);
+  if (rc == 0 && providers_json(providers, nproviders, &provs) != 0)
+    rc = nomem(q);
+  if (rc == 0)
+    rc = op_begin(q);
+  if (rc != 0) {
+    cr__free(provs);
+    return rc;
+  }
+  struct cr_exec_claim *arr = NULL;
+  size_t cnt = 0;
+  rc = claim_rounds(q, runner_id, provs, slots, now, lease_ms, &arr, &cnt);
+  rc = op_end(q, rc);
+  cr__free(provs);
+  if (rc != 0) {
+    cr_exec_claim_free_list(arr, cnt);
+    return rc;
+  }
+  if (cnt == 0) {
+    cr__free(arr);
+    arr = NULL;
+  }
+  *out = arr;
+  *n = cnt;
+  return 0;
+}
+
+/* Reads the state (into buf) and lease epoch of execution id. */
+static int exec_state(struct sq_store *q, int64_t id, char *buf, size_t len,
+                      int64_t *epoch) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_STATE, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  int src = sqlite3_step(st);
+  if (src == SQLITE_ROW) {
+    const char *t = (const char *)sqlite3_column_text(st, 0);
+    snprintf(buf, len, "%s", t != NULL ? t : "");
+    *epoch = sqlite3_column_int64(st, 1);
+  }
+  rc = src == SQLITE_ROW    ? 0
+       : src == SQLITE_DONE ? exec_not_found(q, id)
+                            : sq_fail(q, src);
+  done(st);
+  return rc;
+}
+
+/* Is a caller holding epoch allowed to act on an execution stored with
+ * (state, stored)? CR_ESTALE when its lease is gone. */
+static int fence(struct sq_store *q, int64_t id, const char *state,
+                 int64_t stored, int64_t epoch, int needs_lease) {
+  if (epoch == CR_EXEC_EPOCH_ANY)
+    return 0;
+  if (epoch != stored) {
+    cr__store_set_error(&q->base,
+                        "execution %lld: epoch %lld is stale (current %lld)",
+                        (long long)id, (long long)epoch, (long long)stored);
+    return CR_ESTALE;
+  }
+  if (needs_lease && strcmp(state, "created") == 0 && stored > 0) {
+    cr__store_set_error(&q->base, "execution %lld: the lease expired",
+                        (long long)id);
+    return CR_ESTALE;
+  }
+  return 0;
+}
+
+static int set_state(struct sq_store *q, int64_t id, const char *to,
+                     const char *error_class, const char *error, int64_t now) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_SET_STATE, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  bind_str(st, 2, to);
+  bind_str(st, 3, error_class);
+  bind_str(st, 4, error);
+  sqlite3_bind_int(st, 5, cr_exec_state_final(cr_exec_state_from_name(to)));
+  sqlite3_bind_int64(st, 6, now);
+  return step_done(q, st);
+}
+
+static int sq_exec_transition(cr_store *s, int64_t id, int64_t epoch,
+                              const char *to_state, const char *reason,
+                              const char *error_class, const char *error,
+                              int64_t now) {
+  struct sq_store *q = sqs(s);
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = op_begin(q);
+  if (rc != 0)
+    return rc;
+  char from[32] = "";
+  int64_t stored = 0;
+  rc = exec_state(q, id, from, sizeof from, &stored);
+  if (rc == 0)
+    rc = fence(q, id, from, stored, epoch, strcmp(to_state, "cancelled") != 0);
+  if (rc == 0 && !cr_exec_transition_allowed(from, to_state)) {
+    cr__store_set_error(s, "execution %lld: %s -> %s is not allowed",
+                        (long long)id, from, to_state);
+    rc = CR_ESTATE;
+  }
+  if (rc == 0)
+    rc = set_state(q, id, to_state, error_class, error, now);
+  if (rc == 0)
+    rc = exec_log(q, id, from, to_state, now, reason);
+  return op_end(q, rc);
+}
+
+static int sq_exec_renew(cr_store *s, int64_t id, int64_t epoch, int64_t now,
+                         int64_t lease_ms) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = prep(q, ST_EXEC_RENEW, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, epoch);
+  sqlite3_bind_int64(st, 3, now + lease_ms);
+  sqlite3_bind_int64(st, 4, now);
+  rc = step_done(q, st);
+  if (rc != 0 || sqlite3_changes(q->db) > 0)
+    return rc;
+  /* Nothing renewed: say why. */
+  char state[32] = "";
+  int64_t stored = 0;
+  rc = exec_state(q, id, state, sizeof state, &stored);
+  if (rc == 0)
+    rc = fence(q, id, state, stored, epoch, 1);
+  if (rc == 0) {
+    cr__store_set_error(s, "execution %lld is %s: no lease to renew",
+                        (long long)id, state);
+    rc = CR_ESTATE;
+  }
+  return rc;
+}
+
+static int sq_exec_expire(cr_store *s, int64_t now, size_t *n_expired) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = op_begin(q);
+  if (rc != 0)
+    return rc;
+  rc = prep(q, ST_EXEC_EXPIRE_LOG, &st);
+  if (rc == 0) {
+    sqlite3_bind_int64(st, 1, now);
+    rc = step_done(q, st);
+  }
+  if (rc == 0)
+    rc = prep(q, ST_EXEC_EXPIRE, &st);
+  int64_t changed = 0;
+  if (rc == 0) {
+    sqlite3_bind_int64(st, 1, now);
+    rc = step_done(q, st);
+    changed = sqlite3_changes64(q->db);
+  }
+  rc = op_end(q, rc);
+  if (rc == 0)
+    *n_expired = (size_t)changed;
+  return rc;
+}
+
+static int sq_exec_list(cr_store *s, const char *work_id, size_t limit,
+                        struct cr_exec_rec **out, size_t *n) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, work_id != NULL ? ST_EXEC_LIST_WORK : ST_EXEC_LIST_ALL, &st);
+  if (rc != 0)
+    return rc;
+  int i = 1;
+  if (work_id != NULL)
+    bind_str(st, i++, work_id);
+  sqlite3_bind_int64(st, i, (sqlite3_int64)limit);
+  return collect(q, st, &EXEC_ROW, limit < 16 ? limit : 16, (void **)out, n);
+}
+
+static int sq_exec_transitions(cr_store *s, int64_t id,
+                               struct cr_exec_transition_rec **out, size_t *n) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_TRANSITIONS, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  return collect(q, st, &TRANSITION_ROW, 8, (void **)out, n);
+}
+
 /* ---- Opening, versions, closing ------------------------------------------ */
 
 /* Runs sql on a new statement and stores the first column of the first row;
@@ -1437,4 +1935,12 @@ static const struct cr_store_ops sqlite_ops = {
     .sub_list = sq_sub_list,
     .sub_delete = sq_sub_delete,
     .counts = sq_counts,
+    .exec_create = sq_exec_create,
+    .exec_get = sq_exec_get,
+    .exec_claim = sq_exec_claim,
+    .exec_transition = sq_exec_transition,
+    .exec_renew = sq_exec_renew,
+    .exec_expire = sq_exec_expire,
+    .exec_list = sq_exec_list,
+    .exec_transitions = sq_exec_transitions,
 };

@@ -32,10 +32,10 @@ static int check_header(const char *path) {
   FILE *f = fopen(path, "r");
   assert_non_null(f);
   regex_t proto;
-  assert_int_equal(regcomp(&proto,
-                           "^[A-Za-z_][A-Za-z0-9_ \\*]*[ \\*](cr_[a-z0-9_]+)\\(",
-                           REG_EXTENDED),
-                   0);
+  assert_int_equal(
+      regcomp(&proto, "^[A-Za-z_][A-Za-z0-9_ \\*]*[ \\*](cr_[a-z0-9_]+)\\(",
+              REG_EXTENDED),
+      0);
   char line[1024];
   int documented = 0, in_decl = 0, missing = 0, lineno = 0;
   while (fgets(line, sizeof line, f) != NULL) {
