@@ -19,6 +19,8 @@ struct health_job {
   const struct cr_config_auth *auth;
   const cr_plugin *plugin;
   char *credentials; /* JSON text with secrets: wiped before free */
+  char *config;      /* config of a work using the authorization, or NULL */
+  const char *work_id;
   struct cr_health_outcome out;
   int rc;
 };
@@ -57,6 +59,8 @@ static void health_work(uv_work_t *req) {
       .authorization_id = job->auth->id,
       .auth_method = job->auth->method,
       .credentials_json = job->credentials,
+      .config_json = job->config,
+      .work_id = job->work_id,
   };
   struct cr_health_options opts = {
       .log = plugin_log,
@@ -129,6 +133,7 @@ static void job_free(struct health_job *job) {
     memset(job->credentials, 0, strlen(job->credentials));
     free(job->credentials); /* from json_dumps */
   }
+  free(job->config); /* from json_dumps */
   cr__cfg_ref_put(job->cfg);
   cr__free(job);
 }
@@ -155,6 +160,18 @@ static void health_after(uv_work_t *req, int status) {
   job_free(job);
 }
 
+/* The first enabled work that uses auth: its provider config lets plugins
+ * whose settings live in work config (e.g. filedrop's directory) check the
+ * authorization as it is used. NULL when no work uses it. */
+static const struct cr_config_work *work_using(const cr_config *cfg,
+                                               const char *auth_id) {
+  for (size_t i = 0; i < cfg->n_works; i++)
+    if (cfg->works[i].enabled && cfg->works[i].authorization != NULL &&
+        strcmp(cfg->works[i].authorization, auth_id) == 0)
+      return &cfg->works[i];
+  return NULL;
+}
+
 static int queue_check(cr_daemon *d, const struct cr_config_auth *auth) {
   const cr_plugin *p = cr_plugin_host_find(d->plugins, auth->provider);
   if (p == NULL || busy_index(d, auth->id) >= 0)
@@ -169,7 +186,14 @@ static int queue_check(cr_daemon *d, const struct cr_config_auth *auth) {
   job->cfg = d->cfg;
   cr__cfg_ref_get(job->cfg);
   job->credentials = json_dumps(auth->credentials, JSON_COMPACT);
-  int rc = job->credentials == NULL ? CR_ENOMEM : busy_add(d, auth->id);
+  const struct cr_config_work *w = work_using(d->cfg->cfg, auth->id);
+  if (w != NULL) {
+    job->config = json_dumps(w->config, JSON_COMPACT);
+    job->work_id = w->id;
+  }
+  int rc = job->credentials == NULL || (w != NULL && job->config == NULL)
+               ? CR_ENOMEM
+               : busy_add(d, auth->id);
   if (rc == 0)
     rc = uv_queue_work(&d->loop, &job->req, health_work, health_after);
   if (rc != 0) {
