@@ -543,6 +543,20 @@ int cr_store_counts(cr_store *s, struct cr_store_counts *out) {
 
 /* ---- Freeing records ----------------------------------------------------- */
 
+/* Every record type T has T_clear (frees its strings); these generate
+ * T_free (clear + free the struct) and T_free_list (clear n + free array). */
+#define CR__REC_FREE(T)                                                        \
+  void T##_free(struct T *r) {                                                 \
+    T##_clear(r);                                                              \
+    cr__free(r);                                                               \
+  }
+#define CR__REC_FREE_LIST(T)                                                   \
+  void T##_free_list(struct T *r, size_t n) {                                  \
+    for (size_t i = 0; r != NULL && i < n; i++)                                \
+      T##_clear(&r[i]);                                                        \
+    cr__free(r);                                                               \
+  }
+
 void cr_auth_rec_clear(struct cr_auth_rec *r) {
   if (r == NULL)
     return;
@@ -556,16 +570,9 @@ void cr_auth_rec_clear(struct cr_auth_rec *r) {
   memset(r, 0, sizeof *r);
 }
 
-void cr_auth_rec_free(struct cr_auth_rec *r) {
-  cr_auth_rec_clear(r);
-  cr__free(r);
-}
+CR__REC_FREE(cr_auth_rec)
 
-void cr_auth_rec_free_list(struct cr_auth_rec *r, size_t n) {
-  for (size_t i = 0; r != NULL && i < n; i++)
-    cr_auth_rec_clear(&r[i]);
-  cr__free(r);
-}
+CR__REC_FREE_LIST(cr_auth_rec)
 
 void cr_work_rec_clear(struct cr_work_rec *r) {
   if (r == NULL)
@@ -581,16 +588,9 @@ void cr_work_rec_clear(struct cr_work_rec *r) {
   memset(r, 0, sizeof *r);
 }
 
-void cr_work_rec_free(struct cr_work_rec *r) {
-  cr_work_rec_clear(r);
-  cr__free(r);
-}
+CR__REC_FREE(cr_work_rec)
 
-void cr_work_rec_free_list(struct cr_work_rec *r, size_t n) {
-  for (size_t i = 0; r != NULL && i < n; i++)
-    cr_work_rec_clear(&r[i]);
-  cr__free(r);
-}
+CR__REC_FREE_LIST(cr_work_rec)
 
 void cr_event_rec_clear(struct cr_event_rec *r) {
   if (r == NULL)
@@ -603,16 +603,9 @@ void cr_event_rec_clear(struct cr_event_rec *r) {
   memset(r, 0, sizeof *r);
 }
 
-void cr_event_rec_free(struct cr_event_rec *r) {
-  cr_event_rec_clear(r);
-  cr__free(r);
-}
+CR__REC_FREE(cr_event_rec)
 
-void cr_event_rec_free_list(struct cr_event_rec *r, size_t n) {
-  for (size_t i = 0; r != NULL && i < n; i++)
-    cr_event_rec_clear(&r[i]);
-  cr__free(r);
-}
+CR__REC_FREE_LIST(cr_event_rec)
 
 void cr_sub_rec_clear(struct cr_sub_rec *r) {
   if (r == NULL)
@@ -624,16 +617,9 @@ void cr_sub_rec_clear(struct cr_sub_rec *r) {
   memset(r, 0, sizeof *r);
 }
 
-void cr_sub_rec_free(struct cr_sub_rec *r) {
-  cr_sub_rec_clear(r);
-  cr__free(r);
-}
+CR__REC_FREE(cr_sub_rec)
 
-void cr_sub_rec_free_list(struct cr_sub_rec *r, size_t n) {
-  for (size_t i = 0; r != NULL && i < n; i++)
-    cr_sub_rec_clear(&r[i]);
-  cr__free(r);
-}
+CR__REC_FREE_LIST(cr_sub_rec)
 
 void cr_health_rec_clear(struct cr_health_rec *r) {
   if (r == NULL)
@@ -642,11 +628,7 @@ void cr_health_rec_clear(struct cr_health_rec *r) {
   memset(r, 0, sizeof *r);
 }
 
-void cr_health_rec_free_list(struct cr_health_rec *r, size_t n) {
-  for (size_t i = 0; r != NULL && i < n; i++)
-    cr_health_rec_clear(&r[i]);
-  cr__free(r);
-}
+CR__REC_FREE_LIST(cr_health_rec)
 
 void cr_metric_point_free_list(struct cr_metric_point *p, size_t n) {
   (void)n;
@@ -664,11 +646,7 @@ void cr_exec_rec_clear(struct cr_exec_rec *r) {
   memset(r, 0, sizeof *r);
 }
 
-void cr_exec_rec_free_list(struct cr_exec_rec *r, size_t n) {
-  for (size_t i = 0; r != NULL && i < n; i++)
-    cr_exec_rec_clear(&r[i]);
-  cr__free(r);
-}
+CR__REC_FREE_LIST(cr_exec_rec)
 
 void cr_exec_claim_free_list(struct cr_exec_claim *c, size_t n) {
   for (size_t i = 0; c != NULL && i < n; i++)
