@@ -46,3 +46,13 @@ char *cr__strndup(const char *s, size_t n) {
 char *cr__strdup(const char *s) {
   return s == NULL ? NULL : cr__strndup(s, strlen(s));
 }
+
+void cr__secret_wipe(void *p, size_t n) {
+  if (p != NULL && n > 0)
+    explicit_bzero(p, n);
+}
+
+void cr__secret_wipe_free(void *p, size_t n) {
+  cr__secret_wipe(p, n);
+  cr__free(p);
+}

@@ -30,5 +30,10 @@ void cr__free(void *ptr);
 char *cr__strdup(const char *s);
 /* Copies at most n bytes of s and a NUL. Caller frees with cr__free. */
 char *cr__strndup(const char *s, size_t n);
+/* Overwrites n bytes at p with zeros in a way the compiler cannot drop
+ * (explicit_bzero). For secrets before their memory is released. */
+void cr__secret_wipe(void *p, size_t n);
+/* Wipes n bytes at p, then cr__free(p). NULL is a no-op. */
+void cr__secret_wipe_free(void *p, size_t n);
 
 #endif

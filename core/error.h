@@ -27,7 +27,8 @@
   XX(ENOTSUP, -18, "operation not supported")                                  \
   XX(ESTALE, -19, "stale lease epoch")                                         \
   XX(EPARSE, -20, "parse error")                                               \
-  XX(ESCHEMAVER, -21, "store schema is newer than this build")
+  XX(ESCHEMAVER, -21, "store schema is newer than this build")                 \
+  XX(ELIMIT, -22, "resource limit exceeded")
 
 typedef enum {
   CR_OK = 0,
