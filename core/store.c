@@ -472,6 +472,16 @@ int cr_store_exec_claim(cr_store *s, const char *runner_id,
               cr__now_ms(), lease_ms, out, n);
 }
 
+int cr_store_exec_claim_one(cr_store *s, int64_t id, const char *runner_id,
+                            int64_t lease_ms, struct cr_exec_claim *out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (bad_str(runner_id) || lease_ms <= 0)
+    return invalid(s, "claim needs a runner id and a lease > 0");
+  return CALL(s, exec_claim_one, id, runner_id, cr__now_ms(), lease_ms, out);
+}
+
 int cr_store_exec_transition(cr_store *s, int64_t id, int64_t epoch,
                              const char *to_state, const char *reason,
                              const char *error_class, const char *error) {
@@ -533,6 +543,147 @@ int cr_store_exec_transitions(cr_store *s, int64_t id,
   *n = 0;
   return CALL(s, exec_transitions, id, out, n);
 }
+
+int cr_store_exec_retry(cr_store *s, int64_t id, int64_t epoch,
+                        int64_t not_before_ms, const char *reason,
+                        const char *error_class, const char *error) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (error_class != NULL && cr_exec_class_from_name(error_class) < 0)
+    return invalid(s, "unknown execution failure class");
+  if (epoch < 0 || not_before_ms < 0)
+    return invalid(s, "retry needs an epoch >= 0 and a time >= 0");
+  return CALL(s, exec_retry, id, epoch, not_before_ms, reason, error_class,
+              error, cr__now_ms());
+}
+
+int cr_store_exec_release_runner(cr_store *s, const char *runner_id,
+                                 const char *reason, size_t *n) {
+  if (!ready(s))
+    return CR_EINVAL;
+  size_t dummy;
+  if (n == NULL)
+    n = &dummy;
+  *n = 0;
+  if (bad_str(runner_id))
+    return invalid(s, "release needs a runner id");
+  return CALL(s, exec_release_runner, runner_id, reason, cr__now_ms(), n);
+}
+
+int cr_store_exec_work_open(cr_store *s, const char *work_id, int *open) {
+  if (!ready(s) || open == NULL)
+    return CR_EINVAL;
+  *open = 0;
+  if (work_id == NULL)
+    return invalid(s, "no work id given");
+  return CALL(s, exec_work_open, work_id, open);
+}
+
+/* ---- Works: runs --------------------------------------------------------- */
+
+int cr_store_work_mark_started(cr_store *s, const char *id, int *first) {
+  if (!ready(s))
+    return CR_EINVAL;
+  int dummy;
+  if (first == NULL)
+    first = &dummy;
+  *first = 0;
+  if (id == NULL)
+    return invalid(s, "no work id given");
+  return CALL(s, work_mark_started, id, cr__now_ms(), first);
+}
+
+/* ---- Sync state ---------------------------------------------------------- */
+
+int cr_store_sync_state_commit(cr_store *s, const char *work_id,
+                               const char *state_json, int64_t records,
+                               int64_t execution_id, const char *note,
+                               int64_t *version_out) {
+  if (!ready(s))
+    return CR_EINVAL;
+  int64_t dummy;
+  if (version_out == NULL)
+    version_out = &dummy;
+  *version_out = 0;
+  if (bad_str(work_id))
+    return invalid(s, "sync state needs a work id");
+  if (records < 0 || execution_id < 0)
+    return invalid(s, "sync state records and execution id must be >= 0");
+  return CALL(s, sync_state_commit, work_id, state_json, records, execution_id,
+              note, cr__now_ms(), version_out);
+}
+
+int cr_store_sync_state_latest(cr_store *s, const char *work_id,
+                               struct cr_sync_state_rec *out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (work_id == NULL)
+    return invalid(s, "no work id given");
+  return CALL(s, sync_state_get, work_id, 0, out);
+}
+
+int cr_store_sync_state_get(cr_store *s, const char *work_id, int64_t version,
+                            struct cr_sync_state_rec *out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (work_id == NULL)
+    return invalid(s, "no work id given");
+  if (version < 1) {
+    cr__store_set_error(s, "sync state version %lld not found",
+                        (long long)version);
+    return CR_ENOENT;
+  }
+  return CALL(s, sync_state_get, work_id, version, out);
+}
+
+int cr_store_sync_state_history(cr_store *s, const char *work_id, size_t limit,
+                                struct cr_sync_state_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  if (work_id == NULL)
+    return invalid(s, "no work id given");
+  limit = clamp_limit(limit, CR_SYNC_STATE_HISTORY_DEFAULT_LIMIT,
+                      CR_SYNC_STATE_HISTORY_MAX_LIMIT);
+  return CALL(s, sync_state_history, work_id, limit, out, n);
+}
+
+int cr_store_sync_state_exec_records(cr_store *s, int64_t exec_id,
+                                     int64_t *records) {
+  if (!ready(s) || records == NULL)
+    return CR_EINVAL;
+  *records = 0;
+  return CALL(s, sync_state_exec_records, exec_id, records);
+}
+
+/* ---- Rotated credentials ------------------------------------------------- */
+
+int cr_store_auth_credentials_set(cr_store *s, const char *auth_id,
+                                  const char *config_hash,
+                                  const char *credentials_json) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (bad_str(auth_id) || bad_str(config_hash) || credentials_json == NULL)
+    return invalid(s, "credentials need an authorization id, a hash and "
+                      "a JSON object");
+  return CALL(s, auth_credentials_set, auth_id, config_hash, credentials_json,
+              cr__now_ms());
+}
+
+int cr_store_auth_credentials_get(cr_store *s, const char *auth_id,
+                                  const char *config_hash, char **json_out) {
+  if (!ready(s) || json_out == NULL)
+    return CR_EINVAL;
+  *json_out = NULL;
+  if (auth_id == NULL || config_hash == NULL)
+    return invalid(s, "credentials need an authorization id and a hash");
+  return CALL(s, auth_credentials_get, auth_id, config_hash, json_out);
+}
+
+/* ---- Status -------------------------------------------------------------- */
 
 int cr_store_counts(cr_store *s, struct cr_store_counts *out) {
   if (!ready(s) || out == NULL)
@@ -653,6 +804,17 @@ void cr_exec_claim_free_list(struct cr_exec_claim *c, size_t n) {
     cr__free(c[i].work_id);
   cr__free(c);
 }
+
+void cr_sync_state_rec_clear(struct cr_sync_state_rec *r) {
+  if (r == NULL)
+    return;
+  cr__free(r->work_id);
+  cr__free(r->state_json);
+  cr__free(r->note);
+  memset(r, 0, sizeof *r);
+}
+
+CR__REC_FREE_LIST(cr_sync_state_rec)
 
 void cr_exec_transition_free_list(struct cr_exec_transition_rec *t, size_t n) {
   for (size_t i = 0; t != NULL && i < n; i++) {

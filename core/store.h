@@ -1,5 +1,6 @@
-/* store.h: connrun's persistent state: authorizations and their health,
- * works, events, activity metrics and subscriptions.
+/* store.h: connrun's persistent state: authorizations and their health and
+ * rotated credentials, works, executions, sync state, events, activity
+ * metrics and subscriptions.
  *
  * cr_store is an interface: a small object with a table of functions
  * (store_int.h). The embedded SQLite backend (store_sqlite.c, WAL mode) is the
@@ -60,6 +61,10 @@ typedef struct cr_store cr_store;
 /* cr_store_exec_transition epoch that matches any epoch: only for a move to
  * "cancelled" (an operator cancelling without holding the lease). */
 #define CR_EXEC_EPOCH_ANY INT64_C(-1)
+
+/* Sync state history limits (same rules as the event query limit). */
+#define CR_SYNC_STATE_HISTORY_DEFAULT_LIMIT 100
+#define CR_SYNC_STATE_HISTORY_MAX_LIMIT 10000
 
 /* Health history limits (same rules as the event query limit). */
 #define CR_HEALTH_HISTORY_DEFAULT_LIMIT 100
@@ -150,12 +155,28 @@ struct cr_event_filter {
 /* An execution (one run of a work). state is a state name (execution.h);
  * error_class a failure class name or NULL. lease_epoch counts the claims of
  * the execution (0 = never claimed); lease_expires_at is 0 when no lease is
- * held. */
+ * held. not_before is the earliest time a claim may take it (0 = at once;
+ * set by cr_store_exec_retry). */
 struct cr_exec_rec {
   int64_t id;
   char *work_id, *state, *runner_id, *error_class, *error;
   int attempt;
   int64_t lease_epoch, lease_expires_at, created_at, updated_at;
+  int64_t not_before;
+};
+
+/* One committed version of a work's sync state (the history is kept: one
+ * record per version). */
+struct cr_sync_state_rec {
+  char *work_id;
+  int64_t version;      /* 1, 2, 3... per work */
+  char *state_json;     /* NULL = "no state" (e.g. a reset) */
+  int64_t records;      /* records covered by this checkpoint (since the
+                           previous one) */
+  int64_t committed_at; /* set by the store */
+  int64_t execution_id; /* 0 when set by a person */
+  char *note;           /* NULL, or e.g. "set by operator: rollback to
+                           version 3" */
 };
 
 /* One execution won by cr_store_exec_claim. epoch is the fencing token the
@@ -299,6 +320,76 @@ int cr_store_work_delete(cr_store *s, const char *id);
  * change updated_at. CR_ENOENT if missing or deleted. */
 int cr_store_work_set_next_run(cr_store *s, const char *id, int64_t at_ms);
 
+/* Records that work id (borrowed) started an execution: sets its
+ * first_run_at to now if it was not set yet. *first (may be NULL) gets 1 when
+ * this call set it (the first run ever), else 0. Does not change updated_at.
+ * Errors: CR_EINVAL, CR_ENOENT (missing or deleted), backend errors. */
+int cr_store_work_mark_started(cr_store *s, const char *id, int *first);
+
+/* ---- Sync state -----------------------------------------------------------
+ * A work's sync state (the plugin's checkpoint) is versioned: every commit
+ * adds a version, so the history can be shown and an operator can roll
+ * back by committing an old state again. */
+
+/* Commits a new version (max(version) + 1, 1 for the first) of the sync
+ * state of work_id (borrowed; a stored work, live or deleted). state_json
+ * (borrowed) is NULL ("no state", e.g. a reset) or a JSON text; records
+ * (>= 0) counts the records this checkpoint covers; execution_id 0 = none
+ * (set by a person), else a stored execution; note (borrowed) may be NULL.
+ * committed_at = now. The new version goes to *version_out (may be NULL).
+ * Works inside the caller's transaction. Errors: CR_EINVAL (invalid JSON,
+ * negative records, unknown work or execution), backend errors. */
+int cr_store_sync_state_commit(cr_store *s, const char *work_id,
+                               const char *state_json, int64_t records,
+                               int64_t execution_id, const char *note,
+                               int64_t *version_out);
+
+/* Fills *out (caller owned struct; its strings are allocated, release with
+ * cr_sync_state_rec_clear) with the latest version of work_id's (borrowed)
+ * sync state. CR_ENOENT when no version was committed. */
+int cr_store_sync_state_latest(cr_store *s, const char *work_id,
+                               struct cr_sync_state_rec *out);
+
+/* Fills *out (as cr_store_sync_state_latest) with version of work_id's
+ * (borrowed) sync state. CR_ENOENT when that version does not exist. */
+int cr_store_sync_state_get(cr_store *s, const char *work_id, int64_t version,
+                            struct cr_sync_state_rec *out);
+
+/* The versions of work_id's (borrowed) sync state, newest first, at most
+ * limit (0 = CR_SYNC_STATE_HISTORY_DEFAULT_LIMIT, clamped to
+ * CR_SYNC_STATE_HISTORY_MAX_LIMIT). *out is an array of *n (NULL when 0)
+ * freed with cr_sync_state_rec_free_list. */
+int cr_store_sync_state_history(cr_store *s, const char *work_id, size_t limit,
+                                struct cr_sync_state_rec **out, size_t *n);
+
+/* Stores in *records the total records of the sync state versions committed
+ * by execution exec_id (0 when none), for an execution's summary. */
+int cr_store_sync_state_exec_records(cr_store *s, int64_t exec_id,
+                                     int64_t *records);
+
+/* ---- Rotated credentials ---------------------------------------------------
+ * Credentials a plugin handed back (e.g. a rotated OAuth refresh token),
+ * kept per authorization with the authorization's config_hash at that time.
+ * They are stored with a scheme ('plain' today) and a key id so that an
+ * encrypting codec can be added later without a schema change. */
+
+/* Stores (replacing any previous) credentials_json (borrowed; a JSON object
+ * text) for auth_id (borrowed; a stored authorization), tagged with
+ * config_hash (borrowed). Errors: CR_EINVAL (missing argument, not a JSON
+ * object, unknown authorization), backend errors. */
+int cr_store_auth_credentials_set(cr_store *s, const char *auth_id,
+                                  const char *config_hash,
+                                  const char *credentials_json);
+
+/* *json_out gets the credentials stored for auth_id (borrowed) ONLY when
+ * they were stored with config_hash (borrowed): an edited configuration
+ * wins over rotated credentials. *json_out is allocated (cr__malloc); the
+ * caller frees it with cr__free. Errors: CR_EINVAL, CR_ENOENT (none stored,
+ * or stored under another config_hash), CR_ENOTSUP (stored with a scheme
+ * this build cannot decode), backend errors. */
+int cr_store_auth_credentials_get(cr_store *s, const char *auth_id,
+                                  const char *config_hash, char **json_out);
+
 /* ---- Events ---------------------------------------------------------------
  */
 
@@ -380,11 +471,13 @@ int cr_store_exec_get(cr_store *s, int64_t id, struct cr_exec_rec *out);
 /* Atomically claims up to slots executions for runner_id (borrowed): those
  * in state created whose live work's provider is one of providers (borrowed
  * array of nproviders names, 1..CR_EXEC_CLAIM_MAX_PROVIDERS), oldest first,
- * skipping works that already have a pending or executing execution (a work
- * never runs twice at once). Each is moved to pending with runner_id,
- * lease_epoch + 1 and lease_expires_at = now + lease_ms (> 0). Runs under
- * the database write lock (BEGIN IMMEDIATE), so concurrent claimers in other
- * connections or processes never win the same execution. *out is an array of
+ * skipping executions whose not_before is later than now
+ * (cr_store_exec_retry) and works that already have a pending or executing
+ * execution (a work never runs twice at once). Each is moved to pending
+ * with runner_id, lease_epoch + 1 and lease_expires_at = now + lease_ms
+ * (> 0). Runs under the database write lock (BEGIN IMMEDIATE), so
+ * concurrent claimers in other connections or processes never win the same
+ * execution. *out is an array of
  * *n claims (NULL when 0) freed with cr_exec_claim_free_list. slots 0 claims
  * nothing. Errors: CR_EINVAL, CR_EBUSY (lock not obtained within the busy
  * timeout), backend errors. */
@@ -392,6 +485,15 @@ int cr_store_exec_claim(cr_store *s, const char *runner_id,
                         const char *const *providers, size_t nproviders,
                         size_t slots, int64_t lease_ms,
                         struct cr_exec_claim **out, size_t *n);
+
+/* Claims execution id itself for runner_id (borrowed) like
+ * cr_store_exec_claim, ignoring its not_before (a person asked to run it
+ * now, e.g. `connrun sync`). *out (caller owned; out->work_id allocated,
+ * release with cr__free or cr_exec_claim_free_list semantics) is filled.
+ * Errors: CR_ENOENT, CR_ESTATE (final), CR_EBUSY (it or another execution of
+ * its work holds a lease), CR_EINVAL, backend errors. */
+int cr_store_exec_claim_one(cr_store *s, int64_t id, const char *runner_id,
+                            int64_t lease_ms, struct cr_exec_claim *out);
 
 /* Moves execution id to to_state (a state name, borrowed), fenced by epoch:
  * the lease_epoch returned by the claim (CR_EXEC_EPOCH_ANY only for
@@ -429,6 +531,33 @@ int cr_store_exec_expire(cr_store *s, int64_t now, size_t *n_expired);
 int cr_store_exec_list(cr_store *s, const char *work_id, size_t limit,
                        struct cr_exec_rec **out, size_t *n);
 
+/* Puts execution id back to created as a new attempt (a retry after a
+ * failure): it must be pending or executing and epoch (>= 0) its stored
+ * lease_epoch, as for cr_store_exec_transition. attempt + 1, runner and lease
+ * cleared (epoch kept: the next claim increments it), not_before =
+ * not_before_ms (>= 0; 0 = claimable at once; claims skip it until then),
+ * error_class (a class name, execution.h) and error stored when given, and a
+ * transition row with reason. reason, error_class and error are borrowed and
+ * may be NULL. Errors: CR_EINVAL (bad class, negative epoch or time),
+ * CR_ENOENT, CR_ESTALE (epoch is not the stored one, or the lease was
+ * expired), CR_ESTATE (final, or created and never claimed), backend errors.
+ * Nothing is written on error. */
+int cr_store_exec_retry(cr_store *s, int64_t id, int64_t epoch,
+                        int64_t not_before_ms, const char *reason,
+                        const char *error_class, const char *error);
+
+/* Every pending or executing execution held by runner_id (borrowed) goes
+ * back to created as a new attempt (as with cr_store_exec_expire), with the
+ * transition reason reason (borrowed; NULL gives "released by runner X").
+ * Used when a runner restarts with the same id. *n (may be NULL) gets how
+ * many. Errors: CR_EINVAL, backend errors. */
+int cr_store_exec_release_runner(cr_store *s, const char *runner_id,
+                                 const char *reason, size_t *n);
+
+/* *open gets 1 when work_id (borrowed) has an execution in state created,
+ * pending or executing, else 0. Errors: CR_EINVAL, backend errors. */
+int cr_store_exec_work_open(cr_store *s, const char *work_id, int *open);
+
 /* The transitions of execution id, oldest first. *out is an array of *n
  * (NULL when 0; an unknown id gives 0) freed with
  * cr_exec_transition_free_list. */
@@ -465,5 +594,7 @@ void cr_exec_rec_clear(struct cr_exec_rec *r);
 void cr_exec_rec_free_list(struct cr_exec_rec *r, size_t n);
 void cr_exec_claim_free_list(struct cr_exec_claim *c, size_t n);
 void cr_exec_transition_free_list(struct cr_exec_transition_rec *t, size_t n);
+void cr_sync_state_rec_clear(struct cr_sync_state_rec *r);
+void cr_sync_state_rec_free_list(struct cr_sync_state_rec *r, size_t n);
 
 #endif

@@ -77,6 +77,9 @@ struct cr_store_ops {
                     const char *const *providers, size_t nproviders,
                     size_t slots, int64_t now, int64_t lease_ms,
                     struct cr_exec_claim **out, size_t *n);
+  int (*exec_claim_one)(cr_store *s, int64_t id, const char *runner_id,
+                        int64_t now, int64_t lease_ms,
+                        struct cr_exec_claim *out);
   int (*exec_transition)(cr_store *s, int64_t id, int64_t epoch,
                          const char *to_state, const char *reason,
                          const char *error_class, const char *error,
@@ -88,6 +91,35 @@ struct cr_store_ops {
                    struct cr_exec_rec **out, size_t *n);
   int (*exec_transitions)(cr_store *s, int64_t id,
                           struct cr_exec_transition_rec **out, size_t *n);
+  /* not_before_ms 0 = none. reason NULL: the backend's default. */
+  int (*exec_retry)(cr_store *s, int64_t id, int64_t epoch,
+                    int64_t not_before_ms, const char *reason,
+                    const char *error_class, const char *error, int64_t now);
+  int (*exec_release_runner)(cr_store *s, const char *runner_id,
+                             const char *reason, int64_t now, size_t *n);
+  int (*exec_work_open)(cr_store *s, const char *work_id, int *open);
+
+  int (*work_mark_started)(cr_store *s, const char *id, int64_t now,
+                           int *first);
+
+  /* Sync state: execution_id 0 = none; limit resolved. */
+  int (*sync_state_commit)(cr_store *s, const char *work_id,
+                           const char *state_json, int64_t records,
+                           int64_t execution_id, const char *note, int64_t now,
+                           int64_t *version_out);
+  int (*sync_state_get)(cr_store *s, const char *work_id, int64_t version,
+                        struct cr_sync_state_rec *out); /* version 0: latest */
+  int (*sync_state_history)(cr_store *s, const char *work_id, size_t limit,
+                            struct cr_sync_state_rec **out, size_t *n);
+  int (*sync_state_exec_records)(cr_store *s, int64_t exec_id,
+                                 int64_t *records);
+
+  /* Rotated credentials: credentials_json already checked non-NULL. */
+  int (*auth_credentials_set)(cr_store *s, const char *auth_id,
+                              const char *config_hash,
+                              const char *credentials_json, int64_t now);
+  int (*auth_credentials_get)(cr_store *s, const char *auth_id,
+                              const char *config_hash, char **json_out);
 };
 
 /* The base of every backend's store object (its first member). */

@@ -206,7 +206,27 @@ static const char MIGRATION_2[] =
   "CREATE INDEX events_by_at ON events(at);"
   "CREATE INDEX sync_state_by_execution ON sync_state(execution_id);";
 
-static const char *const migrations[] = {MIGRATION_1, MIGRATION_2};
+/* Version 3: execution retries (not_before), a work's first run, notes on
+ * sync state versions and rotated credentials. auth_credentials keeps a
+ * scheme ('plain' today) and a key id so an encrypting codec can be added
+ * without another migration. */
+static const char MIGRATION_3[] =
+  "ALTER TABLE executions ADD COLUMN not_before INTEGER;"
+  "ALTER TABLE works ADD COLUMN first_run_at INTEGER;"
+  "ALTER TABLE sync_state ADD COLUMN note TEXT;"
+  "CREATE TABLE auth_credentials ("
+  "  auth_id TEXT PRIMARY KEY NOT NULL"
+  "    REFERENCES authorizations(id) ON DELETE CASCADE,"
+  "  config_hash TEXT NOT NULL,"
+  "  scheme TEXT NOT NULL,"
+  "  key_id TEXT,"
+  "  blob BLOB NOT NULL,"
+  "  updated_at INTEGER NOT NULL);"
+  "CREATE INDEX executions_by_runner ON executions(runner_id)"
+  "  WHERE runner_id IS NOT NULL;";
+
+static const char *const migrations[] = {MIGRATION_1, MIGRATION_2,
+                                         MIGRATION_3};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ---- Statements ---------------------------------------------------------- */
@@ -222,8 +242,11 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2};
   "id, at, seq, subject_type, subject_id, verb, actor, data_json"
 #define EXEC_COLS \
   "id, work_id, state, attempt, runner_id, lease_epoch, lease_expires_at, " \
-  "error_class, error, created_at, updated_at"
+  "error_class, error, created_at, updated_at, not_before"
 #define EXEC_LEASED "('pending','executing')"
+#define EXEC_OPEN "('created','pending','executing')"
+#define SYNC_COLS \
+  "work_id, version, state_json, records, committed_at, execution_id, note"
 #define SUB_COLS \
   "id, workflow, config_hash, enabled, disabled_reason, created_at, " \
   "updated_at"
@@ -357,6 +380,7 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2};
     "SELECT e.id FROM executions e JOIN works w ON w.id = e.work_id " \
     "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
     "AND w.provider IN (SELECT value FROM json_each(?1)) " \
+    "AND (e.not_before IS NULL OR e.not_before <= ?2) " \
     "AND NOT EXISTS (SELECT 1 FROM executions o WHERE o.work_id = e.work_id " \
     "AND o.state IN " EXEC_LEASED ") ORDER BY e.created_at, e.id LIMIT 1") \
   X(EXEC_TAKE, \
@@ -365,6 +389,10 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2};
     "WHERE id = ?1 AND state = 'created' " \
     "RETURNING work_id, attempt, lease_epoch") \
   X(EXEC_STATE, "SELECT state, lease_epoch FROM executions WHERE id = ?1") \
+  X(EXEC_WORK_LEASED, \
+    "SELECT EXISTS (SELECT 1 FROM executions o JOIN executions e " \
+    "ON o.work_id = e.work_id WHERE e.id = ?1 AND o.state IN " EXEC_LEASED \
+    ")") \
   X(EXEC_SET_STATE, \
     "UPDATE executions SET state = ?2, " \
     "error_class = COALESCE(?3, error_class), error = COALESCE(?4, error), " \
@@ -383,6 +411,53 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2};
     "UPDATE executions SET state = 'created', attempt = attempt + 1, " \
     "runner_id = NULL, lease_expires_at = NULL, updated_at = ?1 " \
     "WHERE state IN " EXEC_LEASED " AND lease_expires_at <= ?1") \
+  X(EXEC_RETRY, \
+    "UPDATE executions SET state = 'created', attempt = attempt + 1, " \
+    "runner_id = NULL, lease_expires_at = NULL, not_before = ?2, " \
+    "error_class = COALESCE(?3, error_class), error = COALESCE(?4, error), " \
+    "updated_at = ?5 WHERE id = ?1") \
+  X(EXEC_RELEASE_LOG, \
+    "INSERT INTO execution_transitions (execution_id, from_state, " \
+    "to_state, at, reason) SELECT id, state, 'created', ?2, " \
+    "COALESCE(?3, 'released by runner ' || runner_id) " \
+    "FROM executions WHERE runner_id = ?1 AND state IN " EXEC_LEASED \
+    " ORDER BY id") \
+  X(EXEC_RELEASE, \
+    "UPDATE executions SET state = 'created', attempt = attempt + 1, " \
+    "runner_id = NULL, lease_expires_at = NULL, updated_at = ?2 " \
+    "WHERE runner_id = ?1 AND state IN " EXEC_LEASED) \
+  X(EXEC_WORK_OPEN, \
+    "SELECT EXISTS (SELECT 1 FROM executions WHERE work_id = ?1 " \
+    "AND state IN " EXEC_OPEN ")") \
+  X(WORK_FIRST_RUN, \
+    "UPDATE works SET first_run_at = ?2 WHERE id = ?1 " \
+    "AND deleted_at IS NULL AND first_run_at IS NULL") \
+  X(WORK_LIVE, "SELECT 1 FROM works WHERE id = ?1 AND deleted_at IS NULL") \
+  X(SYNC_COMMIT, \
+    "INSERT INTO sync_state (" SYNC_COLS ") SELECT id, COALESCE((SELECT " \
+    "MAX(version) FROM sync_state WHERE work_id = ?1), 0) + 1, ?2, ?3, ?4, " \
+    "?5, ?6 FROM works WHERE id = ?1 RETURNING version") \
+  X(SYNC_LATEST, \
+    "SELECT " SYNC_COLS " FROM sync_state WHERE work_id = ?1 " \
+    "ORDER BY version DESC LIMIT ?2") \
+  X(SYNC_GET, \
+    "SELECT " SYNC_COLS " FROM sync_state WHERE work_id = ?1 " \
+    "AND version = ?2") \
+  X(SYNC_EXEC_RECORDS, \
+    "SELECT COALESCE(SUM(records), 0) FROM sync_state " \
+    "WHERE execution_id = ?1") \
+  X(CRED_IS_OBJECT, \
+    "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' " \
+    "ELSE 0 END") \
+  X(CRED_SET, \
+    "INSERT INTO auth_credentials (auth_id, config_hash, scheme, key_id, " \
+    "blob, updated_at) VALUES (?1, ?2, 'plain', NULL, ?3, ?4) " \
+    "ON CONFLICT (auth_id) DO UPDATE SET config_hash = excluded.config_hash, " \
+    "scheme = excluded.scheme, key_id = excluded.key_id, " \
+    "blob = excluded.blob, updated_at = excluded.updated_at") \
+  X(CRED_GET, \
+    "SELECT scheme, blob FROM auth_credentials WHERE auth_id = ?1 " \
+    "AND config_hash = ?2") \
   X(COUNTS, \
     "SELECT (SELECT count(*) FROM authorizations WHERE deleted_at IS NULL), " \
     "(SELECT count(*) FROM auth_health), " \
@@ -1222,6 +1297,7 @@ static int read_exec(sqlite3_stmt *st, void *p) {
   r->lease_expires_at = sqlite3_column_int64(st, 6);
   r->created_at = sqlite3_column_int64(st, 9);
   r->updated_at = sqlite3_column_int64(st, 10);
+  r->not_before = sqlite3_column_int64(st, 11);
   if (col_str(st, 1, &r->work_id) != 0 || col_str(st, 2, &r->state) != 0 ||
       col_str(st, 4, &r->runner_id) != 0 ||
       col_str(st, 7, &r->error_class) != 0)
@@ -1367,13 +1443,16 @@ static int providers_json(const char *const *p, size_t n, char **out) {
   return 0;
 }
 
-/* The oldest claimable execution into *id; CR_ENOENT when none. */
-static int claim_candidate(struct sq_store *q, const char *provs, int64_t *id) {
+/* The oldest claimable execution (not_before reached) into *id; CR_ENOENT when
+ * none. */
+static int claim_candidate(struct sq_store *q, const char *provs, int64_t now,
+                           int64_t *id) {
   sqlite3_stmt *st = NULL;
   int rc = prep(q, ST_EXEC_CANDIDATE, &st);
   if (rc != 0)
     return rc;
   bind_str(st, 1, provs);
+  sqlite3_bind_int64(st, 2, now);
   int src = sqlite3_step(st);
   if (src == SQLITE_ROW)
     *id = sqlite3_column_int64(st, 0);
@@ -1429,7 +1508,7 @@ static int claim_rounds(struct sq_store *q, const char *runner,
   int rc = 0;
   while (rc == 0 && *cnt < slots) {
     int64_t id = 0;
-    rc = claim_candidate(q, provs, &id);
+    rc = claim_candidate(q, provs, now, &id);
     if (rc == CR_ENOENT) {
       rc = 0;
       break;
@@ -1454,6 +1533,86 @@ static int claim_rounds(struct sq_store *q, const char *runner,
       rc = exec_log(q, id, "created", "pending", now, reason);
   }
   cr__free(reason);
+  return rc;
+}
+
+/* Reads the state (into buf) and lease epoch of execution id. */
+static int exec_state(struct sq_store *q, int64_t id, char *buf, size_t len,
+                      int64_t *epoch) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_STATE, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  int src = sqlite3_step(st);
+  if (src == SQLITE_ROW) {
+    const char *t = (const char *)sqlite3_column_text(st, 0);
+    snprintf(buf, len, "%s", t != NULL ? t : "");
+    *epoch = sqlite3_column_int64(st, 1);
+  }
+  rc = src == SQLITE_ROW    ? 0
+       : src == SQLITE_DONE ? exec_not_found(q, id)
+                            : sq_fail(q, src);
+  done(st);
+  return rc;
+}
+
+/* 1 in *busy when a sibling of execution id (same work) holds a lease. */
+static int work_leased(struct sq_store *q, int64_t id, int *busy) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_WORK_LEASED, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  int src = sqlite3_step(st);
+  if (src == SQLITE_ROW)
+    *busy = sqlite3_column_int(st, 0);
+  rc = src == SQLITE_ROW ? 0 : sq_fail(q, src);
+  done(st);
+  return rc;
+}
+
+static int claim_one_locked(struct sq_store *q, int64_t id, const char *runner,
+                            int64_t now, int64_t lease_ms,
+                            struct cr_exec_claim *out) {
+  char state[16];
+  int64_t epoch = 0;
+  int busy = 0;
+  int rc = exec_state(q, id, state, sizeof state, &epoch);
+  if (rc == 0 && strcmp(state, "created") != 0) {
+    cr__store_set_error(&q->base, "execution %lld is %s, not created",
+                        (long long)id, state);
+    rc = cr_exec_state_final(cr_exec_state_from_name(state)) ? CR_ESTATE
+                                                             : CR_EBUSY;
+  }
+  if (rc == 0)
+    rc = work_leased(q, id, &busy);
+  if (rc == 0 && busy) {
+    cr__store_set_error(&q->base, "another execution of the work is running");
+    rc = CR_EBUSY;
+  }
+  if (rc == 0)
+    rc = claim_take(q, id, runner, now, lease_ms, out);
+  if (rc == 0)
+    rc = exec_log(q, id, "created", "pending", now, "claimed by runner (one)");
+  return rc;
+}
+
+static int sq_exec_claim_one(cr_store *s, int64_t id, const char *runner_id,
+                             int64_t now, int64_t lease_ms,
+                             struct cr_exec_claim *out) {
+  struct sq_store *q = sqs(s);
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = op_begin(q);
+  if (rc != 0)
+    return rc;
+  rc = claim_one_locked(q, id, runner_id, now, lease_ms, out);
+  rc = op_end(q, rc);
+  if (rc != 0) {
+    cr__free(out->work_id);
+    memset(out, 0, sizeof *out);
+  }
   return rc;
 }
 
@@ -1488,27 +1647,6 @@ static int sq_exec_claim(cr_store *s, const char *runner_id,
   *out = arr;
   *n = cnt;
   return 0;
-}
-
-/* Reads the state (into buf) and lease epoch of execution id. */
-static int exec_state(struct sq_store *q, int64_t id, char *buf, size_t len,
-                      int64_t *epoch) {
-  sqlite3_stmt *st = NULL;
-  int rc = prep(q, ST_EXEC_STATE, &st);
-  if (rc != 0)
-    return rc;
-  sqlite3_bind_int64(st, 1, id);
-  int src = sqlite3_step(st);
-  if (src == SQLITE_ROW) {
-    const char *t = (const char *)sqlite3_column_text(st, 0);
-    snprintf(buf, len, "%s", t != NULL ? t : "");
-    *epoch = sqlite3_column_int64(st, 1);
-  }
-  rc = src == SQLITE_ROW    ? 0
-       : src == SQLITE_DONE ? exec_not_found(q, id)
-                            : sq_fail(q, src);
-  done(st);
-  return rc;
 }
 
 /* Is a caller holding epoch allowed to act on an execution stored with
@@ -1653,6 +1791,316 @@ static int sq_exec_transitions(cr_store *s, int64_t id,
     return rc;
   sqlite3_bind_int64(st, 1, id);
   return collect(q, st, &TRANSITION_ROW, 8, (void **)out, n);
+}
+
+/* Back to created as a new attempt (fenced like sq_exec_transition). */
+static int retry_write(struct sq_store *q, int64_t id, int64_t not_before,
+                       const char *error_class, const char *error,
+                       int64_t now) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_RETRY, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  bind_time(st, 2, not_before);
+  bind_str(st, 3, error_class);
+  bind_str(st, 4, error);
+  sqlite3_bind_int64(st, 5, now);
+  return step_done(q, st);
+}
+
+static int sq_exec_retry(cr_store *s, int64_t id, int64_t epoch,
+                         int64_t not_before_ms, const char *reason,
+                         const char *error_class, const char *error,
+                         int64_t now) {
+  struct sq_store *q = sqs(s);
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = op_begin(q);
+  if (rc != 0)
+    return rc;
+  char from[32] = "";
+  int64_t stored = 0;
+  rc = exec_state(q, id, from, sizeof from, &stored);
+  if (rc == 0)
+    rc = fence(q, id, from, stored, epoch, 1);
+  if (rc == 0 && !cr_exec_transition_allowed(from, "created")) {
+    cr__store_set_error(s, "execution %lld is %s: it cannot be retried",
+                        (long long)id, from);
+    rc = CR_ESTATE;
+  }
+  if (rc == 0)
+    rc = retry_write(q, id, not_before_ms, error_class, error, now);
+  if (rc == 0)
+    rc = exec_log(q, id, from, "created", now, reason);
+  return op_end(q, rc);
+}
+
+/* Binds ?1 runner, ?2 now (and ?3 reason when given) and runs st. */
+static int release_step(struct sq_store *q, enum stmt_id id, const char *runner,
+                        int64_t now, int has_reason, const char *reason) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, id, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, runner);
+  sqlite3_bind_int64(st, 2, now);
+  if (has_reason)
+    bind_str(st, 3, reason);
+  return step_done(q, st);
+}
+
+static int sq_exec_release_runner(cr_store *s, const char *runner_id,
+                                  const char *reason, int64_t now, size_t *n) {
+  struct sq_store *q = sqs(s);
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = op_begin(q);
+  if (rc != 0)
+    return rc;
+  rc = release_step(q, ST_EXEC_RELEASE_LOG, runner_id, now, 1, reason);
+  int64_t changed = 0;
+  if (rc == 0)
+    rc = release_step(q, ST_EXEC_RELEASE, runner_id, now, 0, NULL);
+  if (rc == 0)
+    changed = sqlite3_changes64(q->db);
+  rc = op_end(q, rc);
+  if (rc == 0)
+    *n = (size_t)changed;
+  return rc;
+}
+
+/* Runs st (bound) and stores the integer of its first row in *out (0 when
+ * there is no row; *found tells which, and may be NULL). Resets st. */
+static int step_int(struct sq_store *q, sqlite3_stmt *st, int64_t *out,
+                    int *found) {
+  int src = sqlite3_step(st);
+  *out = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  if (found != NULL)
+    *found = src == SQLITE_ROW;
+  int rc = src == SQLITE_ROW || src == SQLITE_DONE ? 0 : sq_fail(q, src);
+  done(st);
+  return rc;
+}
+
+static int sq_exec_work_open(cr_store *s, const char *work_id, int *open) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_EXEC_WORK_OPEN, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, work_id);
+  int64_t v = 0;
+  rc = step_int(q, st, &v, NULL);
+  if (rc == 0)
+    *open = v != 0;
+  return rc;
+}
+
+static int sq_work_mark_started(cr_store *s, const char *id, int64_t now,
+                                int *first) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = prep(q, ST_WORK_FIRST_RUN, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, id);
+  sqlite3_bind_int64(st, 2, now);
+  rc = step_done(q, st);
+  if (rc != 0)
+    return rc;
+  if (sqlite3_changes(q->db) > 0) {
+    *first = 1;
+    return 0;
+  }
+  rc = prep(q, ST_WORK_LIVE, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, id);
+  int64_t v = 0;
+  int found = 0;
+  rc = step_int(q, st, &v, &found);
+  if (rc == 0 && !found)
+    return not_found(q, "work", id);
+  return rc;
+}
+
+/* ---- Sync state ---------------------------------------------------------- */
+
+static int read_sync(sqlite3_stmt *st, void *p) {
+  struct cr_sync_state_rec *r = p;
+  r->version = sqlite3_column_int64(st, 1);
+  r->records = sqlite3_column_int64(st, 3);
+  r->committed_at = sqlite3_column_int64(st, 4);
+  r->execution_id = sqlite3_column_int64(st, 5);
+  if (col_str(st, 0, &r->work_id) != 0 || col_str(st, 2, &r->state_json) != 0)
+    return CR_ENOMEM;
+  return col_str(st, 6, &r->note);
+}
+
+static void clear_sync(void *p) { cr_sync_state_rec_clear(p); }
+
+static const struct row_type SYNC_ROW = {sizeof(struct cr_sync_state_rec),
+                                         read_sync, clear_sync};
+
+static int sq_sync_state_commit(cr_store *s, const char *work_id,
+                                const char *state_json, int64_t records,
+                                int64_t execution_id, const char *note,
+                                int64_t now, int64_t *version_out) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = prep(q, ST_SYNC_COMMIT, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, work_id);
+  bind_str(st, 2, state_json);
+  sqlite3_bind_int64(st, 3, records);
+  sqlite3_bind_int64(st, 4, now);
+  bind_time(st, 5, execution_id);
+  bind_str(st, 6, note);
+  int src = sqlite3_step(st);
+  int64_t version = 0;
+  if (src == SQLITE_ROW) {
+    version = sqlite3_column_int64(st, 0);
+    src = sqlite3_step(st);
+  }
+  if (src != SQLITE_DONE)
+    rc = sq_fail(q, src);
+  else if (version == 0) {
+    cr__store_set_error(s, "sync state of unknown work '%s'", work_id);
+    rc = CR_EINVAL;
+  }
+  done(st);
+  if (rc == 0)
+    *version_out = version;
+  return rc;
+}
+
+static int sq_sync_state_get(cr_store *s, const char *work_id, int64_t version,
+                             struct cr_sync_state_rec *out) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, version == 0 ? ST_SYNC_LATEST : ST_SYNC_GET, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, work_id);
+  sqlite3_bind_int64(st, 2, version == 0 ? 1 : version);
+  struct cr_sync_state_rec *rows = NULL;
+  size_t n = 0;
+  rc = collect(q, st, &SYNC_ROW, 1, (void **)&rows, &n);
+  if (rc != 0)
+    return rc;
+  if (n == 0) {
+    cr__store_set_error(s, "no sync state version %lld for work '%s'",
+                        (long long)version, work_id);
+    return CR_ENOENT;
+  }
+  *out = rows[0];
+  cr__free(rows);
+  return 0;
+}
+
+static int sq_sync_state_history(cr_store *s, const char *work_id, size_t limit,
+                                 struct cr_sync_state_rec **out, size_t *n) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_SYNC_LATEST, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, work_id);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+  return collect(q, st, &SYNC_ROW, limit < 16 ? limit : 16, (void **)out, n);
+}
+
+static int sq_sync_state_exec_records(cr_store *s, int64_t exec_id,
+                                      int64_t *records) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_SYNC_EXEC_RECORDS, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, exec_id);
+  return step_int(q, st, records, NULL);
+}
+
+/* ---- Rotated credentials --------------------------------------------------
+ * Stored as scheme 'plain': the JSON text itself in blob. A codec that
+ * encrypts would write another scheme and its key id. */
+
+static int sq_auth_credentials_set(cr_store *s, const char *auth_id,
+                                   const char *config_hash,
+                                   const char *credentials_json, int64_t now) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = prep(q, ST_CRED_IS_OBJECT, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, credentials_json);
+  int64_t ok = 0;
+  rc = step_int(q, st, &ok, NULL);
+  if (rc == 0 && !ok) {
+    cr__store_set_error(s, "credentials of '%s' are not a JSON object",
+                        auth_id);
+    rc = CR_EINVAL;
+  }
+  if (rc == 0)
+    rc = prep(q, ST_CRED_SET, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, auth_id);
+  bind_str(st, 2, config_hash);
+  sqlite3_bind_blob(st, 3, credentials_json, (int)strlen(credentials_json),
+                    SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, now);
+  return step_done(q, st);
+}
+
+/* Copies the 'plain' blob of the current row of st into *out. */
+static int cred_decode(struct sq_store *q, sqlite3_stmt *st, char **out) {
+  const char *scheme = (const char *)sqlite3_column_text(st, 0);
+  if (scheme == NULL || strcmp(scheme, "plain") != 0) {
+    cr__store_set_error(&q->base,
+                        "credentials stored with scheme '%s' cannot be "
+                        "decoded by this build",
+                        scheme != NULL ? scheme : "?");
+    return CR_ENOTSUP;
+  }
+  const void *blob = sqlite3_column_blob(st, 1);
+  int len = sqlite3_column_bytes(st, 1);
+  char *copy = cr__malloc((size_t)len + 1);
+  if (copy == NULL)
+    return nomem(q);
+  if (len > 0)
+    memcpy(copy, blob, (size_t)len);
+  copy[len] = '\0';
+  *out = copy;
+  return 0;
+}
+
+static int sq_auth_credentials_get(cr_store *s, const char *auth_id,
+                                   const char *config_hash, char **json_out) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_CRED_GET, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, auth_id);
+  bind_str(st, 2, config_hash);
+  int src = sqlite3_step(st);
+  if (src == SQLITE_ROW)
+    rc = cred_decode(q, st, json_out);
+  else if (src == SQLITE_DONE)
+    rc = not_found(q, "credentials for the current configuration of", auth_id);
+  else
+    rc = sq_fail(q, src);
+  done(st);
+  return rc;
 }
 
 /* ---- Opening, versions, closing ------------------------------------------ */
@@ -1938,9 +2386,20 @@ static const struct cr_store_ops sqlite_ops = {
     .exec_create = sq_exec_create,
     .exec_get = sq_exec_get,
     .exec_claim = sq_exec_claim,
+    .exec_claim_one = sq_exec_claim_one,
     .exec_transition = sq_exec_transition,
     .exec_renew = sq_exec_renew,
     .exec_expire = sq_exec_expire,
     .exec_list = sq_exec_list,
     .exec_transitions = sq_exec_transitions,
+    .exec_retry = sq_exec_retry,
+    .exec_release_runner = sq_exec_release_runner,
+    .exec_work_open = sq_exec_work_open,
+    .work_mark_started = sq_work_mark_started,
+    .sync_state_commit = sq_sync_state_commit,
+    .sync_state_get = sq_sync_state_get,
+    .sync_state_history = sq_sync_state_history,
+    .sync_state_exec_records = sq_sync_state_exec_records,
+    .auth_credentials_set = sq_auth_credentials_set,
+    .auth_credentials_get = sq_auth_credentials_get,
 };
