@@ -17,3 +17,10 @@ int64_t cr__now_ms(void) {
 }
 
 void cr__clock_set_fake(int64_t ms) { atomic_store(&fake_ms, ms > 0 ? ms : 0); }
+
+void cr__sleep_ms(int64_t ms) {
+  if (ms <= 0)
+    return;
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}

@@ -16,4 +16,8 @@ int64_t cr__now_ms(void);
  * restores the real clock. Thread-safe. */
 void cr__clock_set_fake(int64_t ms);
 
+/* Sleeps ms milliseconds of real time (nanosleep, resumed after signals
+ * only until the next one: a signal may cut it short). */
+void cr__sleep_ms(int64_t ms);
+
 #endif

@@ -121,6 +121,18 @@ int cr_daemon_new(const struct cr_daemon_options *o, cr_daemon **out,
   d->log_ud = o->log_ud;
   d->log_min_level = o->log_min_level;
   d->handle_signals = o->handle_signals;
+  struct cr__runner *rn = &d->runner;
+  snprintf(rn->runner_id, sizeof rn->runner_id, "%s",
+           o->runner_id ? o->runner_id : "local");
+  rn->grace_ms =
+      o->shutdown_grace_ms > 0 ? o->shutdown_grace_ms : CR_DAEMON_GRACE_MS;
+  rn->retry_base_ms = o->retry_base_ms;
+  rn->lease_ms = o->lease_ms > 0 ? o->lease_ms : INT64_C(60000);
+  if (o->worker_exe != NULL &&
+      (rn->worker_exe = cr__strdup(o->worker_exe)) == NULL) {
+    cr__free(d);
+    return CR_ENOMEM;
+  }
   int rc = (d->config_path = cr__strdup(o->config_path)) ? 0 : CR_ENOMEM;
   if (rc == 0)
     rc = open_all(d, diags);
@@ -180,6 +192,7 @@ static void begin_stop(cr_daemon *d) {
                   d->in_flight);
   uv_close((uv_handle_t *)&d->health_timer, close_cb);
   uv_close((uv_handle_t *)&d->wakeup, close_cb);
+  cr__daemon_runner_stop(d);
   if (d->handle_signals) {
     uv_close((uv_handle_t *)&d->sig_int, close_cb);
     uv_close((uv_handle_t *)&d->sig_term, close_cb);
@@ -224,6 +237,8 @@ static int start_handles(cr_daemon *d) {
   uint64_t every = (uint64_t)d->cfg->cfg->host.health_check_interval_ms;
   if (rc == 0)
     rc = uv_timer_start(&d->health_timer, on_health_timer, 0, every);
+  if (rc == 0)
+    rc = cr__daemon_runner_start(d);
   if (rc == 0 && d->handle_signals) {
     rc = start_signal(d, &d->sig_int, SIGINT);
     if (rc == 0)
@@ -271,9 +286,16 @@ void cr_daemon_reload(cr_daemon *d) {
 
 cr_store *cr_daemon_store(cr_daemon *d) { return d->store; }
 
+const cr_config *cr_daemon_config(const cr_daemon *d) { return d->cfg->cfg; }
+
+const cr_plugin_host *cr_daemon_plugins(const cr_daemon *d) {
+  return d->plugins;
+}
+
 void cr_daemon_free(cr_daemon *d) {
   if (d == NULL)
     return;
+  cr__daemon_runner_free(d);
   if (d->loop_inited)
     uv_loop_close(&d->loop);
   cr_store_close(d->store);

@@ -10,8 +10,10 @@
 #ifndef CR_DAEMON_H
 #define CR_DAEMON_H
 
+#include "config.h"
 #include "diag.h"
 #include "log.h"
+#include "plugin_host.h"
 #include "store.h"
 
 typedef struct cr_daemon cr_daemon;
@@ -23,7 +25,19 @@ struct cr_daemon_options {
   void *log_ud;
   int log_min_level;  /* enum cr_log_level; lines below are dropped */
   int handle_signals; /* non-zero: SIGINT/SIGTERM stop, SIGHUP reloads */
+  /* The connrun binary that runs `connrun worker` for works with process
+   * isolation (borrowed; copied). NULL: such works fail with a config
+   * error. */
+  const char *worker_exe;
+  const char *runner_id;     /* claims as this runner; NULL = "local" */
+  int64_t shutdown_grace_ms; /* running executions get this long to end
+                                on stop; 0 = CR_DAEMON_GRACE_MS */
+  int64_t retry_base_ms;     /* retry backoff base; 0 = the default */
+  int64_t lease_ms;          /* claim lease; 0 = the default */
 };
+
+/* Default grace period for running executions on stop. */
+#define CR_DAEMON_GRACE_MS INT64_C(30000)
 
 /* Loads and checks the configuration, loads its plugins (refused ones are
  * logged as warnings), opens the store under host.data_dir and applies the
@@ -50,6 +64,13 @@ void cr_daemon_reload(cr_daemon *d);
 
 /* The daemon's store (borrowed; owned by the daemon). */
 cr_store *cr_daemon_store(cr_daemon *d);
+
+/* The configuration in use (borrowed; replaced by a reload on the loop
+ * thread, so only use it from that thread or before cr_daemon_run). */
+const cr_config *cr_daemon_config(const cr_daemon *d);
+
+/* The loaded plugins (borrowed; valid until cr_daemon_free). */
+const cr_plugin_host *cr_daemon_plugins(const cr_daemon *d);
 
 /* Frees the daemon. Must not be called while cr_daemon_run runs. NULL is a
  * no-op. */

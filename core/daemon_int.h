@@ -10,6 +10,31 @@
 #include "daemon.h"
 #include "plugin_host.h"
 
+typedef struct cr_scheduler cr_scheduler;
+typedef struct cr_worker_pool cr_worker_pool;
+struct cr__run_job;
+
+/* The local runner (daemon_runner.c). Loop-thread fields unless noted. */
+struct cr__runner {
+  char runner_id[64]; /* "local" unless set */
+  char *data_dir;     /* the store the threads open (copied at start) */
+  char *worker_exe;   /* connrun binary for process isolation, or NULL */
+  unsigned concurrency, running;
+  int64_t lease_ms, retry_base_ms, grace_ms;
+  cr_scheduler *sched;
+  cr_worker_pool *pool; /* thread-safe */
+  uv_thread_t *threads;
+  unsigned n_threads;
+  uv_mutex_t mu; /* guards todo, done, quit */
+  uv_cond_t cv;
+  struct cr__run_job *todo, *todo_tail, *done;
+  int quit;
+  atomic_int stop_runs; /* any thread: cancels running executions */
+  uv_async_t done_async;
+  uv_timer_t tick, grace_timer;
+  int sync_inited, handles, started, closed;
+};
+
 /* A configuration shared by the loop and in-flight jobs: freed when the last
  * holder lets go (a reload may retire it while checks still use it). */
 struct cr__cfg_ref {
@@ -42,6 +67,7 @@ struct cr_daemon {
   int in_flight;      /* health jobs queued or running */
   char **busy;        /* ids of authorizations with a check in flight */
   size_t n_busy;
+  struct cr__runner runner;
 };
 
 /* Logs through the daemon's sink when level >= its minimum. */
@@ -56,5 +82,13 @@ void cr__cfg_ref_put(struct cr__cfg_ref *r);
 /* Queues a health check of every authorization of the current
  * configuration that has none in flight. Loop thread only. */
 void cr__daemon_health_cycle(cr_daemon *d);
+
+/* Local runner: start (loop thread, from cr_daemon_run), one scheduling and
+ * claiming cycle, stop (begin the graceful stop; the runner's handles close
+ * once no execution runs), free (joins the threads). */
+int cr__daemon_runner_start(cr_daemon *d);
+void cr__daemon_runner_cycle(cr_daemon *d);
+void cr__daemon_runner_stop(cr_daemon *d);
+void cr__daemon_runner_free(cr_daemon *d);
 
 #endif

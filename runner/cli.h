@@ -23,9 +23,17 @@ enum {
 int cr_cmd_serve(int argc, char **argv);
 int cr_cmd_config(int argc, char **argv);
 int cr_cmd_plugins(int argc, char **argv);
+int cr_cmd_sync(int argc, char **argv);
+int cr_cmd_state(int argc, char **argv);
+/* Internal: the worker child process (core/worker.h); not in the help. */
+int cr_cmd_worker(int argc, char **argv);
 
 /* Prints "connrun: <msg>\n" to stderr, printf-style. */
 void cr_cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Writes the absolute path of the running connrun binary into buf (len
+ * bytes): what `connrun worker` children are spawned from. Returns 0 or -1. */
+int cr_cli_self_exe(char *buf, size_t len);
 
 /* True when argv[i] is "-h" or "--help" for any i >= 1. */
 int cr_cli_wants_help(int argc, char **argv);

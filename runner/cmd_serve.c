@@ -2,6 +2,8 @@
  * logging to stderr, until SIGINT/SIGTERM (SIGHUP reloads). */
 #include "cli.h"
 
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -9,12 +11,20 @@
 #include "error.h"
 
 static void help(FILE *out) {
-  fputs("usage: connrun serve -c FILE [--log-level debug|info|warn|error]\n\n"
+  fputs("usage: connrun serve -c FILE [--grace SECONDS]\n"
+        "                     [--log-level debug|info|warn|error]\n\n"
         "Runs the connrun daemon in the foreground: loads and checks the\n"
         "configuration, loads the provider plugins, opens the store under\n"
         "host.data_dir, applies the configuration (each change recorded as "
         "an\nevent) and health-checks every authorization at start and every\n"
         "host.health_check_interval. Logs go to stderr.\n\n"
+        "It also schedules the works and runs their executions with a\n"
+        "local runner (host.runner_concurrency at once), each in a pooled\n"
+        "`connrun worker` process unless the work says isolation: inline.\n\n"
+        "options:\n"
+        "  --grace SECONDS  on stop, how long running executions may go on\n"
+        "                   before they are stopped and put back for a retry\n"
+        "                   (default 30)\n\n"
         "signals: SIGINT/SIGTERM stop cleanly; SIGHUP reloads the "
         "configuration\n(an invalid one is reported and the running one "
         "kept).\n\n"
@@ -57,6 +67,9 @@ int cr_cmd_serve(int argc, char **argv) {
     if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
         i + 1 < argc) {
       o.config_path = argv[++i];
+    } else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc &&
+               atoll(argv[i + 1]) > 0) {
+      o.shutdown_grace_ms = atoll(argv[++i]) * 1000;
     } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc &&
                parse_level(argv[i + 1]) >= 0) {
       o.log_min_level = parse_level(argv[++i]);
@@ -67,6 +80,9 @@ int cr_cmd_serve(int argc, char **argv) {
       return CR_EXIT_USAGE;
     }
   }
+  char exe[PATH_MAX];
+  if (cr_cli_self_exe(exe, sizeof exe) == 0)
+    o.worker_exe = exe;
   if (o.config_path == NULL) {
     cr_cli_errorf("serve: -c FILE is required (see 'connrun serve --help')");
     return CR_EXIT_USAGE;

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
 #include <connrun/plugin.h>
@@ -18,6 +19,8 @@ static const struct command commands[] = {
     {"serve", cr_cmd_serve, "run the daemon (scheduler, runners, API)"},
     {"config", cr_cmd_config, "validate a configuration file"},
     {"plugins", cr_cmd_plugins, "list and inspect provider plugins"},
+    {"sync", cr_cmd_sync, "run one execution of a work in the foreground"},
+    {"state", cr_cmd_state, "show, list or roll back a work's sync state"},
 };
 
 static const size_t n_commands = sizeof commands / sizeof commands[0];
@@ -29,6 +32,14 @@ void cr_cli_errorf(const char *fmt, ...) {
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
+}
+
+int cr_cli_self_exe(char *buf, size_t len) {
+  ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+  if (n <= 0)
+    return -1;
+  buf[n] = '\0';
+  return 0;
 }
 
 int cr_cli_wants_help(int argc, char **argv) {
@@ -48,6 +59,7 @@ static void usage(FILE *out) {
                "  connrun config check configs/demo.yaml\n"
                "  connrun plugins list --plugin-dir build/plugins\n"
                "  connrun serve -c configs/demo.yaml\n"
+               "  connrun sync -c configs/demo.yaml files-import\n"
                "\nexit codes: 0 ok, 1 invalid input or failed job, 2 usage "
                "error, 3 runtime error\n");
 }
@@ -87,6 +99,8 @@ int main(int argc, char **argv) {
     char *hargv[] = {argv[2], "--help", NULL};
     return c->run(2, hargv);
   }
+  if (strcmp(name, "worker") == 0) /* internal, hidden from the help */
+    return cr_cmd_worker(argc - 1, argv + 1);
   const struct command *c = find(name);
   if (c == NULL) {
     cr_cli_errorf("unknown command '%s' (see 'connrun help')", name);

@@ -1,0 +1,238 @@
+/* cmd_state.c: `connrun state show|history|set WORK_ID -c FILE`: a work's
+ * committed incremental state (the plugin's cursor), its history with
+ * record counts, and rolling it back or setting it by hand. */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "error.h"
+#include "events.h"
+#include "store.h"
+
+static void help(FILE *out) {
+  fputs("usage: connrun state show    WORK_ID -c FILE [--json]\n"
+        "       connrun state history WORK_ID -c FILE [--limit N] [--json]\n"
+        "       connrun state set     WORK_ID -c FILE (--version N | "
+        "--json-state "
+        "TEXT | --reset)\n\n"
+        "A work's incremental state is the cursor its plugin checkpointed,\n"
+        "committed only after the destination durably took the records before\n"
+        "it. Every commit is a new version; the history is kept.\n\n"
+        "  show     the current (latest) version\n"
+        "  history  versions newest first: time, records covered, execution\n"
+        "  set      commit a new version: a copy of an earlier version\n"
+        "           (--version N, a rollback), the given JSON (--json-state),\n"
+        "           or no state at all (--reset: the next run starts over).\n"
+        "           The change is recorded as a 'work updated' event.\n\n"
+        "examples:\n"
+        "  connrun state history files-import -c configs/demo.yaml\n"
+        "  connrun state set files-import -c configs/demo.yaml --version 2\n\n"
+        "exit codes: 0 ok, 1 no such work or version, 2 usage error, 3 store "
+        "error\n",
+        out);
+}
+
+struct opts {
+  const char *verb, *work, *config, *json_state;
+  int64_t version;
+  size_t limit;
+  int json, reset;
+};
+
+static int parse(int argc, char **argv, struct opts *o) {
+  memset(o, 0, sizeof *o);
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int has = i + 1 < argc;
+    if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && has)
+      o->config = argv[++i];
+    else if (!strcmp(a, "--json"))
+      o->json = 1;
+    else if (!strcmp(a, "--reset"))
+      o->reset = 1;
+    else if (!strcmp(a, "--version") && has)
+      o->version = strtoll(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--limit") && has)
+      o->limit = (size_t)strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--json-state") && has)
+      o->json_state = argv[++i];
+    else if (a[0] == '-')
+      return cr_cli_errorf("state: unknown option '%s'", a), -1;
+    else if (o->verb == NULL)
+      o->verb = a;
+    else if (o->work == NULL)
+      o->work = a;
+    else
+      return cr_cli_errorf("state: unexpected argument '%s'", a), -1;
+  }
+  if (o->verb == NULL || o->work == NULL || o->config == NULL)
+    return cr_cli_errorf("state: need a command, WORK_ID and -c FILE (see "
+                         "'connrun state --help')"),
+           -1;
+  if (strcmp(o->verb, "set") == 0 &&
+      (o->version > 0) + (o->json_state != NULL) + o->reset != 1)
+    return cr_cli_errorf("state set: give exactly one of --version N, "
+                         "--json-state TEXT, --reset"),
+           -1;
+  return 0;
+}
+
+static void fmt_time(int64_t ms, char *buf, size_t len) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *rec_json(const struct cr_sync_state_rec *r) {
+  char at[32];
+  fmt_time(r->committed_at, at, sizeof at);
+  json_t *state = r->state_json ? json_loads(r->state_json, 0, NULL) : NULL;
+  return json_pack("{s:s, s:I, s:o, s:I, s:s, s:I, s:s?}", "work_id",
+                   r->work_id, "version", (json_int_t)r->version, "state",
+                   state ? state : json_null(), "records",
+                   (json_int_t)r->records, "committed_at", at, "execution_id",
+                   (json_int_t)r->execution_id, "note", r->note);
+}
+
+static void print_rec(const struct cr_sync_state_rec *r, int json) {
+  if (json) {
+    json_t *j = rec_json(r);
+    json_dumpf(j, stdout, JSON_COMPACT);
+    fputc('\n', stdout);
+    json_decref(j);
+    return;
+  }
+  char at[32];
+  fmt_time(r->committed_at, at, sizeof at);
+  printf("version %" PRId64 "  %s  %" PRId64 " records  execution %s%" PRId64
+         "%s%s\n  %s\n",
+         r->version, at, r->records, r->execution_id ? "" : "-",
+         r->execution_id, r->note ? "  " : "", r->note ? r->note : "",
+         r->state_json ? r->state_json : "(no state)");
+}
+
+static int show(cr_store *s, const struct opts *o) {
+  struct cr_sync_state_rec r;
+  memset(&r, 0, sizeof r);
+  int rc = cr_store_sync_state_latest(s, o->work, &r);
+  if (rc == CR_ENOENT) {
+    fprintf(stderr, "work %s has no committed state yet\n", o->work);
+    return CR_EXIT_OK;
+  }
+  if (rc != 0)
+    return rc;
+  print_rec(&r, o->json);
+  cr_sync_state_rec_clear(&r);
+  return 0;
+}
+
+static int history(cr_store *s, const struct opts *o) {
+  struct cr_sync_state_rec *list = NULL;
+  size_t n = 0;
+  int rc = cr_store_sync_state_history(s, o->work, o->limit, &list, &n);
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    print_rec(&list[i], o->json);
+  if (rc == 0 && n == 0 && !o->json)
+    fprintf(stderr, "work %s has no committed state yet\n", o->work);
+  cr_sync_state_rec_free_list(list, n);
+  return rc;
+}
+
+static int set(cr_store *s, const struct opts *o) {
+  struct cr_sync_state_rec old;
+  memset(&old, 0, sizeof old);
+  const char *state = o->json_state;
+  char note[128];
+  int rc = 0;
+  if (o->version > 0) {
+    rc = cr_store_sync_state_get(s, o->work, o->version, &old);
+    if (rc == CR_ENOENT) {
+      cr_cli_errorf("state set: work %s has no version %" PRId64, o->work,
+                    o->version);
+      return CR_ENOENT;
+    }
+    state = old.state_json;
+    snprintf(note, sizeof note, "set by operator: rollback to version %" PRId64,
+             o->version);
+  } else {
+    snprintf(note, sizeof note, "set by operator: %s",
+             o->reset ? "reset" : "given state");
+  }
+  int64_t version = 0;
+  if (rc == 0)
+    rc = cr_store_begin(s);
+  if (rc == 0)
+    rc = cr_store_sync_state_commit(s, o->work, o->reset ? NULL : state, 0, 0,
+                                    note, &version);
+  if (rc == 0) {
+    json_t *d = json_pack("{s:s, s:I, s:s}", "change", "state", "version",
+                          (json_int_t)version, "note", note);
+    rc = cr_event_emit(s, "work", o->work, "updated", "cli", d, NULL);
+    json_decref(d);
+  }
+  rc = rc == 0 ? cr_store_commit(s) : (cr_store_rollback(s), rc);
+  cr_sync_state_rec_clear(&old);
+  if (rc == 0)
+    printf("work %s: state version %" PRId64 " committed (%s)\n", o->work,
+           version, note);
+  else if (rc == CR_EINVAL)
+    cr_cli_errorf("state set: not valid JSON, or no such work");
+  return rc;
+}
+
+int cr_cmd_state(int argc, char **argv) {
+  if (cr_cli_wants_help(argc, argv)) {
+    help(stdout);
+    return CR_EXIT_OK;
+  }
+  struct opts o;
+  if (parse(argc, argv, &o) != 0)
+    return CR_EXIT_USAGE;
+  int (*fn)(cr_store *, const struct opts *) = !strcmp(o.verb, "show") ? show
+                                               : !strcmp(o.verb, "history")
+                                                   ? history
+                                               : !strcmp(o.verb, "set") ? set
+                                                                        : NULL;
+  if (fn == NULL) {
+    cr_cli_errorf("state: unknown command '%s' (show, history, set)", o.verb);
+    return CR_EXIT_USAGE;
+  }
+  cr_diags diags;
+  cr_diags_init(&diags);
+  cr_config *cfg = NULL;
+  int rc = cr_config_load(o.config, &cfg, &diags);
+  cr_diags_free(&diags);
+  if (rc != 0) {
+    cr_cli_errorf("state: %s: %s (run 'connrun config check')", o.config,
+                  cr_strerror(rc));
+    cr_config_free(cfg);
+    return CR_EXIT_INVALID;
+  }
+  if (cr_config_find_work(cfg, o.work) == NULL) {
+    cr_cli_errorf("state: no work '%s' in %s", o.work, o.config);
+    cr_config_free(cfg);
+    return CR_EXIT_INVALID;
+  }
+  cr_store *s = NULL;
+  char err[512] = "";
+  rc = cr_store_open(cfg->host.data_dir, &s, err, sizeof err);
+  cr_config_free(cfg);
+  if (rc != 0) {
+    cr_cli_errorf("state: cannot open the store: %s", err);
+    return CR_EXIT_RUNTIME;
+  }
+  rc = fn(s, &o);
+  cr_store_close(s);
+  if (rc == 0)
+    return CR_EXIT_OK;
+  if (rc == CR_ENOENT || rc == CR_EINVAL)
+    return CR_EXIT_INVALID;
+  cr_cli_errorf("state: %s", cr_strerror(rc));
+  return CR_EXIT_RUNTIME;
+}
