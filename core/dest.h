@@ -23,7 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <connrun/plugin.h>
+
 #include "config.h"
+#include "redact.h"
 
 typedef struct cr_dest cr_dest;
 
@@ -53,6 +56,22 @@ int cr_dest_open_jsonl(const char *dir, cr_dest **out, char *errbuf,
  * *out as for cr_dest_open_jsonl. Errors: CR_EINVAL, CR_EIO, CR_ESTORE,
  * CR_ENOMEM. */
 int cr_dest_open_sqlite(const char *path, cr_dest **out, char *errbuf,
+                        size_t errlen);
+
+/* Records a plugin destination buffers per stream before calling write(). */
+#define CR_DEST_PLUGIN_BATCH 500
+#define CR_DEST_PLUGIN_BATCH_BYTES ((size_t)4 * 1024 * 1024)
+
+/* Opens a plugin destination (dest_plugin.c): records go to desc's write()
+ * (desc borrowed, must outlive d, needs CR_PLUGIN_CAP_WRITE) in batches per
+ * stream; see CR_DEST_PLUGIN_BATCH. An instance is created with params
+ * (borrowed for the call; the plugin copies what it keeps); rd (borrowed,
+ * may be NULL) redacts the plugin's logs and errors. A write() failure
+ * fails the destination with CR_EIO and the plugin's message. Errors:
+ * CR_EINVAL (no write capability), CR_EPLUGIN (create failed), CR_ENOMEM. */
+int cr_dest_open_plugin(const struct cr_plugin_descriptor *desc,
+                        const struct cr_plugin_params *params,
+                        const cr_redactor *rd, cr_dest **out, char *errbuf,
                         size_t errlen);
 
 /* Factory: opens the destination a work's config describes (cfg borrowed).

@@ -466,13 +466,49 @@ static int finish(struct run *r, int code, const char *msg, int64_t after_ms,
 
 /* ---- Setup -------------------------------------------------------------- */
 
+/* A plugin destination: the destination's provider plugin, created with
+ * its authorization's credentials (inline, in this process). */
+static int open_plugin_dest(struct run *r, char *err, size_t errlen) {
+  const struct cr_config_destination *dc = &r->work->destination;
+  const cr_plugin *p = r->env->plugins
+                           ? cr_plugin_host_find(r->env->plugins, dc->provider)
+                           : NULL;
+  if (p == NULL) {
+    snprintf(err, errlen, "no plugin for destination provider %s",
+             dc->provider ? dc->provider : "(none)");
+    return CR_EINVAL;
+  }
+  char *creds = dc->auth && dc->auth->credentials
+                    ? json_dumps(dc->auth->credentials, JSON_COMPACT)
+                    : NULL;
+  struct cr_plugin_params params = {
+      .struct_size = sizeof params,
+      .authorization_id = dc->auth ? dc->auth->id : "",
+      .auth_method = dc->auth && dc->auth->method ? dc->auth->method : "none",
+      .credentials_json = creds ? creds : "{}",
+      .config_json = "{}",
+      .work_id = r->work->id,
+  };
+  int rc = cr_dest_open_plugin(cr_plugin_desc(p), &params,
+                               cr_config_redactor(r->env->cfg), &r->dest, err,
+                               errlen);
+  if (creds != NULL) {
+    cr__secret_wipe(creds, strlen(creds));
+    free(creds);
+  }
+  return rc;
+}
+
 static int open_dest(struct run *r) {
   char err[512] = "";
-  int rc = cr_dest_open(&r->work->destination, &r->dest, err, sizeof err);
+  int rc = r->work->destination.type == CR_DEST_PLUGIN
+               ? open_plugin_dest(r, err, sizeof err)
+               : cr_dest_open(&r->work->destination, &r->dest, err, sizeof err);
   if (rc != 0) {
     host_fail(r,
-              rc == CR_EINVAL || rc == CR_ENOTSUP ? CR_EXEC_CLASS_CONFIG
-                                                  : CR_EXEC_CLASS_TRANSIENT,
+              rc == CR_EINVAL || rc == CR_ENOTSUP || rc == CR_EPLUGIN
+                  ? CR_EXEC_CLASS_CONFIG
+                  : CR_EXEC_CLASS_TRANSIENT,
               "cannot open destination: %s", err[0] ? err : cr_strerror(rc));
     return rc;
   }
