@@ -4,7 +4,9 @@
  * in one store transaction. */
 #include "daemon_int.h"
 
+#include <inttypes.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -172,6 +174,20 @@ static const struct cr_config_work *work_using(const cr_config *cfg,
   return NULL;
 }
 
+/* The credentials a plugin rotated (while the definition is unchanged),
+ * else the configured ones. JSON text from malloc (json_dumps style). */
+static char *current_credentials(cr_daemon *d,
+                                 const struct cr_config_auth *auth) {
+  char hash[17], *stored = NULL;
+  snprintf(hash, sizeof hash, "%016" PRIx64, auth->config_hash);
+  if (cr_store_auth_credentials_get(d->store, auth->id, hash, &stored) == 0) {
+    char *copy = strdup(stored);
+    cr__secret_wipe_free(stored, strlen(stored));
+    return copy;
+  }
+  return json_dumps(auth->credentials, JSON_COMPACT);
+}
+
 static int queue_check(cr_daemon *d, const struct cr_config_auth *auth) {
   const cr_plugin *p = cr_plugin_host_find(d->plugins, auth->provider);
   if (p == NULL || busy_index(d, auth->id) >= 0)
@@ -185,7 +201,7 @@ static int queue_check(cr_daemon *d, const struct cr_config_auth *auth) {
   job->req.data = job;
   job->cfg = d->cfg;
   cr__cfg_ref_get(job->cfg);
-  job->credentials = json_dumps(auth->credentials, JSON_COMPACT);
+  job->credentials = current_credentials(d, auth);
   const struct cr_config_work *w = work_using(d->cfg->cfg, auth->id);
   if (w != NULL) {
     job->config = json_dumps(w->config, JSON_COMPACT);
