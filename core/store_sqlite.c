@@ -1593,8 +1593,10 @@ static int claim_one_locked(struct sq_store *q, int64_t id, const char *runner,
   }
   if (rc == 0)
     rc = claim_take(q, id, runner, now, lease_ms, out);
+  char reason[200];
+  snprintf(reason, sizeof reason, "claimed by runner %s", runner);
   if (rc == 0)
-    rc = exec_log(q, id, "created", "pending", now, "claimed by runner (one)");
+    rc = exec_log(q, id, "created", "pending", now, reason);
   return rc;
 }
 

@@ -20,6 +20,8 @@ static const struct command commands[] = {
     {"config", cr_cmd_config, "validate a configuration file"},
     {"plugins", cr_cmd_plugins, "list and inspect provider plugins"},
     {"sync", cr_cmd_sync, "run one execution of a work in the foreground"},
+    {"works", cr_cmd_works, "works, their status, executions and next run"},
+    {"events", cr_cmd_events, "list, follow and export system events"},
     {"state", cr_cmd_state, "show, list or roll back a work's sync state"},
 };
 

@@ -1,0 +1,229 @@
+/* cmd_events.c: `connrun events -c FILE`: the stored system events, oldest
+ * first, filtered by subject and verb, as a table, JSON lines or CSV, and
+ * optionally followed as new ones are stored. */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "config.h"
+#include "error.h"
+#include "store.h"
+
+enum fmt { FMT_TABLE, FMT_JSONL, FMT_CSV };
+
+struct opts {
+  const char *config;
+  struct cr_event_filter f;
+  const char *verbs[CR_EVENT_FILTER_MAX_VERBS];
+  int format, follow;
+};
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig) {
+  (void)sig;
+  stop = 1;
+}
+
+static void help(FILE *out) {
+  fputs("usage: connrun events -c FILE [--subject-type T] [--subject-id ID]\n"
+        "                      [--verb V]... [--since DURATION] [--after-id N]"
+        "\n                      [--limit N] [--format table|jsonl|csv | "
+        "--json]\n                      [--follow]\n\n"
+        "Prints the stored system events, oldest first. Each has a sortable\n"
+        "id, a time, the subject (type and id), the verb, the actor, a\n"
+        "sequence number per subject and its data (never secrets).\n\n"
+        "options:\n"
+        "  --subject-type T   only this subject type (work, auth, ...)\n"
+        "  --subject-id ID    only this subject\n"
+        "  --verb V           only these verbs (repeatable)\n"
+        "  --since DURATION   only events of the last DURATION (24h, 90m)\n"
+        "  --after-id N       only events with an id above N\n"
+        "  --limit N          at most N events (default 100; 10000 max per\n"
+        "                     page, use --after-id to page)\n"
+        "  --format F         table (default), jsonl (one JSON object per\n"
+        "                     line; --json is short for it) or csv (export)\n"
+        "  --follow           keep printing new events until Ctrl-C\n\n"
+        "examples:\n"
+        "  connrun events -c configs/demo.yaml --subject-type work\n"
+        "  connrun events -c configs/demo.yaml --verb failed --since 24h "
+        "--json\n"
+        "  connrun events -c prod.yaml --format csv --limit 10000 > "
+        "events.csv\n\n"
+        "exit codes: 0 ok, 1 invalid configuration, 2 usage error, 3 store "
+        "error\n",
+        out);
+}
+
+static int parse(int argc, char **argv, struct opts *o) {
+  memset(o, 0, sizeof *o);
+  o->f.verbs = o->verbs;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int64_t ms = 0;
+    if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && v)
+      o->config = argv[++i];
+    else if (!strcmp(a, "--subject-type") && v)
+      o->f.subject_type = argv[++i];
+    else if (!strcmp(a, "--subject-id") && v)
+      o->f.subject_id = argv[++i];
+    else if (!strcmp(a, "--verb") && v &&
+             o->f.nverbs < CR_EVENT_FILTER_MAX_VERBS)
+      o->verbs[o->f.nverbs++] = argv[++i];
+    else if (!strcmp(a, "--since") && v &&
+             cr_config_parse_duration(v, &ms) == 0) {
+      o->f.since_ms = cr__now_ms() - ms;
+      i++;
+    } else if (!strcmp(a, "--after-id") && v)
+      o->f.after_id = strtoll(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--limit") && v && atoll(v) > 0)
+      o->f.limit = (size_t)strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--json"))
+      o->format = FMT_JSONL;
+    else if (!strcmp(a, "--format") && v &&
+             (!strcmp(v, "table") || !strcmp(v, "jsonl") || !strcmp(v, "csv")))
+      o->format = !strcmp(argv[++i], "table") ? FMT_TABLE
+                  : !strcmp(argv[i], "jsonl") ? FMT_JSONL
+                                              : FMT_CSV;
+    else if (!strcmp(a, "--follow"))
+      o->follow = 1;
+    else
+      return cr_cli_errorf("events: bad or unknown option '%s' (see 'connrun "
+                           "events --help')",
+                           a),
+             -1;
+  }
+  if (o->config == NULL)
+    return cr_cli_errorf("events: -c FILE is required"), -1;
+  return 0;
+}
+
+static void fmt_time(int64_t ms, char *buf, size_t len) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static void csv_field(const char *s) {
+  fputc('"', stdout);
+  for (; s && *s; s++) {
+    if (*s == '"')
+      fputc('"', stdout);
+    fputc(*s, stdout);
+  }
+  fputc('"', stdout);
+}
+
+static void print_event(const struct cr_event_rec *e, int format) {
+  char at[40];
+  fmt_time(e->at, at, sizeof at);
+  const char *data = e->data_json ? e->data_json : "{}";
+  if (format == FMT_JSONL) {
+    json_t *d = json_loads(data, 0, NULL);
+    json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s?, s:I, s:o}", "id",
+                          (json_int_t)e->id, "at", at, "subject_type",
+                          e->subject_type, "subject_id", e->subject_id, "verb",
+                          e->verb, "actor", e->actor, "seq", (json_int_t)e->seq,
+                          "data", d ? d : json_object());
+    json_dumpf(j, stdout, JSON_COMPACT);
+    fputc('\n', stdout);
+    json_decref(j);
+  } else if (format == FMT_CSV) {
+    printf("%" PRId64 ",%s,", e->id, at);
+    csv_field(e->subject_type);
+    fputc(',', stdout);
+    csv_field(e->subject_id);
+    fputc(',', stdout);
+    csv_field(e->verb);
+    fputc(',', stdout);
+    csv_field(e->actor);
+    printf(",%" PRId64 ",", e->seq);
+    csv_field(data);
+    fputc('\n', stdout);
+  } else {
+    printf("%-6" PRId64 " %s  %-12s %-20s %-13s %-7s %s\n", e->id, at,
+           e->subject_type, e->subject_id, e->verb, e->actor ? e->actor : "-",
+           data);
+  }
+}
+
+/* Prints one page; *last gets the id of the last event printed. */
+static int page(cr_store *s, struct opts *o, int64_t *last, size_t *n_out) {
+  struct cr_event_rec *ev = NULL;
+  size_t n = 0;
+  int rc = cr_store_event_query(s, &o->f, &ev, &n);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    print_event(&ev[i], o->format);
+    *last = ev[i].id;
+  }
+  cr_event_rec_free_list(ev, n);
+  fflush(stdout);
+  *n_out = n;
+  return rc;
+}
+
+static int run(cr_store *s, struct opts *o) {
+  if (o->format == FMT_CSV)
+    puts("id,at,subject_type,subject_id,verb,actor,seq,data");
+  else if (o->format == FMT_TABLE)
+    printf("%-6s %-24s  %-12s %-20s %-13s %-7s %s\n", "ID", "AT", "SUBJECT",
+           "SUBJECT_ID", "VERB", "ACTOR", "DATA");
+  int64_t last = o->f.after_id;
+  size_t n = 0;
+  int rc = page(s, o, &last, &n);
+  if (!o->follow)
+    return rc;
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  while (rc == 0 && !stop) {
+    o->f.after_id = last;
+    rc = page(s, o, &last, &n);
+    if (n == 0)
+      usleep(300 * 1000);
+  }
+  return rc;
+}
+
+int cr_cmd_events(int argc, char **argv) {
+  if (cr_cli_wants_help(argc, argv)) {
+    help(stdout);
+    return CR_EXIT_OK;
+  }
+  struct opts o;
+  if (parse(argc, argv, &o) != 0)
+    return CR_EXIT_USAGE;
+  cr_diags diags;
+  cr_diags_init(&diags);
+  cr_config *cfg = NULL;
+  int rc = cr_config_load(o.config, &cfg, &diags);
+  cr_diags_free(&diags);
+  if (rc != 0) {
+    cr_cli_errorf("events: %s: %s (run 'connrun config check')", o.config,
+                  cr_strerror(rc));
+    cr_config_free(cfg);
+    return CR_EXIT_INVALID;
+  }
+  cr_store *s = NULL;
+  char err[512] = "";
+  rc = cr_store_open(cfg->host.data_dir, &s, err, sizeof err);
+  cr_config_free(cfg);
+  if (rc != 0) {
+    cr_cli_errorf("events: cannot open the store: %s", err);
+    return CR_EXIT_RUNTIME;
+  }
+  rc = run(s, &o);
+  cr_store_close(s);
+  if (rc == 0)
+    return CR_EXIT_OK;
+  cr_cli_errorf("events: %s", cr_strerror(rc));
+  return rc == CR_EINVAL ? CR_EXIT_USAGE : CR_EXIT_RUNTIME;
+}
