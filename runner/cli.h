@@ -27,6 +27,7 @@ int cr_cmd_sync(int argc, char **argv);
 int cr_cmd_state(int argc, char **argv);
 int cr_cmd_events(int argc, char **argv);
 int cr_cmd_works(int argc, char **argv);
+int cr_cmd_cancel(int argc, char **argv);
 /* Internal: the worker child process (core/worker.h); not in the help. */
 int cr_cmd_worker(int argc, char **argv);
 

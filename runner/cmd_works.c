@@ -141,3 +141,62 @@ int cr_cmd_works(int argc, char **argv) {
     cr_cli_errorf("works: %s", cr_strerror(rc));
   return rc == 0 ? CR_EXIT_OK : CR_EXIT_RUNTIME;
 }
+
+/* `connrun cancel -c FILE EXECUTION_ID`: a person cancels an execution.
+ * A runner still running it loses its lease at its next report and stops
+ * without writing anything more. */
+int cr_cmd_cancel(int argc, char **argv) {
+  if (cr_cli_wants_help(argc, argv)) {
+    fputs("usage: connrun cancel -c FILE EXECUTION_ID\n\n"
+          "Cancels an execution that is not final yet (Created, Pending or\n"
+          "Executing). A runner still running it stops at its next report\n"
+          "without committing anything more.\n\n"
+          "exit codes: 0 cancelled, 1 no such execution or already final, 2 "
+          "usage error, 3 store error\n",
+          stdout);
+    return CR_EXIT_OK;
+  }
+  const char *file = NULL;
+  long long id = 0;
+  for (int i = 1; i < argc; i++) {
+    if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) &&
+        i + 1 < argc)
+      file = argv[++i];
+    else if (argv[i][0] != '-' && id == 0 && atoll(argv[i]) > 0)
+      id = atoll(argv[i]);
+    else {
+      cr_cli_errorf("cancel: unexpected argument '%s'", argv[i]);
+      return CR_EXIT_USAGE;
+    }
+  }
+  if (file == NULL || id == 0) {
+    cr_cli_errorf("cancel: need -c FILE and EXECUTION_ID");
+    return CR_EXIT_USAGE;
+  }
+  cr_diags diags;
+  cr_diags_init(&diags);
+  cr_config *cfg = NULL;
+  int rc = cr_config_load(file, &cfg, &diags);
+  cr_diags_free(&diags);
+  cr_store *s = NULL;
+  char err[512] = "";
+  if (rc == 0)
+    rc = cr_store_open(cfg->host.data_dir, &s, err, sizeof err);
+  cr_config_free(cfg);
+  if (rc != 0) {
+    cr_cli_errorf("cancel: %s", err[0] ? err : cr_strerror(rc));
+    return CR_EXIT_RUNTIME;
+  }
+  rc = cr_store_exec_transition(s, id, CR_EXEC_EPOCH_ANY, "cancelled",
+                                "cancelled by a person (connrun cancel)", NULL,
+                                NULL);
+  if (rc == 0)
+    printf("execution %lld cancelled\n", id);
+  else
+    cr_cli_errorf("cancel: execution %lld: %s", id,
+                  rc == CR_ESTATE ? "already final" : cr_strerror(rc));
+  cr_store_close(s);
+  return rc == 0                              ? CR_EXIT_OK
+         : rc == CR_ENOENT || rc == CR_ESTATE ? CR_EXIT_INVALID
+                                              : CR_EXIT_RUNTIME;
+}
