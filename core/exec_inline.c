@@ -10,6 +10,7 @@
 #include "execution.h"
 #include "host_api.h"
 #include "log.h"
+#include "redact.h"
 
 struct inline_ud {
   struct run *r;
@@ -85,9 +86,16 @@ int cr__exec_inline(struct run *r, char *msg, size_t msglen,
   free(config);
   if (code != 0)
     return code;
+  /* The run's own credentials (maybe rotated, so not in the config's
+   * redactor) are what this plugin could leak. */
+  cr_redactor *red = NULL;
+  if (cr_redactor_from_json(params.credentials_json, &red) != 0) {
+    desc->destroy(inst);
+    snprintf(msg, msglen, "out of memory");
+    return CR_PLUGIN_ERR_SYSTEM;
+  }
   cr_plugin_ctx ctx;
-  cr_plugin_ctx_init(&ctx, params.authorization_id,
-                     cr_config_redactor(env->cfg));
+  cr_plugin_ctx_init(&ctx, params.authorization_id, red);
   struct inline_ud u = {r, &ctx};
   struct cr_plugin_sinks sinks = {
       .ud = &u,
@@ -110,5 +118,6 @@ int cr__exec_inline(struct run *r, char *msg, size_t msglen,
   }
   desc->destroy(inst);
   cr_plugin_ctx_cleanup(&ctx);
+  cr_redactor_free(red);
   return code;
 }

@@ -357,10 +357,10 @@ static int write_completed(struct run *r) {
   if (rc == 0)
     rc = cr_store_exec_transition(s, r->claim->execution_id, r->claim->epoch,
                                   "completed", "plugin finished", NULL, NULL);
-  if (rc == 0 && cr_exec_work_one_time(r->work, r->plugin))
-    rc = emit_work(r, "completed", json_deep_copy(d));
-  if (rc == 0) {
-    rc = emit_work(r, "synccomplete", d);
+  if (rc == 0)
+    rc = emit_work(r, "synccomplete", json_deep_copy(d));
+  if (rc == 0 && cr_exec_work_one_time(r->work, r->plugin)) {
+    rc = emit_work(r, "completed", d);
     d = NULL;
   }
   json_decref(d);

@@ -2,6 +2,8 @@
  * the byte-mask matcher, and the header / URL rules (see redact.h). */
 #include "redact.h"
 
+#include <jansson.h>
+
 #include "alloc.h"
 #include "error.h"
 
@@ -708,4 +710,45 @@ int cr_redact_url(const cr_redactor *r, const char *url, char **out) {
   }
   sb_puts(&b, q);
   return sb_finish(r, &b, out);
+}
+
+static int add_json_strings(cr_redactor *red, const json_t *v) {
+  if (json_is_string(v))
+    return json_string_length(v) > 0
+               ? cr_redactor_add_n(red, json_string_value(v),
+                                   json_string_length(v))
+               : 0;
+  int rc = 0;
+  if (json_is_object(v)) {
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x) {
+      if (rc == 0)
+        rc = add_json_strings(red, x);
+    }
+  } else if (json_is_array(v)) {
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+      if (rc == 0)
+        rc = add_json_strings(red, x);
+    }
+  }
+  return rc;
+}
+
+int cr_redactor_from_json(const char *json, cr_redactor **out) {
+  int rc = cr_redactor_new(out);
+  if (rc != 0)
+    return rc;
+  json_t *root = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
+  if (root == NULL)
+    return 0;
+  rc = add_json_strings(*out, root);
+  json_decref(root);
+  if (rc != 0) {
+    cr_redactor_free(*out);
+    *out = NULL;
+  }
+  return rc;
 }

@@ -69,6 +69,11 @@ int cr_redactor_add(cr_redactor *r, const char *secret);
  * cr_redactor_add. */
 int cr_redactor_add_n(cr_redactor *r, const char *secret, size_t len);
 
+/* A new redactor (*out, freed with cr_redactor_free) holding every string
+ * value, at any depth, of the JSON text json (borrowed; e.g. a credentials
+ * object). Text that is not JSON adds nothing. Returns 0 or CR_ENOMEM. */
+int cr_redactor_from_json(const char *json, cr_redactor **out);
+
 /* Number of distinct secrets added (short ones included). r may be NULL. */
 size_t cr_redactor_count(const cr_redactor *r);
 

@@ -316,46 +316,6 @@ static void send_result(struct run *r, const cr_redactor *red, int code,
   }
 }
 
-static int add_secrets(cr_redactor *red, const json_t *v) {
-  if (json_is_string(v))
-    return json_string_length(v) > 0
-               ? cr_redactor_add_n(red, json_string_value(v),
-                                   json_string_length(v))
-               : 0;
-  if (json_is_object(v)) {
-    const char *k;
-    json_t *x;
-    json_object_foreach((json_t *)v, k, x) {
-      int rc = add_secrets(red, x);
-      if (rc != 0)
-        return rc;
-    }
-  }
-  if (json_is_array(v)) {
-    size_t i;
-    json_t *x;
-    json_array_foreach(v, i, x) {
-      int rc = add_secrets(red, x);
-      if (rc != 0)
-        return rc;
-    }
-  }
-  return 0;
-}
-
-/* A redactor holding every string value of the credentials object text. */
-static int make_redactor(const char *creds, cr_redactor **out) {
-  int rc = cr_redactor_new(out);
-  if (rc != 0)
-    return rc;
-  json_t *root = json_loads(creds, JSON_DECODE_ANY, NULL);
-  if (root == NULL)
-    return 0; /* not JSON: nothing to pick out (create() will complain) */
-  rc = add_secrets(*out, root);
-  json_decref(root);
-  return rc;
-}
-
 /* The descriptor of the plugin loaded from path into h, or NULL. */
 static const struct cr_plugin_descriptor *loaded(const cr_plugin_host *h,
                                                  const char *path) {
@@ -461,7 +421,7 @@ static void run_job(struct shared *s, cr_plugin_host *h, int out_fd,
   cr_wire_buf_init(&r.buf);
   char err[512] = "";
   cr_redactor *red = NULL;
-  if (make_redactor(j->credentials_json, &red) != 0) {
+  if (cr_redactor_from_json(j->credentials_json, &red) != 0) {
     send_result(&r, red, CR_PLUGIN_ERR_SYSTEM, "out of memory", 0);
     goto done;
   }
