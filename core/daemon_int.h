@@ -21,6 +21,7 @@ struct cr__runner {
   char *worker_exe;   /* connrun binary for process isolation, or NULL */
   unsigned concurrency, running;
   int64_t lease_ms, retry_base_ms, grace_ms;
+  int64_t last_prune_ms; /* retention pass (hourly) */
   cr_scheduler *sched;
   cr_worker_pool *pool; /* thread-safe */
   uv_thread_t *threads;

@@ -141,6 +141,28 @@ static void claim_some(cr_daemon *d) {
   cr_exec_claim_free_list(c, n);
 }
 
+/* Retention: once an hour, events older than host.event_retention_days go,
+ * except those a subscription is still owed (the store keeps them). */
+static void prune_events(cr_daemon *d) {
+  struct cr__runner *rn = &d->runner;
+  int64_t now = cr__now_ms();
+  if (now - rn->last_prune_ms < INT64_C(3600000))
+    return;
+  rn->last_prune_ms = now;
+  int64_t days = d->cfg->cfg->host.event_retention_days;
+  int64_t deleted = 0;
+  int rc =
+      cr_store_event_prune(d->store, now - days * INT64_C(86400000), &deleted);
+  if (rc != 0)
+    cr__daemon_logf(d, CR_LOG_WARN, "retention: prune failed: %s",
+                    cr_strerror(rc));
+  else if (deleted > 0)
+    cr__daemon_logf(d, CR_LOG_INFO,
+                    "retention: %" PRId64 " events older than %" PRId64
+                    " days pruned",
+                    deleted, days);
+}
+
 void cr__daemon_runner_cycle(cr_daemon *d) {
   struct cr__runner *rn = &d->runner;
   if (d->stopping || !rn->started)
@@ -157,6 +179,7 @@ void cr__daemon_runner_cycle(cr_daemon *d) {
                     "runner: %zu expired lease(s) put back as new attempts",
                     expired);
   claim_some(d);
+  prune_events(d);
 }
 
 static void close_cb(uv_handle_t *h) { (void)h; }

@@ -20,6 +20,7 @@ enum fmt { FMT_TABLE, FMT_JSONL, FMT_CSV };
 
 struct opts {
   const char *config;
+  const char *out; /* export: the file written */
   struct cr_event_filter f;
   const char *verbs[CR_EVENT_FILTER_MAX_VERBS];
   int format, follow;
@@ -50,6 +51,9 @@ static void help(FILE *out) {
         "  --format F         table (default), jsonl (one JSON object per\n"
         "                     line; --json is short for it) or csv (export)\n"
         "  --follow           keep printing new events until Ctrl-C\n\n"
+        "       connrun events export -c FILE --format jsonl|csv --out PATH "
+        "[filters]\n"
+        "  writes every matching event (no default limit) to PATH\n\n"
         "examples:\n"
         "  connrun events -c configs/demo.yaml --subject-type work\n"
         "  connrun events -c configs/demo.yaml --verb failed --since 24h "
@@ -60,6 +64,8 @@ static void help(FILE *out) {
         "error\n",
         out);
 }
+
+static int page(cr_store *s, struct opts *o, int64_t *last, size_t *n_out);
 
 static int parse(int argc, char **argv, struct opts *o) {
   memset(o, 0, sizeof *o);
@@ -94,6 +100,8 @@ static int parse(int argc, char **argv, struct opts *o) {
                                               : FMT_CSV;
     else if (!strcmp(a, "--follow"))
       o->follow = 1;
+    else if (!strcmp(a, "--out") && v)
+      o->out = argv[++i];
     else
       return cr_cli_errorf("events: bad or unknown option '%s' (see 'connrun "
                            "events --help')",
@@ -103,6 +111,36 @@ static int parse(int argc, char **argv, struct opts *o) {
   if (o->config == NULL)
     return cr_cli_errorf("events: -c FILE is required"), -1;
   return 0;
+}
+
+/* `connrun events export --format jsonl|csv --out FILE [filters]`: every
+ * matching event (paged by id), written to FILE (replaced atomically). */
+static int export_events(cr_store *s, struct opts *o) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
+  if (freopen(tmp, "w", stdout) == NULL) {
+    cr_cli_errorf("events export: cannot write %s", tmp);
+    return CR_EIO;
+  }
+  if (o->format == FMT_CSV)
+    puts("id,at,subject_type,subject_id,verb,actor,seq,data");
+  size_t want = o->f.limit, total = 0, n = 0;
+  int64_t last = o->f.after_id;
+  int rc = 0;
+  do {
+    o->f.after_id = last;
+    o->f.limit = CR_EVENT_QUERY_MAX_LIMIT;
+    if (want > 0 && want - total < o->f.limit)
+      o->f.limit = want - total;
+    rc = page(s, o, &last, &n);
+    total += n;
+  } while (rc == 0 && n > 0 && (want == 0 || total < want));
+  if (fflush(stdout) != 0 || fsync(fileno(stdout)) != 0)
+    rc = CR_EIO;
+  if (rc == 0 && rename(tmp, o->out) != 0)
+    rc = CR_EIO;
+  fprintf(stderr, "%zu events written to %s\n", total, o->out);
+  return rc;
 }
 
 static void fmt_time(int64_t ms, char *buf, size_t len) {
@@ -199,8 +237,14 @@ int cr_cmd_events(int argc, char **argv) {
     return CR_EXIT_OK;
   }
   struct opts o;
-  if (parse(argc, argv, &o) != 0)
+  int export = argc > 1 && strcmp(argv[1], "export") == 0;
+  if (parse(argc - export, argv + export, &o) != 0)
     return CR_EXIT_USAGE;
+  if (export && (o.out == NULL || o.format == FMT_TABLE || o.follow)) {
+    cr_cli_errorf("events export: needs --format jsonl|csv and --out FILE "
+                  "(no --follow)");
+    return CR_EXIT_USAGE;
+  }
   cr_diags diags;
   cr_diags_init(&diags);
   cr_config *cfg = NULL;
@@ -220,7 +264,7 @@ int cr_cmd_events(int argc, char **argv) {
     cr_cli_errorf("events: cannot open the store: %s", err);
     return CR_EXIT_RUNTIME;
   }
-  rc = run(s, &o);
+  rc = export ? export_events(s, &o) : run(s, &o);
   cr_store_close(s);
   if (rc == 0)
     return CR_EXIT_OK;
