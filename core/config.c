@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "event_tpl.h"
 #include "plugin_host.h"
 #include "redact.h"
 #include "schedule.h"
@@ -1137,6 +1138,27 @@ static void set_sub_secret(struct ld *L, const struct where *w,
   s->secret = r;
 }
 
+/* json_template: a string that must compile as Jsonnet (event_tpl.h). */
+static void set_json_template(struct ld *L, const struct where *w,
+                              const json_t *obj, const struct field *f,
+                              const json_t *v, void *t) {
+  sub_t *s = t;
+  char err[512];
+  if (!want(L, w, obj, f->key, v, JSON_STRING))
+    return;
+  int rc =
+      cr_event_tpl_check(json_string_value(v), NULL, NULL, err, sizeof err);
+  if (rc == CR_ENOMEM) {
+    L->nomem = 1;
+    return;
+  }
+  if (rc != 0) {
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key), "json_template: %s", err);
+    return;
+  }
+  s->json_template = json_string_value(v);
+}
+
 static const struct field webhook_fields[] = {
     {"system_event_type", FT_CUSTOM, 0, 0, 0, 0, NULL, set_event_type},
     {"system_event_multiple_types", FT_CUSTOM, 0, 0, 0, 0, NULL,
@@ -1144,8 +1166,7 @@ static const struct field webhook_fields[] = {
     {"system_event_sources", FT_CUSTOM, 0, 0, 0, 0, NULL, set_sources},
     {"webhook_url", FT_CUSTOM, 1, 0, 0, 0, NULL, set_webhook_url},
     {"headers", FT_CUSTOM, 0, 0, 0, 0, NULL, set_headers},
-    {"json_template", FT_STR, 0, offsetof(sub_t, json_template), 0, 0, NULL,
-     NULL},
+    {"json_template", FT_CUSTOM, 0, 0, 0, 0, NULL, set_json_template},
     {"secret", FT_CUSTOM, 0, 0, 0, 0, NULL, set_sub_secret},
 };
 

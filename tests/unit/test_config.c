@@ -625,6 +625,24 @@ static void test_subscriptions(void **state) {
             "got a list");
 }
 
+/* A json_template that does not compile: the Jsonnet position inside the
+ * template, reported at the YAML value. */
+static void test_json_template_errors(void **state) {
+  (void)state;
+  one_error("subscriptions:\n  - id: s\n    workflow: webhook_system_events\n"
+            "    config:\n      webhook_url: 'http://h'\n"
+            "      json_template: '{\"text\": evnt.verb}'\n",
+            "'{\"text\"", 0,
+            "json_template: line 1, column 10: Unknown variable: evnt");
+  one_error("subscriptions:\n  - id: s\n    workflow: webhook_system_events\n"
+            "    config:\n      webhook_url: 'http://h'\n"
+            "      json_template: |\n        {\n          \"a\": 1,\n"
+            "          \"b\": ,\n        }\n",
+            "|", 0,
+            "json_template: line 3, column 8: unexpected: \",\" while parsing "
+            "terminal");
+}
+
 /* ---- All in one run ------------------------------------------------------ */
 
 static void test_all_errors_in_one_run(void **state) {
@@ -1401,6 +1419,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_plugin_schemas, setup, teardown),
       cmocka_unit_test(test_example_config_is_valid),
+      cmocka_unit_test_setup_teardown(test_json_template_errors, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
