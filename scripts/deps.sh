@@ -6,7 +6,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libuv1-dev libcurl4-openssl-dev libyaml-dev libjansson-dev libsqlite3-dev
       libjsonnet-dev libmicrohttpd-dev libcmocka-dev
-      json-schema-test-suite tzdata curl python3 sqlite3)
+      json-schema-test-suite tzdata curl python3 sqlite3
+      libssl-dev openssl python3-aiosmtpd)
 
 missing=()
 for p in "${PKGS[@]}"; do
