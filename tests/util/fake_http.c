@@ -25,6 +25,7 @@ struct cr_fake_http {
   struct cr_fake_http_request **reqs;
   size_t n, cap;
   atomic_int stopping;
+  atomic_size_t connections;
 };
 
 /* Per request: the raw URI and the body as it arrives. */
@@ -218,8 +219,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con,
   return respond(s, con, &out);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *con,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  (void)con;
+  (void)socket_context;
+  struct cr_fake_http *s = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    atomic_fetch_add(&s->connections, 1);
+}
+
 int cr_fake_http_start(cr_fake_http_handler handler, void *ud,
                        cr_fake_http **out) {
+  return cr_fake_http_start_port(handler, ud, 0, out);
+}
+
+int cr_fake_http_start_port(cr_fake_http_handler handler, void *ud,
+                            uint16_t port, cr_fake_http **out) {
   *out = NULL;
   struct cr_fake_http *s = calloc(1, sizeof *s);
   if (s == NULL)
@@ -228,17 +244,18 @@ int cr_fake_http_start(cr_fake_http_handler handler, void *ud,
   s->ud = ud;
   pthread_mutex_init(&s->mu, NULL);
   atomic_init(&s->stopping, 0);
+  atomic_init(&s->connections, 0);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
-  sa.sin_port = 0;
+  sa.sin_port = htons(port);
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   s->daemon = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request,
       s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
       MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED,
-      on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-      MHD_OPTION_END);
+      on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
   const union MHD_DaemonInfo *info =
       s->daemon != NULL
           ? MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT)
@@ -269,6 +286,10 @@ void cr_fake_http_stop(cr_fake_http *s) {
 const char *cr_fake_http_url(const cr_fake_http *s) { return s->url; }
 
 uint16_t cr_fake_http_port(const cr_fake_http *s) { return s->port; }
+
+size_t cr_fake_http_connections(cr_fake_http *s) {
+  return atomic_load(&s->connections);
+}
 
 size_t cr_fake_http_count(cr_fake_http *s) {
   pthread_mutex_lock(&s->mu);

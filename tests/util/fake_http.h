@@ -58,6 +58,11 @@ typedef void (*cr_fake_http_handler)(void *ud,
 int cr_fake_http_start(cr_fake_http_handler handler, void *ud,
                        cr_fake_http **out);
 
+/* Like cr_fake_http_start, on a fixed loopback port (0 = ephemeral), e.g. to
+ * restart a stopped server where clients expect it. Returns 0 or -1. */
+int cr_fake_http_start_port(cr_fake_http_handler handler, void *ud,
+                            uint16_t port, cr_fake_http **out);
+
 /* Stops the server (waits for its thread) and frees every record. NULL is a
  * no-op. */
 void cr_fake_http_stop(cr_fake_http *s);
@@ -65,6 +70,9 @@ void cr_fake_http_stop(cr_fake_http *s);
 /* "http://127.0.0.1:PORT" (borrowed; valid until stop). */
 const char *cr_fake_http_url(const cr_fake_http *s);
 uint16_t cr_fake_http_port(const cr_fake_http *s);
+
+/* Number of TCP connections the server has accepted so far. Thread-safe. */
+size_t cr_fake_http_connections(cr_fake_http *s);
 
 /* Number of requests recorded so far, and the i-th (NULL when out of
  * range). Thread-safe. */

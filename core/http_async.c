@@ -1,0 +1,523 @@
+/* http_async.c: asynchronous HTTP POSTs on a libuv loop (see http_async.h).
+ *
+ * libcurl's multi_socket API tells us which sockets to watch
+ * (CURLMOPT_SOCKETFUNCTION: one uv_poll_t per socket, kept in a struct
+ * sock_ctx assigned to the socket with curl_multi_assign) and when to call it
+ * back (CURLMOPT_TIMERFUNCTION: one uv_timer_t). Completed transfers are
+ * collected with curl_multi_info_read after every curl_multi_socket_action.
+ * A sock_ctx is stopped synchronously on CURL_POLL_REMOVE (before curl closes
+ * the fd) and freed only in its uv_close callback, so no callback ever sees
+ * freed memory. */
+#include "http_async.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "error.h"
+#include "host_api.h"
+
+#define DEFAULT_MAX_CONN 16L
+#define DEFAULT_TIMEOUT_MS 15000L
+#define MAX_BODY 4096
+
+struct sock_ctx {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  struct cr_http_async *h;
+  struct sock_ctx *prev, *next;
+};
+
+struct req {
+  struct cr_http_async *h;
+  CURL *easy;
+  struct curl_slist *hdrs;
+  char *body; /* request body (copy) */
+  size_t body_len;
+  uint64_t start_ns;
+  int64_t retry_after_ms;
+  cr_http_done_fn done;
+  void *ud;
+  struct req *prev, *next;
+  size_t resp_len;
+  int oom; /* a socket of this transfer could not be watched */
+  char errbuf[CURL_ERROR_SIZE];
+  char resp[MAX_BODY + 1];
+};
+
+struct cr_http_async {
+  uv_loop_t *loop;
+  CURLM *multi;
+  uv_timer_t timer;
+  struct req *reqs;
+  struct sock_ctx *socks;
+  size_t in_flight;
+  size_t open_handles;
+  long timeout_ms;
+  int closing;
+  int free_pending;
+  int oom_pending; /* some req has oom set */
+};
+
+/* ---- Lists ---------------------------------------------------------------
+ */
+
+static void req_link(struct cr_http_async *h, struct req *r) {
+  r->prev = NULL;
+  r->next = h->reqs;
+  if (h->reqs != NULL)
+    h->reqs->prev = r;
+  h->reqs = r;
+  h->in_flight++;
+}
+
+static void req_unlink(struct cr_http_async *h, struct req *r) {
+  if (r->prev != NULL)
+    r->prev->next = r->next;
+  else
+    h->reqs = r->next;
+  if (r->next != NULL)
+    r->next->prev = r->prev;
+  r->prev = r->next = NULL;
+  h->in_flight--;
+}
+
+static void req_free(struct req *r) {
+  if (r == NULL)
+    return;
+  if (r->easy != NULL)
+    curl_easy_cleanup(r->easy);
+  /* Headers carry signatures and tokens: wipe them before release. */
+  for (struct curl_slist *l = r->hdrs; l != NULL; l = l->next)
+    cr__secret_wipe(l->data, strlen(l->data));
+  curl_slist_free_all(r->hdrs);
+  cr__free(r->body);
+  cr__free(r);
+}
+
+/* ---- uv handle lifetime --------------------------------------------------
+ */
+
+static void handle_closed(struct cr_http_async *h) {
+  h->open_handles--;
+  if (h->open_handles == 0 && h->free_pending)
+    cr__free(h);
+}
+
+static void on_sock_closed(uv_handle_t *hd) {
+  struct sock_ctx *s = hd->data;
+  struct cr_http_async *h = s->h;
+  cr__free(s);
+  handle_closed(h);
+}
+
+static void on_timer_closed(uv_handle_t *hd) { handle_closed(hd->data); }
+
+/* Stops watching s now and frees it once libuv is done with it. */
+static void sock_close(struct cr_http_async *h, struct sock_ctx *s) {
+  uv_poll_stop(&s->poll);
+  if (s->prev != NULL)
+    s->prev->next = s->next;
+  else
+    h->socks = s->next;
+  if (s->next != NULL)
+    s->next->prev = s->prev;
+  uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+}
+
+/* ---- Completion ----------------------------------------------------------
+ */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  struct req *r = ud;
+  size_t len = size * n;
+  size_t room = MAX_BODY - r->resp_len;
+  size_t take = len < room ? len : room;
+  memcpy(r->resp + r->resp_len, p, take);
+  r->resp_len += take;
+  r->resp[r->resp_len] = '\0';
+  return len;
+}
+
+static int64_t parse_retry_after(const char *v) {
+  while (*v == ' ' || *v == '\t')
+    v++;
+  if (*v >= '0' && *v <= '9') {
+    int64_t s = 0;
+    for (; *v >= '0' && *v <= '9'; v++)
+      s = s < INT64_MAX / 10000 ? s * 10 + (*v - '0') : s;
+    return s * 1000;
+  }
+  time_t t = curl_getdate(v, NULL);
+  if (t == (time_t)-1)
+    return -1;
+  int64_t ms = (int64_t)t * 1000 - cr__now_ms();
+  return ms > 0 ? ms : 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  struct req *r = ud;
+  size_t len = size * n;
+  static const char name[] = "retry-after:";
+  if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+    r->retry_after_ms = -1; /* a new response (after 1xx) starts */
+    return len;
+  }
+  if (len <= sizeof name - 1 || strncasecmp(p, name, sizeof name - 1) != 0)
+    return len;
+  char v[128];
+  size_t vl = len - (sizeof name - 1);
+  if (vl >= sizeof v)
+    return len;
+  memcpy(v, p + sizeof name - 1, vl);
+  while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+    vl--;
+  v[vl] = '\0';
+  r->retry_after_ms = parse_retry_after(v);
+  return len;
+}
+
+/* Calls r->done. cancel (e.g. "cancelled") overrides the outcome. */
+static void finish(struct req *r, CURLcode cc, const char *cancel) {
+  struct cr_http_result res;
+  memset(&res, 0, sizeof res);
+  res.latency_ms = (int64_t)((uv_hrtime() - r->start_ns) / 1000000u);
+  res.retry_after_ms = r->retry_after_ms;
+  res.body = r->resp;
+  res.body_len = r->resp_len;
+  if (cancel != NULL) {
+    snprintf(res.error, sizeof res.error, "%s", cancel);
+    res.body_len = 0;
+    res.retry_after_ms = -1;
+  } else if (cc != CURLE_OK) {
+    snprintf(res.error, sizeof res.error, "%s",
+             r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc));
+  } else {
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
+    if (res.status == 0)
+      snprintf(res.error, sizeof res.error, "no HTTP status");
+  }
+  if (res.status == 0)
+    res.body_len = 0;
+  r->resp[res.body_len] = '\0';
+  r->done(r->ud, &res);
+}
+
+/* Fails the transfers whose socket could not be watched. */
+static void sweep_oom(struct cr_http_async *h) {
+  h->oom_pending = 0;
+  struct req *r = h->reqs;
+  while (r != NULL && !h->closing) {
+    struct req *next = r->next;
+    if (r->oom) {
+      curl_multi_remove_handle(h->multi, r->easy);
+      req_unlink(h, r);
+      finish(r, CURLE_OK, cr_strerror(CR_ENOMEM));
+      req_free(r);
+      next = h->reqs; /* done may have changed the list: rescan */
+    }
+    r = next;
+  }
+}
+
+/* Delivers every finished transfer. Stops if a callback closed h. */
+static void check_multi_info(struct cr_http_async *h) {
+  CURLMsg *m;
+  int left;
+  if (h->oom_pending && !h->closing)
+    sweep_oom(h);
+  while (!h->closing && (m = curl_multi_info_read(h->multi, &left)) != NULL) {
+    if (m->msg != CURLMSG_DONE)
+      continue;
+    char *priv = NULL;
+    CURL *easy = m->easy_handle;
+    CURLcode cc = m->data.result;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    struct req *r = (struct req *)(void *)priv;
+    curl_multi_remove_handle(h->multi, easy);
+    req_unlink(h, r);
+    finish(r, cc, NULL);
+    req_free(r);
+  }
+}
+
+/* ---- curl <-> uv glue ----------------------------------------------------
+ */
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  struct sock_ctx *s = p->data;
+  struct cr_http_async *h = s->h;
+  int flags = 0;
+  if (status < 0)
+    flags = CURL_CSELECT_ERR;
+  if (events & UV_READABLE)
+    flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE)
+    flags |= CURL_CSELECT_OUT;
+  int running;
+  curl_multi_socket_action(h->multi, s->fd, flags, &running);
+  check_multi_info(h);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  struct cr_http_async *h = t->data;
+  int running;
+  curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  check_multi_info(h);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *ud) {
+  (void)multi;
+  struct cr_http_async *h = ud;
+  if (h->closing)
+    return 0;
+  if (timeout_ms < 0)
+    uv_timer_stop(&h->timer);
+  else
+    uv_timer_start(&h->timer, on_timeout, (uint64_t)timeout_ms, 0);
+  return 0;
+}
+
+static struct sock_ctx *sock_open(struct cr_http_async *h, curl_socket_t fd) {
+  struct sock_ctx *s = cr__calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
+    cr__free(s);
+    return NULL;
+  }
+  s->fd = fd;
+  s->h = h;
+  s->poll.data = s;
+  s->next = h->socks;
+  if (h->socks != NULL)
+    h->socks->prev = s;
+  h->socks = s;
+  h->open_handles++;
+  curl_multi_assign(h->multi, fd, s);
+  return s;
+}
+
+/* Fails easy's transfer once socket_action returns (a -1 from the socket
+ * callback would abort every transfer of the multi handle). */
+static void mark_failed(struct cr_http_async *h, CURL *easy) {
+  char *priv = NULL;
+  if (easy == NULL ||
+      curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK ||
+      priv == NULL)
+    return;
+  ((struct req *)(void *)priv)->oom = 1;
+  h->oom_pending = 1;
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud,
+                          void *sockp) {
+  struct cr_http_async *h = ud;
+  struct sock_ctx *s = sockp;
+  if (what == CURL_POLL_REMOVE) {
+    if (s != NULL) {
+      curl_multi_assign(h->multi, fd, NULL);
+      sock_close(h, s);
+    }
+    return 0;
+  }
+  if (h->closing)
+    return 0;
+  if (s == NULL)
+    s = sock_open(h, fd);
+  int ev = 0;
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+    ev |= UV_READABLE;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+    ev |= UV_WRITABLE;
+  if (s == NULL || uv_poll_start(&s->poll, ev, on_poll) != 0)
+    mark_failed(h, easy);
+  return 0;
+}
+
+/* ---- Public API ----------------------------------------------------------
+ */
+
+int cr_http_async_new(uv_loop_t *loop, const struct cr_http_async_opts *o,
+                      cr_http_async **out) {
+  if (out == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  if (loop == NULL)
+    return CR_EINVAL;
+  if (cr_host_http_global_init() != 0)
+    return CR_EHTTP;
+  struct cr_http_async_opts d = {0, 0, 0};
+  if (o != NULL)
+    d = *o;
+  if (d.max_connections < 0 || d.max_host_connections < 0 ||
+      d.default_timeout_ms < 0)
+    return CR_EINVAL;
+  long maxc = d.max_connections > 0 ? d.max_connections : DEFAULT_MAX_CONN;
+  long maxh = d.max_host_connections > 0 ? d.max_host_connections : maxc;
+  struct cr_http_async *h = cr__calloc(1, sizeof *h);
+  if (h == NULL)
+    return CR_ENOMEM;
+  h->loop = loop;
+  h->timeout_ms =
+      d.default_timeout_ms > 0 ? d.default_timeout_ms : DEFAULT_TIMEOUT_MS;
+  h->multi = curl_multi_init();
+  if (h->multi == NULL) {
+    cr__free(h);
+    return CR_EHTTP;
+  }
+  curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+  curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+  curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+  curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, maxc);
+  curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, maxh);
+  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, maxc);
+  uv_timer_init(loop, &h->timer);
+  h->timer.data = h;
+  h->open_handles = 1;
+  *out = h;
+  return 0;
+}
+
+static int valid_header(const char *s) {
+  return s != NULL && strchr(s, ':') != NULL && strpbrk(s, "\r\n") == NULL;
+}
+
+static int build_headers(struct req *r, const char *const *headers, size_t n) {
+  /* Body sizes over 1 MiB would otherwise wait for 100-continue. */
+  r->hdrs = curl_slist_append(NULL, "Expect:");
+  if (r->hdrs == NULL)
+    return CR_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    struct curl_slist *l = curl_slist_append(r->hdrs, headers[i]);
+    if (l == NULL)
+      return CR_ENOMEM;
+    r->hdrs = l;
+  }
+  return 0;
+}
+
+static int set_options(struct cr_http_async *h, struct req *r, const char *url,
+                       long timeout_ms) {
+  CURL *c = r->easy;
+  int bad = 0;
+  bad |= curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)r) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+#if LIBCURL_VERSION_NUM >= 0x075500
+  bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+#else
+  bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS,
+                          (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
+#endif
+  bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+  bad |=
+      curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                       timeout_ms > 0 ? timeout_ms : h->timeout_ms) != CURLE_OK;
+  bad |=
+      curl_easy_setopt(c, CURLOPT_USERAGENT, "connrun/" CR_VERSION) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->hdrs) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                          (curl_off_t)r->body_len) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, r) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_HEADERDATA, r) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
+  return bad ? CR_EHTTP : 0;
+}
+
+static int post_args_ok(const cr_http_async *h, const char *url,
+                        const char *const *headers, size_t n_headers,
+                        const char *body, size_t len, long timeout_ms,
+                        cr_http_done_fn done) {
+  if (h == NULL || h->closing || url == NULL || done == NULL || timeout_ms < 0)
+    return 0;
+  if ((body == NULL && len > 0) || (headers == NULL && n_headers > 0))
+    return 0;
+  for (size_t i = 0; i < n_headers; i++)
+    if (!valid_header(headers[i]))
+      return 0;
+  return 1;
+}
+
+int cr_http_async_post(cr_http_async *h, const char *url,
+                       const char *const *headers, size_t n_headers,
+                       const char *body, size_t len, long timeout_ms,
+                       cr_http_done_fn done, void *ud) {
+  if (!post_args_ok(h, url, headers, n_headers, body, len, timeout_ms, done))
+    return CR_EINVAL;
+  int rc = CR_ENOMEM;
+  struct req *r = cr__calloc(1, sizeof *r);
+  if (r == NULL)
+    return CR_ENOMEM;
+  r->h = h;
+  r->done = done;
+  r->ud = ud;
+  r->retry_after_ms = -1;
+  r->body_len = len;
+  r->body = cr__malloc(len + 1);
+  if (r->body == NULL)
+    goto fail;
+  if (len > 0)
+    memcpy(r->body, body, len);
+  r->body[len] = '\0';
+  if ((rc = build_headers(r, headers, n_headers)) != 0)
+    goto fail;
+  rc = CR_EHTTP;
+  if ((r->easy = curl_easy_init()) == NULL)
+    goto fail;
+  if ((rc = set_options(h, r, url, timeout_ms)) != 0)
+    goto fail;
+  r->start_ns = uv_hrtime();
+  rc = CR_EHTTP;
+  if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK)
+    goto fail;
+  req_link(h, r);
+  return 0;
+fail:
+  req_free(r);
+  return rc;
+}
+
+size_t cr_http_async_in_flight(const cr_http_async *h) {
+  return h != NULL ? h->in_flight : 0;
+}
+
+void cr_http_async_close(cr_http_async *h) {
+  if (h == NULL || h->closing)
+    return;
+  h->closing = 1;
+  uv_timer_stop(&h->timer);
+  while (h->reqs != NULL) {
+    struct req *r = h->reqs;
+    curl_multi_remove_handle(h->multi, r->easy);
+    req_unlink(h, r);
+    finish(r, CURLE_OK, "cancelled");
+    req_free(r);
+  }
+  curl_multi_cleanup(h->multi); /* may report CURL_POLL_REMOVE: closes ctxs */
+  h->multi = NULL;
+  while (h->socks != NULL)
+    sock_close(h, h->socks);
+  uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+}
+
+void cr_http_async_free(cr_http_async *h) {
+  if (h == NULL)
+    return;
+  cr_http_async_close(h);
+  if (h->open_handles > 0) {
+    h->free_pending = 1;
+    return;
+  }
+  cr__free(h);
+}

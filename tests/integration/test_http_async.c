@@ -1,0 +1,623 @@
+/* test_http_async.c: asynchronous POSTs (core/http_async) on a real libuv
+ * loop against the loopback fake server: bulk delivery with bodies and
+ * headers, statuses, Retry-After, timeouts, refused connections, a receiver
+ * restart, connection reuse, cancel on close, bad arguments, allocation
+ * failures, and a throughput print. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "error.h"
+#include "fake_http.h"
+#include "http_async.h"
+
+/* ---- Fake receiver -------------------------------------------------------
+ * Paths: /ok (200, body "ok:" + request body), /status/N, /retry/N (429 with
+ * Retry-After: N), /retrydate (503, Retry-After 120 s from now as an
+ * HTTP-date), /slow (answers after 1500 ms), /big (10000 bytes). */
+
+struct srv {
+  char date_hdr[128];
+};
+
+static void handler(void *ud, const struct cr_fake_http_request *req,
+                    struct cr_fake_http_response *resp) {
+  struct srv *sv = ud;
+  if (strcmp(req->path, "/ok") == 0) {
+    cr_fake_http_set_body(resp, "ok:%s", req->body);
+  } else if (strncmp(req->path, "/status/", 8) == 0) {
+    resp->status = atoi(req->path + 8);
+    cr_fake_http_set_body(resp, "status %d", resp->status);
+  } else if (strncmp(req->path, "/retry/", 7) == 0) {
+    resp->status = 429;
+    snprintf(sv->date_hdr, sizeof sv->date_hdr, "Retry-After: %s",
+             req->path + 7);
+    resp->headers[0] = sv->date_hdr;
+  } else if (strcmp(req->path, "/retrydate") == 0) {
+    time_t t = time(NULL) + 120;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(sv->date_hdr, sizeof sv->date_hdr,
+             "Retry-After: %a, %d %b %Y %H:%M:%S GMT", &tm);
+    resp->status = 503;
+    resp->headers[0] = sv->date_hdr;
+  } else if (strcmp(req->path, "/redirect") == 0) {
+    resp->status = 302;
+    resp->headers[0] = "Location: /ok";
+  } else if (strcmp(req->path, "/slow") == 0) {
+    resp->delay_ms = 1500;
+  } else if (strcmp(req->path, "/big") == 0) {
+    static char big[10001];
+    memset(big, 'b', sizeof big - 1);
+    resp->body = big;
+  } else {
+    resp->status = 404;
+  }
+}
+
+/* ---- Driver: keeps `window` requests in flight until `total` are done ---- */
+
+struct slot {
+  struct drv *d;
+  int calls;
+  long status;
+  int64_t retry_after_ms;
+  int64_t latency_ms;
+  size_t body_len;
+  char body[64];
+  char error[256];
+};
+
+struct drv {
+  uv_loop_t loop;
+  cr_http_async *h;
+  char url[256];
+  size_t total, started, completed, window;
+  long timeout_ms;
+  int in_post;
+  int close_on_first; /* close h from the first done callback */
+  /* Receiver restart: stopped after stop_at completions, started again on
+   * the same port after restart_at; started counts at those moments. */
+  cr_fake_http *srv;
+  struct srv *sv;
+  uint16_t port;
+  size_t stop_at, restart_at, started_at_stop, started_at_restart;
+  struct slot *slots;
+};
+
+static void on_done(void *ud, const struct cr_http_result *r);
+
+static int post_one(struct drv *d, size_t i) {
+  char body[64], seq[64], sig[64];
+  snprintf(body, sizeof body, "payload-%zu", i);
+  snprintf(seq, sizeof seq, "X-Seq: %zu", i);
+  snprintf(sig, sizeof sig, "X-Signature: sig-%zu", i);
+  const char *hdrs[] = {seq, sig, "Content-Type: application/json"};
+  d->slots[i].d = d;
+  d->in_post = 1;
+  int rc = cr_http_async_post(d->h, d->url, hdrs, 3, body, strlen(body),
+                              d->timeout_ms, on_done, &d->slots[i]);
+  d->in_post = 0;
+  return rc;
+}
+
+static void start_more(struct drv *d) {
+  while (d->started < d->total && d->started - d->completed < d->window) {
+    assert_int_equal(post_one(d, d->started), 0);
+    d->started++;
+  }
+}
+
+static void on_done(void *ud, const struct cr_http_result *r) {
+  struct slot *s = ud;
+  struct drv *d = s->d;
+  assert_false(d->in_post); /* never from inside cr_http_async_post */
+  s->calls++;
+  s->status = r->status;
+  s->retry_after_ms = r->retry_after_ms;
+  s->latency_ms = r->latency_ms;
+  s->body_len = r->body_len;
+  assert_non_null(r->body);
+  snprintf(s->body, sizeof s->body, "%.*s", (int)r->body_len, r->body);
+  snprintf(s->error, sizeof s->error, "%s", r->error);
+  assert_true(r->status == 0 ? r->error[0] != '\0' : r->error[0] == '\0');
+  d->completed++;
+  if (d->stop_at > 0 && d->completed == d->stop_at) {
+    cr_fake_http_stop(d->srv);
+    d->srv = NULL;
+    d->started_at_stop = d->started;
+  }
+  if (d->restart_at > 0 && d->completed == d->restart_at) {
+    assert_int_equal(cr_fake_http_start_port(handler, d->sv, d->port, &d->srv),
+                     0);
+    d->started_at_restart = d->started;
+  }
+  if (d->close_on_first) {
+    d->close_on_first = 0;
+    cr_http_async_close(d->h);
+    return;
+  }
+  start_more(d);
+}
+
+static void drv_init(struct drv *d, size_t total, size_t window,
+                     const struct cr_http_async_opts *o) {
+  memset(d, 0, sizeof *d);
+  assert_int_equal(uv_loop_init(&d->loop), 0);
+  assert_int_equal(cr_http_async_new(&d->loop, o, &d->h), 0);
+  d->slots = calloc(total > 0 ? total : 1, sizeof *d->slots);
+  assert_non_null(d->slots);
+  d->total = total;
+  d->window = window;
+}
+
+/* Posts slots [from, to) (to <= total) and runs the loop until they are
+ * done. */
+static void drv_run(struct drv *d, const char *url, size_t to) {
+  snprintf(d->url, sizeof d->url, "%s", url);
+  size_t saved = d->total;
+  d->total = to;
+  start_more(d);
+  while (d->completed < to && cr_http_async_in_flight(d->h) > 0)
+    uv_run(&d->loop, UV_RUN_ONCE);
+  d->total = saved;
+  assert_int_equal(d->completed, to);
+}
+
+static void drv_finish(struct drv *d) {
+  cr_http_async_close(d->h);
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  cr_http_async_free(d->h);
+  assert_int_equal(uv_loop_close(&d->loop), 0);
+  for (size_t i = 0; i < d->started; i++)
+    assert_int_equal(d->slots[i].calls, 1);
+  free(d->slots);
+}
+
+static cr_fake_http *start_srv(struct srv *sv) {
+  cr_fake_http *s = NULL;
+  memset(sv, 0, sizeof *sv);
+  assert_int_equal(cr_fake_http_start(handler, sv, &s), 0);
+  return s;
+}
+
+static char *url_of(char *buf, size_t n, cr_fake_http *s, const char *path) {
+  snprintf(buf, n, "%s%s", cr_fake_http_url(s), path);
+  return buf;
+}
+
+/* ---- Tests ---------------------------------------------------------------
+ */
+
+static void test_thousand_posts(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  struct drv d;
+  drv_init(&d, 1000, 16, NULL);
+  drv_run(&d, url_of(url, sizeof url, s, "/ok"), 1000);
+  for (size_t i = 0; i < 1000; i++) {
+    char want[64];
+    snprintf(want, sizeof want, "ok:payload-%zu", i);
+    assert_int_equal(d.slots[i].status, 200);
+    assert_string_equal(d.slots[i].body, want);
+    assert_int_equal(d.slots[i].retry_after_ms, -1);
+    assert_true(d.slots[i].latency_ms >= 0);
+  }
+  assert_int_equal(cr_fake_http_count(s), 1000);
+  char *seen = calloc(1000, 1);
+  assert_non_null(seen);
+  for (size_t i = 0; i < 1000; i++) {
+    const struct cr_fake_http_request *rq = cr_fake_http_request_at(s, i);
+    assert_string_equal(rq->method, "POST");
+    const char *seq = cr_fake_http_header(rq, "X-Seq");
+    assert_non_null(seq);
+    size_t n = (size_t)strtoul(seq, NULL, 10);
+    assert_true(n < 1000);
+    assert_false(seen[n]);
+    seen[n] = 1;
+    char want[64];
+    snprintf(want, sizeof want, "payload-%zu", n);
+    assert_string_equal(rq->body, want);
+    snprintf(want, sizeof want, "sig-%zu", n);
+    assert_string_equal(cr_fake_http_header(rq, "X-Signature"), want);
+    assert_string_equal(cr_fake_http_header(rq, "Content-Type"),
+                        "application/json");
+    assert_null(cr_fake_http_header(rq, "Expect"));
+  }
+  free(seen);
+  /* Keep-alive: never more connections than the pool allows. */
+  size_t conns = cr_fake_http_connections(s);
+  assert_true(conns >= 1 && conns <= 16);
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void test_connection_reuse(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  struct drv d;
+  drv_init(&d, 50, 1, NULL);
+  drv_run(&d, url_of(url, sizeof url, s, "/ok"), 50);
+  for (size_t i = 0; i < 50; i++)
+    assert_int_equal(d.slots[i].status, 200);
+  assert_int_equal(cr_fake_http_connections(s), 1);
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void test_statuses(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  static const long codes[] = {200, 404, 410, 500};
+  struct drv d;
+  drv_init(&d, 4, 1, NULL);
+  for (size_t i = 0; i < 4; i++) {
+    char path[32], url[256], want[32];
+    snprintf(path, sizeof path, "/status/%ld", codes[i]);
+    drv_run(&d, url_of(url, sizeof url, s, path), i + 1);
+    assert_int_equal(d.slots[i].status, codes[i]);
+    assert_string_equal(d.slots[i].error, "");
+    snprintf(want, sizeof want, "status %ld", codes[i]);
+    assert_string_equal(d.slots[i].body, want);
+  }
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void test_big_body_truncated(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  struct drv d;
+  drv_init(&d, 1, 1, NULL);
+  drv_run(&d, url_of(url, sizeof url, s, "/big"), 1);
+  assert_int_equal(d.slots[0].status, 200);
+  assert_int_equal(d.slots[0].body_len, 4096);
+  assert_int_equal(strspn(d.slots[0].body, "b"), sizeof d.slots[0].body - 1);
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void test_retry_after(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  struct drv d;
+  drv_init(&d, 3, 1, NULL);
+  drv_run(&d, url_of(url, sizeof url, s, "/retry/3"), 1);
+  assert_int_equal(d.slots[0].status, 429);
+  assert_int_equal(d.slots[0].retry_after_ms, 3000);
+  drv_run(&d, url_of(url, sizeof url, s, "/retrydate"), 2);
+  assert_int_equal(d.slots[1].status, 503);
+  assert_true(d.slots[1].retry_after_ms > 110000);
+  assert_true(d.slots[1].retry_after_ms <= 121000);
+  drv_run(&d, url_of(url, sizeof url, s, "/status/503"), 3);
+  assert_int_equal(d.slots[2].status, 503);
+  assert_int_equal(d.slots[2].retry_after_ms, -1);
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void test_timeout(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  struct drv d;
+  drv_init(&d, 1, 1, NULL);
+  d.timeout_ms = 200;
+  drv_run(&d, url_of(url, sizeof url, s, "/slow"), 1);
+  assert_int_equal(d.slots[0].status, 0);
+  assert_non_null(strstr(d.slots[0].error, "timed out"));
+  assert_true(d.slots[0].latency_ms >= 190);
+  assert_true(d.slots[0].latency_ms < 1400);
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void test_default_timeout(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  struct drv d;
+  struct cr_http_async_opts o = {0, 0, 150};
+  drv_init(&d, 1, 1, &o);
+  drv_run(&d, url_of(url, sizeof url, s, "/slow"), 1);
+  assert_int_equal(d.slots[0].status, 0);
+  assert_non_null(strstr(d.slots[0].error, "timed out"));
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void test_refused(void **state) {
+  (void)state;
+  char url[128];
+  assert_int_equal(cr_fake_http_dead_url(url, sizeof url), 0);
+  strcat(url, "/ok");
+  struct drv d;
+  drv_init(&d, 4, 4, NULL);
+  drv_run(&d, url, 4);
+  for (size_t i = 0; i < 4; i++) {
+    assert_int_equal(d.slots[i].status, 0);
+    assert_true(d.slots[i].error[0] != '\0');
+    assert_int_equal(d.slots[i].body_len, 0);
+  }
+  drv_finish(&d);
+}
+
+static void test_restart(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  uint16_t port = cr_fake_http_port(s);
+  char url[256];
+  url_of(url, sizeof url, s, "/ok");
+  struct drv d;
+  drv_init(&d, 60, 8, NULL);
+  drv_run(&d, url, 20);
+  cr_fake_http_stop(s);
+  drv_run(&d, url, 40);
+  assert_int_equal(cr_fake_http_start_port(handler, &sv, port, &s), 0);
+  drv_run(&d, url, 60);
+  for (size_t i = 0; i < 60; i++) {
+    if (i >= 20 && i < 40) {
+      assert_int_equal(d.slots[i].status, 0);
+      assert_true(d.slots[i].error[0] != '\0');
+    } else {
+      assert_int_equal(d.slots[i].status, 200);
+    }
+  }
+  assert_int_equal(cr_fake_http_count(s), 20);
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void test_restart_midstream(void **state) {
+  (void)state;
+  struct srv sv;
+  struct drv d;
+  drv_init(&d, 120, 8, NULL);
+  d.sv = &sv;
+  d.srv = start_srv(&sv);
+  d.port = cr_fake_http_port(d.srv);
+  d.stop_at = 30;
+  d.restart_at = 70;
+  char url[256];
+  drv_run(&d, url_of(url, sizeof url, d.srv, "/ok"), 120);
+  assert_true(d.started_at_stop >= 30 && d.started_at_stop < 70);
+  assert_true(d.started_at_restart > d.started_at_stop);
+  size_t ok_before = 0;
+  for (size_t i = 0; i < d.started_at_stop; i++)
+    ok_before += d.slots[i].status == 200;
+  assert_true(ok_before >= 30); /* in flight at the stop: either outcome */
+  for (size_t i = d.started_at_stop; i < d.started_at_restart; i++) {
+    assert_int_equal(d.slots[i].status, 0);
+    assert_true(d.slots[i].error[0] != '\0');
+  }
+  for (size_t i = d.started_at_restart; i < 120; i++)
+    assert_int_equal(d.slots[i].status, 200);
+  assert_int_equal(cr_fake_http_count(d.srv), 120 - d.started_at_restart);
+  drv_finish(&d);
+  cr_fake_http_stop(d.srv);
+}
+
+static void test_no_redirects(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  struct drv d;
+  drv_init(&d, 1, 1, NULL);
+  drv_run(&d, url_of(url, sizeof url, s, "/redirect"), 1);
+  assert_int_equal(d.slots[0].status, 302);
+  assert_int_equal(cr_fake_http_count(s), 1);
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void test_close_cancels(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  struct drv d;
+  drv_init(&d, 10, 10, NULL);
+  url_of(d.url, sizeof d.url, s, "/slow");
+  start_more(&d);
+  assert_int_equal(cr_http_async_in_flight(d.h), 10);
+  /* Let the requests reach the wire. */
+  uint64_t until = uv_hrtime() + 200000000u;
+  while (uv_hrtime() < until)
+    uv_run(&d.loop, UV_RUN_NOWAIT);
+  assert_int_equal(d.completed, 0);
+  cr_http_async_close(d.h);
+  assert_int_equal(cr_http_async_in_flight(d.h), 0);
+  assert_int_equal(d.completed, 10);
+  for (size_t i = 0; i < 10; i++) {
+    assert_int_equal(d.slots[i].calls, 1);
+    assert_int_equal(d.slots[i].status, 0);
+    assert_string_equal(d.slots[i].error, "cancelled");
+  }
+  assert_int_equal(cr_http_async_post(d.h, url_of(url, sizeof url, s, "/ok"),
+                                      NULL, 0, "x", 1, 0, on_done, &d.slots[0]),
+                   CR_EINVAL);
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void test_close_from_callback(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  struct drv d;
+  drv_init(&d, 8, 8, NULL);
+  url_of(d.url, sizeof d.url, s, "/status/200");
+  d.close_on_first = 1;
+  start_more(&d);
+  while (d.completed < 8)
+    uv_run(&d.loop, UV_RUN_ONCE);
+  size_t cancelled = 0;
+  for (size_t i = 0; i < 8; i++)
+    cancelled += strcmp(d.slots[i].error, "cancelled") == 0;
+  assert_int_equal(cancelled, 7);
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+static void nop_done(void *ud, const struct cr_http_result *r) {
+  (void)r;
+  ++*(int *)ud;
+}
+
+static void test_bad_args(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  cr_http_async *h = NULL;
+  assert_int_equal(cr_http_async_new(NULL, NULL, &h), CR_EINVAL);
+  assert_int_equal(cr_http_async_new(&loop, NULL, NULL), CR_EINVAL);
+  struct cr_http_async_opts neg = {-1, 0, 0};
+  assert_int_equal(cr_http_async_new(&loop, &neg, &h), CR_EINVAL);
+  assert_int_equal(cr_http_async_new(&loop, NULL, &h), 0);
+  int calls = 0;
+  const char *inject[] = {"X-A: 1\r\nX-B: 2"};
+  const char *noname[] = {"novalue"};
+  assert_int_equal(
+      cr_http_async_post(h, NULL, NULL, 0, NULL, 0, 0, nop_done, &calls),
+      CR_EINVAL);
+  assert_int_equal(cr_http_async_post(h, "http://127.0.0.1:1/", NULL, 0, NULL,
+                                      0, 0, NULL, &calls),
+                   CR_EINVAL);
+  assert_int_equal(cr_http_async_post(h, "http://127.0.0.1:1/", inject, 1, "",
+                                      0, 0, nop_done, &calls),
+                   CR_EINVAL);
+  assert_int_equal(cr_http_async_post(h, "http://127.0.0.1:1/", noname, 1, "",
+                                      0, 0, nop_done, &calls),
+                   CR_EINVAL);
+  assert_int_equal(cr_http_async_post(h, "http://127.0.0.1:1/", NULL, 0, NULL,
+                                      5, 0, nop_done, &calls),
+                   CR_EINVAL);
+  assert_int_equal(cr_http_async_in_flight(h), 0);
+  /* Other schemes are accepted but fail without a response. */
+  assert_int_equal(cr_http_async_post(h, "file:///etc/passwd", NULL, 0, NULL, 0,
+                                      0, nop_done, &calls),
+                   0);
+  assert_int_equal(calls, 0);
+  while (calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  assert_int_equal(calls, 1);
+  assert_int_equal(cr_http_async_in_flight(h), 0);
+  cr_http_async_free(h); /* closes itself; memory goes in the close cb */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+struct outcome {
+  int calls;
+  long status;
+  char error[256];
+};
+
+static void outcome_done(void *ud, const struct cr_http_result *r) {
+  struct outcome *o = ud;
+  o->calls++;
+  o->status = r->status;
+  snprintf(o->error, sizeof o->error, "%s", r->error);
+}
+
+static void test_alloc_failures(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  url_of(url, sizeof url, s, "/ok");
+  cr_test_alloc_install();
+  int clean = 0, sock_oom = 0;
+  for (long n = 0; !clean && n < 100; n++) {
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    cr_test_alloc_fail_after(n);
+    cr_http_async *h = NULL;
+    struct outcome o = {0, -1, ""};
+    int rc = cr_http_async_new(&loop, NULL, &h);
+    if (rc == 0) {
+      rc = cr_http_async_post(h, url, NULL, 0, "{}", 2, 0, outcome_done, &o);
+      if (rc == 0)
+        while (o.calls == 0)
+          uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_true(rc == 0 || rc == CR_ENOMEM);
+    assert_int_equal(o.calls, rc == 0 ? 1 : 0);
+    clean = !cr_test_alloc_failed();
+    if (clean)
+      assert_int_equal(o.status, 200);
+    if (rc == 0 && o.status == 0) {
+      /* the uv_poll context of the socket could not be allocated */
+      assert_string_equal(o.error, cr_strerror(CR_ENOMEM));
+      sock_oom = 1;
+    }
+    cr_test_alloc_fail_after(-1);
+    cr_http_async_close(h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_http_async_free(h);
+    assert_int_equal(uv_loop_close(&loop), 0);
+  }
+  assert_true(sock_oom);
+  assert_true(clean);
+  cr_fake_http_stop(s);
+}
+
+static void test_throughput(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  struct drv d;
+  drv_init(&d, 20000, 16, NULL);
+  uint64_t t0 = uv_hrtime();
+  drv_run(&d, url_of(url, sizeof url, s, "/status/200"), 20000);
+  double secs = (double)(uv_hrtime() - t0) / 1e9;
+  size_t ok = 0;
+  for (size_t i = 0; i < 20000; i++)
+    ok += d.slots[i].status == 200;
+  assert_int_equal(ok, 20000);
+  printf("http_async throughput: 20000 POSTs, 16 in flight, %.2f s, %.0f "
+         "req/s, %zu connections\n",
+         secs, 20000.0 / secs, cr_fake_http_connections(s));
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_thousand_posts),
+      cmocka_unit_test(test_connection_reuse),
+      cmocka_unit_test(test_statuses),
+      cmocka_unit_test(test_big_body_truncated),
+      cmocka_unit_test(test_retry_after),
+      cmocka_unit_test(test_timeout),
+      cmocka_unit_test(test_default_timeout),
+      cmocka_unit_test(test_refused),
+      cmocka_unit_test(test_restart),
+      cmocka_unit_test(test_restart_midstream),
+      cmocka_unit_test(test_no_redirects),
+      cmocka_unit_test(test_close_cancels),
+      cmocka_unit_test(test_close_from_callback),
+      cmocka_unit_test(test_bad_args),
+      cmocka_unit_test(test_alloc_failures),
+      cmocka_unit_test(test_throughput),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
