@@ -1215,12 +1215,66 @@ static void set_sub_config(struct ld *L, const struct where *w,
     s->config = v;
 }
 
+/* delivery.retry_schedule: a list of 1..20 durations, the first attempt's
+ * delay first (usually 0s). */
+static void set_retry_schedule(struct ld *L, const struct where *w,
+                               const json_t *obj, const struct field *f,
+                               const json_t *v, void *t) {
+  sub_t *s = t;
+  if (!want(L, w, obj, f->key, v, JSON_ARRAY))
+    return;
+  size_t n = json_array_size(v);
+  if (n < 1 || n > 20) {
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                   "'retry_schedule' %s needs 1 to 20 delays, got %zu", w->in,
+                   n);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const json_t *d = json_array_get(v, i);
+    int64_t ms = 0;
+    if (!json_is_string(d) ||
+        cr_config_parse_duration(json_string_value(d), &ms) != 0) {
+      cr__cfg_err_at(L, mk_item(L, v, i),
+                     "retry_schedule item %zu %s is not a duration (0s, 5s, "
+                     "5m, 2h...)",
+                     i + 1, w->in);
+      return;
+    }
+    int64_t *slot = grow(L, (void **)&s->retry_schedule_ms,
+                         &s->n_retry_schedule, sizeof *slot);
+    if (slot == NULL)
+      return;
+    *slot = ms;
+  }
+}
+
+static const struct field delivery_fields[] = {
+    {"timeout", FT_DURATION, 0, offsetof(sub_t, timeout_ms), MS_PER_S,
+     MS_PER_S * 300, NULL, NULL},
+    {"retry_schedule", FT_CUSTOM, 0, 0, 0, 0, NULL, set_retry_schedule},
+    {"max_in_flight", FT_INT, 0, offsetof(sub_t, max_in_flight), 1, 256, NULL,
+     NULL},
+    {"disable_after", FT_DURATION, 0, offsetof(sub_t, disable_after_ms),
+     MS_PER_S * 60, MS_PER_S * 86400 * 365, NULL, NULL},
+};
+
+static void set_delivery(struct ld *L, const struct where *w, const json_t *obj,
+                         const struct field *f, const json_t *v, void *t) {
+  struct where dw;
+  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
+    return;
+  where_set(&dw, "delivery of %s", w->noun);
+  apply(L, &dw, v, delivery_fields, N_OF(delivery_fields), t);
+}
+
 static const struct field sub_fields[] = {
     {"id", FT_ID, 1, offsetof(sub_t, id), 0, 0, NULL, NULL},
     {"name", FT_STR, 0, offsetof(sub_t, name), 0, 0, NULL, NULL},
     {"workflow", FT_CUSTOM, 1, 0, 0, 0, NULL, set_workflow},
     {"enabled", FT_BOOL, 0, offsetof(sub_t, enabled), 0, 0, NULL, NULL},
     {"config", FT_CUSTOM, 1, 0, 0, 0, NULL, set_sub_config},
+    {"delivery", FT_CUSTOM, 0, 0, 0, 0, NULL, set_delivery},
 };
 
 static void add_subscription(struct ld *L, const json_t *item, size_t index) {
@@ -1237,6 +1291,9 @@ static void add_subscription(struct ld *L, const json_t *item, size_t index) {
   s->mark = mark_copy(L, item);
   s->config_hash = cr_config_hash_json(item);
   s->enabled = 1;
+  s->timeout_ms = 15 * MS_PER_S;
+  s->max_in_flight = 16;
+  s->disable_after_ms = INT64_C(5) * 86400 * MS_PER_S;
   apply(L, &w, item, sub_fields, N_OF(sub_fields), s);
   if (s->name == NULL)
     s->name = s->id;
@@ -1768,6 +1825,7 @@ void cr_config_free(cr_config *cfg) {
   cr__free(cfg->works);
   for (size_t i = 0; i < cfg->n_subscriptions; i++) {
     cr__free(cfg->subscriptions[i].event_types);
+    cr__free(cfg->subscriptions[i].retry_schedule_ms);
     json_decref(cfg->subscriptions[i].headers);
     free_secret(cfg->subscriptions[i].secret);
   }

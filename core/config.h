@@ -144,6 +144,12 @@ struct cr_config_subscription {
   const char *json_template; /* NULL when absent */
   char *secret;              /* resolved secret or NULL */
   const json_t *config;      /* as written */
+  /* delivery: settings (subscription level, next to config:) */
+  int64_t timeout_ms;         /* default 15 s */
+  int64_t *retry_schedule_ms; /* NULL: the Standard Webhooks schedule */
+  size_t n_retry_schedule;    /* attempts, the first included */
+  int max_in_flight;          /* default 16 */
+  int64_t disable_after_ms;   /* default 5 days */
   const json_t *def;
   uint64_t config_hash;
   struct cr_mark mark;

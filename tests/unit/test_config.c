@@ -643,6 +643,41 @@ static void test_json_template_errors(void **state) {
             "terminal");
 }
 
+static void test_subscription_delivery_settings(void **state) {
+  (void)state;
+  const char *ok =
+      "subscriptions:\n  - id: s\n    workflow: webhook_system_events\n"
+      "    config: {webhook_url: 'http://h'}\n"
+      "    delivery: {timeout: 5s, max_in_flight: 1, disable_after: 2h,"
+      " retry_schedule: [0s, 1s, 1m]}\n"
+      "  - id: t\n    workflow: webhook_system_events\n"
+      "    config: {webhook_url: 'http://h'}\n";
+  struct loaded l;
+  load(&l, ok);
+  assert_int_equal(l.rc, 0);
+  const struct cr_config_subscription *s =
+      cr_config_find_subscription(l.cfg, "s");
+  assert_int_equal(s->timeout_ms, 5000);
+  assert_int_equal(s->max_in_flight, 1);
+  assert_int_equal(s->disable_after_ms, 7200000);
+  assert_int_equal(s->n_retry_schedule, 3);
+  assert_int_equal(s->retry_schedule_ms[2], 60000);
+  const struct cr_config_subscription *t =
+      cr_config_find_subscription(l.cfg, "t");
+  assert_int_equal(t->timeout_ms, 15000); /* defaults */
+  assert_int_equal(t->max_in_flight, 16);
+  assert_null(t->retry_schedule_ms);
+  unload(&l);
+  one_error("subscriptions:\n  - id: s\n    workflow: webhook_system_events\n"
+            "    config: {webhook_url: 'http://h'}\n"
+            "    delivery: {retry_schedule: [0s, soon]}\n",
+            "soon", 0, "retry_schedule item 2 * is not a duration*");
+  one_error("subscriptions:\n  - id: s\n    workflow: webhook_system_events\n"
+            "    config: {webhook_url: 'http://h'}\n"
+            "    delivery: {max_in_flight: 0}\n",
+            "0}", 0, "'max_in_flight' * must be between 1 and 256, got 0");
+}
+
 /* ---- All in one run ------------------------------------------------------ */
 
 static void test_all_errors_in_one_run(void **state) {
@@ -1419,6 +1454,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_plugin_schemas, setup, teardown),
       cmocka_unit_test(test_example_config_is_valid),
+      cmocka_unit_test_setup_teardown(test_subscription_delivery_settings,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_json_template_errors, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
