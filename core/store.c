@@ -9,6 +9,7 @@
 #include "execution.h"
 #include "store_int.h"
 #include "store_sqlite.h"
+#include "sub_filter.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -399,6 +400,15 @@ int cr_store_sub_upsert(cr_store *s, const struct cr_sub_rec *rec,
   if (rec == NULL || bad_str(rec->id) || bad_str(rec->workflow) ||
       bad_str(rec->config_hash))
     return invalid(s, "subscription needs an id, a workflow and a hash");
+  if (rec->filter_json != NULL) {
+    cr_sub_filter *f = NULL;
+    int rc = cr_sub_filter_from_json(rec->filter_json, &f);
+    cr_sub_filter_free(f);
+    if (rc == CR_ENOMEM)
+      return rc;
+    if (rc != 0)
+      return invalid(s, "subscription filter_json is not a filter");
+  }
   int dummy;
   return CALL(s, sub_upsert, rec, cr__now_ms(),
               changed != NULL ? changed : &dummy);
@@ -427,6 +437,97 @@ int cr_store_sub_delete(cr_store *s, const char *id) {
   if (id == NULL)
     return invalid(s, "no subscription id given");
   return CALL(s, sub_delete, id);
+}
+
+int cr_store_sub_disable(cr_store *s, const char *id, const char *reason) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (id == NULL)
+    return invalid(s, "no subscription id given");
+  return CALL(s, sub_disable, id, reason, cr__now_ms());
+}
+
+int cr_store_sub_stats(cr_store *s, const char *sub_id,
+                       struct cr_sub_stats *out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (sub_id == NULL)
+    return invalid(s, "no subscription id given");
+  return CALL(s, sub_stats, sub_id, cr__now_ms(), out);
+}
+
+/* ---- Webhook outbox ------------------------------------------------------ */
+
+static int outbox_status_ok(const char *st) {
+  static const char *const names[] = {"pending", "failed", "delivered", "dead"};
+  for (size_t i = 0; st != NULL && i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(st, names[i]) == 0)
+      return 1;
+  return 0;
+}
+
+int cr_store_outbox_enqueue(cr_store *s, size_t max_events, size_t *enqueued) {
+  if (!ready(s))
+    return CR_EINVAL;
+  size_t dummy;
+  if (enqueued == NULL)
+    enqueued = &dummy;
+  *enqueued = 0;
+  max_events =
+      clamp_limit(max_events, CR_OUTBOX_ENQUEUE_DEFAULT, CR_OUTBOX_ENQUEUE_MAX);
+  return CALL(s, outbox_enqueue, max_events, cr__now_ms(), enqueued);
+}
+
+int cr_store_outbox_due(cr_store *s, int64_t now, size_t limit,
+                        struct cr_outbox_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  if (now < 0)
+    return invalid(s, "due time must be >= 0");
+  limit =
+      clamp_limit(limit, CR_OUTBOX_DUE_DEFAULT_LIMIT, CR_OUTBOX_DUE_MAX_LIMIT);
+  return CALL(s, outbox_due, or_now(now), limit, out, n);
+}
+
+int cr_store_outbox_next_due(cr_store *s, int64_t *at) {
+  if (!ready(s) || at == NULL)
+    return CR_EINVAL;
+  *at = 0;
+  return CALL(s, outbox_next_due, at);
+}
+
+int cr_store_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
+                           const char *status, int http_status,
+                           int64_t latency_ms, const char *error,
+                           int64_t next_attempt_at) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (bad_str(sub_id) || !outbox_status_ok(status))
+    return invalid(s, "attempt needs a subscription id and a status "
+                      "(pending, failed, delivered or dead)");
+  if (http_status < 0 || latency_ms < 0 || next_attempt_at < 0)
+    return invalid(s, "attempt status, latency and time must be >= 0");
+  int64_t now = cr__now_ms();
+  if (next_attempt_at == 0)
+    next_attempt_at = now;
+  return CALL(s, outbox_record, sub_id, event_id, status, http_status,
+              latency_ms, error, next_attempt_at, now);
+}
+
+int cr_store_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
+                           size_t *n) {
+  if (!ready(s))
+    return CR_EINVAL;
+  size_t dummy;
+  if (n == NULL)
+    n = &dummy;
+  *n = 0;
+  if (bad_str(sub_id) || since_ms < 0)
+    return invalid(s, "replay needs a subscription id and a time >= 0");
+  return CALL(s, outbox_replay, sub_id, since_ms, cr__now_ms(), n);
 }
 
 /* ---- Executions ---------------------------------------------------------- */
@@ -765,6 +866,7 @@ void cr_sub_rec_clear(struct cr_sub_rec *r) {
   cr__free(r->workflow);
   cr__free(r->config_hash);
   cr__free(r->disabled_reason);
+  cr__free(r->filter_json);
   memset(r, 0, sizeof *r);
 }
 
@@ -823,4 +925,23 @@ void cr_exec_transition_free_list(struct cr_exec_transition_rec *t, size_t n) {
     cr__free(t[i].reason);
   }
   cr__free(t);
+}
+
+void cr_outbox_rec_clear(struct cr_outbox_rec *r) {
+  if (r == NULL)
+    return;
+  cr__free(r->subscription_id);
+  cr__free(r->status);
+  cr__free(r->last_error);
+  cr_event_rec_clear(&r->event);
+  memset(r, 0, sizeof *r);
+}
+
+CR__REC_FREE_LIST(cr_outbox_rec)
+
+void cr_sub_stats_clear(struct cr_sub_stats *st) {
+  if (st == NULL)
+    return;
+  cr__free(st->last_error);
+  memset(st, 0, sizeof *st);
 }

@@ -1,6 +1,6 @@
 /* store.h: connrun's persistent state: authorizations and their health and
  * rotated credentials, works, executions, sync state, events, activity
- * metrics and subscriptions.
+ * metrics, subscriptions and their webhook outbox.
  *
  * cr_store is an interface: a small object with a table of functions
  * (store_int.h). The embedded SQLite backend (store_sqlite.c, WAL mode) is the
@@ -117,13 +117,55 @@ struct cr_event_rec {
   char *subject_type, *subject_id, *verb, *actor, *data_json;
 };
 
-/* An event subscription (a webhook workflow). */
+/* An event subscription (a webhook workflow). filter_json is the canonical
+ * filter (sub_filter.h; NULL = every event). cursor_event_id (the last event
+ * id considered for the outbox) and failing_since (the first failure of the
+ * current failing streak, 0 when healthy) are kept by the store: ignored on
+ * input. */
 struct cr_sub_rec {
   char *id, *workflow, *config_hash;
   int enabled;
   char *disabled_reason;
   int64_t created_at, updated_at;
+  char *filter_json;
+  int64_t cursor_event_id;
+  int64_t failing_since;
 };
+
+/* One webhook delivery (outbox row) of an event to a subscription. status is
+ * "pending" (waiting for its first or next attempt), "failed" (the last
+ * attempt failed; retried at next_attempt_at), "delivered" or "dead"
+ * (retries exhausted). first_attempt_at is 0 before the first attempt;
+ * last_status is the HTTP status of the last attempt (0: none or no
+ * response). event is the event itself, owned by the record. */
+struct cr_outbox_rec {
+  char *subscription_id;
+  int64_t event_id;
+  char *status;
+  int attempts;
+  int64_t next_attempt_at, first_attempt_at;
+  int last_status;
+  char *last_error;
+  struct cr_event_rec event;
+};
+
+/* Delivery statistics of one subscription (cr_store_sub_stats). backlog
+ * counts pending + failed rows; attempts_24h and ok_24h (HTTP 2xx) count
+ * delivery attempts of the last 24 hours; last_* describe the newest attempt
+ * (0 / NULL when none). */
+struct cr_sub_stats {
+  int64_t backlog, delivered, dead, attempts_24h, ok_24h, last_attempt_at;
+  int last_status;
+  char *last_error;
+};
+
+/* Outbox query limits (same rules as the event query limit). */
+#define CR_OUTBOX_DUE_DEFAULT_LIMIT 100
+#define CR_OUTBOX_DUE_MAX_LIMIT 10000
+/* Events scanned per subscription by one cr_store_outbox_enqueue when
+ * max_events is 0; larger values are clamped to the MAX. */
+#define CR_OUTBOX_ENQUEUE_DEFAULT 1000
+#define CR_OUTBOX_ENQUEUE_MAX 100000
 
 /* One health check result. status is an enum cr_health_status. */
 struct cr_health_rec {
@@ -408,9 +450,12 @@ int cr_store_event_query(cr_store *s, const struct cr_event_filter *f,
                          struct cr_event_rec **out, size_t *n);
 
 /* Deletes events older than before_ms (at < before_ms) except those an
- * undelivered outbox row (pending or failed) still refers to; outbox rows and
- * delivery attempts of deleted events go with them. *deleted (may be NULL)
- * gets the number of events deleted. Per-subject seq keeps counting. */
+ * undelivered outbox row (pending or failed) still refers to and those an
+ * enabled subscription has not considered yet (id > its cursor); delivered
+ * and dead outbox rows of events older than before_ms go too, and outbox
+ * rows and delivery attempts of deleted events go with them. *deleted (may
+ * be NULL) gets the number of events deleted. Per-subject seq keeps
+ * counting. */
 int cr_store_event_prune(cr_store *s, int64_t before_ms, int64_t *deleted);
 
 /* ---- Metrics --------------------------------------------------------------
@@ -437,8 +482,13 @@ int cr_store_metrics_query(cr_store *s, const char *auth_id, int granularity,
  */
 
 /* Inserts or updates rec (borrowed) with the changed semantics of
- * cr_store_auth_upsert (compared on config_hash). Errors: CR_EINVAL (missing
- * id, workflow or config_hash), backend errors. */
+ * cr_store_auth_upsert (compared on config_hash), writing rec->filter_json
+ * (canonical filter or NULL). A new subscription's cursor starts at the
+ * newest event id: it does not receive the past (replay is explicit). An
+ * update (changed definition) takes rec->enabled and rec->disabled_reason
+ * and clears failing_since: that is how a subscription disabled by
+ * cr_store_sub_disable comes back. Errors: CR_EINVAL (missing id, workflow
+ * or config_hash; filter_json not a filter), backend errors. */
 int cr_store_sub_upsert(cr_store *s, const struct cr_sub_rec *rec,
                         int *changed);
 
@@ -453,6 +503,69 @@ int cr_store_sub_list(cr_store *s, struct cr_sub_rec **out, size_t *n);
 /* Deletes subscription id (borrowed) with its outbox rows and delivery
  * attempts. CR_ENOENT if missing. */
 int cr_store_sub_delete(cr_store *s, const char *id);
+
+/* Disables subscription id (borrowed) with reason (borrowed, may be NULL),
+ * e.g. "410 Gone from https://...": its outbox rows stay but are not due
+ * while it is disabled. Errors: CR_EINVAL, CR_ENOENT, backend errors. */
+int cr_store_sub_disable(cr_store *s, const char *id, const char *reason);
+
+/* Fills *out (caller owned; out->last_error allocated, release with
+ * cr_sub_stats_clear) with the delivery statistics of subscription sub_id
+ * (borrowed). Errors: CR_EINVAL, CR_ENOENT (no such subscription), backend
+ * errors. */
+int cr_store_sub_stats(cr_store *s, const char *sub_id,
+                       struct cr_sub_stats *out);
+
+/* ---- Webhook outbox --------------------------------------------------------
+ * Events reach subscriptions through the outbox, at least once: enqueue
+ * turns new events into outbox rows, the delivery engine fetches due rows,
+ * sends them and records each attempt. */
+
+/* For every enabled subscription: scans the events with id > its cursor
+ * (oldest first, at most max_events per subscription; 0 =
+ * CR_OUTBOX_ENQUEUE_DEFAULT, clamped to CR_OUTBOX_ENQUEUE_MAX), inserts a
+ * pending outbox row (next_attempt_at = now) for each event its filter
+ * matches, and advances the cursor to the last scanned id, all in one
+ * transaction. *enqueued (may be NULL) gets the number of rows inserted.
+ * Errors: CR_EINVAL (a stored filter does not parse), backend errors. */
+int cr_store_outbox_enqueue(cr_store *s, size_t max_events, size_t *enqueued);
+
+/* Up to limit (0 = CR_OUTBOX_DUE_DEFAULT_LIMIT, clamped to
+ * CR_OUTBOX_DUE_MAX_LIMIT) deliveries due at now (0 = the current time):
+ * pending or failed rows with next_attempt_at <= now of enabled
+ * subscriptions, ordered by subscription id then event id, with their
+ * events. *out is an array of *n (NULL when 0) freed with
+ * cr_outbox_rec_free_list. */
+int cr_store_outbox_due(cr_store *s, int64_t now, size_t limit,
+                        struct cr_outbox_rec **out, size_t *n);
+
+/* *at gets the earliest next_attempt_at among pending and failed rows of
+ * enabled subscriptions (0 when none; it may be in the past). */
+int cr_store_outbox_next_due(cr_store *s, int64_t *at);
+
+/* Records one delivery attempt of event_id to sub_id (borrowed): a
+ * delivery_attempts row (at = now, http_status (0 = no response),
+ * latency_ms >= 0, error (borrowed, may be NULL; must not contain secrets))
+ * and the outbox row's new status ("pending", "failed", "delivered" or
+ * "dead"), attempts + 1, next_attempt_at (for pending/failed; 0 = now),
+ * last_status, last_error and first_attempt_at if unset; the subscription's
+ * failing_since is set to now (if unset) on failed/dead and cleared on
+ * delivered. One transaction. Errors: CR_EINVAL (bad status or value),
+ * CR_ENOENT (no such outbox row), backend errors. */
+int cr_store_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
+                           const char *status, int http_status,
+                           int64_t latency_ms, const char *error,
+                           int64_t next_attempt_at);
+
+/* Replay: re-queues every event with at >= since_ms and id <= the cursor of
+ * subscription sub_id (borrowed) that its filter matches: the outbox row
+ * becomes pending again (attempts 0, next_attempt_at now, first attempt,
+ * last status and error cleared; missing rows are inserted). Same event ids,
+ * so the same webhook-id on the wire. *n (may be NULL) gets the number of
+ * rows re-queued. Errors: CR_EINVAL, CR_ENOENT (no such subscription),
+ * backend errors. */
+int cr_store_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
+                           size_t *n);
 
 /* ---- Executions -----------------------------------------------------------
  * State rules: execution.h. Every change of state writes an
@@ -596,5 +709,8 @@ void cr_exec_claim_free_list(struct cr_exec_claim *c, size_t n);
 void cr_exec_transition_free_list(struct cr_exec_transition_rec *t, size_t n);
 void cr_sync_state_rec_clear(struct cr_sync_state_rec *r);
 void cr_sync_state_rec_free_list(struct cr_sync_state_rec *r, size_t n);
+void cr_outbox_rec_clear(struct cr_outbox_rec *r);
+void cr_outbox_rec_free_list(struct cr_outbox_rec *r, size_t n);
+void cr_sub_stats_clear(struct cr_sub_stats *st);
 
 #endif

@@ -120,6 +120,22 @@ struct cr_store_ops {
                               const char *credentials_json, int64_t now);
   int (*auth_credentials_get)(cr_store *s, const char *auth_id,
                               const char *config_hash, char **json_out);
+
+  /* Webhook outbox: status validated, limits resolved, times defaulted. */
+  int (*sub_disable)(cr_store *s, const char *id, const char *reason,
+                     int64_t now);
+  int (*sub_stats)(cr_store *s, const char *sub_id, int64_t now,
+                   struct cr_sub_stats *out);
+  int (*outbox_enqueue)(cr_store *s, size_t max_events, int64_t now,
+                        size_t *enqueued);
+  int (*outbox_due)(cr_store *s, int64_t now, size_t limit,
+                    struct cr_outbox_rec **out, size_t *n);
+  int (*outbox_next_due)(cr_store *s, int64_t *at);
+  int (*outbox_record)(cr_store *s, const char *sub_id, int64_t event_id,
+                       const char *status, int http_status, int64_t latency_ms,
+                       const char *error, int64_t next_attempt_at, int64_t now);
+  int (*outbox_replay)(cr_store *s, const char *sub_id, int64_t since_ms,
+                       int64_t now, size_t *n);
 };
 
 /* The base of every backend's store object (its first member). */

@@ -20,6 +20,7 @@
 #include "error.h"
 #include "execution.h"
 #include "store_int.h"
+#include "sub_filter.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -225,8 +226,30 @@ static const char MIGRATION_3[] =
   "CREATE INDEX executions_by_runner ON executions(runner_id)"
   "  WHERE runner_id IS NOT NULL;";
 
+/* Version 4: the webhook outbox: a subscription's canonical filter, its
+ * enqueue cursor (the last event id considered; existing subscriptions start
+ * at the newest event, they do not receive the past), a concurrency limit,
+ * the start of its failing streak; an outbox row's first attempt time; the
+ * indexes of due rows and of attempts per subscription and time. */
+static const char MIGRATION_4[] =
+  "ALTER TABLE subscriptions ADD COLUMN filter_json TEXT"
+  "  CHECK (filter_json IS NULL OR json_valid(filter_json));"
+  "ALTER TABLE subscriptions ADD COLUMN cursor_event_id INTEGER NOT NULL"
+  "  DEFAULT 0;"
+  "ALTER TABLE subscriptions ADD COLUMN max_in_flight INTEGER"
+  "  CHECK (max_in_flight IS NULL OR max_in_flight >= 1);"
+  "ALTER TABLE subscriptions ADD COLUMN failing_since INTEGER;"
+  "ALTER TABLE outbox ADD COLUMN first_attempt_at INTEGER;"
+  "UPDATE subscriptions SET cursor_event_id = COALESCE((SELECT seq FROM"
+  "  sqlite_sequence WHERE name = 'events'), 0);"
+  "CREATE INDEX outbox_undelivered"
+  "  ON outbox(subscription_id, event_id, next_attempt_at)"
+  "  WHERE status IN ('pending','failed');"
+  "CREATE INDEX delivery_attempts_by_sub_at"
+  "  ON delivery_attempts(subscription_id, at);";
+
 static const char *const migrations[] = {MIGRATION_1, MIGRATION_2,
-                                         MIGRATION_3};
+                                         MIGRATION_3, MIGRATION_4};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ---- Statements ---------------------------------------------------------- */
@@ -249,7 +272,14 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2,
   "work_id, version, state_json, records, committed_at, execution_id, note"
 #define SUB_COLS \
   "id, workflow, config_hash, enabled, disabled_reason, created_at, " \
-  "updated_at"
+  "updated_at, filter_json, cursor_event_id, failing_since"
+#define UNDELIVERED "status IN ('pending','failed')"
+#define OUTBOX_COLS \
+  "o.subscription_id, o.event_id, o.status, o.attempts, o.next_attempt_at, " \
+  "o.first_attempt_at, o.last_status, o.last_error, e.id, e.at, e.seq, " \
+  "e.subject_type, e.subject_id, e.verb, e.actor, e.data_json"
+#define EVENTS_SEQ \
+  "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
 
 /* Metrics periods from hour buckets. 1970-01-01 was a Thursday: the Monday
  * of day d is d - (d + 3) % 7. */
@@ -334,7 +364,12 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2,
     "?6)") \
   X(EVENT_PRUNE, \
     "DELETE FROM events WHERE at < ?1 AND id NOT IN (SELECT event_id " \
-    "FROM outbox WHERE status IN ('pending','failed'))") \
+    "FROM outbox WHERE status IN ('pending','failed')) AND id <= (SELECT " \
+    "COALESCE(MIN(cursor_event_id), 9223372036854775807) FROM " \
+    "subscriptions WHERE enabled = 1)") \
+  X(OUTBOX_PRUNE, \
+    "DELETE FROM outbox WHERE status IN ('delivered','dead') AND event_id " \
+    "IN (SELECT id FROM events WHERE at < ?1)") \
   X(METRICS_ADD, \
     "INSERT INTO metrics (auth_id, bucket_start, requests, errors) " \
     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (auth_id, bucket_start) DO UPDATE " \
@@ -352,11 +387,81 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2,
     "SELECT config_hash = ?2, 0, created_at FROM subscriptions " \
     "WHERE id = ?1") \
   X(SUB_WRITE, \
-    "INSERT INTO subscriptions (" SUB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, " \
-    "?6, ?7) ON CONFLICT (id) DO UPDATE SET workflow = excluded.workflow, " \
+    "INSERT INTO subscriptions (id, workflow, config_hash, enabled, " \
+    "disabled_reason, created_at, updated_at, filter_json, " \
+    "cursor_event_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, " EVENTS_SEQ \
+    ") ON CONFLICT (id) DO UPDATE SET workflow = excluded.workflow, " \
     "config_hash = excluded.config_hash, enabled = excluded.enabled, " \
     "disabled_reason = excluded.disabled_reason, " \
-    "created_at = excluded.created_at, updated_at = excluded.updated_at") \
+    "created_at = excluded.created_at, updated_at = excluded.updated_at, " \
+    "filter_json = excluded.filter_json, failing_since = NULL") \
+  X(SUB_DISABLE, \
+    "UPDATE subscriptions SET enabled = 0, disabled_reason = ?3, " \
+    "updated_at = ?2 WHERE id = ?1") \
+  X(SUB_ENABLED, \
+    "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
+    "WHERE enabled = 1 ORDER BY id") \
+  X(SUB_FILTER, \
+    "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
+    "WHERE id = ?1") \
+  X(SUB_CURSOR, \
+    "UPDATE subscriptions SET cursor_event_id = ?2 WHERE id = ?1 " \
+    "AND cursor_event_id < ?2") \
+  X(SUB_FAILING, \
+    "UPDATE subscriptions SET failing_since = CASE " \
+    "WHEN ?2 IN ('failed','dead') THEN COALESCE(failing_since, ?3) " \
+    "WHEN ?2 = 'delivered' THEN NULL ELSE failing_since END WHERE id = ?1 " \
+    "AND ((?2 IN ('failed','dead') AND failing_since IS NULL) OR " \
+    "(?2 = 'delivered' AND failing_since IS NOT NULL))") \
+  X(SUB_STATS, \
+    "SELECT (SELECT count(*) FROM outbox WHERE subscription_id = ?1 AND " \
+    UNDELIVERED "), (SELECT count(*) FROM outbox WHERE " \
+    "subscription_id = ?1 AND status = 'delivered'), (SELECT count(*) " \
+    "FROM outbox WHERE subscription_id = ?1 AND status = 'dead'), " \
+    "(SELECT count(*) FROM delivery_attempts WHERE subscription_id = ?1 " \
+    "AND at >= ?2), (SELECT count(*) FROM delivery_attempts WHERE " \
+    "subscription_id = ?1 AND at >= ?2 AND http_status BETWEEN 200 AND " \
+    "299), EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1)") \
+  X(SUB_LAST_ATTEMPT, \
+    "SELECT at, http_status, error FROM delivery_attempts WHERE " \
+    "subscription_id = ?1 ORDER BY at DESC, id DESC LIMIT 1") \
+  X(EVENT_SCAN, \
+    "SELECT id, subject_type, subject_id, verb FROM events WHERE id > ?1 " \
+    "ORDER BY id LIMIT ?2") \
+  X(EVENT_SCAN_SINCE, \
+    "SELECT id, subject_type, subject_id, verb FROM events WHERE at >= ?1 " \
+    "AND id <= ?2 ORDER BY id") \
+  X(OUTBOX_INSERT, \
+    "INSERT INTO outbox (subscription_id, event_id, status, attempts, " \
+    "next_attempt_at) VALUES (?1, ?2, 'pending', 0, ?3) " \
+    "ON CONFLICT DO NOTHING") \
+  X(OUTBOX_REQUEUE, \
+    "INSERT INTO outbox (subscription_id, event_id, status, attempts, " \
+    "next_attempt_at) VALUES (?1, ?2, 'pending', 0, ?3) " \
+    "ON CONFLICT (subscription_id, event_id) DO UPDATE SET " \
+    "status = 'pending', attempts = 0, " \
+    "next_attempt_at = excluded.next_attempt_at, first_attempt_at = NULL, " \
+    "last_status = NULL, last_error = NULL") \
+  X(OUTBOX_DUE, \
+    "SELECT " OUTBOX_COLS " FROM outbox o INDEXED BY outbox_undelivered " \
+    "JOIN subscriptions s " \
+    "ON s.id = o.subscription_id JOIN events e ON e.id = o.event_id " \
+    "WHERE o." UNDELIVERED " AND s.enabled = 1 " \
+    "AND COALESCE(o.next_attempt_at, 0) <= ?1 " \
+    "ORDER BY o.subscription_id, o.event_id LIMIT ?2") \
+  X(OUTBOX_NEXT_DUE, \
+    "SELECT MIN(COALESCE(o.next_attempt_at, 1)) FROM outbox o JOIN " \
+    "subscriptions s ON s.id = o.subscription_id WHERE o." UNDELIVERED \
+    " AND s.enabled = 1") \
+  X(OUTBOX_SET, \
+    "UPDATE outbox SET status = ?3, attempts = attempts + 1, " \
+    "next_attempt_at = CASE WHEN ?3 IN ('pending','failed') THEN ?4 " \
+    "ELSE NULL END, last_status = ?5, last_error = ?6, " \
+    "first_attempt_at = COALESCE(first_attempt_at, ?7) " \
+    "WHERE subscription_id = ?1 AND event_id = ?2") \
+  X(ATTEMPT_INSERT, \
+    "INSERT INTO delivery_attempts (subscription_id, event_id, at, " \
+    "http_status, latency_ms, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
   X(SUB_GET, "SELECT " SUB_COLS " FROM subscriptions WHERE id = ?1") \
   X(SUB_LIST, "SELECT " SUB_COLS " FROM subscriptions ORDER BY id") \
   X(SUB_DELETE, "DELETE FROM subscriptions WHERE id = ?1") \
@@ -672,7 +777,10 @@ static int read_sub(sqlite3_stmt *st, void *p) {
   r->enabled = sqlite3_column_int(st, 3);
   r->created_at = sqlite3_column_int64(st, 5);
   r->updated_at = sqlite3_column_int64(st, 6);
-  if (col_str(st, 4, &r->disabled_reason) != 0)
+  r->cursor_event_id = sqlite3_column_int64(st, 8);
+  r->failing_since = sqlite3_column_int64(st, 9);
+  if (col_str(st, 4, &r->disabled_reason) != 0 ||
+      col_str(st, 7, &r->filter_json) != 0)
     return CR_ENOMEM;
   return col_strs(st, 0, f, sizeof f / sizeof f[0]);
 }
@@ -931,6 +1039,7 @@ static int sub_write(struct sq_store *q, const struct cr_sub_rec *r,
   bind_str(st, 5, r->disabled_reason);
   sqlite3_bind_int64(st, 6, created);
   sqlite3_bind_int64(st, 7, now);
+  bind_str(st, 8, r->filter_json);
   return step_done(q, st);
 }
 
@@ -1188,18 +1297,35 @@ static int sq_event_query(cr_store *s, const struct cr_event_filter *f,
                  n);
 }
 
-static int sq_event_prune(cr_store *s, int64_t before_ms, int64_t *deleted) {
-  struct sq_store *q = sqs(s);
+/* Runs a cached statement binding ?1 = v; *changes (may be NULL) gets the
+ * number of rows it changed. */
+static int run_int(struct sq_store *q, enum stmt_id id, int64_t v,
+                   int64_t *changes) {
   sqlite3_stmt *st = NULL;
-  int rc = doomed(q);
-  if (rc == 0)
-    rc = prep(q, ST_EVENT_PRUNE, &st);
+  int rc = prep(q, id, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, before_ms);
+  sqlite3_bind_int64(st, 1, v);
   rc = step_done(q, st);
+  if (rc == 0 && changes != NULL)
+    *changes = sqlite3_changes64(q->db);
+  return rc;
+}
+
+static int sq_event_prune(cr_store *s, int64_t before_ms, int64_t *deleted) {
+  struct sq_store *q = sqs(s);
+  int rc = doomed(q);
   if (rc == 0)
-    *deleted = sqlite3_changes64(q->db);
+    rc = op_begin(q);
+  if (rc != 0)
+    return rc;
+  int64_t n = 0;
+  rc = run_int(q, ST_OUTBOX_PRUNE, before_ms, NULL);
+  if (rc == 0)
+    rc = run_int(q, ST_EVENT_PRUNE, before_ms, &n);
+  rc = op_end(q, rc);
+  if (rc == 0)
+    *deleted = n;
   return rc;
 }
 
@@ -2105,6 +2231,365 @@ static int sq_auth_credentials_get(cr_store *s, const char *auth_id,
   return rc;
 }
 
+/* ---- Webhook outbox -------------------------------------------------------
+ * Enqueue and replay scan events in id order and match them in C against
+ * each subscription's filter (parsed once per call), inserting outbox rows
+ * with one cached statement, in one transaction. */
+
+/* A subscription as enqueue and replay see it. */
+struct enq_sub {
+  char *id, *filter_json;
+  int64_t cursor;
+};
+
+static int read_enq_sub(sqlite3_stmt *st, void *p) {
+  struct enq_sub *r = p;
+  r->cursor = sqlite3_column_int64(st, 2);
+  if (col_str(st, 0, &r->id) != 0)
+    return CR_ENOMEM;
+  return col_str(st, 1, &r->filter_json);
+}
+
+static void clear_enq_sub(void *p) {
+  struct enq_sub *r = p;
+  cr__free(r->id);
+  cr__free(r->filter_json);
+  memset(r, 0, sizeof *r);
+}
+
+static const struct row_type ENQ_SUB_ROW = {sizeof(struct enq_sub),
+                                            read_enq_sub, clear_enq_sub};
+
+static void free_enq_subs(struct enq_sub *v, size_t n) {
+  for (size_t i = 0; v != NULL && i < n; i++)
+    clear_enq_sub(&v[i]);
+  cr__free(v);
+}
+
+/* The filter of sub (NULL filter_json: *f stays NULL, every event). */
+static int sub_filter_of(struct sq_store *q, const struct enq_sub *sub,
+                         cr_sub_filter **f) {
+  *f = NULL;
+  if (sub->filter_json == NULL)
+    return 0;
+  int rc = cr_sub_filter_from_json(sub->filter_json, f);
+  if (rc == CR_ENOMEM)
+    return nomem(q);
+  if (rc != 0)
+    cr__store_set_error(&q->base, "subscription '%s' has an invalid filter",
+                        sub->id);
+  return rc;
+}
+
+/* Steps scan (bound; columns id, subject_type, subject_id, verb) to the
+ * end; for each event f matches (NULL: all) runs ins (?1 sub id, ?2 event
+ * id, ?3 now). *count gets the rows ins changed, *last the last scanned id.
+ * Resets scan. */
+static int scan_events(struct sq_store *q, sqlite3_stmt *scan,
+                       const cr_sub_filter *f, const char *sub_id,
+                       enum stmt_id ins_id, int64_t now, size_t *count,
+                       int64_t *last) {
+  sqlite3_stmt *ins = NULL;
+  int rc = prep(q, ins_id, &ins), src = SQLITE_DONE;
+  if (rc == 0) {
+    bind_str(ins, 1, sub_id);
+    sqlite3_bind_int64(ins, 3, now);
+  }
+  while (rc == 0 && (src = sqlite3_step(scan)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(scan, 0);
+    *last = id;
+    if (f != NULL &&
+        !cr_sub_filter_match(f, (const char *)sqlite3_column_text(scan, 1),
+                             (const char *)sqlite3_column_text(scan, 2),
+                             (const char *)sqlite3_column_text(scan, 3)))
+      continue;
+    sqlite3_bind_int64(ins, 2, id);
+    int irc = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    if (irc != SQLITE_DONE)
+      rc = sq_fail(q, irc);
+    else
+      *count += (size_t)sqlite3_changes(q->db);
+  }
+  if (rc == 0 && src != SQLITE_DONE)
+    rc = sq_fail(q, src);
+  done(scan);
+  if (ins != NULL)
+    done(ins);
+  return rc;
+}
+
+/* Enqueues the new events of one subscription and moves its cursor. */
+static int enqueue_sub(struct sq_store *q, const struct enq_sub *sub,
+                       size_t max_events, int64_t now, size_t *count) {
+  cr_sub_filter *f = NULL;
+  sqlite3_stmt *scan = NULL;
+  int rc = sub_filter_of(q, sub, &f);
+  if (rc == 0)
+    rc = prep(q, ST_EVENT_SCAN, &scan);
+  int64_t last = sub->cursor;
+  if (rc == 0) {
+    sqlite3_bind_int64(scan, 1, sub->cursor);
+    sqlite3_bind_int64(scan, 2, (sqlite3_int64)max_events);
+    rc = scan_events(q, scan, f, sub->id, ST_OUTBOX_INSERT, now, count, &last);
+  }
+  cr_sub_filter_free(f);
+  sqlite3_stmt *cur = NULL;
+  if (rc == 0 && last > sub->cursor)
+    rc = prep(q, ST_SUB_CURSOR, &cur);
+  if (cur != NULL) {
+    bind_str(cur, 1, sub->id);
+    sqlite3_bind_int64(cur, 2, last);
+    rc = step_done(q, cur);
+  }
+  return rc;
+}
+
+static int sq_outbox_enqueue(cr_store *s, size_t max_events, int64_t now,
+                             size_t *enqueued) {
+  struct sq_store *q = sqs(s);
+  struct enq_sub *subs = NULL;
+  size_t nsubs = 0, count = 0;
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = op_begin(q);
+  if (rc != 0)
+    return rc;
+  rc = list_by(q, ST_SUB_ENABLED, NULL, &ENQ_SUB_ROW, (void **)&subs, &nsubs);
+  for (size_t i = 0; rc == 0 && i < nsubs; i++)
+    rc = enqueue_sub(q, &subs[i], max_events, now, &count);
+  free_enq_subs(subs, nsubs);
+  rc = op_end(q, rc);
+  if (rc == 0)
+    *enqueued = count;
+  return rc;
+}
+
+static int read_outbox(sqlite3_stmt *st, void *p) {
+  struct cr_outbox_rec *r = p;
+  struct cr_event_rec *e = &r->event;
+  char **const f[] = {&e->subject_type, &e->subject_id, &e->verb, &e->actor,
+                      &e->data_json};
+  r->event_id = sqlite3_column_int64(st, 1);
+  r->attempts = sqlite3_column_int(st, 3);
+  r->next_attempt_at = sqlite3_column_int64(st, 4);
+  r->first_attempt_at = sqlite3_column_int64(st, 5);
+  r->last_status = sqlite3_column_int(st, 6);
+  e->id = sqlite3_column_int64(st, 8);
+  e->at = sqlite3_column_int64(st, 9);
+  e->seq = sqlite3_column_int64(st, 10);
+  if (col_str(st, 0, &r->subscription_id) != 0 ||
+      col_str(st, 2, &r->status) != 0 || col_str(st, 7, &r->last_error) != 0)
+    return CR_ENOMEM;
+  return col_strs(st, 11, f, sizeof f / sizeof f[0]);
+}
+
+static void clear_outbox(void *p) { cr_outbox_rec_clear(p); }
+
+static const struct row_type OUTBOX_ROW = {sizeof(struct cr_outbox_rec),
+                                           read_outbox, clear_outbox};
+
+static int sq_outbox_due(cr_store *s, int64_t now, size_t limit,
+                         struct cr_outbox_rec **out, size_t *n) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_OUTBOX_DUE, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+  return collect(q, st, &OUTBOX_ROW, limit < 64 ? limit : 64, (void **)out, n);
+}
+
+static int sq_outbox_next_due(cr_store *s, int64_t *at) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_OUTBOX_NEXT_DUE, &st);
+  if (rc != 0)
+    return rc;
+  return step_int(q, st, at, NULL);
+}
+
+/* The outbox row's new state (?1..?7 of OUTBOX_SET); CR_ENOENT when the row
+ * is gone. */
+static int outbox_set(struct sq_store *q, const char *sub_id, int64_t event_id,
+                      const char *status, int http_status, const char *error,
+                      int64_t next_attempt_at, int64_t now) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_OUTBOX_SET, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, sub_id);
+  sqlite3_bind_int64(st, 2, event_id);
+  bind_str(st, 3, status);
+  sqlite3_bind_int64(st, 4, next_attempt_at);
+  bind_time(st, 5, http_status);
+  bind_str(st, 6, error);
+  sqlite3_bind_int64(st, 7, now);
+  rc = step_done(q, st);
+  if (rc == 0 && sqlite3_changes(q->db) == 0) {
+    cr__store_set_error(&q->base,
+                        "no outbox row for subscription '%s' and "
+                        "event %lld",
+                        sub_id, (long long)event_id);
+    return CR_ENOENT;
+  }
+  return rc;
+}
+
+static int attempt_insert(struct sq_store *q, const char *sub_id,
+                          int64_t event_id, int http_status, int64_t latency,
+                          const char *error, int64_t now) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_ATTEMPT_INSERT, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, sub_id);
+  sqlite3_bind_int64(st, 2, event_id);
+  sqlite3_bind_int64(st, 3, now);
+  bind_time(st, 4, http_status);
+  sqlite3_bind_int64(st, 5, latency);
+  bind_str(st, 6, error);
+  return step_done(q, st);
+}
+
+static int sub_failing(struct sq_store *q, const char *sub_id,
+                       const char *status, int64_t now) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_SUB_FAILING, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, sub_id);
+  bind_str(st, 2, status);
+  sqlite3_bind_int64(st, 3, now);
+  return step_done(q, st);
+}
+
+static int sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
+                            const char *status, int http_status,
+                            int64_t latency_ms, const char *error,
+                            int64_t next_attempt_at, int64_t now) {
+  struct sq_store *q = sqs(s);
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = op_begin(q);
+  if (rc != 0)
+    return rc;
+  rc = outbox_set(q, sub_id, event_id, status, http_status, error,
+                  next_attempt_at, now);
+  if (rc == 0)
+    rc = attempt_insert(q, sub_id, event_id, http_status, latency_ms, error,
+                        now);
+  if (rc == 0)
+    rc = sub_failing(q, sub_id, status, now);
+  return op_end(q, rc);
+}
+
+static int sq_sub_disable(cr_store *s, const char *id, const char *reason,
+                          int64_t now) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = prep(q, ST_SUB_DISABLE, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, id);
+  sqlite3_bind_int64(st, 2, now);
+  bind_str(st, 3, reason);
+  rc = step_done(q, st);
+  if (rc == 0 && sqlite3_changes(q->db) == 0)
+    return not_found(q, "subscription", id);
+  return rc;
+}
+
+static int replay_sub(struct sq_store *q, const struct enq_sub *sub,
+                      int64_t since_ms, int64_t now, size_t *n) {
+  cr_sub_filter *f = NULL;
+  sqlite3_stmt *scan = NULL;
+  int rc = sub_filter_of(q, sub, &f);
+  if (rc == 0)
+    rc = prep(q, ST_EVENT_SCAN_SINCE, &scan);
+  if (rc == 0) {
+    int64_t last = 0;
+    sqlite3_bind_int64(scan, 1, since_ms);
+    sqlite3_bind_int64(scan, 2, sub->cursor);
+    rc = scan_events(q, scan, f, sub->id, ST_OUTBOX_REQUEUE, now, n, &last);
+  }
+  cr_sub_filter_free(f);
+  return rc;
+}
+
+static int sq_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
+                            int64_t now, size_t *n) {
+  struct sq_store *q = sqs(s);
+  struct enq_sub *sub = NULL;
+  size_t count = 0;
+  int rc = doomed(q);
+  if (rc == 0)
+    rc = op_begin(q);
+  if (rc != 0)
+    return rc;
+  rc = get_by(q, ST_SUB_FILTER, sub_id, &ENQ_SUB_ROW, (void **)&sub,
+              "subscription");
+  if (rc == 0)
+    rc = replay_sub(q, sub, since_ms, now, &count);
+  free_enq_subs(sub, sub != NULL);
+  rc = op_end(q, rc);
+  if (rc == 0)
+    *n = count;
+  return rc;
+}
+
+static int sub_last_attempt(struct sq_store *q, const char *sub_id,
+                            struct cr_sub_stats *out) {
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_SUB_LAST_ATTEMPT, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, sub_id);
+  int src = sqlite3_step(st);
+  if (src == SQLITE_ROW) {
+    out->last_attempt_at = sqlite3_column_int64(st, 0);
+    out->last_status = sqlite3_column_int(st, 1);
+    if (col_str(st, 2, &out->last_error) != 0)
+      rc = nomem(q);
+  } else if (src != SQLITE_DONE) {
+    rc = sq_fail(q, src);
+  }
+  done(st);
+  return rc;
+}
+
+static int sq_sub_stats(cr_store *s, const char *sub_id, int64_t now,
+                        struct cr_sub_stats *out) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = prep(q, ST_SUB_STATS, &st);
+  if (rc != 0)
+    return rc;
+  bind_str(st, 1, sub_id);
+  sqlite3_bind_int64(st, 2, now - INT64_C(86400000));
+  int src = sqlite3_step(st), exists = 0;
+  if (src == SQLITE_ROW) {
+    int64_t *const f[] = {&out->backlog, &out->delivered, &out->dead,
+                          &out->attempts_24h, &out->ok_24h};
+    for (int i = 0; i < 5; i++)
+      *f[i] = sqlite3_column_int64(st, i);
+    exists = sqlite3_column_int(st, 5);
+  } else {
+    rc = sq_fail(q, src);
+  }
+  done(st);
+  if (rc == 0 && !exists)
+    rc = not_found(q, "subscription", sub_id);
+  if (rc == 0)
+    rc = sub_last_attempt(q, sub_id, out);
+  if (rc != 0)
+    cr_sub_stats_clear(out);
+  return rc;
+}
+
 /* ---- Opening, versions, closing ------------------------------------------ */
 
 /* Runs sql on a new statement and stores the first column of the first row;
@@ -2404,4 +2889,11 @@ static const struct cr_store_ops sqlite_ops = {
     .sync_state_exec_records = sq_sync_state_exec_records,
     .auth_credentials_set = sq_auth_credentials_set,
     .auth_credentials_get = sq_auth_credentials_get,
+    .sub_disable = sq_sub_disable,
+    .sub_stats = sq_sub_stats,
+    .outbox_enqueue = sq_outbox_enqueue,
+    .outbox_due = sq_outbox_due,
+    .outbox_next_due = sq_outbox_next_due,
+    .outbox_record = sq_outbox_record,
+    .outbox_replay = sq_outbox_replay,
 };

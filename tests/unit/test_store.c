@@ -6,15 +6,20 @@
  * aggregation, health history, subscriptions, counts, URLs, errors and
  * allocation failures; schema version 3: upgrades from versions 1 and 2,
  * versioned sync state, execution retries (not_before) and runner release,
- * open executions of a work, a work's first run, rotated credentials. */
+ * open executions of a work, a work's first run, rotated credentials;
+ * schema version 4: the webhook outbox (enqueue through subscription
+ * filters, cursors, due rows, attempts, failing streaks, disable and
+ * re-enable, replay, stats, pruning against cursors, upgrade from 3). */
 #include "testutil.h"
 
 #include "alloc.h"
 #include "clock.h"
+#include "config.h"
 #include "error.h"
 #include "execution.h"
 #include "store.h"
 #include "store_sqlite.h"
+#include "sub_filter.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -919,7 +924,17 @@ static void test_prune_keeps_undelivered(void **state) {
   assert_int_equal(c.outbox_pending, 2);
   assert_int_equal(c.delivery_attempts, 1);
 
+  /* The enabled subscription has not considered any event yet (cursor 0):
+   * nothing goes, not even delivered/dead outbox rows' events. */
   int64_t deleted = -1;
+  assert_int_equal(cr_store_event_prune(f->s, 1000, &deleted), 0);
+  assert_int_equal(deleted, 0);
+  assert_int_equal(count_events(f->s), 5);
+  snprintf(sql, sizeof sql,
+           "UPDATE subscriptions SET cursor_event_id = %lld WHERE id = "
+           "'sub1'",
+           (long long)e5);
+  assert_int_equal(cr__store_sqlite_exec(f->s, sql), 0);
   assert_int_equal(cr_store_event_prune(f->s, 1000, &deleted), 0);
   assert_int_equal(deleted, 2); /* e2 (delivered) and e4 (dead) */
   struct cr_event_rec *ev = NULL;
@@ -1774,6 +1789,533 @@ static void test_v3_allocation_failures(void **state) {
   assert_true(n < 200);
 }
 
+/* ---- Version 4: the webhook outbox ----------------------------------------
+ * Filters are the product documents' examples, built through sub_filter. */
+
+#define T4 INT64_C(1800000000000)
+#define DAY_MS INT64_C(86400000)
+
+/* The canonical filter JSON of verbs / sources (JSON text or NULL),
+ * cr__malloc'd. */
+static char *filter_of(const char *const *verbs, size_t n,
+                       const char *sources) {
+  struct cr_config_subscription c = {0};
+  c.event_types = (const char **)verbs;
+  c.n_event_types = n;
+  json_t *src = sources != NULL ? json_loads(sources, 0, NULL) : NULL;
+  c.sources = src;
+  cr_sub_filter *f = NULL;
+  assert_int_equal(cr_sub_filter_from_config(&c, &f), 0);
+  char *j = cr_sub_filter_to_json(f);
+  assert_non_null(j);
+  cr_sub_filter_free(f);
+  json_decref(src);
+  return j;
+}
+
+/* Creates or updates subscription id with filter (NULL = every event). */
+static void put_sub(cr_store *s, const char *id, const char *filter,
+                    const char *hash) {
+  struct cr_sub_rec r = {0};
+  r.id = (char *)id;
+  r.workflow = "webhook_system_events";
+  r.config_hash = (char *)hash;
+  r.enabled = 1;
+  r.filter_json = (char *)filter;
+  assert_int_equal(cr_store_sub_upsert(s, &r, NULL), 0);
+}
+
+/* The three documents' subscriptions: "all" (no filter), "fail" (single
+ * type failed), "works" (types created and failed, sources work: [w1]),
+ * "anywork" (sources work: [] = every work). */
+static void put_doc_subs(cr_store *s) {
+  const char *fail[] = {"failed"};
+  const char *multi[] = {"created", "failed"};
+  char *jf = filter_of(fail, 1, NULL);
+  char *jw = filter_of(multi, 2, "{\"work\":[\"w1\"]}");
+  char *ja = filter_of(NULL, 0, "{\"work\":[]}");
+  put_sub(s, "all", NULL, "h");
+  put_sub(s, "fail", jf, "h");
+  put_sub(s, "works", jw, "h");
+  put_sub(s, "anywork", ja, "h");
+  cr__free(jf);
+  cr__free(jw);
+  cr__free(ja);
+}
+
+static int64_t outbox_rows(cr_store *s, const char *sub) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM outbox WHERE subscription_id = '%s'", sub);
+  return qint(s, sql);
+}
+
+static int64_t sub_cursor(cr_store *s, const char *id) {
+  struct cr_sub_rec *r = NULL;
+  assert_int_equal(cr_store_sub_get(s, id, &r), 0);
+  int64_t c = r->cursor_event_id;
+  cr_sub_rec_free(r);
+  return c;
+}
+
+static void test_outbox_enqueue_filters(void **state) {
+  struct fixture *f = *state;
+  cr__clock_set_fake(T4);
+  put_doc_subs(f->s);
+  int64_t e1 = append(f->s, "work", "w1", "created", 0);
+  int64_t e2 = append(f->s, "work", "w2", "failed", 0);
+  append(f->s, "auth", "a1", "unhealthy", 0);
+  int64_t e4 = append(f->s, "work", "w1", "failed", 0);
+  size_t n = 99;
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, &n), 0);
+  /* all: 4; fail: e2, e4; works: e1, e4; anywork: e1, e2, e4. */
+  assert_int_equal(n, 4 + 2 + 2 + 3);
+  assert_int_equal(outbox_rows(f->s, "all"), 4);
+  assert_int_equal(outbox_rows(f->s, "fail"), 2);
+  assert_int_equal(outbox_rows(f->s, "works"), 2);
+  assert_int_equal(outbox_rows(f->s, "anywork"), 3);
+  assert_int_equal(qint(f->s, "SELECT count(*) FROM outbox WHERE "
+                              "subscription_id = 'works' AND event_id IN "
+                              "(SELECT id FROM events WHERE subject_id = "
+                              "'w2' OR verb = 'unhealthy')"),
+                   0);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM outbox WHERE status = 'pending' AND "
+           "attempts = 0 AND next_attempt_at = %lld AND first_attempt_at IS "
+           "NULL",
+           (long long)T4);
+  assert_int_equal(qint(f->s, sql), 11);
+  /* Cursors moved to the last event; nothing is enqueued twice. */
+  assert_int_equal(sub_cursor(f->s, "fail"), e4);
+  assert_int_equal(sub_cursor(f->s, "works"), e4);
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, &n), 0);
+  assert_int_equal(n, 0);
+  int64_t e5 = append(f->s, "work", "w1", "created", 0);
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, NULL), 0);
+  assert_int_equal(outbox_rows(f->s, "works"), 3);
+  assert_int_equal(outbox_rows(f->s, "fail"), 2);
+  assert_int_equal(sub_cursor(f->s, "fail"), e5);
+  /* max_events bounds the scan per subscription. */
+  int64_t e6 = append(f->s, "work", "w2", "failed", 0);
+  int64_t e7 = append(f->s, "work", "w2", "failed", 0);
+  append(f->s, "work", "w2", "failed", 0);
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 2, &n), 0);
+  assert_int_equal(n, 2 + 2 + 0 + 2); /* all, fail, works, anywork */
+  assert_int_equal(sub_cursor(f->s, "works"), e7);
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 2, &n), 0);
+  assert_int_equal(n, 3);
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 2, &n), 0);
+  assert_int_equal(n, 0);
+  (void)e1;
+  (void)e2;
+  (void)e6;
+  /* A filter that is not a filter is refused. */
+  struct cr_sub_rec bad = {.id = "bad",
+                           .workflow = "w",
+                           .config_hash = "h",
+                           .enabled = 1,
+                           .filter_json = "{\"verbs\":\"failed\"}"};
+  assert_int_equal(cr_store_sub_upsert(f->s, &bad, NULL), CR_EINVAL);
+}
+
+static void test_outbox_new_sub_gets_no_past(void **state) {
+  struct fixture *f = *state;
+  append(f->s, "work", "w1", "failed", 0);
+  int64_t e2 = append(f->s, "work", "w1", "failed", 0);
+  put_sub(f->s, "late", NULL, "h");
+  assert_int_equal(sub_cursor(f->s, "late"), e2);
+  size_t n = 9;
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, &n), 0);
+  assert_int_equal(n, 0);
+  int64_t e3 = append(f->s, "work", "w1", "failed", 0);
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, &n), 0);
+  assert_int_equal(n, 1);
+  /* An update does not move the cursor back or forward. */
+  append(f->s, "work", "w1", "failed", 0);
+  put_sub(f->s, "late", NULL, "h2");
+  assert_int_equal(sub_cursor(f->s, "late"), e3);
+  /* Deleted and re-created: starts at the newest event again. */
+  assert_int_equal(cr_store_sub_delete(f->s, "late"), 0);
+  put_sub(f->s, "late", NULL, "h2");
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, &n), 0);
+  assert_int_equal(n, 0);
+}
+
+/* Sets up subs "a" and "b" (every event) and 3 events at T4; returns the
+ * first id (ids are consecutive). */
+static int64_t two_subs_three_events(cr_store *s) {
+  cr__clock_set_fake(T4);
+  put_sub(s, "b", NULL, "h");
+  put_sub(s, "a", NULL, "h");
+  int64_t e1 = append(s, "work", "w1", "created", 0);
+  assert_int_equal(append(s, "work", "w1", "failed", 0), e1 + 1);
+  assert_int_equal(append(s, "auth", "a1", "healthy", 0), e1 + 2);
+  assert_int_equal(cr_store_outbox_enqueue(s, 0, NULL), 0);
+  return e1;
+}
+
+static int64_t failing_since(cr_store *s, const char *id) {
+  struct cr_sub_rec *r = NULL;
+  assert_int_equal(cr_store_sub_get(s, id, &r), 0);
+  int64_t v = r->failing_since;
+  cr_sub_rec_free(r);
+  return v;
+}
+
+static void test_outbox_due_and_record(void **state) {
+  struct fixture *f = *state;
+  int64_t e1 = two_subs_three_events(f->s);
+  struct cr_outbox_rec *d = NULL;
+  size_t n = 0;
+  assert_int_equal(cr_store_outbox_due(f->s, T4 - 1, 0, &d, &n), 0);
+  assert_int_equal(n, 0);
+  assert_int_equal(cr_store_outbox_due(f->s, 0, 0, &d, &n), 0);
+  assert_int_equal(n, 6);
+  const char *subs[] = {"a", "a", "a", "b", "b", "b"};
+  for (size_t i = 0; i < n; i++) {
+    assert_string_equal(d[i].subscription_id, subs[i]);
+    assert_int_equal(d[i].event_id, e1 + (int64_t)(i % 3));
+    assert_int_equal(d[i].event.id, d[i].event_id);
+    assert_string_equal(d[i].status, "pending");
+    assert_int_equal(d[i].first_attempt_at, 0);
+    assert_int_equal(d[i].last_status, 0);
+    assert_null(d[i].last_error);
+  }
+  assert_string_equal(d[1].event.verb, "failed");
+  assert_string_equal(d[1].event.subject_id, "w1");
+  assert_string_equal(d[1].event.data_json, "{\"k\":1}");
+  assert_int_equal(d[2].event.seq, 1);
+  cr_outbox_rec_free_list(d, n);
+  assert_int_equal(cr_store_outbox_due(f->s, T4, 2, &d, &n), 0);
+  assert_int_equal(n, 2);
+  cr_outbox_rec_free_list(d, n);
+  int64_t at = -1;
+  assert_int_equal(cr_store_outbox_next_due(f->s, &at), 0);
+  assert_int_equal(at, T4);
+
+  /* A failure: retried later, failing streak starts. */
+  cr__clock_set_fake(T4 + 10);
+  assert_int_equal(cr_store_outbox_record(f->s, "a", e1, "failed", 503, 40,
+                                          "HTTP 503", T4 + 5000),
+                   0);
+  assert_int_equal(failing_since(f->s, "a"), T4 + 10);
+  cr__clock_set_fake(T4 + 20);
+  assert_int_equal(cr_store_outbox_record(f->s, "a", e1, "failed", 0, 3000,
+                                          "timed out", T4 + 9000),
+                   0);
+  assert_int_equal(failing_since(f->s, "a"), T4 + 10); /* streak kept */
+  assert_int_equal(cr_store_outbox_due(f->s, T4 + 100, 0, &d, &n), 0);
+  assert_int_equal(n, 5); /* a/e1 waits */
+  assert_int_equal(d[0].event_id, e1 + 1);
+  cr_outbox_rec_free_list(d, n);
+  assert_int_equal(cr_store_outbox_due(f->s, T4 + 9000, 1, &d, &n), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(d[0].event_id, e1);
+  assert_string_equal(d[0].status, "failed");
+  assert_int_equal(d[0].attempts, 2);
+  assert_int_equal(d[0].first_attempt_at, T4 + 10);
+  assert_int_equal(d[0].next_attempt_at, T4 + 9000);
+  assert_int_equal(d[0].last_status, 0);
+  assert_string_equal(d[0].last_error, "timed out");
+  cr_outbox_rec_free_list(d, n);
+  /* Delivered: final, streak over. */
+  cr__clock_set_fake(T4 + 9000);
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "a", e1, "delivered", 200, 12, NULL, 0), 0);
+  assert_int_equal(failing_since(f->s, "a"), 0);
+  assert_int_equal(qint(f->s, "SELECT count(*) FROM delivery_attempts WHERE "
+                              "subscription_id = 'a'"),
+                   3);
+  assert_int_equal(qint(f->s, "SELECT http_status IS NULL FROM "
+                              "delivery_attempts WHERE latency_ms = 3000"),
+                   1);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT status = 'delivered' AND attempts = 3 AND last_status = "
+           "200 AND last_error IS NULL AND next_attempt_at IS NULL AND "
+           "first_attempt_at = %lld FROM outbox WHERE subscription_id = 'a' "
+           "AND event_id = %lld",
+           (long long)(T4 + 10), (long long)e1);
+  assert_int_equal(qint(f->s, sql), 1);
+  /* Dead: final, starts a streak. */
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "b", e1, "dead", 500, 1, "HTTP 500", 0), 0);
+  assert_int_equal(failing_since(f->s, "b"), T4 + 9000);
+  assert_int_equal(cr_store_outbox_due(f->s, INT64_C(0), 0, &d, &n), 0);
+  assert_int_equal(n, 4);
+  cr_outbox_rec_free_list(d, n);
+  /* Errors. */
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "a", e1 + 99, "failed", 500, 1, NULL, 0),
+      CR_ENOENT);
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "a", e1, "gone", 500, 1, NULL, 0),
+      CR_EINVAL);
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "a", e1, "failed", 500, -1, NULL, 0),
+      CR_EINVAL);
+  assert_int_equal(cr_store_outbox_due(f->s, -1, 0, &d, &n), CR_EINVAL);
+  /* Everything delivered: no timer. */
+  assert_int_equal(
+      cr__store_sqlite_exec(f->s, "UPDATE outbox SET status = 'delivered'"), 0);
+  assert_int_equal(cr_store_outbox_next_due(f->s, &at), 0);
+  assert_int_equal(at, 0);
+}
+
+static void test_outbox_disable_and_reenable(void **state) {
+  struct fixture *f = *state;
+  int64_t e1 = two_subs_three_events(f->s);
+  assert_int_equal(cr_store_outbox_record(f->s, "a", e1, "failed", 410, 5,
+                                          "HTTP 410", T4 + 1),
+                   0);
+  assert_int_equal(
+      cr_store_sub_disable(f->s, "a", "410 Gone from http://x/hook"), 0);
+  assert_int_equal(cr_store_sub_disable(f->s, "zz", NULL), CR_ENOENT);
+  struct cr_sub_rec *r = NULL;
+  assert_int_equal(cr_store_sub_get(f->s, "a", &r), 0);
+  assert_int_equal(r->enabled, 0);
+  assert_string_equal(r->disabled_reason, "410 Gone from http://x/hook");
+  cr_sub_rec_free(r);
+  struct cr_outbox_rec *d = NULL;
+  size_t n = 0;
+  assert_int_equal(cr_store_outbox_due(f->s, T4 + 10, 0, &d, &n), 0);
+  assert_int_equal(n, 3);
+  for (size_t i = 0; i < n; i++)
+    assert_string_equal(d[i].subscription_id, "b");
+  cr_outbox_rec_free_list(d, n);
+  assert_int_equal(outbox_rows(f->s, "a"), 3); /* rows stay */
+  /* Not enqueued into while disabled. */
+  append(f->s, "work", "w1", "failed", 0);
+  size_t q = 0;
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, &q), 0);
+  assert_int_equal(q, 1);
+  /* The same definition again: still disabled. */
+  put_sub(f->s, "a", NULL, "h");
+  assert_int_equal(cr_store_outbox_due(f->s, T4 + 10, 0, &d, &n), 0);
+  assert_int_equal(n, 4);
+  cr_outbox_rec_free_list(d, n);
+  /* A changed definition re-enables it and ends the streak. */
+  put_sub(f->s, "a", NULL, "h2");
+  assert_int_equal(cr_store_sub_get(f->s, "a", &r), 0);
+  assert_int_equal(r->enabled, 1);
+  assert_null(r->disabled_reason);
+  assert_int_equal(r->failing_since, 0);
+  cr_sub_rec_free(r);
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, &q), 0);
+  assert_int_equal(q, 1); /* the event of the disabled period */
+  assert_int_equal(cr_store_outbox_due(f->s, T4 + 10, 0, &d, &n), 0);
+  assert_int_equal(n, 8);
+  cr_outbox_rec_free_list(d, n);
+}
+
+static void test_outbox_replay(void **state) {
+  struct fixture *f = *state;
+  cr__clock_set_fake(T4);
+  const char *fail[] = {"failed"};
+  char *jf = filter_of(fail, 1, NULL);
+  put_sub(f->s, "r", jf, "h");
+  cr__free(jf);
+  int64_t e1 = append(f->s, "work", "w1", "failed", T4 - 3000);
+  int64_t e2 = append(f->s, "work", "w1", "created", T4 - 2000);
+  int64_t e3 = append(f->s, "work", "w2", "failed", T4 - 1000);
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, NULL), 0);
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "r", e1, "delivered", 200, 1, NULL, 0), 0);
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "r", e3, "dead", 500, 1, "HTTP 500", 0), 0);
+  /* e3's row was lost (e.g. pruned): replay inserts it again. */
+  char sql[256];
+  snprintf(sql, sizeof sql, "DELETE FROM outbox WHERE event_id = %lld",
+           (long long)e3);
+  assert_int_equal(cr__store_sqlite_exec(f->s, sql), 0);
+  /* Not considered yet (after the cursor): not replayed. */
+  int64_t e4 = append(f->s, "work", "w3", "failed", T4);
+  cr__clock_set_fake(T4 + 50);
+  size_t n = 0;
+  assert_int_equal(cr_store_outbox_replay(f->s, "r", T4 - 5000, &n), 0);
+  assert_int_equal(n, 2);
+  struct cr_outbox_rec *d = NULL;
+  size_t nd = 0;
+  assert_int_equal(cr_store_outbox_due(f->s, 0, 0, &d, &nd), 0);
+  assert_int_equal(nd, 2);
+  assert_int_equal(d[0].event_id, e1); /* same ids */
+  assert_int_equal(d[1].event_id, e3);
+  for (size_t i = 0; i < nd; i++) {
+    assert_string_equal(d[i].status, "pending");
+    assert_int_equal(d[i].attempts, 0);
+    assert_int_equal(d[i].first_attempt_at, 0);
+    assert_int_equal(d[i].next_attempt_at, T4 + 50);
+    assert_int_equal(d[i].last_status, 0);
+  }
+  cr_outbox_rec_free_list(d, nd);
+  /* since_ms bounds it. */
+  assert_int_equal(cr_store_outbox_replay(f->s, "r", T4 - 1500, &n), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(cr_store_outbox_replay(f->s, "nope", 0, &n), CR_ENOENT);
+  assert_int_equal(cr_store_outbox_replay(f->s, "r", -1, &n), CR_EINVAL);
+  (void)e2;
+  (void)e4;
+}
+
+static void test_sub_stats(void **state) {
+  struct fixture *f = *state;
+  int64_t e1 = two_subs_three_events(f->s);
+  cr__clock_set_fake(T4 + 100);
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "a", e1, "failed", 502, 5, "HTTP 502", 0),
+      0);
+  cr__clock_set_fake(T4 + DAY_MS + 200); /* the first attempt is > 24 h old */
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "a", e1, "delivered", 204, 5, NULL, 0), 0);
+  assert_int_equal(cr_store_outbox_record(f->s, "a", e1 + 1, "dead", 0, 5,
+                                          "connection refused", 0),
+                   0);
+  struct cr_sub_stats st;
+  assert_int_equal(cr_store_sub_stats(f->s, "a", &st), 0);
+  assert_int_equal(st.backlog, 1);
+  assert_int_equal(st.delivered, 1);
+  assert_int_equal(st.dead, 1);
+  assert_int_equal(st.attempts_24h, 2);
+  assert_int_equal(st.ok_24h, 1);
+  assert_int_equal(st.last_attempt_at, T4 + DAY_MS + 200);
+  assert_int_equal(st.last_status, 0);
+  assert_string_equal(st.last_error, "connection refused");
+  cr_sub_stats_clear(&st);
+  assert_null(st.last_error);
+  assert_int_equal(cr_store_sub_stats(f->s, "b", &st), 0);
+  assert_int_equal(st.backlog, 3);
+  assert_int_equal(st.attempts_24h, 0);
+  assert_int_equal(st.last_attempt_at, 0);
+  assert_null(st.last_error);
+  cr_sub_stats_clear(&st);
+  assert_int_equal(cr_store_sub_stats(f->s, "none", &st), CR_ENOENT);
+  assert_int_equal(cr_store_sub_stats(f->s, NULL, &st), CR_EINVAL);
+}
+
+static void test_prune_keeps_owed_events(void **state) {
+  struct fixture *f = *state;
+  cr__clock_set_fake(T4);
+  put_sub(f->s, "s", NULL, "h");
+  int64_t e1 = append(f->s, "work", "w1", "failed", 100);
+  append(f->s, "work", "w1", "failed", 200);
+  int64_t deleted = -1;
+  /* Not enqueued yet: kept. */
+  assert_int_equal(cr_store_event_prune(f->s, 1000, &deleted), 0);
+  assert_int_equal(deleted, 0);
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, NULL), 0);
+  /* Enqueued, not delivered: kept. */
+  assert_int_equal(cr_store_event_prune(f->s, 1000, &deleted), 0);
+  assert_int_equal(deleted, 0);
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "s", e1, "delivered", 200, 1, NULL, 0), 0);
+  assert_int_equal(cr_store_event_prune(f->s, 1000, &deleted), 0);
+  assert_int_equal(deleted, 1);
+  assert_int_equal(count_events(f->s), 1);
+  assert_int_equal(outbox_rows(f->s, "s"), 1);
+  /* A disabled subscription holds nothing back. */
+  append(f->s, "work", "w1", "failed", 300);
+  assert_int_equal(cr_store_sub_disable(f->s, "s", "test"), 0);
+  assert_int_equal(
+      cr__store_sqlite_exec(f->s, "UPDATE outbox SET status = 'dead'"), 0);
+  assert_int_equal(cr_store_event_prune(f->s, 1000, &deleted), 0);
+  assert_int_equal(deleted, 2);
+  assert_int_equal(outbox_rows(f->s, "s"), 0);
+}
+
+static void test_upgrade_from_version_3(void **state) {
+  struct fixture *f = *state;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/v3.db", f->dir);
+  cr_store *s = NULL;
+  char err[256] = "";
+  assert_int_equal(
+      cr__store_sqlite_open_at_version(path, 3, &s, err, sizeof err), 0);
+  int64_t e1 = append(s, "work", "w1", "failed", 100);
+  int64_t e2 = append(s, "work", "w1", "failed", 200);
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO subscriptions (id, workflow, config_hash, enabled, "
+           "created_at, updated_at) VALUES ('old', 'wf', 'h', 1, 1, 1);"
+           "INSERT INTO outbox (subscription_id, event_id, status) VALUES "
+           "('old', %lld, 'pending');",
+           (long long)e1);
+  assert_int_equal(cr__store_sqlite_exec(s, sql), 0);
+  struct cr_outbox_rec *d = NULL;
+  size_t n = 0;
+  assert_int_equal(cr_store_outbox_due(s, 0, 0, &d, &n), CR_ESTORE);
+  cr_store_close(s);
+  assert_int_equal(cr__store_sqlite_open(path, &s, err, sizeof err), 0);
+  assert_int_equal(version_of(s), 4);
+  struct cr_sub_rec *r = NULL;
+  assert_int_equal(cr_store_sub_get(s, "old", &r), 0);
+  assert_string_equal(r->config_hash, "h");
+  assert_null(r->filter_json);
+  assert_int_equal(r->cursor_event_id, e2); /* no past deliveries */
+  assert_int_equal(r->failing_since, 0);
+  cr_sub_rec_free(r);
+  assert_int_equal(cr_store_outbox_due(s, 0, 0, &d, &n), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(d[0].event_id, e1);
+  assert_int_equal(d[0].first_attempt_at, 0);
+  cr_outbox_rec_free_list(d, n);
+  int64_t e3 = append(s, "work", "w1", "failed", 300);
+  size_t q = 0;
+  assert_int_equal(cr_store_outbox_enqueue(s, 0, &q), 0);
+  assert_int_equal(q, 1);
+  assert_int_equal(sub_cursor(s, "old"), e3);
+  assert_int_equal(qint(s, "SELECT count(*) FROM sqlite_master WHERE type = "
+                           "'index' AND name = 'outbox_undelivered'"),
+                   1);
+  cr_store_close(s);
+}
+
+/* One round of outbox calls for the allocation failure loop. */
+static int outbox_alloc_round(cr_store *s) {
+  struct cr_outbox_rec *d = NULL;
+  size_t n = 0;
+  struct cr_sub_stats st;
+  int rc = cr_store_outbox_enqueue(s, 0, NULL);
+  if (rc == 0)
+    rc = cr_store_outbox_due(s, 0, 0, &d, &n);
+  cr_outbox_rec_free_list(d, n);
+  if (rc == 0)
+    rc = cr_store_outbox_replay(s, "works", 0, NULL);
+  if (rc == 0)
+    rc = cr_store_sub_stats(s, "fail", &st);
+  if (rc == 0)
+    cr_sub_stats_clear(&st);
+  return rc;
+}
+
+static void test_outbox_allocation_failures(void **state) {
+  struct fixture *f = *state;
+  put_doc_subs(f->s);
+  int64_t e1 = append(f->s, "work", "w1", "failed", 0);
+  append(f->s, "work", "w2", "created", 0);
+  assert_int_equal(cr_store_outbox_enqueue(f->s, 0, NULL), 0);
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "fail", e1, "failed", 500, 1, "HTTP 500", 0),
+      0);
+  append(f->s, "work", "w1", "created", 0);
+  cr_test_alloc_install();
+  long n;
+  for (n = 0; n < 1000; n++) {
+    cr_test_alloc_fail_after(n);
+    int rc = outbox_alloc_round(f->s);
+    int failed = cr_test_alloc_failed();
+    cr_test_alloc_fail_after(-1);
+    if (!failed) {
+      assert_int_equal(rc, 0);
+      break;
+    }
+    assert_int_equal(rc, CR_ENOMEM);
+  }
+  assert_true(n > 5);
+  assert_true(n < 1000);
+  assert_int_equal(outbox_rows(f->s, "works"), 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fresh_database_is_latest),
@@ -1805,6 +2347,15 @@ int main(void) {
       T(test_work_open_and_first_run),
       T(test_auth_credentials),
       T(test_v3_allocation_failures),
+      T(test_outbox_enqueue_filters),
+      T(test_outbox_new_sub_gets_no_past),
+      T(test_outbox_due_and_record),
+      T(test_outbox_disable_and_reenable),
+      T(test_outbox_replay),
+      T(test_sub_stats),
+      T(test_prune_keeps_owed_events),
+      T(test_upgrade_from_version_3),
+      T(test_outbox_allocation_failures),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
