@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "events.h"
+#include "sub_filter.h"
 
 static const char *verb_of(int changed) {
   return changed == CR_STORE_CREATED ? "created" : "updated";
@@ -119,11 +120,21 @@ static int apply_sub(cr_store *s, const struct cr_config_subscription *sub,
                      const char *actor, struct cr_apply_stats *st) {
   char hash[17];
   hash_text(sub->config_hash, hash);
+  /* The filter goes to the store: the outbox matches events with it. */
+  cr_sub_filter *f = NULL;
+  char *filter = NULL;
+  if (cr_sub_filter_from_config(sub, &f) != 0 ||
+      (filter = cr_sub_filter_to_json(f)) == NULL) {
+    cr_sub_filter_free(f);
+    return CR_ENOMEM;
+  }
+  cr_sub_filter_free(f);
   struct cr_sub_rec rec = {
       .id = (char *)sub->id,
       .workflow = (char *)sub->workflow,
       .config_hash = hash,
       .enabled = sub->enabled,
+      .filter_json = filter,
   };
   int changed = CR_STORE_UNCHANGED;
   int rc = cr_store_begin(s);
@@ -137,6 +148,7 @@ static int apply_sub(cr_store *s, const struct cr_config_subscription *sub,
               : CR_ENOMEM;
     json_decref(data);
   }
+  cr__free(filter);
   rc = finish(s, rc);
   if (rc == 0)
     count(st, changed);

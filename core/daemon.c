@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "apply.h"
+#include "delivery.h"
 #include "error.h"
 
 void cr__daemon_logf(cr_daemon *d, int level, const char *fmt, ...) {
@@ -177,6 +178,8 @@ static void do_reload(cr_daemon *d) {
   cr__cfg_ref_put(d->cfg);
   d->cfg = ref;
   cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
+  if (d->delivery != NULL)
+    cr_delivery_configure(d->delivery, d->cfg->cfg);
   if (apply(d, "config") == 0)
     cr__daemon_health_cycle(d);
 }
@@ -193,6 +196,7 @@ static void begin_stop(cr_daemon *d) {
   uv_close((uv_handle_t *)&d->health_timer, close_cb);
   uv_close((uv_handle_t *)&d->wakeup, close_cb);
   cr__daemon_runner_stop(d);
+  cr_delivery_close(d->delivery);
   if (d->handle_signals) {
     uv_close((uv_handle_t *)&d->sig_int, close_cb);
     uv_close((uv_handle_t *)&d->sig_term, close_cb);
@@ -228,6 +232,18 @@ static int start_signal(cr_daemon *d, uv_signal_t *s, int signum) {
   return rc == 0 ? uv_signal_start(s, on_signal, signum) : rc;
 }
 
+static int start_delivery(cr_daemon *d) {
+  struct cr_delivery_opts o = {.loop = &d->loop,
+                               .store = d->store,
+                               .log = d->log,
+                               .log_ud = d->log_ud,
+                               .log_min_level = d->log_min_level};
+  int rc = cr_delivery_new(&o, &d->delivery);
+  if (rc == 0)
+    rc = cr_delivery_configure(d->delivery, d->cfg->cfg);
+  return rc;
+}
+
 static int start_handles(cr_daemon *d) {
   int rc = uv_async_init(&d->loop, &d->wakeup, on_wakeup);
   d->wakeup.data = d;
@@ -239,6 +255,8 @@ static int start_handles(cr_daemon *d) {
     rc = uv_timer_start(&d->health_timer, on_health_timer, 0, every);
   if (rc == 0)
     rc = cr__daemon_runner_start(d);
+  if (rc == 0)
+    rc = start_delivery(d);
   if (rc == 0 && d->handle_signals) {
     rc = start_signal(d, &d->sig_int, SIGINT);
     if (rc == 0)
@@ -296,6 +314,7 @@ void cr_daemon_free(cr_daemon *d) {
   if (d == NULL)
     return;
   cr__daemon_runner_free(d);
+  cr_delivery_free(d->delivery);
   if (d->loop_inited)
     uv_loop_close(&d->loop);
   cr_store_close(d->store);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "delivery.h"
 #include "error.h"
 #include "events.h"
 #include "health.h"
@@ -141,6 +142,7 @@ static void job_free(struct health_job *job) {
 }
 
 static void health_after(uv_work_t *req, int status) {
+  cr_delivery_kick(((struct health_job *)req->data)->d->delivery);
   struct health_job *job = req->data;
   cr_daemon *d = job->d;
   d->in_flight--;

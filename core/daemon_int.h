@@ -12,6 +12,7 @@
 
 typedef struct cr_scheduler cr_scheduler;
 typedef struct cr_worker_pool cr_worker_pool;
+typedef struct cr_delivery cr_delivery;
 struct cr__run_job;
 
 /* The local runner (daemon_runner.c). Loop-thread fields unless noted. */
@@ -69,6 +70,7 @@ struct cr_daemon {
   char **busy;        /* ids of authorizations with a check in flight */
   size_t n_busy;
   struct cr__runner runner;
+  cr_delivery *delivery; /* webhook exports (loop thread) */
 };
 
 /* Logs through the daemon's sink when level >= its minimum. */

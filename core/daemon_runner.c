@@ -18,6 +18,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "delivery.h"
 #include "error.h"
 #include "exec_run.h"
 #include "scheduler.h"
@@ -211,6 +212,7 @@ static void on_done(uv_async_t *a) {
     rn->running--;
     j = next;
   }
+  cr_delivery_kick(d->delivery); /* the executions wrote events */
   if (d->stopping && rn->running == 0)
     finish_stop(d);
   else

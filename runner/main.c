@@ -22,6 +22,8 @@ static const struct command commands[] = {
     {"sync", cr_cmd_sync, "run one execution of a work in the foreground"},
     {"works", cr_cmd_works, "works, their status, executions and next run"},
     {"cancel", cr_cmd_cancel, "cancel an execution"},
+    {"subscriptions", cr_cmd_subscriptions,
+     "webhook subscriptions: backlog, success rate, replay"},
     {"events", cr_cmd_events, "list, follow and export system events"},
     {"state", cr_cmd_state, "show, list or roll back a work's sync state"},
 };
