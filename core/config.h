@@ -155,10 +155,52 @@ struct cr_config_subscription {
   struct cr_mark mark;
 };
 
+/* An alert's channel (exactly one). */
+enum cr_alert_channel {
+  CR_ALERT_CHANNEL_NONE = 0, /* only in a config that failed to load */
+  CR_ALERT_CHANNEL_EMAIL = 1,
+  CR_ALERT_CHANNEL_WEBHOOK = 2,
+};
+
+/* Error-rate rule defaults. */
+#define CR_ALERT_DEFAULT_THRESHOLD 30
+#define CR_ALERT_DEFAULT_WINDOW_MS (INT64_C(24) * 3600 * 1000)
+#define CR_ALERT_DEFAULT_MIN_EXECUTIONS 5
+/* Most recipients of one e-mail channel. */
+#define CR_ALERT_MAX_TO 50
+
+/* An alert (alerts.h): a channel and its rules. */
 struct cr_config_alert {
   const char *id;
-  const json_t *def; /* as written */
-  json_t *resolved;  /* copy of def with every "password" value resolved */
+  const char *name; /* defaults to id */
+  int channel;      /* enum cr_alert_channel */
+  /* channel.email */
+  const char *email_url;      /* smtp:// or smtps:// */
+  const char *email_username; /* NULL: no login */
+  const char *email_password; /* resolved secret (inside resolved) or NULL */
+  const char *email_from;
+  const char **email_to; /* n_email_to addresses (1..CR_ALERT_MAX_TO) */
+  size_t n_email_to;
+  int email_starttls; /* CR_MAIL_STARTTLS_* (mail.h); default auto */
+  /* channel.webhook */
+  const char *webhook_url;
+  json_t *webhook_headers;   /* resolved secrets; object ({} if absent) */
+  const char *json_template; /* NULL: the event JSON is the body */
+  /* rules */
+  int is_default;     /* `default: true`: serves error_email_notifications */
+  int has_error_rate; /* error_rate: given, or implied by default: true */
+  int threshold_pct;  /* 1..100, default 30 */
+  int64_t window_ms;  /* default 24h */
+  int min_executions; /* default 5 */
+  const char **works; /* error_rate.works (ids, checked), NULL/0: see
+                         alerts.h for who is watched */
+  size_t n_works;
+  int has_events;           /* events: given */
+  const char **event_types; /* verbs; n_event_types == 0: every verb */
+  size_t n_event_types;
+  const json_t *event_sources; /* {subject type: [ids]}, NULL = all */
+  const json_t *def;           /* as written */
+  json_t *resolved; /* copy of def with every "password" value resolved */
   uint64_t config_hash;
   struct cr_mark mark;
 };

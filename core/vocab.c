@@ -45,6 +45,9 @@ static const struct cr_vocab_entry verbs[] = {
     {"disabled", "the subject was disabled"},
     {"enabled", "the subject was enabled"},
     {"delivered", "a notification was delivered"},
+    {"alerted", "an alert rule fired for the subject (e.g. its error rate "
+                "reached the threshold)"},
+    {"recovered", "the condition of an alert rule cleared for the subject"},
 };
 
 /* Subject types, with the product's descriptions (runner is connrun's). */

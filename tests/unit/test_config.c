@@ -227,7 +227,10 @@ static void test_full_valid_config(void **state) {
       "      secret: whsec_abcdef123456\n"
       "alerts:\n"
       "  - id: al1\n"
-      "    channel: {type: smtp, password: \"${CR_TEST_TOKEN}\"}\n";
+      "    channel:\n"
+      "      email: {url: \"smtp://127.0.0.1:25\", from: a@example.com,\n"
+      "              to: [o@example.com], password: \"${CR_TEST_TOKEN}\"}\n"
+      "    default: true\n";
   struct loaded l;
   load(&l, text);
   if (l.rc != 0)
@@ -314,8 +317,11 @@ static void test_full_valid_config(void **state) {
   assert_string_equal(c->alerts[0].id, "al1");
   assert_string_equal(
       json_string_value(json_object_get(
-          json_object_get(c->alerts[0].resolved, "channel"), "password")),
+          json_object_get(json_object_get(c->alerts[0].resolved, "channel"),
+                          "email"),
+          "password")),
       "tok-1234567890");
+  assert_string_equal(c->alerts[0].email_password, "tok-1234567890");
 
   /* Every resolved secret is known to the redactor. */
   char *red = NULL;
@@ -460,7 +466,9 @@ static void test_missing_required(void **state) {
             "secret", 0,
             "config of subscription 's' is missing required field "
             "'webhook_url'");
-  one_error("alerts:\n  - name: x\n", "name", 0,
+  one_error("alerts:\n  - name: x\n    events: {}\n"
+            "    channel: {webhook: {url: \"https://h.e.com/\"}}\n",
+            "name", 0,
             "alert #1 is missing required field 'id'");
   /* null is "not set". */
   one_error(AUTH "works:\n  - id: x\n    provider: cfgtest\n"
@@ -486,7 +494,12 @@ static void test_ids(void **state) {
   one_error("host:\n  api_tokens:\n    - {name: ci, token: abcdefgh}\n"
             "    - {name: ci, token: ijklmnop}\n",
             "ci", 1, "duplicate api token name 'ci'");
-  one_error("alerts:\n  - id: x\n  - id: x\n", "x", 1,
+  one_error("alerts:\n"
+            "  - id: x\n    events: {}\n"
+            "    channel: {webhook: {url: \"https://h.e.com/\"}}\n"
+            "  - id: x\n    events: {}\n"
+            "    channel: {webhook: {url: \"https://h.e.com/\"}}\n",
+            "x", 1,
             "duplicate alert id 'x' (first defined at line 2)");
 }
 
@@ -1237,8 +1250,10 @@ static void test_vocab(void **state) {
     assert_string_equal(cr_vocab_verb_at(i)->name, documented[i]);
     assert_true(cr_vocab_is_verb(documented[i]));
   }
-  assert_int_equal(cr_vocab_verb_count(), 19);
-  assert_null(cr_vocab_verb_at(19));
+  assert_int_equal(cr_vocab_verb_count(), 21);
+  assert_null(cr_vocab_verb_at(21));
+  assert_true(cr_vocab_is_verb("alerted"));
+  assert_true(cr_vocab_is_verb("recovered"));
   assert_true(cr_vocab_is_verb("delivered"));
   assert_false(cr_vocab_is_verb("update"));
   assert_false(cr_vocab_is_verb(NULL));
@@ -1417,7 +1432,9 @@ static void test_alloc_failures(void **state) {
       "1h}, config: {streams: [contacts]}}\n"
       "  - {id: w2, provider: cfgtest, authorization: a1, schedule: {cron: "
       "\"0 3 * * *\"}, destination: {type: sqlite}}\n"
-      "alerts:\n  - {id: al, to: [x], password: \"${CR_TEST_SECRET}\"}\n";
+      "alerts:\n  - {id: al, default: true, channel: {email: {url: "
+      "\"smtp://h\", from: a@b.c, to: [x@b.c], password: "
+      "\"${CR_TEST_SECRET}\"}}}\n";
   alloc_loop(medium, 0);
   /* With errors too: the diagnostics' allocations fail as well. */
   const char *bad = "host:\n  listen: x\nworks:\n  - {id: w, schedul: 1}\n"
