@@ -257,6 +257,8 @@ static int start_handles(cr_daemon *d) {
     rc = cr__daemon_runner_start(d);
   if (rc == 0)
     rc = start_delivery(d);
+  if (rc == 0)
+    rc = cr__daemon_alerts_start(d);
   if (rc == 0 && d->handle_signals) {
     rc = start_signal(d, &d->sig_int, SIGINT);
     if (rc == 0)
@@ -315,6 +317,7 @@ void cr_daemon_free(cr_daemon *d) {
     return;
   cr__daemon_runner_free(d);
   cr_delivery_free(d->delivery);
+  cr__daemon_alerts_free(d);
   if (d->loop_inited)
     uv_loop_close(&d->loop);
   cr_store_close(d->store);

@@ -13,6 +13,7 @@
 typedef struct cr_scheduler cr_scheduler;
 typedef struct cr_worker_pool cr_worker_pool;
 typedef struct cr_delivery cr_delivery;
+typedef struct cr_alerts cr_alerts;
 struct cr__run_job;
 
 /* The local runner (daemon_runner.c). Loop-thread fields unless noted. */
@@ -71,6 +72,9 @@ struct cr_daemon {
   size_t n_busy;
   struct cr__runner runner;
   cr_delivery *delivery; /* webhook exports (loop thread) */
+  cr_alerts *alerts;     /* alert rules' state (loop thread) */
+  int64_t alert_cursor;  /* last event id the event rules saw */
+  int alerts_in_flight;  /* notification jobs on the thread pool */
 };
 
 /* Logs through the daemon's sink when level >= its minimum. */
@@ -90,6 +94,15 @@ void cr__daemon_health_cycle(cr_daemon *d);
  * claiming cycle, stop (begin the graceful stop; the runner's handles close
  * once no execution runs), free (joins the threads). */
 int cr__daemon_runner_start(cr_daemon *d);
+
+/* Alerts (daemon_alerts.c, loop thread): start (state from the store, event
+ * cursor at the current end), after an execution of work_id ended, a scan of
+ * new events for event rules, free. Notifications go out on the thread
+ * pool. */
+int cr__daemon_alerts_start(cr_daemon *d);
+void cr__daemon_alerts_execution_end(cr_daemon *d, const char *work_id);
+void cr__daemon_alerts_scan(cr_daemon *d);
+void cr__daemon_alerts_free(cr_daemon *d);
 void cr__daemon_runner_cycle(cr_daemon *d);
 void cr__daemon_runner_stop(cr_daemon *d);
 void cr__daemon_runner_free(cr_daemon *d);

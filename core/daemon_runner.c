@@ -180,6 +180,7 @@ void cr__daemon_runner_cycle(cr_daemon *d) {
                     "runner: %zu expired lease(s) put back as new attempts",
                     expired);
   claim_some(d);
+  cr__daemon_alerts_scan(d);
   prune_events(d);
 }
 
@@ -207,11 +208,13 @@ static void on_done(uv_async_t *a) {
       cr__daemon_logf(d, CR_LOG_ERROR, "execution %" PRId64 " of work %s: %s",
                       j->claim.execution_id, j->claim.work_id,
                       cr_strerror(j->rc));
+    cr__daemon_alerts_execution_end(d, j->claim.work_id);
     cr__cfg_ref_put(j->cfg);
     job_free(j);
     rn->running--;
     j = next;
   }
+  cr__daemon_alerts_scan(d);
   cr_delivery_kick(d->delivery); /* the executions wrote events */
   if (d->stopping && rn->running == 0)
     finish_stop(d);
