@@ -325,6 +325,11 @@ static void on_done(void *ud, const struct cr_http_result *h) {
   struct req *q = ud;
   cr_delivery *d = q->d;
   d->total_in_flight--;
+  if (d->closing) { /* aborted by close: not an attempt, stays pending */
+    window_remove(q->rt, q->event_id);
+    cr__free(q);
+    return;
+  }
   struct result *r = cr__calloc(1, sizeof *r);
   if (r == NULL) { /* stays pending in the store: sent again later */
     window_remove(q->rt, q->event_id);
@@ -364,7 +369,11 @@ static int fail_now(cr_delivery *d, struct sub_rt *rt, int64_t event_id,
   r->rt = rt;
   r->event_id = event_id;
   r->status = "dead";
-  snprintf(r->error, sizeof r->error, "%s", why);
+  size_t len = strlen(why); /* cut, never overflow: a Jsonnet message */
+  if (len >= sizeof r->error)
+    len = sizeof r->error - 1;
+  memcpy(r->error, why, len);
+  r->error[len] = '\0';
   d->stats.template_errors++;
   d->stats.dead++;
   push_result(d, r);
@@ -573,9 +582,9 @@ static void close_cb(uv_handle_t *h) { (void)h; }
 void cr_delivery_close(cr_delivery *d) {
   if (d == NULL || d->closing)
     return;
-  cr_http_async_close(d->http); /* aborted ones call on_done */
   flush_results(d);
   d->closing = 1;
+  cr_http_async_close(d->http); /* aborted ones stay pending in the store */
   uv_close((uv_handle_t *)&d->timer, close_cb);
   uv_close((uv_handle_t *)&d->kick, close_cb);
 }
