@@ -4,8 +4,8 @@
  * Webhooks signatures checked with the openssl CLI, custom headers, status
  * handling (5xx retried, 404 dead, 429 Retry-After, 410 disables), Jsonnet
  * templates (the documents' Slack one, a run-time error), the documents'
- * filters, replay, and close with requests in flight. Tests named
- * test_BUG_* show a known bug of core/delivery.c and fail until it is fixed. */
+ * filters, replay, and close with requests in flight (aborted requests
+ * stay pending: not an attempt, never dead). */
 #include "testutil.h"
 
 #include <pthread.h>
@@ -818,11 +818,9 @@ static void test_close_in_flight(void **state) {
   env_finish(&e);
 }
 
-/* BUG (core/delivery.c, cr_delivery_close): delivery.h promises "in-flight
- * ones are aborted and stay pending in the store"; instead the aborted
- * requests are recorded as failed attempts (status 'failed', attempts 1,
- * last_error "cancelled"), spending retry budget on a shutdown. Expected to
- * FAIL until delivery.c is fixed. */
+/* delivery.h: on close "in-flight ones are aborted and stay pending in the
+ * store": no attempt recorded, no retry budget spent on a shutdown
+ * (regression: they were recorded as failed attempts). */
 static void test_close_keeps_rows_pending(void **state) {
   (void)state;
   struct env e;
@@ -836,9 +834,8 @@ static void test_close_keeps_rows_pending(void **state) {
   assert_int_equal(attempts, 0);
 }
 
-/* BUG (same cause): with a one-attempt schedule a shutdown during the only
- * attempt marks the delivery dead: the event is never sent again. Expected
- * to FAIL until delivery.c is fixed. */
+/* With a one-attempt schedule a shutdown during the only attempt must not
+ * make the delivery dead (regression: the event was never sent again). */
 static void test_close_on_last_attempt_not_dead(void **state) {
   (void)state;
   struct env e;
