@@ -68,6 +68,8 @@ static int repair_tail(int fd) {
   if (fstat(fd, &st) != 0)
     return -1;
   off_t end = st.st_size;
+  if (end == 0)
+    return 0; /* empty: nothing torn, nothing to sync */
   char chunk[4096];
   while (end > 0) {
     off_t start = end > (off_t)sizeof chunk ? end - (off_t)sizeof chunk : 0;

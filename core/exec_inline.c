@@ -109,6 +109,7 @@ int cr__exec_inline(struct run *r, char *msg, size_t msglen,
   cr_plugin_ctx_set_log(&ctx, sink_log, &u);
   ctx.cancel_also = env->stop;
   code = desc->read(inst, &ctx);
+  cr__exec_mark_ran(r);
   cr__exec_on_metrics(r, ctx.counters.requests, ctx.counters.errors);
   if (code != 0) {
     snprintf(msg, msglen, "%s",

@@ -76,6 +76,7 @@ static int dispatch(struct run *r, const struct cr_wire_msg *m, int *code,
   case CR_WIRE_PROGRESS:
     return 0;
   case CR_WIRE_RESULT:
+    cr__exec_mark_ran(r);
     *code = m->u.result.code;
     copy_str(msg, msglen, m->u.result.message);
     *after_ms = m->u.result.retry_after_ms;

@@ -36,6 +36,7 @@ struct run {
   char *state_json;  /* last committed state, owned; NULL = none */
   char *credentials; /* JSON text, owned, secret: wiped on free */
   int executing;     /* the executing transition was written */
+  int ran;           /* the plugin ran and returned a result */
   int lost;          /* the lease is no longer ours */
   int failed;        /* a host-side failure decided the attempt */
   int fail_class;
@@ -116,21 +117,28 @@ static int end_txn(struct run *r, int rc) {
   return rc;
 }
 
-static int ensure_executing(struct run *r) {
-  if (r->executing || r->lost)
-    return r->lost ? CR_ESTALE : 0;
+/* The executing transition with its events, inside the caller's
+ * transaction. */
+static int executing_steps(struct run *r) {
   cr_store *s = r->env->store;
   int first = 0;
-  int rc = cr_store_begin(s);
-  if (rc == 0)
-    rc = cr_store_exec_transition(s, r->claim->execution_id, r->claim->epoch,
-                                  "executing", "plugin started", NULL, NULL);
+  int rc = cr_store_exec_transition(s, r->claim->execution_id, r->claim->epoch,
+                                    "executing", "plugin started", NULL, NULL);
   if (rc == 0)
     rc = cr_store_work_mark_started(s, r->work->id, &first);
   if (rc == 0 && first)
     rc = emit_work(r, "started", exec_data(r));
   if (rc == 0)
     rc = emit_work(r, "syncing", exec_data(r));
+  return rc;
+}
+
+static int ensure_executing(struct run *r) {
+  if (r->executing || r->lost)
+    return r->lost ? CR_ESTALE : 0;
+  int rc = cr_store_begin(r->env->store);
+  if (rc == 0)
+    rc = executing_steps(r);
   rc = end_txn(r, rc);
   if (rc == 0) {
     r->executing = 1;
@@ -354,6 +362,8 @@ static int write_completed(struct run *r) {
                         json_integer(cr__now_ms() - r->started_ms));
   }
   int rc = cr_store_begin(s);
+  if (rc == 0 && !r->executing) /* a quick plugin: one transaction for all */
+    rc = executing_steps(r);
   if (rc == 0)
     rc = cr_store_exec_transition(s, r->claim->execution_id, r->claim->epoch,
                                   "completed", "plugin finished", NULL, NULL);
@@ -370,6 +380,8 @@ static int write_completed(struct run *r) {
 static int write_failed(struct run *r, const char *cls, const char *msg) {
   cr_store *s = r->env->store;
   int rc = cr_store_begin(s);
+  if (rc == 0 && !r->executing)
+    rc = executing_steps(r);
   if (rc == 0)
     rc = cr_store_exec_transition(s, r->claim->execution_id, r->claim->epoch,
                                   "failed", msg, cls, msg);
@@ -387,11 +399,14 @@ static int write_failed(struct run *r, const char *cls, const char *msg) {
 
 static int write_retry(struct run *r, int64_t at, const char *cls,
                        const char *msg, const char *reason) {
-  int rc = cr_store_exec_retry(r->env->store, r->claim->execution_id,
-                               r->claim->epoch, at, reason, cls, msg);
-  if (rc == CR_ESTALE || rc == CR_ESTATE)
-    r->lost = 1;
-  return rc;
+  cr_store *s = r->env->store;
+  int rc = cr_store_begin(s);
+  if (rc == 0 && !r->executing && r->ran) /* it ran: show it executed */
+    rc = executing_steps(r);
+  if (rc == 0)
+    rc = cr_store_exec_retry(s, r->claim->execution_id, r->claim->epoch, at,
+                             reason, cls, msg);
+  return end_txn(r, rc);
 }
 
 static int64_t retry_delay(const struct run *r, int cls, int64_t after_ms) {
@@ -417,8 +432,6 @@ static int finish(struct run *r, int code, const char *msg, int64_t after_ms,
       host_fail(r, CR_EXEC_CLASS_TRANSIENT, "destination flush failed: %s",
                 cr_dest_last_error(r->dest));
   }
-  if (!r->lost && !r->executing && ensure_executing(r) != 0 && !r->lost)
-    return CR_ESTORE;
   out->records = r->records;
   out->checkpoints = r->checkpoints;
   if (r->lost) {
@@ -629,6 +642,8 @@ const struct cr_exec_claim *cr__exec_claim(const struct run *r) {
 }
 const char *cr__exec_state(const struct run *r) { return r->state_json; }
 const char *cr__exec_credentials(const struct run *r) { return r->credentials; }
+
+void cr__exec_mark_ran(struct run *r) { r->ran = 1; }
 
 void cr__exec_fail(struct run *r, int cls, const char *msg) {
   host_fail(r, cls, "%s", msg);

@@ -32,6 +32,8 @@ const cr_plugin *cr__exec_plugin(const struct run *r);
 const struct cr_exec_claim *cr__exec_claim(const struct run *r);
 const char *cr__exec_state(const struct run *r);       /* NULL = none */
 const char *cr__exec_credentials(const struct run *r); /* JSON text */
+/* Records that the plugin ran to its own result (success or not). */
+void cr__exec_mark_ran(struct run *r);
 /* Records a failure decided by the runner (timeout, crash...). */
 void cr__exec_fail(struct run *r, int cls, const char *msg);
 
