@@ -12,6 +12,9 @@
  * re-enable, replay, stats, pruning against cursors, upgrade from 3). */
 #include "testutil.h"
 
+#include <pthread.h>
+#include <time.h>
+
 #include "alloc.h"
 #include "clock.h"
 #include "config.h"
@@ -420,11 +423,45 @@ static void test_wal_and_pragmas(void **state) {
   assert_string_equal(mode, "wal");
   assert_int_equal(qint(f->s, "PRAGMA synchronous"), 1); /* NORMAL */
   assert_int_equal(qint(f->s, "PRAGMA foreign_keys"), 1);
-  assert_int_equal(qint(f->s, "PRAGMA busy_timeout"), CR_STORE_BUSY_TIMEOUT_MS);
   put_auth(f->s, "a1");
   char wal[4200];
   snprintf(wal, sizeof wal, "%s-wal", f->db);
   assert_int_equal(access(wal, F_OK), 0);
+}
+
+struct lock_holder {
+  cr_store *s;
+  int hold_ms;
+};
+
+static void *hold_write_lock(void *arg) {
+  struct lock_holder *h = arg;
+  struct timespec ts = {0, (long)h->hold_ms * 1000000L};
+  nanosleep(&ts, NULL);
+  cr_store_commit(h->s);
+  return NULL;
+}
+
+/* The busy handler: a writer waits for another connection's transaction
+ * (here 150 ms) instead of failing. */
+static void test_busy_wait(void **state) {
+  struct fixture *f = *state;
+  cr_store *s2 = NULL;
+  char err[256] = "";
+  assert_int_equal(cr_store_open(f->dir, &s2, err, sizeof err), 0);
+  assert_int_equal(cr_store_begin(s2), 0); /* BEGIN IMMEDIATE: write lock */
+  put_auth(s2, "held");
+  struct lock_holder h = {s2, 150};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, hold_write_lock, &h), 0);
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  put_auth(f->s, "waiter"); /* asserts success inside */
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  pthread_join(t, NULL);
+  long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+  assert_true(ms >= 100);
+  cr_store_close(s2);
 }
 
 static void test_open_url(void **state) {
@@ -2331,6 +2368,7 @@ int main(void) {
       T(test_newer_schema_is_refused_untouched),
       T(test_foreign_files_are_refused),
       T(test_wal_and_pragmas),
+      T(test_busy_wait),
       T(test_open_url),
       T(test_auth_upsert_changed_and_delete),
       T(test_work_upsert_get_delete),
