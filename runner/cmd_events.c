@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_common.h"
 #include "clock.h"
 #include "config.h"
 #include "error.h"
@@ -245,25 +246,10 @@ int cr_cmd_events(int argc, char **argv) {
                   "(no --follow)");
     return CR_EXIT_USAGE;
   }
-  cr_diags diags;
-  cr_diags_init(&diags);
-  cr_config *cfg = NULL;
-  int rc = cr_config_load(o.config, &cfg, &diags);
-  cr_diags_free(&diags);
-  if (rc != 0) {
-    cr_cli_errorf("events: %s: %s (run 'connrun config check')", o.config,
-                  cr_strerror(rc));
-    cr_config_free(cfg);
-    return CR_EXIT_INVALID;
-  }
   cr_store *s = NULL;
-  char err[512] = "";
-  rc = cr_store_open(cfg->host.data_dir, &s, err, sizeof err);
-  cr_config_free(cfg);
-  if (rc != 0) {
-    cr_cli_errorf("events: cannot open the store: %s", err);
-    return CR_EXIT_RUNTIME;
-  }
+  int rc = cr_cli_store_open("events", o.config, &s, NULL);
+  if (rc != CR_EXIT_OK)
+    return rc;
   rc = export ? export_events(s, &o) : run(s, &o);
   cr_store_close(s);
   if (rc == 0)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_common.h"
 #include "daemon.h"
 #include "error.h"
 
@@ -87,21 +88,10 @@ int cr_cmd_serve(int argc, char **argv) {
     cr_cli_errorf("serve: -c FILE is required (see 'connrun serve --help')");
     return CR_EXIT_USAGE;
   }
-  cr_diags diags;
-  cr_diags_init(&diags);
   cr_daemon *d = NULL;
-  int rc = cr_daemon_new(&o, &d, &diags);
-  cr_diags_sort(&diags);
-  for (size_t i = 0; i < diags.count; i++) {
-    char line[2048];
-    cr_diag_format(&diags.items[i], line, sizeof line);
-    fprintf(stderr, "%s\n", line);
-  }
-  cr_diags_free(&diags);
-  if (rc != 0) {
-    cr_cli_errorf("serve: %s: %s", o.config_path, cr_strerror(rc));
-    return rc == CR_ECONFIG ? CR_EXIT_INVALID : CR_EXIT_RUNTIME;
-  }
+  int rc = cr_cli_daemon_open("serve", &o, &d);
+  if (rc != CR_EXIT_OK)
+    return rc;
   rc = cr_daemon_run(d);
   cr_daemon_free(d);
   return rc == 0 ? CR_EXIT_OK : CR_EXIT_RUNTIME;

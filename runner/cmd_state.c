@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_common.h"
 #include "config.h"
 #include "error.h"
 #include "events.h"
@@ -82,16 +83,9 @@ static int parse(int argc, char **argv, struct opts *o) {
   return 0;
 }
 
-static void fmt_time(int64_t ms, char *buf, size_t len) {
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static json_t *rec_json(const struct cr_sync_state_rec *r) {
   char at[32];
-  fmt_time(r->committed_at, at, sizeof at);
+  cr_cli_fmt_time(r->committed_at, at, sizeof at);
   json_t *state = r->state_json ? json_loads(r->state_json, 0, NULL) : NULL;
   return json_pack("{s:s, s:I, s:o, s:I, s:s, s:I, s:s?}", "work_id",
                    r->work_id, "version", (json_int_t)r->version, "state",
@@ -109,7 +103,7 @@ static void print_rec(const struct cr_sync_state_rec *r, int json) {
     return;
   }
   char at[32];
-  fmt_time(r->committed_at, at, sizeof at);
+  cr_cli_fmt_time(r->committed_at, at, sizeof at);
   printf("version %" PRId64 "  %s  %" PRId64 " records  execution %s%" PRId64
          "%s%s\n  %s\n",
          r->version, at, r->records, r->execution_id ? "" : "-",
@@ -203,29 +197,17 @@ int cr_cmd_state(int argc, char **argv) {
     cr_cli_errorf("state: unknown command '%s' (show, history, set)", o.verb);
     return CR_EXIT_USAGE;
   }
-  cr_diags diags;
-  cr_diags_init(&diags);
-  cr_config *cfg = NULL;
-  int rc = cr_config_load(o.config, &cfg, &diags);
-  cr_diags_free(&diags);
-  if (rc != 0) {
-    cr_cli_errorf("state: %s: %s (run 'connrun config check')", o.config,
-                  cr_strerror(rc));
-    cr_config_free(cfg);
-    return CR_EXIT_INVALID;
-  }
-  if (cr_config_find_work(cfg, o.work) == NULL) {
-    cr_cli_errorf("state: no work '%s' in %s", o.work, o.config);
-    cr_config_free(cfg);
-    return CR_EXIT_INVALID;
-  }
   cr_store *s = NULL;
-  char err[512] = "";
-  rc = cr_store_open(cfg->host.data_dir, &s, err, sizeof err);
+  cr_config *cfg = NULL;
+  int rc = cr_cli_store_open("state", o.config, &s, &cfg);
+  if (rc != CR_EXIT_OK)
+    return rc;
+  int known = cr_config_find_work(cfg, o.work) != NULL;
   cr_config_free(cfg);
-  if (rc != 0) {
-    cr_cli_errorf("state: cannot open the store: %s", err);
-    return CR_EXIT_RUNTIME;
+  if (!known) {
+    cr_cli_errorf("state: no work '%s' in %s", o.work, o.config);
+    cr_store_close(s);
+    return CR_EXIT_INVALID;
   }
   rc = fn(s, &o);
   cr_store_close(s);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_common.h"
 #include "clock.h"
 #include "config.h"
 #include "error.h"
@@ -34,17 +35,6 @@ static void help(FILE *out) {
         out);
 }
 
-static void fmt_time(int64_t ms, char *buf, size_t len) {
-  if (ms <= 0) {
-    snprintf(buf, len, "-");
-    return;
-  }
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int list(cr_store *s) {
   struct cr_sub_rec *subs = NULL;
   size_t n = 0;
@@ -63,7 +53,7 @@ static int list(cr_store *s) {
                100.0 * (double)st.ok_24h / (double)st.attempts_24h);
     else
       snprintf(rate, sizeof rate, "-");
-    fmt_time(st.last_attempt_at, at, sizeof at);
+    cr_cli_fmt_time(st.last_attempt_at, at, sizeof at);
     if (st.last_attempt_at == 0)
       snprintf(last, sizeof last, "-");
     else if (st.last_status > 0)
@@ -119,20 +109,10 @@ int cr_cmd_subscriptions(int argc, char **argv) {
                   is_replay ? ", SUB_ID and --since DURATION" : "");
     return CR_EXIT_USAGE;
   }
-  cr_diags diags;
-  cr_diags_init(&diags);
-  cr_config *cfg = NULL;
-  int rc = cr_config_load(file, &cfg, &diags);
-  cr_diags_free(&diags);
   cr_store *s = NULL;
-  char err[512] = "";
-  if (rc == 0)
-    rc = cr_store_open(cfg->host.data_dir, &s, err, sizeof err);
-  cr_config_free(cfg);
-  if (rc != 0) {
-    cr_cli_errorf("subscriptions: %s", err[0] ? err : cr_strerror(rc));
-    return rc == CR_ECONFIG ? CR_EXIT_INVALID : CR_EXIT_RUNTIME;
-  }
+  int rc = cr_cli_store_open("subscriptions", file, &s, NULL);
+  if (rc != CR_EXIT_OK)
+    return rc;
   rc = is_replay ? replay(s, sub, since) : list(s);
   cr_store_close(s);
   if (rc == 0)

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_common.h"
 #include "daemon.h"
 #include "error.h"
 #include "exec_run.h"
@@ -157,21 +158,10 @@ int cr_cmd_sync(int argc, char **argv) {
                                 .log = log_stderr,
                                 .log_min_level =
                                     quiet ? CR_LOG_WARN : CR_LOG_INFO};
-  cr_diags diags;
-  cr_diags_init(&diags);
   cr_daemon *d = NULL;
-  int rc = cr_daemon_new(&o, &d, &diags);
-  cr_diags_sort(&diags);
-  for (size_t i = 0; i < diags.count; i++) {
-    char line[2048];
-    cr_diag_format(&diags.items[i], line, sizeof line);
-    fprintf(stderr, "%s\n", line);
-  }
-  cr_diags_free(&diags);
-  if (rc != 0) {
-    cr_cli_errorf("sync: %s: %s", cfg, cr_strerror(rc));
-    return rc == CR_ECONFIG ? CR_EXIT_INVALID : CR_EXIT_RUNTIME;
-  }
+  int rc = cr_cli_daemon_open("sync", &o, &d);
+  if (rc != CR_EXIT_OK)
+    return rc;
   if (cr_config_find_work(cr_daemon_config(d), work) == NULL) {
     cr_cli_errorf("sync: no work '%s' in %s", work, cfg);
     cr_daemon_free(d);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_common.h"
 #include "config.h"
 #include "error.h"
 #include "store.h"
@@ -27,17 +28,6 @@ static void help(FILE *out) {
         out);
 }
 
-static void fmt_time(int64_t ms, char *buf, size_t len) {
-  if (ms <= 0) {
-    snprintf(buf, len, "-");
-    return;
-  }
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int list_works(cr_store *s) {
   struct cr_work_rec *w = NULL;
   size_t n = 0;
@@ -53,8 +43,8 @@ static int list_works(cr_store *s) {
                          : ne && strcmp(e[0].state, "failed") == 0 ? "Error"
                                                                    : "Active";
     char at[32], next[32];
-    fmt_time(ne ? e[0].updated_at : 0, at, sizeof at);
-    fmt_time(w[i].next_run_at, next, sizeof next);
+    cr_cli_fmt_time(ne ? e[0].updated_at : 0, at, sizeof at);
+    cr_cli_fmt_time(w[i].next_run_at, next, sizeof next);
     printf("%-20s %-10s %-9s %-10s %-21s %s\n", w[i].id, w[i].provider, status,
            last, at, next);
     cr_exec_rec_free_list(e, ne);
@@ -77,7 +67,7 @@ static int show_work(cr_store *s, const char *id, size_t limit) {
     rc = cr_store_exec_transitions(s, e[i].id, &t, &nt);
     for (size_t j = 0; rc == 0 && j < nt; j++) {
       char at[32];
-      fmt_time(t[j].at, at, sizeof at);
+      cr_cli_fmt_time(t[j].at, at, sizeof at);
       printf("  %s  %-9s -> %-9s %s\n", at,
              t[j].from_state ? t[j].from_state : "", t[j].to_state,
              t[j].reason ? t[j].reason : "");
@@ -114,26 +104,17 @@ int cr_cmd_works(int argc, char **argv) {
     cr_cli_errorf("works: -c FILE is required (see 'connrun works --help')");
     return CR_EXIT_USAGE;
   }
-  cr_diags diags;
-  cr_diags_init(&diags);
-  cr_config *cfg = NULL;
-  int rc = cr_config_load(file, &cfg, &diags);
-  cr_diags_free(&diags);
-  if (rc != 0 || (work && !cr_config_find_work(cfg, work))) {
-    cr_cli_errorf(rc ? "works: %s: invalid configuration (run 'connrun "
-                       "config check')"
-                     : "works: no such work in %s",
-                  file);
-    cr_config_free(cfg);
-    return CR_EXIT_INVALID;
-  }
   cr_store *s = NULL;
-  char err[512] = "";
-  rc = cr_store_open(cfg->host.data_dir, &s, err, sizeof err);
+  cr_config *cfg = NULL;
+  int rc = cr_cli_store_open("works", file, &s, &cfg);
+  if (rc != CR_EXIT_OK)
+    return rc;
+  int known = work == NULL || cr_config_find_work(cfg, work) != NULL;
   cr_config_free(cfg);
-  if (rc != 0) {
-    cr_cli_errorf("works: cannot open the store: %s", err);
-    return CR_EXIT_RUNTIME;
+  if (!known) {
+    cr_cli_errorf("works: no work '%s' in %s", work, file);
+    cr_store_close(s);
+    return CR_EXIT_INVALID;
   }
   rc = work ? show_work(s, work, limit) : list_works(s);
   cr_store_close(s);
@@ -173,20 +154,10 @@ int cr_cmd_cancel(int argc, char **argv) {
     cr_cli_errorf("cancel: need -c FILE and EXECUTION_ID");
     return CR_EXIT_USAGE;
   }
-  cr_diags diags;
-  cr_diags_init(&diags);
-  cr_config *cfg = NULL;
-  int rc = cr_config_load(file, &cfg, &diags);
-  cr_diags_free(&diags);
   cr_store *s = NULL;
-  char err[512] = "";
-  if (rc == 0)
-    rc = cr_store_open(cfg->host.data_dir, &s, err, sizeof err);
-  cr_config_free(cfg);
-  if (rc != 0) {
-    cr_cli_errorf("cancel: %s", err[0] ? err : cr_strerror(rc));
-    return CR_EXIT_RUNTIME;
-  }
+  int rc = cr_cli_store_open("cancel", file, &s, NULL);
+  if (rc != CR_EXIT_OK)
+    return rc;
   rc = cr_store_exec_transition(s, id, CR_EXEC_EPOCH_ANY, "cancelled",
                                 "cancelled by a person (connrun cancel)", NULL,
                                 NULL);

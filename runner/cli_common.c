@@ -1,0 +1,66 @@
+/* cli_common.c: session and store opening and time formatting shared by the
+ * subcommands (see cli_common.h). */
+#include "cli_common.h"
+
+#include <stdio.h>
+#include <time.h>
+
+#include "cli.h"
+#include "error.h"
+
+int cr_cli_store_open(const char *cmd, const char *config_path, cr_store **out,
+                      cr_config **cfg_out) {
+  cr_diags diags;
+  cr_diags_init(&diags);
+  cr_config *cfg = NULL;
+  int rc = cr_config_load(config_path, &cfg, &diags);
+  cr_diags_free(&diags);
+  if (rc != 0) {
+    cr_cli_errorf("%s: %s: %s (run 'connrun config check')", cmd, config_path,
+                  cr_strerror(rc));
+    cr_config_free(cfg);
+    return rc == CR_ECONFIG ? CR_EXIT_INVALID : CR_EXIT_RUNTIME;
+  }
+  char err[512] = "";
+  rc = cr_store_open(cfg->host.data_dir, out, err, sizeof err);
+  if (rc != 0) {
+    cr_cli_errorf("%s: cannot open the store in %s: %s", cmd,
+                  cfg->host.data_dir, err);
+    cr_config_free(cfg);
+    return CR_EXIT_RUNTIME;
+  }
+  if (cfg_out != NULL)
+    *cfg_out = cfg;
+  else
+    cr_config_free(cfg);
+  return CR_EXIT_OK;
+}
+
+int cr_cli_daemon_open(const char *cmd, const struct cr_daemon_options *o,
+                       cr_daemon **out) {
+  cr_diags diags;
+  cr_diags_init(&diags);
+  int rc = cr_daemon_new(o, out, &diags);
+  cr_diags_sort(&diags);
+  for (size_t i = 0; i < diags.count; i++) {
+    char line[2048];
+    cr_diag_format(&diags.items[i], line, sizeof line);
+    fprintf(stderr, "%s\n", line);
+  }
+  cr_diags_free(&diags);
+  if (rc == 0)
+    return CR_EXIT_OK;
+  cr_cli_errorf("%s: %s: %s", cmd, o->config_path, cr_strerror(rc));
+  return rc == CR_ECONFIG ? CR_EXIT_INVALID : CR_EXIT_RUNTIME;
+}
+
+void cr_cli_fmt_time(int64_t ms, char *buf, size_t len) {
+  if (ms <= 0) {
+    snprintf(buf, len, "-");
+    return;
+  }
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
