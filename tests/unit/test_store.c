@@ -2283,7 +2283,7 @@ static void test_upgrade_from_version_3(void **state) {
   assert_int_equal(cr_store_outbox_due(s, 0, 0, &d, &n), CR_ESTORE);
   cr_store_close(s);
   assert_int_equal(cr__store_sqlite_open(path, &s, err, sizeof err), 0);
-  assert_int_equal(version_of(s), 5);
+  assert_int_equal(version_of(s), 6);
   /* v5: the claim's "no leased execution of this work" check reads a
    * partial index, not the work's whole history. */
   assert_int_equal(qint(s, "SELECT count(*) FROM sqlite_master WHERE type = "
