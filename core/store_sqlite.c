@@ -2777,6 +2777,10 @@ static int configure(struct sq_store *q, const char *path, int target) {
     rc = set_wal(q);
   if (rc == 0)
     rc = exec(q, "PRAGMA synchronous = NORMAL");
+  /* Checkpoint every ~16 MiB of WAL instead of 4 MiB: the same pages are
+   * copied, with a quarter of the fsyncs on the writers' path. */
+  if (rc == 0)
+    rc = exec(q, "PRAGMA wal_autocheckpoint = 4000");
   if (rc == 0)
     rc = migrate(q, path, target);
   return rc;
