@@ -503,7 +503,8 @@ static const char *const migrations[] = {MIGRATION_1, MIGRATION_2,
     "SELECT id, at, from_state, to_state, reason FROM execution_transitions " \
     "WHERE execution_id = ?1 ORDER BY id") \
   X(EXEC_CANDIDATE, \
-    "SELECT e.id FROM executions e JOIN works w ON w.id = e.work_id " \
+    "SELECT e.id FROM executions e INDEXED BY executions_created " \
+    "JOIN works w ON w.id = e.work_id " \
     "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
     "AND w.provider IN (SELECT value FROM json_each(?1)) " \
     "AND (e.not_before IS NULL OR e.not_before <= ?2) " \
