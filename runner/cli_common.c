@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "error.h"
 
 int cr_cli_store_open(const char *cmd, const char *config_path, cr_store **out,
@@ -63,4 +64,23 @@ void cr_cli_fmt_time(int64_t ms, char *buf, size_t len) {
   struct tm tm;
   gmtime_r(&t, &tm);
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int cr_cli_parse_since(const char *text, int64_t *at_ms) {
+  int64_t ms = 0;
+  if (cr_config_parse_duration(text, &ms) == 0) {
+    *at_ms = cr__now_ms() - ms;
+    return 0;
+  }
+  static const char *const formats[] = {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ",
+                                        "%Y-%m-%d"};
+  for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+    struct tm tm = {0};
+    const char *end = strptime(text, formats[i], &tm);
+    if (end != NULL && *end == '\0') {
+      *at_ms = (int64_t)timegm(&tm) * 1000;
+      return 0;
+    }
+  }
+  return -1;
 }

@@ -26,6 +26,11 @@ int cr_cli_store_open(const char *cmd, const char *config_path, cr_store **out,
 int cr_cli_daemon_open(const char *cmd, const struct cr_daemon_options *o,
                        cr_daemon **out);
 
+/* Parses a --since value into an absolute time (ms, UTC): a duration back
+ * from now ("24h", "90m", "2d") or a UTC time "2026-11-23T16:25:17Z",
+ * "2026-11-23T16:25Z" or a date "2026-11-23". Returns 0 or -1. */
+int cr_cli_parse_since(const char *text, int64_t *at_ms);
+
 /* "2026-11-23T16:25:17Z" (UTC) into buf (len bytes); "-" for ms <= 0. */
 void cr_cli_fmt_time(int64_t ms, char *buf, size_t len);
 

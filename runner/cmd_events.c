@@ -45,7 +45,8 @@ static void help(FILE *out) {
         "  --subject-type T   only this subject type (work, auth, ...)\n"
         "  --subject-id ID    only this subject\n"
         "  --verb V           only these verbs (repeatable)\n"
-        "  --since DURATION   only events of the last DURATION (24h, 90m)\n"
+        "  --since WHEN       only events since WHEN: a duration back (24h,\n"
+        "                     90m) or a UTC time (2026-11-23T08:00:00Z)\n"
         "  --after-id N       only events with an id above N\n"
         "  --limit N          at most N events (default 100; 10000 max per\n"
         "                     page, use --after-id to page)\n"
@@ -74,7 +75,6 @@ static int parse(int argc, char **argv, struct opts *o) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    int64_t ms = 0;
     if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && v)
       o->config = argv[++i];
     else if (!strcmp(a, "--subject-type") && v)
@@ -85,10 +85,9 @@ static int parse(int argc, char **argv, struct opts *o) {
              o->f.nverbs < CR_EVENT_FILTER_MAX_VERBS)
       o->verbs[o->f.nverbs++] = argv[++i];
     else if (!strcmp(a, "--since") && v &&
-             cr_config_parse_duration(v, &ms) == 0) {
-      o->f.since_ms = cr__now_ms() - ms;
+             cr_cli_parse_since(v, &o->f.since_ms) == 0)
       i++;
-    } else if (!strcmp(a, "--after-id") && v)
+    else if (!strcmp(a, "--after-id") && v)
       o->f.after_id = strtoll(argv[++i], NULL, 10);
     else if (!strcmp(a, "--limit") && v && atoll(v) > 0)
       o->f.limit = (size_t)strtoull(argv[++i], NULL, 10);

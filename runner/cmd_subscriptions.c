@@ -73,7 +73,7 @@ static int list(cr_store *s) {
 
 static int replay(cr_store *s, const char *id, int64_t since_ms) {
   size_t n = 0;
-  int rc = cr_store_outbox_replay(s, id, cr__now_ms() - since_ms, &n);
+  int rc = cr_store_outbox_replay(s, id, since_ms, &n);
   if (rc == 0)
     printf("subscription %s: %zu events queued again\n", id, n);
   else if (rc == CR_ENOENT)
@@ -95,7 +95,7 @@ int cr_cmd_subscriptions(int argc, char **argv) {
         i + 1 < argc)
       file = argv[++i];
     else if (!strcmp(argv[i], "--since") && i + 1 < argc &&
-             cr_config_parse_duration(argv[i + 1], &since) == 0)
+             cr_cli_parse_since(argv[i + 1], &since) == 0)
       i++;
     else if (is_replay && argv[i][0] != '-' && sub == NULL)
       sub = argv[i];
