@@ -7,7 +7,18 @@
  * collected with curl_multi_info_read after every curl_multi_socket_action.
  * A sock_ctx is stopped synchronously on CURL_POLL_REMOVE (before curl closes
  * the fd) and freed only in its uv_close callback, so no callback ever sees
- * freed memory. */
+ * freed memory; uv_poll_start is only called when the watched events change.
+ * On CURL_POLL_REMOVE of a still-open fd (a connection going idle into
+ * curl's cache) the stopped sock_ctx is parked and reused when curl announces
+ * the same fd number again, instead of a uv_poll_init / uv_close per request.
+ *
+ * Per-request cost: a finished request (its struct req, CURL easy handle and
+ * body/header buffers) goes back to a free list of up to max_connections
+ * entries. An easy handle gets its constant options once when it is created;
+ * a reused one only gets the per-request options (URL, body, headers,
+ * timeout). Request headers are laid out as a curl_slist inside one reused
+ * buffer (wiped when the request finishes). Connections themselves live in
+ * the multi handle's connection cache, independent of easy handles. */
 #include "http_async.h"
 
 #include <curl/curl.h>
@@ -28,16 +39,21 @@
 struct sock_ctx {
   uv_poll_t poll;
   curl_socket_t fd;
+  int events; /* UV_READABLE|UV_WRITABLE being watched; 0 = stopped */
+  int parked; /* curl dropped the fd (CURL_POLL_REMOVE); stopped, kept */
   struct cr_http_async *h;
   struct sock_ctx *prev, *next;
 };
 
 struct req {
   struct cr_http_async *h;
-  CURL *easy;
-  struct curl_slist *hdrs;
-  char *body; /* request body (copy) */
-  size_t body_len;
+  CURL *easy;              /* constant options set once (easy_new) */
+  struct curl_slist *hdrs; /* hdr_cap nodes, pointing into hdr_buf */
+  size_t hdr_cap;          /* nodes allocated in hdrs */
+  char *hdr_buf;           /* "Expect:\0Name: v\0..." */
+  size_t hdr_buf_cap, hdr_buf_len;
+  char *body; /* request body (copy), body_cap bytes allocated */
+  size_t body_len, body_cap;
   uint64_t start_ns;
   int64_t retry_after_ms;
   cr_http_done_fn done;
@@ -54,7 +70,10 @@ struct cr_http_async {
   CURLM *multi;
   uv_timer_t timer;
   struct req *reqs;
-  struct sock_ctx *socks;
+  struct req *pool; /* idle requests (linked by next), n_pool of them */
+  size_t n_pool, pool_max;
+  struct sock_ctx *socks; /* watched and parked ones */
+  size_t n_parked;
   size_t in_flight;
   size_t open_handles;
   long timeout_ms;
@@ -92,11 +111,39 @@ static void req_free(struct req *r) {
   if (r->easy != NULL)
     curl_easy_cleanup(r->easy);
   /* Headers carry signatures and tokens: wipe them before release. */
-  for (struct curl_slist *l = r->hdrs; l != NULL; l = l->next)
-    cr__secret_wipe(l->data, strlen(l->data));
-  curl_slist_free_all(r->hdrs);
+  if (r->hdr_buf != NULL)
+    cr__secret_wipe(r->hdr_buf, r->hdr_buf_len);
+  cr__free(r->hdr_buf);
+  cr__free(r->hdrs);
   cr__free(r->body);
   cr__free(r);
+}
+
+/* Takes back a request that is not (or no longer) in the multi handle: keeps
+ * it for reuse, or frees it when closing, when the pool is full or when its
+ * transfer went wrong in a way that might leave the easy handle odd. */
+static void req_release(struct cr_http_async *h, struct req *r) {
+  if (h->closing || r->oom || r->easy == NULL || h->n_pool >= h->pool_max) {
+    req_free(r);
+    return;
+  }
+  cr__secret_wipe(r->hdr_buf, r->hdr_buf_len);
+  r->hdr_buf_len = 0;
+  r->done = NULL;
+  r->ud = NULL;
+  r->prev = NULL;
+  r->next = h->pool;
+  h->pool = r;
+  h->n_pool++;
+}
+
+static void pool_drain(struct cr_http_async *h) {
+  while (h->pool != NULL) {
+    struct req *r = h->pool;
+    h->pool = r->next;
+    h->n_pool--;
+    req_free(r);
+  }
 }
 
 /* ---- uv handle lifetime --------------------------------------------------
@@ -120,6 +167,8 @@ static void on_timer_closed(uv_handle_t *hd) { handle_closed(hd->data); }
 /* Stops watching s now and frees it once libuv is done with it. */
 static void sock_close(struct cr_http_async *h, struct sock_ctx *s) {
   uv_poll_stop(&s->poll);
+  if (s->parked)
+    h->n_parked--;
   if (s->prev != NULL)
     s->prev->next = s->next;
   else
@@ -217,7 +266,7 @@ static void sweep_oom(struct cr_http_async *h) {
       curl_multi_remove_handle(h->multi, r->easy);
       req_unlink(h, r);
       finish(r, CURLE_OK, cr_strerror(CR_ENOMEM));
-      req_free(r);
+      req_free(r);    /* not reused: oom */
       next = h->reqs; /* done may have changed the list: rescan */
     }
     r = next;
@@ -241,7 +290,7 @@ static void check_multi_info(struct cr_http_async *h) {
     curl_multi_remove_handle(h->multi, easy);
     req_unlink(h, r);
     finish(r, cc, NULL);
-    req_free(r);
+    req_release(h, r);
   }
 }
 
@@ -252,8 +301,10 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   struct sock_ctx *s = p->data;
   struct cr_http_async *h = s->h;
   int flags = 0;
-  if (status < 0)
+  if (status < 0) {
     flags = CURL_CSELECT_ERR;
+    s->events = 0; /* libuv stopped the handle: the next start is real */
+  }
   if (events & UV_READABLE)
     flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE)
@@ -282,8 +333,43 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *ud) {
   return 0;
 }
 
+/* curl no longer needs fd (its connection went idle into the cache, or it
+ * is about to be closed). s stops watching now; it is kept (parked) so the
+ * next transfer on the same fd number reuses the uv_poll_t instead of paying
+ * uv_poll_init (an epoll_ctl add/del probe) and uv_close again. A parked
+ * handle is stopped, so a closed or reused fd number is harmless. */
+static void sock_park(struct cr_http_async *h, struct sock_ctx *s) {
+  if (h->closing || h->n_parked >= 2 * h->pool_max + 8) {
+    sock_close(h, s);
+    return;
+  }
+  uv_poll_stop(&s->poll);
+  s->events = 0;
+  s->parked = 1;
+  h->n_parked++;
+}
+
+/* The parked context of fd, if any (at most one per fd number: a parked one
+ * is always taken before a new one is opened). */
+static struct sock_ctx *sock_unpark(struct cr_http_async *h, curl_socket_t fd) {
+  if (h->n_parked == 0)
+    return NULL;
+  for (struct sock_ctx *s = h->socks; s != NULL; s = s->next) {
+    if (s->parked && s->fd == fd) {
+      s->parked = 0;
+      h->n_parked--;
+      curl_multi_assign(h->multi, fd, s);
+      return s;
+    }
+  }
+  return NULL;
+}
+
 static struct sock_ctx *sock_open(struct cr_http_async *h, curl_socket_t fd) {
-  struct sock_ctx *s = cr__calloc(1, sizeof *s);
+  struct sock_ctx *s = sock_unpark(h, fd);
+  if (s != NULL)
+    return s;
+  s = cr__calloc(1, sizeof *s);
   if (s == NULL)
     return NULL;
   if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
@@ -321,7 +407,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud,
   if (what == CURL_POLL_REMOVE) {
     if (s != NULL) {
       curl_multi_assign(h->multi, fd, NULL);
-      sock_close(h, s);
+      sock_park(h, s);
     }
     return 0;
   }
@@ -329,13 +415,28 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud,
     return 0;
   if (s == NULL)
     s = sock_open(h, fd);
+  if (s == NULL) {
+    mark_failed(h, easy);
+    return 0;
+  }
   int ev = 0;
   if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
     ev |= UV_READABLE;
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
     ev |= UV_WRITABLE;
-  if (s == NULL || uv_poll_start(&s->poll, ev, on_poll) != 0)
+  if (ev == s->events)
+    return 0; /* already watching exactly these: no epoll_ctl round trip */
+  if (ev == 0) {
+    uv_poll_stop(&s->poll);
+    s->events = 0;
+    return 0;
+  }
+  if (uv_poll_start(&s->poll, ev, on_poll) != 0) {
+    s->events = 0;
     mark_failed(h, easy);
+    return 0;
+  }
+  s->events = ev;
   return 0;
 }
 
@@ -377,6 +478,7 @@ int cr_http_async_new(uv_loop_t *loop, const struct cr_http_async_opts *o,
   curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, maxc);
   curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, maxh);
   curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, maxc);
+  h->pool_max = (size_t)maxc;
   uv_timer_init(loop, &h->timer);
   h->timer.data = h;
   h->open_handles = 1;
@@ -384,29 +486,62 @@ int cr_http_async_new(uv_loop_t *loop, const struct cr_http_async_opts *o,
   return 0;
 }
 
-static int valid_header(const char *s) {
-  return s != NULL && strchr(s, ':') != NULL && strpbrk(s, "\r\n") == NULL;
-}
-
-static int build_headers(struct req *r, const char *const *headers, size_t n) {
-  /* Body sizes over 1 MiB would otherwise wait for 100-continue. */
-  r->hdrs = curl_slist_append(NULL, "Expect:");
-  if (r->hdrs == NULL)
+/* Grows *p to at least need bytes (contents not kept). */
+static int grow(void **p, size_t *cap, size_t need) {
+  if (need <= *cap)
+    return 0;
+  size_t n = *cap > 0 ? *cap : 64;
+  while (n < need)
+    n = n > SIZE_MAX / 2 ? need : n * 2;
+  void *q = cr__malloc(n);
+  if (q == NULL)
     return CR_ENOMEM;
-  for (size_t i = 0; i < n; i++) {
-    struct curl_slist *l = curl_slist_append(r->hdrs, headers[i]);
-    if (l == NULL)
-      return CR_ENOMEM;
-    r->hdrs = l;
-  }
+  cr__free(*p);
+  *p = q;
+  *cap = n;
   return 0;
 }
 
-static int set_options(struct cr_http_async *h, struct req *r, const char *url,
-                       long timeout_ms) {
+/* Lays out "Expect:" (body sizes over 1 MiB would otherwise wait for
+ * 100-continue) and the headers as a curl_slist in r's reused buffers. */
+static int build_headers(struct req *r, const char *const *headers, size_t n) {
+  static const char expect[] = "Expect:";
+  size_t bytes = sizeof expect;
+  for (size_t i = 0; i < n; i++)
+    bytes += strlen(headers[i]) + 1;
+  if (n + 1 > SIZE_MAX / sizeof *r->hdrs)
+    return CR_ENOMEM;
+  void *nodes = r->hdrs;
+  void *buf = r->hdr_buf;
+  int rc = grow(&nodes, &r->hdr_cap, (n + 1) * sizeof *r->hdrs);
+  r->hdrs = nodes;
+  if (rc != 0)
+    return rc;
+  if (bytes > r->hdr_buf_cap && r->hdr_buf != NULL)
+    cr__secret_wipe(r->hdr_buf, r->hdr_buf_len); /* about to be freed */
+  r->hdr_buf_len = 0;
+  rc = grow(&buf, &r->hdr_buf_cap, bytes);
+  r->hdr_buf = buf;
+  if (rc != 0)
+    return rc;
+  size_t off = 0;
+  for (size_t i = 0; i <= n; i++) {
+    const char *s = i == 0 ? expect : headers[i - 1];
+    size_t l = strlen(s) + 1;
+    memcpy(r->hdr_buf + off, s, l);
+    r->hdrs[i].data = r->hdr_buf + off;
+    r->hdrs[i].next = i < n ? &r->hdrs[i + 1] : NULL;
+    off += l;
+  }
+  r->hdr_buf_len = off;
+  return 0;
+}
+
+/* Options that never change for an easy handle (they point at r, which owns
+ * the handle for its whole life). */
+static int set_constant_options(struct req *r) {
   CURL *c = r->easy;
   int bad = 0;
-  bad |= curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK;
   bad |= curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)r) != CURLE_OK;
   bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -419,20 +554,74 @@ static int set_options(struct cr_http_async *h, struct req *r, const char *url,
   bad |= curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK;
   bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
   bad |=
-      curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-                       timeout_ms > 0 ? timeout_ms : h->timeout_ms) != CURLE_OK;
-  bad |=
       curl_easy_setopt(c, CURLOPT_USERAGENT, "connrun/" CR_VERSION) != CURLE_OK;
-  bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->hdrs) != CURLE_OK;
-  bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                          (curl_off_t)r->body_len) != CURLE_OK;
-  bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body) != CURLE_OK;
   bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
   bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, r) != CURLE_OK;
   bad |= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
   bad |= curl_easy_setopt(c, CURLOPT_HEADERDATA, r) != CURLE_OK;
   bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
   return bad ? CR_EHTTP : 0;
+}
+
+/* Options of this request; every one is set again on a reused handle. */
+static int set_request_options(struct cr_http_async *h, struct req *r,
+                               const char *url, long timeout_ms) {
+  CURL *c = r->easy;
+  int bad = 0;
+  bad |= curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK;
+  bad |=
+      curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                       timeout_ms > 0 ? timeout_ms : h->timeout_ms) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->hdrs) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                          (curl_off_t)r->body_len) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body) != CURLE_OK;
+  return bad ? CR_EHTTP : 0;
+}
+
+/* A pooled request, or a new one with a configured easy handle. */
+static int req_get(struct cr_http_async *h, struct req **out) {
+  struct req *r = h->pool;
+  if (r != NULL) {
+    h->pool = r->next;
+    h->n_pool--;
+    r->next = NULL;
+    *out = r;
+    return 0;
+  }
+  r = cr__calloc(1, sizeof *r);
+  if (r == NULL)
+    return CR_ENOMEM;
+  r->h = h;
+  int rc = CR_EHTTP;
+  if ((r->easy = curl_easy_init()) == NULL)
+    goto fail;
+  if ((rc = set_constant_options(r)) != 0)
+    goto fail;
+  *out = r;
+  return 0;
+fail:
+  req_free(r);
+  return rc;
+}
+
+static int copy_body(struct req *r, const char *body, size_t len) {
+  if (len == SIZE_MAX)
+    return CR_ENOMEM;
+  void *p = r->body;
+  int rc = grow(&p, &r->body_cap, len + 1);
+  r->body = p;
+  if (rc != 0)
+    return rc;
+  if (len > 0)
+    memcpy(r->body, body, len);
+  r->body[len] = '\0';
+  r->body_len = len;
+  return 0;
+}
+
+static int valid_header(const char *s) {
+  return s != NULL && strchr(s, ':') != NULL && strpbrk(s, "\r\n") == NULL;
 }
 
 static int post_args_ok(const cr_http_async *h, const char *url,
@@ -455,36 +644,33 @@ int cr_http_async_post(cr_http_async *h, const char *url,
                        cr_http_done_fn done, void *ud) {
   if (!post_args_ok(h, url, headers, n_headers, body, len, timeout_ms, done))
     return CR_EINVAL;
-  int rc = CR_ENOMEM;
-  struct req *r = cr__calloc(1, sizeof *r);
-  if (r == NULL)
-    return CR_ENOMEM;
-  r->h = h;
+  struct req *r = NULL;
+  int rc = req_get(h, &r);
+  if (rc != 0)
+    return rc;
   r->done = done;
   r->ud = ud;
   r->retry_after_ms = -1;
-  r->body_len = len;
-  r->body = cr__malloc(len + 1);
-  if (r->body == NULL)
+  r->resp_len = 0;
+  r->resp[0] = '\0';
+  r->errbuf[0] = '\0';
+  r->oom = 0;
+  if ((rc = copy_body(r, body, len)) != 0)
     goto fail;
-  if (len > 0)
-    memcpy(r->body, body, len);
-  r->body[len] = '\0';
   if ((rc = build_headers(r, headers, n_headers)) != 0)
     goto fail;
-  rc = CR_EHTTP;
-  if ((r->easy = curl_easy_init()) == NULL)
-    goto fail;
-  if ((rc = set_options(h, r, url, timeout_ms)) != 0)
+  if ((rc = set_request_options(h, r, url, timeout_ms)) != 0)
     goto fail;
   r->start_ns = uv_hrtime();
   rc = CR_EHTTP;
-  if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK)
-    goto fail;
+  if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
+    req_free(r); /* curl refused the handle: do not reuse it */
+    return rc;
+  }
   req_link(h, r);
   return 0;
 fail:
-  req_free(r);
+  req_release(h, r);
   return rc;
 }
 
@@ -504,6 +690,7 @@ void cr_http_async_close(cr_http_async *h) {
     finish(r, CURLE_OK, "cancelled");
     req_free(r);
   }
+  pool_drain(h);
   curl_multi_cleanup(h->multi); /* may report CURL_POLL_REMOVE: closes ctxs */
   h->multi = NULL;
   while (h->socks != NULL)

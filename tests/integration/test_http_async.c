@@ -2,7 +2,9 @@
  * loop against the loopback fake server: bulk delivery with bodies and
  * headers, statuses, Retry-After, timeouts, refused connections, a receiver
  * restart, connection reuse, cancel on close, bad arguments, allocation
- * failures, and a throughput print. */
+ * failures, reuse of pooled requests (no stale headers, body or timeout;
+ * more in flight than the pool; allocation failures while a pooled request
+ * grows), and a throughput print. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -579,6 +581,239 @@ static void test_alloc_failures(void **state) {
   cr_fake_http_stop(s);
 }
 
+/* ---- Reused requests (pooled easy handles and buffers) ------------------ */
+
+/* Posts once on h and runs loop until done; returns the post's rc. */
+static int post_wait(uv_loop_t *loop, cr_http_async *h, const char *url,
+                     const char *const *hdrs, size_t n, const char *body,
+                     size_t len, long timeout_ms, struct outcome *o) {
+  memset(o, 0, sizeof *o);
+  o->status = -1;
+  int rc = cr_http_async_post(h, url, hdrs, n, body, len, timeout_ms,
+                              outcome_done, o);
+  if (rc != 0)
+    return rc;
+  while (o->calls == 0)
+    uv_run(loop, UV_RUN_ONCE);
+  assert_int_equal(o->calls, 1);
+  return 0;
+}
+
+/* A reused handle must carry nothing over: not headers of an earlier request
+ * with more of them, not a longer body, not an earlier timeout or error. */
+static void test_reuse_no_stale_state(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char ok[256], slow[256], dead[128];
+  url_of(ok, sizeof ok, s, "/ok");
+  url_of(slow, sizeof slow, s, "/slow");
+  assert_int_equal(cr_fake_http_dead_url(dead, sizeof dead), 0);
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct cr_http_async_opts opt = {1, 0, 0}; /* one pooled handle */
+  cr_http_async *h = NULL;
+  assert_int_equal(cr_http_async_new(&loop, &opt, &h), 0);
+  struct outcome o;
+  /* 1: many headers and a large body. */
+  size_t big_len = 200000;
+  char *big = malloc(big_len + 1);
+  assert_non_null(big);
+  memset(big, 'x', big_len);
+  big[big_len] = '\0';
+  const char *many[] = {"X-A: 1", "X-B: 2", "X-C: 3", "X-Secret: s3cr3t"};
+  assert_int_equal(post_wait(&loop, h, ok, many, 4, big, big_len, 0, &o), 0);
+  assert_int_equal(o.status, 200);
+  /* 2: fewer headers, short body, no headers at all then. */
+  const char *few[] = {"X-B: two"};
+  assert_int_equal(post_wait(&loop, h, ok, few, 1, "tiny", 4, 0, &o), 0);
+  assert_int_equal(o.status, 200);
+  assert_string_equal(o.error, "");
+  assert_int_equal(post_wait(&loop, h, ok, NULL, 0, NULL, 0, 0, &o), 0);
+  assert_int_equal(o.status, 200);
+  /* 3: an error, then a timeout, then a request without a timeout: the
+   * default (15 s) applies again and the slow answer arrives. */
+  strcat(dead, "/ok");
+  assert_int_equal(post_wait(&loop, h, dead, few, 1, "d", 1, 0, &o), 0);
+  assert_int_equal(o.status, 0);
+  assert_true(o.error[0] != '\0');
+  assert_int_equal(post_wait(&loop, h, slow, few, 1, "s", 1, 200, &o), 0);
+  assert_int_equal(o.status, 0);
+  assert_non_null(strstr(o.error, "timed out"));
+  assert_int_equal(post_wait(&loop, h, slow, NULL, 0, "s", 1, 0, &o), 0);
+  assert_int_equal(o.status, 200);
+  assert_string_equal(o.error, "");
+  assert_int_equal(post_wait(&loop, h, ok, few, 1, "end", 3, 0, &o), 0);
+  assert_int_equal(o.status, 200);
+  /* What the server saw, request by request. */
+  assert_int_equal(cr_fake_http_count(s), 6);
+  const struct cr_fake_http_request *rq = cr_fake_http_request_at(s, 0);
+  assert_int_equal(rq->body_len, big_len);
+  assert_string_equal(cr_fake_http_header(rq, "X-Secret"), "s3cr3t");
+  assert_null(cr_fake_http_header(rq, "Expect"));
+  rq = cr_fake_http_request_at(s, 1);
+  assert_int_equal(rq->body_len, 4);
+  assert_string_equal(rq->body, "tiny");
+  assert_string_equal(cr_fake_http_header(rq, "X-B"), "two");
+  assert_null(cr_fake_http_header(rq, "X-A"));
+  assert_null(cr_fake_http_header(rq, "X-Secret"));
+  rq = cr_fake_http_request_at(s, 2);
+  assert_int_equal(rq->body_len, 0);
+  assert_null(cr_fake_http_header(rq, "X-B"));
+  rq = cr_fake_http_request_at(s, 5);
+  assert_string_equal(rq->body, "end");
+  assert_string_equal(cr_fake_http_header(rq, "X-B"), "two");
+  free(big);
+  cr_http_async_close(h);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_http_async_free(h);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  cr_fake_http_stop(s);
+}
+
+/* More requests in flight than the pool keeps: the extra ones queue in the
+ * multi handle, finish, and are released; all answers match their request. */
+static void test_window_over_pool(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  struct drv d;
+  struct cr_http_async_opts o = {2, 0, 0};
+  drv_init(&d, 300, 12, &o);
+  drv_run(&d, url_of(url, sizeof url, s, "/ok"), 300);
+  for (size_t i = 0; i < 300; i++) {
+    char want[64];
+    snprintf(want, sizeof want, "ok:payload-%zu", i);
+    assert_int_equal(d.slots[i].status, 200);
+    assert_string_equal(d.slots[i].body, want);
+  }
+  size_t conns = cr_fake_http_connections(s);
+  assert_true(conns >= 1 && conns <= 2);
+  drv_finish(&d);
+  cr_fake_http_stop(s);
+}
+
+/* Allocation failures while a pooled request grows its buffers (bigger body,
+ * more headers): clean CR_ENOMEM, and the client (and its pool) keep working
+ * afterwards. */
+static void test_alloc_failures_reused(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  url_of(url, sizeof url, s, "/ok");
+  char body[3000];
+  memset(body, 'y', sizeof body);
+  const char *hdrs[12];
+  char hbuf[12][32];
+  for (size_t i = 0; i < 12; i++) {
+    snprintf(hbuf[i], sizeof hbuf[i], "X-H%zu: value-%zu", i, i);
+    hdrs[i] = hbuf[i];
+  }
+  cr_test_alloc_install();
+  int clean = 0, failed = 0;
+  for (long n = 0; !clean && n < 100; n++) {
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    cr_http_async *h = NULL;
+    struct outcome o;
+    assert_int_equal(cr_http_async_new(&loop, NULL, &h), 0);
+    assert_int_equal(post_wait(&loop, h, url, NULL, 0, "a", 1, 0, &o), 0);
+    assert_int_equal(o.status, 200);
+    cr_test_alloc_fail_after(n);
+    int rc = post_wait(&loop, h, url, hdrs, 12, body, sizeof body, 0, &o);
+    clean = !cr_test_alloc_failed();
+    cr_test_alloc_fail_after(-1);
+    assert_true(rc == 0 || rc == CR_ENOMEM);
+    failed |= rc == CR_ENOMEM;
+    if (clean)
+      assert_int_equal(o.status, 200);
+    assert_int_equal(cr_http_async_in_flight(h), 0);
+    /* Still usable, with the grown request or a fresh one. */
+    assert_int_equal(
+        post_wait(&loop, h, url, hdrs, 12, body, sizeof body, 0, &o), 0);
+    assert_int_equal(o.status, 200);
+    cr_http_async_close(h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_http_async_free(h);
+    assert_int_equal(uv_loop_close(&loop), 0);
+  }
+  assert_true(failed);
+  assert_true(clean);
+  cr_fake_http_stop(s);
+}
+
+/* Idle connections (their sockets stay watched while parked) closed by the
+ * peer, refused connects in between (their fds get reused), and again: every
+ * request after a restart gets through on a fresh connection. */
+static void test_idle_close_cycles(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  uint16_t port = cr_fake_http_port(s);
+  char ok[256], dead[128];
+  url_of(ok, sizeof ok, s, "/ok");
+  assert_int_equal(cr_fake_http_dead_url(dead, sizeof dead), 0);
+  strcat(dead, "/ok");
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  cr_http_async *h = NULL;
+  assert_int_equal(cr_http_async_new(&loop, NULL, &h), 0);
+  struct outcome o;
+  for (int cycle = 0; cycle < 5; cycle++) {
+    for (int i = 0; i < 3; i++) {
+      assert_int_equal(post_wait(&loop, h, ok, NULL, 0, "a", 1, 2000, &o), 0);
+      assert_int_equal(o.status, 200);
+    }
+    cr_fake_http_stop(s);
+    /* Let the EOF of the idle connection reach the parked socket. */
+    uint64_t until = uv_hrtime() + 50000000u;
+    while (uv_hrtime() < until)
+      uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(post_wait(&loop, h, dead, NULL, 0, "b", 1, 2000, &o), 0);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(cr_fake_http_start_port(handler, &sv, port, &s), 0);
+  }
+  assert_int_equal(post_wait(&loop, h, ok, NULL, 0, "c", 1, 2000, &o), 0);
+  assert_int_equal(o.status, 200);
+  assert_int_equal(cr_fake_http_count(s), 1);
+  cr_http_async_close(h);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_http_async_free(h);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  cr_fake_http_stop(s);
+}
+
+/* A host name instead of an address: the resolver's own sockets (not
+ * connection sockets) come and go between transfers. */
+static void test_hostname_url(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char url[256];
+  snprintf(url, sizeof url, "http://localhost:%u/ok",
+           (unsigned)cr_fake_http_port(s));
+  struct drv d;
+  drv_init(&d, 200, 4, NULL);
+  d.timeout_ms = 5000;
+  drv_run(&d, url, 100);
+  uv_loop_t *loop = &d.loop;
+  cr_http_async *h2 = NULL; /* a second client: its own DNS cache */
+  assert_int_equal(cr_http_async_new(loop, NULL, &h2), 0);
+  struct outcome o;
+  assert_int_equal(post_wait(loop, h2, url, NULL, 0, "x", 1, 5000, &o), 0);
+  assert_int_equal(o.status, 200);
+  cr_http_async_close(h2);
+  drv_run(&d, url, 200);
+  for (size_t i = 0; i < 200; i++)
+    assert_int_equal(d.slots[i].status, 200);
+  assert_int_equal(cr_fake_http_count(s), 201);
+  drv_finish(&d); /* runs the loop until h2's handles are closed too */
+  cr_http_async_free(h2);
+  cr_fake_http_stop(s);
+}
+
 static void test_throughput(void **state) {
   (void)state;
   struct srv sv;
@@ -617,6 +852,11 @@ int main(void) {
       cmocka_unit_test(test_close_from_callback),
       cmocka_unit_test(test_bad_args),
       cmocka_unit_test(test_alloc_failures),
+      cmocka_unit_test(test_reuse_no_stale_state),
+      cmocka_unit_test(test_window_over_pool),
+      cmocka_unit_test(test_alloc_failures_reused),
+      cmocka_unit_test(test_idle_close_cycles),
+      cmocka_unit_test(test_hostname_url),
       cmocka_unit_test(test_throughput),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
