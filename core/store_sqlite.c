@@ -268,9 +268,17 @@ static const char MIGRATION_6[] =
   "DROP INDEX outbox_due;"
   "CREATE INDEX outbox_by_event_id ON outbox(event_id);";
 
+/* Version 7: the lease-expiry scan reads a partial index of leased
+ * executions; the (state, lease_expires_at) index every state change
+ * rewrote is gone (claims use executions_created since v5). */
+static const char MIGRATION_7[] =
+  "DROP INDEX executions_by_state;"
+  "CREATE INDEX executions_lease_expiry ON executions(lease_expires_at)"
+  "  WHERE state IN ('pending','executing');";
+
 static const char *const migrations[] = {MIGRATION_1, MIGRATION_2,
                                          MIGRATION_3, MIGRATION_4, MIGRATION_5,
-                                         MIGRATION_6};
+                                         MIGRATION_6, MIGRATION_7};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ---- Statements ---------------------------------------------------------- */
