@@ -1,7 +1,7 @@
 /* store_sqlite.h: the SQLite store backend's entry points (internal to the
  * core and its tests): opening a database file, the schema version it
  * migrates to, and test hooks (open at an older schema version, run raw SQL).
- * No SQLite type appears here; only store_sqlite.c knows SQLite. */
+ * No SQLite type appears here; only store_sqlite*.c know SQLite. */
 #ifndef CR_STORE_SQLITE_H
 #define CR_STORE_SQLITE_H
 
