@@ -6,14 +6,17 @@
  * so adding a key is one table line; then cross-references are resolved;
  * cr_config_check_plugins() (config_check.c) does the plugin-dependent
  * checks. Every problem
- * becomes a diagnostic; the loader goes on after an error. */
+ * becomes a diagnostic; the loader goes on after an error.
+ *
+ * This file owns the shared helpers (config_int.h), reading files and
+ * includes, the top level, host:, authorizations:, works:, the
+ * cross-references, loading and freeing; the subscriptions: section is in
+ * config_subs.c and the alerts: section in config_alerts.c. */
 #include "config.h"
 #include "config_int.h"
 
 #include "alloc.h"
 #include "error.h"
-#include "event_tpl.h"
-#include "mail.h"
 #include "plugin_host.h"
 #include "redact.h"
 #include "schedule.h"
@@ -30,23 +33,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define DEFAULT_LISTEN "127.0.0.1:8470"
 #define DEFAULT_ACCOUNT "default"
-#define MS_PER_S INT64_C(1000)
-#define MS_PER_DAY (INT64_C(86400) * MS_PER_S)
-
-/* Which object a message is about: noun "work 'x'", in "in work 'x'". */
-struct where {
-  char noun[200];
-  char in[210];
-};
 
 /* ---- Small helpers ------------------------------------------------------- */
 
-static void where_set(struct where *w, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void where_set(struct where *w, const char *fmt, ...) {
+void cr__cfg_where_set(struct where *w, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(w->noun, sizeof w->noun, fmt, ap);
@@ -89,7 +81,7 @@ const struct cr_mark *cr__cfg_mk_node(const struct ld *L, const json_t *n) {
   return cr_marks_get(L->cfg->marks, n);
 }
 
-static struct cr_mark mark_copy(const struct ld *L, const json_t *n) {
+struct cr_mark cr__cfg_mark_copy(const struct ld *L, const json_t *n) {
   const struct cr_mark *mk = cr__cfg_mk_node(L, n);
   struct cr_mark none = {L->doc ? L->doc->file : NULL, 0, 0};
   return mk ? *mk : none;
@@ -101,14 +93,14 @@ const struct cr_mark *cr__cfg_mk_val(const struct ld *L, const json_t *obj,
   return mk ? mk : cr__cfg_mk_node(L, obj);
 }
 
-static const struct cr_mark *mk_key(const struct ld *L, const json_t *obj,
-                                    const char *key) {
+const struct cr_mark *cr__cfg_mk_key(const struct ld *L, const json_t *obj,
+                                     const char *key) {
   const struct cr_mark *mk = cr_marks_key(L->cfg->marks, obj, key);
   return mk ? mk : cr__cfg_mk_val(L, obj, key);
 }
 
-static const struct cr_mark *mk_item(const struct ld *L, const json_t *arr,
-                                     size_t i) {
+const struct cr_mark *cr__cfg_mk_item(const struct ld *L, const json_t *arr,
+                                      size_t i) {
   const struct cr_mark *mk = cr_marks_item(L->cfg->marks, arr, i);
   return mk ? mk : cr__cfg_mk_node(L, arr);
 }
@@ -140,9 +132,9 @@ const char *cr__cfg_join_names(const char *const *names, size_t n,
 }
 
 /* "line 12" or "other.yaml:12" relative to the file of mk. */
-static const char *where_first(const struct cr_mark *first,
-                               const struct cr_mark *here, char *buf,
-                               size_t len) {
+const char *cr__cfg_where_first(const struct cr_mark *first,
+                                const struct cr_mark *here, char *buf,
+                                size_t len) {
   if (first == NULL)
     snprintf(buf, len, "elsewhere");
   else if (here != NULL && here->file == first->file)
@@ -300,35 +292,6 @@ uint64_t cr_config_hash_json(const json_t *v) {
 
 /* ---- The key tables ------------------------------------------------------ */
 
-enum ftype {
-  FT_STR,      /* const char *: a string */
-  FT_NONEMPTY, /* const char *: a non-empty string */
-  FT_ID,       /* const char *: an id */
-  FT_BOOL,     /* int */
-  FT_INT,      /* int in [min, max] */
-  FT_DURATION, /* int64_t ms in [min, max] */
-  FT_PATH,     /* char *: an absolute path (replaces the default) */
-  FT_MAP,      /* const json_t *: a mapping */
-  FT_ENUM,     /* int: index in names */
-  FT_CUSTOM,   /* the setter checks and stores */
-  FT_IGNORE,   /* handled elsewhere */
-};
-
-struct field;
-typedef void (*setter_fn)(struct ld *L, const struct where *w,
-                          const json_t *obj, const struct field *f,
-                          const json_t *v, void *target);
-
-struct field {
-  const char *key;
-  enum ftype type;
-  int required;
-  size_t off; /* offset of the member in the target struct */
-  long long min, max;
-  const char *const *names; /* FT_ENUM: NULL-terminated */
-  setter_fn set;            /* FT_CUSTOM */
-};
-
 static const char *const isolation_names[] = {"process", "inline", NULL};
 static const char *const dest_type_names[] = {"jsonl", "sqlite", "plugin",
                                               NULL};
@@ -356,8 +319,8 @@ static int is_type(const json_t *v, json_type t) {
 
 /* Checks the type of obj[key]; reports and returns 0 when wrong. Never
  * prints the value (it may be a secret). */
-static int want(struct ld *L, const struct where *w, const json_t *obj,
-                const char *key, const json_t *v, json_type t) {
+int cr__cfg_want(struct ld *L, const struct where *w, const json_t *obj,
+                 const char *key, const json_t *v, json_type t) {
   if (is_type(v, t))
     return 1;
   cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, key), "'%s' %s: expected %s, got %s",
@@ -366,13 +329,14 @@ static int want(struct ld *L, const struct where *w, const json_t *obj,
 }
 
 /* Same for arr[i], described as "'key' item N". */
-static int want_item(struct ld *L, const struct where *w, const char *key,
-                     const json_t *arr, size_t i, json_type t) {
+int cr__cfg_want_item(struct ld *L, const struct where *w, const char *key,
+                      const json_t *arr, size_t i, json_type t) {
   const json_t *v = json_array_get(arr, i);
   if (is_type(v, t))
     return 1;
-  cr__cfg_err_at(L, mk_item(L, arr, i), "'%s' item %zu %s: expected %s, got %s",
-                 key, i + 1, w->in, type_noun(t), cr_json_type_noun(v));
+  cr__cfg_err_at(L, cr__cfg_mk_item(L, arr, i),
+                 "'%s' item %zu %s: expected %s, got %s", key, i + 1, w->in,
+                 type_noun(t), cr_json_type_noun(v));
   return 0;
 }
 
@@ -380,7 +344,7 @@ static void set_enum(struct ld *L, const struct where *w, const json_t *obj,
                      const struct field *f, const json_t *v, int *out) {
   char dym[160], list[256];
   size_t n = 0;
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_STRING))
     return;
   while (f->names[n] != NULL)
     n++;
@@ -404,7 +368,7 @@ static void set_duration(struct ld *L, const struct where *w, const json_t *obj,
     json_int_t s = json_integer_value(v);
     ok = s >= 0 && s <= INT64_MAX / MS_PER_S;
     ms = ok ? (int64_t)s * MS_PER_S : 0;
-  } else if (want(L, w, obj, f->key, v, JSON_STRING)) {
+  } else if (cr__cfg_want(L, w, obj, f->key, v, JSON_STRING)) {
     ok = cr_config_parse_duration(json_string_value(v), &ms) == 0;
   } else {
     return;
@@ -427,7 +391,7 @@ static void set_duration(struct ld *L, const struct where *w, const json_t *obj,
 
 static void set_path(struct ld *L, const struct where *w, const json_t *obj,
                      const struct field *f, const json_t *v, char **out) {
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_STRING))
     return;
   if (json_string_length(v) == 0) {
     cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
@@ -450,7 +414,7 @@ static void set_field(struct ld *L, const struct where *w, const json_t *obj,
   case FT_STR:
   case FT_NONEMPTY:
   case FT_ID:
-    if (!want(L, w, obj, f->key, v, JSON_STRING))
+    if (!cr__cfg_want(L, w, obj, f->key, v, JSON_STRING))
       return;
     if (f->type == FT_NONEMPTY && json_string_length(v) == 0) {
       cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
@@ -468,11 +432,11 @@ static void set_field(struct ld *L, const struct where *w, const json_t *obj,
     *(const char **)dst = json_string_value(v);
     return;
   case FT_BOOL:
-    if (want(L, w, obj, f->key, v, JSON_TRUE))
+    if (cr__cfg_want(L, w, obj, f->key, v, JSON_TRUE))
       *(int *)dst = json_is_true(v);
     return;
   case FT_INT:
-    if (!want(L, w, obj, f->key, v, JSON_INTEGER))
+    if (!cr__cfg_want(L, w, obj, f->key, v, JSON_INTEGER))
       return;
     if (json_integer_value(v) < f->min || json_integer_value(v) > f->max) {
       cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
@@ -489,7 +453,7 @@ static void set_field(struct ld *L, const struct where *w, const json_t *obj,
     set_path(L, w, obj, f, v, dst);
     return;
   case FT_MAP:
-    if (want(L, w, obj, f->key, v, JSON_OBJECT))
+    if (cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
       *(const json_t **)dst = v;
     return;
   case FT_ENUM:
@@ -510,15 +474,16 @@ static void unknown_key(struct ld *L, const struct where *w, const json_t *obj,
   size_t k = 0;
   for (size_t i = 0; i < n && k < N_OF(names); i++)
     names[k++] = fields[i].key;
-  cr__cfg_err_at(L, mk_key(L, obj, key), "unknown key '%.64s' %s%s", key, w->in,
+  cr__cfg_err_at(L, cr__cfg_mk_key(L, obj, key), "unknown key '%.64s' %s%s",
+                 key, w->in,
                  cr__cfg_did_you_mean(key, names, k, dym, sizeof dym));
 }
 
 /* Applies the mapping obj to target through the table: unknown keys, types,
  * setters, then missing required fields (reported at the mapping). A null
  * value means "not set". */
-static void apply(struct ld *L, const struct where *w, const json_t *obj,
-                  const struct field *fields, size_t n, void *target) {
+void cr__cfg_apply(struct ld *L, const struct where *w, const json_t *obj,
+                   const struct field *fields, size_t n, void *target) {
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)obj, k, v) {
@@ -540,9 +505,9 @@ static void apply(struct ld *L, const struct where *w, const json_t *obj,
   }
 }
 
-/* Checks that v is a mapping before apply(); reports otherwise. */
-static int want_map(struct ld *L, const struct where *w, const json_t *v,
-                    const struct cr_mark *mk) {
+/* Checks that v is a mapping before cr__cfg_apply(); reports otherwise. */
+int cr__cfg_want_map(struct ld *L, const struct where *w, const json_t *v,
+                     const struct cr_mark *mk) {
   if (json_is_object(v))
     return 1;
   cr__cfg_err_at(L, mk, "%s: expected a mapping, got %s", w->noun,
@@ -551,7 +516,7 @@ static int want_map(struct ld *L, const struct where *w, const json_t *v,
 }
 
 /* Grows an array of structs by one zeroed element; NULL on ENOMEM. */
-static void *grow(struct ld *L, void **arr, size_t *n, size_t size) {
+void *cr__cfg_grow(struct ld *L, void **arr, size_t *n, size_t size) {
   char *p = cr__realloc(*arr, (*n + 1) * size);
   if (p == NULL) {
     L->nomem = 1;
@@ -563,13 +528,13 @@ static void *grow(struct ld *L, void **arr, size_t *n, size_t size) {
 }
 
 /* The id of a list item for messages: "work 'x'" or "work #3". */
-static void item_where(struct where *w, const char *what, const json_t *item,
-                       size_t index) {
+void cr__cfg_item_where(struct where *w, const char *what, const json_t *item,
+                        size_t index) {
   const json_t *id = json_object_get(item, "id");
   if (json_is_string(id) && cr_config_valid_id(json_string_value(id)))
-    where_set(w, "%s '%s'", what, json_string_value(id));
+    cr__cfg_where_set(w, "%s '%s'", what, json_string_value(id));
   else
-    where_set(w, "%s #%zu", what, index + 1);
+    cr__cfg_where_set(w, "%s #%zu", what, index + 1);
 }
 
 /* ---- Secrets ------------------------------------------------------------- */
@@ -592,7 +557,7 @@ static void secret_value(void *ud, const char *value, int from_ref) {
 
 /* Resolves every string of in (a new tree with the same marks), or NULL on
  * ENOMEM. */
-static json_t *resolve_tree(struct ld *L, const json_t *in, int all) {
+json_t *cr__cfg_resolve_tree(struct ld *L, const json_t *in, int all) {
   struct secret_ud ud = {L, all};
   json_t *out = NULL;
   int rc = cr_secret_resolve_tree(in, L->doc->dir, secret_error, secret_value,
@@ -607,11 +572,12 @@ static json_t *resolve_tree(struct ld *L, const json_t *in, int all) {
 }
 
 /* Resolves one string value (obj[f->key] = v); NULL on error (reported). */
-static char *resolve_one(struct ld *L, const struct where *w, const json_t *obj,
-                         const char *key, const json_t *v, int all) {
+char *cr__cfg_resolve_one(struct ld *L, const struct where *w,
+                          const json_t *obj, const char *key, const json_t *v,
+                          int all) {
   char err[512], *out = NULL;
   int ref = 0;
-  if (!want(L, w, obj, key, v, JSON_STRING))
+  if (!cr__cfg_want(L, w, obj, key, v, JSON_STRING))
     return NULL;
   int rc = cr_secret_resolve(json_string_value(v), L->doc->dir, &out, &ref, err,
                              sizeof err);
@@ -624,7 +590,7 @@ static char *resolve_one(struct ld *L, const struct where *w, const json_t *obj,
   return out;
 }
 
-static void free_secret(char *s) {
+void cr__cfg_free_secret(char *s) {
   if (s != NULL)
     memset(s, 0, strlen(s));
   cr__free(s);
@@ -638,13 +604,13 @@ static void set_plugin_dirs(struct ld *L, const struct where *w,
                             const json_t *obj, const struct field *f,
                             const json_t *v, void *t) {
   host_t *h = t;
-  if (!want(L, w, obj, f->key, v, JSON_ARRAY))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_ARRAY))
     return;
   for (size_t i = 0; i < json_array_size(v); i++) {
-    if (!want_item(L, w, f->key, v, i, JSON_STRING))
+    if (!cr__cfg_want_item(L, w, f->key, v, i, JSON_STRING))
       continue;
-    char **slot = grow(L, (void **)&h->plugin_dirs, &h->n_plugin_dirs,
-                       sizeof *h->plugin_dirs);
+    char **slot = cr__cfg_grow(L, (void **)&h->plugin_dirs, &h->n_plugin_dirs,
+                               sizeof *h->plugin_dirs);
     if (slot == NULL)
       return;
     *slot = join_path(L->doc->dir, json_string_value(json_array_get(v, i)));
@@ -659,7 +625,7 @@ static void set_plugin_dirs(struct ld *L, const struct where *w,
 static void set_listen(struct ld *L, const struct where *w, const json_t *obj,
                        const struct field *f, const json_t *v, void *t) {
   host_t *h = t;
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_STRING))
     return;
   const char *s = json_string_value(v);
   const char *colon = strrchr(s, ':');
@@ -683,14 +649,14 @@ static void set_token_value(struct ld *L, const struct where *w,
                             const json_t *obj, const struct field *f,
                             const json_t *v, void *t) {
   token_t *tok = t;
-  char *s = resolve_one(L, w, obj, f->key, v, 1);
+  char *s = cr__cfg_resolve_one(L, w, obj, f->key, v, 1);
   if (s != NULL && s[0] == '\0') {
     cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key), "'%s' %s is empty",
                    f->key, w->in);
-    free_secret(s);
+    cr__cfg_free_secret(s);
     return;
   }
-  free_secret(tok->token);
+  cr__cfg_free_secret(tok->token);
   tok->token = s;
 }
 
@@ -703,23 +669,23 @@ static void set_api_tokens(struct ld *L, const struct where *w,
                            const json_t *obj, const struct field *f,
                            const json_t *v, void *t) {
   host_t *h = t;
-  if (!want(L, w, obj, f->key, v, JSON_ARRAY))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_ARRAY))
     return;
   for (size_t i = 0; i < json_array_size(v); i++) {
     const json_t *item = json_array_get(v, i);
     struct where iw;
-    if (!want_item(L, w, f->key, v, i, JSON_OBJECT))
+    if (!cr__cfg_want_item(L, w, f->key, v, i, JSON_OBJECT))
       continue;
     const json_t *name = json_object_get(item, "name");
     if (json_is_string(name))
-      where_set(&iw, "api token '%.64s'", json_string_value(name));
+      cr__cfg_where_set(&iw, "api token '%.64s'", json_string_value(name));
     else
-      where_set(&iw, "api token #%zu", i + 1);
+      cr__cfg_where_set(&iw, "api token #%zu", i + 1);
     token_t *tok =
-        grow(L, (void **)&h->api_tokens, &h->n_api_tokens, sizeof *tok);
+        cr__cfg_grow(L, (void **)&h->api_tokens, &h->n_api_tokens, sizeof *tok);
     if (tok == NULL)
       return;
-    apply(L, &iw, item, token_fields, N_OF(token_fields), tok);
+    cr__cfg_apply(L, &iw, item, token_fields, N_OF(token_fields), tok);
     for (size_t j = 0; tok->name != NULL && j + 1 < h->n_api_tokens; j++)
       if (h->api_tokens[j].name &&
           strcmp(h->api_tokens[j].name, tok->name) == 0)
@@ -741,9 +707,9 @@ static void set_runner(struct ld *L, const struct where *w, const json_t *obj,
                        const struct field *f, const json_t *v, void *t) {
   struct where rw;
   (void)w;
-  where_set(&rw, "host.runner");
-  if (want(L, w, obj, f->key, v, JSON_OBJECT))
-    apply(L, &rw, v, runner_fields, N_OF(runner_fields), t);
+  cr__cfg_where_set(&rw, "host.runner");
+  if (cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
+    cr__cfg_apply(L, &rw, v, runner_fields, N_OF(runner_fields), t);
 }
 
 static const struct field host_fields[] = {
@@ -765,25 +731,26 @@ static void set_host(struct ld *L, const struct where *w, const json_t *obj,
   struct where hw;
   char first[300];
   (void)t;
-  const struct cr_mark *here = mk_key(L, obj, f->key);
+  const struct cr_mark *here = cr__cfg_mk_key(L, obj, f->key);
   if (L->host_mark.line > 0) {
-    cr__cfg_err_at(L, here, "'host' is defined twice (first at %s)",
-                   where_first(&L->host_mark, NULL, first, sizeof first));
+    cr__cfg_err_at(
+        L, here, "'host' is defined twice (first at %s)",
+        cr__cfg_where_first(&L->host_mark, NULL, first, sizeof first));
     return;
   }
   if (here != NULL)
     L->host_mark = *here;
-  where_set(&hw, "host");
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
+  cr__cfg_where_set(&hw, "host");
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
     return;
   L->cfg->host.def = v;
-  apply(L, &hw, v, host_fields, N_OF(host_fields), &L->cfg->host);
+  cr__cfg_apply(L, &hw, v, host_fields, N_OF(host_fields), &L->cfg->host);
 }
 
 /* Sets *slot to a new empty object when unset, marked at mk (so that a
  * schema error about the missing object points at its owner). */
-static void default_object(struct ld *L, json_t **slot,
-                           const struct cr_mark *mk) {
+void cr__cfg_default_object(struct ld *L, json_t **slot,
+                            const struct cr_mark *mk) {
   if (*slot != NULL)
     return;
   if ((*slot = json_object()) == NULL ||
@@ -798,7 +765,7 @@ typedef struct cr_config_auth auth_t;
 
 static void set_provider(struct ld *L, const struct where *w, const json_t *obj,
                          const struct field *f, const json_t *v, void *t) {
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_STRING))
     return;
   if (!valid_provider_name(json_string_value(v))) {
     cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
@@ -813,9 +780,9 @@ static void set_credentials(struct ld *L, const struct where *w,
                             const json_t *obj, const struct field *f,
                             const json_t *v, void *t) {
   auth_t *a = t;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
     return;
-  json_t *r = resolve_tree(L, v, 1);
+  json_t *r = cr__cfg_resolve_tree(L, v, 1);
   if (r != NULL) {
     json_decref(a->credentials);
     a->credentials = r;
@@ -836,19 +803,19 @@ static const struct field auth_fields[] = {
 static void add_auth(struct ld *L, const json_t *item, size_t index) {
   struct where w;
   cr_config *cfg = L->cfg;
-  item_where(&w, "authorization", item, index);
-  if (!want_map(L, &w, item, cr__cfg_mk_node(L, item)))
+  cr__cfg_item_where(&w, "authorization", item, index);
+  if (!cr__cfg_want_map(L, &w, item, cr__cfg_mk_node(L, item)))
     return;
-  auth_t *a = grow(L, (void **)&cfg->auths, &cfg->n_auths, sizeof *a);
+  auth_t *a = cr__cfg_grow(L, (void **)&cfg->auths, &cfg->n_auths, sizeof *a);
   if (a == NULL)
     return;
   a->def = item;
-  a->mark = mark_copy(L, item);
+  a->mark = cr__cfg_mark_copy(L, item);
   a->config_hash = cr_config_hash_json(item);
-  apply(L, &w, item, auth_fields, N_OF(auth_fields), a);
+  cr__cfg_apply(L, &w, item, auth_fields, N_OF(auth_fields), a);
   if (a->name == NULL)
     a->name = a->id;
-  default_object(L, &a->credentials, &a->mark);
+  cr__cfg_default_object(L, &a->credentials, &a->mark);
 }
 
 /* ---- works: schedule and destination ------------------------------------- */
@@ -876,8 +843,8 @@ static void parse_schedule(struct ld *L, const struct where *sw,
     return;
   }
   if (s->tz != NULL && s->cron == NULL) {
-    cr__cfg_err_at(L, mk_key(L, v, "tz"), "'tz' %s only applies to 'cron'",
-                   sw->in);
+    cr__cfg_err_at(L, cr__cfg_mk_key(L, v, "tz"),
+                   "'tz' %s only applies to 'cron'", sw->in);
     return;
   }
   if (s->every != NULL) {
@@ -904,12 +871,13 @@ static void set_schedule(struct ld *L, const struct where *w, const json_t *obj,
                          const struct field *f, const json_t *v, void *t) {
   work_t *wk = t;
   struct where sw;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
     return;
-  where_set(&sw, "schedule of %s", w->noun);
+  cr__cfg_where_set(&sw, "schedule of %s", w->noun);
   wk->schedule.def = v;
   size_t before = L->errors;
-  apply(L, &sw, v, schedule_fields, N_OF(schedule_fields), &wk->schedule);
+  cr__cfg_apply(L, &sw, v, schedule_fields, N_OF(schedule_fields),
+                &wk->schedule);
   if (L->errors == before)
     parse_schedule(L, &sw, v, &wk->schedule);
 }
@@ -931,11 +899,11 @@ static void set_destination(struct ld *L, const struct where *w,
   work_t *wk = t;
   dest_t *d = &wk->destination;
   struct where dw;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
     return;
-  where_set(&dw, "destination of %s", w->noun);
+  cr__cfg_where_set(&dw, "destination of %s", w->noun);
   d->def = v;
-  apply(L, &dw, v, dest_fields, N_OF(dest_fields), d);
+  cr__cfg_apply(L, &dw, v, dest_fields, N_OF(dest_fields), d);
   static const char *const plugin_only[] = {"provider", "authorization"};
   if (d->type == CR_DEST_PLUGIN) {
     for (size_t i = 0; i < N_OF(plugin_only); i++)
@@ -944,13 +912,13 @@ static void set_destination(struct ld *L, const struct where *w,
                        "%s (type plugin) is missing required field '%s'",
                        dw.noun, plugin_only[i]);
     if (json_object_get(v, "path") != NULL)
-      cr__cfg_err_at(L, mk_key(L, v, "path"),
+      cr__cfg_err_at(L, cr__cfg_mk_key(L, v, "path"),
                      "'path' %s is not used by plugin destinations", dw.in);
     return;
   }
   for (size_t i = 0; i < N_OF(plugin_only); i++)
     if (json_object_get(v, plugin_only[i]) != NULL)
-      cr__cfg_err_at(L, mk_key(L, v, plugin_only[i]),
+      cr__cfg_err_at(L, cr__cfg_mk_key(L, v, plugin_only[i]),
                      "'%s' %s is only used by plugin destinations",
                      plugin_only[i], dw.in);
 }
@@ -959,7 +927,7 @@ static void set_work_config(struct ld *L, const struct where *w,
                             const json_t *obj, const struct field *f,
                             const json_t *v, void *t) {
   work_t *wk = t;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
     return;
   json_decref(wk->config);
   wk->config = json_incref((json_t *)v);
@@ -992,776 +960,23 @@ static const struct field work_fields[] = {
 static void add_work(struct ld *L, const json_t *item, size_t index) {
   struct where w;
   cr_config *cfg = L->cfg;
-  item_where(&w, "work", item, index);
-  if (!want_map(L, &w, item, cr__cfg_mk_node(L, item)))
+  cr__cfg_item_where(&w, "work", item, index);
+  if (!cr__cfg_want_map(L, &w, item, cr__cfg_mk_node(L, item)))
     return;
-  work_t *wk = grow(L, (void **)&cfg->works, &cfg->n_works, sizeof *wk);
+  work_t *wk = cr__cfg_grow(L, (void **)&cfg->works, &cfg->n_works, sizeof *wk);
   if (wk == NULL)
     return;
   wk->def = item;
-  wk->mark = mark_copy(L, item);
+  wk->mark = cr__cfg_mark_copy(L, item);
   wk->config_hash = cr_config_hash_json(item);
   wk->enabled = 1;
   wk->max_attempts = 3;
   wk->timeout_ms = 3600 * MS_PER_S;
   wk->isolation = -1; /* the host's, once known */
-  apply(L, &w, item, work_fields, N_OF(work_fields), wk);
+  cr__cfg_apply(L, &w, item, work_fields, N_OF(work_fields), wk);
   if (wk->name == NULL)
     wk->name = wk->id;
-  default_object(L, &wk->config, &wk->mark);
-}
-
-/* ---- subscriptions: ------------------------------------------------------ */
-
-typedef struct cr_config_subscription sub_t;
-
-static void add_verb(struct ld *L, const struct where *w, const json_t *v,
-                     const struct cr_mark *mk, sub_t *s) {
-  const char *verb = json_string_value(v);
-  if (!cr_vocab_is_verb(verb)) {
-    const char *sug = cr_vocab_suggest_verb(verb);
-    char dym[160] = "";
-    if (sug != NULL)
-      snprintf(dym, sizeof dym, " (did you mean '%s'?)", sug);
-    cr__cfg_err_at(L, mk, "unknown event type '%.64s' %s%s", verb, w->in, dym);
-    return;
-  }
-  for (size_t i = 0; i < s->n_event_types; i++)
-    if (strcmp(s->event_types[i], verb) == 0)
-      return;
-  const char **slot = grow(L, (void **)&s->event_types, &s->n_event_types,
-                           sizeof *s->event_types);
-  if (slot != NULL)
-    *slot = verb;
-}
-
-static void set_event_type(struct ld *L, const struct where *w,
-                           const json_t *obj, const struct field *f,
-                           const json_t *v, void *t) {
-  if (want(L, w, obj, f->key, v, JSON_STRING))
-    add_verb(L, w, v, cr__cfg_mk_val(L, obj, f->key), t);
-}
-
-static void set_event_types(struct ld *L, const struct where *w,
-                            const json_t *obj, const struct field *f,
-                            const json_t *v, void *t) {
-  if (!want(L, w, obj, f->key, v, JSON_ARRAY))
-    return;
-  for (size_t i = 0; i < json_array_size(v); i++)
-    if (want_item(L, w, f->key, v, i, JSON_STRING))
-      add_verb(L, w, json_array_get(v, i), mk_item(L, v, i), t);
-}
-
-static void set_sources(struct ld *L, const struct where *w, const json_t *obj,
-                        const struct field *f, const json_t *v, void *t) {
-  sub_t *s = t;
-  const char *k;
-  json_t *ids;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  json_object_foreach((json_t *)v, k, ids) {
-    if (!cr_vocab_is_subject_type(k)) {
-      const char *sug = cr_vocab_suggest_subject_type(k);
-      char dym[160] = "";
-      if (sug != NULL)
-        snprintf(dym, sizeof dym, " (did you mean '%s'?)", sug);
-      cr__cfg_err_at(L, mk_key(L, v, k), "unknown subject type '%.64s' %s%s", k,
-                     w->in, dym);
-      continue;
-    }
-    if (!want(L, w, v, k, ids, JSON_ARRAY))
-      continue;
-    for (size_t i = 0; i < json_array_size(ids); i++)
-      want_item(L, w, k, ids, i, JSON_STRING);
-  }
-  s->sources = v;
-}
-
-static void set_webhook_url(struct ld *L, const struct where *w,
-                            const json_t *obj, const struct field *f,
-                            const json_t *v, void *t) {
-  sub_t *s = t;
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
-    return;
-  const char *u = json_string_value(v);
-  const char *rest = strncmp(u, "https://", 8) == 0  ? u + 8
-                     : strncmp(u, "http://", 7) == 0 ? u + 7
-                                                     : NULL;
-  /* The URL is not echoed: webhook URLs often embed a token. */
-  if (rest == NULL || *rest == '\0' || *rest == '/')
-    cr__cfg_err_at(
-        L, cr__cfg_mk_val(L, obj, f->key),
-        "'webhook_url' %s must be an http:// or https:// URL with a host",
-        w->in);
-  else
-    s->webhook_url = u;
-}
-
-static void set_headers(struct ld *L, const struct where *w, const json_t *obj,
-                        const struct field *f, const json_t *v, void *t) {
-  sub_t *s = t;
-  const char *k;
-  json_t *hv;
-  int ok = 1;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  json_object_foreach((json_t *)v, k, hv) {
-    if (!json_is_string(hv)) {
-      cr__cfg_err_at(L, cr__cfg_mk_val(L, v, k),
-                     "header '%.64s' %s: expected a string, got %s", k, w->in,
-                     cr_json_type_noun(hv));
-      ok = 0;
-    } else if (k[0] == '\0' || strpbrk(k, ": \t\r\n") != NULL) {
-      cr__cfg_err_at(L, mk_key(L, v, k), "invalid header name '%.64s' %s", k,
-                     w->in);
-      ok = 0;
-    }
-  }
-  json_t *r = ok ? resolve_tree(L, v, 0) : NULL;
-  if (r != NULL) {
-    json_decref(s->headers);
-    s->headers = r;
-  }
-}
-
-static void set_sub_secret(struct ld *L, const struct where *w,
-                           const json_t *obj, const struct field *f,
-                           const json_t *v, void *t) {
-  sub_t *s = t;
-  char *r = resolve_one(L, w, obj, f->key, v, 1);
-  if (r != NULL && strncmp(r, "whsec_", 6) != 0) {
-    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
-                   "'secret' %s must start with 'whsec_'", w->in);
-    free_secret(r);
-    return;
-  }
-  free_secret(s->secret);
-  s->secret = r;
-}
-
-/* json_template: a string that must compile as Jsonnet (event_tpl.h). */
-static void set_json_template(struct ld *L, const struct where *w,
-                              const json_t *obj, const struct field *f,
-                              const json_t *v, void *t) {
-  sub_t *s = t;
-  char err[512];
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
-    return;
-  int rc =
-      cr_event_tpl_check(json_string_value(v), NULL, NULL, err, sizeof err);
-  if (rc == CR_ENOMEM) {
-    L->nomem = 1;
-    return;
-  }
-  if (rc != 0) {
-    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key), "json_template: %s", err);
-    return;
-  }
-  s->json_template = json_string_value(v);
-}
-
-static const struct field webhook_fields[] = {
-    {"system_event_type", FT_CUSTOM, 0, 0, 0, 0, NULL, set_event_type},
-    {"system_event_multiple_types", FT_CUSTOM, 0, 0, 0, 0, NULL,
-     set_event_types},
-    {"system_event_sources", FT_CUSTOM, 0, 0, 0, 0, NULL, set_sources},
-    {"webhook_url", FT_CUSTOM, 1, 0, 0, 0, NULL, set_webhook_url},
-    {"headers", FT_CUSTOM, 0, 0, 0, 0, NULL, set_headers},
-    {"json_template", FT_CUSTOM, 0, 0, 0, 0, NULL, set_json_template},
-    {"secret", FT_CUSTOM, 0, 0, 0, 0, NULL, set_sub_secret},
-};
-
-/* The workflows a subscription can use, each with its config keys. */
-static const struct workflow {
-  const char *name;
-  const struct field *fields;
-  size_t n_fields;
-} workflows[] = {
-    {"webhook_system_events", webhook_fields, N_OF(webhook_fields)},
-};
-
-static const struct workflow *find_workflow(const char *name) {
-  for (size_t i = 0; name != NULL && i < N_OF(workflows); i++)
-    if (strcmp(workflows[i].name, name) == 0)
-      return &workflows[i];
-  return NULL;
-}
-
-static void set_workflow(struct ld *L, const struct where *w, const json_t *obj,
-                         const struct field *f, const json_t *v, void *t) {
-  sub_t *s = t;
-  const char *names[N_OF(workflows)];
-  char dym[160], list[256];
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
-    return;
-  if (find_workflow(json_string_value(v)) != NULL) {
-    s->workflow = json_string_value(v);
-    return;
-  }
-  for (size_t i = 0; i < N_OF(workflows); i++)
-    names[i] = workflows[i].name;
-  cr__cfg_err_at(
-      L, cr__cfg_mk_val(L, obj, f->key),
-      "unknown workflow '%.64s' %s%s; expected %s", json_string_value(v), w->in,
-      cr__cfg_did_you_mean(json_string_value(v), names, N_OF(names), dym,
-                           sizeof dym),
-      cr__cfg_join_names(names, N_OF(names), " or ", list, sizeof list));
-}
-
-static void set_sub_config(struct ld *L, const struct where *w,
-                           const json_t *obj, const struct field *f,
-                           const json_t *v, void *t) {
-  sub_t *s = t;
-  if (want(L, w, obj, f->key, v, JSON_OBJECT))
-    s->config = v;
-}
-
-/* delivery.retry_schedule: a list of 1..20 durations, the first attempt's
- * delay first (usually 0s). */
-static void set_retry_schedule(struct ld *L, const struct where *w,
-                               const json_t *obj, const struct field *f,
-                               const json_t *v, void *t) {
-  sub_t *s = t;
-  if (!want(L, w, obj, f->key, v, JSON_ARRAY))
-    return;
-  size_t n = json_array_size(v);
-  if (n < 1 || n > 20) {
-    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
-                   "'retry_schedule' %s needs 1 to 20 delays, got %zu", w->in,
-                   n);
-    return;
-  }
-  for (size_t i = 0; i < n; i++) {
-    const json_t *d = json_array_get(v, i);
-    int64_t ms = 0;
-    if (!json_is_string(d) ||
-        cr_config_parse_duration(json_string_value(d), &ms) != 0) {
-      cr__cfg_err_at(L, mk_item(L, v, i),
-                     "retry_schedule item %zu %s is not a duration (0s, 5s, "
-                     "5m, 2h...)",
-                     i + 1, w->in);
-      return;
-    }
-    int64_t *slot = grow(L, (void **)&s->retry_schedule_ms,
-                         &s->n_retry_schedule, sizeof *slot);
-    if (slot == NULL)
-      return;
-    *slot = ms;
-  }
-}
-
-static const struct field delivery_fields[] = {
-    {"timeout", FT_DURATION, 0, offsetof(sub_t, timeout_ms), MS_PER_S,
-     MS_PER_S * 300, NULL, NULL},
-    {"retry_schedule", FT_CUSTOM, 0, 0, 0, 0, NULL, set_retry_schedule},
-    {"max_in_flight", FT_INT, 0, offsetof(sub_t, max_in_flight), 1, 256, NULL,
-     NULL},
-    {"disable_after", FT_DURATION, 0, offsetof(sub_t, disable_after_ms),
-     MS_PER_S * 60, MS_PER_S * 86400 * 365, NULL, NULL},
-};
-
-static void set_delivery(struct ld *L, const struct where *w, const json_t *obj,
-                         const struct field *f, const json_t *v, void *t) {
-  struct where dw;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  where_set(&dw, "delivery of %s", w->noun);
-  apply(L, &dw, v, delivery_fields, N_OF(delivery_fields), t);
-}
-
-static const struct field sub_fields[] = {
-    {"id", FT_ID, 1, offsetof(sub_t, id), 0, 0, NULL, NULL},
-    {"name", FT_STR, 0, offsetof(sub_t, name), 0, 0, NULL, NULL},
-    {"workflow", FT_CUSTOM, 1, 0, 0, 0, NULL, set_workflow},
-    {"enabled", FT_BOOL, 0, offsetof(sub_t, enabled), 0, 0, NULL, NULL},
-    {"config", FT_CUSTOM, 1, 0, 0, 0, NULL, set_sub_config},
-    {"delivery", FT_CUSTOM, 0, 0, 0, 0, NULL, set_delivery},
-};
-
-static void add_subscription(struct ld *L, const json_t *item, size_t index) {
-  struct where w, cw;
-  cr_config *cfg = L->cfg;
-  item_where(&w, "subscription", item, index);
-  if (!want_map(L, &w, item, cr__cfg_mk_node(L, item)))
-    return;
-  sub_t *s =
-      grow(L, (void **)&cfg->subscriptions, &cfg->n_subscriptions, sizeof *s);
-  if (s == NULL)
-    return;
-  s->def = item;
-  s->mark = mark_copy(L, item);
-  s->config_hash = cr_config_hash_json(item);
-  s->enabled = 1;
-  s->timeout_ms = 15 * MS_PER_S;
-  s->max_in_flight = 16;
-  s->disable_after_ms = INT64_C(5) * 86400 * MS_PER_S;
-  apply(L, &w, item, sub_fields, N_OF(sub_fields), s);
-  if (s->name == NULL)
-    s->name = s->id;
-  const struct workflow *wf = find_workflow(s->workflow);
-  where_set(&cw, "config of %s", w.noun);
-  if (wf != NULL && s->config != NULL)
-    apply(L, &cw, s->config, wf->fields, wf->n_fields, s);
-  default_object(L, &s->headers, &s->mark);
-}
-
-/* ---- alerts: ------------------------------------------------------------- */
-
-typedef struct cr_config_alert alert_t;
-
-/* Replaces, in the copy, every string under a "password" key by its
- * resolved value. */
-static void resolve_passwords(struct ld *L, const json_t *def, json_t *copy) {
-  const char *k;
-  json_t *v;
-  if (json_is_array(def)) {
-    for (size_t i = 0; i < json_array_size(def); i++)
-      resolve_passwords(L, json_array_get(def, i), json_array_get(copy, i));
-    return;
-  }
-  json_object_foreach((json_t *)def, k, v) {
-    json_t *cv = json_object_get(copy, k);
-    if (strcmp(k, "password") == 0 && json_is_string(v)) {
-      struct where w;
-      where_set(&w, "alert");
-      char *r = resolve_one(L, &w, def, k, v, 1);
-      if (r != NULL && json_object_set_new(copy, k, json_string(r)) != 0)
-        L->nomem = 1;
-      free_secret(r);
-    } else {
-      resolve_passwords(L, v, cv);
-    }
-  }
-}
-
-static const char *const starttls_names[] = {"auto", "require", "never", NULL};
-
-static void set_alert_email_url(struct ld *L, const struct where *w,
-                                const json_t *obj, const struct field *f,
-                                const json_t *v, void *t) {
-  alert_t *a = t;
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
-    return;
-  const char *u = json_string_value(v);
-  const char *rest = strncmp(u, "smtps://", 8) == 0  ? u + 8
-                     : strncmp(u, "smtp://", 7) == 0 ? u + 7
-                                                     : NULL;
-  if (rest == NULL || *rest == '\0' || *rest == '/')
-    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
-                   "'url' %s must be an smtp:// or smtps:// URL with a host",
-                   w->in);
-  else
-    a->email_url = u;
-}
-
-/* The password was resolved into a->resolved (resolve_passwords): point at
- * the resolved value. */
-static void set_alert_password(struct ld *L, const struct where *w,
-                               const json_t *obj, const struct field *f,
-                               const json_t *v, void *t) {
-  alert_t *a = t;
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
-    return;
-  const json_t *ch = json_object_get(a->resolved, "channel");
-  const json_t *p = json_object_get(json_object_get(ch, "email"), "password");
-  if (json_is_string(p))
-    a->email_password = json_string_value(p);
-}
-
-static void set_alert_to(struct ld *L, const struct where *w, const json_t *obj,
-                         const struct field *f, const json_t *v, void *t) {
-  alert_t *a = t;
-  if (!want(L, w, obj, f->key, v, JSON_ARRAY))
-    return;
-  size_t n = json_array_size(v);
-  if (n < 1 || n > CR_ALERT_MAX_TO) {
-    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
-                   "'to' %s needs 1 to %d addresses, got %zu", w->in,
-                   CR_ALERT_MAX_TO, n);
-    return;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (!want_item(L, w, f->key, v, i, JSON_STRING))
-      continue;
-    const char *addr = json_string_value(json_array_get(v, i));
-    if (strchr(addr, '@') == NULL || strpbrk(addr, "<> \t\r\n") != NULL) {
-      cr__cfg_err_at(L, mk_item(L, v, i),
-                     "'to' item %zu %s is not an e-mail address", i + 1, w->in);
-      continue;
-    }
-    const char **slot =
-        grow(L, (void **)&a->email_to, &a->n_email_to, sizeof *slot);
-    if (slot == NULL)
-      return;
-    *slot = addr;
-  }
-}
-
-static const struct field alert_email_fields[] = {
-    {"url", FT_CUSTOM, 1, 0, 0, 0, NULL, set_alert_email_url},
-    {"username", FT_STR, 0, offsetof(alert_t, email_username), 0, 0, NULL,
-     NULL},
-    {"password", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_password},
-    {"from", FT_NONEMPTY, 1, offsetof(alert_t, email_from), 0, 0, NULL, NULL},
-    {"to", FT_CUSTOM, 1, 0, 0, 0, NULL, set_alert_to},
-    {"starttls", FT_ENUM, 0, offsetof(alert_t, email_starttls), 0, 0,
-     starttls_names, NULL},
-};
-
-static void set_alert_webhook_url(struct ld *L, const struct where *w,
-                                  const json_t *obj, const struct field *f,
-                                  const json_t *v, void *t) {
-  alert_t *a = t;
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
-    return;
-  const char *u = json_string_value(v);
-  const char *rest = strncmp(u, "https://", 8) == 0  ? u + 8
-                     : strncmp(u, "http://", 7) == 0 ? u + 7
-                                                     : NULL;
-  /* The URL is not echoed: webhook URLs often embed a token. */
-  if (rest == NULL || *rest == '\0' || *rest == '/')
-    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
-                   "'url' %s must be an http:// or https:// URL with a host",
-                   w->in);
-  else
-    a->webhook_url = u;
-}
-
-static void set_alert_headers(struct ld *L, const struct where *w,
-                              const json_t *obj, const struct field *f,
-                              const json_t *v, void *t) {
-  alert_t *a = t;
-  const char *k;
-  json_t *hv;
-  int ok = 1;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  json_object_foreach((json_t *)v, k, hv) {
-    if (!json_is_string(hv)) {
-      cr__cfg_err_at(L, cr__cfg_mk_val(L, v, k),
-                     "header '%.64s' %s: expected a string, got %s", k, w->in,
-                     cr_json_type_noun(hv));
-      ok = 0;
-    } else if (k[0] == '\0' || strpbrk(k, ": \t\r\n") != NULL) {
-      cr__cfg_err_at(L, mk_key(L, v, k), "invalid header name '%.64s' %s", k,
-                     w->in);
-      ok = 0;
-    }
-  }
-  json_t *r = ok ? resolve_tree(L, v, 1) : NULL;
-  if (r != NULL) {
-    json_decref(a->webhook_headers);
-    a->webhook_headers = r;
-  }
-}
-
-static void set_alert_template(struct ld *L, const struct where *w,
-                               const json_t *obj, const struct field *f,
-                               const json_t *v, void *t) {
-  alert_t *a = t;
-  char err[512];
-  if (!want(L, w, obj, f->key, v, JSON_STRING))
-    return;
-  int rc =
-      cr_event_tpl_check(json_string_value(v), NULL, NULL, err, sizeof err);
-  if (rc == CR_ENOMEM) {
-    L->nomem = 1;
-    return;
-  }
-  if (rc != 0) {
-    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key), "json_template %s: %s",
-                   w->in, err);
-    return;
-  }
-  a->json_template = json_string_value(v);
-}
-
-static const struct field alert_webhook_fields[] = {
-    {"url", FT_CUSTOM, 1, 0, 0, 0, NULL, set_alert_webhook_url},
-    {"headers", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_headers},
-    {"json_template", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_template},
-};
-
-static void set_alert_email(struct ld *L, const struct where *w,
-                            const json_t *obj, const struct field *f,
-                            const json_t *v, void *t) {
-  alert_t *a = t;
-  struct where ew;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  a->channel = CR_ALERT_CHANNEL_EMAIL;
-  where_set(&ew, "email %s", w->noun);
-  apply(L, &ew, v, alert_email_fields, N_OF(alert_email_fields), a);
-  static const int tls[] = {CR_MAIL_STARTTLS_AUTO, CR_MAIL_STARTTLS_REQUIRE,
-                            CR_MAIL_STARTTLS_NEVER};
-  a->email_starttls = tls[a->email_starttls];
-}
-
-static void set_alert_webhook(struct ld *L, const struct where *w,
-                              const json_t *obj, const struct field *f,
-                              const json_t *v, void *t) {
-  alert_t *a = t;
-  struct where hw;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  a->channel = CR_ALERT_CHANNEL_WEBHOOK;
-  where_set(&hw, "webhook %s", w->noun);
-  apply(L, &hw, v, alert_webhook_fields, N_OF(alert_webhook_fields), a);
-  default_object(L, &a->webhook_headers, &a->mark);
-}
-
-static const struct field alert_channel_fields[] = {
-    {"email", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_email},
-    {"webhook", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_webhook},
-};
-
-/* channel: exactly one of email / webhook. */
-static void set_alert_channel(struct ld *L, const struct where *w,
-                              const json_t *obj, const struct field *f,
-                              const json_t *v, void *t) {
-  struct where cw;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  const json_t *e = json_object_get(v, "email"),
-               *h = json_object_get(v, "webhook");
-  int ne = e != NULL && !json_is_null(e), nh = h != NULL && !json_is_null(h);
-  where_set(&cw, "channel of %s", w->noun);
-  if (ne && nh) {
-    cr__cfg_err_at(L, mk_key(L, v, "webhook"),
-                   "%s has both 'email' and 'webhook': give exactly one",
-                   cw.noun);
-    return;
-  }
-  if (!ne && !nh)
-    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
-                   "%s needs one of 'email' or 'webhook'", cw.noun);
-  apply(L, &cw, v, alert_channel_fields, N_OF(alert_channel_fields), t);
-}
-
-static void set_alert_works(struct ld *L, const struct where *w,
-                            const json_t *obj, const struct field *f,
-                            const json_t *v, void *t) {
-  alert_t *a = t;
-  if (!want(L, w, obj, f->key, v, JSON_ARRAY))
-    return;
-  for (size_t i = 0; i < json_array_size(v); i++) {
-    if (!want_item(L, w, f->key, v, i, JSON_STRING))
-      continue;
-    const char **slot = grow(L, (void **)&a->works, &a->n_works, sizeof *slot);
-    if (slot == NULL)
-      return;
-    *slot = json_string_value(json_array_get(v, i));
-  }
-}
-
-static const struct field alert_rate_fields[] = {
-    {"threshold", FT_INT, 0, offsetof(alert_t, threshold_pct), 1, 100, NULL,
-     NULL},
-    {"window", FT_DURATION, 0, offsetof(alert_t, window_ms), 60 * MS_PER_S,
-     30 * MS_PER_DAY, NULL, NULL},
-    {"min_executions", FT_INT, 0, offsetof(alert_t, min_executions), 1, 1000000,
-     NULL, NULL},
-    {"works", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_works},
-};
-
-static void set_alert_rate(struct ld *L, const struct where *w,
-                           const json_t *obj, const struct field *f,
-                           const json_t *v, void *t) {
-  alert_t *a = t;
-  struct where rw;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  a->has_error_rate = 1;
-  where_set(&rw, "error_rate of %s", w->noun);
-  apply(L, &rw, v, alert_rate_fields, N_OF(alert_rate_fields), a);
-}
-
-static void add_alert_verb(struct ld *L, const struct where *w, const json_t *v,
-                           const struct cr_mark *mk, alert_t *a) {
-  const char *verb = json_string_value(v);
-  if (!cr_vocab_is_verb(verb)) {
-    const char *sug = cr_vocab_suggest_verb(verb);
-    char dym[160] = "";
-    if (sug != NULL)
-      snprintf(dym, sizeof dym, " (did you mean '%s'?)", sug);
-    cr__cfg_err_at(L, mk, "unknown event type '%.64s' %s%s", verb, w->in, dym);
-    return;
-  }
-  for (size_t i = 0; i < a->n_event_types; i++)
-    if (strcmp(a->event_types[i], verb) == 0)
-      return;
-  const char **slot = grow(L, (void **)&a->event_types, &a->n_event_types,
-                           sizeof *a->event_types);
-  if (slot != NULL)
-    *slot = verb;
-}
-
-static void set_alert_event_type(struct ld *L, const struct where *w,
-                                 const json_t *obj, const struct field *f,
-                                 const json_t *v, void *t) {
-  if (want(L, w, obj, f->key, v, JSON_STRING))
-    add_alert_verb(L, w, v, cr__cfg_mk_val(L, obj, f->key), t);
-}
-
-static void set_alert_event_types(struct ld *L, const struct where *w,
-                                  const json_t *obj, const struct field *f,
-                                  const json_t *v, void *t) {
-  if (!want(L, w, obj, f->key, v, JSON_ARRAY))
-    return;
-  for (size_t i = 0; i < json_array_size(v); i++)
-    if (want_item(L, w, f->key, v, i, JSON_STRING))
-      add_alert_verb(L, w, json_array_get(v, i), mk_item(L, v, i), t);
-}
-
-static void set_alert_sources(struct ld *L, const struct where *w,
-                              const json_t *obj, const struct field *f,
-                              const json_t *v, void *t) {
-  alert_t *a = t;
-  const char *k;
-  json_t *ids;
-  int ok = 1;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  json_object_foreach((json_t *)v, k, ids) {
-    if (!cr_vocab_is_subject_type(k)) {
-      const char *sug = cr_vocab_suggest_subject_type(k);
-      char dym[160] = "";
-      if (sug != NULL)
-        snprintf(dym, sizeof dym, " (did you mean '%s'?)", sug);
-      cr__cfg_err_at(L, mk_key(L, v, k), "unknown subject type '%.64s' %s%s", k,
-                     w->in, dym);
-      ok = 0;
-      continue;
-    }
-    if (!want(L, w, v, k, ids, JSON_ARRAY)) {
-      ok = 0;
-      continue;
-    }
-    for (size_t i = 0; i < json_array_size(ids); i++)
-      ok &= want_item(L, w, k, ids, i, JSON_STRING);
-  }
-  if (ok)
-    a->event_sources = v;
-}
-
-static const struct field alert_events_fields[] = {
-    {"system_event_type", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_event_type},
-    {"system_event_multiple_types", FT_CUSTOM, 0, 0, 0, 0, NULL,
-     set_alert_event_types},
-    {"system_event_sources", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_sources},
-};
-
-static void set_alert_events(struct ld *L, const struct where *w,
-                             const json_t *obj, const struct field *f,
-                             const json_t *v, void *t) {
-  alert_t *a = t;
-  struct where ew;
-  if (!want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  a->has_events = 1;
-  where_set(&ew, "events of %s", w->noun);
-  apply(L, &ew, v, alert_events_fields, N_OF(alert_events_fields), a);
-}
-
-static const struct field alert_fields[] = {
-    {"id", FT_ID, 1, offsetof(alert_t, id), 0, 0, NULL, NULL},
-    {"name", FT_STR, 0, offsetof(alert_t, name), 0, 0, NULL, NULL},
-    {"channel", FT_CUSTOM, 1, 0, 0, 0, NULL, set_alert_channel},
-    {"default", FT_BOOL, 0, offsetof(alert_t, is_default), 0, 0, NULL, NULL},
-    {"error_rate", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_rate},
-    {"events", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_events},
-};
-
-static void add_alert(struct ld *L, const json_t *item, size_t index) {
-  struct where w;
-  cr_config *cfg = L->cfg;
-  item_where(&w, "alert", item, index);
-  if (!want_map(L, &w, item, cr__cfg_mk_node(L, item)))
-    return;
-  alert_t *a = grow(L, (void **)&cfg->alerts, &cfg->n_alerts, sizeof *a);
-  if (a == NULL)
-    return;
-  a->def = item;
-  a->mark = mark_copy(L, item);
-  a->config_hash = cr_config_hash_json(item);
-  a->threshold_pct = CR_ALERT_DEFAULT_THRESHOLD;
-  a->window_ms = CR_ALERT_DEFAULT_WINDOW_MS;
-  a->min_executions = CR_ALERT_DEFAULT_MIN_EXECUTIONS;
-  if ((a->resolved = json_deep_copy(item)) == NULL) {
-    L->nomem = 1;
-    return;
-  }
-  resolve_passwords(L, item, a->resolved);
-  apply(L, &w, item, alert_fields, N_OF(alert_fields), a);
-  if (a->name == NULL)
-    a->name = a->id;
-  if (a->is_default && a->channel == CR_ALERT_CHANNEL_WEBHOOK)
-    cr__cfg_err_at(L, cr__cfg_mk_val(L, item, "default"),
-                   "%s: 'default: true' needs an email channel (it sends the "
-                   "error e-mails of works with error_email_notifications)",
-                   w.noun);
-  if (a->is_default)
-    a->has_error_rate = 1;
-  if (!a->has_error_rate && !a->has_events)
-    cr__cfg_err_at(L, cr__cfg_mk_node(L, item),
-                   "%s has no rule: give 'error_rate', 'events' or "
-                   "'default: true'",
-                   w.noun);
-}
-
-/* Cross-references of the alerts: at most one default, known works. */
-static void finish_alerts(struct ld *L) {
-  cr_config *cfg = L->cfg;
-  char first[300], dym[160];
-  const alert_t *def = NULL;
-  L->doc = NULL;
-  for (size_t i = 0; i < cfg->n_alerts; i++) {
-    alert_t *a = &cfg->alerts[i];
-    if (a->is_default && def != NULL) {
-      const struct cr_mark *here = cr__cfg_mk_val(L, a->def, "default");
-      cr__cfg_err_at(L, here,
-                     "alert '%s' says 'default: true' but alert '%s' already "
-                     "does (at %s): at most one alert may be the default",
-                     a->id ? a->id : "?", def->id ? def->id : "?",
-                     where_first(cr__cfg_mk_val(L, def->def, "default"), here,
-                                 first, sizeof first));
-    } else if (a->is_default) {
-      def = a;
-    }
-    const json_t *works =
-        json_object_get(json_object_get(a->def, "error_rate"), "works");
-    for (size_t j = 0; j < a->n_works && json_is_array(works); j++) {
-      if (cr_config_find_work(cfg, a->works[j]) != NULL)
-        continue;
-      const char **ids = cr__calloc(cfg->n_works + 1, sizeof *ids);
-      if (ids == NULL) {
-        L->nomem = 1;
-        return;
-      }
-      for (size_t k = 0; k < cfg->n_works; k++)
-        ids[k] = cfg->works[k].id;
-      size_t pos = 0; /* the item of this id in the list */
-      for (size_t k = 0; k < json_array_size(works); k++)
-        if (json_array_get(works, k) != NULL &&
-            json_is_string(json_array_get(works, k)) &&
-            json_string_value(json_array_get(works, k)) == a->works[j])
-          pos = k;
-      cr__cfg_err_at(L, mk_item(L, works, pos),
-                     "alert '%s' references unknown work '%.128s'%s",
-                     a->id ? a->id : "?", a->works[j],
-                     cr__cfg_did_you_mean(a->works[j], ids, cfg->n_works, dym,
-                                          sizeof dym));
-      cr__free(ids);
-    }
-  }
-}
-
-static void free_alert(alert_t *a) {
-  cr__free(a->email_to);
-  cr__free(a->works);
-  cr__free(a->event_types);
-  json_decref(a->webhook_headers);
-  json_decref(a->resolved);
+  cr__cfg_default_object(L, &wk->config, &wk->mark);
 }
 
 /* ---- The top level ------------------------------------------------------- */
@@ -1770,7 +985,7 @@ typedef void (*add_fn)(struct ld *L, const json_t *item, size_t index);
 
 static void each_item(struct ld *L, const struct where *w, const json_t *obj,
                       const struct field *f, const json_t *v, add_fn add) {
-  if (!want(L, w, obj, f->key, v, JSON_ARRAY))
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_ARRAY))
     return;
   for (size_t i = 0; i < json_array_size(v) && !L->nomem; i++)
     add(L, json_array_get(v, i), i);
@@ -1791,13 +1006,13 @@ static void set_works(struct ld *L, const struct where *w, const json_t *obj,
 static void set_subs(struct ld *L, const struct where *w, const json_t *obj,
                      const struct field *f, const json_t *v, void *t) {
   (void)t;
-  each_item(L, w, obj, f, v, add_subscription);
+  each_item(L, w, obj, f, v, cr__cfg_add_subscription);
 }
 
 static void set_alerts(struct ld *L, const struct where *w, const json_t *obj,
                        const struct field *f, const json_t *v, void *t) {
   (void)t;
-  each_item(L, w, obj, f, v, add_alert);
+  each_item(L, w, obj, f, v, cr__cfg_add_alert);
 }
 
 static const struct field top_fields[] = {
@@ -1838,7 +1053,7 @@ static void include_dir(struct ld *L, const char *disp, const char *abs,
   while ((e = readdir(d)) != NULL) {
     if (!has_yaml_ext(e->d_name))
       continue;
-    char **slot = grow(L, (void **)&names, &n, sizeof *names);
+    char **slot = cr__cfg_grow(L, (void **)&names, &n, sizeof *names);
     if (slot == NULL || (*slot = cr__strdup(e->d_name)) == NULL) {
       n -= slot != NULL;
       L->nomem = 1;
@@ -1892,23 +1107,24 @@ static void read_includes(struct ld *L, const json_t *root, const char *dir,
                           const char *disp_dir) {
   struct where w;
   json_t *inc = json_object_get(root, "include");
-  where_set(&w, "%s", "");
+  cr__cfg_where_set(&w, "%s", "");
   if (inc == NULL || json_is_null(inc))
     return;
   if (json_is_string(inc)) {
     include_one(L, dir, disp_dir, inc, cr__cfg_mk_val(L, root, "include"));
     return;
   }
-  if (!want(L, &w, root, "include", inc, JSON_ARRAY))
+  if (!cr__cfg_want(L, &w, root, "include", inc, JSON_ARRAY))
     return;
   for (size_t i = 0; i < json_array_size(inc) && !L->nomem; i++)
-    if (want_item(L, &w, "include", inc, i, JSON_STRING))
-      include_one(L, dir, disp_dir, json_array_get(inc, i), mk_item(L, inc, i));
+    if (cr__cfg_want_item(L, &w, "include", inc, i, JSON_STRING))
+      include_one(L, dir, disp_dir, json_array_get(inc, i),
+                  cr__cfg_mk_item(L, inc, i));
 }
 
 static struct doc *add_doc(struct ld *L) {
   struct cr__config_priv *p = L->cfg->priv;
-  return grow(L, (void **)&p->docs, &p->n_docs, sizeof *p->docs);
+  return cr__cfg_grow(L, (void **)&p->docs, &p->n_docs, sizeof *p->docs);
 }
 
 static int cycle_error(struct ld *L, const char *disp,
@@ -1981,8 +1197,8 @@ static int read_tree(struct ld *L, const char *disp, const struct cr_mark *from,
     L->nomem = 1;
     return 0;
   }
-  const char **slot =
-      grow(L, (void **)&L->cfg->files, &L->cfg->n_files, sizeof *L->cfg->files);
+  const char **slot = cr__cfg_grow(L, (void **)&L->cfg->files, &L->cfg->n_files,
+                                   sizeof *L->cfg->files);
   if (slot != NULL)
     *slot = file;
   if (rc != 0) {
@@ -2020,9 +1236,10 @@ static void dup_ids(struct ld *L, const char *what, const char *base, size_t n,
       const json_t *di = *(const json_t *const *)(base + i * size + def_off);
       const json_t *dj = *(const json_t *const *)(base + j * size + def_off);
       const struct cr_mark *here = cr__cfg_mk_val(L, di, "id");
-      cr__cfg_err_at(
-          L, here, "duplicate %s id '%s' (first defined at %s)", what, id,
-          where_first(cr__cfg_mk_val(L, dj, "id"), here, first, sizeof first));
+      cr__cfg_err_at(L, here, "duplicate %s id '%s' (first defined at %s)",
+                     what, id,
+                     cr__cfg_where_first(cr__cfg_mk_val(L, dj, "id"), here,
+                                         first, sizeof first));
       break;
     }
   }
@@ -2098,8 +1315,8 @@ static void finish_work(struct ld *L, work_t *wk) {
   cr_config *cfg = L->cfg;
   struct where w, dw;
   dest_t *d = &wk->destination;
-  where_set(&w, "work '%s'", wk->id ? wk->id : "?");
-  where_set(&dw, "destination of work '%s'", wk->id ? wk->id : "?");
+  cr__cfg_where_set(&w, "work '%s'", wk->id ? wk->id : "?");
+  cr__cfg_where_set(&dw, "destination of work '%s'", wk->id ? wk->id : "?");
   L->doc = NULL;
   if (wk->isolation < 0)
     wk->isolation = cfg->host.runner_isolation;
@@ -2126,7 +1343,7 @@ static void finish(struct ld *L) {
   for (size_t i = 0; i < cfg->n_works && !L->nomem; i++)
     finish_work(L, &cfg->works[i]);
   if (!L->nomem)
-    finish_alerts(L);
+    cr__cfg_finish_alerts(L);
 }
 
 /* ---- Load and free ------------------------------------------------------- */
@@ -2177,9 +1394,9 @@ int cr_config_load(const char *path, cr_config **out, cr_diags *diags) {
   for (size_t i = 0; rc == 0 && i < cfg->priv->n_docs && !L.nomem; i++) {
     struct where w;
     L.doc = &cfg->priv->docs[i];
-    where_set(&w, "%s", "");
+    cr__cfg_where_set(&w, "%s", "");
     if (json_is_object(L.doc->root))
-      apply(&L, &w, L.doc->root, top_fields, N_OF(top_fields), NULL);
+      cr__cfg_apply(&L, &w, L.doc->root, top_fields, N_OF(top_fields), NULL);
   }
   if (rc == 0 && !L.nomem)
     finish(&L);
@@ -2209,7 +1426,7 @@ static void free_host(struct cr_config_host *h) {
     cr__free(h->plugin_dirs[i]);
   cr__free(h->plugin_dirs);
   for (size_t i = 0; i < h->n_api_tokens; i++)
-    free_secret(h->api_tokens[i].token);
+    cr__cfg_free_secret(h->api_tokens[i].token);
   cr__free(h->api_tokens);
 }
 
@@ -2230,11 +1447,11 @@ void cr_config_free(cr_config *cfg) {
     cr__free(cfg->subscriptions[i].event_types);
     cr__free(cfg->subscriptions[i].retry_schedule_ms);
     json_decref(cfg->subscriptions[i].headers);
-    free_secret(cfg->subscriptions[i].secret);
+    cr__cfg_free_secret(cfg->subscriptions[i].secret);
   }
   cr__free(cfg->subscriptions);
   for (size_t i = 0; i < cfg->n_alerts; i++)
-    free_alert(&cfg->alerts[i]);
+    cr__cfg_free_alert(&cfg->alerts[i]);
   cr__free(cfg->alerts);
   if (cfg->priv != NULL) {
     free_docs(cfg->priv);
