@@ -286,22 +286,7 @@ static void set_alert_rate(struct ld *L, const struct where *w,
 
 static void add_alert_verb(struct ld *L, const struct where *w, const json_t *v,
                            const struct cr_mark *mk, alert_t *a) {
-  const char *verb = json_string_value(v);
-  if (!cr_vocab_is_verb(verb)) {
-    const char *sug = cr_vocab_suggest_verb(verb);
-    char dym[160] = "";
-    if (sug != NULL)
-      snprintf(dym, sizeof dym, " (did you mean '%s'?)", sug);
-    cr__cfg_err_at(L, mk, "unknown event type '%.64s' %s%s", verb, w->in, dym);
-    return;
-  }
-  for (size_t i = 0; i < a->n_event_types; i++)
-    if (strcmp(a->event_types[i], verb) == 0)
-      return;
-  const char **slot = cr__cfg_grow(L, (void **)&a->event_types,
-                                   &a->n_event_types, sizeof *a->event_types);
-  if (slot != NULL)
-    *slot = verb;
+  cr__cfg_add_verb(L, w, v, mk, &a->event_types, &a->n_event_types);
 }
 
 static void set_alert_event_type(struct ld *L, const struct where *w,
@@ -325,30 +310,7 @@ static void set_alert_sources(struct ld *L, const struct where *w,
                               const json_t *obj, const struct field *f,
                               const json_t *v, void *t) {
   alert_t *a = t;
-  const char *k;
-  json_t *ids;
-  int ok = 1;
-  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  json_object_foreach((json_t *)v, k, ids) {
-    if (!cr_vocab_is_subject_type(k)) {
-      const char *sug = cr_vocab_suggest_subject_type(k);
-      char dym[160] = "";
-      if (sug != NULL)
-        snprintf(dym, sizeof dym, " (did you mean '%s'?)", sug);
-      cr__cfg_err_at(L, cr__cfg_mk_key(L, v, k),
-                     "unknown subject type '%.64s' %s%s", k, w->in, dym);
-      ok = 0;
-      continue;
-    }
-    if (!cr__cfg_want(L, w, v, k, ids, JSON_ARRAY)) {
-      ok = 0;
-      continue;
-    }
-    for (size_t i = 0; i < json_array_size(ids); i++)
-      ok &= cr__cfg_want_item(L, w, k, ids, i, JSON_STRING);
-  }
-  if (ok)
+  if (cr__cfg_check_sources(L, w, obj, f->key, v))
     a->event_sources = v;
 }
 

@@ -158,4 +158,12 @@ void cr__cfg_finish_alerts(struct ld *L);
 /* config_alerts.c: frees what alert a owns (not a itself). */
 void cr__cfg_free_alert(alert_t *a);
 
+/* Event filters in the product format, shared by subscriptions and alert
+ * event rules (config_subs.c): adds a verb to a list, checks a
+ * system_event_sources mapping (returns 1 when valid). */
+void cr__cfg_add_verb(struct ld *L, const struct where *w, const json_t *v,
+                      const struct cr_mark *mk, const char ***types, size_t *n);
+int cr__cfg_check_sources(struct ld *L, const struct where *w,
+                          const json_t *obj, const char *key, const json_t *v);
+
 #endif

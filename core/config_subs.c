@@ -15,8 +15,12 @@
 #include <stdio.h>
 #include <string.h>
 
-static void add_verb(struct ld *L, const struct where *w, const json_t *v,
-                     const struct cr_mark *mk, sub_t *s) {
+/* Adds verb v (a string node at mk) to an event-type list unless it is
+ * there; an unknown verb is an error with a "did you mean". Shared with the
+ * alerts' event rules (config_alerts.c). */
+void cr__cfg_add_verb(struct ld *L, const struct where *w, const json_t *v,
+                      const struct cr_mark *mk, const char ***types,
+                      size_t *n) {
   const char *verb = json_string_value(v);
   if (!cr_vocab_is_verb(verb)) {
     const char *sug = cr_vocab_suggest_verb(verb);
@@ -26,13 +30,17 @@ static void add_verb(struct ld *L, const struct where *w, const json_t *v,
     cr__cfg_err_at(L, mk, "unknown event type '%.64s' %s%s", verb, w->in, dym);
     return;
   }
-  for (size_t i = 0; i < s->n_event_types; i++)
-    if (strcmp(s->event_types[i], verb) == 0)
+  for (size_t i = 0; i < *n; i++)
+    if (strcmp((*types)[i], verb) == 0)
       return;
-  const char **slot = cr__cfg_grow(L, (void **)&s->event_types,
-                                   &s->n_event_types, sizeof *s->event_types);
+  const char **slot = cr__cfg_grow(L, (void **)types, n, sizeof **types);
   if (slot != NULL)
     *slot = verb;
+}
+
+static void add_verb(struct ld *L, const struct where *w, const json_t *v,
+                     const struct cr_mark *mk, sub_t *s) {
+  cr__cfg_add_verb(L, w, v, mk, &s->event_types, &s->n_event_types);
 }
 
 static void set_event_type(struct ld *L, const struct where *w,
@@ -52,13 +60,15 @@ static void set_event_types(struct ld *L, const struct where *w,
       add_verb(L, w, json_array_get(v, i), cr__cfg_mk_item(L, v, i), t);
 }
 
-static void set_sources(struct ld *L, const struct where *w, const json_t *obj,
-                        const struct field *f, const json_t *v, void *t) {
-  sub_t *s = t;
+/* Checks a system_event_sources mapping (subject type -> list of ids).
+ * Returns 1 when it is valid. Shared with config_alerts.c. */
+int cr__cfg_check_sources(struct ld *L, const struct where *w,
+                          const json_t *obj, const char *key, const json_t *v) {
   const char *k;
   json_t *ids;
-  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
+  int ok = 1;
+  if (!cr__cfg_want(L, w, obj, key, v, JSON_OBJECT))
+    return 0;
   json_object_foreach((json_t *)v, k, ids) {
     if (!cr_vocab_is_subject_type(k)) {
       const char *sug = cr_vocab_suggest_subject_type(k);
@@ -67,14 +77,25 @@ static void set_sources(struct ld *L, const struct where *w, const json_t *obj,
         snprintf(dym, sizeof dym, " (did you mean '%s'?)", sug);
       cr__cfg_err_at(L, cr__cfg_mk_key(L, v, k),
                      "unknown subject type '%.64s' %s%s", k, w->in, dym);
+      ok = 0;
       continue;
     }
-    if (!cr__cfg_want(L, w, v, k, ids, JSON_ARRAY))
+    if (!cr__cfg_want(L, w, v, k, ids, JSON_ARRAY)) {
+      ok = 0;
       continue;
+    }
     for (size_t i = 0; i < json_array_size(ids); i++)
-      cr__cfg_want_item(L, w, k, ids, i, JSON_STRING);
+      ok &= cr__cfg_want_item(L, w, k, ids, i, JSON_STRING);
   }
-  s->sources = v;
+  return ok;
+}
+
+static void set_sources(struct ld *L, const struct where *w, const json_t *obj,
+                        const struct field *f, const json_t *v, void *t) {
+  sub_t *s = t;
+  cr__cfg_check_sources(L, w, obj, f->key, v);
+  if (json_is_object(v))
+    s->sources = v;
 }
 
 static void set_webhook_url(struct ld *L, const struct where *w,
