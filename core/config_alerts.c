@@ -138,24 +138,7 @@ static void set_alert_headers(struct ld *L, const struct where *w,
                               const json_t *obj, const struct field *f,
                               const json_t *v, void *t) {
   alert_t *a = t;
-  const char *k;
-  json_t *hv;
-  int ok = 1;
-  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
-  json_object_foreach((json_t *)v, k, hv) {
-    if (!json_is_string(hv)) {
-      cr__cfg_err_at(L, cr__cfg_mk_val(L, v, k),
-                     "header '%.64s' %s: expected a string, got %s", k, w->in,
-                     cr_json_type_noun(hv));
-      ok = 0;
-    } else if (k[0] == '\0' || strpbrk(k, ": \t\r\n") != NULL) {
-      cr__cfg_err_at(L, cr__cfg_mk_key(L, v, k),
-                     "invalid header name '%.64s' %s", k, w->in);
-      ok = 0;
-    }
-  }
-  json_t *r = ok ? cr__cfg_resolve_tree(L, v, 1) : NULL;
+  json_t *r = cr__cfg_headers(L, w, obj, f->key, v, 1);
   if (r != NULL) {
     json_decref(a->webhook_headers);
     a->webhook_headers = r;

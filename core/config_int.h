@@ -165,5 +165,9 @@ void cr__cfg_add_verb(struct ld *L, const struct where *w, const json_t *v,
                       const struct cr_mark *mk, const char ***types, size_t *n);
 int cr__cfg_check_sources(struct ld *L, const struct where *w,
                           const json_t *obj, const char *key, const json_t *v);
+/* A checked headers mapping with its values resolved (a new reference, or
+ * NULL when invalid); redact: register the values as secrets. */
+json_t *cr__cfg_headers(struct ld *L, const struct where *w, const json_t *obj,
+                        const char *key, const json_t *v, int redact);
 
 #endif

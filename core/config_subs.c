@@ -118,14 +118,17 @@ static void set_webhook_url(struct ld *L, const struct where *w,
     s->webhook_url = u;
 }
 
-static void set_headers(struct ld *L, const struct where *w, const json_t *obj,
-                        const struct field *f, const json_t *v, void *t) {
-  sub_t *s = t;
+/* Checks a headers mapping (name -> string value) and returns its copy
+ * with every value resolved as a secret reference (redact: register the
+ * values with the redactor), or NULL when invalid. Shared with the alerts'
+ * webhook channel. */
+json_t *cr__cfg_headers(struct ld *L, const struct where *w, const json_t *obj,
+                        const char *key, const json_t *v, int redact) {
   const char *k;
   json_t *hv;
   int ok = 1;
-  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
-    return;
+  if (!cr__cfg_want(L, w, obj, key, v, JSON_OBJECT))
+    return NULL;
   json_object_foreach((json_t *)v, k, hv) {
     if (!json_is_string(hv)) {
       cr__cfg_err_at(L, cr__cfg_mk_val(L, v, k),
@@ -138,7 +141,13 @@ static void set_headers(struct ld *L, const struct where *w, const json_t *obj,
       ok = 0;
     }
   }
-  json_t *r = ok ? cr__cfg_resolve_tree(L, v, 0) : NULL;
+  return ok ? cr__cfg_resolve_tree(L, v, redact) : NULL;
+}
+
+static void set_headers(struct ld *L, const struct where *w, const json_t *obj,
+                        const struct field *f, const json_t *v, void *t) {
+  sub_t *s = t;
+  json_t *r = cr__cfg_headers(L, w, obj, f->key, v, 0);
   if (r != NULL) {
     json_decref(s->headers);
     s->headers = r;

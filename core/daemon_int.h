@@ -28,9 +28,9 @@ struct cr__runner {
   cr_worker_pool *pool; /* thread-safe */
   uv_thread_t *threads;
   unsigned n_threads;
-  uv_mutex_t mu; /* guards todo, done, quit */
+  uv_mutex_t mu; /* guards queue, done, quit */
   uv_cond_t cv;
-  struct cr__run_job *todo, *todo_tail, *done;
+  struct cr__run_job *queue, *queue_tail, *done;
   int quit;
   atomic_int stop_runs; /* any thread: cancels running executions */
   uv_async_t done_async;

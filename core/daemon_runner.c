@@ -41,13 +41,13 @@ static void job_free(struct cr__run_job *j) {
 
 static struct cr__run_job *next_job(struct cr__runner *rn) {
   uv_mutex_lock(&rn->mu);
-  while (rn->todo == NULL && !rn->quit)
+  while (rn->queue == NULL && !rn->quit)
     uv_cond_wait(&rn->cv, &rn->mu);
-  struct cr__run_job *j = rn->todo;
+  struct cr__run_job *j = rn->queue;
   if (j != NULL) {
-    rn->todo = j->next;
-    if (rn->todo == NULL)
-      rn->todo_tail = NULL;
+    rn->queue = j->next;
+    if (rn->queue == NULL)
+      rn->queue_tail = NULL;
   }
   uv_mutex_unlock(&rn->mu);
   return j;
@@ -89,11 +89,11 @@ static void thread_main(void *arg) {
 
 static void enqueue(struct cr__runner *rn, struct cr__run_job *j) {
   uv_mutex_lock(&rn->mu);
-  if (rn->todo_tail != NULL)
-    rn->todo_tail->next = j;
+  if (rn->queue_tail != NULL)
+    rn->queue_tail->next = j;
   else
-    rn->todo = j;
-  rn->todo_tail = j;
+    rn->queue = j;
+  rn->queue_tail = j;
   uv_cond_signal(&rn->cv);
   uv_mutex_unlock(&rn->mu);
 }
@@ -304,7 +304,7 @@ void cr__daemon_runner_free(cr_daemon *d) {
   for (unsigned i = 0; i < rn->n_threads; i++)
     uv_thread_join(&rn->threads[i]);
   cr__free(rn->threads);
-  for (struct cr__run_job *j = rn->todo; j != NULL;) {
+  for (struct cr__run_job *j = rn->queue; j != NULL;) {
     struct cr__run_job *next = j->next;
     cr__cfg_ref_put(j->cfg);
     job_free(j);
