@@ -35,50 +35,9 @@ struct srv {
   pid_t pid;
 };
 
-/* Binds 127.0.0.1:0; returns the fd (listening if listen_too) and port. */
-static int bind_any(int *port, int listen_too) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t len = sizeof a;
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  if (listen_too)
-    assert_int_equal(listen(fd, 4), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
-static int free_port(void) {
-  int port = 0;
-  close(bind_any(&port, 0));
-  return port;
-}
-
-static int can_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons((uint16_t)port);
-  int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-  close(fd);
-  return ok;
-}
-
-static int have_aiosmtpd(void) {
-  char *const argv[] = {PY, "-c", "import aiosmtpd", NULL};
-  char *out = NULL;
-  int st = access(PY, X_OK) == 0 ? cr_test_run(argv, NULL, &out) : 1;
-  free(out);
-  return st == 0;
-}
-
 /* Starts the SMTP server child (server output goes to <dir>/server.log). */
 static int start_server(void **state) {
-  if (!have_aiosmtpd()) {
+  if (!cr_test_have_python_module("aiosmtpd")) {
     *state = NULL;
     return 0;
   }
@@ -86,7 +45,7 @@ static int start_server(void **state) {
   assert_non_null(s);
   s->dir = cr_test_mkdtemp("mail");
   snprintf(s->maildir, sizeof s->maildir, "%s/mbox", s->dir);
-  int port = free_port();
+  int port = cr_test_free_port();
   snprintf(s->url, sizeof s->url, "smtp://127.0.0.1:%d", port);
   char listen_arg[32], log[600];
   snprintf(listen_arg, sizeof listen_arg, "127.0.0.1:%d", port);
@@ -106,11 +65,11 @@ static int start_server(void **state) {
     execv(PY, plain);
     _exit(127);
   }
-  for (int i = 0; i < 200 && !can_connect(port); i++) {
+  for (int i = 0; i < 200 && !cr_test_can_connect(port); i++) {
     struct timespec ts = {0, 50 * 1000000L};
     nanosleep(&ts, NULL);
   }
-  assert_true(can_connect(port));
+  assert_true(cr_test_can_connect(port));
   *state = s;
   return 0;
 }

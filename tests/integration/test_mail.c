@@ -32,47 +32,6 @@ struct srv {
   pid_t pid;
 };
 
-/* Binds 127.0.0.1:0; returns the fd (listening if listen_too) and port. */
-static int bind_any(int *port, int listen_too) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t len = sizeof a;
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  if (listen_too)
-    assert_int_equal(listen(fd, 4), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
-static int free_port(void) {
-  int port = 0;
-  close(bind_any(&port, 0));
-  return port;
-}
-
-static int can_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons((uint16_t)port);
-  int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-  close(fd);
-  return ok;
-}
-
-static int have_aiosmtpd(void) {
-  char *const argv[] = {PY, "-c", "import aiosmtpd", NULL};
-  char *out = NULL;
-  int st = access(PY, X_OK) == 0 ? cr_test_run(argv, NULL, &out) : 1;
-  free(out);
-  return st == 0;
-}
-
 /* A server with AUTH LOGIN/PLAIN required (without TLS: test only), via
  * aiosmtpd's Controller: argv: port maildir login password. */
 static const char auth_server_py[] =
@@ -98,7 +57,7 @@ static const char auth_server_py[] =
 
 /* Starts the SMTP server child (server output goes to <dir>/server.log). */
 static int start_server(void **state, int with_auth) {
-  if (!have_aiosmtpd()) {
+  if (!cr_test_have_python_module("aiosmtpd")) {
     *state = NULL;
     return 0;
   }
@@ -106,7 +65,7 @@ static int start_server(void **state, int with_auth) {
   assert_non_null(s);
   s->dir = cr_test_mkdtemp("mail");
   snprintf(s->maildir, sizeof s->maildir, "%s/mbox", s->dir);
-  int port = free_port();
+  int port = cr_test_free_port();
   snprintf(s->url, sizeof s->url, "smtp://127.0.0.1:%d", port);
   char listen_arg[32], port_arg[16], log[600];
   snprintf(listen_arg, sizeof listen_arg, "127.0.0.1:%d", port);
@@ -130,11 +89,11 @@ static int start_server(void **state, int with_auth) {
     execv(PY, with_auth ? auth : plain);
     _exit(127);
   }
-  for (int i = 0; i < 200 && !can_connect(port); i++) {
+  for (int i = 0; i < 200 && !cr_test_can_connect(port); i++) {
     struct timespec ts = {0, 50 * 1000000L};
     nanosleep(&ts, NULL);
   }
-  assert_true(can_connect(port));
+  assert_true(cr_test_can_connect(port));
   *state = s;
   return 0;
 }
@@ -301,7 +260,7 @@ static void test_utf8_subject_and_tricky_body(void **state) {
 static void test_connection_refused(void **state) {
   (void)state;
   char url[64];
-  snprintf(url, sizeof url, "smtp://127.0.0.1:%d", free_port());
+  snprintf(url, sizeof url, "smtp://127.0.0.1:%d", cr_test_free_port());
   struct cr_mail m = base_mail(NULL);
   m.url = url;
   m.username = "user";
@@ -344,7 +303,7 @@ static void test_error_redacts_password(void **state) {
 static void test_timeout(void **state) {
   (void)state;
   int port = 0;
-  int fd = bind_any(&port, 1); /* accepts (backlog), never greets */
+  int fd = cr_test_bind_any(&port, 1); /* accepts (backlog), never greets */
   char url[64];
   snprintf(url, sizeof url, "smtp://127.0.0.1:%d", port);
   struct cr_mail m = base_mail(NULL);

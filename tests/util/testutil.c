@@ -3,12 +3,15 @@
 
 #include "alloc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -143,3 +146,45 @@ void cr_test_alloc_fail_after(long n) {
 
 long cr_test_alloc_count(void) { return alloc_count; }
 int cr_test_alloc_failed(void) { return alloc_failed; }
+
+int cr_test_bind_any(int *port, int listen_too) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t len = sizeof a;
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  if (listen_too)
+    assert_int_equal(listen(fd, 4), 0);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+int cr_test_free_port(void) {
+  int port = 0;
+  close(cr_test_bind_any(&port, 0));
+  return port;
+}
+
+int cr_test_can_connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons((uint16_t)port);
+  int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+int cr_test_have_python_module(const char *module) {
+  char code[128];
+  snprintf(code, sizeof code, "import %s", module);
+  char *const argv[] = {"/usr/bin/python3", "-c", code, NULL};
+  char *out = NULL;
+  int st = access(argv[0], X_OK) == 0 ? cr_test_run(argv, NULL, &out) : 1;
+  free(out);
+  return st == 0;
+}

@@ -33,6 +33,16 @@ int cr_test_run(char *const argv[], char *const env[], char **out);
 /* Failing allocator: after cr_test_alloc_fail_after(n), the (n+1)th
  * allocation through cr__malloc & co. fails and every later one succeeds
  * again; n < 0 disables. Installed by cr_test_alloc_install(). */
+/* Loopback TCP helpers: a socket bound to 127.0.0.1:0 (listening when
+ * listen_too; its port in *port; the caller closes the fd), a port that was
+ * free a moment ago, and whether something accepts connections on port. */
+int cr_test_bind_any(int *port, int listen_too);
+int cr_test_free_port(void);
+int cr_test_can_connect(int port);
+
+/* 1 when /usr/bin/python3 can import module (e.g. "aiosmtpd"). */
+int cr_test_have_python_module(const char *module);
+
 void cr_test_alloc_install(void);
 void cr_test_alloc_fail_after(long n);
 /* Number of allocations seen since install. */
