@@ -267,28 +267,6 @@ static void set_alert_rate(struct ld *L, const struct where *w,
   cr__cfg_apply(L, &rw, v, alert_rate_fields, N_OF(alert_rate_fields), a);
 }
 
-static void add_alert_verb(struct ld *L, const struct where *w, const json_t *v,
-                           const struct cr_mark *mk, alert_t *a) {
-  cr__cfg_add_verb(L, w, v, mk, &a->event_types, &a->n_event_types);
-}
-
-static void set_alert_event_type(struct ld *L, const struct where *w,
-                                 const json_t *obj, const struct field *f,
-                                 const json_t *v, void *t) {
-  if (cr__cfg_want(L, w, obj, f->key, v, JSON_STRING))
-    add_alert_verb(L, w, v, cr__cfg_mk_val(L, obj, f->key), t);
-}
-
-static void set_alert_event_types(struct ld *L, const struct where *w,
-                                  const json_t *obj, const struct field *f,
-                                  const json_t *v, void *t) {
-  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_ARRAY))
-    return;
-  for (size_t i = 0; i < json_array_size(v); i++)
-    if (cr__cfg_want_item(L, w, f->key, v, i, JSON_STRING))
-      add_alert_verb(L, w, json_array_get(v, i), cr__cfg_mk_item(L, v, i), t);
-}
-
 static void set_alert_sources(struct ld *L, const struct where *w,
                               const json_t *obj, const struct field *f,
                               const json_t *v, void *t) {
@@ -298,9 +276,10 @@ static void set_alert_sources(struct ld *L, const struct where *w,
 }
 
 static const struct field alert_events_fields[] = {
-    {"system_event_type", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_event_type},
-    {"system_event_multiple_types", FT_CUSTOM, 0, 0, 0, 0, NULL,
-     set_alert_event_types},
+    {"system_event_type", FT_CUSTOM, 0, offsetof(alert_t, event_types), 0, 0,
+     NULL, cr__cfg_set_event_type},
+    {"system_event_multiple_types", FT_CUSTOM, 0,
+     offsetof(alert_t, event_types), 0, 0, NULL, cr__cfg_set_event_types},
     {"system_event_sources", FT_CUSTOM, 0, 0, 0, 0, NULL, set_alert_sources},
 };
 

@@ -167,6 +167,21 @@ int cr__cfg_check_sources(struct ld *L, const struct where *w,
                           const json_t *obj, const char *key, const json_t *v);
 /* A checked headers mapping with its values resolved (a new reference, or
  * NULL when invalid); redact: register the values as secrets. */
+/* Field setters for system_event_type / system_event_multiple_types: the
+ * field's off is the offset of an event_types member followed by
+ * n_event_types (see the asserts below). */
+void cr__cfg_set_event_type(struct ld *L, const struct where *w,
+                            const json_t *obj, const struct field *f,
+                            const json_t *v, void *t);
+void cr__cfg_set_event_types(struct ld *L, const struct where *w,
+                             const json_t *obj, const struct field *f,
+                             const json_t *v, void *t);
+_Static_assert(offsetof(sub_t, n_event_types) ==
+                   offsetof(sub_t, event_types) + sizeof(const char **),
+               "n_event_types must follow event_types");
+_Static_assert(offsetof(alert_t, n_event_types) ==
+                   offsetof(alert_t, event_types) + sizeof(const char **),
+               "n_event_types must follow event_types");
 json_t *cr__cfg_headers(struct ld *L, const struct where *w, const json_t *obj,
                         const char *key, const json_t *v, int redact);
 

@@ -38,26 +38,32 @@ void cr__cfg_add_verb(struct ld *L, const struct where *w, const json_t *v,
     *slot = verb;
 }
 
-static void add_verb(struct ld *L, const struct where *w, const json_t *v,
-                     const struct cr_mark *mk, sub_t *s) {
-  cr__cfg_add_verb(L, w, v, mk, &s->event_types, &s->n_event_types);
+/* The verb list of a field's target: f->off is the offset of the
+ * event_types member, and n_event_types follows it (asserted in
+ * config_int.h for every struct that uses these setters). */
+static void add_verb_at(struct ld *L, const struct where *w, const json_t *v,
+                        const struct cr_mark *mk, const struct field *f,
+                        void *t) {
+  const char ***types = (const char ***)((char *)t + f->off);
+  size_t *n = (size_t *)((char *)t + f->off + sizeof(const char **));
+  cr__cfg_add_verb(L, w, v, mk, types, n);
 }
 
-static void set_event_type(struct ld *L, const struct where *w,
-                           const json_t *obj, const struct field *f,
-                           const json_t *v, void *t) {
-  if (cr__cfg_want(L, w, obj, f->key, v, JSON_STRING))
-    add_verb(L, w, v, cr__cfg_mk_val(L, obj, f->key), t);
-}
-
-static void set_event_types(struct ld *L, const struct where *w,
+void cr__cfg_set_event_type(struct ld *L, const struct where *w,
                             const json_t *obj, const struct field *f,
                             const json_t *v, void *t) {
+  if (cr__cfg_want(L, w, obj, f->key, v, JSON_STRING))
+    add_verb_at(L, w, v, cr__cfg_mk_val(L, obj, f->key), f, t);
+}
+
+void cr__cfg_set_event_types(struct ld *L, const struct where *w,
+                             const json_t *obj, const struct field *f,
+                             const json_t *v, void *t) {
   if (!cr__cfg_want(L, w, obj, f->key, v, JSON_ARRAY))
     return;
   for (size_t i = 0; i < json_array_size(v); i++)
     if (cr__cfg_want_item(L, w, f->key, v, i, JSON_STRING))
-      add_verb(L, w, json_array_get(v, i), cr__cfg_mk_item(L, v, i), t);
+      add_verb_at(L, w, json_array_get(v, i), cr__cfg_mk_item(L, v, i), f, t);
 }
 
 /* Checks a system_event_sources mapping (subject type -> list of ids).
@@ -191,9 +197,10 @@ static void set_json_template(struct ld *L, const struct where *w,
 }
 
 static const struct field webhook_fields[] = {
-    {"system_event_type", FT_CUSTOM, 0, 0, 0, 0, NULL, set_event_type},
-    {"system_event_multiple_types", FT_CUSTOM, 0, 0, 0, 0, NULL,
-     set_event_types},
+    {"system_event_type", FT_CUSTOM, 0, offsetof(sub_t, event_types), 0, 0,
+     NULL, cr__cfg_set_event_type},
+    {"system_event_multiple_types", FT_CUSTOM, 0, offsetof(sub_t, event_types),
+     0, 0, NULL, cr__cfg_set_event_types},
     {"system_event_sources", FT_CUSTOM, 0, 0, 0, 0, NULL, set_sources},
     {"webhook_url", FT_CUSTOM, 1, 0, 0, 0, NULL, set_webhook_url},
     {"headers", FT_CUSTOM, 0, 0, 0, 0, NULL, set_headers},
