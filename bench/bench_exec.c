@@ -1,11 +1,12 @@
 /* bench_exec.c: execution throughput. (1) End-to-end no-op executions,
  * created -> completed with every transition and event stored, inline and in
- * pooled worker processes (1 and 2 runner threads), against a bare SQLite
- * 1-row WAL commit and a bare posix_spawn+waitpid measured in the same run.
- * (2) The sync data path: behave emitting 300-byte records through a worker
- * into jsonl, records/s and parent/worker peak RSS at 2M and 10M records,
- * against the raw wire pipe rate and the jsonl destination alone. (3) Worker
- * pool stats. Prints figure, value, target, ratio vs ceiling.
+ * pooled worker processes (1 and 2 runner threads), completions written by
+ * group commit (exec_group.h) as the daemon's runner does, against a bare
+ * SQLite 1-row WAL commit and a bare posix_spawn+waitpid measured in the same
+ * run. (2) The sync data path: behave emitting 300-byte records through a
+ * worker into jsonl, records/s and parent/worker peak RSS at 2M and 10M
+ * records, against the raw wire pipe rate and the jsonl destination alone. (3)
+ * Worker pool stats. Prints figure, value, target, ratio vs ceiling.
  *
  * Usage: bench_exec [connrun-binary [test-plugin-dir]]; by default both are
  * found next to this executable (../bin/connrun, ../test-plugins). */
@@ -29,6 +30,7 @@
 #include "daemon.h"
 #include "dest.h"
 #include "error.h"
+#include "exec_group.h"
 #include "exec_run.h"
 #include "store.h"
 #include "wire.h"
@@ -245,6 +247,7 @@ struct noop_run {
   cr_worker_pool *pool;
   const char *prefix;
   atomic_long created, done, failed;
+  atomic_long groups, grouped; /* group commits, completions they wrote */
   long total;
   int nthreads;
   double t_create, t_claim, t_run; /* summed over threads */
@@ -293,6 +296,19 @@ static int create_batch(struct noop_thread *t, cr_store *s) {
   return rc;
 }
 
+/* Writes the completions waiting in env->group (outcomes set by it). */
+static void commit_group(struct noop_run *nr, const struct cr_exec_env *env) {
+  size_t n = cr_exec_group_size(env->group);
+  if (n == 0)
+    return;
+  atomic_fetch_add(&nr->groups, 1);
+  atomic_fetch_add(&nr->grouped, (long)n);
+  cr_exec_group_commit(env->group, env->store); /* errors: outcomes -1 */
+}
+
+/* Claims up to BATCH and runs them with group commit: a group is written
+ * when it holds CR_EXEC_GROUP_MAX completions and at the end of the batch;
+ * outcomes are counted after that. */
 static int claim_and_run(struct noop_thread *t, struct cr_exec_env *env,
                          const char *runner) {
   struct noop_run *nr = t->nr;
@@ -305,11 +321,17 @@ static int claim_and_run(struct noop_thread *t, struct cr_exec_env *env,
   t->tclaim += t1 - t0;
   if (rc != 0)
     return rc;
+  struct cr_exec_outcome o[BATCH];
+  int rcs[BATCH];
   for (size_t i = 0; i < n; i++) {
-    struct cr_exec_outcome o;
-    int r = cr_exec_run(env, &c[i], &o);
-    if (r != 0 || o.state != CR_EXEC_COMPLETED)
-      note_failure(nr, r, &o);
+    rcs[i] = cr_exec_run(env, &c[i], &o[i]);
+    if (cr_exec_group_size(env->group) >= CR_EXEC_GROUP_MAX)
+      commit_group(nr, env);
+  }
+  commit_group(nr, env);
+  for (size_t i = 0; i < n; i++) {
+    if (rcs[i] != 0 || o[i].state != CR_EXEC_COMPLETED)
+      note_failure(nr, rcs[i], &o[i]);
     atomic_fetch_add(&nr->done, 1);
   }
   t->trun += now_s() - t1;
@@ -327,12 +349,17 @@ static void *noop_thread_main(void *arg) {
   char err[256] = "", runner[32];
   snprintf(runner, sizeof runner, "bench-%d", t->index);
   cr_store *own = NULL;
+  t->rc = cr_exec_group_new(&env.group);
+  if (t->rc != 0)
+    return NULL;
   if (nr->nthreads > 1) {
     char data[PATH_MAX + 8];
     snprintf(data, sizeof data, "%s/data", nr->b->dir);
     t->rc = cr_store_open(data, &own, err, sizeof err);
-    if (t->rc != 0)
+    if (t->rc != 0) {
+      cr_exec_group_free(env.group);
       return NULL;
+    }
     env.store = own;
   }
   while (t->rc == 0 && atomic_load(&nr->done) < nr->total) {
@@ -342,15 +369,17 @@ static void *noop_thread_main(void *arg) {
     if (t->rc == 0)
       t->rc = claim_and_run(t, &env, runner);
   }
+  cr_exec_group_free(env.group);
   cr_store_close(own);
   return NULL;
 }
 
 /* Runs n no-op executions of the works prefix0..NOOP_WORKS-1 end to end with
- * nthreads (1 or 2) runner threads; returns executions/s (-1 on failure) and
- * the thread-summed seconds spent creating, claiming and running. */
+ * nthreads (1 or 2) runner threads; returns executions/s (-1 on failure),
+ * the thread-summed seconds spent creating, claiming and running, and the
+ * average group commit size (secs[3]). */
 static double noop_figure(struct bench *b, const char *prefix, long n,
-                          int nthreads, cr_worker_pool *pool, double secs[3]) {
+                          int nthreads, cr_worker_pool *pool, double secs[4]) {
   struct noop_run nr;
   memset(&nr, 0, sizeof nr);
   nr.b = b;
@@ -384,6 +413,7 @@ static double noop_figure(struct bench *b, const char *prefix, long n,
   double dt = now_s() - t0;
   pthread_mutex_destroy(&nr.mu);
   secs[0] = secs[1] = secs[2] = 0;
+  secs[3] = nr.groups > 0 ? (double)nr.grouped / (double)nr.groups : 0;
   for (int i = 0; i < started; i++) {
     secs[0] += th[i].tcreate;
     secs[1] += th[i].tclaim;
@@ -734,7 +764,7 @@ int main(int argc, char **argv) {
   double sql1 = bare_sqlite_commit(path, 20000);
   double spawn1 = bare_spawn(2000);
 
-  double si[INLINE_CHUNKS][3], sp1[3], sp2[3], inl[INLINE_CHUNKS];
+  double si[INLINE_CHUNKS][4], sp1[4], sp2[4], inl[INLINE_CHUNKS];
   b.env.pool = NULL;
   int64_t ev0 = events_count(b.env.store);
   for (int c = 0; c < INLINE_CHUNKS; c++) {
@@ -744,8 +774,9 @@ int main(int argc, char **argv) {
   int64_t ev1 = events_count(b.env.store);
   if (getenv("BENCH_EXEC_INLINE_ONLY") != NULL) { /* for profiling */
     for (int c = 0; c < INLINE_CHUNKS; c++)
-      printf("inline %.0f/s (create %.2f claim %.2f run %.2f)\n", inl[c],
-             si[c][0], si[c][1], si[c][2]);
+      printf("inline %.0f/s (create %.2f claim %.2f run %.2f; group commit, "
+             "avg group %.1f)\n",
+             inl[c], si[c][0], si[c][1], si[c][2], si[c][3]);
     goto done;
   }
   phase("jsonl open probe");
@@ -802,6 +833,9 @@ int main(int argc, char **argv) {
     row(fig, inl[c], "/s", c == 0 ? ">= 5000" : "(same)", sql1);
     printf("  %d executions: create %.2f s, claim %.2f s, run %.2f s\n",
            N_INLINE, si[c][0], si[c][1], si[c][2]);
+    printf("  group commit (exec_group.h): avg %.1f completions per "
+           "transaction (max %d)\n",
+           si[c][3], CR_EXEC_GROUP_MAX);
   }
   printf("  events stored per inline execution: %.2f\n",
          (double)(ev1 - ev0) / (INLINE_CHUNKS * N_INLINE));
@@ -815,15 +849,15 @@ int main(int argc, char **argv) {
     row("noop executions process, 1 thread, hist 0-15", p1, "/s", ">= 2000",
         spawn1);
     printf("  %d executions: create %.2f s, claim %.2f s, run %.2f s; "
-           "vs SQLite commit %.2f\n",
-           N_PROCESS, sp1[0], sp1[1], sp1[2], p1 / sql1);
+           "vs SQLite commit %.2f; avg group %.1f\n",
+           N_PROCESS, sp1[0], sp1[1], sp1[2], p1 / sql1, sp1[3]);
   }
   if (p2 > 0) {
     row("noop executions process, 2 threads, hist 0-15", p2, "/s", ">= 2000",
         spawn1);
     printf("  %d executions, thread-summed: create %.2f s, claim %.2f s, "
-           "run %.2f s; vs SQLite commit %.2f\n",
-           N_PROCESS, sp2[0], sp2[1], sp2[2], p2 / sql1);
+           "run %.2f s; vs SQLite commit %.2f; avg group %.1f\n",
+           N_PROCESS, sp2[0], sp2[1], sp2[2], p2 / sql1, sp2[3]);
   }
   printf("  worker pool (shared by both process runs): after 1 thread "
          "spawned %llu reused %llu retired %llu died %llu; after 2 threads "

@@ -8,6 +8,13 @@
  * runs cr_exec_run (exec_run.h), then hands the result back to the loop
  * (uv_async), which claims again at once.
  *
+ * Group commit (exec_group.h): each thread owns a group. Completions of
+ * quick runs wait in it; the thread keeps taking jobs without blocking and
+ * commits the group, then hands all its deferred jobs back at once, when the
+ * queue is empty, the group holds CR_EXEC_GROUP_MAX entries or is
+ * CR_EXEC_GROUP_MAX_AGE_MS old, and before it exits. Other outcomes are
+ * handed back at once.
+ *
  * Stop: claiming stops; running executions get the grace period to finish;
  * after it the stop flag cancels them and they go back to created as a new
  * attempt (retried by the next start or another runner). */
@@ -20,6 +27,7 @@
 #include "clock.h"
 #include "delivery.h"
 #include "error.h"
+#include "exec_group.h"
 #include "exec_run.h"
 #include "scheduler.h"
 #include "worker_pool.h"
@@ -39,9 +47,10 @@ static void job_free(struct cr__run_job *j) {
 
 /* ---- Runner threads ----------------------------------------------------- */
 
-static struct cr__run_job *next_job(struct cr__runner *rn) {
+/* The next queued job; waits for one (or quit) only when wait is set. */
+static struct cr__run_job *next_job(struct cr__runner *rn, int wait) {
   uv_mutex_lock(&rn->mu);
-  while (rn->queue == NULL && !rn->quit)
+  while (wait && rn->queue == NULL && !rn->quit)
     uv_cond_wait(&rn->cv, &rn->mu);
   struct cr__run_job *j = rn->queue;
   if (j != NULL) {
@@ -53,6 +62,54 @@ static struct cr__run_job *next_job(struct cr__runner *rn) {
   return j;
 }
 
+/* Hands the jobs first..last (linked) back to the loop. */
+static void post_jobs(struct cr__runner *rn, struct cr__run_job *first,
+                      struct cr__run_job *last) {
+  uv_mutex_lock(&rn->mu);
+  last->next = rn->done;
+  rn->done = first;
+  uv_mutex_unlock(&rn->mu);
+  uv_async_send(&rn->done_async);
+}
+
+/* A runner thread's jobs whose completion waits in its group. */
+struct deferred {
+  cr_exec_group *group; /* NULL: no group commit (out of memory) */
+  struct cr__run_job *first, *last;
+};
+
+/* Commits the group (errors are logged by it per execution: those leases
+ * expire and the executions are retried) and hands the jobs back. */
+static void flush_deferred(struct cr__runner *rn, struct deferred *df,
+                           cr_store *store) {
+  cr_exec_group_commit(df->group, store);
+  if (df->first != NULL)
+    post_jobs(rn, df->first, df->last);
+  df->first = df->last = NULL;
+}
+
+/* Keeps j when its completion was deferred, else hands it back; then
+ * commits when a bound is reached (or a run of its own already did). */
+static void after_run(struct cr__runner *rn, struct deferred *df,
+                      cr_store *store, struct cr__run_job *j) {
+  if (!j->out.deferred) {
+    j->next = NULL;
+    post_jobs(rn, j, j);
+  } else {
+    j->next = NULL;
+    if (df->last != NULL)
+      df->last->next = j;
+    else
+      df->first = j;
+    df->last = j;
+  }
+  size_t n = cr_exec_group_size(df->group);
+  if (df->first != NULL &&
+      (n == 0 || n >= CR_EXEC_GROUP_MAX ||
+       cr_exec_group_age_ms(df->group) >= CR_EXEC_GROUP_MAX_AGE_MS))
+    flush_deferred(rn, df, store);
+}
+
 static void thread_main(void *arg) {
   cr_daemon *d = arg;
   struct cr__runner *rn = &d->runner;
@@ -61,8 +118,17 @@ static void thread_main(void *arg) {
   int orc = cr_store_open(rn->data_dir, &store, err, sizeof err);
   if (orc != 0)
     cr__daemon_logf(d, CR_LOG_ERROR, "runner: cannot open store: %s", err);
-  struct cr__run_job *j;
-  while ((j = next_job(rn)) != NULL) {
+  struct deferred df = {0};
+  if (store != NULL && cr_exec_group_new(&df.group) != 0)
+    cr__daemon_logf(d, CR_LOG_WARN, "runner: no group commit: out of memory");
+  for (;;) {
+    struct cr__run_job *j = next_job(rn, df.first == NULL);
+    if (j == NULL && df.first != NULL) { /* queue empty: commit now */
+      flush_deferred(rn, &df, store);
+      continue;
+    }
+    if (j == NULL)
+      break;
     struct cr_exec_env env = {
         .cfg = j->cfg->cfg,
         .plugins = d->plugins,
@@ -74,14 +140,12 @@ static void thread_main(void *arg) {
         .stop = &rn->stop_runs,
         .lease_ms = rn->lease_ms,
         .retry_base_ms = rn->retry_base_ms,
+        .group = df.group,
     };
     j->rc = store ? cr_exec_run(&env, &j->claim, &j->out) : orc;
-    uv_mutex_lock(&rn->mu);
-    j->next = rn->done;
-    rn->done = j;
-    uv_mutex_unlock(&rn->mu);
-    uv_async_send(&rn->done_async);
+    after_run(rn, &df, store, j);
   }
+  cr_exec_group_free(df.group);
   cr_store_close(store);
 }
 

@@ -51,20 +51,37 @@ static int64_t lease_ms(const struct run *r) {
   return r->env->lease_ms > 0 ? r->env->lease_ms : CR_EXEC_LEASE_MS;
 }
 
+static void vlog(cr_log_fn log, void *ud, int min_level, const char *work_id,
+                 int64_t execution_id, int level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 7, 0)));
+static void vlog(cr_log_fn log, void *ud, int min_level, const char *work_id,
+                 int64_t execution_id, int level, const char *fmt, va_list ap) {
+  if (log == NULL || level < min_level)
+    return;
+  char msg[1024], line[1200];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  snprintf(line, sizeof line, "work %s execution %" PRId64 ": %s", work_id,
+           execution_id, msg);
+  log(ud, level, line);
+}
+
+void cr__exec_log(cr_log_fn log, void *ud, int min_level, const char *work_id,
+                  int64_t execution_id, int level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vlog(log, ud, min_level, work_id, execution_id, level, fmt, ap);
+  va_end(ap);
+}
+
 static void logf_run(struct run *r, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void logf_run(struct run *r, int level, const char *fmt, ...) {
   const struct cr_exec_env *e = r->env;
-  if (e->log == NULL || level < e->log_min_level)
-    return;
-  char msg[1024], line[1200];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  vlog(e->log, e->log_ud, e->log_min_level, r->work->id, r->claim->execution_id,
+       level, fmt, ap);
   va_end(ap);
-  snprintf(line, sizeof line, "work %s execution %" PRId64 ": %s", r->work->id,
-           r->claim->execution_id, msg);
-  e->log(e->log_ud, level, line);
 }
 
 /* Records the first host-side failure of the attempt. */
@@ -87,18 +104,43 @@ static int stopping(const struct run *r) {
 
 /* ---- Store writes (each one transaction, fenced by the epoch) ---------- */
 
-static json_t *exec_data(const struct run *r) {
-  return json_pack("{s:I, s:i}", "execution_id",
-                   (json_int_t)r->claim->execution_id, "attempt",
-                   r->claim->attempt);
+static json_t *exec_data(int64_t execution_id, int attempt) {
+  return json_pack("{s:I, s:i}", "execution_id", (json_int_t)execution_id,
+                   "attempt", attempt);
 }
 
-static int emit_work(struct run *r, const char *verb, json_t *data) {
-  int rc = data ? cr_event_emit(r->env->store, "work", r->work->id, verb,
-                                CR_ACTOR_SYSTEM, data, NULL)
+static json_t *run_data(const struct run *r) {
+  return exec_data(r->claim->execution_id, r->claim->attempt);
+}
+
+/* Emits a work event with data (consumed; NULL = out of memory). */
+static int emit_work(cr_store *s, const char *work_id, const char *verb,
+                     json_t *data) {
+  int rc = data ? cr_event_emit(s, "work", work_id, verb, CR_ACTOR_SYSTEM, data,
+                                NULL)
                 : CR_ENOMEM;
   json_decref(data);
   return rc;
+}
+
+static int run_emit(struct run *r, const char *verb, json_t *data) {
+  return emit_work(r->env->store, r->work->id, verb, data);
+}
+
+/* What the completion of this run writes, as of now. */
+static struct cr__exec_final final_of(const struct run *r) {
+  struct cr__exec_final f = {
+      .execution_id = r->claim->execution_id,
+      .epoch = r->claim->epoch,
+      .work_id = r->work->id,
+      .attempt = r->claim->attempt,
+      .needs_executing = !r->executing,
+      .one_time = cr_exec_work_one_time(r->work, r->plugin),
+      .records = r->records,
+      .checkpoints = r->checkpoints,
+      .duration_ms = cr__now_ms() - r->started_ms,
+  };
+  return f;
 }
 
 /* Ends a transaction: commit on success, rollback otherwise; a stale epoch
@@ -119,18 +161,24 @@ static int end_txn(struct run *r, int rc) {
 
 /* The executing transition with its events, inside the caller's
  * transaction. */
-static int executing_steps(struct run *r) {
-  cr_store *s = r->env->store;
+static int executing_steps(cr_store *s, const struct cr__exec_final *f) {
   int first = 0;
-  int rc = cr_store_exec_transition(s, r->claim->execution_id, r->claim->epoch,
-                                    "executing", "plugin started", NULL, NULL);
+  int rc = cr_store_exec_transition(s, f->execution_id, f->epoch, "executing",
+                                    "plugin started", NULL, NULL);
   if (rc == 0)
-    rc = cr_store_work_mark_started(s, r->work->id, &first);
+    rc = cr_store_work_mark_started(s, f->work_id, &first);
   if (rc == 0 && first)
-    rc = emit_work(r, "started", exec_data(r));
+    rc = emit_work(s, f->work_id, "started",
+                   exec_data(f->execution_id, f->attempt));
   if (rc == 0)
-    rc = emit_work(r, "syncing", exec_data(r));
+    rc = emit_work(s, f->work_id, "syncing",
+                   exec_data(f->execution_id, f->attempt));
   return rc;
+}
+
+static int run_executing_steps(struct run *r) {
+  struct cr__exec_final f = final_of(r);
+  return executing_steps(r->env->store, &f);
 }
 
 static int ensure_executing(struct run *r) {
@@ -138,7 +186,7 @@ static int ensure_executing(struct run *r) {
     return r->lost ? CR_ESTALE : 0;
   int rc = cr_store_begin(r->env->store);
   if (rc == 0)
-    rc = executing_steps(r);
+    rc = run_executing_steps(r);
   rc = end_txn(r, rc);
   if (rc == 0) {
     r->executing = 1;
@@ -251,12 +299,12 @@ int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len) {
     rc = cr_store_sync_state_commit(s, r->work->id, copy, r->since_ckpt,
                                     r->claim->execution_id, NULL, &version);
   if (rc == 0) {
-    json_t *d = exec_data(r);
+    json_t *d = run_data(r);
     if (d != NULL) {
       json_object_set_new(d, "version", json_integer(version));
       json_object_set_new(d, "records", json_integer(r->since_ckpt));
     }
-    rc = emit_work(r, "synced", d);
+    rc = run_emit(r, "synced", d);
   }
   rc = end_txn(r, rc);
   if (rc == 0) {
@@ -352,47 +400,65 @@ static void redact_into(const struct run *r, const char *in, char *out,
   }
 }
 
-static int write_completed(struct run *r) {
-  cr_store *s = r->env->store;
-  json_t *d = exec_data(r);
+int cr__exec_write_final(cr_store *s, const struct cr__exec_final *f) {
+  json_t *d = exec_data(f->execution_id, f->attempt);
   if (d != NULL) {
-    json_object_set_new(d, "records", json_integer(r->records));
-    json_object_set_new(d, "checkpoints", json_integer(r->checkpoints));
-    json_object_set_new(d, "duration_ms",
-                        json_integer(cr__now_ms() - r->started_ms));
+    json_object_set_new(d, "records", json_integer(f->records));
+    json_object_set_new(d, "checkpoints", json_integer(f->checkpoints));
+    json_object_set_new(d, "duration_ms", json_integer(f->duration_ms));
   }
-  int rc = cr_store_begin(s);
-  if (rc == 0 && !r->executing) /* a quick plugin: one transaction for all */
-    rc = executing_steps(r);
+  int rc = 0;
+  if (f->needs_executing) /* a quick plugin: one transaction for all */
+    rc = executing_steps(s, f);
   if (rc == 0)
-    rc = cr_store_exec_transition(s, r->claim->execution_id, r->claim->epoch,
-                                  "completed", "plugin finished", NULL, NULL);
+    rc = cr_store_exec_transition(s, f->execution_id, f->epoch, "completed",
+                                  "plugin finished", NULL, NULL);
   if (rc == 0)
-    rc = emit_work(r, "synccomplete", json_deep_copy(d));
-  if (rc == 0 && cr_exec_work_one_time(r->work, r->plugin)) {
-    rc = emit_work(r, "completed", d);
+    rc = emit_work(s, f->work_id, "synccomplete", json_deep_copy(d));
+  if (rc == 0 && f->one_time) {
+    rc = emit_work(s, f->work_id, "completed", d);
     d = NULL;
   }
   json_decref(d);
+  return rc;
+}
+
+static int write_completed(struct run *r) {
+  struct cr__exec_final f = final_of(r);
+  int rc = cr_store_begin(r->env->store);
+  if (rc == 0)
+    rc = cr__exec_write_final(r->env->store, &f);
   return end_txn(r, rc);
+}
+
+/* Defers the completion of a quick run (no transaction of its own yet) to
+ * env->group. Returns 1 when deferred. */
+static int defer_completed(struct run *r, struct cr_exec_outcome *out) {
+  if (r->env->group == NULL || r->executing)
+    return 0;
+  struct cr__exec_final f = final_of(r);
+  if (cr__exec_group_add(r->env->group, &f, r->env, out) != 0)
+    return 0; /* out of memory: written at once instead */
+  out->deferred = 1;
+  return 1;
 }
 
 static int write_failed(struct run *r, const char *cls, const char *msg) {
   cr_store *s = r->env->store;
   int rc = cr_store_begin(s);
   if (rc == 0 && !r->executing)
-    rc = executing_steps(r);
+    rc = run_executing_steps(r);
   if (rc == 0)
     rc = cr_store_exec_transition(s, r->claim->execution_id, r->claim->epoch,
                                   "failed", msg, cls, msg);
   if (rc == 0) {
-    json_t *d = exec_data(r);
+    json_t *d = run_data(r);
     if (d != NULL) {
       json_object_set_new(d, "error_class", json_string(cls));
       json_object_set_new(d, "error", json_string(msg));
       json_object_set_new(d, "records", json_integer(r->records));
     }
-    rc = emit_work(r, "failed", d);
+    rc = run_emit(r, "failed", d);
   }
   return end_txn(r, rc);
 }
@@ -402,7 +468,7 @@ static int write_retry(struct run *r, int64_t at, const char *cls,
   cr_store *s = r->env->store;
   int rc = cr_store_begin(s);
   if (rc == 0 && !r->executing && r->ran) /* it ran: show it executed */
-    rc = executing_steps(r);
+    rc = run_executing_steps(r);
   if (rc == 0)
     rc = cr_store_exec_retry(s, r->claim->execution_id, r->claim->epoch, at,
                              reason, cls, msg);
@@ -439,6 +505,8 @@ static int finish(struct run *r, int code, const char *msg, int64_t after_ms,
     return 0;
   }
   if (!r->failed && code == 0) {
+    if (defer_completed(r, out))
+      return 0; /* out->state is set when the group commits */
     int rc = write_completed(r);
     out->state = rc == 0 ? CR_EXEC_COMPLETED : -1;
     return r->lost ? 0 : rc;
@@ -649,8 +717,19 @@ void cr__exec_fail(struct run *r, int cls, const char *msg) {
   host_fail(r, cls, "%s", msg);
 }
 
+/* A run of its own does not hold up the completions of earlier quick runs
+ * past the group's age bound (their leases are not renewed). Errors are
+ * logged by the group. */
+static void maybe_commit_group(struct run *r) {
+  cr_exec_group *g = r->env->group;
+  if (cr_exec_group_size(g) > 0 &&
+      cr_exec_group_age_ms(g) >= CR_EXEC_GROUP_MAX_AGE_MS)
+    cr_exec_group_commit(g, r->env->store);
+}
+
 int cr__exec_tick(struct run *r) {
   maybe_renew(r);
+  maybe_commit_group(r);
   if (!r->failed && r->work->timeout_ms > 0 &&
       r->work->isolation == CR_ISOLATION_INLINE &&
       cr__now_ms() - r->started_ms > r->work->timeout_ms)
@@ -695,13 +774,15 @@ int cr_exec_run_to_end(const struct cr_exec_env *env, int64_t id,
   if (env == NULL || env->store == NULL || runner_id == NULL || out == NULL)
     return CR_EINVAL;
   int64_t lease = env->lease_ms > 0 ? env->lease_ms : CR_EXEC_LEASE_MS;
+  struct cr_exec_env own = *env;
+  own.group = NULL; /* the outcome is written before this returns */
   for (;;) {
     struct cr_exec_claim c;
     memset(&c, 0, sizeof c);
     int rc = cr_store_exec_claim_one(env->store, id, runner_id, lease, &c);
     if (rc != 0)
       return rc;
-    rc = cr_exec_run(env, &c, out);
+    rc = cr_exec_run(&own, &c, out);
     cr__free(c.work_id);
     if (rc != 0 || out->state != CR_EXEC_CREATED)
       return rc;

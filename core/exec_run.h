@@ -13,7 +13,8 @@
  * synccomplete, completed for a one-time work, failed; auth: updated when a
  * plugin rotates its credentials), fenced by the claim's lease epoch: when
  * the lease was lost (expired and claimed again) nothing more is written and
- * the run stops.
+ * the run stops. With env->group, the completion of a quick run is written
+ * later together with others' (exec_group.h).
  *
  * Threads: one cr_exec_run per thread at a time per env->store connection;
  * everything else in the env may be shared. */
@@ -29,6 +30,7 @@
 #include "store.h"
 
 typedef struct cr_worker_pool cr_worker_pool;
+typedef struct cr_exec_group cr_exec_group;
 
 /* Default lease of a claim and its renewal period (a third of it). */
 #define CR_EXEC_LEASE_MS INT64_C(60000)
@@ -68,6 +70,12 @@ struct cr_exec_env {
   void (*progress)(void *ud, const struct cr_exec_progress *p);
   void *progress_ud;
   int64_t progress_every_ms;
+  /* Group commit (exec_group.h): NULL = each run writes its own outcome.
+   * Otherwise the completion of a quick successful run (no record, no
+   * checkpoint) waits in the group (out->deferred), and a run of its own
+   * commits the group once it is CR_EXEC_GROUP_MAX_AGE_MS old. Failures and
+   * retries are written at once. Used only by this thread, on env->store. */
+  cr_exec_group *group;
 };
 
 /* How a run ended. */
@@ -80,6 +88,8 @@ struct cr_exec_outcome {
   int64_t checkpoints;  /* checkpoints committed this attempt */
   char error_class[16]; /* failure class name; "" on success */
   char error[512];      /* redacted reason; "" on success */
+  int deferred;         /* 1: the completion waits in env->group; state is
+                           set by cr_exec_group_commit */
 };
 
 /* Runs the claimed execution claim (borrowed) of a work of env->cfg to its
@@ -87,7 +97,9 @@ struct cr_exec_outcome {
  * (also a failure) or the lease was lost; CR_EINVAL for bad arguments;
  * CR_ENOENT when the work is not in env->cfg; a store error when the outcome
  * could not be written (the lease then expires and the execution comes back
- * as a new attempt). */
+ * as a new attempt). With env->group, a quick success returns 0 with
+ * out->deferred = 1 and out->state -1: *out must then stay valid until
+ * cr_exec_group_commit (or cr_exec_group_free) sets its state. */
 int cr_exec_run(const struct cr_exec_env *env,
                 const struct cr_exec_claim *claim, struct cr_exec_outcome *out);
 
@@ -95,9 +107,10 @@ int cr_exec_run(const struct cr_exec_env *env,
  * as runner_id (cr_store_exec_claim_one, ignoring its retry time), runs it
  * with cr_exec_run, and while it comes back as a retry, sleeps until the
  * retry time (woken early by env->stop) and runs it again. *out describes
- * the last attempt. Returns 0 (see out->state), CR_EBUSY when the execution
- * or another of its work runs elsewhere, CR_ESTATE when it is already final,
- * CR_ENOENT, or errors of cr_exec_run. */
+ * the last attempt (written at once: env->group is not used). Returns 0
+ * (see out->state), CR_EBUSY when the execution or another of its work runs
+ * elsewhere, CR_ESTATE when it is already final, CR_ENOENT, or errors of
+ * cr_exec_run. */
 int cr_exec_run_to_end(const struct cr_exec_env *env, int64_t id,
                        const char *runner_id, struct cr_exec_outcome *out);
 

@@ -185,6 +185,21 @@ int cr_store_rollback(cr_store *s) {
   return s->ops->rollback(s);
 }
 
+int cr_store_savepoint(cr_store *s) {
+  if (!ready(s))
+    return CR_EINVAL;
+  return s->ops->savepoint == NULL ? CR_ENOTSUP : s->ops->savepoint(s);
+}
+
+int cr_store_savepoint_end(cr_store *s, int rc) {
+  if (s == NULL)
+    return CR_EINVAL;
+  if (rc == 0) /* keep the failed call's message */
+    s->last_error[0] = '\0';
+  return s->ops->savepoint_end == NULL ? CR_ENOTSUP
+                                       : s->ops->savepoint_end(s, rc);
+}
+
 /* ---- Authorizations ------------------------------------------------------ */
 
 int cr_store_auth_upsert(cr_store *s, const struct cr_auth_rec *rec,

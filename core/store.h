@@ -293,6 +293,21 @@ int cr_store_begin(cr_store *s);
 int cr_store_commit(cr_store *s);
 int cr_store_rollback(cr_store *s);
 
+/* Savepoints: several independent changes in one transaction (one commit),
+ * each of which may fail on its own. cr_store_savepoint opens a savepoint
+ * inside the open transaction; cr_store_savepoint_end(s, rc) ends it: rc == 0
+ * keeps what ran since (released into the transaction), otherwise it is
+ * undone and the transaction stays usable, not doomed (an inner rollback
+ * since the savepoint is undone with it). They do not nest among themselves.
+ * Errors: cr_store_savepoint gives CR_ESTATE outside a transaction or while
+ * one is open, backend failures; cr_store_savepoint_end returns rc (rc != 0)
+ * or the release's error, CR_ESTATE when none is open or the transaction
+ * depth changed since (an unbalanced begin/commit inside), and a backend
+ * failure when the whole transaction was lost (then doomed: roll it back).
+ * With rc != 0 cr_store_last_error keeps the failed call's message. */
+int cr_store_savepoint(cr_store *s);
+int cr_store_savepoint_end(cr_store *s, int rc);
+
 /* ---- Authorizations -------------------------------------------------------
  */
 

@@ -27,6 +27,9 @@ struct cr_store_ops {
   int (*begin)(cr_store *s);
   int (*commit)(cr_store *s);
   int (*rollback)(cr_store *s);
+  /* cr_store_savepoint / cr_store_savepoint_end (store.h). */
+  int (*savepoint)(cr_store *s);
+  int (*savepoint_end)(cr_store *s, int rc);
 
   int (*auth_upsert)(cr_store *s, const struct cr_auth_rec *rec, int64_t now,
                      int *changed);
@@ -142,6 +145,9 @@ struct cr_store_ops {
 struct cr_store {
   const struct cr_store_ops *ops;
   char last_error[CR_STORE_ERRLEN];
+  /* cr_store_savepoint state, kept by the backend: one is open, and the
+   * transaction depth and doomed flag when it was opened. */
+  int sp_open, sp_depth, sp_doomed;
 };
 
 /* Formats the message cr_store_last_error() returns (printf-style,

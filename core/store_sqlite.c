@@ -611,6 +611,7 @@ static int sq_commit(cr_store *s) {
     return no_transaction(q);
   if (--q->depth > 0)
     return 0;
+  q->base.sp_open = 0;
   if (q->doomed) {
     q->doomed = 0;
     if (!sqlite3_get_autocommit(q->db))
@@ -630,9 +631,68 @@ static int sq_rollback(cr_store *s) {
     return no_transaction(q);
   q->depth--;
   int rc = 0;
+  if (q->base.sp_open && q->depth >= q->base.sp_depth) {
+    /* inside a caller's savepoint: undo to it; its end may revive us */
+    if (!sqlite3_get_autocommit(q->db))
+      rc = run(q, ST_ROLLBACK_TO, 0);
+    q->doomed = 1;
+    return rc;
+  }
   if (!sqlite3_get_autocommit(q->db))
     rc = run(q, ST_ROLLBACK, 0);
   q->doomed = q->depth > 0;
+  if (q->depth == 0)
+    q->base.sp_open = 0;
+  return rc;
+}
+
+/* A savepoint of the caller (cr_store_savepoint): SAVEPOINT cr_op like the
+ * operations' own, which are always released before it ends, so RELEASE and
+ * ROLLBACK TO reach it. */
+static int sq_savepoint(cr_store *s) {
+  struct sq_store *q = sqs(s);
+  if (q->depth == 0)
+    return no_transaction(q);
+  if (s->sp_open) {
+    cr__store_set_error(s, "a savepoint is already open");
+    return CR_ESTATE;
+  }
+  int rc = cr__sq_doomed(q);
+  if (rc == 0)
+    rc = run(q, ST_SAVEPOINT, 0);
+  if (rc != 0)
+    return rc;
+  s->sp_open = 1;
+  s->sp_depth = q->depth;
+  s->sp_doomed = q->doomed;
+  return 0;
+}
+
+static int sq_savepoint_end(cr_store *s, int rc) {
+  struct sq_store *q = sqs(s);
+  if (!s->sp_open) {
+    cr__store_set_error(s, "no savepoint is open");
+    return CR_ESTATE;
+  }
+  s->sp_open = 0;
+  if (q->depth != s->sp_depth) {
+    q->doomed = q->depth > 0;
+    cr__store_set_error(s, "unbalanced begin/commit inside a savepoint");
+    return CR_ESTATE;
+  }
+  if (sqlite3_get_autocommit(q->db)) { /* SQLite dropped the transaction */
+    q->doomed = 1;
+    if (rc == 0)
+      cr__store_set_error(s, "the transaction was rolled back");
+    return rc != 0 ? rc : CR_ECANCELED;
+  }
+  if (rc == 0 && (rc = run(q, ST_RELEASE, 0)) == 0)
+    return 0;
+  if (sqlite3_get_autocommit(q->db) || run(q, ST_ROLLBACK_TO, 1) != 0 ||
+      run(q, ST_RELEASE, 1) != 0)
+    q->doomed = 1;
+  else
+    q->doomed = s->sp_doomed;
   return rc;
 }
 
@@ -1465,6 +1525,8 @@ static const struct cr_store_ops sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .savepoint_end = sq_savepoint_end,
     .auth_upsert = sq_auth_upsert,
     .auth_get = sq_auth_get,
     .auth_list = sq_auth_list,

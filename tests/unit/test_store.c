@@ -2359,6 +2359,127 @@ static void test_outbox_allocation_failures(void **state) {
   assert_int_equal(outbox_rows(f->s, "works"), 2);
 }
 
+/* ---- Savepoints ---------------------------------------------------------- */
+
+/* 1 when authorization id is stored. */
+static int has_auth(cr_store *s, const char *id) {
+  struct cr_auth_rec *a = NULL;
+  int rc = cr_store_auth_get(s, id, &a);
+  assert_true(rc == 0 || rc == CR_ENOENT);
+  cr_auth_rec_free(a);
+  return rc == 0;
+}
+
+/* A failed savepoint undoes only its own writes; the outer commit keeps the
+ * rest, also what later savepoints wrote. */
+static void test_savepoint_undoes_only_its_writes(void **state) {
+  struct fixture *f = *state;
+  struct cr_auth_rec a1 = auth("a1", "x", "h"), a2 = auth("a2", "x", "h"),
+                     a3 = auth("a3", "x", "h");
+  struct cr_event_rec e = {
+      .subject_type = "authorization", .subject_id = "a2", .verb = "created"};
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_auth_upsert(f->s, &a1, NULL), 0);
+  assert_int_equal(cr_store_savepoint(f->s), 0);
+  assert_int_equal(cr_store_auth_upsert(f->s, &a2, NULL), 0);
+  assert_int_equal(cr_store_event_append(f->s, &e, NULL), 0);
+  assert_true(has_auth(f->s, "a2")); /* visible inside */
+  assert_int_equal(cr_store_savepoint_end(f->s, CR_EIO), CR_EIO);
+  assert_false(has_auth(f->s, "a2"));
+  assert_true(has_auth(f->s, "a1"));
+  /* A failed call inside: its error and message come back. */
+  struct cr_work_rec bad = work("w1", "no-such-auth", "h");
+  assert_int_equal(cr_store_savepoint(f->s), 0);
+  assert_int_equal(cr_store_auth_upsert(f->s, &a3, NULL), 0);
+  int rc = cr_store_work_upsert(f->s, &bad, NULL);
+  assert_int_equal(rc, CR_EINVAL);
+  assert_int_equal(cr_store_savepoint_end(f->s, rc), CR_EINVAL);
+  assert_string_not_equal(cr_store_last_error(f->s), "");
+  assert_false(has_auth(f->s, "a3"));
+  /* A kept one. */
+  assert_int_equal(cr_store_savepoint(f->s), 0);
+  assert_int_equal(cr_store_auth_upsert(f->s, &a3, NULL), 0);
+  assert_int_equal(cr_store_savepoint_end(f->s, 0), 0);
+  /* Nothing is visible to another connection before the commit. */
+  cr_store *s2 = NULL;
+  char err[256];
+  assert_int_equal(cr_store_open(f->dir, &s2, err, sizeof err), 0);
+  assert_false(has_auth(s2, "a1"));
+  assert_int_equal(cr_store_commit(f->s), 0);
+  assert_true(has_auth(s2, "a1"));
+  assert_false(has_auth(s2, "a2"));
+  assert_true(has_auth(s2, "a3"));
+  assert_int_equal(count_events(s2), 0);
+  cr_store_close(s2);
+}
+
+/* An inner rollback inside a savepoint dooms the transaction only until the
+ * savepoint is undone; the outer transaction then commits. */
+static void test_savepoint_restores_doomed(void **state) {
+  struct fixture *f = *state;
+  struct cr_event_rec e = {
+      .subject_type = "authorization", .subject_id = "a1", .verb = "created"};
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_event_append(f->s, &e, NULL), 0);
+  assert_int_equal(cr_store_savepoint(f->s), 0);
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_event_append(f->s, &e, NULL), 0);
+  assert_int_equal(cr_store_rollback(f->s), 0);
+  assert_int_equal(cr_store_event_append(f->s, &e, NULL), CR_ECANCELED);
+  assert_int_equal(cr_store_savepoint_end(f->s, CR_ECANCELED), CR_ECANCELED);
+  assert_int_equal(cr_store_event_append(f->s, &e, NULL), 0);
+  assert_int_equal(cr_store_commit(f->s), 0);
+  assert_int_equal(count_events(f->s), 2);
+
+  /* A doomed transaction stays doomed: no savepoint in it. */
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_rollback(f->s), 0);
+  assert_int_equal(cr_store_savepoint(f->s), CR_ECANCELED);
+  assert_int_equal(cr_store_commit(f->s), CR_ECANCELED);
+  assert_int_equal(count_events(f->s), 2);
+}
+
+/* Misuse: outside a transaction, twice, unbalanced, ended by the outer
+ * transaction's end. */
+static void test_savepoint_misuse(void **state) {
+  struct fixture *f = *state;
+  struct cr_auth_rec a1 = auth("a1", "x", "h");
+  struct cr_event_rec e = {
+      .subject_type = "authorization", .subject_id = "a1", .verb = "created"};
+  assert_int_equal(cr_store_savepoint(NULL), CR_EINVAL);
+  assert_int_equal(cr_store_savepoint_end(NULL, 0), CR_EINVAL);
+  assert_int_equal(cr_store_savepoint(f->s), CR_ESTATE);
+  assert_int_equal(cr_store_savepoint_end(f->s, 0), CR_ESTATE);
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_savepoint_end(f->s, 0), CR_ESTATE);
+  assert_int_equal(cr_store_savepoint(f->s), 0);
+  assert_int_equal(cr_store_savepoint(f->s), CR_ESTATE); /* no nesting */
+  assert_int_equal(cr_store_auth_upsert(f->s, &a1, NULL), 0);
+  assert_int_equal(cr_store_savepoint_end(f->s, 0), 0);
+  assert_int_equal(cr_store_savepoint_end(f->s, 0), CR_ESTATE);
+  assert_int_equal(cr_store_commit(f->s), 0);
+  assert_true(has_auth(f->s, "a1"));
+
+  /* The outer rollback ends an open savepoint with everything. */
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_savepoint(f->s), 0);
+  assert_int_equal(cr_store_event_append(f->s, &e, NULL), 0);
+  assert_int_equal(cr_store_rollback(f->s), 0);
+  assert_int_equal(cr_store_savepoint_end(f->s, 0), CR_ESTATE);
+  assert_int_equal(count_events(f->s), 0);
+
+  /* A begin left open inside: refused, and the transaction is doomed. */
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_savepoint(f->s), 0); /* usable again */
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_event_append(f->s, &e, NULL), 0);
+  assert_int_equal(cr_store_savepoint_end(f->s, 0), CR_ESTATE);
+  assert_int_equal(cr_store_commit(f->s), 0); /* inner */
+  assert_int_equal(cr_store_commit(f->s), CR_ECANCELED);
+  assert_int_equal(count_events(f->s), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fresh_database_is_latest),
@@ -2400,6 +2521,9 @@ int main(void) {
       T(test_prune_keeps_owed_events),
       T(test_upgrade_from_version_3),
       T(test_outbox_allocation_failures),
+      T(test_savepoint_undoes_only_its_writes),
+      T(test_savepoint_restores_doomed),
+      T(test_savepoint_misuse),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
