@@ -339,6 +339,7 @@ static int setup_open(struct setup *s, const char *dir, const char *name,
     return -1;
   struct cr_delivery_opts o = {.loop = &s->loop,
                                .store = s->store,
+                               .data_dir = s->data_dir,
                                .log = log_fn,
                                .log_min_level = CR_LOG_WARN,
                                .max_connections = in_flight};

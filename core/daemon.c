@@ -235,6 +235,7 @@ static int start_signal(cr_daemon *d, uv_signal_t *s, int signum) {
 static int start_delivery(cr_daemon *d) {
   struct cr_delivery_opts o = {.loop = &d->loop,
                                .store = d->store,
+                               .data_dir = d->cfg->cfg->host.data_dir,
                                .log = d->log,
                                .log_ud = d->log_ud,
                                .log_min_level = d->log_min_level};

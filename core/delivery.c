@@ -1,5 +1,7 @@
-/* delivery.c: the webhook export engine (see delivery.h): passes over the
- * store's outbox, rendering, signing, POSTing and recording in batches. */
+/* delivery.c: the webhook export engine (see delivery.h), loop side: the
+ * subscriptions' run-time state and in-flight windows, rendering, signing,
+ * POSTing and classifying. The store work (recording, enqueueing, due rows)
+ * runs on the engine's store thread (delivery_worker.h). */
 #include "delivery.h"
 
 #include <inttypes.h>
@@ -9,6 +11,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "delivery_worker.h"
 #include "error.h"
 #include "event_tpl.h"
 #include "events.h"
@@ -18,6 +21,9 @@
 
 #define MAX_WINDOW 256
 #define MAX_HEADERS 64
+/* Rows read beyond the free request slots: sent as requests complete,
+ * before the store thread's next read arrives. */
+#define SPARE_ROWS 48
 
 static const int64_t default_schedule[] = {
     0,        5000,     300000,   1800000,  7200000,
@@ -37,34 +43,31 @@ struct sub_rt {
   long timeout_ms;
   int max_in_flight;
   int64_t disable_after_ms;
-  int64_t in_flight[MAX_WINDOW];
+  int64_t in_flight[MAX_WINDOW]; /* sent or decided, not yet recorded */
   int n_in_flight;
+  int requests;       /* of those, HTTP requests not answered yet */
+  int refs;           /* requests and results pointing here */
   int64_t blocked_on; /* event id that failed: nothing newer until it ends */
   int removed;        /* gone from the config; freed when idle */
   uv_mutex_t tpl_mu;  /* one render at a time per renderer */
   struct sub_rt *next;
 };
 
-struct result {
-  struct sub_rt *rt;
-  int64_t event_id;
-  int attempts;
-  const char *status;
-  int http;
-  int64_t latency, next_at;
-  char error[256];
-  struct result *next;
-};
-
 struct cr_delivery {
   struct cr_delivery_opts o;
   cr_http_async *http;
-  uv_timer_t timer;
-  uv_async_t kick;
+  cr__dworker *w;   /* the store thread */
+  uv_async_t ready; /* the store thread has a batch */
+  uv_async_t flush; /* results to hand over (coalesces completions) */
+  uv_timer_t timer; /* housekeeping every poll_ms */
   int closing;
   const char *account_id;
   struct sub_rt *subs;
-  struct result *results, **results_tail;
+  struct cr__dw_result *results, **results_tail; /* for the store thread */
+  /* Spare due rows from the store thread's last read, sent as capacity
+   * frees; a sent one gets event_id 0. Replaced by each read. */
+  struct cr_outbox_rec *spare;
+  size_t n_spare, spare_left;
   int total_in_flight;
   struct cr_delivery_stats stats;
 };
@@ -83,6 +86,7 @@ struct req {
   char err[256];
 };
 
+static void submit(cr_delivery *d);
 static void logf_d(cr_delivery *d, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void logf_d(cr_delivery *d, int level, const char *fmt, ...) {
@@ -181,12 +185,19 @@ static struct sub_rt *rt_find(cr_delivery *d, const char *id) {
   return NULL;
 }
 
-/* Frees removed subscriptions with nothing in flight. */
+/* The live run-time state of rt's subscription: rt itself, or the one that
+ * replaced it at a reload (its window moved there). */
+static struct sub_rt *rt_live(cr_delivery *d, struct sub_rt *rt) {
+  struct sub_rt *now = rt->removed ? rt_find(d, rt->id) : NULL;
+  return now != NULL ? now : rt;
+}
+
+/* Frees removed subscriptions nothing points to any more. */
 static void rt_collect(cr_delivery *d) {
   struct sub_rt **pp = &d->subs;
   while (*pp != NULL) {
     struct sub_rt *rt = *pp;
-    if (rt->removed && rt->n_in_flight == 0) {
+    if (rt->removed && rt->refs == 0) {
       *pp = rt->next;
       rt_free(rt);
     } else {
@@ -216,6 +227,8 @@ int cr_delivery_configure(cr_delivery *d, const cr_config *cfg) {
     if (old != NULL) { /* keep the window of in-flight requests */
       memcpy(rt->in_flight, old->in_flight, sizeof rt->in_flight);
       rt->n_in_flight = old->n_in_flight;
+      rt->requests = old->requests;
+      old->requests = 0;
       rt->blocked_on = old->blocked_on;
       old->n_in_flight = 0;
     }
@@ -223,11 +236,13 @@ int cr_delivery_configure(cr_delivery *d, const cr_config *cfg) {
     d->subs = rt;
   }
   rt_collect(d);
+  if (!d->closing)
+    submit(d); /* the capacity to fill */
   cr_delivery_kick(d);
   return rc;
 }
 
-/* ---- Results (written in one transaction per pass) --------------------- */
+/* ---- Results (recorded by the store thread) ----------------------------- */
 
 static void window_remove(struct sub_rt *rt, int64_t event_id) {
   for (int i = 0; i < rt->n_in_flight; i++)
@@ -244,10 +259,25 @@ static int window_has(const struct sub_rt *rt, int64_t event_id) {
   return 0;
 }
 
-static void push_result(cr_delivery *d, struct result *r) {
+/* Queues r (its sub_rt reference with it) for the store thread. */
+static void push_result(cr_delivery *d, struct cr__dw_result *r) {
+  struct sub_rt *rt = r->tag;
+  r->sub_id = rt->id;
   r->next = NULL;
   *d->results_tail = r;
   d->results_tail = &r->next;
+  if (!d->closing)
+    uv_async_send(&d->flush);
+}
+
+/* A delivery that ends without a result (aborted, not sent): out of the
+ * window, reference dropped; it stays pending in the store. */
+static void drop_delivery(cr_delivery *d, struct sub_rt *rt, int64_t id) {
+  struct sub_rt *live = rt_live(d, rt);
+  window_remove(live, id);
+  live->requests--;
+  d->total_in_flight--;
+  rt->refs--;
 }
 
 static void disable_sub(cr_delivery *d, struct sub_rt *rt, const char *why) {
@@ -266,37 +296,51 @@ static void disable_sub(cr_delivery *d, struct sub_rt *rt, const char *why) {
   rt->removed = 1;
 }
 
-static void flush_results(cr_delivery *d) {
-  if (d->results == NULL)
-    return;
-  cr_store *s = d->o.store;
-  int rc = cr_store_begin(s);
-  for (struct result *r = d->results; r != NULL && rc == 0; r = r->next) {
-    rc = cr_store_outbox_record(s, r->rt->id, r->event_id, r->status, r->http,
-                                r->latency, r->error[0] ? r->error : NULL,
-                                r->next_at);
-    if (rc == CR_ENOENT)
-      rc = 0; /* the subscription was deleted meanwhile */
-  }
-  rc = rc == 0 ? cr_store_commit(s) : (cr_store_rollback(s), rc);
-  if (rc != 0)
-    logf_d(d, CR_LOG_ERROR,
-           "delivery: cannot record results (%s): they will be sent again",
-           cr_strerror(rc));
-  while (d->results != NULL) {
-    struct result *r = d->results;
-    d->results = r->next;
-    window_remove(r->rt, r->event_id);
-    if (r->rt->blocked_on == r->event_id && strcmp(r->status, "failed") != 0)
-      r->rt->blocked_on = 0;
-    cr__free(r);
-  }
+/* Entries of every window: their rows come first in a read. */
+static long window_total(const cr_delivery *d) {
+  long n = 0;
+  for (const struct sub_rt *rt = d->subs; rt != NULL; rt = rt->next)
+    n += rt->n_in_flight;
+  return n;
+}
+
+/* Hands the results over; asks for rows when no spare is left. A read
+ * returns the in-flight rows too (they come first and are skipped here:
+ * leaving them out in SQL cost ten times more), then the free slots' worth
+ * of new rows and SPARE_ROWS more, at hand as requests complete. */
+static void submit(cr_delivery *d) {
+  struct cr__dw_result *r = d->results;
+  d->results = NULL;
   d->results_tail = &d->results;
+  long free_slots = d->o.max_connections - d->total_in_flight;
+  cr__dw_submit(d->w, r, window_total(d) + free_slots + SPARE_ROWS,
+                d->spare_left == 0);
+}
+
+static void spare_set(cr_delivery *d, struct cr_outbox_rec *rows, size_t n) {
+  cr_outbox_rec_free_list(d->spare, d->n_spare);
+  d->spare = rows;
+  d->n_spare = d->spare_left = n;
+}
+
+/* Recorded results leave the window; a subscription blocked on one that is
+ * no longer failing is free again. */
+static void apply_acks(cr_delivery *d, struct cr__dw_result *r) {
+  while (r != NULL) {
+    struct cr__dw_result *next = r->next;
+    struct sub_rt *rt = r->tag, *live = rt_live(d, rt);
+    window_remove(live, r->event_id);
+    if (live->blocked_on == r->event_id && strcmp(r->status, "failed") != 0)
+      live->blocked_on = 0;
+    rt->refs--;
+    cr__free(r);
+    r = next;
+  }
 }
 
 /* Decides the outcome of an attempt. */
 static void classify(struct req *q, const struct cr_http_result *h,
-                     struct result *r) {
+                     struct cr__dw_result *r) {
   struct sub_rt *rt = q->rt;
   long st = h->status;
   r->http = (int)st;
@@ -324,49 +368,47 @@ static void classify(struct req *q, const struct cr_http_result *h,
 static void on_done(void *ud, const struct cr_http_result *h) {
   struct req *q = ud;
   cr_delivery *d = q->d;
+  struct cr__dw_result *r =
+      d->closing ? NULL : cr__calloc(1, sizeof *r); /* closing: aborted */
+  if (r == NULL) { /* not an attempt: stays pending, sent again later */
+    drop_delivery(d, q->rt, q->event_id);
+    cr__free(q);
+    return;
+  }
   d->total_in_flight--;
-  if (d->closing) { /* aborted by close: not an attempt, stays pending */
-    window_remove(q->rt, q->event_id);
-    cr__free(q);
-    return;
-  }
-  struct result *r = cr__calloc(1, sizeof *r);
-  if (r == NULL) { /* stays pending in the store: sent again later */
-    window_remove(q->rt, q->event_id);
-    cr__free(q);
-    return;
-  }
-  r->rt = q->rt;
+  struct sub_rt *live = rt_live(d, q->rt);
+  live->requests--;
+  r->tag = q->rt; /* the request's reference goes to the result */
   r->event_id = q->event_id;
   classify(q, h, r);
   if (strcmp(r->status, "delivered") == 0)
     d->stats.delivered++;
   else if (strcmp(r->status, "failed") == 0) {
     d->stats.retried++;
-    if (q->rt->blocked_on == 0 || q->event_id < q->rt->blocked_on)
-      q->rt->blocked_on = q->event_id;
+    if (live->blocked_on == 0 || q->event_id < live->blocked_on)
+      live->blocked_on = q->event_id;
   } else
     d->stats.dead++;
-  if (h->status == 410 && !q->rt->removed) {
-    char why[300];
-    snprintf(why, sizeof why, "410 Gone from the receiver");
-    disable_sub(d, q->rt, why);
-  }
+  if (h->status == 410 && !live->removed)
+    disable_sub(d, live, "410 Gone from the receiver");
   push_result(d, r);
   cr__free(q);
-  if (!d->closing)
-    cr_delivery_kick(d);
 }
 
 /* ---- Sending ------------------------------------------------------------ */
 
-/* A delivery decided without a request (template error): recorded dead. */
+/* A delivery decided without a request (template error): recorded dead.
+ * It stays in rt's window until recorded. */
 static int fail_now(cr_delivery *d, struct sub_rt *rt, int64_t event_id,
                     const char *why) {
-  struct result *r = cr__calloc(1, sizeof *r);
+  struct cr__dw_result *r = cr__calloc(1, sizeof *r);
   if (r == NULL)
     return CR_ENOMEM;
-  r->rt = rt;
+  struct sub_rt *live = rt_live(d, rt);
+  if (!window_has(live, event_id) && live->n_in_flight < MAX_WINDOW)
+    live->in_flight[live->n_in_flight++] = event_id;
+  rt->refs++;
+  r->tag = rt;
   r->event_id = event_id;
   r->status = "dead";
   size_t len = strlen(why); /* cut, never overflow: a Jsonnet message */
@@ -406,8 +448,7 @@ static int post(cr_delivery *d, struct req *q) {
   cr__free(q->body);
   q->body = NULL;
   if (rc != 0) {
-    window_remove(rt, q->event_id);
-    d->total_in_flight--;
+    drop_delivery(d, rt, q->event_id);
     cr__free(q);
     return rc;
   }
@@ -431,8 +472,7 @@ static void render_done(uv_work_t *w, int status) {
     char why[300];
     snprintf(why, sizeof why, "json_template: %s",
              q->rc != 0 ? q->err : "not rendered");
-    window_remove(q->rt, q->event_id);
-    d->total_in_flight--;
+    drop_delivery(d, q->rt, q->event_id);
     if (!d->closing && q->rc != 0)
       fail_now(d, q->rt, q->event_id, why);
     cr__free(q->body);
@@ -461,6 +501,8 @@ static int send_one(cr_delivery *d, struct sub_rt *rt,
   q->event_id = row->event_id;
   q->attempts = row->attempts;
   rt->in_flight[rt->n_in_flight++] = row->event_id;
+  rt->requests++;
+  rt->refs++;
   d->total_in_flight++;
   if (rt->tpl != NULL) {
     q->event = ev;
@@ -468,8 +510,7 @@ static int send_one(cr_delivery *d, struct sub_rt *rt,
     if (uv_queue_work(d->o.loop, &q->work, render_work, render_done) == 0)
       return 0;
     json_decref(ev);
-    window_remove(rt, q->event_id);
-    d->total_in_flight--;
+    drop_delivery(d, rt, q->event_id);
     cr__free(q);
     return CR_EIO;
   }
@@ -478,8 +519,7 @@ static int send_one(cr_delivery *d, struct sub_rt *rt,
   q->body = txt ? cr__strdup(txt) : NULL;
   free(txt);
   if (q->body == NULL) {
-    window_remove(rt, q->event_id);
-    d->total_in_flight--;
+    drop_delivery(d, rt, q->event_id);
     cr__free(q);
     return CR_ENOMEM;
   }
@@ -488,7 +528,7 @@ static int send_one(cr_delivery *d, struct sub_rt *rt,
 
 static int may_send(const struct sub_rt *rt, const struct cr_outbox_rec *row) {
   if (rt == NULL || rt->removed || window_has(rt, row->event_id) ||
-      rt->n_in_flight >= rt->max_in_flight)
+      rt->requests >= rt->max_in_flight || rt->n_in_flight >= MAX_WINDOW)
     return 0;
   return rt->blocked_on == 0 || rt->blocked_on == row->event_id;
 }
@@ -508,45 +548,84 @@ static void check_failing(cr_delivery *d, struct sub_rt *rt,
   }
 }
 
-static void pass(cr_delivery *d) {
-  if (d->closing)
-    return;
-  flush_results(d);
-  rt_collect(d);
-  size_t n_enq = 0;
-  if (cr_store_outbox_enqueue(d->o.store, 10000, &n_enq) != 0)
-    logf_d(d, CR_LOG_WARN, "delivery: enqueue failed: %s",
-           cr_store_last_error(d->o.store));
-  long cap = d->o.max_connections - d->total_in_flight;
-  if (cap <= 0 || d->subs == NULL)
-    return;
-  struct cr_outbox_rec *rows = NULL;
-  size_t n = 0;
-  if (cr_store_outbox_due(d->o.store, cr__now_ms(), (size_t)cap * 4, &rows,
-                          &n) != 0)
-    return;
-  for (size_t i = 0; i < n && d->total_in_flight < d->o.max_connections; i++) {
-    struct sub_rt *rt = rt_find(d, rows[i].subscription_id);
-    if (rt == NULL)
+/* Sends spare rows while there is capacity, in their order; rows that
+ * cannot go yet (window full, subscription blocked) stay for later. */
+static void fill(cr_delivery *d) {
+  for (size_t i = 0; i < d->n_spare && d->spare_left > 0 &&
+                     d->total_in_flight < d->o.max_connections;
+       i++) {
+    struct cr_outbox_rec *row = &d->spare[i];
+    if (row->event_id == 0)
       continue;
-    check_failing(d, rt, &rows[i]);
-    if (may_send(rt, &rows[i]) && send_one(d, rt, &rows[i]) != 0)
+    struct sub_rt *rt = rt_find(d, row->subscription_id);
+    if (rt != NULL && !may_send(rt, row))
+      continue;
+    int rc = rt != NULL ? send_one(d, rt, row) : 0;
+    row->event_id = 0; /* sent, decided, or its subscription is gone */
+    d->spare_left--;
+    if (rc != 0)
       break;
   }
-  cr_outbox_rec_free_list(rows, n);
-  flush_results(d); /* template errors decided in this pass */
 }
 
-static void on_timer(uv_timer_t *t) { pass(t->data); }
-static void on_kick(uv_async_t *a) { pass(a->data); }
+/* The store thread's batch: recorded results leave the window, then the
+ * rows it read after writing them replace the spares (results without a
+ * read make the spares stale: dropped). */
+static void on_ready(uv_async_t *a) {
+  cr_delivery *d = a->data;
+  struct cr__dw_batch b;
+  if (d->closing || !cr__dw_take(d->w, &b))
+    return;
+  if (b.record_rc != 0)
+    logf_d(d, CR_LOG_ERROR,
+           "delivery: cannot record results (%s: %s): they will be sent again",
+           cr_strerror(b.record_rc), b.record_error);
+  if (b.enqueue_rc != 0)
+    logf_d(d, CR_LOG_WARN, "delivery: enqueue failed: %s",
+           cr_strerror(b.enqueue_rc));
+  apply_acks(d, b.acked);
+  if (b.fetched || b.acked != NULL)
+    spare_set(d, b.rows, b.n_rows);
+  for (size_t i = 0; b.fetched && i < d->n_spare; i++) {
+    struct cr_outbox_rec *row = &d->spare[i];
+    struct sub_rt *rt = rt_find(d, row->subscription_id);
+    if (rt == NULL || window_has(rt, row->event_id)) {
+      row->event_id = 0; /* in flight already, or nowhere to send it */
+      d->spare_left--;
+    } else {
+      check_failing(d, rt, row);
+    }
+  }
+  fill(d);
+  rt_collect(d);
+  submit(d);
+}
+
+static void on_flush(uv_async_t *a) {
+  cr_delivery *d = a->data;
+  if (d->closing)
+    return;
+  fill(d);
+  submit(d);
+}
+
+static void on_timer(uv_timer_t *t) {
+  cr_delivery *d = t->data;
+  rt_collect(d);
+  if (!d->closing)
+    submit(d);
+}
 
 void cr_delivery_kick(cr_delivery *d) {
-  if (d != NULL && !d->closing)
-    uv_async_send(&d->kick);
+  if (d != NULL && d->w != NULL)
+    cr__dw_kick(d->w);
 }
 
+static void close_cb(uv_handle_t *h) { (void)h; }
+
 int cr_delivery_new(const struct cr_delivery_opts *o, cr_delivery **out) {
-  if (o == NULL || o->loop == NULL || o->store == NULL || out == NULL)
+  if (o == NULL || o->loop == NULL || o->store == NULL || o->data_dir == NULL ||
+      out == NULL)
     return CR_EINVAL;
   cr_delivery *d = cr__calloc(1, sizeof *d);
   if (d == NULL)
@@ -557,15 +636,26 @@ int cr_delivery_new(const struct cr_delivery_opts *o, cr_delivery **out) {
   if (d->o.poll_ms <= 0)
     d->o.poll_ms = 100;
   d->results_tail = &d->results;
-  struct cr_http_async_opts ho = {.max_connections = d->o.max_connections};
-  int rc = cr_http_async_new(o->loop, &ho, &d->http);
+  char err[256] = "";
+  int rc = cr__dw_start(o->data_dir, &d->ready, d->o.poll_ms, &d->w, err,
+                        sizeof err);
   if (rc != 0) {
+    logf_d(d, CR_LOG_ERROR, "delivery: %s", err);
     cr__free(d);
     return rc;
   }
+  /* The thread waits for a submit or a kick: ready is set up before any. */
+  struct cr_http_async_opts ho = {.max_connections = d->o.max_connections};
+  rc = cr_http_async_new(o->loop, &ho, &d->http);
+  if (rc != 0) {
+    cr__dw_stop(d->w);
+    cr__free(d);
+    return rc;
+  }
+  uv_async_init(o->loop, &d->ready, on_ready);
+  uv_async_init(o->loop, &d->flush, on_flush);
   uv_timer_init(o->loop, &d->timer);
-  uv_async_init(o->loop, &d->kick, on_kick);
-  d->timer.data = d->kick.data = d;
+  d->ready.data = d->flush.data = d->timer.data = d;
   uv_timer_start(&d->timer, on_timer, (uint64_t)d->o.poll_ms,
                  (uint64_t)d->o.poll_ms);
   *out = d;
@@ -577,16 +667,17 @@ void cr_delivery_get_stats(const cr_delivery *d,
   *out = d->stats;
 }
 
-static void close_cb(uv_handle_t *h) { (void)h; }
-
 void cr_delivery_close(cr_delivery *d) {
   if (d == NULL || d->closing)
     return;
-  flush_results(d);
   d->closing = 1;
   cr_http_async_close(d->http); /* aborted ones stay pending in the store */
+  submit(d);                    /* what was decided is still recorded */
+  cr__dw_stop(d->w);
+  d->w = NULL;
+  uv_close((uv_handle_t *)&d->ready, close_cb);
+  uv_close((uv_handle_t *)&d->flush, close_cb);
   uv_close((uv_handle_t *)&d->timer, close_cb);
-  uv_close((uv_handle_t *)&d->kick, close_cb);
 }
 
 void cr_delivery_free(cr_delivery *d) {
@@ -598,10 +689,12 @@ void cr_delivery_free(cr_delivery *d) {
     d->subs = rt->next;
     rt_free(rt);
   }
+  cr__dw_stop(d->w); /* not closed: nothing more is recorded */
   while (d->results != NULL) {
-    struct result *r = d->results;
+    struct cr__dw_result *r = d->results;
     d->results = r->next;
     cr__free(r);
   }
+  spare_set(d, NULL, 0);
   cr__free(d);
 }

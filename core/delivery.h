@@ -6,8 +6,9 @@
  * deliveries, renders each body (the event as JSON, or the subscription's
  * Jsonnet json_template), signs it (Standard Webhooks, when the subscription
  * has a secret) and POSTs it with libcurl's multi interface (http_async.h).
- * Every attempt is recorded; results are written in batches (one
- * transaction per pass).
+ * Every attempt is recorded. The store work (recording results in batches,
+ * enqueueing, reading due rows) runs on a thread of the engine's own with
+ * its own connection (delivery_worker.h); the loop renders, signs, POSTs.
  *
  * Outcomes: 2xx delivered; network errors, timeouts, 408, 429 and 5xx are
  * retried on the subscription's retry schedule (default the Standard
@@ -39,6 +40,9 @@ typedef struct cr_delivery cr_delivery;
 struct cr_delivery_opts {
   uv_loop_t *loop; /* borrowed */
   cr_store *store; /* borrowed: the loop thread's connection */
+  /* borrowed: the store's data directory; the engine's store thread opens
+   * its own connection there (required) */
+  const char *data_dir;
   cr_log_fn log;   /* may be NULL */
   void *log_ud;
   int log_min_level;
@@ -50,8 +54,9 @@ struct cr_delivery_stats {
   uint64_t sent, delivered, retried, dead, template_errors;
 };
 
-/* Creates the engine (idle until configured). o borrowed. Returns 0,
- * CR_EINVAL, CR_ENOMEM or CR_EHTTP. Free with cr_delivery_free after
+/* Creates the engine (idle until configured) and starts its store thread.
+ * o borrowed. Returns 0, CR_EINVAL (also: no data_dir), CR_ENOMEM, CR_EHTTP
+ * or the store's open error (logged). Free with cr_delivery_free after
  * cr_delivery_close and the loop closed the handles. */
 int cr_delivery_new(const struct cr_delivery_opts *o, cr_delivery **out);
 
@@ -69,7 +74,8 @@ void cr_delivery_kick(cr_delivery *d);
 void cr_delivery_get_stats(const cr_delivery *d, struct cr_delivery_stats *out);
 
 /* Stops: no new requests; in-flight ones are aborted and stay pending in
- * the store (sent again at the next start, same webhook-id); closes the uv
+ * the store (sent again at the next start, same webhook-id); results
+ * already decided are recorded; stops the store thread; closes the uv
  * handles. */
 void cr_delivery_close(cr_delivery *d);
 

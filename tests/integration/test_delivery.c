@@ -92,6 +92,8 @@ static void handler(void *ud, const struct cr_fake_http_request *req,
     resp->headers[0] = "Retry-After: 1";
   } else if (strcmp(req->path, "/slow") == 0 && !r->fast)
     resp->delay_ms = 3000;
+  else if (strcmp(req->path, "/delay") == 0)
+    resp->delay_ms = 300;
   if (r->n < MAX_HITS) {
     struct hit *h = &r->hits[r->n++];
     snprintf(h->path, sizeof h->path, "%s", req->path);
@@ -162,6 +164,32 @@ static char *subst_url(const char *tpl, const char *url) {
   return out;
 }
 
+/* Writes e->dir/name: a config whose subscriptions are subs_yaml ("URL" =
+ * the receiver), and loads it. */
+static cr_config *load_subs(struct env *e, const char *name,
+                            const char *subs_yaml) {
+  char *subs = subst_url(subs_yaml, cr_fake_http_url(e->srv));
+  size_t len = strlen(subs) + strlen(e->dir) + 256;
+  char *yaml = malloc(len);
+  assert_non_null(yaml);
+  snprintf(yaml, len,
+           "host:\n  data_dir: %s/data\n  account_id: acme-test\n"
+           "subscriptions:\n%s",
+           e->dir, subs);
+  char *path = cr_test_write_file(e->dir, name, yaml);
+  free(subs);
+  free(yaml);
+  cr_config *cfg = NULL;
+  cr_diags dg = CR_DIAGS_INIT;
+  int rc = cr_config_load(path, &cfg, &dg);
+  for (size_t i = 0; rc != 0 && i < dg.count; i++)
+    print_error("config: %s\n", dg.items[i].message);
+  assert_int_equal(rc, 0);
+  cr_diags_free(&dg);
+  free(path);
+  return cfg;
+}
+
 /* Starts the receiver, loads a config whose subscriptions are subs_yaml
  * ("URL" = the receiver), applies it to a new store and starts the engine. */
 static void env_start(struct env *e, const char *subs_yaml) {
@@ -171,24 +199,7 @@ static void env_start(struct env *e, const char *subs_yaml) {
   pthread_mutex_init(&e->rcv->mu, NULL);
   assert_int_equal(cr_fake_http_start(handler, e->rcv, &e->srv), 0);
   e->dir = cr_test_mkdtemp("deliv");
-  char *subs = subst_url(subs_yaml, cr_fake_http_url(e->srv));
-  size_t len = strlen(subs) + strlen(e->dir) + 256;
-  char *yaml = malloc(len);
-  assert_non_null(yaml);
-  snprintf(yaml, len,
-           "host:\n  data_dir: %s/data\n  account_id: acme-test\n"
-           "subscriptions:\n%s",
-           e->dir, subs);
-  char *path = cr_test_write_file(e->dir, "connrun.yaml", yaml);
-  free(subs);
-  free(yaml);
-  cr_diags dg = CR_DIAGS_INIT;
-  int rc = cr_config_load(path, &e->cfg, &dg);
-  for (size_t i = 0; rc != 0 && i < dg.count; i++)
-    print_error("config: %s\n", dg.items[i].message);
-  assert_int_equal(rc, 0);
-  cr_diags_free(&dg);
-  free(path);
+  e->cfg = load_subs(e, "connrun.yaml", subs_yaml);
   char err[256] = "", data[1024];
   snprintf(data, sizeof data, "%s/data", e->dir);
   assert_int_equal(cr_store_open(data, &e->store, err, sizeof err), 0);
@@ -196,7 +207,7 @@ static void env_start(struct env *e, const char *subs_yaml) {
       cr_apply_config(e->store, e->cfg, "config", NULL, err, sizeof err), 0);
   assert_int_equal(uv_loop_init(&e->loop), 0);
   struct cr_delivery_opts o = {
-      .loop = &e->loop, .store = e->store, .poll_ms = 20};
+      .loop = &e->loop, .store = e->store, .data_dir = data, .poll_ms = 20};
   assert_int_equal(cr_delivery_new(&o, &e->d), 0);
   assert_int_equal(cr_delivery_configure(e->d, e->cfg), 0);
 }
@@ -790,8 +801,10 @@ static void test_close_in_flight(void **state) {
   size_t before = count_path(e.rcv, "/slow");
   e.rcv->fast = 1;
   assert_int_equal(cr_fake_http_start_port(handler, e.rcv, port, &e.srv), 0);
+  char data[1024];
+  snprintf(data, sizeof data, "%s/data", e.dir);
   struct cr_delivery_opts o = {
-      .loop = &e.loop, .store = e.store, .poll_ms = 20};
+      .loop = &e.loop, .store = e.store, .data_dir = data, .poll_ms = 20};
   assert_int_equal(cr_delivery_new(&o, &e.d), 0);
   assert_int_equal(cr_delivery_configure(e.d, e.cfg), 0);
   struct path_n again = {"/slow", before + 4};
@@ -851,6 +864,56 @@ static void test_close_on_last_attempt_not_dead(void **state) {
   assert_int_equal(backlog, 4);
 }
 
+/* ---- Reload while requests are in flight ---------------------------------
+ * The subscription is configured again (a header changes) while 4 requests
+ * wait at the receiver (300 ms each): their results still find the
+ * subscription's state (the old run-time state stays alive until they are
+ * recorded; ASan checks), each event is delivered once, and later requests
+ * carry the new header. */
+
+static int delivered_n(struct env *e, void *ud) {
+  struct cr_delivery_stats ds;
+  cr_delivery_get_stats(e->d, &ds);
+  return ds.delivered >= *(uint64_t *)ud;
+}
+
+#define RELOAD_SUB(extra)                                                      \
+  "  - id: rl\n    workflow: webhook_system_events\n"                          \
+  "    config:\n      system_event_type: failed\n"                             \
+  "      webhook_url: \"URL/delay\"\n" extra "    delivery: {" FAST_DELIVERY   \
+  ", max_in_flight: 4}\n"
+
+static void test_reload_in_flight(void **state) {
+  (void)state;
+  struct env e;
+  env_start(&e, RELOAD_SUB(""));
+  for (int i = 0; i < 8; i++)
+    emit(&e, "failed", "work", "w1", NULL);
+  struct path_n first = {"/delay", 4};
+  assert_true(run_until(&e, has_hits, &first, 10000));
+  cr_config *cfg2 = load_subs(
+      &e, "reload.yaml", RELOAD_SUB("      headers: {X-Source: reloaded}\n"));
+  assert_int_equal(cr_delivery_configure(e.d, cfg2), 0);
+  uint64_t want = 8;
+  assert_true(run_until(&e, delivered_n, &want, 15000));
+  run_for(&e, 300); /* recorded */
+  env_close_engine(&e);
+  assert_int_equal(qint(&e, "SELECT count(*) FROM outbox WHERE "
+                            "subscription_id = 'rl' AND status = "
+                            "'delivered'"),
+                   8);
+  assert_int_equal(qint(&e, "SELECT count(*) FROM delivery_attempts WHERE "
+                            "subscription_id = 'rl'"),
+                   8);
+  assert_int_equal(count_path(e.rcv, "/delay"), 8);
+  /* The receiver answers one request at a time, so some that were sent
+   * before the reload arrive after it; the last one was sent after. */
+  assert_string_equal(e.rcv->hits[0].xsource, "");
+  assert_string_equal(e.rcv->hits[7].xsource, "reloaded");
+  env_finish(&e);
+  cr_config_free(cfg2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_receiver_restart),
@@ -862,6 +925,7 @@ int main(void) {
       cmocka_unit_test(test_close_in_flight),
       cmocka_unit_test(test_close_keeps_rows_pending),
       cmocka_unit_test(test_close_on_last_attempt_not_dead),
+      cmocka_unit_test(test_reload_in_flight),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,253 @@
+/* delivery_worker.c: the delivery engine's store thread (see
+ * delivery_worker.h): records results, enqueues events and fetches due rows
+ * on its own store connection, one batch at a time. */
+#include "delivery_worker.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "error.h"
+
+#define ENQUEUE_MAX 10000
+
+struct cr__dworker {
+  cr_store *store; /* the thread's */
+  uv_async_t *ready;
+  int64_t poll_ms;
+  uv_thread_t thread;
+  uv_mutex_t mu; /* guards everything below */
+  uv_cond_t cv;
+  struct cr__dw_result *in, **in_tail; /* submitted, not yet recorded */
+  long want;                           /* rows the next read takes */
+  int fetch;  /* the loop needs rows or results left the due set */
+  int kicked; /* new events: enqueue */
+  int quit;
+  int has_out; /* a batch waits for the loop */
+  struct cr__dw_batch out;
+  struct cr__dw_result **out_tail;
+};
+
+static void free_results(struct cr__dw_result *r) {
+  while (r != NULL) {
+    struct cr__dw_result *next = r->next;
+    cr__free(r);
+    r = next;
+  }
+}
+
+/* Writes results in one transaction; a row that is gone (its subscription
+ * was deleted) is skipped. Returns the first error (message in err). */
+static int record(cr_store *s, const struct cr__dw_result *r, char *err,
+                  size_t errlen) {
+  if (r == NULL)
+    return 0;
+  int rc = cr_store_begin(s);
+  for (; r != NULL && rc == 0; r = r->next) {
+    rc = cr_store_outbox_record(s, r->sub_id, r->event_id, r->status, r->http,
+                                r->latency, r->error[0] ? r->error : NULL,
+                                r->next_at);
+    if (rc == CR_ENOENT)
+      rc = 0;
+  }
+  if (rc != 0)
+    snprintf(err, errlen, "%s", cr_store_last_error(s));
+  return rc == 0 ? cr_store_commit(s) : (cr_store_rollback(s), rc);
+}
+
+/* What one round takes from the shared state. */
+struct round {
+  struct cr__dw_result *in;
+  long want;
+  int fetch, kicked, quit;
+};
+
+static void drop_rows(struct cr__dw_batch *b) {
+  cr_outbox_rec_free_list(b->rows, b->n_rows);
+  b->rows = NULL;
+  b->n_rows = 0;
+  b->fetched = 0;
+}
+
+/* Waits for work: results, a kick, capacity to fill, or the poll time
+ * while there is capacity. Called and returns with the lock held. */
+static void wait_work(cr__dworker *w, int64_t *next_poll, struct round *rd) {
+  for (;;) {
+    int64_t now = cr__now_ms();
+    int can_fetch = w->want > 0 && !w->has_out;
+    int poll = can_fetch && now >= *next_poll;
+    if (w->quit)
+      break;
+    /* One batch at a time: the next is read after the loop took it. */
+    if (!w->has_out && (w->in != NULL || w->kicked || w->fetch || poll))
+      break;
+    if (can_fetch)
+      uv_cond_timedwait(&w->cv, &w->mu,
+                        (uint64_t)(*next_poll - now) * 1000000u);
+    else
+      uv_cond_wait(&w->cv, &w->mu);
+  }
+  int64_t now = cr__now_ms();
+  rd->in = w->in;
+  w->in = NULL;
+  w->in_tail = &w->in;
+  rd->want = w->has_out ? 0 : w->want;
+  rd->kicked = w->kicked || now >= *next_poll;
+  rd->fetch = rd->want > 0 && (w->fetch || rd->kicked);
+  if (rd->fetch)
+    w->fetch = 0;
+  w->kicked = 0;
+  rd->quit = w->quit;
+  if (rd->kicked)
+    *next_poll = now + w->poll_ms;
+}
+
+/* Appends a round's outcome to the waiting batch (or starts one). Rows of
+ * a waiting batch were read before this round's results were written: they
+ * are dropped when results join it (the loop then fetches again). Returns
+ * 1 when a new batch was started. Nothing to tell: no batch. */
+static int publish(cr__dworker *w, struct round *rd, int rec_rc,
+                   const char *rec_err, int enq_rc, int fetched,
+                   struct cr_outbox_rec *rows, size_t n) {
+  if (rd->in == NULL && rec_rc == 0 && enq_rc == 0 && !fetched)
+    return 0;
+  struct cr__dw_batch *b = &w->out;
+  int started = !w->has_out;
+  if (!w->has_out) {
+    memset(b, 0, sizeof *b);
+    w->out_tail = &b->acked;
+  }
+  if (!started && rd->in != NULL && b->fetched) {
+    drop_rows(b);
+    w->fetch = 1;
+  }
+  w->has_out = 1;
+  *w->out_tail = rd->in;
+  while (*w->out_tail != NULL)
+    w->out_tail = &(*w->out_tail)->next;
+  if (rec_rc != 0 && b->record_rc == 0) {
+    b->record_rc = rec_rc;
+    snprintf(b->record_error, sizeof b->record_error, "%s", rec_err);
+  }
+  if (enq_rc != 0)
+    b->enqueue_rc = enq_rc;
+  if (fetched) { /* only fetched when no batch was waiting */
+    b->rows = rows;
+    b->n_rows = n;
+    b->fetched = 1;
+  }
+  return started;
+}
+
+static void thread_main(void *arg) {
+  cr__dworker *w = arg;
+  prctl(PR_SET_NAME, "cr-delivery", 0, 0, 0); /* for top and perf */
+  int64_t next_poll = 0;
+  uv_mutex_lock(&w->mu);
+  for (;;) {
+    struct round rd;
+    wait_work(w, &next_poll, &rd);
+    if (rd.quit && rd.in == NULL)
+      break;
+    uv_mutex_unlock(&w->mu);
+    char rec_err[256] = "";
+    int rec_rc = record(w->store, rd.in, rec_err, sizeof rec_err), enq_rc = 0;
+    if (rd.kicked && !rd.quit)
+      enq_rc = cr_store_outbox_enqueue(w->store, ENQUEUE_MAX, NULL);
+    struct cr_outbox_rec *rows = NULL;
+    size_t n = 0;
+    int fetched = rd.fetch && !rd.quit &&
+                  cr_store_outbox_due(w->store, cr__now_ms(), (size_t)rd.want,
+                                      &rows, &n) == 0;
+    uv_mutex_lock(&w->mu);
+    if (publish(w, &rd, rec_rc, rec_err, enq_rc, fetched, rows, n))
+      uv_async_send(w->ready);
+  }
+  uv_mutex_unlock(&w->mu);
+}
+
+int cr__dw_start(const char *data_dir, uv_async_t *ready, int64_t poll_ms,
+                 cr__dworker **out, char *err, size_t errlen) {
+  cr__dworker *w = cr__calloc(1, sizeof *w);
+  if (w == NULL)
+    return CR_ENOMEM;
+  w->ready = ready;
+  w->poll_ms = poll_ms > 0 ? poll_ms : 100;
+  w->in_tail = &w->in;
+  int rc = cr_store_open(data_dir, &w->store, err, errlen);
+  if (rc != 0) {
+    cr__free(w);
+    return rc;
+  }
+  if (uv_mutex_init(&w->mu) != 0)
+    goto fail_store;
+  if (uv_cond_init(&w->cv) != 0)
+    goto fail_mu;
+  if (uv_thread_create(&w->thread, thread_main, w) != 0)
+    goto fail_cv;
+  *out = w;
+  return 0;
+fail_cv:
+  uv_cond_destroy(&w->cv);
+fail_mu:
+  uv_mutex_destroy(&w->mu);
+fail_store:
+  cr_store_close(w->store);
+  cr__free(w);
+  snprintf(err, errlen, "cannot start the delivery store thread");
+  return CR_EIO;
+}
+
+void cr__dw_submit(cr__dworker *w, struct cr__dw_result *results, long limit,
+                   int need) {
+  uv_mutex_lock(&w->mu);
+  *w->in_tail = results;
+  while (*w->in_tail != NULL)
+    w->in_tail = &(*w->in_tail)->next;
+  if (need || results != NULL)
+    w->fetch = 1;
+  w->want = limit > 0 ? limit : 0;
+  uv_cond_signal(&w->cv);
+  uv_mutex_unlock(&w->mu);
+}
+
+void cr__dw_kick(cr__dworker *w) {
+  uv_mutex_lock(&w->mu);
+  w->kicked = 1;
+  uv_cond_signal(&w->cv);
+  uv_mutex_unlock(&w->mu);
+}
+
+int cr__dw_take(cr__dworker *w, struct cr__dw_batch *b) {
+  uv_mutex_lock(&w->mu);
+  int had = w->has_out;
+  if (had) {
+    *b = w->out;
+    memset(&w->out, 0, sizeof w->out);
+    w->has_out = 0;
+    uv_cond_signal(&w->cv); /* it may fetch again */
+  }
+  uv_mutex_unlock(&w->mu);
+  return had;
+}
+
+void cr__dw_stop(cr__dworker *w) {
+  if (w == NULL)
+    return;
+  uv_mutex_lock(&w->mu);
+  w->quit = 1;
+  uv_cond_signal(&w->cv);
+  uv_mutex_unlock(&w->mu);
+  uv_thread_join(&w->thread);
+  free_results(w->in);
+  if (w->has_out) {
+    free_results(w->out.acked);
+    drop_rows(&w->out);
+  }
+  cr_store_close(w->store);
+  uv_cond_destroy(&w->cv);
+  uv_mutex_destroy(&w->mu);
+  cr__free(w);
+}

@@ -1,0 +1,78 @@
+/* delivery_worker.h: the webhook delivery engine's store thread (internal to
+ * delivery.c). It owns a store connection of its own and does all of the
+ * outbox's store work off the libuv loop: it records attempt results (one
+ * transaction per batch), enqueues new events for the subscriptions and
+ * fetches due rows. The loop only renders, signs, POSTs and classifies.
+ *
+ * Exchange: the loop submits results (cr__dw_submit); the worker records
+ * them, reads the due rows (never while the loop has not taken its
+ * previous batch) and hands back one batch: the recorded results
+ * (acknowledged, in submission order) and, when it read them, the rows. A
+ * batch's rows were read after its acknowledged results were written (rows
+ * read earlier are dropped from a batch that results join). So a loop that
+ * keeps a delivery in its in-flight window until its result is
+ * acknowledged, and replaces its spare rows with each batch's, never sends
+ * a delivery twice. */
+#ifndef CR_DELIVERY_WORKER_H
+#define CR_DELIVERY_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "store.h"
+
+/* One attempt's outcome, owned by whoever holds it (the loop, then the
+ * worker from cr__dw_submit until the batch that acknowledges it). */
+struct cr__dw_result {
+  struct cr__dw_result *next;
+  void *tag;          /* the loop's, untouched */
+  const char *sub_id; /* borrowed: must outlive the acknowledgement */
+  int64_t event_id;
+  const char *status; /* static string: pending, failed, delivered, dead */
+  int http;
+  int64_t latency, next_at;
+  char error[256];
+};
+
+/* What the worker hands back (loop thread, from cr__dw_take). */
+struct cr__dw_batch {
+  struct cr__dw_result *acked; /* recorded (or not: record_rc), in order */
+  int record_rc;               /* first recording error, 0 = all written */
+  char record_error[256];      /* its store message */
+  int enqueue_rc;              /* last enqueue error, 0 = none */
+  int fetched;                 /* rows were read this time (maybe none) */
+  struct cr_outbox_rec *rows;  /* due rows, oldest first per subscription */
+  size_t n_rows;
+};
+
+typedef struct cr__dworker cr__dworker;
+
+/* Starts the thread with a store connection to data_dir (borrowed). Each
+ * batch is announced with uv_async_send(ready) (borrowed; initialised on
+ * the loop by the caller). poll_ms: look for new and due rows at least this
+ * often while the loop has capacity. Returns 0, CR_ENOMEM, CR_EIO (thread)
+ * or the store's open error (message in err). */
+int cr__dw_start(const char *data_dir, uv_async_t *ready, int64_t poll_ms,
+                 cr__dworker **out, char *err, size_t errlen);
+
+/* Loop thread: hands results (a list, transferred; may be NULL) over for
+ * recording. The next read takes up to limit rows (the loop's in-flight
+ * ones come back too: it skips them). need: the loop has no spare rows;
+ * read soon. Results also cause a read. */
+void cr__dw_submit(cr__dworker *w, struct cr__dw_result *results, long limit,
+                   int need);
+
+/* Any thread: new events were stored; enqueue and look for due rows soon. */
+void cr__dw_kick(cr__dworker *w);
+
+/* Loop thread: takes the pending batch into *b (its lists transferred; free
+ * the rows with cr_outbox_rec_free_list and the results with free()).
+ * Returns 0 when there was none. */
+int cr__dw_take(cr__dworker *w, struct cr__dw_batch *b);
+
+/* Records what was submitted, stops the thread and frees the worker; an
+ * untaken batch is freed with it. NULL is a no-op. */
+void cr__dw_stop(cr__dworker *w);
+
+#endif
