@@ -38,23 +38,32 @@ static void free_results(struct cr__dw_result *r) {
   }
 }
 
-/* Writes results in one transaction; a row that is gone (its subscription
- * was deleted) is skipped. Returns the first error (message in err). */
-static int record(cr_store *s, const struct cr__dw_result *r, char *err,
+/* Writes results in one transaction (cr_store_outbox_record_many); a row
+ * that is gone (its subscription was deleted) is skipped. Returns the
+ * error (message in err). */
+static int record(cr_store *s, const struct cr__dw_result *list, char *err,
                   size_t errlen) {
-  if (r == NULL)
+  size_t n = 0;
+  for (const struct cr__dw_result *r = list; r != NULL; r = r->next)
+    n++;
+  if (n == 0)
     return 0;
-  int rc = cr_store_begin(s);
-  for (; r != NULL && rc == 0; r = r->next) {
-    rc = cr_store_outbox_record(s, r->sub_id, r->event_id, r->status, r->http,
-                                r->latency, r->error[0] ? r->error : NULL,
-                                r->next_at);
-    if (rc == CR_ENOENT)
-      rc = 0;
+  struct cr_outbox_attempt *a = cr__calloc(n, sizeof *a);
+  if (a == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return CR_ENOMEM;
   }
+  size_t i = 0;
+  for (const struct cr__dw_result *r = list; r != NULL; r = r->next, i++)
+    a[i] = (struct cr_outbox_attempt){r->sub_id,  r->event_id,
+                                      r->status,  r->http,
+                                      r->latency, r->error[0] ? r->error : NULL,
+                                      r->next_at};
+  int rc = cr_store_outbox_record_many(s, a, n, NULL);
   if (rc != 0)
     snprintf(err, errlen, "%s", cr_store_last_error(s));
-  return rc == 0 ? cr_store_commit(s) : (cr_store_rollback(s), rc);
+  cr__free(a);
+  return rc;
 }
 
 /* What one round takes from the shared state. */

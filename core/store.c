@@ -532,6 +532,24 @@ int cr_store_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
               latency_ms, error, next_attempt_at, now);
 }
 
+int cr_store_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
+                                size_t n, size_t *recorded) {
+  size_t dummy;
+  if (recorded == NULL)
+    recorded = &dummy;
+  *recorded = 0;
+  if (!ready(s) || (a == NULL && n > 0))
+    return CR_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    if (bad_str(a[i].sub_id) || !outbox_status_ok(a[i].status))
+      return invalid(s, "each attempt needs a subscription id and a status "
+                        "(pending, failed, delivered or dead)");
+    if (a[i].http_status < 0 || a[i].latency_ms < 0 || a[i].next_attempt_at < 0)
+      return invalid(s, "attempt status, latency and time must be >= 0");
+  }
+  return n == 0 ? 0 : CALL(s, outbox_record_many, a, n, cr__now_ms(), recorded);
+}
+
 int cr_store_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
                            size_t *n) {
   if (!ready(s))

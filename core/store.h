@@ -572,6 +572,27 @@ int cr_store_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
                            int64_t latency_ms, const char *error,
                            int64_t next_attempt_at);
 
+/* One attempt for cr_store_outbox_record_many: the arguments of
+ * cr_store_outbox_record. Strings borrowed. */
+struct cr_outbox_attempt {
+  const char *sub_id;
+  int64_t event_id;
+  const char *status;
+  int http_status;
+  int64_t latency_ms;
+  const char *error; /* may be NULL */
+  int64_t next_attempt_at;
+};
+
+/* Records the n attempts of a (borrowed) in order, each as
+ * cr_store_outbox_record does, all in one transaction (or one savepoint of
+ * the caller's): the delivery engine's batch. An attempt whose outbox row
+ * is gone (its subscription was deleted meanwhile) is skipped; *recorded
+ * (may be NULL) gets the number written. Errors: CR_EINVAL (a bad entry:
+ * nothing is written), backend errors (nothing is written). */
+int cr_store_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
+                                size_t n, size_t *recorded);
+
 /* Replay: re-queues every event with at >= since_ms and id <= the cursor of
  * subscription sub_id (borrowed) that its filter matches: the outbox row
  * becomes pending again (attempts 0, next_attempt_at now, first attempt,

@@ -134,6 +134,8 @@ struct cr_store_ops {
   int (*outbox_due)(cr_store *s, int64_t now, size_t limit,
                     struct cr_outbox_rec **out, size_t *n);
   int (*outbox_next_due)(cr_store *s, int64_t *at);
+  int (*outbox_record_many)(cr_store *s, const struct cr_outbox_attempt *a,
+                            size_t n, int64_t now, size_t *recorded);
   int (*outbox_record)(cr_store *s, const char *sub_id, int64_t event_id,
                        const char *status, int http_status, int64_t latency_ms,
                        const char *error, int64_t next_attempt_at, int64_t now);

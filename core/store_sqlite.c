@@ -1574,5 +1574,6 @@ static const struct cr_store_ops sqlite_ops = {
     .outbox_due = cr__sq_outbox_due,
     .outbox_next_due = cr__sq_outbox_next_due,
     .outbox_record = cr__sq_outbox_record,
+    .outbox_record_many = cr__sq_outbox_record_many,
     .outbox_replay = cr__sq_outbox_replay,
 };

@@ -449,6 +449,8 @@ int cr__sq_outbox_due(cr_store *s, int64_t now, size_t limit,
 int cr__sq_outbox_enqueue(cr_store *s, size_t max_events, int64_t now,
                           size_t *enqueued);
 int cr__sq_outbox_next_due(cr_store *s, int64_t *at);
+int cr__sq_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
+                              size_t n, int64_t now, size_t *recorded);
 int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
                          const char *status, int http_status,
                          int64_t latency_ms, const char *error,

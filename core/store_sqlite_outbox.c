@@ -249,6 +249,20 @@ static int sub_failing(struct sq_store *q, const char *sub_id,
   return cr__sq_step_done(q, st);
 }
 
+/* One attempt's three writes (inside the caller's operation). */
+static int record_one(struct sq_store *q, const struct cr_outbox_attempt *a,
+                      int64_t now) {
+  int64_t next = a->next_attempt_at ? a->next_attempt_at : now;
+  int rc = outbox_set(q, a->sub_id, a->event_id, a->status, a->http_status,
+                      a->error, next, now);
+  if (rc == 0)
+    rc = attempt_insert(q, a->sub_id, a->event_id, a->http_status,
+                        a->latency_ms, a->error, now);
+  if (rc == 0)
+    rc = sub_failing(q, a->sub_id, a->status, now);
+  return rc;
+}
+
 int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
                          const char *status, int http_status,
                          int64_t latency_ms, const char *error,
@@ -259,14 +273,33 @@ int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
     rc = cr__sq_op_begin(q);
   if (rc != 0)
     return rc;
-  rc = outbox_set(q, sub_id, event_id, status, http_status, error,
-                  next_attempt_at, now);
+  const struct cr_outbox_attempt a = {sub_id,         event_id,   status,
+                                      http_status,    latency_ms, error,
+                                      next_attempt_at};
+  return cr__sq_op_end(q, record_one(q, &a, now));
+}
+
+/* One operation for the batch: no savepoint per attempt. */
+int cr__sq_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
+                              size_t n, int64_t now, size_t *recorded) {
+  struct sq_store *q = sqs(s);
+  int rc = cr__sq_doomed(q);
   if (rc == 0)
-    rc = attempt_insert(q, sub_id, event_id, http_status, latency_ms, error,
-                        now);
+    rc = cr__sq_op_begin(q);
+  if (rc != 0)
+    return rc;
+  size_t done = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    rc = record_one(q, &a[i], now);
+    if (rc == CR_ENOENT) /* its subscription was deleted meanwhile */
+      rc = 0;
+    else if (rc == 0)
+      done++;
+  }
+  rc = cr__sq_op_end(q, rc);
   if (rc == 0)
-    rc = sub_failing(q, sub_id, status, now);
-  return cr__sq_op_end(q, rc);
+    *recorded = done;
+  return rc;
 }
 
 int cr__sq_sub_disable(cr_store *s, const char *id, const char *reason,

@@ -2100,6 +2100,49 @@ static void test_outbox_due_and_record(void **state) {
   assert_int_equal(at, 0);
 }
 
+/* The engine's batch: in order, one transaction, missing rows skipped, a bad
+ * entry writes nothing; the failing streak follows the attempts in order. */
+static void test_outbox_record_many(void **state) {
+  struct fixture *f = *state;
+  int64_t e1 = two_subs_three_events(f->s);
+  cr__clock_set_fake(T4 + 50);
+  struct cr_outbox_attempt bad[] = {
+      {"a", e1, "delivered", 200, 3, NULL, 0},
+      {"a", e1 + 1, "lost", 200, 3, NULL, 0},
+  };
+  size_t rec = 99;
+  assert_int_equal(cr_store_outbox_record_many(f->s, bad, 2, &rec), CR_EINVAL);
+  assert_int_equal(rec, 0);
+  assert_int_equal(qint(f->s, "SELECT count(*) FROM delivery_attempts"), 0);
+  struct cr_outbox_attempt a[] = {
+      {"a", e1, "delivered", 200, 3, NULL, 0},
+      {"a", e1 + 99, "delivered", 200, 3, NULL, 0}, /* no such row */
+      {"b", e1, "delivered", 200, 4, NULL, 0},
+      {"b", e1 + 1, "failed", 503, 5, "HTTP 503", T4 + 5000},
+      {"a", e1 + 1, "failed", 0, 6, "timed out", 0},
+      {"a", e1 + 2, "delivered", 200, 7, NULL, 0},
+  };
+  assert_int_equal(cr_store_outbox_record_many(f->s, a, 6, &rec), 0);
+  assert_int_equal(rec, 5);
+  assert_int_equal(qint(f->s, "SELECT count(*) FROM delivery_attempts"), 5);
+  assert_int_equal(failing_since(f->s, "a"), 0); /* delivered last */
+  assert_int_equal(failing_since(f->s, "b"), T4 + 50);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT status = 'failed' AND next_attempt_at = %lld AND "
+           "last_error = 'timed out' AND attempts = 1 FROM outbox WHERE "
+           "subscription_id = 'a' AND event_id = %lld",
+           (long long)(T4 + 50), (long long)(e1 + 1));
+  assert_int_equal(qint(f->s, sql), 1); /* 0 = now */
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM outbox WHERE status = 'delivered' AND "
+           "event_id IN (%lld, %lld)",
+           (long long)e1, (long long)(e1 + 2));
+  assert_int_equal(qint(f->s, sql), 3);
+  assert_int_equal(cr_store_outbox_record_many(f->s, NULL, 0, NULL), 0);
+  assert_int_equal(cr_store_outbox_record_many(f->s, NULL, 1, NULL), CR_EINVAL);
+}
+
 static void test_outbox_disable_and_reenable(void **state) {
   struct fixture *f = *state;
   int64_t e1 = two_subs_three_events(f->s);
@@ -2515,6 +2558,7 @@ int main(void) {
       T(test_outbox_enqueue_filters),
       T(test_outbox_new_sub_gets_no_past),
       T(test_outbox_due_and_record),
+      T(test_outbox_record_many),
       T(test_outbox_disable_and_reenable),
       T(test_outbox_replay),
       T(test_sub_stats),
