@@ -67,7 +67,7 @@ struct cr_delivery {
   /* Spare due rows from the store thread's last read, sent as capacity
    * frees; a sent one gets event_id 0. Replaced by each read. */
   struct cr_outbox_rec *spare;
-  size_t n_spare, spare_left;
+  size_t n_spare, spare_left, spare_first; /* first not done */
   int total_in_flight;
   struct cr_delivery_stats stats;
 };
@@ -321,6 +321,7 @@ static void spare_set(cr_delivery *d, struct cr_outbox_rec *rows, size_t n) {
   cr_outbox_rec_free_list(d->spare, d->n_spare);
   d->spare = rows;
   d->n_spare = d->spare_left = n;
+  d->spare_first = 0;
 }
 
 /* Recorded results leave the window; a subscription blocked on one that is
@@ -551,8 +552,10 @@ static void check_failing(cr_delivery *d, struct sub_rt *rt,
 /* Sends spare rows while there is capacity, in their order; rows that
  * cannot go yet (window full, subscription blocked) stay for later. */
 static void fill(cr_delivery *d) {
-  for (size_t i = 0; i < d->n_spare && d->spare_left > 0 &&
-                     d->total_in_flight < d->o.max_connections;
+  while (d->spare_first < d->n_spare && d->spare[d->spare_first].event_id == 0)
+    d->spare_first++; /* the done prefix */
+  for (size_t i = d->spare_first; i < d->n_spare && d->spare_left > 0 &&
+                                  d->total_in_flight < d->o.max_connections;
        i++) {
     struct cr_outbox_rec *row = &d->spare[i];
     if (row->event_id == 0)
