@@ -34,8 +34,7 @@ struct sub_rt {
   char *id;                                 /* owned (outlives a reload) */
   cr_event_tpl *tpl;                        /* NULL: the event as JSON */
   char tpl_error[256];                      /* template that did not compile */
-  unsigned char key[CR_SWH_KEY_MAX];
-  size_t keylen; /* 0: unsigned */
+  cr_swh_signer *signer;                    /* NULL: unsigned */
   char **headers;
   size_t n_headers;
   const int64_t *schedule;
@@ -108,7 +107,7 @@ static void rt_free(struct sub_rt *rt) {
   for (size_t i = 0; i < rt->n_headers; i++)
     cr__secret_wipe_free(rt->headers[i], strlen(rt->headers[i]));
   cr__free(rt->headers);
-  cr__secret_wipe(rt->key, sizeof rt->key);
+  cr_swh_signer_free(rt->signer);
   cr__free(rt->id);
   cr__free(rt);
 }
@@ -134,6 +133,24 @@ static int rt_headers(struct sub_rt *rt, const json_t *headers) {
     rt->headers[rt->n_headers++] = h;
   }
   return 0;
+}
+
+/* rt's signer for c's secret (a bad secret is logged: unsigned). Returns 0
+ * or CR_ENOMEM. */
+static int rt_signer(cr_delivery *d, struct sub_rt *rt,
+                     const struct cr_config_subscription *c) {
+  unsigned char key[CR_SWH_KEY_MAX];
+  size_t keylen = 0;
+  if (cr_swh_key_parse(c->secret, key, &keylen) != 0) {
+    logf_d(d, CR_LOG_ERROR,
+           "subscription %s: secret is not a whsec_ base64 key; deliveries "
+           "are not signed",
+           c->id);
+    return 0;
+  }
+  int rc = cr_swh_signer_new(key, keylen, &rt->signer);
+  cr__secret_wipe(key, sizeof key);
+  return rc;
 }
 
 static struct sub_rt *rt_new(cr_delivery *d,
@@ -167,13 +184,9 @@ static struct sub_rt *rt_new(cr_delivery *d,
     logf_d(d, CR_LOG_ERROR, "subscription %s: json_template: %s", c->id,
            rt->tpl_error);
   }
-  if (c->secret != NULL &&
-      cr_swh_key_parse(c->secret, rt->key, &rt->keylen) != 0) {
-    rt->keylen = 0;
-    logf_d(d, CR_LOG_ERROR,
-           "subscription %s: secret is not a whsec_ base64 key; deliveries "
-           "are not signed",
-           c->id);
+  if (c->secret != NULL && rt_signer(d, rt, c) != 0) {
+    rt_free(rt); /* out of memory: never send unsigned for that */
+    return NULL;
   }
   return rt;
 }
@@ -436,9 +449,9 @@ static int post(cr_delivery *d, struct req *q) {
   hdrs[nh++] = id;
   hdrs[nh++] = ts;
   char v[CR_SWH_SIG_MAX];
-  if (rt->keylen > 0 &&
-      cr_swh_sign(rt->key, rt->keylen, id + strlen("webhook-id: "), now_s,
-                  q->body, len, v, sizeof v) == 0) {
+  if (rt->signer != NULL &&
+      cr_swh_signer_sign(rt->signer, id + strlen("webhook-id: "), now_s,
+                         q->body, len, v, sizeof v) == 0) {
     snprintf(sig, sizeof sig, "webhook-signature: %s", v);
     hdrs[nh++] = sig;
   }

@@ -72,28 +72,54 @@ int cr_swh_key_parse(const char *secret, unsigned char *key, size_t *keylen) {
   return 0;
 }
 
-/* HMAC-SHA256(key, msg_id "." ts "." body) into mac (MAC_LEN bytes). */
-static int compute_mac(const unsigned char *key, size_t keylen,
-                       const char *msg_id, int64_t ts, const char *body,
-                       size_t body_len, unsigned char *mac) {
-  char tsbuf[32];
-  int tn = snprintf(tsbuf, sizeof tsbuf, ".%" PRId64 ".", ts);
+struct cr_swh_signer {
+  EVP_MAC_CTX *ctx; /* keyed HMAC-SHA256 */
+};
+
+int cr_swh_signer_new(const unsigned char *key, size_t keylen,
+                      cr_swh_signer **out) {
+  if (key == NULL || keylen == 0 || keylen > CR_SWH_KEY_MAX || out == NULL)
+    return CR_EINVAL;
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
       OSSL_PARAM_construct_end()};
-  EVP_MAC *algo = EVP_MAC_fetch(NULL, "HMAC", NULL);
-  EVP_MAC_CTX *ctx = algo != NULL ? EVP_MAC_CTX_new(algo) : NULL;
+  cr_swh_signer *s = cr__calloc(1, sizeof *s);
+  EVP_MAC *algo = s != NULL ? EVP_MAC_fetch(NULL, "HMAC", NULL) : NULL;
+  if (algo != NULL)
+    s->ctx = EVP_MAC_CTX_new(algo);
+  EVP_MAC_free(algo); /* the context keeps its own reference */
+  if (s == NULL || s->ctx == NULL ||
+      EVP_MAC_init(s->ctx, key, keylen, params) != 1) {
+    cr_swh_signer_free(s);
+    return CR_ENOMEM;
+  }
+  *out = s;
+  return 0;
+}
+
+void cr_swh_signer_free(cr_swh_signer *s) {
+  if (s == NULL)
+    return;
+  EVP_MAC_CTX_free(s->ctx);
+  cr__free(s);
+}
+
+/* HMAC-SHA256(s's key, msg_id "." ts "." body) into mac (MAC_LEN bytes):
+ * EVP_MAC_init without a key starts over with the same key. */
+static int compute_mac(cr_swh_signer *s, const char *msg_id, int64_t ts,
+                       const char *body, size_t body_len, unsigned char *mac) {
+  char tsbuf[32];
+  int tn = snprintf(tsbuf, sizeof tsbuf, ".%" PRId64 ".", ts);
   size_t maclen = 0;
   int ok =
-      ctx != NULL && EVP_MAC_init(ctx, key, keylen, params) == 1 &&
-      EVP_MAC_update(ctx, (const unsigned char *)msg_id, strlen(msg_id)) == 1 &&
-      EVP_MAC_update(ctx, (const unsigned char *)tsbuf, (size_t)tn) == 1 &&
+      EVP_MAC_init(s->ctx, NULL, 0, NULL) == 1 &&
+      EVP_MAC_update(s->ctx, (const unsigned char *)msg_id, strlen(msg_id)) ==
+          1 &&
+      EVP_MAC_update(s->ctx, (const unsigned char *)tsbuf, (size_t)tn) == 1 &&
       (body_len == 0 ||
-       EVP_MAC_update(ctx, (const unsigned char *)body, body_len) == 1) &&
-      EVP_MAC_final(ctx, mac, &maclen, MAC_LEN) == 1 && maclen == MAC_LEN;
-  EVP_MAC_CTX_free(ctx);
-  EVP_MAC_free(algo);
+       EVP_MAC_update(s->ctx, (const unsigned char *)body, body_len) == 1) &&
+      EVP_MAC_final(s->ctx, mac, &maclen, MAC_LEN) == 1 && maclen == MAC_LEN;
   return ok ? 0 : CR_ENOMEM;
 }
 
@@ -103,20 +129,47 @@ static int args_ok(const unsigned char *key, size_t keylen, const char *msg_id,
          msg_id != NULL && msg_id[0] != '\0' && (body != NULL || body_len == 0);
 }
 
-int cr_swh_sign(const unsigned char *key, size_t keylen, const char *msg_id,
-                int64_t timestamp_s, const char *body, size_t body_len,
-                char *out, size_t outlen) {
-  if (!args_ok(key, keylen, msg_id, body, body_len) || out == NULL)
+/* compute_mac with a signer made for this one message. */
+static int mac_once(const unsigned char *key, size_t keylen, const char *msg_id,
+                    int64_t ts, const char *body, size_t body_len,
+                    unsigned char *mac) {
+  cr_swh_signer *s = NULL;
+  int rc = cr_swh_signer_new(key, keylen, &s);
+  if (rc == 0)
+    rc = compute_mac(s, msg_id, ts, body, body_len, mac);
+  cr_swh_signer_free(s);
+  return rc;
+}
+
+int cr_swh_signer_sign(cr_swh_signer *s, const char *msg_id,
+                       int64_t timestamp_s, const char *body, size_t body_len,
+                       char *out, size_t outlen) {
+  if (s == NULL || msg_id == NULL || msg_id[0] == '\0' ||
+      (body == NULL && body_len > 0) || out == NULL)
     return CR_EINVAL;
   if (outlen < CR_SWH_SIG_MAX)
     return CR_ERANGE;
   unsigned char mac[MAC_LEN];
-  int rc = compute_mac(key, keylen, msg_id, timestamp_s, body, body_len, mac);
+  int rc = compute_mac(s, msg_id, timestamp_s, body, body_len, mac);
   if (rc != 0)
     return rc;
   memcpy(out, "v1,", 3);
   EVP_EncodeBlock((unsigned char *)out + 3, mac, MAC_LEN);
   return 0;
+}
+
+int cr_swh_sign(const unsigned char *key, size_t keylen, const char *msg_id,
+                int64_t timestamp_s, const char *body, size_t body_len,
+                char *out, size_t outlen) {
+  if (!args_ok(key, keylen, msg_id, body, body_len) || out == NULL)
+    return CR_EINVAL;
+  cr_swh_signer *s = NULL;
+  int rc = cr_swh_signer_new(key, keylen, &s);
+  if (rc == 0)
+    rc =
+        cr_swh_signer_sign(s, msg_id, timestamp_s, body, body_len, out, outlen);
+  cr_swh_signer_free(s);
+  return rc;
 }
 
 /* Outcome of scanning the header against mac. */
@@ -169,7 +222,7 @@ int cr_swh_verify(const unsigned char *key, size_t keylen, const char *msg_id,
   if (!args_ok(key, keylen, msg_id, body, body_len) || header == NULL)
     return CR_EINVAL;
   unsigned char mac[MAC_LEN];
-  int rc = compute_mac(key, keylen, msg_id, timestamp_s, body, body_len, mac);
+  int rc = mac_once(key, keylen, msg_id, timestamp_s, body, body_len, mac);
   if (rc != 0)
     return rc;
   int scan = scan_header(header, mac);

@@ -37,6 +37,26 @@ int cr_swh_sign(const unsigned char *key, size_t keylen, const char *msg_id,
                 int64_t timestamp_s, const char *body, size_t body_len,
                 char *out, size_t outlen);
 
+/* A signer for one key: it keeps the HMAC keyed, so each signature costs a
+ * re-initialisation (0.4 us here) instead of fetching HMAC and SHA-256 and
+ * keying again (2 us). Use from one thread at a time. */
+typedef struct cr_swh_signer cr_swh_signer;
+
+/* Creates a signer for key (keylen 1..CR_SWH_KEY_MAX bytes; borrowed: the
+ * signer keeps only OpenSSL's keyed state, wiped when freed). Returns 0,
+ * CR_EINVAL or CR_ENOMEM. Free with cr_swh_signer_free. */
+int cr_swh_signer_new(const unsigned char *key, size_t keylen,
+                      cr_swh_signer **out);
+
+/* cr_swh_sign with s's key. s is used (not thread-safe); the rest as
+ * cr_swh_sign. */
+int cr_swh_signer_sign(cr_swh_signer *s, const char *msg_id,
+                       int64_t timestamp_s, const char *body, size_t body_len,
+                       char *out, size_t outlen);
+
+/* Frees s (NULL is a no-op). */
+void cr_swh_signer_free(cr_swh_signer *s);
+
 /* Verifies a webhook-signature header value (space-separated list of
  * "<version>,<sig>"; entries of versions other than "v1" are ignored) for the
  * message. All pointers are borrowed. tolerance_s: allowed |now_s -

@@ -244,6 +244,45 @@ static void test_sign_args(void **state) {
   assert_int_equal(cr_swh_verify(key, 4, "id", -5, NULL, 0, out, -5, 10), 0);
 }
 
+/* A signer signs message after message like cr_swh_sign: each starts over
+ * with the key (the reference vector again after another message). */
+static void test_signer(void **state) {
+  (void)state;
+  unsigned char key[CR_SWH_KEY_MAX];
+  size_t keylen = 0;
+  ref_key(key, &keylen);
+  cr_swh_signer *s = NULL;
+  assert_int_equal(cr_swh_signer_new(key, keylen, &s), 0);
+  char sig[CR_SWH_SIG_MAX], want[CR_SWH_SIG_MAX];
+  for (int i = 0; i < 3; i++) {
+    char id[32], body[64];
+    snprintf(id, sizeof id, "msg_%d", i);
+    snprintf(body, sizeof body, "{\"n\":%d}", i);
+    assert_int_equal(cr_swh_signer_sign(s, id, REF_TS + i, body, strlen(body),
+                                        sig, sizeof sig),
+                     0);
+    assert_int_equal(cr_swh_sign(key, keylen, id, REF_TS + i, body,
+                                 strlen(body), want, sizeof want),
+                     0);
+    assert_string_equal(sig, want);
+    assert_int_equal(cr_swh_signer_sign(s, REF_ID, REF_TS, REF_BODY,
+                                        strlen(REF_BODY), sig, sizeof sig),
+                     0);
+    assert_string_equal(sig, REF_SIG);
+  }
+  assert_int_equal(cr_swh_signer_sign(s, REF_ID, REF_TS, "", 0, sig, 10),
+                   CR_ERANGE);
+  assert_int_equal(cr_swh_signer_sign(s, "", REF_TS, "", 0, sig, sizeof sig),
+                   CR_EINVAL);
+  assert_int_equal(
+      cr_swh_signer_sign(NULL, REF_ID, REF_TS, "", 0, sig, sizeof sig),
+      CR_EINVAL);
+  cr_swh_signer_free(s);
+  cr_swh_signer_free(NULL);
+  assert_int_equal(cr_swh_signer_new(key, 0, &s), CR_EINVAL);
+  assert_int_equal(cr_swh_signer_new(NULL, 8, &s), CR_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reference_vector),
@@ -251,6 +290,7 @@ int main(void) {
       cmocka_unit_test(test_against_openssl_cli),
       cmocka_unit_test(test_verify_rejects),
       cmocka_unit_test(test_sign_args),
+      cmocka_unit_test(test_signer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
