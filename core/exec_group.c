@@ -39,7 +39,7 @@ static void entry_log(const struct entry *e, int level, const char *msg) {
                e->fin.execution_id, level, "%s", msg);
 }
 
-/* Empties g; outcomes not yet decided get state -1. */
+/* Empties g (the entries' work ids are freed; outcomes are left alone). */
 static void drop_all(cr_exec_group *g) {
   for (size_t i = 0; i < g->n; i++)
     cr__free((char *)g->e[i].fin.work_id);
