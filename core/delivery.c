@@ -63,10 +63,12 @@ struct cr_delivery {
   const char *account_id;
   struct sub_rt *subs;
   struct cr__dw_result *results, **results_tail; /* for the store thread */
-  /* Spare due rows from the store thread's last read, sent as capacity
-   * frees; a sent one gets event_id 0. Replaced by each read. */
+  /* Spare due rows from the store thread's reads, sent as capacity frees;
+   * a sent one gets event_id 0. Replaced by a full read, appended to by a
+   * read after the positions. */
   struct cr_outbox_rec *spare;
   size_t n_spare, spare_left, spare_first; /* first not done */
+  int reread; /* rows were let go: the next read is full */
   int total_in_flight;
   struct cr_delivery_stats stats;
 };
@@ -287,6 +289,7 @@ static void push_result(cr_delivery *d, struct cr__dw_result *r) {
  * window, reference dropped; it stays pending in the store. */
 static void drop_delivery(cr_delivery *d, struct sub_rt *rt, int64_t id) {
   struct sub_rt *live = rt_live(d, rt);
+  d->reread = 1; /* the store thread's positions are past it */
   window_remove(live, id);
   live->requests--;
   d->total_in_flight--;
@@ -317,17 +320,23 @@ static long window_total(const cr_delivery *d) {
   return n;
 }
 
-/* Hands the results over; asks for rows when no spare is left. A read
+/* Hands the results over; asks for rows when no spare is left. A full read
  * returns the in-flight rows too (they come first and are skipped here:
  * leaving them out in SQL cost ten times more), then the free slots' worth
- * of new rows and SPARE_ROWS more, at hand as requests complete. */
+ * of new rows and SPARE_ROWS more, at hand as requests complete; a read
+ * after the positions tops the spares up to that. */
 static void submit(cr_delivery *d) {
   struct cr__dw_result *r = d->results;
   d->results = NULL;
   d->results_tail = &d->results;
   long free_slots = d->o.max_connections - d->total_in_flight;
-  cr__dw_submit(d->w, r, window_total(d) + free_slots + SPARE_ROWS,
-                d->spare_left == 0);
+  struct cr__dw_want want = {.full = window_total(d) + free_slots + SPARE_ROWS,
+                             .more =
+                                 free_slots + SPARE_ROWS - (long)d->spare_left,
+                             .need = d->spare_left == 0,
+                             .reread = d->reread};
+  d->reread = 0;
+  cr__dw_submit(d->w, r, &want);
 }
 
 static void spare_set(cr_delivery *d, struct cr_outbox_rec *rows, size_t n) {
@@ -335,6 +344,27 @@ static void spare_set(cr_delivery *d, struct cr_outbox_rec *rows, size_t n) {
   d->spare = rows;
   d->n_spare = d->spare_left = n;
   d->spare_first = 0;
+}
+
+/* The spares not done yet, then rows (n, transferred). */
+static int spare_append(cr_delivery *d, struct cr_outbox_rec *rows, size_t n) {
+  if (n == 0)
+    return 0;
+  struct cr_outbox_rec *all = cr__calloc(d->spare_left + n, sizeof *all);
+  if (all == NULL) {
+    cr_outbox_rec_free_list(rows, n);
+    return CR_ENOMEM;
+  }
+  size_t k = 0;
+  for (size_t i = d->spare_first; i < d->n_spare; i++)
+    if (d->spare[i].event_id != 0) {
+      all[k++] = d->spare[i]; /* its strings move */
+      memset(&d->spare[i], 0, sizeof d->spare[i]);
+    }
+  memcpy(all + k, rows, n * sizeof *rows);
+  cr__free(rows);
+  spare_set(d, all, k + n);
+  return 0;
 }
 
 /* Recorded results leave the window; a subscription blocked on one that is
@@ -584,9 +614,31 @@ static void fill(cr_delivery *d) {
   }
 }
 
+/* Takes in a batch's rows: a full read replaces the spares, a read after
+ * the positions is appended. Rows in a window or without a subscription
+ * are done at once. */
+static void take_rows(cr_delivery *d, struct cr__dw_batch *b) {
+  size_t first = b->full ? 0 : d->spare_left; /* where the new rows go */
+  if (b->full)
+    spare_set(d, b->rows, b->n_rows);
+  else if (spare_append(d, b->rows, b->n_rows) != 0) {
+    d->reread = 1; /* out of memory: those rows are gone */
+    return;
+  }
+  for (size_t i = first; i < d->n_spare; i++) {
+    struct cr_outbox_rec *row = &d->spare[i];
+    struct sub_rt *rt = rt_find(d, row->subscription_id);
+    if (rt == NULL || window_has(rt, row->event_id)) {
+      row->event_id = 0; /* in flight already, or nowhere to send it */
+      d->spare_left--;
+    } else {
+      check_failing(d, rt, row);
+    }
+  }
+}
+
 /* The store thread's batch: recorded results leave the window, then the
- * rows it read after writing them replace the spares (results without a
- * read make the spares stale: dropped). */
+ * rows it read after writing them come in. */
 static void on_ready(uv_async_t *a) {
   cr_delivery *d = a->data;
   struct cr__dw_batch b;
@@ -600,18 +652,8 @@ static void on_ready(uv_async_t *a) {
     logf_d(d, CR_LOG_WARN, "delivery: enqueue failed: %s",
            cr_strerror(b.enqueue_rc));
   apply_acks(d, b.acked);
-  if (b.fetched || b.acked != NULL)
-    spare_set(d, b.rows, b.n_rows);
-  for (size_t i = 0; b.fetched && i < d->n_spare; i++) {
-    struct cr_outbox_rec *row = &d->spare[i];
-    struct sub_rt *rt = rt_find(d, row->subscription_id);
-    if (rt == NULL || window_has(rt, row->event_id)) {
-      row->event_id = 0; /* in flight already, or nowhere to send it */
-      d->spare_left--;
-    } else {
-      check_failing(d, rt, row);
-    }
-  }
+  if (b.fetched)
+    take_rows(d, &b);
   fill(d);
   rt_collect(d);
   submit(d);

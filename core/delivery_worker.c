@@ -1,6 +1,7 @@
 /* delivery_worker.c: the delivery engine's store thread (see
  * delivery_worker.h): records results, enqueues events and fetches due rows
- * on its own store connection, one batch at a time. */
+ * (full reads, or after the positions of the rows the loop took) on its own
+ * store connection, one batch at a time. */
 #include "delivery_worker.h"
 
 #include <stdio.h>
@@ -13,6 +14,13 @@
 
 #define ENQUEUE_MAX 10000
 
+/* The newest event id the loop took of a subscription since the last full
+ * read. */
+struct pos {
+  char *sub_id; /* owned */
+  int64_t after;
+};
+
 struct cr__dworker {
   cr_store *store; /* the thread's */
   uv_async_t *ready;
@@ -21,13 +29,18 @@ struct cr__dworker {
   uv_mutex_t mu; /* guards everything below */
   uv_cond_t cv;
   struct cr__dw_result *in, **in_tail; /* submitted, not yet recorded */
-  long want;                           /* rows the next read takes */
+  struct cr__dw_want want;             /* what the next read takes */
   int fetch;  /* the loop needs rows or results left the due set */
+  int full;   /* the next read is a full one */
   int kicked; /* new events: enqueue */
   int quit;
   int has_out; /* a batch waits for the loop */
   struct cr__dw_batch out;
   struct cr__dw_result **out_tail;
+  /* Changed by cr__dw_take only while a batch waits, read by the thread
+   * only while none does: never at the same time. */
+  struct pos *pos;
+  size_t n_pos;
 };
 
 static void free_results(struct cr__dw_result *r) {
@@ -70,7 +83,7 @@ static int record(cr_store *s, const struct cr__dw_result *list, char *err,
 struct round {
   struct cr__dw_result *in;
   long want;
-  int fetch, kicked, quit;
+  int fetch, full, kicked, quit;
 };
 
 static void drop_rows(struct cr__dw_batch *b) {
@@ -80,37 +93,50 @@ static void drop_rows(struct cr__dw_batch *b) {
   b->fetched = 0;
 }
 
+/* Rows the next read may take (0: none), poll: it is a poll. */
+static long read_size(const cr__dworker *w, int poll) {
+  if (w->has_out)
+    return 0;
+  return w->full || poll ? w->want.full : w->want.more;
+}
+
 /* Waits for work: results, a kick, capacity to fill, or the poll time
- * while there is capacity. Called and returns with the lock held. */
+ * while there is capacity. A poll enqueues and reads in full (retries come
+ * due, replays), kicks or not. Called and returns with the lock held. */
 static void wait_work(cr__dworker *w, int64_t *next_poll, struct round *rd) {
   for (;;) {
     int64_t now = cr__now_ms();
-    int can_fetch = w->want > 0 && !w->has_out;
-    int poll = can_fetch && now >= *next_poll;
+    int can_poll = w->want.full > 0 && !w->has_out;
+    int poll = can_poll && now >= *next_poll;
     if (w->quit)
       break;
     /* One batch at a time: the next is read after the loop took it. */
-    if (!w->has_out && (w->in != NULL || w->kicked || w->fetch || poll))
+    if (!w->has_out && (w->in != NULL || w->kicked || poll ||
+                        (w->fetch && read_size(w, 0) > 0)))
       break;
-    if (can_fetch)
+    if (can_poll)
       uv_cond_timedwait(&w->cv, &w->mu,
                         (uint64_t)(*next_poll - now) * 1000000u);
     else
       uv_cond_wait(&w->cv, &w->mu);
   }
   int64_t now = cr__now_ms();
+  int poll = !w->has_out && now >= *next_poll;
   rd->in = w->in;
   w->in = NULL;
   w->in_tail = &w->in;
-  rd->want = w->has_out ? 0 : w->want;
-  rd->kicked = w->kicked || now >= *next_poll;
+  rd->full = w->full || poll;
+  rd->want = read_size(w, poll);
+  rd->kicked = w->kicked || poll;
   rd->fetch = rd->want > 0 && (w->fetch || rd->kicked);
-  if (rd->fetch)
+  if (rd->fetch) {
     w->fetch = 0;
+    w->full = 0;
+    if (rd->full)
+      *next_poll = now + w->poll_ms;
+  }
   w->kicked = 0;
   rd->quit = w->quit;
-  if (rd->kicked)
-    *next_poll = now + w->poll_ms;
 }
 
 /* Appends a round's outcome to the waiting batch (or starts one). Rows of
@@ -129,6 +155,7 @@ static int publish(cr__dworker *w, struct round *rd, int rec_rc,
     w->out_tail = &b->acked;
   }
   if (!started && rd->in != NULL && b->fetched) {
+    w->full |= b->full; /* the loop never saw that full read */
     drop_rows(b);
     w->fetch = 1;
   }
@@ -146,8 +173,26 @@ static int publish(cr__dworker *w, struct round *rd, int rec_rc,
     b->rows = rows;
     b->n_rows = n;
     b->fetched = 1;
+    b->full = rd->full;
   }
   return started;
+}
+
+/* A full read, or one after the positions. */
+static int read_due(cr__dworker *w, const struct round *rd,
+                    struct cr_outbox_rec **rows, size_t *n) {
+  if (rd->full)
+    return cr_store_outbox_due(w->store, cr__now_ms(), (size_t)rd->want, rows,
+                               n);
+  struct cr_outbox_pos *pos = NULL;
+  if (w->n_pos > 0 && (pos = cr__calloc(w->n_pos, sizeof *pos)) == NULL)
+    return CR_ENOMEM;
+  for (size_t i = 0; i < w->n_pos; i++)
+    pos[i] = (struct cr_outbox_pos){w->pos[i].sub_id, w->pos[i].after};
+  int rc = cr_store_outbox_due_after(w->store, cr__now_ms(), pos, w->n_pos,
+                                     (size_t)rd->want, rows, n);
+  cr__free(pos);
+  return rc;
 }
 
 static void thread_main(void *arg) {
@@ -167,9 +212,7 @@ static void thread_main(void *arg) {
       enq_rc = cr_store_outbox_enqueue(w->store, ENQUEUE_MAX, NULL);
     struct cr_outbox_rec *rows = NULL;
     size_t n = 0;
-    int fetched = rd.fetch && !rd.quit &&
-                  cr_store_outbox_due(w->store, cr__now_ms(), (size_t)rd.want,
-                                      &rows, &n) == 0;
+    int fetched = rd.fetch && !rd.quit && read_due(w, &rd, &rows, &n) == 0;
     uv_mutex_lock(&w->mu);
     if (publish(w, &rd, rec_rc, rec_err, enq_rc, fetched, rows, n))
       uv_async_send(w->ready);
@@ -184,6 +227,7 @@ int cr__dw_start(const char *data_dir, uv_async_t *ready, int64_t poll_ms,
     return CR_ENOMEM;
   w->ready = ready;
   w->poll_ms = poll_ms > 0 ? poll_ms : 100;
+  w->full = 1;
   w->in_tail = &w->in;
   int rc = cr_store_open(data_dir, &w->store, err, errlen);
   if (rc != 0) {
@@ -209,15 +253,20 @@ fail_store:
   return CR_EIO;
 }
 
-void cr__dw_submit(cr__dworker *w, struct cr__dw_result *results, long limit,
-                   int need) {
+void cr__dw_submit(cr__dworker *w, struct cr__dw_result *results,
+                   const struct cr__dw_want *want) {
   uv_mutex_lock(&w->mu);
   *w->in_tail = results;
   while (*w->in_tail != NULL)
     w->in_tail = &(*w->in_tail)->next;
-  if (need || results != NULL)
+  if (want->need || want->reread || results != NULL)
     w->fetch = 1;
-  w->want = limit > 0 ? limit : 0;
+  w->full |= want->reread;
+  w->want = *want;
+  if (w->want.full < 0)
+    w->want.full = 0;
+  if (w->want.more < 0)
+    w->want.more = 0;
   uv_cond_signal(&w->cv);
   uv_mutex_unlock(&w->mu);
 }
@@ -229,10 +278,56 @@ void cr__dw_kick(cr__dworker *w) {
   uv_mutex_unlock(&w->mu);
 }
 
+static void pos_clear(cr__dworker *w) {
+  for (size_t i = 0; i < w->n_pos; i++)
+    cr__free(w->pos[i].sub_id);
+  cr__free(w->pos);
+  w->pos = NULL;
+  w->n_pos = 0;
+}
+
+/* sub_id's position (a new one at 0); NULL when out of memory. */
+static struct pos *pos_of(cr__dworker *w, const char *sub_id) {
+  for (size_t i = 0; i < w->n_pos; i++)
+    if (strcmp(w->pos[i].sub_id, sub_id) == 0)
+      return &w->pos[i];
+  struct pos *grown = cr__realloc(w->pos, (w->n_pos + 1) * sizeof *grown);
+  if (grown == NULL)
+    return NULL;
+  w->pos = grown;
+  struct pos *p = &w->pos[w->n_pos];
+  if ((p->sub_id = cr__strdup(sub_id)) == NULL)
+    return NULL;
+  p->after = 0;
+  w->n_pos++;
+  return p;
+}
+
+/* The loop takes b's rows: the positions move past them (a full read
+ * starts them again). Out of memory: the next read is full. */
+static void pos_take(cr__dworker *w, const struct cr__dw_batch *b) {
+  if (b->full)
+    pos_clear(w);
+  struct pos *p = NULL;
+  for (size_t i = 0; i < b->n_rows; i++) {
+    const struct cr_outbox_rec *r = &b->rows[i];
+    if (p == NULL || strcmp(p->sub_id, r->subscription_id) != 0)
+      p = pos_of(w, r->subscription_id);
+    if (p == NULL) {
+      w->full = 1;
+      return;
+    }
+    if (r->event_id > p->after)
+      p->after = r->event_id;
+  }
+}
+
 int cr__dw_take(cr__dworker *w, struct cr__dw_batch *b) {
   uv_mutex_lock(&w->mu);
   int had = w->has_out;
   if (had) {
+    if (w->out.fetched)
+      pos_take(w, &w->out);
     *b = w->out;
     memset(&w->out, 0, sizeof w->out);
     w->has_out = 0;
@@ -255,6 +350,7 @@ void cr__dw_stop(cr__dworker *w) {
     free_results(w->out.acked);
     drop_rows(&w->out);
   }
+  pos_clear(w);
   cr_store_close(w->store);
   uv_cond_destroy(&w->cv);
   uv_mutex_destroy(&w->mu);

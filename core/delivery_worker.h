@@ -9,10 +9,20 @@
  * previous batch) and hands back one batch: the recorded results
  * (acknowledged, in submission order) and, when it read them, the rows. A
  * batch's rows were read after its acknowledged results were written (rows
- * read earlier are dropped from a batch that results join). So a loop that
- * keeps a delivery in its in-flight window until its result is
- * acknowledged, and replaces its spare rows with each batch's, never sends
- * a delivery twice. */
+ * read earlier are dropped from a batch that results join).
+ *
+ * Two kinds of read. A full read returns every due row from the start,
+ * the loop's in-flight ones too: the loop replaces the rows it holds with
+ * them. A read after the positions returns, per subscription, only rows
+ * newer than every row the loop has taken since the last full read: the
+ * loop appends them. The worker keeps the positions itself, updated in
+ * cr__dw_take, so a batch that was dropped never moves them (a full read
+ * cut by its limit leaves each subscription where its rows stopped). Full
+ * reads happen at the start, every poll_ms (retries that came due,
+ * replays) and when the loop asks (it let go of rows it held). So a loop that
+ * keeps a delivery in its in-flight window until its result is acknowledged,
+ * skips rows in that window, and replaces or appends as told, never sends a
+ * delivery twice. */
 #ifndef CR_DELIVERY_WORKER_H
 #define CR_DELIVERY_WORKER_H
 
@@ -42,6 +52,7 @@ struct cr__dw_batch {
   char record_error[256];      /* its store message */
   int enqueue_rc;              /* last enqueue error, 0 = none */
   int fetched;                 /* rows were read this time (maybe none) */
+  int full;                    /* a full read (else after the positions) */
   struct cr_outbox_rec *rows;  /* due rows, oldest first per subscription */
   size_t n_rows;
 };
@@ -56,19 +67,26 @@ typedef struct cr__dworker cr__dworker;
 int cr__dw_start(const char *data_dir, uv_async_t *ready, int64_t poll_ms,
                  cr__dworker **out, char *err, size_t errlen);
 
+/* What the loop asks for along with its results. */
+struct cr__dw_want {
+  long full;  /* rows a full read takes (in-flight ones included) */
+  long more;  /* rows a read after the positions takes; 0: none wanted */
+  int need;   /* the loop has no rows left to send: read soon */
+  int reread; /* the loop let go of rows it held: the next read is full */
+};
+
 /* Loop thread: hands results (a list, transferred; may be NULL) over for
- * recording. The next read takes up to limit rows (the loop's in-flight
- * ones come back too: it skips them). need: the loop has no spare rows;
- * read soon. Results also cause a read. */
-void cr__dw_submit(cr__dworker *w, struct cr__dw_result *results, long limit,
-                   int need);
+ * recording, with what the next read takes (*want, copied). Results also
+ * cause a read. */
+void cr__dw_submit(cr__dworker *w, struct cr__dw_result *results,
+                   const struct cr__dw_want *want);
 
 /* Any thread: new events were stored; enqueue and look for due rows soon. */
 void cr__dw_kick(cr__dworker *w);
 
 /* Loop thread: takes the pending batch into *b (its lists transferred; free
- * the rows with cr_outbox_rec_free_list and the results with free()).
- * Returns 0 when there was none. */
+ * the rows with cr_outbox_rec_free_list and the results with free()); its
+ * rows move the positions. Returns 0 when there was none. */
 int cr__dw_take(cr__dworker *w, struct cr__dw_batch *b);
 
 /* Records what was submitted, stops the thread and frees the worker; an

@@ -496,15 +496,26 @@ int cr_store_outbox_enqueue(cr_store *s, size_t max_events, size_t *enqueued) {
 
 int cr_store_outbox_due(cr_store *s, int64_t now, size_t limit,
                         struct cr_outbox_rec **out, size_t *n) {
-  if (!ready(s) || out == NULL || n == NULL)
+  return cr_store_outbox_due_after(s, now, NULL, 0, limit, out, n);
+}
+
+int cr_store_outbox_due_after(cr_store *s, int64_t now,
+                              const struct cr_outbox_pos *pos, size_t n_pos,
+                              size_t limit, struct cr_outbox_rec **out,
+                              size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL || (pos == NULL && n_pos > 0))
     return CR_EINVAL;
+  for (size_t i = 0; i < n_pos; i++)
+    if (pos[i].sub_id == NULL)
+      return CR_EINVAL;
   *out = NULL;
   *n = 0;
   if (now < 0)
     return invalid(s, "due time must be >= 0");
   limit =
       clamp_limit(limit, CR_OUTBOX_DUE_DEFAULT_LIMIT, CR_OUTBOX_DUE_MAX_LIMIT);
-  return CALL(s, outbox_due, or_now(now), limit, out, n);
+  return CALL(s, outbox_due, or_now(now), n_pos > 0 ? pos : NULL, n_pos, limit,
+              out, n);
 }
 
 int cr_store_outbox_next_due(cr_store *s, int64_t *at) {

@@ -554,6 +554,23 @@ int cr_store_outbox_enqueue(cr_store *s, size_t max_events, size_t *enqueued);
 int cr_store_outbox_due(cr_store *s, int64_t now, size_t limit,
                         struct cr_outbox_rec **out, size_t *n);
 
+/* A subscription's read position for cr_store_outbox_due_after: its rows
+ * with event_id <= after are left out. sub_id borrowed. */
+struct cr_outbox_pos {
+  const char *sub_id;
+  int64_t after;
+};
+
+/* cr_store_outbox_due, each subscription's rows starting after its position
+ * in pos (n_pos entries, borrowed; a subscription not in pos starts at its
+ * first row). Still ordered by subscription id then event id, limit shared.
+ * A reader that keeps what it read asks for what came after, without
+ * reading it all again. Errors: those of cr_store_outbox_due. */
+int cr_store_outbox_due_after(cr_store *s, int64_t now,
+                              const struct cr_outbox_pos *pos, size_t n_pos,
+                              size_t limit, struct cr_outbox_rec **out,
+                              size_t *n);
+
 /* *at gets the earliest next_attempt_at among pending and failed rows of
  * enabled subscriptions (0 when none; it may be in the past). */
 int cr_store_outbox_next_due(cr_store *s, int64_t *at);

@@ -131,8 +131,10 @@ struct cr_store_ops {
                    struct cr_sub_stats *out);
   int (*outbox_enqueue)(cr_store *s, size_t max_events, int64_t now,
                         size_t *enqueued);
-  int (*outbox_due)(cr_store *s, int64_t now, size_t limit,
-                    struct cr_outbox_rec **out, size_t *n);
+  /* pos NULL (n_pos 0): every subscription from its first row. */
+  int (*outbox_due)(cr_store *s, int64_t now, const struct cr_outbox_pos *pos,
+                    size_t n_pos, size_t limit, struct cr_outbox_rec **out,
+                    size_t *n);
   int (*outbox_next_due)(cr_store *s, int64_t *at);
   int (*outbox_record_many)(cr_store *s, const struct cr_outbox_attempt *a,
                             size_t n, int64_t now, size_t *recorded);

@@ -212,6 +212,13 @@
     "WHERE o." UNDELIVERED " AND s.enabled = 1 " \
     "AND COALESCE(o.next_attempt_at, 0) <= ?1 " \
     "ORDER BY o.subscription_id, o.event_id LIMIT ?2") \
+  X(OUTBOX_DUE_AFTER, \
+    "SELECT " OUTBOX_COLS " FROM outbox o INDEXED BY outbox_undelivered " \
+    "JOIN events e ON e.id = o.event_id WHERE o.subscription_id = ?1 " \
+    "AND o.event_id > ?2 AND o." UNDELIVERED " " \
+    "AND COALESCE(o.next_attempt_at, 0) <= ?3 ORDER BY o.event_id LIMIT ?4") \
+  X(SUB_ENABLED_IDS, \
+    "SELECT id, NULL, 0 FROM subscriptions WHERE enabled = 1 ORDER BY id") \
   X(OUTBOX_NEXT_DUE, \
     "SELECT MIN(COALESCE(o.next_attempt_at, 1)) FROM outbox o JOIN " \
     "subscriptions s ON s.id = o.subscription_id WHERE o." UNDELIVERED \
@@ -444,8 +451,9 @@ int cr__sq_sync_state_history(cr_store *s, const char *work_id, size_t limit,
                               struct cr_sync_state_rec **out, size_t *n);
 int cr__sq_work_mark_started(cr_store *s, const char *id, int64_t now,
                              int *first);
-int cr__sq_outbox_due(cr_store *s, int64_t now, size_t limit,
-                      struct cr_outbox_rec **out, size_t *n);
+int cr__sq_outbox_due(cr_store *s, int64_t now, const struct cr_outbox_pos *pos,
+                      size_t n_pos, size_t limit, struct cr_outbox_rec **out,
+                      size_t *n);
 int cr__sq_outbox_enqueue(cr_store *s, size_t max_events, int64_t now,
                           size_t *enqueued);
 int cr__sq_outbox_next_due(cr_store *s, int64_t *at);

@@ -172,9 +172,76 @@ static void clear_outbox(void *p) { cr_outbox_rec_clear(p); }
 static const struct row_type OUTBOX_ROW = {sizeof(struct cr_outbox_rec),
                                            read_outbox, clear_outbox};
 
-int cr__sq_outbox_due(cr_store *s, int64_t now, size_t limit,
-                      struct cr_outbox_rec **out, size_t *n) {
+/* Where sub_id's rows start in pos (0: from the first). */
+static int64_t pos_after(const struct cr_outbox_pos *pos, size_t n_pos,
+                         const char *sub_id) {
+  for (size_t i = 0; i < n_pos; i++)
+    if (strcmp(pos[i].sub_id, sub_id) == 0)
+      return pos[i].after;
+  return 0;
+}
+
+/* Appends sub_id's due rows after `after` (up to limit - *n) to *out. */
+static int due_after_sub(struct sq_store *q, int64_t now, const char *sub_id,
+                         int64_t after, size_t limit,
+                         struct cr_outbox_rec **out, size_t *n) {
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_prep(q, ST_OUTBOX_DUE_AFTER, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, sub_id);
+  sqlite3_bind_int64(st, 2, after);
+  sqlite3_bind_int64(st, 3, now);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)(limit - *n));
+  struct cr_outbox_rec *rows = NULL;
+  size_t got = 0;
+  rc = cr__sq_collect(q, st, &OUTBOX_ROW, 16, (void **)&rows, &got);
+  if (rc != 0 || got == 0)
+    return rc;
+  struct cr_outbox_rec *all = *out;
+  if (*n > 0 && (all = cr__realloc(*out, (*n + got) * sizeof *all)) == NULL) {
+    cr_outbox_rec_free_list(rows, got);
+    return cr__sq_nomem(q);
+  }
+  if (*n == 0)
+    all = rows;
+  else {
+    memcpy(all + *n, rows, got * sizeof *rows); /* the strings move */
+    cr__free(rows);
+  }
+  *out = all;
+  *n += got;
+  return 0;
+}
+
+/* Enabled subscriptions one by one, each from its position. */
+static int due_by_pos(struct sq_store *q, int64_t now,
+                      const struct cr_outbox_pos *pos, size_t n_pos,
+                      size_t limit, struct cr_outbox_rec **out, size_t *n) {
+  sqlite3_stmt *st = NULL;
+  struct enq_sub *subs = NULL; /* only the ids are read */
+  size_t nsubs = 0;
+  int rc = cr__sq_prep(q, ST_SUB_ENABLED_IDS, &st);
+  if (rc == 0)
+    rc = cr__sq_collect(q, st, &ENQ_SUB_ROW, 4, (void **)&subs, &nsubs);
+  for (size_t i = 0; rc == 0 && i < nsubs && *n < limit; i++)
+    rc = due_after_sub(q, now, subs[i].id, pos_after(pos, n_pos, subs[i].id),
+                       limit, out, n);
+  free_enq_subs(subs, nsubs);
+  if (rc != 0) {
+    cr_outbox_rec_free_list(*out, *n);
+    *out = NULL;
+    *n = 0;
+  }
+  return rc;
+}
+
+int cr__sq_outbox_due(cr_store *s, int64_t now, const struct cr_outbox_pos *pos,
+                      size_t n_pos, size_t limit, struct cr_outbox_rec **out,
+                      size_t *n) {
   struct sq_store *q = sqs(s);
+  if (pos != NULL)
+    return due_by_pos(q, now, pos, n_pos, limit, out, n);
   sqlite3_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_OUTBOX_DUE, &st);
   if (rc != 0)
@@ -249,16 +316,19 @@ static int sub_failing(struct sq_store *q, const char *sub_id,
   return cr__sq_step_done(q, st);
 }
 
-/* One attempt's three writes (inside the caller's operation). */
+/* One attempt's writes (inside the caller's operation): the outbox row,
+ * the attempt, and the subscription's failing streak unless prev (the
+ * attempt recorded just before, same now; may be NULL) already set it. */
 static int record_one(struct sq_store *q, const struct cr_outbox_attempt *a,
-                      int64_t now) {
+                      const struct cr_outbox_attempt *prev, int64_t now) {
   int64_t next = a->next_attempt_at ? a->next_attempt_at : now;
   int rc = outbox_set(q, a->sub_id, a->event_id, a->status, a->http_status,
                       a->error, next, now);
   if (rc == 0)
     rc = attempt_insert(q, a->sub_id, a->event_id, a->http_status,
                         a->latency_ms, a->error, now);
-  if (rc == 0)
+  if (rc == 0 && (prev == NULL || strcmp(prev->status, a->status) != 0 ||
+                  strcmp(prev->sub_id, a->sub_id) != 0))
     rc = sub_failing(q, a->sub_id, a->status, now);
   return rc;
 }
@@ -276,7 +346,7 @@ int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
   const struct cr_outbox_attempt a = {sub_id,         event_id,   status,
                                       http_status,    latency_ms, error,
                                       next_attempt_at};
-  return cr__sq_op_end(q, record_one(q, &a, now));
+  return cr__sq_op_end(q, record_one(q, &a, NULL, now));
 }
 
 /* One operation for the batch: no savepoint per attempt. */
@@ -289,12 +359,15 @@ int cr__sq_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
   if (rc != 0)
     return rc;
   size_t done = 0;
+  const struct cr_outbox_attempt *prev = NULL; /* last one written */
   for (size_t i = 0; i < n && rc == 0; i++) {
-    rc = record_one(q, &a[i], now);
+    rc = record_one(q, &a[i], prev, now);
     if (rc == CR_ENOENT) /* its subscription was deleted meanwhile */
       rc = 0;
-    else if (rc == 0)
+    else if (rc == 0) {
       done++;
+      prev = &a[i];
+    }
   }
   rc = cr__sq_op_end(q, rc);
   if (rc == 0)

@@ -2000,6 +2000,78 @@ static int64_t failing_since(cr_store *s, const char *id) {
   return v;
 }
 
+/* The event ids of rows, as "sub:offset" from e1, joined by spaces. */
+static void due_ids(const struct cr_outbox_rec *d, size_t n, int64_t e1,
+                    char *buf, size_t len) {
+  buf[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, "%s%s:%d", i ? " " : "",
+             d[i].subscription_id, (int)(d[i].event_id - e1));
+  }
+}
+
+static void test_outbox_due_after(void **state) {
+  struct fixture *f = *state;
+  int64_t e1 = two_subs_three_events(f->s);
+  put_sub(f->s, "c", NULL, "h"); /* enabled, nothing for it yet */
+  struct cr_outbox_rec *d = NULL;
+  size_t n = 0;
+  char ids[256];
+  /* a after e1, b after e1 + 1: the rest, in subscription then id order. */
+  struct cr_outbox_pos pos[] = {{"b", e1 + 1}, {"a", e1}, {"zz", 1}};
+  assert_int_equal(cr_store_outbox_due_after(f->s, 0, pos, 3, 0, &d, &n), 0);
+  due_ids(d, n, e1, ids, sizeof ids);
+  assert_string_equal(ids, "a:1 a:2 b:2");
+  cr_outbox_rec_free_list(d, n);
+  /* The limit is shared; a subscription not in pos starts at its first. */
+  assert_int_equal(cr_store_outbox_due_after(f->s, 0, pos + 1, 1, 2, &d, &n),
+                   0);
+  due_ids(d, n, e1, ids, sizeof ids);
+  assert_string_equal(ids, "a:1 a:2");
+  cr_outbox_rec_free_list(d, n);
+  assert_int_equal(cr_store_outbox_due_after(f->s, 0, pos + 1, 1, 4, &d, &n),
+                   0);
+  due_ids(d, n, e1, ids, sizeof ids);
+  assert_string_equal(ids, "a:1 a:2 b:0 b:1");
+  cr_outbox_rec_free_list(d, n);
+  /* Not due yet, delivered and disabled rows stay out, as in a full read. */
+  assert_int_equal(
+      cr_store_outbox_record(f->s, "a", e1 + 1, "delivered", 200, 1, NULL, 0),
+      0);
+  assert_int_equal(cr_store_outbox_record(f->s, "a", e1 + 2, "failed", 503, 1,
+                                          "HTTP 503", T4 + 5000),
+                   0);
+  assert_int_equal(cr_store_sub_disable(f->s, "b", "test"), 0);
+  assert_int_equal(cr_store_outbox_due_after(f->s, 0, pos, 3, 0, &d, &n), 0);
+  assert_int_equal(n, 0);
+  assert_null(d);
+  assert_int_equal(
+      cr_store_outbox_due_after(f->s, T4 + 5000, pos, 3, 0, &d, &n), 0);
+  due_ids(d, n, e1, ids, sizeof ids);
+  assert_string_equal(ids, "a:2");
+  assert_string_equal(d[0].status, "failed");
+  cr_outbox_rec_free_list(d, n);
+  /* No positions: the full read. */
+  struct cr_outbox_rec *full = NULL;
+  size_t nf = 0;
+  assert_int_equal(cr_store_outbox_due_after(f->s, 0, NULL, 0, 0, &d, &n), 0);
+  assert_int_equal(cr_store_outbox_due(f->s, 0, 0, &full, &nf), 0);
+  assert_int_equal(n, nf);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(d[i].event_id, full[i].event_id);
+  cr_outbox_rec_free_list(d, n);
+  cr_outbox_rec_free_list(full, nf);
+  /* Bad arguments. */
+  struct cr_outbox_pos bad = {NULL, 0};
+  assert_int_equal(cr_store_outbox_due_after(f->s, 0, &bad, 1, 0, &d, &n),
+                   CR_EINVAL);
+  assert_int_equal(cr_store_outbox_due_after(f->s, 0, NULL, 1, 0, &d, &n),
+                   CR_EINVAL);
+  assert_int_equal(cr_store_outbox_due_after(f->s, -1, pos, 1, 0, &d, &n),
+                   CR_EINVAL);
+}
+
 static void test_outbox_due_and_record(void **state) {
   struct fixture *f = *state;
   int64_t e1 = two_subs_three_events(f->s);
@@ -2558,6 +2630,7 @@ int main(void) {
       T(test_outbox_enqueue_filters),
       T(test_outbox_new_sub_gets_no_past),
       T(test_outbox_due_and_record),
+      T(test_outbox_due_after),
       T(test_outbox_record_many),
       T(test_outbox_disable_and_reenable),
       T(test_outbox_replay),
