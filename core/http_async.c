@@ -9,8 +9,16 @@
  * the fd) and freed only in its uv_close callback, so no callback ever sees
  * freed memory; uv_poll_start is only called when the watched events change.
  * On CURL_POLL_REMOVE of a still-open fd (a connection going idle into
- * curl's cache) the stopped sock_ctx is parked and reused when curl announces
- * the same fd number again, instead of a uv_poll_init / uv_close per request.
+ * curl's cache) the sock_ctx is parked, still watching what it watched, and
+ * reused when curl announces the same fd again: a request on a kept-alive
+ * connection then costs no epoll_ctl at all (it cost three: stop, start,
+ * and a second stop). A parked socket that becomes readable (the server
+ * closed it) stops watching at once. This needs to know when an fd stops
+ * being that connection: curl closes its sockets through our
+ * CURLOPT_CLOSESOCKETFUNCTION, which closes the sock_ctx first (after
+ * curl's CURL_POLL_REMOVE), and opens them through our
+ * CURLOPT_OPENSOCKETFUNCTION, which drops any sock_ctx left on a reused fd
+ * number (a close we were not told about).
  *
  * Per-request cost: a finished request (its struct req, CURL easy handle and
  * body/header buffers) goes back to a free list of up to max_connections
@@ -25,7 +33,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -300,6 +310,11 @@ static void check_multi_info(struct cr_http_async *h) {
 static void on_poll(uv_poll_t *p, int status, int events) {
   struct sock_ctx *s = p->data;
   struct cr_http_async *h = s->h;
+  if (s->parked) { /* an idle connection: closed by the server, or junk */
+    uv_poll_stop(&s->poll);
+    s->events = 0;
+    return; /* curl finds it dead when it next looks at it */
+  }
   int flags = 0;
   if (status < 0) {
     flags = CURL_CSELECT_ERR;
@@ -334,19 +349,47 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *ud) {
 }
 
 /* curl no longer needs fd (its connection went idle into the cache, or it
- * is about to be closed). s stops watching now; it is kept (parked) so the
- * next transfer on the same fd number reuses the uv_poll_t instead of paying
- * uv_poll_init (an epoll_ctl add/del probe) and uv_close again. A parked
- * handle is stopped, so a closed or reused fd number is harmless. */
+ * is about to be closed: then on_close_socket follows). s is kept (parked),
+ * still watching, so the next transfer on the connection reuses it without
+ * any epoll_ctl; on_poll stops it if the idle connection turns readable. */
 static void sock_park(struct cr_http_async *h, struct sock_ctx *s) {
   if (h->closing || h->n_parked >= 2 * h->pool_max + 8) {
     sock_close(h, s);
     return;
   }
-  uv_poll_stop(&s->poll);
-  s->events = 0;
   s->parked = 1;
   h->n_parked++;
+  uv_unref((uv_handle_t *)&s->poll); /* an idle connection keeps no loop */
+}
+
+static struct sock_ctx *sock_find(struct cr_http_async *h, curl_socket_t fd) {
+  for (struct sock_ctx *s = h->socks; s != NULL; s = s->next)
+    if (s->fd == fd)
+      return s;
+  return NULL;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: curl closes fd (after CURL_POLL_REMOVE).
+ * Its sock_ctx goes first, while the fd is still open. */
+static int on_close_socket(void *ud, curl_socket_t fd) {
+  struct cr_http_async *h = ud;
+  struct sock_ctx *s = sock_find(h, fd);
+  if (s != NULL)
+    sock_close(h, s);
+  return close(fd);
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: a new socket. A sock_ctx still on its fd
+ * number belongs to a socket closed without telling us: dropped. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose,
+                                    struct curl_sockaddr *a) {
+  struct cr_http_async *h = ud;
+  (void)purpose;
+  curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
+  struct sock_ctx *s = fd != CURL_SOCKET_BAD ? sock_find(h, fd) : NULL;
+  if (s != NULL)
+    sock_close(h, s);
+  return fd;
 }
 
 /* The parked context of fd, if any (at most one per fd number: a parked one
@@ -358,6 +401,7 @@ static struct sock_ctx *sock_unpark(struct cr_http_async *h, curl_socket_t fd) {
     if (s->parked && s->fd == fd) {
       s->parked = 0;
       h->n_parked--;
+      uv_ref((uv_handle_t *)&s->poll);
       curl_multi_assign(h->multi, fd, s);
       return s;
     }
@@ -560,6 +604,12 @@ static int set_constant_options(struct req *r) {
   bad |= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
   bad |= curl_easy_setopt(c, CURLOPT_HEADERDATA, r) != CURLE_OK;
   bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) !=
+         CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, r->h) != CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket) !=
+         CURLE_OK;
+  bad |= curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, r->h) != CURLE_OK;
   return bad ? CR_EHTTP : 0;
 }
 

@@ -785,6 +785,45 @@ static void test_idle_close_cycles(void **state) {
   cr_fake_http_stop(s);
 }
 
+/* An idle kept-alive connection stays watched for the server closing it,
+ * but keeps no loop running; the next request reuses it, and one the
+ * server closed meanwhile is replaced. */
+static void test_idle_connection_keeps_no_loop(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  uint16_t port = cr_fake_http_port(s);
+  char ok[256];
+  url_of(ok, sizeof ok, s, "/ok");
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  cr_http_async *h = NULL;
+  assert_int_equal(cr_http_async_new(&loop, NULL, &h), 0);
+  struct outcome o;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(post_wait(&loop, h, ok, NULL, 0, "a", 1, 2000, &o), 0);
+    assert_int_equal(o.status, 200);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_alive(&loop), 0); /* nothing active */
+  }
+  assert_int_equal(cr_fake_http_connections(s), 1); /* kept alive */
+  /* The server goes away with the connection idle, and comes back. */
+  cr_fake_http_stop(s);
+  uint64_t until = uv_hrtime() + 50000000u;
+  while (uv_hrtime() < until)
+    uv_run(&loop, UV_RUN_NOWAIT); /* the EOF reaches the idle socket */
+  assert_int_equal(uv_loop_alive(&loop), 0);
+  assert_int_equal(cr_fake_http_start_port(handler, &sv, port, &s), 0);
+  assert_int_equal(post_wait(&loop, h, ok, NULL, 0, "b", 1, 2000, &o), 0);
+  assert_int_equal(o.status, 200);
+  assert_int_equal(cr_fake_http_connections(s), 1); /* a new one */
+  cr_http_async_close(h);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_http_async_free(h);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  cr_fake_http_stop(s);
+}
+
 /* A host name instead of an address: the resolver's own sockets (not
  * connection sockets) come and go between transfers. */
 static void test_hostname_url(void **state) {
@@ -856,6 +895,7 @@ int main(void) {
       cmocka_unit_test(test_window_over_pool),
       cmocka_unit_test(test_alloc_failures_reused),
       cmocka_unit_test(test_idle_close_cycles),
+      cmocka_unit_test(test_idle_connection_keeps_no_loop),
       cmocka_unit_test(test_hostname_url),
       cmocka_unit_test(test_throughput),
   };
