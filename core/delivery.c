@@ -526,6 +526,16 @@ static void render_done(uv_work_t *w, int status) {
   post(d, q);
 }
 
+/* What q needs to go out: the binding for the template (rendered on the
+ * thread pool), else the body, written without building the binding. */
+static int prepare(cr_delivery *d, const struct sub_rt *rt,
+                   const struct cr_outbox_rec *row, struct req *q) {
+  if (rt->tpl == NULL)
+    return cr_event_tpl_body(&row->event, d->account_id, &q->body);
+  q->event = cr_event_tpl_binding(&row->event, d->account_id);
+  return q->event != NULL ? 0 : CR_ENOMEM;
+}
+
 static int send_one(cr_delivery *d, struct sub_rt *rt,
                     const struct cr_outbox_rec *row) {
   if (rt->cfg->json_template != NULL && rt->tpl == NULL) {
@@ -534,11 +544,10 @@ static int send_one(cr_delivery *d, struct sub_rt *rt,
     return fail_now(d, rt, row->event_id, why);
   }
   struct req *q = cr__calloc(1, sizeof *q);
-  json_t *ev = cr_event_tpl_binding(&row->event, d->account_id);
-  if (q == NULL || ev == NULL) {
+  int rc = q != NULL ? prepare(d, rt, row, q) : CR_ENOMEM;
+  if (rc != 0) {
     cr__free(q);
-    json_decref(ev);
-    return CR_ENOMEM;
+    return rc;
   }
   q->d = d;
   q->rt = rt;
@@ -549,23 +558,13 @@ static int send_one(cr_delivery *d, struct sub_rt *rt,
   rt->refs++;
   d->total_in_flight++;
   if (rt->tpl != NULL) {
-    q->event = ev;
     q->work.data = q;
     if (uv_queue_work(d->o.loop, &q->work, render_work, render_done) == 0)
       return 0;
-    json_decref(ev);
+    json_decref(q->event);
     drop_delivery(d, rt, q->event_id);
     cr__free(q);
     return CR_EIO;
-  }
-  char *txt = json_dumps(ev, JSON_COMPACT);
-  json_decref(ev);
-  q->body = txt ? cr__strdup(txt) : NULL;
-  free(txt);
-  if (q->body == NULL) {
-    drop_delivery(d, rt, q->event_id);
-    cr__free(q);
-    return CR_ENOMEM;
   }
   return post(d, q);
 }

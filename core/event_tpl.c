@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "jsonbuf.h"
 
 /* The template becomes the body of a top-level function. The prefix stays on
  * line 1 so the template's line numbers are unchanged (columns on line 1
@@ -290,4 +291,147 @@ fail:
   json_decref(data);
   json_decref(b);
   return NULL;
+}
+
+/* ---- body without a tree ------------------------------------------------ */
+
+static const char *skip_ws(const char *p) {
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+    p++;
+  return p;
+}
+
+/* Past the JSON string starting at p (on its opening quote); NULL if it
+ * does not end. */
+static const char *skip_string(const char *p) {
+  for (p++; *p != '"'; p++) {
+    if (*p == '\0')
+      return NULL;
+    if (*p == '\\' && *++p == '\0')
+      return NULL;
+  }
+  return p + 1;
+}
+
+/* Past the JSON value at p (stored text, which the store checked is JSON:
+ * only its structure is followed); NULL where it breaks off. */
+static const char *skip_value(const char *p) {
+  int depth = 0;
+  do {
+    p = skip_ws(p);
+    if (*p == '"') {
+      p = skip_string(p);
+    } else if (*p == '{' || *p == '[') {
+      depth++;
+      p++;
+    } else if ((*p == '}' || *p == ']') && depth > 0) {
+      depth--;
+      p++;
+    } else if ((*p == ',' || *p == ':') && depth > 0) {
+      p++;
+    } else if (*p != '\0' && strchr(",:}]", *p) == NULL) {
+      p += strcspn(p, ",:{}[]\" \t\n\r"); /* number, true, false, null */
+    } else {
+      return NULL; /* the end, or no value where one belongs */
+    }
+  } while (p != NULL && depth > 0);
+  return p;
+}
+
+/* The members of the object text (NUL-terminated) start after *open and
+ * end before *close; 0 when it is an object none of whose keys is one the
+ * binding adds (subject_type, subject_id, verb, aid; nor any key with an
+ * escape). -1 otherwise: the caller builds the binding. */
+static int plain_object(const char *text, const char **open,
+                        const char **close) {
+  static const char *const added[] = {"subject_type", "subject_id", "verb",
+                                      "aid"};
+  const char *p = skip_ws(text);
+  if (*p != '{')
+    return -1;
+  *open = p + 1;
+  p = skip_ws(p + 1);
+  while (*p != '}') {
+    const char *key = p + 1, *end = *p == '"' ? skip_string(p) : NULL;
+    if (end == NULL || memchr(key, '\\', (size_t)(end - 1 - key)) != NULL)
+      return -1;
+    for (size_t i = 0; i < sizeof added / sizeof added[0]; i++)
+      if (strlen(added[i]) == (size_t)(end - 1 - key) &&
+          memcmp(key, added[i], (size_t)(end - 1 - key)) == 0)
+        return -1;
+    p = skip_ws(end);
+    if (*p != ':' || (p = skip_value(p + 1)) == NULL)
+      return -1;
+    p = skip_ws(p);
+    if (*p == ',')
+      p = skip_ws(p + 1);
+    else if (*p != '}')
+      return -1;
+  }
+  *close = p;
+  return *skip_ws(p + 1) == '\0' ? 0 : -1;
+}
+
+/* The binding's text through jansson (the general case). json_dumps
+ * (jansson 2.14) ignores a failed append of an object key and returns a
+ * broken text when memory runs out then: the text is parsed back and must
+ * be the binding. */
+static int body_by_tree(const struct cr_event_rec *e, const char *account_id,
+                        char **body_out) {
+  json_t *b = cr_event_tpl_binding(e, account_id);
+  char *txt = b != NULL ? json_dumps(b, JSON_COMPACT) : NULL;
+  json_t *back = txt != NULL ? json_loads(txt, 0, NULL) : NULL;
+  if (back != NULL && json_equal(back, b))
+    *body_out = cr__strdup(txt);
+  json_decref(back);
+  json_decref(b);
+  free(txt);
+  return *body_out != NULL ? 0 : CR_ENOMEM;
+}
+
+/* ["," if comma] "subject_type":..,"subject_id":..,"verb":.. of e. */
+static void put_subject(struct cr__jsonbuf *b, const struct cr_event_rec *e,
+                        int comma) {
+  cr__jb_lit(b, comma ? ",\"subject_type\":" : "\"subject_type\":");
+  cr__jb_str(b, e->subject_type);
+  cr__jb_lit(b, ",\"subject_id\":");
+  cr__jb_str(b, e->subject_id);
+  cr__jb_lit(b, ",\"verb\":");
+  cr__jb_str(b, e->verb);
+}
+
+int cr_event_tpl_body(const struct cr_event_rec *e, const char *account_id,
+                      char **body_out) {
+  if (e == NULL || body_out == NULL)
+    return CR_EINVAL;
+  *body_out = NULL;
+  static const char none[] = "{}";
+  const char *open = none + 1, *close = none + 1; /* no data: {} */
+  if (e->data_json != NULL && plain_object(e->data_json, &open, &close) != 0)
+    return body_by_tree(e, account_id, body_out);
+  char at[64];
+  rfc3339_ms(e->at, at, sizeof at);
+  struct cr__jsonbuf b = {0};
+  cr__jb_lit(&b, "{\"id\":");
+  cr__jb_int(&b, e->id);
+  cr__jb_lit(&b, ",\"at\":");
+  cr__jb_str(&b, at);
+  put_subject(&b, e, 1);
+  cr__jb_lit(&b, ",\"actor\":");
+  cr__jb_str(&b, e->actor);
+  cr__jb_lit(&b, ",\"seq\":");
+  cr__jb_int(&b, e->seq);
+  cr__jb_lit(&b, ",\"data\":{");
+  const char *members = skip_ws(open);
+  cr__jb_raw(&b, members, (size_t)(close - members));
+  put_subject(&b, e, members != close);
+  cr__jb_lit(&b, ",\"aid\":");
+  cr__jb_str(&b, account_id);
+  cr__jb_lit(&b, "}}");
+  if (b.err == CR_EINVAL) { /* not UTF-8: as the binding would say */
+    cr__jb_clear(&b);
+    return CR_ENOMEM;
+  }
+  *body_out = cr__jb_take(&b);
+  return *body_out != NULL ? 0 : CR_ENOMEM;
 }

@@ -69,4 +69,15 @@ void cr_event_tpl_free(cr_event_tpl *t);
 json_t *cr_event_tpl_binding(const struct cr_event_rec *e,
                              const char *account_id);
 
+/* The text of cr_event_tpl_binding(e, account_id) (the body sent without a
+ * template), written directly: e->data_json's members are copied as they
+ * are stored, so nothing is parsed or built (and numbers jansson cannot
+ * hold, such as integers beyond 64 bits, survive). Falls back to building the
+ * binding with jansson when data_json is not a plain object or already has
+ * one of the added members. *body_out receives the text (transferred; free
+ * with cr__free). Returns 0, CR_EINVAL (e or body_out NULL) or CR_ENOMEM
+ * (also for a string that is not UTF-8, which the binding cannot hold). */
+int cr_event_tpl_body(const struct cr_event_rec *e, const char *account_id,
+                      char **body_out);
+
 #endif

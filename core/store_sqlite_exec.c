@@ -5,6 +5,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "execution.h"
+#include "jsonbuf.h"
 #include "store_int.h"
 #include "store_sqlite_int.h"
 
@@ -122,55 +123,19 @@ int cr__sq_exec_get(cr_store *s, int64_t id, struct cr_exec_rec *out) {
   return 0;
 }
 
-/* Appends v to the growing buffer *buf (*len used, *cap allocated). */
-static int buf_add(char **buf, size_t *len, size_t *cap, const char *v,
-                   size_t n) {
-  if (*len + n + 1 > *cap) {
-    size_t ncap = (*cap == 0 ? 64 : *cap * 2) + n;
-    char *grown = cr__realloc(*buf, ncap);
-    if (grown == NULL)
-      return CR_ENOMEM;
-    *buf = grown;
-    *cap = ncap;
-  }
-  memcpy(*buf + *len, v, n);
-  *len += n;
-  (*buf)[*len] = '\0';
-  return 0;
-}
-
 /* The providers as a JSON array of strings (for json_each), in *out (freed
- * with cr__free). */
+ * with cr__free). CR_EINVAL: a name is not UTF-8. */
 static int providers_json(const char *const *p, size_t n, char **out) {
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  int rc = buf_add(&buf, &len, &cap, "[", 1);
-  for (size_t i = 0; rc == 0 && i < n; i++) {
-    rc = buf_add(&buf, &len, &cap, i == 0 ? "\"" : ",\"", i == 0 ? 1 : 2);
-    for (const unsigned char *c = (const unsigned char *)p[i]; rc == 0 && *c;
-         c++) {
-      char esc[8];
-      if (*c == '"' || *c == '\\') {
-        snprintf(esc, sizeof esc, "\\%c", *c);
-        rc = buf_add(&buf, &len, &cap, esc, 2);
-      } else if (*c < 0x20) {
-        snprintf(esc, sizeof esc, "\\u%04x", *c);
-        rc = buf_add(&buf, &len, &cap, esc, 6);
-      } else {
-        rc = buf_add(&buf, &len, &cap, (const char *)c, 1);
-      }
-    }
-    if (rc == 0)
-      rc = buf_add(&buf, &len, &cap, "\"", 1);
+  struct cr__jsonbuf b = {0};
+  cr__jb_raw(&b, "[", 1);
+  for (size_t i = 0; i < n; i++) {
+    if (i > 0)
+      cr__jb_raw(&b, ",", 1);
+    cr__jb_str(&b, p[i]);
   }
-  if (rc == 0)
-    rc = buf_add(&buf, &len, &cap, "]", 1);
-  if (rc != 0) {
-    cr__free(buf);
-    return CR_ENOMEM;
-  }
-  *out = buf;
-  return 0;
+  cr__jb_raw(&b, "]", 1);
+  *out = cr__jb_take(&b);
+  return *out != NULL ? 0 : b.err == CR_EINVAL ? CR_EINVAL : CR_ENOMEM;
 }
 
 /* The oldest claimable execution (not_before reached) into *id; CR_ENOENT when
@@ -357,8 +322,12 @@ int cr__sq_exec_claim(cr_store *s, const char *runner_id,
   struct sq_store *q = sqs(s);
   char *provs = NULL;
   int rc = cr__sq_doomed(q);
-  if (rc == 0 && providers_json(providers, nproviders, &provs) != 0)
-    rc = cr__sq_nomem(q);
+  if (rc == 0 && (rc = providers_json(providers, nproviders, &provs)) != 0) {
+    if (rc == CR_ENOMEM)
+      return cr__sq_nomem(q);
+    cr__store_set_error(&q->base, "a provider name is not UTF-8");
+    return rc;
+  }
   if (rc == 0)
     rc = cr__sq_op_begin(q);
   if (rc != 0) {

@@ -1,7 +1,8 @@
 /* test_event_tpl.c: Jsonnet event templates: the product's Slack example,
  * error positions (static and runtime), refused imports, bounded stack,
- * non-object output, the `event` binding, repeated renders and allocation
- * failures. */
+ * non-object output, the `event` binding, the body written without it
+ * (against jansson's text of the binding, on fixed and random events),
+ * repeated renders and allocation failures. */
 #include "testutil.h"
 
 #include "alloc.h"
@@ -269,6 +270,133 @@ static void test_binding(void **state) {
   assert_null(cr_event_tpl_binding(NULL, "a"));
 }
 
+/* cr_event_tpl_body(e) against json_dumps of the binding: the same bytes
+ * when same_bytes, else the same JSON. */
+static void check_body(const struct cr_event_rec *e, const char *aid,
+                       int same_bytes) {
+  json_t *b = cr_event_tpl_binding(e, aid);
+  assert_non_null(b);
+  char *want = json_dumps(b, JSON_COMPACT), *got = NULL;
+  assert_int_equal(cr_event_tpl_body(e, aid, &got), 0);
+  json_t *parsed = json_loads(got, 0, NULL);
+  if (parsed == NULL || !json_equal(parsed, b) ||
+      (same_bytes && strcmp(got, want) != 0))
+    fail_msg("body %s\nwant %s", got, want);
+  json_decref(parsed);
+  json_decref(b);
+  free(want);
+  cr__free(got);
+}
+
+static void test_body(void **state) {
+  (void)state;
+  static const char *const same[] = {
+      NULL,
+      "{}",
+      "{\"records\":100,\"status\":\"ok\"}",
+      "{\"notes\":\"n\",\"verb\":\"own\",\"aid\":\"spoof\",\"n\":[1,2]}",
+      "{\"subject_id\":\"mine\"}",
+      "{\"x\":{\"aid\":1,\"verb\":[\"}\",\"{\"]}}",
+      "{\"s\":\"a,\\\"}]{:\\\\\",\"e\":[],\"o\":{},\"n\":null,\"t\":true}",
+      "[1, 2]",
+      "not json",
+      "{\"a\":",
+      "{\"sub\\u006aect\":1}",
+      "\"text\"",
+  };
+  for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+    struct cr_event_rec e = mk_event(same[i]);
+    check_body(&e, "acme", 1);
+    check_body(&e, NULL, 1);
+  }
+  /* Stored with other spacing or number forms: the same JSON. */
+  static const char *const equal[] = {
+      " { \"a\" : 1 , \"b\" : [ 1 , { \"c\" : -1.5e3 } ] } ",
+      "{\"f\":0.1,\"g\":1E2}",
+  };
+  for (size_t i = 0; i < sizeof equal / sizeof equal[0]; i++) {
+    struct cr_event_rec e = mk_event(equal[i]);
+    check_body(&e, "acme", 0);
+  }
+  /* An integer jansson cannot hold is copied as stored (the binding drops
+   * the whole data object). */
+  struct cr_event_rec big = mk_event("{\"big\":12345678901234567890}");
+  char *text = NULL;
+  assert_int_equal(cr_event_tpl_body(&big, "acme", &text), 0);
+  assert_non_null(strstr(text, "\"data\":{\"big\":12345678901234567890,"));
+  cr__free(text);
+  /* Escapes and UTF-8 in the event's own strings; no actor. */
+  struct cr_event_rec e = mk_event("{\"k\":\"v\"}");
+  e.subject_id = "w\"1\\\n\t\x01\x1f/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+  e.actor = NULL;
+  e.at = -1;
+  check_body(&e, "a\x7f", 1);
+  /* Not UTF-8: refused, as the binding is. */
+  static const char *const bad[] = {"\xc3", "\xc0\x80", "\xed\xa0\x80",
+                                    "\xf4\x90\x80\x80", "\xff"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    e.subject_id = (char *)bad[i];
+    char *body = (char *)"unset";
+    assert_null(cr_event_tpl_binding(&e, "a"));
+    assert_int_equal(cr_event_tpl_body(&e, "a", &body), CR_ENOMEM);
+    assert_null(body);
+  }
+  assert_int_equal(cr_event_tpl_body(NULL, "a", &(char *){NULL}), CR_EINVAL);
+  assert_int_equal(cr_event_tpl_body(&e, "a", NULL), CR_EINVAL);
+}
+
+/* A random JSON value, depth-bounded, with awkward strings. */
+static json_t *random_json(unsigned *seed, int depth) {
+  static const char *const strs[] = {"",     "plain", "a\"b",       "c\\d",
+                                     "}{][", ",:",    "\n\t",       "\xc3\xa9",
+                                     "aid",  "verb",  "subject_id", "\x01"};
+  int kind = rand_r(seed) % (depth > 0 ? 7 : 5);
+  switch (kind) {
+  case 0:
+    return json_integer(rand_r(seed) - RAND_MAX / 2);
+  case 1:
+    return json_string(strs[rand_r(seed) % 12]);
+  case 2:
+    return rand_r(seed) % 2 ? json_true() : json_null();
+  case 3:
+    return json_real((rand_r(seed) % 1000) / 8.0);
+  case 4:
+    return json_false();
+  case 5: {
+    json_t *a = json_array();
+    for (int i = rand_r(seed) % 4; i > 0; i--)
+      json_array_append_new(a, random_json(seed, depth - 1));
+    return a;
+  }
+  default: {
+    json_t *o = json_object();
+    for (int i = rand_r(seed) % 4; i > 0; i--)
+      json_object_set_new(o, strs[rand_r(seed) % 12],
+                          random_json(seed, depth - 1));
+    return o;
+  }
+  }
+}
+
+static void test_body_random(void **state) {
+  (void)state;
+  unsigned seed = 42;
+  for (int i = 0; i < 2000; i++) {
+    json_t *d = json_object();
+    for (int k = rand_r(&seed) % 5; k > 0; k--) {
+      char key[16];
+      snprintf(key, sizeof key, "k%d", rand_r(&seed) % 8);
+      json_object_set_new(d, i % 7 == 0 ? "subject_type" : key,
+                          random_json(&seed, 3));
+    }
+    char *text = json_dumps(d, JSON_COMPACT);
+    struct cr_event_rec e = mk_event(text);
+    check_body(&e, i % 2 ? "acme" : NULL, 1);
+    free(text);
+    json_decref(d);
+  }
+}
+
 static void test_render_many(void **state) {
   (void)state;
   cr_event_tpl *t = NULL;
@@ -324,6 +452,34 @@ static void test_alloc_failures(void **state) {
   }
   assert_true(ok);
 
+  /* The body written directly, and through the binding. */
+  static const char *const datas[] = {"{\"notes\":\"disk full\"}",
+                                      "{\"aid\":1}"};
+  for (size_t i = 0; i < 2; i++) {
+    e = mk_event(datas[i]);
+    char *ref = NULL;
+    assert_int_equal(cr_event_tpl_body(&e, "acme", &ref), 0);
+    ok = 0;
+    for (long n = 0; n < 10000 && !ok; n++) {
+      char *body = NULL;
+      cr_test_alloc_fail_after(n);
+      int rc = cr_event_tpl_body(&e, "acme", &body);
+      int failed = cr_test_alloc_failed();
+      cr_test_alloc_fail_after(-1);
+      if (rc != 0) {
+        assert_true(failed);
+        assert_int_equal(rc, CR_ENOMEM);
+        assert_null(body);
+        continue;
+      }
+      assert_string_equal(body, ref);
+      cr__free(body);
+      ok = !failed;
+    }
+    assert_true(ok);
+    cr__free(ref);
+  }
+
   /* The renderer's own allocations (template copy, event text, body). */
   ok = 0;
   for (long n = 0; n < 10000 && !ok; n++) {
@@ -362,6 +518,8 @@ int main(void) {
       cmocka_unit_test(test_runtime_errors),
       cmocka_unit_test(test_non_object_output),
       cmocka_unit_test(test_binding),
+      cmocka_unit_test(test_body),
+      cmocka_unit_test(test_body_random),
       cmocka_unit_test(test_render_many),
       cmocka_unit_test(test_alloc_failures),
   };
