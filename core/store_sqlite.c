@@ -296,6 +296,16 @@ static const struct cr_store_ops sqlite_ops;
 
 /* ---- Errors -------------------------------------------------------------- */
 
+/* The writer lock follows SQLite's transaction: taken before BEGIN
+ * IMMEDIATE, let go as soon as the connection is back in autocommit (a
+ * commit, a rollback, or a transaction SQLite ended on its own). */
+static void wl_sync(struct sq_store *q) {
+  if (q->wl_held && sqlite3_get_autocommit(q->db)) {
+    q->wl_held = 0;
+    cr__wlock_drop(q->wl);
+  }
+}
+
 /* Maps the connection's last SQLite error to a CR_E* code, records its
  * message and notices a transaction SQLite rolled back on its own. */
 int cr__sq_fail(struct sq_store *q, int rc) {
@@ -305,6 +315,7 @@ int cr__sq_fail(struct sq_store *q, int rc) {
   cr__store_set_error(&q->base, "%s", sqlite3_errmsg(q->db));
   if (q->depth > 0 && sqlite3_get_autocommit(q->db))
     q->doomed = 1;
+  wl_sync(q);
   switch (ext & 0xff) {
   case SQLITE_CONSTRAINT:
     return ext == SQLITE_CONSTRAINT_PRIMARYKEY ||
@@ -385,9 +396,12 @@ static int run(struct sq_store *q, enum stmt_id id, int quiet) {
   char saved[CR_STORE_ERRLEN];
   if (quiet)
     memcpy(saved, q->base.last_error, sizeof saved);
+  if (id == ST_BEGIN && q->wl != NULL && !q->wl_held)
+    q->wl_held = cr__wlock_take(q->wl, CR_STORE_BUSY_TIMEOUT_MS);
   int rc = cr__sq_prep(q, id, &st);
   if (rc == 0)
     rc = cr__sq_step_done(q, st);
+  wl_sync(q);
   if (quiet)
     memcpy(q->base.last_error, saved, sizeof saved);
   return rc;
@@ -605,8 +619,7 @@ static int no_transaction(struct sq_store *q) {
   return CR_ESTATE;
 }
 
-static int sq_commit(cr_store *s) {
-  struct sq_store *q = sqs(s);
+static int commit(struct sq_store *q) {
   if (q->depth == 0)
     return no_transaction(q);
   if (--q->depth > 0)
@@ -625,8 +638,7 @@ static int sq_commit(cr_store *s) {
   return rc;
 }
 
-static int sq_rollback(cr_store *s) {
-  struct sq_store *q = sqs(s);
+static int rollback(struct sq_store *q) {
   if (q->depth == 0)
     return no_transaction(q);
   q->depth--;
@@ -643,6 +655,20 @@ static int sq_rollback(cr_store *s) {
   q->doomed = q->depth > 0;
   if (q->depth == 0)
     q->base.sp_open = 0;
+  return rc;
+}
+
+static int sq_commit(cr_store *s) {
+  struct sq_store *q = sqs(s);
+  int rc = commit(q);
+  wl_sync(q);
+  return rc;
+}
+
+static int sq_rollback(cr_store *s) {
+  struct sq_store *q = sqs(s);
+  int rc = rollback(q);
+  wl_sync(q);
   return rc;
 }
 
@@ -1422,6 +1448,9 @@ static void sq_close(cr_store *s) {
   for (int i = 0; i < EVQ_CACHE; i++)
     sqlite3_finalize(q->evq[i].stmt);
   sqlite3_close_v2(q->db); /* rolls back an open transaction */
+  if (q->wl_held)
+    cr__wlock_drop(q->wl);
+  cr__wlock_put(q->wl);
   cr__free(q);
 }
 
@@ -1451,6 +1480,9 @@ int cr__store_sqlite_open_at_version(const char *path, int version,
     goto fail;
   }
   rc = configure(q, path, version);
+  if (rc == 0 && strcmp(path, ":memory:") != 0 &&
+      (rc = cr__wlock_get(path, &q->wl)) != 0) /* NULL: SQLite's alone */
+    cr__store_set_error(&q->base, "out of memory");
   if (rc != 0) {
     if (rc == CR_ESCHEMAVER || rc == CR_ENOMEM)
       cr__store_errbuf(errbuf, errlen, "%s", q->base.last_error);

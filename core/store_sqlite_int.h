@@ -9,6 +9,7 @@
 #define CR_STORE_SQLITE_INT_H
 
 #include "store_int.h"
+#include "wlock.h"
 
 #include <sqlite3.h>
 #include <stddef.h>
@@ -365,8 +366,10 @@ struct sq_store {
     sqlite3_stmt *stmt;
   } evq[EVQ_CACHE];
   unsigned evq_next;
-  int depth;  /* cr_store_begin nesting */
-  int doomed; /* an inner rollback or a lost transaction: refuse writes */
+  int depth;     /* cr_store_begin nesting */
+  int doomed;    /* an inner rollback or a lost transaction: refuse writes */
+  cr__wlock *wl; /* the file's in-process writer lock (NULL: none) */
+  int wl_held;   /* taken for the write transaction open now */
 };
 
 /* A row type for cr__sq_collect: record size, reader, clearer. */
