@@ -280,9 +280,35 @@ static const char MIGRATION_7[] =
   "CREATE INDEX executions_lease_expiry ON executions(lease_expires_at)"
   "  WHERE state IN ('pending','executing');";
 
-static const char *const migrations[] = {MIGRATION_1, MIGRATION_2,
-                                         MIGRATION_3, MIGRATION_4, MIGRATION_5,
-                                         MIGRATION_6, MIGRATION_7};
+/* Version 8: a delivery attempt is history, written once per attempt at
+ * full delivery speed: it no longer has a foreign key to its outbox row
+ * (whose check read the outbox on every insert) nor the (subscription,
+ * event, at) index that only served that key's cascade. Attempts go with
+ * their subscription (trigger) and with age (the event prune removes those
+ * older than its cutoff, as it removes the events). */
+static const char MIGRATION_8[] =
+  "CREATE TABLE delivery_attempts_v8 ("
+  "  id INTEGER PRIMARY KEY,"
+  "  subscription_id TEXT NOT NULL,"
+  "  event_id INTEGER NOT NULL,"
+  "  at INTEGER NOT NULL,"
+  "  http_status INTEGER,"
+  "  latency_ms INTEGER CHECK (latency_ms IS NULL OR latency_ms >= 0),"
+  "  error TEXT);"
+  "INSERT INTO delivery_attempts_v8 SELECT id, subscription_id, event_id, at,"
+  "  http_status, latency_ms, error FROM delivery_attempts;"
+  "DROP TABLE delivery_attempts;"
+  "ALTER TABLE delivery_attempts_v8 RENAME TO delivery_attempts;"
+  "CREATE INDEX delivery_attempts_by_sub_at"
+  "  ON delivery_attempts(subscription_id, at);"
+  "CREATE TRIGGER delivery_attempts_of_subscription AFTER DELETE ON"
+  "  subscriptions BEGIN"
+  "  DELETE FROM delivery_attempts WHERE subscription_id = OLD.id;"
+  "END;";
+
+static const char *const migrations[] = {
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4,
+    MIGRATION_5, MIGRATION_6, MIGRATION_7, MIGRATION_8};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 // clang-format on
 
@@ -1099,6 +1125,8 @@ static int sq_event_prune(cr_store *s, int64_t before_ms, int64_t *deleted) {
     return rc;
   int64_t n = 0;
   rc = run_int(q, ST_OUTBOX_PRUNE, before_ms, NULL);
+  if (rc == 0)
+    rc = run_int(q, ST_ATTEMPT_PRUNE, before_ms, NULL);
   if (rc == 0)
     rc = run_int(q, ST_EVENT_PRUNE, before_ms, &n);
   rc = cr__sq_op_end(q, rc);

@@ -134,6 +134,9 @@
   X(OUTBOX_PRUNE, \
     "DELETE FROM outbox WHERE status IN ('delivered','dead') AND event_id " \
     "IN (SELECT id FROM events WHERE at < ?1)") \
+  X(ATTEMPT_PRUNE, \
+    "DELETE FROM delivery_attempts WHERE subscription_id IN (SELECT id FROM " \
+    "subscriptions) AND at < ?1") \
   X(METRICS_ADD, \
     "INSERT INTO metrics (auth_id, bucket_start, requests, errors) " \
     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (auth_id, bucket_start) DO UPDATE " \

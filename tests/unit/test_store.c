@@ -2375,6 +2375,62 @@ static void test_prune_keeps_owed_events(void **state) {
   assert_int_equal(outbox_rows(f->s, "s"), 0);
 }
 
+/* v8: attempts keep their rows, lose the foreign key and its index, and go
+ * with their subscription and with age. */
+static void test_upgrade_attempts_v8(void **state) {
+  struct fixture *f = *state;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/v7.db", f->dir);
+  cr_store *s = NULL;
+  char err[256] = "";
+  assert_int_equal(
+      cr__store_sqlite_open_at_version(path, 7, &s, err, sizeof err), 0);
+  put_sub(s, "a", NULL, "h");
+  put_sub(s, "b", NULL, "h");
+  int64_t e1 = append(s, "work", "w1", "failed", 100);
+  char sql[1024];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO outbox (subscription_id, event_id, status) VALUES "
+           "('a', %lld, 'delivered'), ('b', %lld, 'delivered');"
+           "INSERT INTO delivery_attempts (subscription_id, event_id, at, "
+           "http_status, latency_ms, error) VALUES ('a', %lld, 150, 503, 7, "
+           "'HTTP 503'), ('a', %lld, 5000, 200, 3, NULL), "
+           "('b', %lld, 160, 200, 2, NULL);",
+           (long long)e1, (long long)e1, (long long)e1, (long long)e1,
+           (long long)e1);
+  assert_int_equal(cr__store_sqlite_exec(s, sql), 0);
+  cr_store_close(s);
+  assert_int_equal(cr__store_sqlite_open(path, &s, err, sizeof err), 0);
+  assert_int_equal(version_of(s), 8);
+  assert_int_equal(qint(s, "SELECT count(*) FROM delivery_attempts WHERE "
+                           "subscription_id = 'a' AND error = 'HTTP 503' "
+                           "AND latency_ms = 7 AND at = 150"),
+                   1);
+  assert_int_equal(qint(s, "SELECT count(*) FROM sqlite_master WHERE name = "
+                           "'delivery_attempts_by_outbox'"),
+                   0);
+  assert_int_equal(qint(s, "SELECT count(*) FROM pragma_foreign_key_list("
+                           "'delivery_attempts')"),
+                   0);
+  /* Age: the prune's cutoff takes the old attempts, keeps the newer. */
+  assert_int_equal(cr_store_event_prune(s, 1000, NULL), 0);
+  assert_int_equal(qint(s, "SELECT count(*) FROM delivery_attempts"), 1);
+  /* The subscription: its attempts go with it. */
+  snprintf(sql, sizeof sql,
+           "INSERT INTO delivery_attempts (subscription_id, event_id, at) "
+           "VALUES ('b', %lld, 6000)",
+           (long long)e1);
+  assert_int_equal(cr__store_sqlite_exec(s, sql), 0);
+  assert_int_equal(cr_store_sub_delete(s, "a"), 0);
+  assert_int_equal(qint(s, "SELECT count(*) FROM delivery_attempts WHERE "
+                           "subscription_id = 'a'"),
+                   0);
+  assert_int_equal(qint(s, "SELECT count(*) FROM delivery_attempts WHERE "
+                           "subscription_id = 'b'"),
+                   1);
+  cr_store_close(s);
+}
+
 static void test_upgrade_from_version_3(void **state) {
   struct fixture *f = *state;
   char path[4096];
@@ -2398,7 +2454,7 @@ static void test_upgrade_from_version_3(void **state) {
   assert_int_equal(cr_store_outbox_due(s, 0, 0, &d, &n), CR_ESTORE);
   cr_store_close(s);
   assert_int_equal(cr__store_sqlite_open(path, &s, err, sizeof err), 0);
-  assert_int_equal(version_of(s), 7);
+  assert_int_equal(version_of(s), 8);
   /* v5: the claim's "no leased execution of this work" check reads a
    * partial index, not the work's whole history. */
   assert_int_equal(qint(s, "SELECT count(*) FROM sqlite_master WHERE type = "
@@ -2631,6 +2687,7 @@ int main(void) {
       T(test_outbox_new_sub_gets_no_past),
       T(test_outbox_due_and_record),
       T(test_outbox_due_after),
+      T(test_upgrade_attempts_v8),
       T(test_outbox_record_many),
       T(test_outbox_disable_and_reenable),
       T(test_outbox_replay),
