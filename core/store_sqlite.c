@@ -26,6 +26,7 @@
 #include "store_sqlite_int.h"
 #include "sub_filter.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -1482,6 +1483,12 @@ static void sq_close(cr_store *s) {
   cr__free(q);
 }
 
+/* Before SQLite's first use in the process: no memory statistics (connrun
+ * reads none, and keeping them takes a process-wide mutex on every SQLite
+ * allocation, shared by all store threads). Refused (SQLITE_MISUSE, kept
+ * as is) if the process already used SQLite. */
+static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 int cr__store_sqlite_open_at_version(const char *path, int version,
                                      cr_store **out, char *errbuf,
                                      size_t errlen) {
@@ -1491,6 +1498,8 @@ int cr__store_sqlite_open_at_version(const char *path, int version,
     cr__store_errbuf(errbuf, errlen, "invalid store path or version");
     return CR_EINVAL;
   }
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, sqlite_setup);
   struct sq_store *q = cr__calloc(1, sizeof *q);
   if (q == NULL) {
     cr__store_errbuf(errbuf, errlen, "out of memory");
