@@ -16,6 +16,7 @@
 #include "event_tpl.h"
 #include "events.h"
 #include "http_async.h"
+#include "jsonbuf.h"
 #include "stdwebhooks.h"
 #include "sub_filter.h"
 
@@ -469,22 +470,26 @@ static int fail_now(cr_delivery *d, struct sub_rt *rt, int64_t event_id,
 /* POSTs q->body (signed) and hands q to on_done. Frees q on error. */
 static int post(cr_delivery *d, struct req *q) {
   struct sub_rt *rt = q->rt;
-  char id[64], ts[64], sig[CR_SWH_SIG_MAX + 32];
+  static const char id_h[] = "webhook-id: evt_", ts_h[] = "webhook-timestamp: ",
+                    sig_h[] = "webhook-signature: ";
+  char id[sizeof id_h + CR__DEC_MAX], ts[sizeof ts_h + CR__DEC_MAX];
+  char sig[sizeof sig_h + CR_SWH_SIG_MAX];
   int64_t now_s = cr__now_ms() / 1000;
-  snprintf(id, sizeof id, "webhook-id: evt_%" PRId64, q->event_id);
-  snprintf(ts, sizeof ts, "webhook-timestamp: %" PRId64, now_s);
+  memcpy(id, id_h, sizeof id_h - 1); /* no printf: once per request */
+  cr__dec_i64(q->event_id, id + sizeof id_h - 1);
+  memcpy(ts, ts_h, sizeof ts_h - 1);
+  cr__dec_i64(now_s, ts + sizeof ts_h - 1);
   const char *hdrs[MAX_HEADERS + 5];
   size_t nh = 0, len = strlen(q->body);
   hdrs[nh++] = "Content-Type: application/json";
   hdrs[nh++] = id;
   hdrs[nh++] = ts;
-  char v[CR_SWH_SIG_MAX];
+  memcpy(sig, sig_h, sizeof sig_h - 1);
   if (rt->signer != NULL &&
       cr_swh_signer_sign(rt->signer, id + strlen("webhook-id: "), now_s,
-                         q->body, len, v, sizeof v) == 0) {
-    snprintf(sig, sizeof sig, "webhook-signature: %s", v);
+                         q->body, len, sig + sizeof sig_h - 1,
+                         CR_SWH_SIG_MAX) == 0)
     hdrs[nh++] = sig;
-  }
   for (size_t i = 0; i < rt->n_headers; i++)
     hdrs[nh++] = rt->headers[i];
   int rc = cr_http_async_post(d->http, rt->cfg->webhook_url, hdrs, nh, q->body,

@@ -229,8 +229,26 @@ static void rfc3339_ms(int64_t ms, char *buf, size_t len) {
   struct tm tm;
   if (gmtime_r(&tt, &tm) == NULL)
     memset(&tm, 0, sizeof tm);
-  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)r);
+  int year = tm.tm_year + 1900;
+  if (year < 0 || year > 9999 || len < 25) { /* printf for the odd ones */
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)r);
+    return;
+  }
+  /* Digits by hand: this runs once per webhook sent. */
+  const int v[] = {year,      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                   tm.tm_min, tm.tm_sec,     (int)r};
+  static const char sep[] = "--T::.Z";
+  static const int width[] = {4, 2, 2, 2, 2, 2, 3};
+  char *p = buf;
+  for (int i = 0; i < 7; i++) {
+    for (int k = width[i] - 1, x = v[i]; k >= 0; k--, x /= 10)
+      p[k] = (char)('0' + x % 10);
+    p += width[i];
+    *p++ = sep[i];
+  }
+  *p = '\0';
 }
 
 static json_t *str_or_null(const char *s) {

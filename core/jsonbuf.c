@@ -100,10 +100,25 @@ void cr__jb_str(struct cr__jsonbuf *b, const char *s) {
   cr__jb_raw(b, "\"", 1);
 }
 
+size_t cr__dec_i64(int64_t v, char out[CR__DEC_MAX]) {
+  char rev[CR__DEC_MAX];
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  size_t n = 0, len = 0;
+  do {
+    rev[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u > 0);
+  if (v < 0)
+    out[len++] = '-';
+  while (n > 0)
+    out[len++] = rev[--n];
+  out[len] = '\0';
+  return len;
+}
+
 void cr__jb_int(struct cr__jsonbuf *b, int64_t v) {
-  char num[24];
-  int n = snprintf(num, sizeof num, "%" PRId64, v);
-  cr__jb_raw(b, num, (size_t)n);
+  char num[CR__DEC_MAX];
+  cr__jb_raw(b, num, cr__dec_i64(v, num));
 }
 
 char *cr__jb_take(struct cr__jsonbuf *b) {

@@ -4,6 +4,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "jsonbuf.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -109,14 +110,15 @@ void cr_swh_signer_free(cr_swh_signer *s) {
  * EVP_MAC_init without a key starts over with the same key. */
 static int compute_mac(cr_swh_signer *s, const char *msg_id, int64_t ts,
                        const char *body, size_t body_len, unsigned char *mac) {
-  char tsbuf[32];
-  int tn = snprintf(tsbuf, sizeof tsbuf, ".%" PRId64 ".", ts);
+  char tsbuf[CR__DEC_MAX + 2] = ".";
+  size_t tn = 1 + cr__dec_i64(ts, tsbuf + 1);
+  tsbuf[tn++] = '.';
   size_t maclen = 0;
   int ok =
       EVP_MAC_init(s->ctx, NULL, 0, NULL) == 1 &&
       EVP_MAC_update(s->ctx, (const unsigned char *)msg_id, strlen(msg_id)) ==
           1 &&
-      EVP_MAC_update(s->ctx, (const unsigned char *)tsbuf, (size_t)tn) == 1 &&
+      EVP_MAC_update(s->ctx, (const unsigned char *)tsbuf, tn) == 1 &&
       (body_len == 0 ||
        EVP_MAC_update(s->ctx, (const unsigned char *)body, body_len) == 1) &&
       EVP_MAC_final(s->ctx, mac, &maclen, MAC_LEN) == 1 && maclen == MAC_LEN;
