@@ -28,10 +28,12 @@ void cr__jb_lit(struct cr__jsonbuf *b, const char *s);
 /* Appends s as a JSON string, quoted and escaped; NULL gives null. */
 void cr__jb_str(struct cr__jsonbuf *b, const char *s);
 
+/* Bytes cr__dec_i64 may write: "-9223372036854775808" and a NUL. */
+#define CR__DEC_MAX 21
+
 /* Writes v in decimal into out (CR__DEC_MAX bytes) with a NUL; returns its
  * length. What printf's PRId64 gives, for the hot paths where printf's
  * format parsing costs more than the digits. */
-#define CR__DEC_MAX 21
 size_t cr__dec_i64(int64_t v, char out[CR__DEC_MAX]);
 
 /* Appends v as a JSON integer. */
