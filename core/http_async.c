@@ -62,7 +62,9 @@ struct req {
   size_t hdr_cap;          /* nodes allocated in hdrs */
   char *hdr_buf;           /* "Expect:\0Name: v\0..." */
   size_t hdr_buf_cap, hdr_buf_len;
-  char *body; /* request body (copy), body_cap bytes allocated */
+  CURLU *url;    /* the last URL, parsed (curl only reads it) */
+  char *url_str; /* its text, to tell whether the next one is the same */
+  char *body;    /* request body (copy), body_cap bytes allocated */
   size_t body_len, body_cap;
   uint64_t start_ns;
   int64_t retry_after_ms;
@@ -126,6 +128,8 @@ static void req_free(struct req *r) {
   cr__free(r->hdr_buf);
   cr__free(r->hdrs);
   cr__free(r->body);
+  curl_url_cleanup(r->url);
+  cr__free(r->url_str);
   cr__free(r);
 }
 
@@ -613,12 +617,37 @@ static int set_constant_options(struct req *r) {
   return bad ? CR_EHTTP : 0;
 }
 
+/* r->url parsed from url, kept from the last request when it is the same
+ * text (a subscription's requests all go to one URL: curl parsed it again
+ * for each). Returns 0, 1 when url does not parse as it is (the text goes
+ * to curl, which fails the transfer as it always did) or CR_ENOMEM. */
+static int set_url(struct req *r, const char *url) {
+  if (r->url_str != NULL && strcmp(r->url_str, url) == 0)
+    return 0;
+  cr__free(r->url_str);
+  r->url_str = NULL;
+  if (r->url == NULL && (r->url = curl_url()) == NULL)
+    return CR_ENOMEM;
+  CURLUcode uc = curl_url_set(r->url, CURLUPART_URL, url, 0);
+  if (uc != CURLUE_OK)
+    return uc == CURLUE_OUT_OF_MEMORY ? CR_ENOMEM : 1;
+  r->url_str = cr__strdup(url);
+  return r->url_str != NULL ? 0 : CR_ENOMEM;
+}
+
 /* Options of this request; every one is set again on a reused handle. */
 static int set_request_options(struct cr_http_async *h, struct req *r,
                                const char *url, long timeout_ms) {
   CURL *c = r->easy;
   int bad = 0;
-  bad |= curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK;
+  int parsed = set_url(r, url);
+  if (parsed < 0)
+    return parsed;
+  /* A URL handle wins over CURLOPT_URL: set one, clear it for the other. */
+  CURLcode cc = curl_easy_setopt(c, CURLOPT_CURLU, parsed == 0 ? r->url : NULL);
+  if (cc == CURLE_OK && parsed == 1)
+    cc = curl_easy_setopt(c, CURLOPT_URL, url);
+  bad |= cc != CURLE_OK;
   bad |=
       curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
                        timeout_ms > 0 ? timeout_ms : h->timeout_ms) != CURLE_OK;

@@ -785,6 +785,37 @@ static void test_idle_close_cycles(void **state) {
   cr_fake_http_stop(s);
 }
 
+/* A pooled handle keeps the last URL parsed; one that does not parse still
+ * fails its transfer (not the post), and the handle goes on with the next
+ * URL, whichever it is. */
+static void test_url_reuse_and_malformed(void **state) {
+  (void)state;
+  struct srv sv;
+  cr_fake_http *s = start_srv(&sv);
+  char ok[256], st[256];
+  url_of(ok, sizeof ok, s, "/ok");
+  url_of(st, sizeof st, s, "/status/503");
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct cr_http_async_opts opt = {1, 0, 0}; /* one pooled handle */
+  cr_http_async *h = NULL;
+  assert_int_equal(cr_http_async_new(&loop, &opt, &h), 0);
+  struct outcome o;
+  const char *const seq[] = {ok, ok, "http://[::1", st, "no scheme here", ok};
+  const long want[] = {200, 200, 0, 503, 0, 200};
+  for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+    assert_int_equal(post_wait(&loop, h, seq[i], NULL, 0, "x", 1, 2000, &o), 0);
+    assert_int_equal(o.status, want[i]);
+    if (want[i] == 0)
+      assert_true(o.error[0] != '\0');
+  }
+  cr_http_async_close(h);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_http_async_free(h);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  cr_fake_http_stop(s);
+}
+
 /* An idle kept-alive connection stays watched for the server closing it,
  * but keeps no loop running; the next request reuses it, and one the
  * server closed meanwhile is replaced. */
@@ -896,6 +927,7 @@ int main(void) {
       cmocka_unit_test(test_alloc_failures_reused),
       cmocka_unit_test(test_idle_close_cycles),
       cmocka_unit_test(test_idle_connection_keeps_no_loop),
+      cmocka_unit_test(test_url_reuse_and_malformed),
       cmocka_unit_test(test_hostname_url),
       cmocka_unit_test(test_throughput),
   };
