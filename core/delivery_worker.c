@@ -21,6 +21,12 @@ struct pos {
   int64_t after;
 };
 
+/* Rows the loop is done with. */
+struct junk {
+  struct cr_outbox_rec *rows;
+  size_t n;
+};
+
 struct cr__dworker {
   cr_store *store; /* the thread's */
   uv_async_t *ready;
@@ -37,11 +43,27 @@ struct cr__dworker {
   int has_out; /* a batch waits for the loop */
   struct cr__dw_batch out;
   struct cr__dw_result **out_tail;
+  struct junk *junk; /* rows to free (cr__dw_dispose) */
+  size_t n_junk, cap_junk;
   /* Changed by cr__dw_take only while a batch waits, read by the thread
    * only while none does: never at the same time. */
   struct pos *pos;
   size_t n_pos;
 };
+
+static void free_junk(struct junk *j, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    cr_outbox_rec_free_list(j[i].rows, j[i].n);
+}
+
+/* Takes the junk list (lock held); the caller frees it unlocked. */
+static struct junk *take_junk(cr__dworker *w, size_t *n) {
+  struct junk *j = w->junk;
+  *n = w->n_junk;
+  w->junk = NULL;
+  w->n_junk = w->cap_junk = 0;
+  return j;
+}
 
 static void free_results(struct cr__dw_result *r) {
   while (r != NULL) {
@@ -205,7 +227,11 @@ static void thread_main(void *arg) {
     wait_work(w, &next_poll, &rd);
     if (rd.quit && rd.in == NULL)
       break;
+    size_t n_junk = 0;
+    struct junk *junk = take_junk(w, &n_junk);
     uv_mutex_unlock(&w->mu);
+    free_junk(junk, n_junk);
+    cr__free(junk);
     char rec_err[256] = "";
     int rec_rc = record(w->store, rd.in, rec_err, sizeof rec_err), enq_rc = 0;
     if (rd.kicked && !rd.quit)
@@ -269,6 +295,28 @@ void cr__dw_submit(cr__dworker *w, struct cr__dw_result *results,
     w->want.more = 0;
   uv_cond_signal(&w->cv);
   uv_mutex_unlock(&w->mu);
+}
+
+void cr__dw_dispose(cr__dworker *w, struct cr_outbox_rec *rows, size_t n) {
+  if (rows == NULL)
+    return;
+  uv_mutex_lock(&w->mu);
+  int kept = 0;
+  if (w->n_junk == w->cap_junk) {
+    size_t cap = w->cap_junk ? 2 * w->cap_junk : 16;
+    struct junk *grown = cr__realloc(w->junk, cap * sizeof *grown);
+    if (grown != NULL) {
+      w->junk = grown;
+      w->cap_junk = cap;
+    }
+  }
+  if (w->n_junk < w->cap_junk) {
+    w->junk[w->n_junk++] = (struct junk){rows, n};
+    kept = 1;
+  }
+  uv_mutex_unlock(&w->mu);
+  if (!kept)
+    cr_outbox_rec_free_list(rows, n);
 }
 
 void cr__dw_kick(cr__dworker *w) {
@@ -350,6 +398,10 @@ void cr__dw_stop(cr__dworker *w) {
     free_results(w->out.acked);
     drop_rows(&w->out);
   }
+  size_t n_junk = 0;
+  struct junk *junk = take_junk(w, &n_junk);
+  free_junk(junk, n_junk);
+  cr__free(junk);
   pos_clear(w);
   cr_store_close(w->store);
   uv_cond_destroy(&w->cv);

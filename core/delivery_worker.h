@@ -81,6 +81,11 @@ struct cr__dw_want {
 void cr__dw_submit(cr__dworker *w, struct cr__dw_result *results,
                    const struct cr__dw_want *want);
 
+/* Loop thread: rows (n, transferred; may be NULL) the loop is done with,
+ * freed by the store thread at its next round (or at once here when the
+ * list cannot grow). */
+void cr__dw_dispose(cr__dworker *w, struct cr_outbox_rec *rows, size_t n);
+
 /* Any thread: new events were stored; enqueue and look for due rows soon. */
 void cr__dw_kick(cr__dworker *w);
 
