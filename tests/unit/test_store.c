@@ -2215,6 +2215,46 @@ static void test_outbox_record_many(void **state) {
   assert_int_equal(cr_store_outbox_record_many(f->s, NULL, 1, NULL), CR_EINVAL);
 }
 
+/* A batch writes a subscription's failing streak only when its status
+ * changes from the attempt before: the outcome is that of writing each. */
+static void test_outbox_record_many_streaks(void **state) {
+  struct fixture *f = *state;
+  int64_t e1 = two_subs_three_events(f->s);
+  cr__clock_set_fake(T4 + 50);
+  struct cr_outbox_attempt a[] = {
+      {"a", e1, "failed", 503, 1, "HTTP 503", T4 + 5000},
+      {"a", e1 + 1, "failed", 503, 1, "HTTP 503", T4 + 5000},
+      {"a", e1 + 2, "delivered", 200, 1, NULL, 0},
+      {"b", e1, "delivered", 200, 1, NULL, 0},
+      {"b", e1 + 1, "dead", 400, 1, "HTTP 400", 0},
+      {"b", e1 + 2, "dead", 400, 1, "HTTP 400", 0},
+  };
+  size_t rec = 0;
+  assert_int_equal(cr_store_outbox_record_many(f->s, a, 6, &rec), 0);
+  assert_int_equal(rec, 6);
+  assert_int_equal(failing_since(f->s, "a"), 0);
+  assert_int_equal(failing_since(f->s, "b"), T4 + 50);
+  /* Interleaved: each subscription's own last status counts. */
+  cr__clock_set_fake(T4 + 9000);
+  struct cr_outbox_attempt b[] = {
+      {"a", e1, "failed", 0, 1, "timed out", T4 + 20000},
+      {"b", e1 + 1, "delivered", 200, 1, NULL, 0},
+      {"a", e1 + 1, "failed", 0, 1, "timed out", T4 + 20000},
+  };
+  assert_int_equal(cr_store_outbox_record_many(f->s, b, 3, &rec), 0);
+  assert_int_equal(failing_since(f->s, "a"), T4 + 9000);
+  assert_int_equal(failing_since(f->s, "b"), 0);
+  /* The same status for another subscription is written for it too. */
+  cr__clock_set_fake(T4 + 12000);
+  struct cr_outbox_attempt c[] = {
+      {"a", e1, "failed", 0, 1, "timed out", T4 + 30000},
+      {"b", e1 + 2, "failed", 0, 1, "timed out", T4 + 30000},
+  };
+  assert_int_equal(cr_store_outbox_record_many(f->s, c, 2, &rec), 0);
+  assert_int_equal(failing_since(f->s, "a"), T4 + 9000);
+  assert_int_equal(failing_since(f->s, "b"), T4 + 12000);
+}
+
 static void test_outbox_disable_and_reenable(void **state) {
   struct fixture *f = *state;
   int64_t e1 = two_subs_three_events(f->s);
@@ -2689,6 +2729,7 @@ int main(void) {
       T(test_outbox_due_after),
       T(test_upgrade_attempts_v8),
       T(test_outbox_record_many),
+      T(test_outbox_record_many_streaks),
       T(test_outbox_disable_and_reenable),
       T(test_outbox_replay),
       T(test_sub_stats),
