@@ -584,6 +584,24 @@ static void test_alloc_failures(void **state) {
 /* ---- Reused requests (pooled easy handles and buffers) ------------------ */
 
 /* Posts once on h and runs loop until done; returns the post's rc. */
+/* A loop and a client on it (o may be NULL). */
+static cr_http_async *client_open(uv_loop_t *loop,
+                                  const struct cr_http_async_opts *o) {
+  assert_int_equal(uv_loop_init(loop), 0);
+  cr_http_async *h = NULL;
+  assert_int_equal(cr_http_async_new(loop, o, &h), 0);
+  return h;
+}
+
+/* Closes h, lets the loop finish, frees both and stops the server s. */
+static void client_close(uv_loop_t *loop, cr_http_async *h, cr_fake_http *s) {
+  cr_http_async_close(h);
+  uv_run(loop, UV_RUN_DEFAULT);
+  cr_http_async_free(h);
+  assert_int_equal(uv_loop_close(loop), 0);
+  cr_fake_http_stop(s);
+}
+
 static int post_wait(uv_loop_t *loop, cr_http_async *h, const char *url,
                      const char *const *hdrs, size_t n, const char *body,
                      size_t len, long timeout_ms, struct outcome *o) {
@@ -610,10 +628,8 @@ static void test_reuse_no_stale_state(void **state) {
   url_of(slow, sizeof slow, s, "/slow");
   assert_int_equal(cr_fake_http_dead_url(dead, sizeof dead), 0);
   uv_loop_t loop;
-  assert_int_equal(uv_loop_init(&loop), 0);
   struct cr_http_async_opts opt = {1, 0, 0}; /* one pooled handle */
-  cr_http_async *h = NULL;
-  assert_int_equal(cr_http_async_new(&loop, &opt, &h), 0);
+  cr_http_async *h = client_open(&loop, &opt);
   struct outcome o;
   /* 1: many headers and a large body. */
   size_t big_len = 200000;
@@ -664,11 +680,7 @@ static void test_reuse_no_stale_state(void **state) {
   assert_string_equal(rq->body, "end");
   assert_string_equal(cr_fake_http_header(rq, "X-B"), "two");
   free(big);
-  cr_http_async_close(h);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_http_async_free(h);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  cr_fake_http_stop(s);
+  client_close(&loop, h, s);
 }
 
 /* More requests in flight than the pool keeps: the extra ones queue in the
@@ -757,9 +769,7 @@ static void test_idle_close_cycles(void **state) {
   assert_int_equal(cr_fake_http_dead_url(dead, sizeof dead), 0);
   strcat(dead, "/ok");
   uv_loop_t loop;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  cr_http_async *h = NULL;
-  assert_int_equal(cr_http_async_new(&loop, NULL, &h), 0);
+  cr_http_async *h = client_open(&loop, NULL);
   struct outcome o;
   for (int cycle = 0; cycle < 5; cycle++) {
     for (int i = 0; i < 3; i++) {
@@ -778,11 +788,7 @@ static void test_idle_close_cycles(void **state) {
   assert_int_equal(post_wait(&loop, h, ok, NULL, 0, "c", 1, 2000, &o), 0);
   assert_int_equal(o.status, 200);
   assert_int_equal(cr_fake_http_count(s), 1);
-  cr_http_async_close(h);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_http_async_free(h);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  cr_fake_http_stop(s);
+  client_close(&loop, h, s);
 }
 
 /* A pooled handle keeps the last URL parsed; one that does not parse still
@@ -796,10 +802,8 @@ static void test_url_reuse_and_malformed(void **state) {
   url_of(ok, sizeof ok, s, "/ok");
   url_of(st, sizeof st, s, "/status/503");
   uv_loop_t loop;
-  assert_int_equal(uv_loop_init(&loop), 0);
   struct cr_http_async_opts opt = {1, 0, 0}; /* one pooled handle */
-  cr_http_async *h = NULL;
-  assert_int_equal(cr_http_async_new(&loop, &opt, &h), 0);
+  cr_http_async *h = client_open(&loop, &opt);
   struct outcome o;
   const char *const seq[] = {ok, ok, "http://[::1", st, "no scheme here", ok};
   const long want[] = {200, 200, 0, 503, 0, 200};
@@ -809,11 +813,7 @@ static void test_url_reuse_and_malformed(void **state) {
     if (want[i] == 0)
       assert_true(o.error[0] != '\0');
   }
-  cr_http_async_close(h);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_http_async_free(h);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  cr_fake_http_stop(s);
+  client_close(&loop, h, s);
 }
 
 /* An idle kept-alive connection stays watched for the server closing it,
@@ -827,9 +827,7 @@ static void test_idle_connection_keeps_no_loop(void **state) {
   char ok[256];
   url_of(ok, sizeof ok, s, "/ok");
   uv_loop_t loop;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  cr_http_async *h = NULL;
-  assert_int_equal(cr_http_async_new(&loop, NULL, &h), 0);
+  cr_http_async *h = client_open(&loop, NULL);
   struct outcome o;
   for (int i = 0; i < 3; i++) {
     assert_int_equal(post_wait(&loop, h, ok, NULL, 0, "a", 1, 2000, &o), 0);
@@ -848,11 +846,7 @@ static void test_idle_connection_keeps_no_loop(void **state) {
   assert_int_equal(post_wait(&loop, h, ok, NULL, 0, "b", 1, 2000, &o), 0);
   assert_int_equal(o.status, 200);
   assert_int_equal(cr_fake_http_connections(s), 1); /* a new one */
-  cr_http_async_close(h);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  cr_http_async_free(h);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  cr_fake_http_stop(s);
+  client_close(&loop, h, s);
 }
 
 /* A host name instead of an address: the resolver's own sockets (not
