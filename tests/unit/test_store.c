@@ -286,14 +286,22 @@ static int64_t put_old_exec_and_state(cr_store *s) {
   return e;
 }
 
-static void test_upgrade_from_version_2(void **state) {
-  struct fixture *f = *state;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/v2.db", f->dir);
+/* A store in f's directory (name.db, its path in path) created at schema
+ * version, for upgrade tests. */
+static cr_store *open_old(struct fixture *f, const char *name, int version,
+                          char *path, size_t len) {
+  snprintf(path, len, "%s/%s.db", f->dir, name);
   cr_store *s = NULL;
   char err[256] = "";
   assert_int_equal(
-      cr__store_sqlite_open_at_version(path, 2, &s, err, sizeof err), 0);
+      cr__store_sqlite_open_at_version(path, version, &s, err, sizeof err), 0);
+  return s;
+}
+
+static void test_upgrade_from_version_2(void **state) {
+  struct fixture *f = *state;
+  char path[4096], err[256] = "";
+  cr_store *s = open_old(f, "v2", 2, path, sizeof path);
   assert_int_equal(version_of(s), 2);
   assert_false(table_exists(s, "auth_credentials"));
   put_auth(s, "a1");
@@ -313,12 +321,8 @@ static void test_upgrade_from_version_2(void **state) {
 
 static void test_upgrade_from_version_1(void **state) {
   struct fixture *f = *state;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/old.db", f->dir);
-  cr_store *s = NULL;
-  char err[256] = "";
-  assert_int_equal(
-      cr__store_sqlite_open_at_version(path, 1, &s, err, sizeof err), 0);
+  char path[4096], err[256] = "";
+  cr_store *s = open_old(f, "old", 1, path, sizeof path);
   assert_int_equal(version_of(s), 1);
   for (size_t i = 0; i < NELEM(V2_TABLES); i++)
     assert_false(table_exists(s, V2_TABLES[i]));
@@ -2419,12 +2423,8 @@ static void test_prune_keeps_owed_events(void **state) {
  * with their subscription and with age. */
 static void test_upgrade_attempts_v8(void **state) {
   struct fixture *f = *state;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/v7.db", f->dir);
-  cr_store *s = NULL;
-  char err[256] = "";
-  assert_int_equal(
-      cr__store_sqlite_open_at_version(path, 7, &s, err, sizeof err), 0);
+  char path[4096], err[256] = "";
+  cr_store *s = open_old(f, "v7", 7, path, sizeof path);
   put_sub(s, "a", NULL, "h");
   put_sub(s, "b", NULL, "h");
   int64_t e1 = append(s, "work", "w1", "failed", 100);
@@ -2473,12 +2473,8 @@ static void test_upgrade_attempts_v8(void **state) {
 
 static void test_upgrade_from_version_3(void **state) {
   struct fixture *f = *state;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/v3.db", f->dir);
-  cr_store *s = NULL;
-  char err[256] = "";
-  assert_int_equal(
-      cr__store_sqlite_open_at_version(path, 3, &s, err, sizeof err), 0);
+  char path[4096], err[256] = "";
+  cr_store *s = open_old(f, "v3", 3, path, sizeof path);
   int64_t e1 = append(s, "work", "w1", "failed", 100);
   int64_t e2 = append(s, "work", "w1", "failed", 200);
   char sql[512];
