@@ -1,4 +1,4 @@
-/* bench_delivery.c: webhook delivery engine (core/delivery.c) throughput and
+/* bench_delivery.c: webhook delivery engine (core/events/delivery.c) throughput and
  * latency against a loopback receiver written here (one epoll thread,
  * keep-alive HTTP/1.1, records the arrival time of every webhook-id).
  *
@@ -42,14 +42,14 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "apply.h"
-#include "config.h"
-#include "delivery.h"
-#include "error.h"
-#include "events.h"
-#include "http_async.h"
-#include "stdwebhooks.h"
-#include "store.h"
+#include "daemon/apply.h"
+#include "config/config.h"
+#include "events/delivery.h"
+#include "util/error.h"
+#include "events/events.h"
+#include "util/http_async.h"
+#include "events/stdwebhooks.h"
+#include "store/store.h"
 
 #define MAX_EVENT_ID (1 << 20) /* arrival slots, indexed by event id */
 #define CONN_BUF 65536

@@ -9,8 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "events.h"
-#include "store.h"
+#include "events/events.h"
+#include "store/store.h"
 
 static double now_s(void) {
   struct timespec t;

@@ -6,8 +6,8 @@
 #include <time.h>
 
 #include "cli.h"
-#include "clock.h"
-#include "error.h"
+#include "util/clock.h"
+#include "util/error.h"
 
 int cr_cli_store_open(const char *cmd, const char *config_path, cr_store **out,
                       cr_config **cfg_out) {

@@ -8,9 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "daemon.h"
-#include "store.h"
+#include "config/config.h"
+#include "daemon/daemon.h"
+#include "store/store.h"
 
 /* Loads config_path (borrowed) and opens the store under its data_dir into
  * *out (close with cr_store_close). When cfg_out is not NULL the loaded

@@ -2,10 +2,10 @@
  * plugins, runs every check and prints the diagnostics. */
 #include "cli.h"
 
-#include "config.h"
-#include "diag.h"
-#include "error.h"
-#include "plugin_host.h"
+#include "config/config.h"
+#include "config/diag.h"
+#include "util/error.h"
+#include "plugin/plugin_host.h"
 
 #include <jansson.h>
 #include <stdio.h>

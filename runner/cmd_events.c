@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "cli_common.h"
-#include "clock.h"
-#include "config.h"
-#include "error.h"
-#include "store.h"
+#include "util/clock.h"
+#include "config/config.h"
+#include "util/error.h"
+#include "store/store.h"
 
 enum fmt { FMT_TABLE, FMT_JSONL, FMT_CSV };
 

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "util/error.h"
 #include "plugin_dirs.h"
-#include "plugin_host.h"
+#include "plugin/plugin_host.h"
 
 static void help(FILE *out) {
   fputs("usage: connrun plugins list [--json] [--plugin-dir DIR]... [-c FILE]\n"

@@ -8,8 +8,8 @@
 #include <time.h>
 
 #include "cli_common.h"
-#include "daemon.h"
-#include "error.h"
+#include "daemon/daemon.h"
+#include "util/error.h"
 
 static void help(FILE *out) {
   fputs("usage: connrun serve -c FILE [--grace SECONDS]\n"

@@ -10,10 +10,10 @@
 #include <time.h>
 
 #include "cli_common.h"
-#include "config.h"
-#include "error.h"
-#include "events.h"
-#include "store.h"
+#include "config/config.h"
+#include "util/error.h"
+#include "events/events.h"
+#include "store/store.h"
 
 static void help(FILE *out) {
   fputs("usage: connrun state show    WORK_ID -c FILE [--json]\n"

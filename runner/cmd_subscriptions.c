@@ -10,10 +10,10 @@
 #include <time.h>
 
 #include "cli_common.h"
-#include "clock.h"
-#include "config.h"
-#include "error.h"
-#include "store.h"
+#include "util/clock.h"
+#include "config/config.h"
+#include "util/error.h"
+#include "store/store.h"
 
 static void help(FILE *out) {
   fputs("usage: connrun subscriptions -c FILE\n"

@@ -13,11 +13,11 @@
 #include <unistd.h>
 
 #include "cli_common.h"
-#include "daemon.h"
-#include "error.h"
-#include "exec_run.h"
-#include "scheduler.h"
-#include "worker_pool.h"
+#include "daemon/daemon.h"
+#include "util/error.h"
+#include "exec/exec_run.h"
+#include "exec/scheduler.h"
+#include "plugin/worker_pool.h"
 
 static atomic_int stop_flag;
 

@@ -1,12 +1,12 @@
 /* cmd_worker.c: `connrun worker`, the internal child process the daemon
  * spawns to run plugin jobs in isolation. It speaks the worker protocol
- * (core/wire.h) on fd 3 (from the parent) and fd 4 (to the parent); see
- * core/worker.h. Not meant to be run by hand. */
+ * (core/plugin/wire.h) on fd 3 (from the parent) and fd 4 (to the parent); see
+ * core/plugin/worker.h. Not meant to be run by hand. */
 #include "cli.h"
 
 #include <fcntl.h>
 
-#include "worker.h"
+#include "plugin/worker.h"
 
 int cr_cmd_worker(int argc, char **argv) {
   (void)argv;

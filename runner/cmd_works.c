@@ -10,9 +10,9 @@
 #include <time.h>
 
 #include "cli_common.h"
-#include "config.h"
-#include "error.h"
-#include "store.h"
+#include "config/config.h"
+#include "util/error.h"
+#include "store/store.h"
 
 static void help(FILE *out) {
   fputs("usage: connrun works -c FILE [WORK_ID] [--limit N]\n\n"

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "config.h"
-#include "error.h"
+#include "config/config.h"
+#include "util/error.h"
 
 static int add_dir(struct cr_cli_plugin_opts *o, const char *dir) {
   for (size_t i = 0; i < o->n_dirs; i++)

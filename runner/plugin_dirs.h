@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "plugin_host.h"
+#include "plugin/plugin_host.h"
 
 struct cr_cli_plugin_opts {
   char **dirs; /* owned array of owned strings */

@@ -1,7 +1,7 @@
 /* fuzz_wire.c: libFuzzer target for the parent<->worker wire decoder
- * (core/wire.c). Build e.g.:
- *   clang -fsanitize=fuzzer,address -Icore tests/fuzz/fuzz_wire.c core/wire.c \
- *         core/alloc.c core/error.c -o fuzz_wire
+ * (core/plugin/wire.c). Build e.g.:
+ *   clang -fsanitize=fuzzer,address -Icore tests/fuzz/fuzz_wire.c core/plugin/wire.c \
+ *         core/util/alloc.c core/util/error.c -o fuzz_wire
  * Properties checked (abort() on violation):
  *   - decoding never crashes, reads out of bounds or leaks;
  *   - every decoded message re-encodes to exactly the bytes it came from;
@@ -9,9 +9,9 @@
  *     the same final result.
  * tests/unit/test_wire.c includes this file and drives it with a
  * deterministic mini-fuzz loop, so it is built and run without libFuzzer. */
-#include "alloc.h"
-#include "error.h"
-#include "wire.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "plugin/wire.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -6,12 +6,12 @@
  * copied from test_mail.c. */
 #include "testutil.h"
 
-#include "alerts.h"
-#include "alloc.h"
-#include "clock.h"
-#include "config.h"
-#include "error.h"
-#include "store.h"
+#include "events/alerts.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "config/config.h"
+#include "util/error.h"
+#include "store/store.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -1,5 +1,5 @@
 /* test_delivery.c: integration tests of the webhook delivery engine
- * (core/delivery) on a real libuv loop against the loopback fake receiver:
+ * (core/events/delivery) on a real libuv loop against the loopback fake receiver:
  * a receiver restart (at-least-once, order, same webhook-id), Standard
  * Webhooks signatures checked with the openssl CLI, custom headers, status
  * handling (5xx retried, 404 dead, 429 Retry-After, 410 disables), Jsonnet
@@ -17,16 +17,16 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "alloc.h"
-#include "apply.h"
-#include "config.h"
-#include "delivery.h"
-#include "diag.h"
-#include "error.h"
-#include "events.h"
+#include "util/alloc.h"
+#include "daemon/apply.h"
+#include "config/config.h"
+#include "events/delivery.h"
+#include "config/diag.h"
+#include "util/error.h"
+#include "events/events.h"
 #include "fake_http.h"
-#include "store.h"
-#include "store_sqlite.h"
+#include "store/store.h"
+#include "store/store_sqlite.h"
 
 #define MAX_HITS 4096
 #define FAST_DELIVERY                                                          \

@@ -18,17 +18,17 @@
 #include <time.h>
 #include <uv.h>
 
-#include "alloc.h"
-#include "clock.h"
-#include "daemon.h"
-#include "diag.h"
-#include "error.h"
-#include "exec_group.h"
-#include "exec_run.h"
-#include "execution.h"
-#include "scheduler.h"
-#include "store.h"
-#include "worker_pool.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "daemon/daemon.h"
+#include "config/diag.h"
+#include "util/error.h"
+#include "exec/exec_group.h"
+#include "exec/exec_run.h"
+#include "exec/execution.h"
+#include "exec/scheduler.h"
+#include "store/store.h"
+#include "plugin/worker_pool.h"
 
 #define SECRET "s3cr3t-token-XYZ"
 
@@ -392,7 +392,7 @@ static void test_emit_inline(void **state) {
   fx_close(&f);
 }
 
-/* BUG (core/exec_run.c, write_completed): exec_run.h documents the work
+/* BUG (core/exec/exec_run.c, write_completed): exec_run.h documents the work
  * events as "... synced per checkpoint, synccomplete, completed for a
  * one-time work", but write_completed emits `completed` BEFORE
  * `synccomplete`, so a subscriber sees the one-time work completed before
@@ -636,7 +636,7 @@ static void test_credentials_rotation(void **state) {
   fx_close(&f);
 }
 
-/* BUG (core/exec_inline.c, cr__exec_inline): an inline run redacts plugin
+/* BUG (core/exec/exec_inline.c, cr__exec_inline): an inline run redacts plugin
  * logs with the configuration's redactor only (cr_config_redactor), which
  * knows the configured secrets but not rotated credentials loaded from the
  * store (load_credentials in exec_run.c). The process path redacts every

@@ -5,9 +5,9 @@
  * allocation failures, and the demo data in configs/demo-data/filedrop. */
 #include "testutil.h"
 
-#include "host_api.h"
-#include "jsonschema.h"
-#include "plugin_host.h"
+#include "plugin/host_api.h"
+#include "util/jsonschema.h"
+#include "plugin/plugin_host.h"
 
 #include <connrun/plugin_util.h>
 

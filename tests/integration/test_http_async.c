@@ -1,4 +1,4 @@
-/* test_http_async.c: asynchronous POSTs (core/http_async) on a real libuv
+/* test_http_async.c: asynchronous POSTs (core/util/http_async) on a real libuv
  * loop against the loopback fake server: bulk delivery with bodies and
  * headers, statuses, Retry-After, timeouts, refused connections, a receiver
  * restart, connection reuse, cancel on close, bad arguments, allocation
@@ -13,9 +13,9 @@
 #include <time.h>
 #include <uv.h>
 
-#include "error.h"
+#include "util/error.h"
 #include "fake_http.h"
-#include "http_async.h"
+#include "util/http_async.h"
 
 /* ---- Fake receiver -------------------------------------------------------
  * Paths: /ok (200, body "ok:" + request body), /status/N, /retry/N (429 with

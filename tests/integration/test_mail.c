@@ -6,9 +6,9 @@
  * allocation failures. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "mail.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "events/mail.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

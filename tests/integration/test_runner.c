@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "execution.h"
-#include "store.h"
+#include "exec/execution.h"
+#include "store/store.h"
 
 struct daemon_proc {
   pid_t pid;

@@ -8,13 +8,13 @@
  * run time and two test plugins. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
+#include "util/alloc.h"
+#include "util/error.h"
 #include "fake_http.h"
-#include "health.h"
-#include "host_api.h"
-#include "plugin_host.h"
-#include "redact.h"
+#include "plugin/health.h"
+#include "plugin/host_api.h"
+#include "plugin/plugin_host.h"
+#include "util/redact.h"
 
 #include <connrun/plugin_util.h>
 

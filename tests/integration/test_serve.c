@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "store/store.h"
 
 #define SECRET "good"
 #define REVOKED "revoked-Zq8x71"

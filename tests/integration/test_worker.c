@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "redact.h"
-#include "wire.h"
+#include "util/alloc.h"
+#include "util/redact.h"
+#include "plugin/wire.h"
 
 extern char **environ;
 

@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "error.h"
-#include "worker_pool.h"
+#include "util/error.h"
+#include "plugin/worker_pool.h"
 
 static int64_t now_ms(void) {
   struct timespec ts;

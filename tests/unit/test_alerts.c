@@ -5,14 +5,14 @@
  * sending to a fake HTTP server, and allocation failures. */
 #include "testutil.h"
 
-#include "alerts.h"
-#include "alloc.h"
-#include "clock.h"
-#include "config.h"
-#include "error.h"
+#include "events/alerts.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "config/config.h"
+#include "util/error.h"
 #include "fake_http.h"
-#include "mail.h"
-#include "store.h"
+#include "events/mail.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,14 +4,14 @@
  * defaults and typed values, allocation failures. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "config.h"
-#include "error.h"
-#include "plugin_host.h"
-#include "redact.h"
-#include "schedule.h"
-#include "secret.h"
-#include "vocab.h"
+#include "util/alloc.h"
+#include "config/config.h"
+#include "util/error.h"
+#include "plugin/plugin_host.h"
+#include "util/redact.h"
+#include "exec/schedule.h"
+#include "config/secret.h"
+#include "events/vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,9 +8,9 @@
  * (printed, not asserted) and allocation failures. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "dest.h"
-#include "error.h"
+#include "util/alloc.h"
+#include "dest/dest.h"
+#include "util/error.h"
 
 #include <signal.h>
 #include <sqlite3.h>

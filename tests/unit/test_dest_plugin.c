@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dest.h"
-#include "error.h"
-#include "plugin_host.h"
+#include "dest/dest.h"
+#include "util/error.h"
+#include "plugin/plugin_host.h"
 
 struct fx {
   char *dir;

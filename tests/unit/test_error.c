@@ -2,8 +2,8 @@
  * hook really routes allocations. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
+#include "util/alloc.h"
+#include "util/error.h"
 
 #include <string.h>
 

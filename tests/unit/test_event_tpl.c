@@ -5,9 +5,9 @@
  * repeated renders and allocation failures. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "event_tpl.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "events/event_tpl.h"
 
 #include <stdio.h>
 #include <stdlib.h>

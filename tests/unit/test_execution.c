@@ -4,12 +4,12 @@
  * processes racing to claim. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "clock.h"
-#include "error.h"
-#include "execution.h"
-#include "store.h"
-#include "store_sqlite.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "exec/execution.h"
+#include "store/store.h"
+#include "store/store_sqlite.h"
 
 #include <stdio.h>
 #include <stdlib.h>

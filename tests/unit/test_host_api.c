@@ -5,11 +5,11 @@
  * <connrun/plugin_util.h>. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
+#include "util/alloc.h"
+#include "util/error.h"
 #include "fake_http.h"
-#include "host_api.h"
-#include "redact.h"
+#include "plugin/host_api.h"
+#include "util/redact.h"
 
 #include <connrun/plugin_util.h>
 

@@ -3,9 +3,9 @@
  * raw text, an empty buffer, and allocation failures. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "jsonbuf.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/jsonbuf.h"
 
 #include <inttypes.h>
 #include <jansson.h>

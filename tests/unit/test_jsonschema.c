@@ -4,9 +4,9 @@
  * number equality, code point lengths and allocation failures. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "jsonschema.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/jsonschema.h"
 
 #include <stdio.h>
 #include <stdlib.h>

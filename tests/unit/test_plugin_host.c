@@ -4,11 +4,11 @@
  * descriptor. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "host_api.h"
-#include "plugin_host.h"
-#include "plugin_host_internal.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "plugin/host_api.h"
+#include "plugin/plugin_host.h"
+#include "plugin/plugin_host_internal.h"
 
 #include <jansson.h>
 #include <stdio.h>

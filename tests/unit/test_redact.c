@@ -3,9 +3,9 @@
  * URL rules, allocation failures and concurrent use. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "redact.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/redact.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -6,9 +6,9 @@
  * allocation failures. */
 #include "testutil.h"
 
-#include "error.h"
-#include "schedule.h"
-#include "tz.h"
+#include "util/error.h"
+#include "exec/schedule.h"
+#include "exec/tz.h"
 
 #include <stdio.h>
 #include <stdlib.h>

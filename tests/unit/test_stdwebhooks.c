@@ -3,8 +3,8 @@
  * secret parsing, and verify() accepting/rejecting. */
 #include "testutil.h"
 
-#include "error.h"
-#include "stdwebhooks.h"
+#include "util/error.h"
+#include "events/stdwebhooks.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -15,14 +15,14 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "alloc.h"
-#include "clock.h"
-#include "config.h"
-#include "error.h"
-#include "execution.h"
-#include "store.h"
-#include "store_sqlite.h"
-#include "sub_filter.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "config/config.h"
+#include "util/error.h"
+#include "exec/execution.h"
+#include "store/store.h"
+#include "store/store_sqlite.h"
+#include "events/sub_filter.h"
 
 #include <stdio.h>
 #include <stdlib.h>

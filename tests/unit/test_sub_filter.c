@@ -4,10 +4,10 @@
  * trip), rejected JSON, and allocation failures. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "config.h"
-#include "error.h"
-#include "sub_filter.h"
+#include "util/alloc.h"
+#include "config/config.h"
+#include "util/error.h"
+#include "events/sub_filter.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,9 +4,9 @@
  * with glibc's localtime_r over many instants and zones. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "tz.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "exec/tz.h"
 
 #include <stdio.h>
 #include <stdlib.h>

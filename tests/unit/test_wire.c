@@ -1,12 +1,12 @@
-/* test_wire.c: the parent<->worker wire protocol (core/wire.c): round trips,
+/* test_wire.c: the parent<->worker wire protocol (core/plugin/wire.c): round trips,
  * split feeding, malformed frames, a real pipe between processes (with a
  * throughput figure), a deterministic mini-fuzz loop over the libFuzzer
  * target and allocation-failure loops. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "wire.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "plugin/wire.h"
 
 #include "../fuzz/fuzz_wire.c"
 

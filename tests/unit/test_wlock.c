@@ -4,12 +4,12 @@
  * process whose write transactions wait for each other on it. */
 #include "testutil.h"
 
-#include "alloc.h"
-#include "clock.h"
-#include "error.h"
-#include "events.h"
-#include "store.h"
-#include "wlock.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "events/events.h"
+#include "store/store.h"
+#include "store/wlock.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -2,8 +2,8 @@
  * and keys, duplicate keys, syntax error locations, aliases, refusals. */
 #include "testutil.h"
 
-#include "error.h"
-#include "yamljson.h"
+#include "util/error.h"
+#include "config/yamljson.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* testutil.c: shared helpers for connrun tests (see testutil.h). */
 #include "testutil.h"
 
-#include "alloc.h"
+#include "util/alloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,0 +1,332 @@
+/* daemon.c: the daemon's lifecycle: loading configuration and plugins,
+ * opening the store, applying the configuration, the libuv loop, signals
+ * (SIGINT/SIGTERM stop, SIGHUP reloads) and the health-check timer. */
+#include "daemon/daemon_int.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "daemon/apply.h"
+#include "events/delivery.h"
+#include "util/error.h"
+
+void cr__daemon_logf(cr_daemon *d, int level, const char *fmt, ...) {
+  if (d->log == NULL || level < d->log_min_level)
+    return;
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  d->log(d->log_ud, level, buf);
+}
+
+struct cr__cfg_ref *cr__cfg_ref_new(cr_config *cfg) {
+  struct cr__cfg_ref *r = cr__calloc(1, sizeof *r);
+  if (r == NULL)
+    return NULL;
+  r->cfg = cfg;
+  r->refs = 1;
+  return r;
+}
+
+void cr__cfg_ref_get(struct cr__cfg_ref *r) { r->refs++; }
+
+void cr__cfg_ref_put(struct cr__cfg_ref *r) {
+  if (r == NULL || --r->refs > 0)
+    return;
+  cr_config_free(r->cfg);
+  cr__free(r);
+}
+
+static void refused_plugin(void *ud, const char *path, const char *reason) {
+  cr__daemon_logf(ud, CR_LOG_WARN, "refused plugin %s: %s", path, reason);
+}
+
+/* Loads and checks a configuration against the loaded plugins. */
+static int load_config(cr_daemon *d, cr_config **out, cr_diags *diags) {
+  cr_config *cfg = NULL;
+  int rc = cr_config_load(d->config_path, &cfg, diags);
+  if (rc == 0 && d->plugins != NULL)
+    rc = cr_config_check_plugins(cfg, d->plugins, diags);
+  if (rc != 0) {
+    cr_config_free(cfg);
+    return rc;
+  }
+  *out = cfg;
+  return 0;
+}
+
+static int load_plugins(cr_daemon *d, const cr_config *cfg) {
+  int rc = cr_plugin_host_new(NULL, &d->plugins);
+  for (size_t i = 0; rc == 0 && i < cfg->host.n_plugin_dirs; i++) {
+    int r = cr_plugin_host_load_dir(d->plugins, cfg->host.plugin_dirs[i],
+                                    refused_plugin, d);
+    if (r == CR_ENOMEM)
+      rc = r;
+  }
+  return rc;
+}
+
+static int apply(cr_daemon *d, const char *actor) {
+  struct cr_apply_stats st;
+  char err[256] = "";
+  int rc = cr_apply_config(d->store, d->cfg->cfg, actor, &st, err, sizeof err);
+  if (rc != 0) {
+    cr__daemon_logf(d, CR_LOG_ERROR, "cannot apply configuration: %s", err);
+    return rc;
+  }
+  cr__daemon_logf(d, CR_LOG_INFO,
+                  "configuration applied: %d created, %d updated, %d "
+                  "deleted, %d unchanged",
+                  st.created, st.updated, st.deleted, st.unchanged);
+  return 0;
+}
+
+static int open_all(cr_daemon *d, cr_diags *diags) {
+  cr_config *cfg = NULL;
+  int rc = cr_config_load(d->config_path, &cfg, diags);
+  if (rc != 0) {
+    cr_config_free(cfg);
+    return rc;
+  }
+  if ((d->cfg = cr__cfg_ref_new(cfg)) == NULL) {
+    cr_config_free(cfg);
+    return CR_ENOMEM;
+  }
+  if ((rc = load_plugins(d, cfg)) != 0)
+    return rc;
+  if ((rc = cr_config_check_plugins(cfg, d->plugins, diags)) != 0)
+    return rc;
+  char err[512] = "";
+  rc = cr_store_open(cfg->host.data_dir, &d->store, err, sizeof err);
+  if (rc != 0) {
+    cr__daemon_logf(d, CR_LOG_ERROR, "cannot open store in %s: %s",
+                    cfg->host.data_dir, err);
+    return rc;
+  }
+  return apply(d, "config");
+}
+
+int cr_daemon_new(const struct cr_daemon_options *o, cr_daemon **out,
+                  cr_diags *diags) {
+  if (o == NULL || o->config_path == NULL || out == NULL || diags == NULL)
+    return CR_EINVAL;
+  cr_daemon *d = cr__calloc(1, sizeof *d);
+  if (d == NULL)
+    return CR_ENOMEM;
+  d->log = o->log;
+  d->log_ud = o->log_ud;
+  d->log_min_level = o->log_min_level;
+  d->handle_signals = o->handle_signals;
+  struct cr__runner *rn = &d->runner;
+  snprintf(rn->runner_id, sizeof rn->runner_id, "%s",
+           o->runner_id ? o->runner_id : "local");
+  rn->grace_ms =
+      o->shutdown_grace_ms > 0 ? o->shutdown_grace_ms : CR_DAEMON_GRACE_MS;
+  rn->retry_base_ms = o->retry_base_ms;
+  rn->lease_ms = o->lease_ms > 0 ? o->lease_ms : INT64_C(60000);
+  if (o->worker_exe != NULL &&
+      (rn->worker_exe = cr__strdup(o->worker_exe)) == NULL) {
+    cr__free(d);
+    return CR_ENOMEM;
+  }
+  int rc = (d->config_path = cr__strdup(o->config_path)) ? 0 : CR_ENOMEM;
+  if (rc == 0)
+    rc = open_all(d, diags);
+  if (rc == 0)
+    rc = uv_loop_init(&d->loop) == 0 ? 0 : CR_EIO;
+  if (rc != 0) {
+    cr_daemon_free(d);
+    return rc;
+  }
+  d->loop_inited = 1;
+  *out = d;
+  return 0;
+}
+
+static void do_reload(cr_daemon *d) {
+  cr_diags diags;
+  cr_diags_init(&diags);
+  cr_config *cfg = NULL;
+  int rc = load_config(d, &cfg, &diags);
+  cr_diags_sort(&diags);
+  for (size_t i = 0; i < diags.count; i++) {
+    char line[1024];
+    cr_diag_format(&diags.items[i], line, sizeof line);
+    cr__daemon_logf(d,
+                    diags.items[i].severity == CR_DIAG_ERROR ? CR_LOG_ERROR
+                                                             : CR_LOG_WARN,
+                    "%s", line);
+  }
+  cr_diags_free(&diags);
+  if (rc != 0) {
+    cr__daemon_logf(d, CR_LOG_ERROR,
+                    "reload: configuration %s is invalid (%s); keeping the "
+                    "running one",
+                    d->config_path, cr_strerror(rc));
+    return;
+  }
+  struct cr__cfg_ref *ref = cr__cfg_ref_new(cfg);
+  if (ref == NULL) {
+    cr_config_free(cfg);
+    return;
+  }
+  cr__cfg_ref_put(d->cfg);
+  d->cfg = ref;
+  cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
+  if (d->delivery != NULL)
+    cr_delivery_configure(d->delivery, d->cfg->cfg);
+  if (apply(d, "config") == 0)
+    cr__daemon_health_cycle(d);
+}
+
+static void close_cb(uv_handle_t *h) { (void)h; }
+
+static void begin_stop(cr_daemon *d) {
+  if (d->stopping)
+    return;
+  d->stopping = 1;
+  atomic_store(&d->cancel, 1);
+  cr__daemon_logf(d, CR_LOG_INFO, "stopping (%d health checks in flight)",
+                  d->in_flight);
+  uv_close((uv_handle_t *)&d->health_timer, close_cb);
+  uv_close((uv_handle_t *)&d->wakeup, close_cb);
+  cr__daemon_runner_stop(d);
+  cr_delivery_close(d->delivery);
+  if (d->handle_signals) {
+    uv_close((uv_handle_t *)&d->sig_int, close_cb);
+    uv_close((uv_handle_t *)&d->sig_term, close_cb);
+    uv_close((uv_handle_t *)&d->sig_hup, close_cb);
+  }
+}
+
+static void on_wakeup(uv_async_t *a) {
+  cr_daemon *d = a->data;
+  if (atomic_exchange(&d->reload_requested, 0) && !d->stopping)
+    do_reload(d);
+  if (atomic_load(&d->stop_requested))
+    begin_stop(d);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  cr_daemon *d = s->data;
+  if (signum == SIGHUP) {
+    cr__daemon_logf(d, CR_LOG_INFO, "SIGHUP: reloading the configuration");
+    do_reload(d);
+    return;
+  }
+  cr__daemon_logf(d, CR_LOG_INFO, "%s received",
+                  signum == SIGINT ? "SIGINT" : "SIGTERM");
+  begin_stop(d);
+}
+
+static void on_health_timer(uv_timer_t *t) { cr__daemon_health_cycle(t->data); }
+
+static int start_signal(cr_daemon *d, uv_signal_t *s, int signum) {
+  int rc = uv_signal_init(&d->loop, s);
+  s->data = d;
+  return rc == 0 ? uv_signal_start(s, on_signal, signum) : rc;
+}
+
+static int start_delivery(cr_daemon *d) {
+  struct cr_delivery_opts o = {.loop = &d->loop,
+                               .store = d->store,
+                               .data_dir = d->cfg->cfg->host.data_dir,
+                               .log = d->log,
+                               .log_ud = d->log_ud,
+                               .log_min_level = d->log_min_level};
+  int rc = cr_delivery_new(&o, &d->delivery);
+  if (rc == 0)
+    rc = cr_delivery_configure(d->delivery, d->cfg->cfg);
+  return rc;
+}
+
+static int start_handles(cr_daemon *d) {
+  int rc = uv_async_init(&d->loop, &d->wakeup, on_wakeup);
+  d->wakeup.data = d;
+  if (rc == 0)
+    rc = uv_timer_init(&d->loop, &d->health_timer);
+  d->health_timer.data = d;
+  uint64_t every = (uint64_t)d->cfg->cfg->host.health_check_interval_ms;
+  if (rc == 0)
+    rc = uv_timer_start(&d->health_timer, on_health_timer, 0, every);
+  if (rc == 0)
+    rc = cr__daemon_runner_start(d);
+  if (rc == 0)
+    rc = start_delivery(d);
+  if (rc == 0)
+    rc = cr__daemon_alerts_start(d);
+  if (rc == 0 && d->handle_signals) {
+    rc = start_signal(d, &d->sig_int, SIGINT);
+    if (rc == 0)
+      rc = start_signal(d, &d->sig_term, SIGTERM);
+    if (rc == 0)
+      rc = start_signal(d, &d->sig_hup, SIGHUP);
+  }
+  return rc == 0 ? 0 : CR_EIO;
+}
+
+int cr_daemon_run(cr_daemon *d) {
+  if (d == NULL || d->ran)
+    return CR_EINVAL;
+  d->ran = 1;
+  int rc = start_handles(d);
+  if (rc != 0)
+    return rc;
+  atomic_store(&d->running, 1);
+  const cr_config *cfg = d->cfg->cfg;
+  cr__daemon_logf(d, CR_LOG_INFO,
+                  "serving: %zu authorizations, %zu works, %zu plugins; "
+                  "store %s; health checks every %lld s",
+                  cfg->n_auths, cfg->n_works, cr_plugin_host_count(d->plugins),
+                  cfg->host.data_dir,
+                  (long long)(cfg->host.health_check_interval_ms / 1000));
+  if (atomic_load(&d->stop_requested))
+    begin_stop(d);
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  atomic_store(&d->running, 0);
+  cr__daemon_logf(d, CR_LOG_INFO, "stopped");
+  return 0;
+}
+
+void cr_daemon_stop(cr_daemon *d) {
+  atomic_store(&d->stop_requested, 1);
+  if (atomic_load(&d->running))
+    uv_async_send(&d->wakeup);
+}
+
+void cr_daemon_reload(cr_daemon *d) {
+  atomic_store(&d->reload_requested, 1);
+  if (atomic_load(&d->running))
+    uv_async_send(&d->wakeup);
+}
+
+cr_store *cr_daemon_store(cr_daemon *d) { return d->store; }
+
+const cr_config *cr_daemon_config(const cr_daemon *d) { return d->cfg->cfg; }
+
+const cr_plugin_host *cr_daemon_plugins(const cr_daemon *d) {
+  return d->plugins;
+}
+
+void cr_daemon_free(cr_daemon *d) {
+  if (d == NULL)
+    return;
+  cr__daemon_runner_free(d);
+  cr_delivery_free(d->delivery);
+  cr__daemon_alerts_free(d);
+  if (d->loop_inited)
+    uv_loop_close(&d->loop);
+  cr_store_close(d->store);
+  cr__cfg_ref_put(d->cfg);
+  cr_plugin_host_free(d->plugins);
+  for (size_t i = 0; i < d->n_busy; i++)
+    cr__free(d->busy[i]);
+  cr__free(d->busy);
+  cr__free(d->config_path);
+  cr__free(d);
+}

@@ -1,0 +1,110 @@
+/* daemon_int.h: the daemon's private state, shared by daemon.c (lifecycle,
+ * loop, signals, reload) and daemon_health.c (scheduled health checks). */
+#ifndef CR_DAEMON_INT_H
+#define CR_DAEMON_INT_H
+
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "daemon/daemon.h"
+#include "plugin/plugin_host.h"
+
+typedef struct cr_scheduler cr_scheduler;
+typedef struct cr_worker_pool cr_worker_pool;
+typedef struct cr_delivery cr_delivery;
+typedef struct cr_alerts cr_alerts;
+struct cr__run_job;
+
+/* The local runner (daemon_runner.c). Loop-thread fields unless noted. */
+struct cr__runner {
+  char runner_id[64]; /* "local" unless set */
+  char *data_dir;     /* the store the threads open (copied at start) */
+  char *worker_exe;   /* connrun binary for process isolation, or NULL */
+  unsigned concurrency, running;
+  int64_t lease_ms, retry_base_ms, grace_ms;
+  int64_t last_prune_ms; /* retention pass (hourly) */
+  cr_scheduler *sched;
+  cr_worker_pool *pool; /* thread-safe */
+  uv_thread_t *threads;
+  unsigned n_threads;
+  uv_mutex_t mu; /* guards queue, done, quit */
+  uv_cond_t cv;
+  struct cr__run_job *queue, *queue_tail, *done;
+  int quit;
+  atomic_int stop_runs; /* any thread: cancels running executions */
+  uv_async_t done_async;
+  uv_timer_t tick, grace_timer;
+  int sync_inited, handles, started, closed;
+};
+
+/* A configuration shared by the loop and in-flight jobs: freed when the last
+ * holder lets go (a reload may retire it while checks still use it). */
+struct cr__cfg_ref {
+  cr_config *cfg;
+  int refs;
+};
+
+struct cr_daemon {
+  char *config_path;
+  cr_log_fn log;
+  void *log_ud;
+  int log_min_level;
+  int handle_signals;
+
+  struct cr__cfg_ref *cfg; /* current configuration */
+  cr_plugin_host *plugins;
+  cr_store *store;
+
+  uv_loop_t loop;
+  uv_signal_t sig_int, sig_term, sig_hup;
+  uv_timer_t health_timer;
+  uv_async_t wakeup;
+  atomic_int stop_requested;
+  atomic_int reload_requested;
+  atomic_int cancel; /* set on stop: in-flight checks give up */
+  int stopping;
+  int ran; /* cr_daemon_run was called */
+  int loop_inited;
+  atomic_int running; /* the loop is running: wakeup may be signalled */
+  int in_flight;      /* health jobs queued or running */
+  char **busy;        /* ids of authorizations with a check in flight */
+  size_t n_busy;
+  struct cr__runner runner;
+  cr_delivery *delivery; /* webhook exports (loop thread) */
+  cr_alerts *alerts;     /* alert rules' state (loop thread) */
+  int64_t alert_cursor;  /* last event id the event rules saw */
+  int alerts_in_flight;  /* notification jobs on the thread pool */
+};
+
+/* Logs through the daemon's sink when level >= its minimum. */
+void cr__daemon_logf(cr_daemon *d, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Takes / releases a reference to a configuration. */
+struct cr__cfg_ref *cr__cfg_ref_new(cr_config *cfg);
+void cr__cfg_ref_get(struct cr__cfg_ref *r);
+void cr__cfg_ref_put(struct cr__cfg_ref *r);
+
+/* Queues a health check of every authorization of the current
+ * configuration that has none in flight. Loop thread only. */
+void cr__daemon_health_cycle(cr_daemon *d);
+
+/* Local runner: start (loop thread, from cr_daemon_run), one scheduling and
+ * claiming cycle, stop (begin the graceful stop; the runner's handles close
+ * once no execution runs), free (joins the threads). */
+int cr__daemon_runner_start(cr_daemon *d);
+
+/* Alerts (daemon_alerts.c, loop thread): start (state from the store, event
+ * cursor at the current end), after an execution of work_id ended, a scan of
+ * new events for event rules, free. Notifications go out on the thread
+ * pool. */
+int cr__daemon_alerts_start(cr_daemon *d);
+void cr__daemon_alerts_execution_end(cr_daemon *d, const char *work_id);
+void cr__daemon_alerts_scan(cr_daemon *d);
+void cr__daemon_alerts_free(cr_daemon *d);
+void cr__daemon_runner_cycle(cr_daemon *d);
+void cr__daemon_runner_stop(cr_daemon *d);
+void cr__daemon_runner_free(cr_daemon *d);
+
+#endif

@@ -1,0 +1,45 @@
+/* dest_int.h: what the destination variants (dest_jsonl.c, dest_sqlite.c)
+ * share with the dispatch in dest.c: the function table, the common header
+ * every variant embeds first, and small helpers. Not for other modules. */
+#ifndef CR_DEST_INT_H
+#define CR_DEST_INT_H
+
+#include <stdarg.h>
+
+#include "dest/dest.h"
+
+struct cr__dest_ops {
+  const char *name; /* "jsonl", "sqlite" */
+  int (*declare_stream)(cr_dest *d, const struct cr_dest_stream *s);
+  int (*write)(cr_dest *d, const char *stream, const char *json, size_t len);
+  int (*flush)(cr_dest *d);
+  void (*close)(cr_dest *d); /* frees d, without flushing */
+};
+
+/* The common part; each variant's struct starts with it. */
+struct cr_dest {
+  const struct cr__dest_ops *ops;
+  int64_t records;
+  int failed; /* sticky CR_EIO/CR_ESTORE code, 0 if healthy */
+  char err[512];
+};
+
+/* 1 if name is a safe stream name (see dest.h), else 0. */
+int cr__dest_name_ok(const char *name);
+
+/* Formats into d->err and returns rc (convenience for error returns). */
+int cr__dest_errf(cr_dest *d, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Formats into buf (may be NULL) and returns rc. */
+int cr__dest_buf_errf(char *buf, size_t len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* mkdir -p path with mode 0755, fsync()ing the parent of every directory it
+ * creates. Returns 0 or CR_EIO (message in errbuf). */
+int cr__dest_mkdirs(const char *path, char *errbuf, size_t errlen);
+
+/* fsync()s the directory containing path. 0 or -1 (errno set). */
+int cr__dest_fsync_parent(const char *path);
+
+#endif

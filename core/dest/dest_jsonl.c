@@ -1,0 +1,266 @@
+/* dest_jsonl.c: the JSON lines destination: <dir>/<stream>.jsonl per stream,
+ * opened O_APPEND, one record per line, a 256 KiB user-space buffer per
+ * stream, write()+fsync() of every touched file on flush (and of the
+ * directory after a file was created).
+ *
+ * Crash safety: a crash can leave a torn last line (a record that was never
+ * flushed). When a stream's file is opened, a last line without its '\n' is
+ * cut off (ftruncate + fsync), so appends never glue onto garbage and
+ * readers only ever see whole lines. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "dest/dest_int.h"
+#include "util/error.h"
+
+#define JSONL_BUF (256u * 1024u)
+
+struct jstream {
+  char *name;
+  int fd;
+  int dirty; /* bytes written to fd since the last fsync */
+  char *buf;
+  size_t len;
+};
+
+struct jdest {
+  cr_dest base; /* first */
+  char *dir;
+  int dirfd;
+  int dir_dirty; /* a file was created since the last directory fsync */
+  struct jstream *s;
+  size_t n, cap;
+  size_t last; /* index of the last stream used (fast path) */
+};
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int drain(struct jdest *j, struct jstream *s) {
+  if (s->len == 0)
+    return 0;
+  s->dirty = 1;
+  if (write_all(s->fd, s->buf, s->len) != 0)
+    return cr__dest_errf(&j->base, CR_EIO, "write %s/%s.jsonl: %s", j->dir,
+                         s->name, strerror(errno));
+  s->len = 0;
+  return 0;
+}
+
+/* Cuts a torn last line (no trailing '\n') off fd. */
+static int repair_tail(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return -1;
+  off_t end = st.st_size;
+  if (end == 0)
+    return 0; /* empty: nothing torn, nothing to sync */
+  char chunk[4096];
+  while (end > 0) {
+    off_t start = end > (off_t)sizeof chunk ? end - (off_t)sizeof chunk : 0;
+    size_t want = (size_t)(end - start);
+    if (pread(fd, chunk, want, start) != (ssize_t)want)
+      return -1;
+    if (end == st.st_size && chunk[want - 1] == '\n')
+      return 0; /* intact */
+    for (size_t i = want; i > 0; i--)
+      if (chunk[i - 1] == '\n') {
+        end = start + (off_t)i;
+        goto cut;
+      }
+    end = start;
+  }
+cut:
+  if (ftruncate(fd, end) != 0 || fsync(fd) != 0)
+    return -1;
+  return 0;
+}
+
+static int open_file(struct jdest *j, const char *name, int *fdout) {
+  char file[160];
+  snprintf(file, sizeof file, "%s.jsonl", name);
+  for (;;) {
+    int fd = openat(j->dirfd, file, O_RDWR | O_APPEND | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+      fd = openat(j->dirfd, file,
+                  O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd < 0 && errno == EEXIST)
+        continue;
+      if (fd >= 0)
+        j->dir_dirty = 1;
+    }
+    if (fd < 0)
+      return cr__dest_errf(&j->base, CR_EIO, "open %s/%s: %s", j->dir, file,
+                           strerror(errno));
+    if (repair_tail(fd) != 0) {
+      int e = errno;
+      close(fd);
+      return cr__dest_errf(&j->base, CR_EIO, "repair %s/%s: %s", j->dir, file,
+                           strerror(e));
+    }
+    *fdout = fd;
+    return 0;
+  }
+}
+
+static int add_stream(struct jdest *j, const char *name, size_t *idx) {
+  if (!cr__dest_name_ok(name))
+    return cr__dest_errf(&j->base, CR_EINVAL, "invalid stream name \"%.140s\"",
+                         name);
+  if (j->n == j->cap) {
+    size_t cap = j->cap ? j->cap * 2 : 4;
+    struct jstream *s = cr__realloc(j->s, cap * sizeof *s);
+    if (!s)
+      return cr__dest_errf(&j->base, CR_ENOMEM, "out of memory");
+    j->s = s;
+    j->cap = cap;
+  }
+  struct jstream s = {.name = cr__strdup(name), .buf = cr__malloc(JSONL_BUF)};
+  int rc = CR_ENOMEM;
+  if (!s.name || !s.buf) {
+    cr__dest_errf(&j->base, rc, "out of memory");
+    goto fail;
+  }
+  rc = open_file(j, name, &s.fd);
+  if (rc != 0)
+    goto fail;
+  j->s[j->n] = s;
+  *idx = j->n++;
+  return 0;
+fail:
+  cr__free(s.name);
+  cr__free(s.buf);
+  return rc;
+}
+
+static int find_stream(struct jdest *j, const char *name, size_t *idx) {
+  if (j->last < j->n && strcmp(j->s[j->last].name, name) == 0) {
+    *idx = j->last;
+    return 0;
+  }
+  for (size_t i = 0; i < j->n; i++)
+    if (strcmp(j->s[i].name, name) == 0) {
+      *idx = j->last = i;
+      return 0;
+    }
+  int rc = add_stream(j, name, idx);
+  if (rc == 0)
+    j->last = *idx;
+  return rc;
+}
+
+static int jsonl_declare(cr_dest *d, const struct cr_dest_stream *st) {
+  size_t idx;
+  return find_stream((struct jdest *)d, st->name, &idx);
+}
+
+static int jsonl_write(cr_dest *d, const char *stream, const char *json,
+                       size_t len) {
+  struct jdest *j = (struct jdest *)d;
+  size_t idx;
+  int rc = find_stream(j, stream, &idx);
+  if (rc != 0)
+    return rc;
+  struct jstream *s = &j->s[idx];
+  if (s->len + len + 1 > JSONL_BUF && (rc = drain(j, s)) != 0)
+    return rc;
+  if (len + 1 > JSONL_BUF) { /* bigger than the buffer: straight through */
+    s->dirty = 1;
+    if (write_all(s->fd, json, len) != 0 || write_all(s->fd, "\n", 1) != 0)
+      return cr__dest_errf(d, CR_EIO, "write %s/%s.jsonl: %s", j->dir, s->name,
+                           strerror(errno));
+    return 0;
+  }
+  memcpy(s->buf + s->len, json, len);
+  s->buf[s->len + len] = '\n';
+  s->len += len + 1;
+  return 0;
+}
+
+static int jsonl_flush(cr_dest *d) {
+  struct jdest *j = (struct jdest *)d;
+  for (size_t i = 0; i < j->n; i++) {
+    struct jstream *s = &j->s[i];
+    int rc = drain(j, s);
+    if (rc != 0)
+      return rc;
+    if (s->dirty && fsync(s->fd) != 0)
+      return cr__dest_errf(d, CR_EIO, "fsync %s/%s.jsonl: %s", j->dir, s->name,
+                           strerror(errno));
+    s->dirty = 0;
+  }
+  if (j->dir_dirty && fsync(j->dirfd) != 0)
+    return cr__dest_errf(d, CR_EIO, "fsync %s: %s", j->dir, strerror(errno));
+  j->dir_dirty = 0;
+  return 0;
+}
+
+static void jsonl_close(cr_dest *d) {
+  struct jdest *j = (struct jdest *)d;
+  for (size_t i = 0; i < j->n; i++) {
+    close(j->s[i].fd);
+    cr__free(j->s[i].name);
+    cr__free(j->s[i].buf);
+  }
+  if (j->dirfd >= 0)
+    close(j->dirfd);
+  cr__free(j->s);
+  cr__free(j->dir);
+  cr__free(j);
+}
+
+static const struct cr__dest_ops JSONL_OPS = {
+    .name = "jsonl",
+    .declare_stream = jsonl_declare,
+    .write = jsonl_write,
+    .flush = jsonl_flush,
+    .close = jsonl_close,
+};
+
+int cr_dest_open_jsonl(const char *dir, cr_dest **out, char *errbuf,
+                       size_t errlen) {
+  if (!out)
+    return CR_EINVAL;
+  *out = NULL;
+  if (!dir || !dir[0])
+    return cr__dest_buf_errf(errbuf, errlen, CR_EINVAL, "empty directory");
+  int rc = cr__dest_mkdirs(dir, errbuf, errlen);
+  if (rc != 0)
+    return rc;
+  struct jdest *j = cr__calloc(1, sizeof *j);
+  if (!j)
+    return cr__dest_buf_errf(errbuf, errlen, CR_ENOMEM, "out of memory");
+  j->base.ops = &JSONL_OPS;
+  j->dirfd = -1;
+  j->dir = cr__strdup(dir);
+  if (!j->dir) {
+    rc = cr__dest_buf_errf(errbuf, errlen, CR_ENOMEM, "out of memory");
+    goto fail;
+  }
+  j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (j->dirfd < 0) {
+    rc = cr__dest_buf_errf(errbuf, errlen, CR_EIO, "open %s: %s", dir,
+                           strerror(errno));
+    goto fail;
+  }
+  *out = &j->base;
+  return 0;
+fail:
+  jsonl_close(&j->base);
+  return rc;
+}

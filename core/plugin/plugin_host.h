@@ -1,0 +1,80 @@
+/* plugin_host.h: finds, loads, validates and holds provider plugins.
+ *
+ * The host scans plugin directories, dlopen()s every .so with
+ * RTLD_NOW | RTLD_LOCAL, calls its entry function with the host table and
+ * checks the returned descriptor (magic, ABI major/minor, struct size,
+ * required callbacks, schemas, unique name, file permissions) before anything
+ * else in the plugin is called. A refused plugin is dlclose()d and reported
+ * with one line (path, reason); it never stops the others from loading.
+ */
+#ifndef CR_PLUGIN_HOST_H
+#define CR_PLUGIN_HOST_H
+
+#include <connrun/plugin.h>
+#include <stddef.h>
+
+#include "util/jsonschema.h"
+
+typedef struct cr_plugin_host cr_plugin_host;
+typedef struct cr_plugin cr_plugin;
+
+/* Called once per refused plugin file. path and reason are borrowed (valid
+ * during the call). reason is one line without the path, e.g.
+ * "wrong magic 0x12345678 (expected 0x636e7231): not a connrun plugin or a
+ * corrupt build". */
+typedef void (*cr_plugin_refused_cb)(void *ud, const char *path,
+                                     const char *reason);
+
+/* Creates an empty host. api is the host table handed to plugins (borrowed;
+ * must outlive the host); NULL uses cr_host_api_default(). Returns 0 or
+ * CR_ENOMEM. Free with cr_plugin_host_free. */
+int cr_plugin_host_new(const struct cr_host_api *api, cr_plugin_host **out);
+
+/* Unloads every plugin (dlclose) and frees the host. NULL is a no-op. Every
+ * cr_plugin pointer obtained from the host becomes invalid. */
+void cr_plugin_host_free(cr_plugin_host *h);
+
+/* Loads every regular file ending in ".so" in dir (not recursive), in name
+ * order. Refused files are reported through cb (may be NULL). Returns 0 when
+ * the directory was scanned (even if some plugins were refused), CR_ENOENT /
+ * CR_EPERM / CR_EIO when the directory itself cannot be read (also reported
+ * through cb with path = dir), CR_ENOMEM. dir is borrowed. */
+int cr_plugin_host_load_dir(cr_plugin_host *h, const char *dir,
+                            cr_plugin_refused_cb cb, void *ud);
+
+/* Loads one plugin file. Returns 0, or CR_EPLUGIN / CR_EABI / CR_EEXIST /
+ * CR_EPERM / CR_ENOENT with the reason written to errbuf (errlen bytes,
+ * caller-owned). path is copied. */
+int cr_plugin_host_load_file(cr_plugin_host *h, const char *path, char *errbuf,
+                             size_t errlen);
+
+/* Number of loaded plugins, and the i-th in load order (borrowed; NULL when
+ * out of range). */
+size_t cr_plugin_host_count(const cr_plugin_host *h);
+const cr_plugin *cr_plugin_host_at(const cr_plugin_host *h, size_t i);
+
+/* The plugin whose provider name is name, or NULL. Borrowed; valid until
+ * cr_plugin_host_free. */
+const cr_plugin *cr_plugin_host_find(const cr_plugin_host *h, const char *name);
+
+/* The plugin's descriptor (owned by the plugin; valid while loaded). Fields
+ * beyond the plugin's struct_size read as NULL/0 because the host copies the
+ * descriptor into a full-size, zero-filled struct. */
+const struct cr_plugin_descriptor *cr_plugin_desc(const cr_plugin *p);
+
+/* The .so path (borrowed). */
+const char *cr_plugin_path(const cr_plugin *p);
+
+/* The compiled credentials / config schemas, NULL when the plugin declares
+ * none ("any object"). Borrowed; owned by the host. */
+const cr_schema *cr_plugin_credentials_schema(const cr_plugin *p);
+const cr_schema *cr_plugin_config_schema(const cr_plugin *p);
+
+/* Non-zero when the plugin accepts authorization method m. */
+int cr_plugin_accepts_method(const cr_plugin *p, const char *m);
+
+/* Writes "health_check,read" style text for the capability bits of p into buf
+ * (len bytes). Returns buf. */
+char *cr_plugin_caps_string(const cr_plugin *p, char *buf, size_t len);
+
+#endif

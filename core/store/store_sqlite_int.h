@@ -1,0 +1,479 @@
+/* store_sqlite_int.h: the SQLite store backend's shared internals, used by
+ * store_sqlite.c (schema, helpers, most operations), store_sqlite_exec.c
+ * (executions, sync state) and store_sqlite_outbox.c (webhook outbox): the
+ * prepared-statement list (SQL text), struct sq_store, the row collector's
+ * types, the shared statement helpers and the operations the ops table in
+ * store_sqlite.c points to. Internal to the backend; nothing else includes it.
+ */
+#ifndef CR_STORE_SQLITE_INT_H
+#define CR_STORE_SQLITE_INT_H
+
+#include "store/store_int.h"
+#include "store/wlock.h"
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Statements ---------------------------------------------------------- */
+
+// clang-format off
+#define AUTH_COLS \
+  "id, name, description, provider, method, owner, config_hash, " \
+  "created_at, updated_at"
+#define WORK_COLS \
+  "id, name, provider, authorization_id, schedule_json, destination_json, " \
+  "config_json, config_hash, enabled, error_email_notifications, " \
+  "max_attempts, next_run_at, created_at, updated_at"
+#define EVENT_COLS \
+  "id, at, seq, subject_type, subject_id, verb, actor, data_json"
+#define EXEC_COLS \
+  "id, work_id, state, attempt, runner_id, lease_epoch, lease_expires_at, " \
+  "error_class, error, created_at, updated_at, not_before"
+#define EXEC_LEASED "('pending','executing')"
+#define EXEC_OPEN "('created','pending','executing')"
+#define SYNC_COLS \
+  "work_id, version, state_json, records, committed_at, execution_id, note"
+#define SUB_COLS \
+  "id, workflow, config_hash, enabled, disabled_reason, created_at, " \
+  "updated_at, filter_json, cursor_event_id, failing_since"
+#define UNDELIVERED "status IN ('pending','failed')"
+#define OUTBOX_COLS \
+  "o.subscription_id, o.event_id, o.status, o.attempts, o.next_attempt_at, " \
+  "o.first_attempt_at, o.last_status, o.last_error, e.id, e.at, e.seq, " \
+  "e.subject_type, e.subject_id, e.verb, e.actor, e.data_json"
+#define EVENTS_SEQ \
+  "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
+
+/* Metrics periods from hour buckets. 1970-01-01 was a Thursday: the Monday
+ * of day d is d - (d + 3) % 7. */
+#define MQ_DAY "(bucket_start / 86400000) * 86400000"
+#define MQ_WEEK \
+  "((bucket_start / 86400000) - ((bucket_start / 86400000) + 3) % 7)" \
+  " * 86400000"
+#define MQ_MONTH \
+  "CAST(strftime('%s', bucket_start / 1000, 'unixepoch', 'start of month')" \
+  " AS INTEGER) * 1000"
+#define MQ(expr, where) \
+  "SELECT " expr " AS b, SUM(requests), SUM(errors) FROM metrics WHERE " \
+  where "bucket_start >= ?2 AND bucket_start < ?3 GROUP BY b ORDER BY b"
+#define MQ_AUTH "auth_id = ?1 AND "
+
+#define STATEMENTS(X) \
+  X(BEGIN, "BEGIN IMMEDIATE") \
+  X(COMMIT, "COMMIT") \
+  X(ROLLBACK, "ROLLBACK") \
+  X(SAVEPOINT, "SAVEPOINT cr_op") \
+  X(RELEASE, "RELEASE cr_op") \
+  X(ROLLBACK_TO, "ROLLBACK TO cr_op") \
+  X(AUTH_STATE, \
+    "SELECT config_hash = ?2, deleted_at IS NOT NULL, created_at " \
+    "FROM authorizations WHERE id = ?1") \
+  X(AUTH_WRITE, \
+    "INSERT INTO authorizations (" AUTH_COLS ", deleted_at) " \
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL) " \
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, " \
+    "description = excluded.description, provider = excluded.provider, " \
+    "method = excluded.method, owner = excluded.owner, " \
+    "config_hash = excluded.config_hash, created_at = excluded.created_at, " \
+    "updated_at = excluded.updated_at, deleted_at = NULL") \
+  X(AUTH_GET, \
+    "SELECT " AUTH_COLS " FROM authorizations " \
+    "WHERE id = ?1 AND deleted_at IS NULL") \
+  X(AUTH_LIST, \
+    "SELECT " AUTH_COLS " FROM authorizations " \
+    "WHERE deleted_at IS NULL ORDER BY id") \
+  X(AUTH_DELETE, \
+    "UPDATE authorizations SET deleted_at = ?2, updated_at = ?2 " \
+    "WHERE id = ?1 AND deleted_at IS NULL") \
+  X(HEALTH_INSERT, \
+    "INSERT INTO auth_health (auth_id, checked_at, status, reason) " \
+    "VALUES (?1, ?2, ?3, ?4)") \
+  X(HEALTH_HISTORY, \
+    "SELECT checked_at, status, reason FROM auth_health WHERE auth_id = ?1 " \
+    "ORDER BY checked_at DESC, id DESC LIMIT ?2") \
+  X(WORK_STATE, \
+    "SELECT config_hash = ?2, deleted_at IS NOT NULL, created_at " \
+    "FROM works WHERE id = ?1") \
+  X(WORK_WRITE, \
+    "INSERT INTO works (" WORK_COLS ", deleted_at) VALUES (?1, ?2, ?3, ?4, " \
+    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL) " \
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, " \
+    "provider = excluded.provider, " \
+    "authorization_id = excluded.authorization_id, " \
+    "schedule_json = excluded.schedule_json, " \
+    "destination_json = excluded.destination_json, " \
+    "config_json = excluded.config_json, " \
+    "config_hash = excluded.config_hash, enabled = excluded.enabled, " \
+    "error_email_notifications = excluded.error_email_notifications, " \
+    "max_attempts = excluded.max_attempts, " \
+    "next_run_at = CASE WHEN deleted_at IS NOT NULL " \
+    "THEN excluded.next_run_at " \
+    "ELSE COALESCE(excluded.next_run_at, next_run_at) END, " \
+    "created_at = excluded.created_at, updated_at = excluded.updated_at, " \
+    "deleted_at = NULL") \
+  X(WORK_GET, \
+    "SELECT " WORK_COLS " FROM works WHERE id = ?1 AND deleted_at IS NULL") \
+  X(WORK_LIST, \
+    "SELECT " WORK_COLS " FROM works WHERE deleted_at IS NULL ORDER BY id") \
+  X(WORK_DELETE, \
+    "UPDATE works SET deleted_at = ?2, updated_at = ?2 " \
+    "WHERE id = ?1 AND deleted_at IS NULL") \
+  X(WORK_NEXT_RUN, \
+    "UPDATE works SET next_run_at = ?2 WHERE id = ?1 AND deleted_at IS NULL") \
+  X(EVENT_APPEND, \
+    "INSERT INTO events (at, subject_type, subject_id, verb, actor, seq, " \
+    "data_json) VALUES (?1, ?2, ?3, ?4, ?5, COALESCE((SELECT last_seq FROM " \
+    "event_subjects WHERE subject_type = ?2 AND subject_id = ?3), 0) + 1, " \
+    "?6)") \
+  X(EVENT_PRUNE, \
+    "DELETE FROM events WHERE at < ?1 AND id NOT IN (SELECT event_id " \
+    "FROM outbox WHERE status IN ('pending','failed')) AND id <= (SELECT " \
+    "COALESCE(MIN(cursor_event_id), 9223372036854775807) FROM " \
+    "subscriptions WHERE enabled = 1)") \
+  X(OUTBOX_PRUNE, \
+    "DELETE FROM outbox WHERE status IN ('delivered','dead') AND event_id " \
+    "IN (SELECT id FROM events WHERE at < ?1)") \
+  X(ATTEMPT_PRUNE, \
+    "DELETE FROM delivery_attempts WHERE subscription_id IN (SELECT id FROM " \
+    "subscriptions) AND at < ?1") \
+  X(METRICS_ADD, \
+    "INSERT INTO metrics (auth_id, bucket_start, requests, errors) " \
+    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (auth_id, bucket_start) DO UPDATE " \
+    "SET requests = requests + excluded.requests, " \
+    "errors = errors + excluded.errors") \
+  X(MQ_HOUR_AUTH, MQ("bucket_start", MQ_AUTH)) \
+  X(MQ_HOUR_ALL, MQ("bucket_start", "")) \
+  X(MQ_DAY_AUTH, MQ(MQ_DAY, MQ_AUTH)) \
+  X(MQ_DAY_ALL, MQ(MQ_DAY, "")) \
+  X(MQ_WEEK_AUTH, MQ(MQ_WEEK, MQ_AUTH)) \
+  X(MQ_WEEK_ALL, MQ(MQ_WEEK, "")) \
+  X(MQ_MONTH_AUTH, MQ(MQ_MONTH, MQ_AUTH)) \
+  X(MQ_MONTH_ALL, MQ(MQ_MONTH, "")) \
+  X(SUB_STATE, \
+    "SELECT config_hash = ?2, 0, created_at FROM subscriptions " \
+    "WHERE id = ?1") \
+  X(SUB_WRITE, \
+    "INSERT INTO subscriptions (id, workflow, config_hash, enabled, " \
+    "disabled_reason, created_at, updated_at, filter_json, " \
+    "cursor_event_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, " EVENTS_SEQ \
+    ") ON CONFLICT (id) DO UPDATE SET workflow = excluded.workflow, " \
+    "config_hash = excluded.config_hash, enabled = excluded.enabled, " \
+    "disabled_reason = excluded.disabled_reason, " \
+    "created_at = excluded.created_at, updated_at = excluded.updated_at, " \
+    "filter_json = excluded.filter_json, failing_since = NULL") \
+  X(SUB_DISABLE, \
+    "UPDATE subscriptions SET enabled = 0, disabled_reason = ?3, " \
+    "updated_at = ?2 WHERE id = ?1") \
+  X(SUB_ENABLED, \
+    "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
+    "WHERE enabled = 1 ORDER BY id") \
+  X(SUB_FILTER, \
+    "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
+    "WHERE id = ?1") \
+  X(SUB_CURSOR, \
+    "UPDATE subscriptions SET cursor_event_id = ?2 WHERE id = ?1 " \
+    "AND cursor_event_id < ?2") \
+  X(SUB_FAILING, \
+    "UPDATE subscriptions SET failing_since = CASE " \
+    "WHEN ?2 IN ('failed','dead') THEN COALESCE(failing_since, ?3) " \
+    "WHEN ?2 = 'delivered' THEN NULL ELSE failing_since END WHERE id = ?1 " \
+    "AND ((?2 IN ('failed','dead') AND failing_since IS NULL) OR " \
+    "(?2 = 'delivered' AND failing_since IS NOT NULL))") \
+  X(SUB_STATS, \
+    "SELECT (SELECT count(*) FROM outbox WHERE subscription_id = ?1 AND " \
+    UNDELIVERED "), (SELECT count(*) FROM outbox WHERE " \
+    "subscription_id = ?1 AND status = 'delivered'), (SELECT count(*) " \
+    "FROM outbox WHERE subscription_id = ?1 AND status = 'dead'), " \
+    "(SELECT count(*) FROM delivery_attempts WHERE subscription_id = ?1 " \
+    "AND at >= ?2), (SELECT count(*) FROM delivery_attempts WHERE " \
+    "subscription_id = ?1 AND at >= ?2 AND http_status BETWEEN 200 AND " \
+    "299), EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1)") \
+  X(SUB_LAST_ATTEMPT, \
+    "SELECT at, http_status, error FROM delivery_attempts WHERE " \
+    "subscription_id = ?1 ORDER BY at DESC, id DESC LIMIT 1") \
+  X(EVENT_SCAN, \
+    "SELECT id, subject_type, subject_id, verb FROM events WHERE id > ?1 " \
+    "ORDER BY id LIMIT ?2") \
+  X(EVENT_SCAN_SINCE, \
+    "SELECT id, subject_type, subject_id, verb FROM events WHERE at >= ?1 " \
+    "AND id <= ?2 ORDER BY id") \
+  X(OUTBOX_INSERT, \
+    "INSERT INTO outbox (subscription_id, event_id, status, attempts, " \
+    "next_attempt_at) VALUES (?1, ?2, 'pending', 0, ?3) " \
+    "ON CONFLICT DO NOTHING") \
+  X(OUTBOX_REQUEUE, \
+    "INSERT INTO outbox (subscription_id, event_id, status, attempts, " \
+    "next_attempt_at) VALUES (?1, ?2, 'pending', 0, ?3) " \
+    "ON CONFLICT (subscription_id, event_id) DO UPDATE SET " \
+    "status = 'pending', attempts = 0, " \
+    "next_attempt_at = excluded.next_attempt_at, first_attempt_at = NULL, " \
+    "last_status = NULL, last_error = NULL") \
+  X(OUTBOX_DUE, \
+    "SELECT " OUTBOX_COLS " FROM outbox o INDEXED BY outbox_undelivered " \
+    "JOIN subscriptions s " \
+    "ON s.id = o.subscription_id JOIN events e ON e.id = o.event_id " \
+    "WHERE o." UNDELIVERED " AND s.enabled = 1 " \
+    "AND COALESCE(o.next_attempt_at, 0) <= ?1 " \
+    "ORDER BY o.subscription_id, o.event_id LIMIT ?2") \
+  X(OUTBOX_DUE_AFTER, \
+    "SELECT " OUTBOX_COLS " FROM outbox o INDEXED BY outbox_undelivered " \
+    "JOIN events e ON e.id = o.event_id WHERE o.subscription_id = ?1 " \
+    "AND o.event_id > ?2 AND o." UNDELIVERED " " \
+    "AND COALESCE(o.next_attempt_at, 0) <= ?3 ORDER BY o.event_id LIMIT ?4") \
+  X(SUB_ENABLED_IDS, \
+    "SELECT id, NULL, 0 FROM subscriptions WHERE enabled = 1 ORDER BY id") \
+  X(OUTBOX_NEXT_DUE, \
+    "SELECT MIN(COALESCE(o.next_attempt_at, 1)) FROM outbox o JOIN " \
+    "subscriptions s ON s.id = o.subscription_id WHERE o." UNDELIVERED \
+    " AND s.enabled = 1") \
+  X(OUTBOX_SET, \
+    "UPDATE outbox SET status = ?3, attempts = attempts + 1, " \
+    "next_attempt_at = CASE WHEN ?3 IN ('pending','failed') THEN ?4 " \
+    "ELSE NULL END, last_status = ?5, last_error = ?6, " \
+    "first_attempt_at = COALESCE(first_attempt_at, ?7) " \
+    "WHERE subscription_id = ?1 AND event_id = ?2") \
+  X(ATTEMPT_INSERT, \
+    "INSERT INTO delivery_attempts (subscription_id, event_id, at, " \
+    "http_status, latency_ms, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
+  X(SUB_GET, "SELECT " SUB_COLS " FROM subscriptions WHERE id = ?1") \
+  X(SUB_LIST, "SELECT " SUB_COLS " FROM subscriptions ORDER BY id") \
+  X(SUB_DELETE, "DELETE FROM subscriptions WHERE id = ?1") \
+  X(EXEC_CREATE, \
+    "INSERT INTO executions (work_id, state, attempt, lease_epoch, " \
+    "created_at, updated_at) SELECT id, 'created', 1, 0, ?2, ?2 FROM works " \
+    "WHERE id = ?1 AND deleted_at IS NULL") \
+  X(EXEC_LOG, \
+    "INSERT INTO execution_transitions (execution_id, from_state, " \
+    "to_state, at, reason) VALUES (?1, ?2, ?3, ?4, ?5)") \
+  X(EXEC_GET, "SELECT " EXEC_COLS " FROM executions WHERE id = ?1") \
+  X(EXEC_LIST_ALL, \
+    "SELECT " EXEC_COLS " FROM executions ORDER BY id DESC LIMIT ?1") \
+  X(EXEC_LIST_WORK, \
+    "SELECT " EXEC_COLS " FROM executions WHERE work_id = ?1 " \
+    "ORDER BY id DESC LIMIT ?2") \
+  X(EXEC_TRANSITIONS, \
+    "SELECT id, at, from_state, to_state, reason FROM execution_transitions " \
+    "WHERE execution_id = ?1 ORDER BY id") \
+  X(EXEC_CANDIDATE, \
+    "SELECT e.id FROM executions e INDEXED BY executions_created " \
+    "JOIN works w ON w.id = e.work_id " \
+    "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
+    "AND w.provider IN (SELECT value FROM json_each(?1)) " \
+    "AND (e.not_before IS NULL OR e.not_before <= ?2) " \
+    "AND NOT EXISTS (SELECT 1 FROM executions o WHERE o.work_id = e.work_id " \
+    "AND o.state IN " EXEC_LEASED ") ORDER BY e.created_at, e.id LIMIT 1") \
+  X(EXEC_TAKE, \
+    "UPDATE executions SET state = 'pending', runner_id = ?2, " \
+    "lease_epoch = lease_epoch + 1, lease_expires_at = ?3, updated_at = ?4 " \
+    "WHERE id = ?1 AND state = 'created' " \
+    "RETURNING work_id, attempt, lease_epoch") \
+  X(EXEC_STATE, "SELECT state, lease_epoch FROM executions WHERE id = ?1") \
+  X(EXEC_WORK_LEASED, \
+    "SELECT EXISTS (SELECT 1 FROM executions o JOIN executions e " \
+    "ON o.work_id = e.work_id WHERE e.id = ?1 AND o.state IN " EXEC_LEASED \
+    ")") \
+  X(EXEC_SET_STATE, \
+    "UPDATE executions SET state = ?2, " \
+    "error_class = COALESCE(?3, error_class), error = COALESCE(?4, error), " \
+    "lease_expires_at = CASE WHEN ?5 THEN NULL ELSE lease_expires_at END, " \
+    "updated_at = ?6 WHERE id = ?1") \
+  X(EXEC_RENEW, \
+    "UPDATE executions SET lease_expires_at = ?3, updated_at = ?4 " \
+    "WHERE id = ?1 AND lease_epoch = ?2 AND state IN " EXEC_LEASED) \
+  X(EXEC_EXPIRE_LOG, \
+    "INSERT INTO execution_transitions (execution_id, from_state, " \
+    "to_state, at, reason) SELECT id, state, 'created', ?1, " \
+    "'lease expired (runner ' || COALESCE(runner_id, 'unknown') || ')' " \
+    "FROM executions WHERE state IN " EXEC_LEASED \
+    " AND lease_expires_at <= ?1 ORDER BY id") \
+  X(EXEC_EXPIRE, \
+    "UPDATE executions SET state = 'created', attempt = attempt + 1, " \
+    "runner_id = NULL, lease_expires_at = NULL, updated_at = ?1 " \
+    "WHERE state IN " EXEC_LEASED " AND lease_expires_at <= ?1") \
+  X(EXEC_RETRY, \
+    "UPDATE executions SET state = 'created', attempt = attempt + 1, " \
+    "runner_id = NULL, lease_expires_at = NULL, not_before = ?2, " \
+    "error_class = COALESCE(?3, error_class), error = COALESCE(?4, error), " \
+    "updated_at = ?5 WHERE id = ?1") \
+  X(EXEC_RELEASE_LOG, \
+    "INSERT INTO execution_transitions (execution_id, from_state, " \
+    "to_state, at, reason) SELECT id, state, 'created', ?2, " \
+    "COALESCE(?3, 'released by runner ' || runner_id) " \
+    "FROM executions WHERE runner_id = ?1 AND state IN " EXEC_LEASED \
+    " ORDER BY id") \
+  X(EXEC_RELEASE, \
+    "UPDATE executions SET state = 'created', attempt = attempt + 1, " \
+    "runner_id = NULL, lease_expires_at = NULL, updated_at = ?2 " \
+    "WHERE runner_id = ?1 AND state IN " EXEC_LEASED) \
+  X(EXEC_WORK_OPEN, \
+    "SELECT EXISTS (SELECT 1 FROM executions WHERE work_id = ?1 " \
+    "AND state IN " EXEC_OPEN ")") \
+  X(WORK_FIRST_RUN, \
+    "UPDATE works SET first_run_at = ?2 WHERE id = ?1 " \
+    "AND deleted_at IS NULL AND first_run_at IS NULL") \
+  X(WORK_LIVE, "SELECT 1 FROM works WHERE id = ?1 AND deleted_at IS NULL") \
+  X(SYNC_COMMIT, \
+    "INSERT INTO sync_state (" SYNC_COLS ") SELECT id, COALESCE((SELECT " \
+    "MAX(version) FROM sync_state WHERE work_id = ?1), 0) + 1, ?2, ?3, ?4, " \
+    "?5, ?6 FROM works WHERE id = ?1 RETURNING version") \
+  X(SYNC_LATEST, \
+    "SELECT " SYNC_COLS " FROM sync_state WHERE work_id = ?1 " \
+    "ORDER BY version DESC LIMIT ?2") \
+  X(SYNC_GET, \
+    "SELECT " SYNC_COLS " FROM sync_state WHERE work_id = ?1 " \
+    "AND version = ?2") \
+  X(SYNC_EXEC_RECORDS, \
+    "SELECT COALESCE(SUM(records), 0) FROM sync_state " \
+    "WHERE execution_id = ?1") \
+  X(CRED_IS_OBJECT, \
+    "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' " \
+    "ELSE 0 END") \
+  X(CRED_SET, \
+    "INSERT INTO auth_credentials (auth_id, config_hash, scheme, key_id, " \
+    "blob, updated_at) VALUES (?1, ?2, 'plain', NULL, ?3, ?4) " \
+    "ON CONFLICT (auth_id) DO UPDATE SET config_hash = excluded.config_hash, " \
+    "scheme = excluded.scheme, key_id = excluded.key_id, " \
+    "blob = excluded.blob, updated_at = excluded.updated_at") \
+  X(CRED_GET, \
+    "SELECT scheme, blob FROM auth_credentials WHERE auth_id = ?1 " \
+    "AND config_hash = ?2") \
+  X(COUNTS, \
+    "SELECT (SELECT count(*) FROM authorizations WHERE deleted_at IS NULL), " \
+    "(SELECT count(*) FROM auth_health), " \
+    "(SELECT count(*) FROM works WHERE deleted_at IS NULL), " \
+    "(SELECT count(*) FROM executions), (SELECT count(*) FROM events), " \
+    "(SELECT count(*) FROM runners), (SELECT count(*) FROM sync_state), " \
+    "(SELECT count(*) FROM metrics), (SELECT count(*) FROM subscriptions), " \
+    "(SELECT count(*) FROM outbox), (SELECT count(*) FROM outbox " \
+    "WHERE status IN ('pending','failed')), " \
+    "(SELECT count(*) FROM delivery_attempts)")
+// clang-format on
+
+enum stmt_id {
+#define X(name, sql) ST_##name,
+  STATEMENTS(X)
+#undef X
+      ST_COUNT
+};
+
+/* Event queries: statements cached by filter shape. */
+#define EVQ_CACHE 16
+
+struct sq_store {
+  struct cr_store base;
+  sqlite3 *db;
+  sqlite3_stmt *stmt[ST_COUNT];
+  struct {
+    int key; /* 0: empty slot */
+    sqlite3_stmt *stmt;
+  } evq[EVQ_CACHE];
+  unsigned evq_next;
+  int depth;     /* cr_store_begin nesting */
+  int doomed;    /* an inner rollback or a lost transaction: refuse writes */
+  cr__wlock *wl; /* the file's in-process writer lock (NULL: none) */
+  int wl_held;   /* taken for the write transaction open now */
+};
+
+/* A row type for cr__sq_collect: record size, reader, clearer. */
+typedef int (*row_fn)(sqlite3_stmt *st, void *rec);
+typedef void (*clear_fn)(void *rec);
+
+struct row_type {
+  size_t size;
+  row_fn read;
+  clear_fn clear;
+};
+
+/* The SQLite store behind a cr_store created by this backend. */
+static inline struct sq_store *sqs(cr_store *s) { return (struct sq_store *)s; }
+
+/* ---- Shared helpers (store_sqlite.c) --------------------------------------
+ * Each is documented at its definition. */
+
+void cr__sq_bind_str(sqlite3_stmt *st, int i, const char *v);
+void cr__sq_bind_time(sqlite3_stmt *st, int i, int64_t v);
+int cr__sq_col_str(sqlite3_stmt *st, int i, char **dst);
+int cr__sq_col_strs(sqlite3_stmt *st, int first, char **const *fields,
+                    size_t n);
+int cr__sq_collect(struct sq_store *q, sqlite3_stmt *st,
+                   const struct row_type *t, size_t cap0, void **out,
+                   size_t *n);
+void cr__sq_done(sqlite3_stmt *st);
+int cr__sq_doomed(struct sq_store *q);
+int cr__sq_get_by(struct sq_store *q, enum stmt_id id, const char *key,
+                  const struct row_type *t, void **out, const char *what);
+int cr__sq_list_by(struct sq_store *q, enum stmt_id id, const char *key,
+                   const struct row_type *t, void **out, size_t *n);
+int cr__sq_nomem(struct sq_store *q);
+int cr__sq_not_found(struct sq_store *q, const char *what, const char *id);
+int cr__sq_op_begin(struct sq_store *q);
+int cr__sq_op_end(struct sq_store *q, int rc);
+int cr__sq_prep(struct sq_store *q, enum stmt_id id, sqlite3_stmt **out);
+int cr__sq_fail(struct sq_store *q, int rc);
+int cr__sq_step_done(struct sq_store *q, sqlite3_stmt *st);
+int cr__sq_step_int(struct sq_store *q, sqlite3_stmt *st, int64_t *out,
+                    int *found);
+
+/* ---- Operations (store_sqlite_exec.c, store_sqlite_outbox.c) --------------
+ * The cr_store_ops entries of the same name without cr__sq_; see store.h. */
+
+int cr__sq_exec_claim(cr_store *s, const char *runner_id,
+                      const char *const *providers, size_t nproviders,
+                      size_t slots, int64_t now, int64_t lease_ms,
+                      struct cr_exec_claim **out, size_t *n);
+int cr__sq_exec_claim_one(cr_store *s, int64_t id, const char *runner_id,
+                          int64_t now, int64_t lease_ms,
+                          struct cr_exec_claim *out);
+int cr__sq_exec_create(cr_store *s, const char *work_id, int64_t now,
+                       int64_t *id_out);
+int cr__sq_exec_expire(cr_store *s, int64_t now, size_t *n_expired);
+int cr__sq_exec_get(cr_store *s, int64_t id, struct cr_exec_rec *out);
+int cr__sq_exec_list(cr_store *s, const char *work_id, size_t limit,
+                     struct cr_exec_rec **out, size_t *n);
+int cr__sq_exec_release_runner(cr_store *s, const char *runner_id,
+                               const char *reason, int64_t now, size_t *n);
+int cr__sq_exec_renew(cr_store *s, int64_t id, int64_t epoch, int64_t now,
+                      int64_t lease_ms);
+int cr__sq_exec_retry(cr_store *s, int64_t id, int64_t epoch,
+                      int64_t not_before_ms, const char *reason,
+                      const char *error_class, const char *error, int64_t now);
+int cr__sq_exec_transition(cr_store *s, int64_t id, int64_t epoch,
+                           const char *to_state, const char *reason,
+                           const char *error_class, const char *error,
+                           int64_t now);
+int cr__sq_exec_transitions(cr_store *s, int64_t id,
+                            struct cr_exec_transition_rec **out, size_t *n);
+int cr__sq_exec_work_open(cr_store *s, const char *work_id, int *open);
+int cr__sq_sync_state_commit(cr_store *s, const char *work_id,
+                             const char *state_json, int64_t records,
+                             int64_t execution_id, const char *note,
+                             int64_t now, int64_t *version_out);
+int cr__sq_sync_state_exec_records(cr_store *s, int64_t exec_id,
+                                   int64_t *records);
+int cr__sq_sync_state_get(cr_store *s, const char *work_id, int64_t version,
+                          struct cr_sync_state_rec *out);
+int cr__sq_sync_state_history(cr_store *s, const char *work_id, size_t limit,
+                              struct cr_sync_state_rec **out, size_t *n);
+int cr__sq_work_mark_started(cr_store *s, const char *id, int64_t now,
+                             int *first);
+int cr__sq_outbox_due(cr_store *s, int64_t now, const struct cr_outbox_pos *pos,
+                      size_t n_pos, size_t limit, struct cr_outbox_rec **out,
+                      size_t *n);
+int cr__sq_outbox_enqueue(cr_store *s, size_t max_events, int64_t now,
+                          size_t *enqueued);
+int cr__sq_outbox_next_due(cr_store *s, int64_t *at);
+int cr__sq_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
+                              size_t n, int64_t now, size_t *recorded);
+int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
+                         const char *status, int http_status,
+                         int64_t latency_ms, const char *error,
+                         int64_t next_attempt_at, int64_t now);
+int cr__sq_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
+                         int64_t now, size_t *n);
+int cr__sq_sub_disable(cr_store *s, const char *id, const char *reason,
+                       int64_t now);
+int cr__sq_sub_stats(cr_store *s, const char *sub_id, int64_t now,
+                     struct cr_sub_stats *out);
+
+#endif
