@@ -15,13 +15,13 @@
 #include "config/config.h"
 #include "config/config_int.h"
 
-#include "util/alloc.h"
-#include "util/error.h"
-#include "plugin/plugin_host.h"
-#include "util/redact.h"
-#include "exec/schedule.h"
 #include "config/secret.h"
 #include "events/vocab.h"
+#include "exec/schedule.h"
+#include "plugin/plugin_host.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/redact.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -632,66 +632,15 @@ static void set_listen(struct ld *L, const struct where *w, const json_t *obj,
   char *end = NULL;
   long port = colon ? strtol(colon + 1, &end, 10) : 0;
   if (colon == NULL || colon == s || colon[1] == '\0' || *end != '\0' ||
-      port < 1 || port > 65535) {
+      port < 0 || port > 65535) {
     cr__cfg_err_at(
         L, cr__cfg_mk_val(L, obj, f->key),
         "invalid listen address '%.128s' %s (expected HOST:PORT, e.g. "
-        "127.0.0.1:8470)",
+        "127.0.0.1:8470; port 0 picks a free port)",
         s, w->in);
     return;
   }
   h->listen = s;
-}
-
-typedef struct cr_config_api_token token_t;
-
-static void set_token_value(struct ld *L, const struct where *w,
-                            const json_t *obj, const struct field *f,
-                            const json_t *v, void *t) {
-  token_t *tok = t;
-  char *s = cr__cfg_resolve_one(L, w, obj, f->key, v, 1);
-  if (s != NULL && s[0] == '\0') {
-    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key), "'%s' %s is empty",
-                   f->key, w->in);
-    cr__cfg_free_secret(s);
-    return;
-  }
-  cr__cfg_free_secret(tok->token);
-  tok->token = s;
-}
-
-static const struct field token_fields[] = {
-    {"name", FT_ID, 1, offsetof(token_t, name), 0, 0, NULL, NULL},
-    {"token", FT_CUSTOM, 1, 0, 0, 0, NULL, set_token_value},
-};
-
-static void set_api_tokens(struct ld *L, const struct where *w,
-                           const json_t *obj, const struct field *f,
-                           const json_t *v, void *t) {
-  host_t *h = t;
-  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_ARRAY))
-    return;
-  for (size_t i = 0; i < json_array_size(v); i++) {
-    const json_t *item = json_array_get(v, i);
-    struct where iw;
-    if (!cr__cfg_want_item(L, w, f->key, v, i, JSON_OBJECT))
-      continue;
-    const json_t *name = json_object_get(item, "name");
-    if (json_is_string(name))
-      cr__cfg_where_set(&iw, "api token '%.64s'", json_string_value(name));
-    else
-      cr__cfg_where_set(&iw, "api token #%zu", i + 1);
-    token_t *tok =
-        cr__cfg_grow(L, (void **)&h->api_tokens, &h->n_api_tokens, sizeof *tok);
-    if (tok == NULL)
-      return;
-    cr__cfg_apply(L, &iw, item, token_fields, N_OF(token_fields), tok);
-    for (size_t j = 0; tok->name != NULL && j + 1 < h->n_api_tokens; j++)
-      if (h->api_tokens[j].name &&
-          strcmp(h->api_tokens[j].name, tok->name) == 0)
-        cr__cfg_err_at(L, cr__cfg_mk_val(L, item, "name"),
-                       "duplicate api token name '%s'", tok->name);
-  }
 }
 
 typedef struct cr_config_host runner_t;
@@ -717,7 +666,13 @@ static const struct field host_fields[] = {
     {"plugin_dirs", FT_CUSTOM, 0, 0, 0, 0, NULL, set_plugin_dirs},
     {"listen", FT_CUSTOM, 0, 0, 0, 0, NULL, set_listen},
     {"account_id", FT_ID, 0, offsetof(host_t, account_id), 0, 0, NULL, NULL},
-    {"api_tokens", FT_CUSTOM, 0, 0, 0, 0, NULL, set_api_tokens},
+    {"api_tokens", FT_CUSTOM, 0, 0, 0, 0, NULL, cr__cfg_set_api_tokens},
+    {"api", FT_CUSTOM, 0, 0, 0, 0, NULL, cr__cfg_set_api},
+    {"tls", FT_CUSTOM, 0, 0, 0, 0, NULL, cr__cfg_set_tls},
+    {"allow_insecure_http", FT_BOOL, 0,
+     offsetof(host_t, api.allow_insecure_http), 0, 0, NULL, NULL},
+    {"secret_key_file", FT_PATH, 0, offsetof(host_t, api.secret_key_file), 0, 0,
+     NULL, NULL},
     {"runner", FT_CUSTOM, 0, 0, 0, 0, NULL, set_runner},
     {"health_check_interval", FT_DURATION, 0,
      offsetof(host_t, health_check_interval_ms), MS_PER_S, 366 * MS_PER_DAY,
@@ -1356,6 +1311,7 @@ static int init_host(cr_config *cfg) {
   h->runner_isolation = CR_ISOLATION_PROCESS;
   h->health_check_interval_ms = MS_PER_DAY;
   h->event_retention_days = 90;
+  cr__cfg_api_defaults(&h->api);
   h->data_dir = join_path(cfg->dir, "data");
   return h->data_dir ? 0 : CR_ENOMEM;
 }
@@ -1428,6 +1384,9 @@ static void free_host(struct cr_config_host *h) {
   for (size_t i = 0; i < h->n_api_tokens; i++)
     cr__cfg_free_secret(h->api_tokens[i].token);
   cr__free(h->api_tokens);
+  cr__free(h->api.tls_cert);
+  cr__free(h->api.tls_key);
+  cr__free(h->api.secret_key_file);
 }
 
 void cr_config_free(cr_config *cfg) {

@@ -58,9 +58,31 @@ enum cr_schedule_kind {
   CR_SCHED_CRON = 2,  /* cron expression in a time zone */
 };
 
+/* API token scopes (a bit set). */
+enum cr_api_scope {
+  CR_SCOPE_READ = 1,   /* every GET */
+  CR_SCOPE_WRITE = 2,  /* changes to authorizations, works, subscriptions */
+  CR_SCOPE_ADMIN = 4,  /* runners, rescans, deletes with force */
+  CR_SCOPE_RUNNER = 8, /* remote runner calls */
+};
+
 struct cr_config_api_token {
   const char *name;
   char *token; /* resolved secret */
+  int scopes;  /* enum cr_api_scope bits; default CR_SCOPE_READ */
+};
+
+/* The REST API server's limits (host.api). */
+struct cr_config_api {
+  int threads;              /* 1..64, default 2 */
+  int max_connections;      /* 1..65536, default 1024 */
+  int max_per_ip;           /* 0..65536, default 0 = no per-address limit */
+  int64_t timeout_ms;       /* idle connection timeout, default 30 s */
+  int max_body_bytes;       /* request body limit, default 1 MiB */
+  char *tls_cert, *tls_key; /* host.tls: absolute PEM paths, or NULL */
+  int allow_insecure_http;  /* host.allow_insecure_http */
+  char *secret_key_file;    /* host.secret_key_file, absolute; default
+                               <data_dir>/secret.key */
 };
 
 struct cr_config_host {
@@ -75,6 +97,7 @@ struct cr_config_host {
   int runner_isolation;             /* enum cr_isolation; default process */
   int64_t health_check_interval_ms; /* default 24h */
   int event_retention_days;         /* default 90 */
+  struct cr_config_api api;         /* REST API settings */
   const json_t *def;                /* the host mapping, NULL if absent */
 };
 

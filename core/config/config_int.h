@@ -149,6 +149,17 @@ void cr__cfg_default_object(struct ld *L, json_t **slot,
 
 /* ---- Sections in their own files ----------------------------------------- */
 
+/* config_api.c: the REST API keys of host: api_tokens (with scopes), api:
+ * (server limits), tls:, and the defaults of struct cr_config_api. */
+void cr__cfg_set_api_tokens(struct ld *L, const struct where *w,
+                            const json_t *obj, const struct field *f,
+                            const json_t *v, void *t);
+void cr__cfg_set_api(struct ld *L, const struct where *w, const json_t *obj,
+                     const struct field *f, const json_t *v, void *t);
+void cr__cfg_set_tls(struct ld *L, const struct where *w, const json_t *obj,
+                     const struct field *f, const json_t *v, void *t);
+void cr__cfg_api_defaults(struct cr_config_api *a);
+
 /* config_subs.c: applies subscriptions item index (borrowed) to L->cfg. */
 void cr__cfg_add_subscription(struct ld *L, const json_t *item, size_t index);
 /* config_alerts.c: applies alerts item index (borrowed) to L->cfg. */

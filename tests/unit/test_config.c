@@ -4,14 +4,14 @@
  * defaults and typed values, allocation failures. */
 #include "testutil.h"
 
-#include "util/alloc.h"
 #include "config/config.h"
-#include "util/error.h"
-#include "plugin/plugin_host.h"
-#include "util/redact.h"
-#include "exec/schedule.h"
 #include "config/secret.h"
 #include "events/vocab.h"
+#include "exec/schedule.h"
+#include "plugin/plugin_host.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/redact.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -445,7 +445,7 @@ static void test_wrong_types(void **state) {
             "inline");
   one_error("host:\n  listen: localhost\n", "localhost", 0,
             "invalid listen address 'localhost' in host (expected HOST:PORT, "
-            "e.g. 127.0.0.1:8470)");
+            "e.g. 127.0.0.1:8470; port 0 picks a free port)");
   one_error("- a\n- b\n", "- a", 0,
             "expected a mapping at the top level, got a list");
 }
@@ -468,8 +468,7 @@ static void test_missing_required(void **state) {
             "'webhook_url'");
   one_error("alerts:\n  - name: x\n    events: {}\n"
             "    channel: {webhook: {url: \"https://h.e.com/\"}}\n",
-            "name", 0,
-            "alert #1 is missing required field 'id'");
+            "name", 0, "alert #1 is missing required field 'id'");
   /* null is "not set". */
   one_error(AUTH "works:\n  - id: x\n    provider: cfgtest\n"
                  "    authorization: ~\n",
@@ -499,8 +498,7 @@ static void test_ids(void **state) {
             "    channel: {webhook: {url: \"https://h.e.com/\"}}\n"
             "  - id: x\n    events: {}\n"
             "    channel: {webhook: {url: \"https://h.e.com/\"}}\n",
-            "x", 1,
-            "duplicate alert id 'x' (first defined at line 2)");
+            "x", 1, "duplicate alert id 'x' (first defined at line 2)");
 }
 
 static void test_references(void **state) {

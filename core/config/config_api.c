@@ -1,0 +1,135 @@
+/* config_api.c: the REST API keys of the host: section (see config_int.h):
+ * api_tokens with their scopes, api: (the server's limits), tls: (the
+ * certificate and key files), and the defaults of struct cr_config_api. */
+#include "config/config_int.h"
+
+#include <string.h>
+
+#include "util/alloc.h"
+
+typedef struct cr_config_api_token token_t;
+typedef struct cr_config_api api_t;
+
+static const char *const scope_names[] = {"read", "write", "admin", "runner",
+                                          NULL};
+
+void cr__cfg_api_defaults(struct cr_config_api *a) {
+  a->threads = 2;
+  a->max_connections = 1024;
+  a->max_per_ip = 0;
+  a->timeout_ms = 30 * MS_PER_S;
+  a->max_body_bytes = 1 << 20;
+}
+
+static void set_token_value(struct ld *L, const struct where *w,
+                            const json_t *obj, const struct field *f,
+                            const json_t *v, void *t) {
+  token_t *tok = t;
+  char *s = cr__cfg_resolve_one(L, w, obj, f->key, v, 1);
+  if (s != NULL && s[0] == '\0') {
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key), "'%s' %s is empty",
+                   f->key, w->in);
+    cr__cfg_free_secret(s);
+    return;
+  }
+  cr__cfg_free_secret(tok->token);
+  tok->token = s;
+}
+
+static int scope_bit(const char *name) {
+  for (int i = 0; scope_names[i] != NULL; i++)
+    if (strcmp(scope_names[i], name) == 0)
+      return 1 << i;
+  return 0;
+}
+
+static void set_scopes(struct ld *L, const struct where *w, const json_t *obj,
+                       const struct field *f, const json_t *v, void *t) {
+  token_t *tok = t;
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_ARRAY))
+    return;
+  tok->scopes = 0;
+  for (size_t i = 0; i < json_array_size(v); i++) {
+    if (!cr__cfg_want_item(L, w, f->key, v, i, JSON_STRING))
+      continue;
+    const char *name = json_string_value(json_array_get(v, i));
+    int bit = scope_bit(name);
+    if (bit == 0)
+      cr__cfg_err_at(L, cr__cfg_mk_item(L, v, i),
+                     "unknown scope '%.64s' %s (expected read, write, admin "
+                     "or runner)",
+                     name, w->in);
+    tok->scopes |= bit;
+  }
+}
+
+static const struct field token_fields[] = {
+    {"name", FT_ID, 1, offsetof(token_t, name), 0, 0, NULL, NULL},
+    {"token", FT_CUSTOM, 1, 0, 0, 0, NULL, set_token_value},
+    {"scopes", FT_CUSTOM, 0, 0, 0, 0, NULL, set_scopes},
+};
+
+void cr__cfg_set_api_tokens(struct ld *L, const struct where *w,
+                            const json_t *obj, const struct field *f,
+                            const json_t *v, void *t) {
+  struct cr_config_host *h = t;
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_ARRAY))
+    return;
+  for (size_t i = 0; i < json_array_size(v); i++) {
+    const json_t *item = json_array_get(v, i);
+    struct where iw;
+    if (!cr__cfg_want_item(L, w, f->key, v, i, JSON_OBJECT))
+      continue;
+    const json_t *name = json_object_get(item, "name");
+    if (json_is_string(name))
+      cr__cfg_where_set(&iw, "api token '%.64s'", json_string_value(name));
+    else
+      cr__cfg_where_set(&iw, "api token #%zu", i + 1);
+    token_t *tok =
+        cr__cfg_grow(L, (void **)&h->api_tokens, &h->n_api_tokens, sizeof *tok);
+    if (tok == NULL)
+      return;
+    tok->scopes = CR_SCOPE_READ;
+    cr__cfg_apply(L, &iw, item, token_fields, N_OF(token_fields), tok);
+    for (size_t j = 0; tok->name != NULL && j + 1 < h->n_api_tokens; j++)
+      if (h->api_tokens[j].name &&
+          strcmp(h->api_tokens[j].name, tok->name) == 0)
+        cr__cfg_err_at(L, cr__cfg_mk_val(L, item, "name"),
+                       "duplicate api token name '%s'", tok->name);
+  }
+}
+
+static const struct field api_fields[] = {
+    {"threads", FT_INT, 0, offsetof(api_t, threads), 1, 64, NULL, NULL},
+    {"max_connections", FT_INT, 0, offsetof(api_t, max_connections), 1, 65536,
+     NULL, NULL},
+    {"max_connections_per_ip", FT_INT, 0, offsetof(api_t, max_per_ip), 0, 65536,
+     NULL, NULL},
+    {"timeout", FT_DURATION, 0, offsetof(api_t, timeout_ms), MS_PER_S,
+     3600 * MS_PER_S, NULL, NULL},
+    {"max_body_bytes", FT_INT, 0, offsetof(api_t, max_body_bytes), 1024,
+     1 << 30, NULL, NULL},
+};
+
+void cr__cfg_set_api(struct ld *L, const struct where *w, const json_t *obj,
+                     const struct field *f, const json_t *v, void *t) {
+  struct where aw;
+  cr__cfg_where_set(&aw, "host.api");
+  if (cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
+    cr__cfg_apply(L, &aw, v, api_fields, N_OF(api_fields),
+                  &((struct cr_config_host *)t)->api);
+}
+
+static const struct field tls_fields[] = {
+    {"cert", FT_PATH, 1, offsetof(api_t, tls_cert), 0, 0, NULL, NULL},
+    {"key", FT_PATH, 1, offsetof(api_t, tls_key), 0, 0, NULL, NULL},
+};
+
+void cr__cfg_set_tls(struct ld *L, const struct where *w, const json_t *obj,
+                     const struct field *f, const json_t *v, void *t) {
+  struct where tw;
+  cr__cfg_where_set(&tw, "host.tls");
+  if (cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
+    cr__cfg_apply(L, &tw, v, tls_fields, N_OF(tls_fields),
+                  &((struct cr_config_host *)t)->api);
+}
