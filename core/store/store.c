@@ -3,13 +3,13 @@
  * and the record free functions (see store.h and store_int.h). */
 #include "store/store.h"
 
-#include "util/alloc.h"
-#include "util/clock.h"
-#include "util/error.h"
+#include "events/sub_filter.h"
 #include "exec/execution.h"
 #include "store/store_int.h"
 #include "store/store_sqlite.h"
-#include "events/sub_filter.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/error.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -828,6 +828,48 @@ int cr_store_auth_credentials_get(cr_store *s, const char *auth_id,
   return CALL(s, auth_credentials_get, auth_id, config_hash, json_out);
 }
 
+int cr_store_sub_attempts(cr_store *s, const char *sub_id, int64_t before_id,
+                          size_t limit, struct cr_delivery_attempt_rec **out,
+                          size_t *n) {
+  if (!ready(s) || sub_id == NULL || out == NULL || n == NULL || before_id < 0)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  if (limit == 0)
+    limit = CR_ATTEMPT_LIST_DEFAULT_LIMIT;
+  if (limit > CR_ATTEMPT_LIST_MAX_LIMIT)
+    limit = CR_ATTEMPT_LIST_MAX_LIMIT;
+  return CALL(s, sub_attempts, sub_id, before_id, limit, out, n);
+}
+
+int cr_store_event_last_id(cr_store *s, int64_t *id) {
+  if (!ready(s) || id == NULL)
+    return CR_EINVAL;
+  *id = 0;
+  return CALL(s, event_last_id, id);
+}
+
+const int64_t cr_store_stat_duration_bounds_ms[CR_STAT_DURATION_BUCKETS] = {
+    100, 500, 1000, 5000, 30000, 60000, 300000, 1800000, 3600000, 21600000};
+
+int cr_store_stats(cr_store *s, int which, struct cr_stat_row **out,
+                   size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL || which < CR_STAT_EXEC_STATES ||
+      which > CR_STAT_ATTEMPTS)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  return CALL(s, stats, which, out, n);
+}
+
+void cr_stat_row_free_list(struct cr_stat_row *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++) {
+    cr__free(r[i].label[0]);
+    cr__free(r[i].label[1]);
+  }
+  cr__free(r);
+}
+
 /* ---- Status -------------------------------------------------------------- */
 
 int cr_store_counts(cr_store *s, struct cr_store_counts *out) {
@@ -988,4 +1030,11 @@ void cr_sub_stats_clear(struct cr_sub_stats *st) {
     return;
   cr__free(st->last_error);
   memset(st, 0, sizeof *st);
+}
+
+void cr_delivery_attempt_free_list(struct cr_delivery_attempt_rec *a,
+                                   size_t n) {
+  for (size_t i = 0; a != NULL && i < n; i++)
+    cr__free(a[i].error);
+  cr__free(a);
 }

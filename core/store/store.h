@@ -730,6 +730,65 @@ int cr_store_exec_work_open(cr_store *s, const char *work_id, int *open);
 int cr_store_exec_transitions(cr_store *s, int64_t id,
                               struct cr_exec_transition_rec **out, size_t *n);
 
+/* One recorded delivery attempt of a subscription (newest first in lists).
+ * http_status 0: no response; error NULL when none. */
+struct cr_delivery_attempt_rec {
+  int64_t id, event_id, at, latency_ms;
+  int http_status;
+  char *error;
+};
+
+/* Delivery attempt list limits (same rules as the event query limit). */
+#define CR_ATTEMPT_LIST_DEFAULT_LIMIT 100
+#define CR_ATTEMPT_LIST_MAX_LIMIT 1000
+
+/* The delivery attempts of subscription sub_id (borrowed) with id <
+ * before_id (0: from the newest), newest first, at most limit. *out is an
+ * array of *n (NULL when 0) freed with cr_delivery_attempt_free_list.
+ * Errors: CR_EINVAL, CR_ENOENT (no such subscription), backend errors. */
+int cr_store_sub_attempts(cr_store *s, const char *sub_id, int64_t before_id,
+                          size_t limit, struct cr_delivery_attempt_rec **out,
+                          size_t *n);
+
+/* The newest event id ever assigned (0 when none), into *id. */
+int cr_store_event_last_id(cr_store *s, int64_t *id);
+
+/* Aggregates for the Prometheus exposition (cr_store_stats). Each row has
+ * up to two labels and up to CR_STAT_VALUES numbers:
+ *   CR_STAT_EXEC_STATES: provider, state; v[0] executions.
+ *   CR_STAT_EXEC_DURATIONS: provider; v[0..CR_STAT_DURATION_BUCKETS-1] the
+ *     cumulative counts of ended executions (completed or failed) lasting at
+ *     most cr_store_stat_duration_bounds_ms[i], v[10] their count, v[11] the
+ *     sum of their durations in ms.
+ *   CR_STAT_REQUESTS: authorization; v[0] requests, v[1] errors.
+ *   CR_STAT_EVENTS: subject type, verb; v[0] stored events.
+ *   CR_STAT_OUTBOX: subscription, status; v[0] rows.
+ *   CR_STAT_ATTEMPTS: subscription, outcome ("ok" 2xx, else "error");
+ *     v[0] attempts. */
+enum cr_store_stat {
+  CR_STAT_EXEC_STATES = 0,
+  CR_STAT_EXEC_DURATIONS = 1,
+  CR_STAT_REQUESTS = 2,
+  CR_STAT_EVENTS = 3,
+  CR_STAT_OUTBOX = 4,
+  CR_STAT_ATTEMPTS = 5,
+};
+#define CR_STAT_VALUES 12
+#define CR_STAT_DURATION_BUCKETS 10
+
+struct cr_stat_row {
+  char *label[2]; /* NULL when the stat has fewer labels */
+  int64_t v[CR_STAT_VALUES];
+};
+
+/* The upper bounds (ms) of the execution duration buckets. */
+extern const int64_t cr_store_stat_duration_bounds_ms[CR_STAT_DURATION_BUCKETS];
+
+/* Computes aggregate which (enum cr_store_stat) into *out / *n (freed with
+ * cr_stat_row_free_list; NULL when 0). Errors: CR_EINVAL, backend errors. */
+int cr_store_stats(cr_store *s, int which, struct cr_stat_row **out, size_t *n);
+void cr_stat_row_free_list(struct cr_stat_row *r, size_t n);
+
 /* ---- Status ----------------------------------------------------------------
  */
 
@@ -765,5 +824,6 @@ void cr_sync_state_rec_free_list(struct cr_sync_state_rec *r, size_t n);
 void cr_outbox_rec_clear(struct cr_outbox_rec *r);
 void cr_outbox_rec_free_list(struct cr_outbox_rec *r, size_t n);
 void cr_sub_stats_clear(struct cr_sub_stats *st);
+void cr_delivery_attempt_free_list(struct cr_delivery_attempt_rec *a, size_t n);
 
 #endif

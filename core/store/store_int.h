@@ -129,6 +129,12 @@ struct cr_store_ops {
                      int64_t now);
   int (*sub_stats)(cr_store *s, const char *sub_id, int64_t now,
                    struct cr_sub_stats *out);
+  /* limit resolved; sub_id checked non-NULL. */
+  int (*sub_attempts)(cr_store *s, const char *sub_id, int64_t before_id,
+                      size_t limit, struct cr_delivery_attempt_rec **out,
+                      size_t *n);
+  int (*event_last_id)(cr_store *s, int64_t *id);
+  int (*stats)(cr_store *s, int which, struct cr_stat_row **out, size_t *n);
   int (*outbox_enqueue)(cr_store *s, size_t max_events, int64_t now,
                         size_t *enqueued);
   /* pos NULL (n_pos 0): every subscription from its first row. */

@@ -189,6 +189,37 @@
     "AND at >= ?2), (SELECT count(*) FROM delivery_attempts WHERE " \
     "subscription_id = ?1 AND at >= ?2 AND http_status BETWEEN 200 AND " \
     "299), EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1)") \
+  X(SUB_ATTEMPTS, \
+    "SELECT id, event_id, at, http_status, latency_ms, error FROM " \
+    "delivery_attempts WHERE subscription_id = ?1 AND id < ?2 ORDER BY id " \
+    "DESC LIMIT ?3") \
+  X(SUB_EXISTS, "SELECT 1 FROM subscriptions WHERE id = ?1") \
+  X(STAT_EXEC_STATES, \
+    "SELECT w.provider, e.state, count(*) FROM executions e JOIN works w " \
+    "ON w.id = e.work_id GROUP BY w.provider, e.state") \
+  X(STAT_EXEC_DURATIONS, \
+    "SELECT w.provider, NULL, sum(d <= 100), sum(d <= 500), sum(d <= 1000), " \
+    "sum(d <= 5000), sum(d <= 30000), sum(d <= 60000), sum(d <= 300000), " \
+    "sum(d <= 1800000), sum(d <= 3600000), sum(d <= 21600000), count(*), " \
+    "sum(d) FROM (SELECT work_id, updated_at - created_at AS d FROM " \
+    "executions WHERE state IN ('completed', 'failed')) e JOIN works w ON " \
+    "w.id = e.work_id GROUP BY w.provider") \
+  X(STAT_REQUESTS, \
+    "SELECT auth_id, NULL, sum(requests), sum(errors) FROM metrics GROUP " \
+    "BY auth_id") \
+  X(STAT_EVENTS, \
+    "SELECT subject_type, verb, count(*) FROM events GROUP BY " \
+    "subject_type, verb") \
+  X(STAT_OUTBOX, \
+    "SELECT subscription_id, status, count(*) FROM outbox GROUP BY " \
+    "subscription_id, status") \
+  X(STAT_ATTEMPTS, \
+    "SELECT subscription_id, CASE WHEN http_status BETWEEN 200 AND 299 " \
+    "THEN 'ok' ELSE 'error' END AS o, count(*) FROM delivery_attempts " \
+    "GROUP BY subscription_id, o") \
+  X(EVENT_LAST_ID, \
+    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = " \
+    "'events'), (SELECT max(id) FROM events), 0)") \
   X(SUB_LAST_ATTEMPT, \
     "SELECT at, http_status, error FROM delivery_attempts WHERE " \
     "subscription_id = ?1 ORDER BY at DESC, id DESC LIMIT 1") \
@@ -463,6 +494,14 @@ int cr__sq_outbox_due(cr_store *s, int64_t now, const struct cr_outbox_pos *pos,
 int cr__sq_outbox_enqueue(cr_store *s, size_t max_events, int64_t now,
                           size_t *enqueued);
 int cr__sq_outbox_next_due(cr_store *s, int64_t *at);
+/* store_sqlite_api.c: what the REST API reads beyond the core tables. */
+int cr__sq_sub_attempts(cr_store *s, const char *sub_id, int64_t before_id,
+                        size_t limit, struct cr_delivery_attempt_rec **out,
+                        size_t *n);
+int cr__sq_event_last_id(cr_store *s, int64_t *id);
+int cr__sq_stats(cr_store *s, int which, struct cr_stat_row **out,
+                 size_t *n);
+
 int cr__sq_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
                               size_t n, int64_t now, size_t *recorded);
 int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,

@@ -1,0 +1,127 @@
+/* store_sqlite_api.c: the SQLite store backend's reads for the REST API
+ * beyond the core tables' own: a subscription's delivery attempts, the
+ * newest event id (for event streams). */
+#include "store/store_sqlite_int.h"
+
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/error.h"
+
+static int sub_exists(struct sq_store *q, const char *sub_id) {
+  sqlite3_stmt *st = NULL;
+  int64_t one = 0;
+  int found = 0;
+  int rc = cr__sq_prep(q, ST_SUB_EXISTS, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, sub_id);
+  rc = cr__sq_step_int(q, st, &one, &found);
+  if (rc == 0 && !found)
+    rc = cr__sq_not_found(q, "subscription", sub_id);
+  return rc;
+}
+
+int cr__sq_sub_attempts(cr_store *s, const char *sub_id, int64_t before_id,
+                        size_t limit, struct cr_delivery_attempt_rec **out,
+                        size_t *n) {
+  struct sq_store *q = sqs(s);
+  int rc = sub_exists(q, sub_id);
+  sqlite3_stmt *st = NULL;
+  if (rc == 0)
+    rc = cr__sq_prep(q, ST_SUB_ATTEMPTS, &st);
+  if (rc != 0)
+    return rc;
+  struct cr_delivery_attempt_rec *a = cr__calloc(limit, sizeof *a);
+  if (a == NULL) {
+    cr__sq_done(st);
+    return cr__sq_nomem(q);
+  }
+  cr__sq_bind_str(st, 1, sub_id);
+  sqlite3_bind_int64(st, 2, before_id > 0 ? before_id : INT64_MAX);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+  size_t k = 0;
+  int src = SQLITE_DONE;
+  while (rc == 0 && k < limit && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    a[k].id = sqlite3_column_int64(st, 0);
+    a[k].event_id = sqlite3_column_int64(st, 1);
+    a[k].at = sqlite3_column_int64(st, 2);
+    a[k].http_status = sqlite3_column_int(st, 3);
+    a[k].latency_ms = sqlite3_column_int64(st, 4);
+    rc = cr__sq_col_str(st, 5, &a[k].error);
+    k++;
+  }
+  if (rc == 0 && k < limit && src != SQLITE_DONE)
+    rc = cr__sq_fail(q, src);
+  cr__sq_done(st);
+  if (rc != 0) {
+    cr_delivery_attempt_free_list(a, k);
+    return rc == CR_ENOMEM ? cr__sq_nomem(q) : rc;
+  }
+  *out = k ? a : NULL;
+  *n = k;
+  if (k == 0)
+    cr__free(a);
+  return 0;
+}
+
+int cr__sq_event_last_id(cr_store *s, int64_t *id) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int found = 0;
+  int rc = cr__sq_prep(q, ST_EVENT_LAST_ID, &st);
+  if (rc == 0)
+    rc = cr__sq_step_int(q, st, id, &found);
+  return rc;
+}
+
+static const enum stmt_id stat_stmts[] = {
+    ST_STAT_EXEC_STATES, ST_STAT_EXEC_DURATIONS, ST_STAT_REQUESTS,
+    ST_STAT_EVENTS,      ST_STAT_OUTBOX,         ST_STAT_ATTEMPTS};
+
+/* Reads one aggregate row: two label columns (the second NULL when the
+ * stat has one label), then the numbers. */
+static int stat_row(sqlite3_stmt *st, struct cr_stat_row *r) {
+  int cols = sqlite3_column_count(st);
+  int rc = cr__sq_col_str(st, 0, &r->label[0]);
+  if (rc == 0)
+    rc = cr__sq_col_str(st, 1, &r->label[1]);
+  for (int i = 2; i < cols && i - 2 < CR_STAT_VALUES; i++)
+    r->v[i - 2] = sqlite3_column_int64(st, i);
+  return rc;
+}
+
+int cr__sq_stats(cr_store *s, int which, struct cr_stat_row **out, size_t *n) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_prep(q, stat_stmts[which], &st);
+  if (rc != 0)
+    return rc;
+  size_t cap = 0, k = 0;
+  struct cr_stat_row *rows = NULL;
+  int src = SQLITE_DONE;
+  while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    if (k == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      struct cr_stat_row *g = cr__realloc(rows, ncap * sizeof *g);
+      if (g == NULL) {
+        rc = CR_ENOMEM;
+        break;
+      }
+      rows = g;
+      cap = ncap;
+    }
+    memset(&rows[k], 0, sizeof rows[k]);
+    rc = stat_row(st, &rows[k++]);
+  }
+  if (rc == 0 && src != SQLITE_DONE)
+    rc = cr__sq_fail(q, src);
+  cr__sq_done(st);
+  if (rc != 0) {
+    cr_stat_row_free_list(rows, k);
+    return rc == CR_ENOMEM ? cr__sq_nomem(q) : rc;
+  }
+  *out = rows;
+  *n = k;
+  return 0;
+}
