@@ -3,12 +3,12 @@
  * texts, the event-rule matching and the sending (e-mail or webhook). */
 #include "events/alerts.h"
 
-#include "util/alloc.h"
-#include "util/error.h"
 #include "events/event_tpl.h"
 #include "events/events.h"
 #include "events/mail.h"
 #include "events/sub_filter.h"
+#include "util/alloc.h"
+#include "util/error.h"
 
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -71,6 +71,17 @@ static struct breach *find_breach(const cr_alerts *a, const char *alert_id,
         strcmp(a->b[i].work_id, work_id) == 0)
       return &a->b[i];
   return NULL;
+}
+
+size_t cr_alerts_breach_count(const cr_alerts *a) { return a ? a->n : 0; }
+
+int cr_alerts_breach_at(const cr_alerts *a, size_t i, const char **alert_id,
+                        const char **work_id) {
+  if (a == NULL || i >= a->n)
+    return CR_ERANGE;
+  *alert_id = a->b[i].alert_id;
+  *work_id = a->b[i].work_id;
+  return 0;
 }
 
 /* Sets (in_breach 1) or clears the pair. */

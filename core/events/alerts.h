@@ -52,6 +52,13 @@ void cr_alerts_free(cr_alerts *a);
  * in-memory state. Returns 0, CR_EINVAL, CR_ENOMEM or a store error. */
 int cr_alerts_load_state(cr_alerts *a, cr_store *s);
 
+/* The (alert, work) pairs in breach now: their count, and pair i (its ids
+ * borrowed from a, valid until the next change of a). cr_alerts_breach_at
+ * returns 0 or CR_ERANGE. */
+size_t cr_alerts_breach_count(const cr_alerts *a);
+int cr_alerts_breach_at(const cr_alerts *a, size_t i, const char **alert_id,
+                        const char **work_id);
+
 /* Evaluates every error-rate rule of cfg (borrowed) watching work_id
  * (borrowed; an unknown work gives nothing) at now (ms) after an execution
  * of it ended (see the top of this file). Each alerted / recovered event is

@@ -1,0 +1,122 @@
+/* ctl_health.c: one authorization health check's inputs, run and record
+ * (see ctl_health.h). */
+#include "control/ctl_health.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events/events.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+const char *cr_ctl_health_name(int status) {
+  switch (status) {
+  case CR_PLUGIN_HEALTH_HEALTHY:
+    return "Healthy";
+  case CR_PLUGIN_HEALTH_UNHEALTHY:
+    return "Unhealthy";
+  default:
+    return "Unknown";
+  }
+}
+
+static const char *status_verb(int status) {
+  switch (status) {
+  case CR_PLUGIN_HEALTH_HEALTHY:
+    return "healthy";
+  case CR_PLUGIN_HEALTH_UNHEALTHY:
+    return "unhealthy";
+  default:
+    return "unknown";
+  }
+}
+
+/* The first enabled work that uses auth_id: its provider config lets
+ * plugins whose settings live in work config (e.g. filedrop's directory)
+ * check the authorization as it is used. NULL when no work uses it. */
+static const struct cr_config_work *work_using(const cr_config *cfg,
+                                               const char *auth_id) {
+  for (size_t i = 0; i < cfg->n_works; i++)
+    if (cfg->works[i].enabled && cfg->works[i].authorization != NULL &&
+        strcmp(cfg->works[i].authorization, auth_id) == 0)
+      return &cfg->works[i];
+  return NULL;
+}
+
+int cr_ctl_health_prepare(cr_store *s, const cr_config *cfg,
+                          const struct cr_config_auth *a,
+                          struct cr_ctl_health_input *in) {
+  memset(in, 0, sizeof *in);
+  char hash[17], *stored = NULL;
+  snprintf(hash, sizeof hash, "%016" PRIx64, a->config_hash);
+  if (cr_store_auth_credentials_get(s, a->id, hash, &stored) == 0) {
+    in->credentials = strdup(stored);
+    cr__secret_wipe_free(stored, strlen(stored));
+  } else {
+    in->credentials = json_dumps(a->credentials, JSON_COMPACT);
+  }
+  const struct cr_config_work *w = work_using(cfg, a->id);
+  if (w != NULL) {
+    in->config = json_dumps(w->config, JSON_COMPACT);
+    in->work_id = w->id;
+  }
+  if (in->credentials == NULL || (w != NULL && in->config == NULL)) {
+    cr_ctl_health_input_clear(in);
+    return CR_ENOMEM;
+  }
+  return 0;
+}
+
+void cr_ctl_health_input_clear(struct cr_ctl_health_input *in) {
+  if (in->credentials != NULL) {
+    memset(in->credentials, 0, strlen(in->credentials));
+    free(in->credentials); /* from json_dumps / strdup */
+  }
+  free(in->config);
+  memset(in, 0, sizeof *in);
+}
+
+int cr_ctl_health_exec(const cr_config *cfg, const cr_plugin *p,
+                       const struct cr_config_auth *a,
+                       const struct cr_ctl_health_input *in,
+                       const struct cr_health_options *opts,
+                       struct cr_health_outcome *out) {
+  struct cr_plugin_params params = {
+      .struct_size = sizeof params,
+      .authorization_id = a->id,
+      .auth_method = a->method,
+      .credentials_json = in->credentials,
+      .config_json = in->config,
+      .work_id = in->work_id,
+  };
+  return cr_health_check_ex(p, &params, cr_config_redactor(cfg), opts, out);
+}
+
+int cr_ctl_health_record(cr_store *s, const struct cr_config_auth *a,
+                         const struct cr_health_outcome *o, const char *actor) {
+  struct cr_health_rec prev = {0};
+  int had_prev = cr_store_auth_health_latest(s, a->id, &prev) == 0;
+  json_t *data = json_pack(
+      "{s:s, s:s, s:s, s:s, s:I, s:I}", "status", cr_ctl_health_name(o->status),
+      "reason", o->reason, "provider", a->provider, "previous",
+      had_prev ? cr_ctl_health_name(prev.status) : "none", "requests",
+      (json_int_t)o->requests, "duration_ms", (json_int_t)o->duration_ms);
+  cr_health_rec_clear(&prev);
+  if (data == NULL)
+    return CR_ENOMEM;
+  int rc = cr_store_begin(s);
+  if (rc == 0)
+    rc = cr_store_auth_health_record(s, a->id, o->checked_at_ms, o->status,
+                                     o->reason);
+  if (rc == 0)
+    rc = cr_event_emit(s, "auth", a->id, status_verb(o->status), actor, data,
+                       NULL);
+  if (rc == 0 && o->requests > 0)
+    rc = cr_store_metrics_add(s, a->id, o->checked_at_ms, (int64_t)o->requests,
+                              (int64_t)o->errors);
+  rc = rc == 0 ? cr_store_commit(s) : (cr_store_rollback(s), rc);
+  json_decref(data);
+  return rc;
+}
