@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/alloc.h"
-#include "util/error.h"
 #include "events/events.h"
 #include "events/sub_filter.h"
+#include "util/alloc.h"
+#include "util/error.h"
 
 static const char *verb_of(int changed) {
   return changed == CR_STORE_CREATED ? "created" : "updated";

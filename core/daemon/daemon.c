@@ -8,9 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util/alloc.h"
 #include "daemon/apply.h"
 #include "events/delivery.h"
+#include "util/alloc.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 void cr__daemon_logf(cr_daemon *d, int level, const char *fmt, ...) {
@@ -29,14 +30,14 @@ struct cr__cfg_ref *cr__cfg_ref_new(cr_config *cfg) {
   if (r == NULL)
     return NULL;
   r->cfg = cfg;
-  r->refs = 1;
+  atomic_init(&r->refs, 1);
   return r;
 }
 
-void cr__cfg_ref_get(struct cr__cfg_ref *r) { r->refs++; }
+void cr__cfg_ref_get(struct cr__cfg_ref *r) { atomic_fetch_add(&r->refs, 1); }
 
 void cr__cfg_ref_put(struct cr__cfg_ref *r) {
-  if (r == NULL || --r->refs > 0)
+  if (r == NULL || atomic_fetch_sub(&r->refs, 1) > 1)
     return;
   cr_config_free(r->cfg);
   cr__free(r);
@@ -135,6 +136,13 @@ int cr_daemon_new(const struct cr_daemon_options *o, cr_daemon **out,
     return CR_ENOMEM;
   }
   int rc = (d->config_path = cr__strdup(o->config_path)) ? 0 : CR_ENOMEM;
+  d->serve_api = o->serve_api;
+  if (rc == 0 && o->api_listen != NULL &&
+      (d->api_listen = cr__strdup(o->api_listen)) == NULL)
+    rc = CR_ENOMEM;
+  if (rc == 0)
+    rc = uv_mutex_init(&d->cfg_mu) == 0 ? 0 : CR_ENOMEM;
+  d->cfg_mu_inited = rc == 0;
   if (rc == 0)
     rc = open_all(d, diags);
   if (rc == 0)
@@ -175,8 +183,11 @@ static void do_reload(cr_daemon *d) {
     cr_config_free(cfg);
     return;
   }
-  cr__cfg_ref_put(d->cfg);
+  uv_mutex_lock(&d->cfg_mu);
+  struct cr__cfg_ref *old = d->cfg;
   d->cfg = ref;
+  uv_mutex_unlock(&d->cfg_mu);
+  cr__cfg_ref_put(old);
   cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
   if (d->delivery != NULL)
     cr_delivery_configure(d->delivery, d->cfg->cfg);
@@ -195,6 +206,8 @@ static void begin_stop(cr_daemon *d) {
                   d->in_flight);
   uv_close((uv_handle_t *)&d->health_timer, close_cb);
   uv_close((uv_handle_t *)&d->wakeup, close_cb);
+  uv_close((uv_handle_t *)&d->tick, close_cb);
+  cr__daemon_api_stop(d);
   cr__daemon_runner_stop(d);
   cr_delivery_close(d->delivery);
   if (d->handle_signals) {
@@ -208,6 +221,8 @@ static void on_wakeup(uv_async_t *a) {
   cr_daemon *d = a->data;
   if (atomic_exchange(&d->reload_requested, 0) && !d->stopping)
     do_reload(d);
+  if (atomic_exchange(&d->kick_requested, 0) && !d->stopping)
+    cr__daemon_runner_cycle(d);
   if (atomic_load(&d->stop_requested))
     begin_stop(d);
 }
@@ -245,9 +260,21 @@ static int start_delivery(cr_daemon *d) {
   return rc;
 }
 
+static void on_tick(uv_timer_t *t) {
+  cr_daemon *d = t->data;
+  atomic_store(&d->last_tick_ms, cr__now_ms());
+  atomic_store(&d->slots_total, (int)d->runner.concurrency);
+  atomic_store(&d->slots_busy, (int)d->runner.running);
+}
+
 static int start_handles(cr_daemon *d) {
   int rc = uv_async_init(&d->loop, &d->wakeup, on_wakeup);
   d->wakeup.data = d;
+  if (rc == 0)
+    rc = uv_timer_init(&d->loop, &d->tick);
+  d->tick.data = d;
+  if (rc == 0)
+    rc = uv_timer_start(&d->tick, on_tick, 0, 1000);
   if (rc == 0)
     rc = uv_timer_init(&d->loop, &d->health_timer);
   d->health_timer.data = d;
@@ -285,6 +312,14 @@ int cr_daemon_run(cr_daemon *d) {
                   cfg->n_auths, cfg->n_works, cr_plugin_host_count(d->plugins),
                   cfg->host.data_dir,
                   (long long)(cfg->host.health_check_interval_ms / 1000));
+  if (rc == 0 && d->serve_api)
+    rc = cr__daemon_api_start(d);
+  if (rc != 0) {
+    begin_stop(d);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    atomic_store(&d->running, 0);
+    return rc;
+  }
   if (atomic_load(&d->stop_requested))
     begin_stop(d);
   uv_run(&d->loop, UV_RUN_DEFAULT);
@@ -322,7 +357,11 @@ void cr_daemon_free(cr_daemon *d) {
   if (d->loop_inited)
     uv_loop_close(&d->loop);
   cr_store_close(d->store);
+  cr__daemon_api_stop(d);
   cr__cfg_ref_put(d->cfg);
+  if (d->cfg_mu_inited)
+    uv_mutex_destroy(&d->cfg_mu);
+  cr__free(d->api_listen);
   cr_plugin_host_free(d->plugins);
   for (size_t i = 0; i < d->n_busy; i++)
     cr__free(d->busy[i]);

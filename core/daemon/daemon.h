@@ -12,9 +12,9 @@
 
 #include "config/config.h"
 #include "config/diag.h"
-#include "util/log.h"
 #include "plugin/plugin_host.h"
 #include "store/store.h"
+#include "util/log.h"
 
 typedef struct cr_daemon cr_daemon;
 
@@ -34,6 +34,11 @@ struct cr_daemon_options {
                                 on stop; 0 = CR_DAEMON_GRACE_MS */
   int64_t retry_base_ms;     /* retry backoff base; 0 = the default */
   int64_t lease_ms;          /* claim lease; 0 = the default */
+  /* Non-zero: serve the REST API, on api_listen ("HOST:PORT", borrowed;
+   * copied) or, when that is NULL, on host.listen. Port 0 picks a free
+   * port (see cr_daemon_api_port). */
+  int serve_api;
+  const char *api_listen;
 };
 
 /* Default grace period for running executions on stop. */
@@ -71,6 +76,10 @@ const cr_config *cr_daemon_config(const cr_daemon *d);
 
 /* The loaded plugins (borrowed; valid until cr_daemon_free). */
 const cr_plugin_host *cr_daemon_plugins(const cr_daemon *d);
+
+/* The port the REST API listens on, once cr_daemon_run has started it
+ * (0 before, or without an API). Thread-safe. */
+int cr_daemon_api_port(const cr_daemon *d);
 
 /* Frees the daemon. Must not be called while cr_daemon_run runs. NULL is a
  * no-op. */

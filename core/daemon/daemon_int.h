@@ -42,7 +42,7 @@ struct cr__runner {
  * holder lets go (a reload may retire it while checks still use it). */
 struct cr__cfg_ref {
   cr_config *cfg;
-  int refs;
+  atomic_int refs; /* the loop, jobs and API requests hold references */
 };
 
 struct cr_daemon {
@@ -73,9 +73,26 @@ struct cr_daemon {
   struct cr__runner runner;
   cr_delivery *delivery; /* webhook exports (loop thread) */
   cr_alerts *alerts;     /* alert rules' state (loop thread) */
-  int64_t alert_cursor;  /* last event id the event rules saw */
-  int alerts_in_flight;  /* notification jobs on the thread pool */
+  /* The REST API (api/api.h), when api_listen was given. The API's threads
+   * take the configuration through cfg_mu (d->cfg is swapped under it). */
+  int serve_api;
+  char *api_listen; /* override of host.listen, or NULL */
+  struct cr_api *api;
+  atomic_int api_port;
+  uv_mutex_t cfg_mu;
+  int cfg_mu_inited;
+  uv_timer_t tick; /* 1 s: loop liveness for /readyz */
+  atomic_llong last_tick_ms;
+  atomic_int slots_total, slots_busy;
+  atomic_int kick_requested;
+  int64_t alert_cursor; /* last event id the event rules saw */
+  int alerts_in_flight; /* notification jobs on the thread pool */
 };
+
+/* The REST API (daemon_api.c): start (from cr_daemon_run, loop thread;
+ * logs and returns the error when it cannot listen), stop (idempotent). */
+int cr__daemon_api_start(cr_daemon *d);
+void cr__daemon_api_stop(cr_daemon *d);
 
 /* Logs through the daemon's sink when level >= its minimum. */
 void cr__daemon_logf(cr_daemon *d, int level, const char *fmt, ...)

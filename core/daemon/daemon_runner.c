@@ -23,14 +23,14 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "util/alloc.h"
-#include "util/clock.h"
 #include "events/delivery.h"
-#include "util/error.h"
 #include "exec/exec_group.h"
 #include "exec/exec_run.h"
 #include "exec/scheduler.h"
 #include "plugin/worker_pool.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/error.h"
 
 struct cr__run_job {
   struct cr__run_job *next;

@@ -62,6 +62,7 @@ static void config_head(char *buf, size_t len, const char *dir) {
            "host:\n"
            "  data_dir: \"%s/data\"\n"
            "  plugin_dirs: [\"%s\"]\n"
+           "  listen: 127.0.0.1:0\n"
            "  health_check_interval: 1h\n"
            "  runner: { concurrency: 4 }\n"
            "authorizations:\n"

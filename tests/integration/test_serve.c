@@ -28,6 +28,7 @@ static char *config_text(const char *extra_auth, const char *revoked_name) {
            "host:\n"
            "  data_dir: ./data\n"
            "  plugin_dirs: [\"%s\"]\n"
+           "  listen: 127.0.0.1:0\n"
            "  health_check_interval: 1h\n"
            "authorizations:\n"
            "  - id: ok\n"

@@ -1,0 +1,530 @@
+/* api.c: the REST API server (see api.h): libmicrohttpd set-up (thread
+ * pool, epoll, limits, TLS), the store connection pool, the life of one
+ * request (body collection with its limit, routing, bearer authentication
+ * with scopes, the handler, the response) and the request metrics. */
+#include "api/api_int.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "util/alloc.h"
+#include "util/error.h"
+
+void cr__api_logf(cr_api *a, int level, const char *fmt, ...) {
+  if (a->o.log == NULL || level < a->o.log_min_level)
+    return;
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  a->o.log(a->o.log_ud, level, line);
+}
+
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- Store pool ---------------------------------------------------------- */
+
+static int pool_open(cr_api *a, size_t n, char *errbuf, size_t errlen) {
+  struct cr__store_pool *p = &a->pool;
+  if (uv_mutex_init(&p->mu) != 0)
+    return CR_ENOMEM;
+  if (uv_cond_init(&p->cv) != 0) {
+    uv_mutex_destroy(&p->mu);
+    return CR_ENOMEM;
+  }
+  p->all = cr__calloc(n, sizeof *p->all);
+  p->free = cr__calloc(n, sizeof *p->free);
+  if (p->all == NULL || p->free == NULL)
+    return CR_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    int rc = cr_store_open(a->data_dir, &p->all[i], errbuf, errlen);
+    if (rc != 0)
+      return rc;
+    p->free[p->n_free++] = p->all[i];
+    p->n_all++;
+  }
+  return 0;
+}
+
+static void pool_close(cr_api *a) {
+  struct cr__store_pool *p = &a->pool;
+  if (p->all == NULL && p->free == NULL)
+    return;
+  for (size_t i = 0; i < p->n_all; i++)
+    cr_store_close(p->all[i]);
+  cr__free(p->all);
+  cr__free(p->free);
+  uv_cond_destroy(&p->cv);
+  uv_mutex_destroy(&p->mu);
+}
+
+cr_store *cr__api_store_get(cr_api *a) {
+  struct cr__store_pool *p = &a->pool;
+  uv_mutex_lock(&p->mu);
+  while (p->n_free == 0)
+    uv_cond_wait(&p->cv, &p->mu);
+  cr_store *s = p->free[--p->n_free];
+  uv_mutex_unlock(&p->mu);
+  return s;
+}
+
+void cr__api_store_put(cr_api *a, cr_store *s) {
+  struct cr__store_pool *p = &a->pool;
+  uv_mutex_lock(&p->mu);
+  p->free[p->n_free++] = s;
+  uv_cond_signal(&p->cv);
+  uv_mutex_unlock(&p->mu);
+}
+
+/* ---- Authentication ------------------------------------------------------ */
+
+static void sha256(const char *s, size_t n, unsigned char out[32]) {
+  unsigned int len = 32;
+  if (EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) != 1)
+    memset(out, 0, 32);
+}
+
+/* The token presented in "Authorization: Bearer X" among cfg's tokens: every
+ * configured token is compared (constant time over digests, no early exit),
+ * so the time taken says nothing about which one matched. */
+static const struct cr_config_api_token *find_token(const cr_config *cfg,
+                                                    const char *header) {
+  if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
+    return NULL;
+  const char *tok = header + 7;
+  while (*tok == ' ')
+    tok++;
+  if (*tok == '\0')
+    return NULL;
+  unsigned char given[32], want[32];
+  sha256(tok, strlen(tok), given);
+  const struct cr_config_api_token *found = NULL;
+  for (size_t i = 0; i < cfg->host.n_api_tokens; i++) {
+    const struct cr_config_api_token *t = &cfg->host.api_tokens[i];
+    if (t->token == NULL)
+      continue;
+    sha256(t->token, strlen(t->token), want);
+    if (CRYPTO_memcmp(given, want, 32) == 0)
+      found = t;
+  }
+  OPENSSL_cleanse(given, sizeof given);
+  return found;
+}
+
+static const char *scope_name(int scope) {
+  switch (scope) {
+  case CR_SCOPE_WRITE:
+    return "write";
+  case CR_SCOPE_ADMIN:
+    return "admin";
+  case CR_SCOPE_RUNNER:
+    return "runner";
+  default:
+    return "read";
+  }
+}
+
+/* 0 when the request may go on; otherwise res holds the 401 / 403. */
+static int authenticate(struct cr__api_req *r, int scope,
+                        struct cr__api_res *res) {
+  const char *h =
+      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+  const struct cr_config_api_token *t = find_token(r->cfg, h);
+  if (t == NULL) {
+    cr__api_error(res, 401, "unauthorized", NULL,
+                  h == NULL ? "this call needs an API token "
+                              "(Authorization: Bearer TOKEN)"
+                            : "the API token is not valid");
+    return -1;
+  }
+  r->actor = t->name;
+  r->scopes = t->scopes;
+  if ((t->scopes & scope) == 0) {
+    cr__api_error(res, 403, "forbidden", NULL,
+                  "token '%s' lacks the '%s' scope this call needs", t->name,
+                  scope_name(scope));
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- Responses ----------------------------------------------------------- */
+
+static struct MHD_Response *make_response(struct cr__api_res *res) {
+  if (res->raw != NULL)
+    return res->raw;
+  struct MHD_Response *m;
+  if (res->body != NULL) {
+    char *text = json_dumps(res->body, JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (text == NULL)
+      return NULL;
+    size_t n = strlen(text);
+    text[n] = '\0';
+    m = MHD_create_response_from_buffer_with_free_callback(n, text, free);
+    if (m == NULL)
+      free(text);
+  } else if (res->text != NULL) {
+    m = MHD_create_response_from_buffer_with_free_callback(res->text_len,
+                                                           res->text, cr__free);
+    if (m != NULL)
+      res->text = NULL;
+  } else {
+    m = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  }
+  if (m == NULL)
+    return NULL;
+  if (res->body != NULL || res->content_type != NULL)
+    MHD_add_response_header(m, "Content-Type",
+                            res->content_type ? res->content_type
+                                              : "application/json");
+  MHD_add_response_header(m, "Cache-Control", "no-store");
+  MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
+  if (res->etag[0])
+    MHD_add_response_header(m, "ETag", res->etag);
+  if (res->location[0])
+    MHD_add_response_header(m, "Location", res->location);
+  if (res->allow[0])
+    MHD_add_response_header(m, "Allow", res->allow);
+  if (res->status == 401)
+    MHD_add_response_header(m, "WWW-Authenticate", "Bearer realm=\"connrun\"");
+  if (res->retry_after > 0) {
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", res->retry_after);
+    MHD_add_response_header(m, "Retry-After", ra);
+  }
+  return m;
+}
+
+static void res_clear(struct cr__api_res *res) {
+  json_decref(res->body);
+  cr__free(res->text);
+}
+
+/* ---- One request --------------------------------------------------------- */
+
+static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
+  char allow[64] = "";
+  const char *path = r->url;
+  r->route = cr__api_match(r, path, allow, sizeof allow);
+  if (r->route < 0) {
+    if (allow[0]) {
+      snprintf(res->allow, sizeof res->allow, "%s", allow);
+      cr__api_error(res, 405, "method_not_allowed", NULL,
+                    "%s is not allowed on %s (allowed: %s)", r->method, path,
+                    allow);
+    } else {
+      cr__api_error(res, 404, "not_found", NULL, "no such route: %s", path);
+    }
+    return;
+  }
+  if (r->too_large) {
+    cr__api_error(res, 413, "body_too_large", NULL,
+                  "the request body is larger than %lld bytes "
+                  "(host.api.max_body_bytes)",
+                  (long long)r->api->max_body);
+    return;
+  }
+  const struct cr__api_route *rt = &cr__api_routes[r->route];
+  cr_api *a = r->api;
+  r->cfg = a->o.hooks.config_acquire(a->o.hooks.ud, &r->cfg_handle);
+  if (rt->scope != 0 && authenticate(r, rt->scope, res) != 0)
+    return;
+  r->store = cr__api_store_get(a);
+  rt->fn(r, res);
+  cr__api_store_put(a, r->store);
+  r->store = NULL;
+}
+
+static enum MHD_Result answer(struct cr__api_req *r) {
+  struct cr__api_res res = {.status = 200};
+  dispatch(r, &res);
+  if (r->cfg_handle != NULL) {
+    r->api->o.hooks.config_release(r->api->o.hooks.ud, r->cfg_handle);
+    r->cfg_handle = NULL;
+    r->cfg = NULL;
+  }
+  struct MHD_Response *m = make_response(&res);
+  r->answered = 1;
+  cr__api_stats_add(r->api->stats, r->route, res.status,
+                    mono_ns() - r->started_ns);
+  enum MHD_Result ok = MHD_NO;
+  if (m != NULL) {
+    ok = MHD_queue_response(r->conn, (unsigned)res.status, m);
+    MHD_destroy_response(m);
+  }
+  res.raw = NULL;
+  res_clear(&res);
+  return ok;
+}
+
+static int append_body(struct cr__api_req *r, const char *data, size_t n) {
+  if (r->too_large || r->body_len + n > (size_t)r->api->max_body) {
+    r->too_large = 1;
+    return 0;
+  }
+  char *grown = cr__realloc(r->body, r->body_len + n + 1);
+  if (grown == NULL)
+    return CR_ENOMEM;
+  memcpy(grown + r->body_len, data, n);
+  r->body = grown;
+  r->body_len += n;
+  r->body[r->body_len] = '\0';
+  return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+  (void)version;
+  cr_api *a = cls;
+  struct cr__api_req *r = *con_cls;
+  if (r == NULL) {
+    if ((r = cr__calloc(1, sizeof *r)) == NULL)
+      return MHD_NO;
+    r->api = a;
+    r->conn = c;
+    r->url = url;
+    r->method = method;
+    r->route = -1;
+    r->started_ns = mono_ns();
+    *con_cls = r;
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl != NULL && strtoll(cl, NULL, 10) > a->max_body) {
+      r->too_large = 1;
+      return answer(r); /* at once: the body is not read */
+    }
+    return MHD_YES;
+  }
+  if (*upload_size > 0) {
+    int rc = r->answered ? 0 : append_body(r, upload, *upload_size);
+    *upload_size = 0;
+    return rc == 0 ? MHD_YES : MHD_NO;
+  }
+  if (r->answered)
+    return MHD_YES;
+  return answer(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)c;
+  (void)toe;
+  struct cr__api_req *r = *con_cls;
+  if (r == NULL)
+    return;
+  if (r->cfg_handle != NULL)
+    r->api->o.hooks.config_release(r->api->o.hooks.ud, r->cfg_handle);
+  cr__free(r->body);
+  cr__free(r);
+  *con_cls = NULL;
+}
+
+/* ---- Start and stop ------------------------------------------------------ */
+
+static int is_loopback(const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+  }
+  return 0;
+}
+
+static int resolve_listen(const char *listen, struct sockaddr_storage *ss,
+                          char *errbuf, size_t errlen) {
+  char host[256];
+  const char *colon = strrchr(listen, ':');
+  if (colon == NULL || (size_t)(colon - listen) >= sizeof host) {
+    snprintf(errbuf, errlen, "invalid listen address '%s'", listen);
+    return CR_EINVAL;
+  }
+  memcpy(host, listen, (size_t)(colon - listen));
+  host[colon - listen] = '\0';
+  if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+    memmove(host, host + 1, strlen(host));
+    host[strlen(host) - 1] = '\0';
+  }
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_PASSIVE},
+                  *res = NULL;
+  int rc = getaddrinfo(host, colon + 1, &hints, &res);
+  if (rc != 0 || res == NULL) {
+    snprintf(errbuf, errlen, "cannot resolve listen address '%s': %s", listen,
+             gai_strerror(rc));
+    return CR_EINVAL;
+  }
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  return 0;
+}
+
+static char *read_pem(const char *path, char *errbuf, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  size_t n = 0;
+  if (f != NULL && (buf = cr__malloc(1 << 20)) != NULL) {
+    n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+  }
+  if (f != NULL)
+    fclose(f);
+  if (buf == NULL || n == 0) {
+    snprintf(errbuf, errlen, "cannot read TLS file %s", path);
+    cr__free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+static void wipe_free(char *s) {
+  if (s != NULL) {
+    OPENSSL_cleanse(s, strlen(s));
+    cr__free(s);
+  }
+}
+
+static int start_mhd(cr_api *a, const struct cr_config_api *c,
+                     const struct sockaddr_storage *ss, char *errbuf,
+                     size_t errlen) {
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                   MHD_ALLOW_SUSPEND_RESUME;
+  if (ss->ss_family == AF_INET6)
+    flags |= MHD_USE_IPv6;
+  if (a->tls_cert != NULL)
+    flags |= MHD_USE_TLS;
+  struct MHD_OptionItem opts[] = {
+      {MHD_OPTION_SOCK_ADDR, 0, (void *)ss},
+      {MHD_OPTION_CONNECTION_LIMIT, c->max_connections, NULL},
+      {MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->max_per_ip, NULL},
+      {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)(c->timeout_ms / 1000), NULL},
+      {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+      {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+      {c->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+       c->threads, NULL},
+      {MHD_OPTION_END, 0, NULL},
+      {MHD_OPTION_END, 0, NULL},
+      {MHD_OPTION_END, 0, NULL},
+  };
+  if (a->tls_cert != NULL) {
+    size_t i = c->threads > 1 ? 7 : 6;
+    opts[i] =
+        (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, a->tls_cert};
+    opts[i + 1] =
+        (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, a->tls_key};
+  }
+  a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, a,
+                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+  if (a->mhd == NULL) {
+    snprintf(errbuf, errlen, "cannot listen on %s (address in use?)",
+             a->o.listen);
+    return CR_EIO;
+  }
+  const union MHD_DaemonInfo *info =
+      MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
+  a->port = info ? info->port : 0;
+  return 0;
+}
+
+static int check_tls(cr_api *a, const struct cr_config_api *c,
+                     const struct sockaddr_storage *ss, char *errbuf,
+                     size_t errlen) {
+  if (c->tls_cert != NULL) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      snprintf(errbuf, errlen, "host.tls: this libmicrohttpd has no TLS");
+      return CR_ENOTSUP;
+    }
+    if ((a->tls_cert = read_pem(c->tls_cert, errbuf, errlen)) == NULL ||
+        (a->tls_key = read_pem(c->tls_key, errbuf, errlen)) == NULL)
+      return CR_EIO;
+    return 0;
+  }
+  if (!is_loopback((const struct sockaddr *)ss) && !c->allow_insecure_http) {
+    snprintf(errbuf, errlen,
+             "refusing to serve the API over plain HTTP on %s, a non-loopback "
+             "address: set host.tls {cert, key}, or host.allow_insecure_http: "
+             "true if a proxy in front provides TLS",
+             a->o.listen);
+    return CR_EINVAL;
+  }
+  return 0;
+}
+
+int cr_api_start(const struct cr_api_options *o, const cr_config *cfg,
+                 cr_api **out, char *errbuf, size_t errlen) {
+  char dummy[8];
+  if (errbuf == NULL) {
+    errbuf = dummy;
+    errlen = sizeof dummy;
+  }
+  errbuf[0] = '\0';
+  if (o == NULL || cfg == NULL || out == NULL || o->listen == NULL ||
+      o->data_dir == NULL || o->hooks.config_acquire == NULL)
+    return CR_EINVAL;
+  const struct cr_config_api *c = &cfg->host.api;
+  struct sockaddr_storage ss;
+  int rc = resolve_listen(o->listen, &ss, errbuf, errlen);
+  if (rc != 0)
+    return rc;
+  cr_api *a = cr__calloc(1, sizeof *a);
+  if (a == NULL)
+    return CR_ENOMEM;
+  a->o = *o;
+  a->max_body = c->max_body_bytes;
+  a->data_dir = cr__strdup(o->data_dir);
+  a->runner_id = cr__strdup(o->runner_id ? o->runner_id : "local");
+  rc = a->data_dir && a->runner_id ? 0 : CR_ENOMEM;
+  if (rc == 0)
+    rc = check_tls(a, c, &ss, errbuf, errlen);
+  if (rc == 0)
+    rc = cr__api_stats_new(&a->stats);
+  if (rc == 0)
+    rc = pool_open(a, (size_t)c->threads + 1, errbuf, errlen);
+  if (rc == 0)
+    rc = cr__api_sse_start(a);
+  if (rc == 0)
+    rc = start_mhd(a, c, &ss, errbuf, errlen);
+  if (rc != 0) {
+    cr_api_free(a);
+    return rc;
+  }
+  *out = a;
+  return 0;
+}
+
+int cr_api_port(const cr_api *a) { return a ? a->port : 0; }
+
+void cr_api_free(cr_api *a) {
+  if (a == NULL)
+    return;
+  cr__api_sse_stop(a);
+  if (a->mhd != NULL)
+    MHD_stop_daemon(a->mhd);
+  cr__api_sse_end(a);
+  pool_close(a);
+  cr__api_stats_free(a->stats);
+  wipe_free(a->tls_cert);
+  wipe_free(a->tls_key);
+  cr__free(a->data_dir);
+  cr__free(a->runner_id);
+  cr__free(a);
+}

@@ -1,0 +1,200 @@
+/* api_int.h: the REST API server's internals, shared by api.c (the server,
+ * requests, authentication, routing), api_http.c (responses, errors, query
+ * parameters, bodies), api_routes.c (the route table) and the resource files
+ * api_<resource>.c (thin handlers over control/). */
+#ifndef CR_API_INT_H
+#define CR_API_INT_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "store/store.h"
+
+#define CR_API_MAX_PARAMS 4
+#define CR_API_ROUTE_SEGMENTS 8
+
+struct cr__api_stats; /* api_prom.c */
+
+/* A pool of store connections, one per server thread plus one. */
+struct cr__store_pool {
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  cr_store **free;
+  size_t n_free, n_all;
+  cr_store **all;
+};
+
+struct cr_api {
+  struct MHD_Daemon *mhd;
+  struct cr_api_options o;
+  char *data_dir, *runner_id;
+  int port;
+  int64_t max_body;
+  struct cr__store_pool pool;
+  struct cr__api_stats *stats;
+  /* Server-Sent Events: suspended streams waiting for new events. */
+  uv_mutex_t sse_mu;
+  struct cr__sse *sse_waiting;
+  uv_thread_t sse_thread;
+  uv_cond_t sse_cv;
+  int sse_quit, sse_started;
+  atomic_int_fast64_t last_event_id;
+  char *tls_cert, *tls_key; /* PEM texts (wiped on free) */
+};
+
+/* One request, from its first byte to its completion. */
+struct cr__api_req {
+  cr_api *api;
+  struct MHD_Connection *conn;
+  const char *method, *url; /* borrowed from libmicrohttpd */
+  const char *params[CR_API_MAX_PARAMS];
+  char param_buf[1024];
+  int route;  /* index in the route table, -1 unknown */
+  char *body; /* request body (NUL-terminated), or NULL */
+  size_t body_len;
+  int too_large; /* the body passed the limit */
+  int answered;
+  const char *actor; /* the token's name */
+  int scopes;
+  int64_t started_ns;
+  /* handler scratch */
+  cr_store *store;
+  const cr_config *cfg;
+  void *cfg_handle;
+  struct cr__sse *sse; /* an event stream this request became */
+};
+
+/* What a handler answers. */
+struct cr__api_res {
+  int status;
+  json_t *body; /* owned; NULL for no body */
+  char *text;   /* owned raw body (cr__malloc), when body is NULL */
+  size_t text_len;
+  const char *content_type; /* NULL: application/json */
+  char etag[40];
+  char location[300];
+  char allow[64];
+  int retry_after;
+  struct MHD_Response *raw; /* a prepared response (streams) */
+};
+
+typedef void (*cr__api_handler)(struct cr__api_req *r, struct cr__api_res *res);
+
+/* One route: method, path pattern ("/v1/works/{id}"), scope needed (0: no
+ * token needed), handler, and the OpenAPI operationId that documents it. */
+struct cr__api_route {
+  const char *method;
+  const char *pattern;
+  int scope;
+  cr__api_handler fn;
+  const char *op_id;
+};
+
+/* api_routes.c: the table and its size. */
+extern const struct cr__api_route cr__api_routes[];
+extern const size_t cr__api_n_routes;
+
+/* Matches method + path to a route: returns its index, or -1 with *allow
+ * set ("GET, PATCH") when the path exists with other methods (allow empty
+ * when the path is unknown). Path parameters go to r->params. */
+int cr__api_match(struct cr__api_req *r, const char *path, char *allow,
+                  size_t allow_len);
+
+/* ---- api_http.c: responses ---- */
+void cr__api_json(struct cr__api_res *res, int status, json_t *body);
+void cr__api_error(struct cr__api_res *res, int status, const char *code,
+                   const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* The error of a failed store/control call rc (404 for CR_ENOENT, 409 for
+ * CR_EEXIST / CR_ESTATE, 503 for CR_EBUSY, 500 otherwise). */
+void cr__api_error_rc(struct cr__api_res *res, int rc, const char *what);
+/* Query parameter name, or NULL. */
+const char *cr__api_query(struct cr__api_req *r, const char *name);
+/* Reads an integer query parameter in [min, max] (def when absent); on a
+ * bad value answers 400 and returns -1. */
+int cr__api_query_int(struct cr__api_req *r, struct cr__api_res *res,
+                      const char *name, int64_t min, int64_t max, int64_t def,
+                      int64_t *out);
+/* Parses the request body as a JSON object (Content-Type must be JSON, size,
+ * depth, duplicate keys and UTF-8 checked); on failure answers 4xx and
+ * returns NULL. The result is owned by the caller. */
+json_t *cr__api_body_object(struct cr__api_req *r, struct cr__api_res *res);
+/* Checks that obj has no key outside allowed (NULL-terminated); answers 422
+ * naming the first unknown field and returns -1 when it has. */
+int cr__api_only_keys(struct cr__api_res *res, const json_t *obj,
+                      const char *const *allowed);
+/* Sets the "next" link of a page: url with after=<cursor> into body. */
+void cr__api_page(struct cr__api_req *r, json_t *body, const char *cursor);
+/* Parses a time query parameter (RFC 3339 UTC, or ms since the epoch);
+ * answers 400 and returns -1 when bad. */
+int cr__api_query_time(struct cr__api_req *r, struct cr__api_res *res,
+                       const char *name, int64_t def, int64_t *out);
+/* The control context of a request (its store, config, plugins, actor). */
+struct cr_ctl;
+void cr__api_ctl(struct cr__api_req *r, struct cr_ctl *c);
+/* Answers 200 with v, or the error of rc about what. Takes v. */
+void cr__api_reply(struct cr__api_res *res, int rc, json_t *v,
+                   const char *what);
+
+/* ---- api.c ---- */
+/* A store connection from the pool (blocks while all are in use). */
+cr_store *cr__api_store_get(cr_api *a);
+void cr__api_store_put(cr_api *a, cr_store *s);
+/* Logs through the server's sink. */
+void cr__api_logf(cr_api *a, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- resources: one file each ---- */
+void cr__api_healthz(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_readyz(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_openapi(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_metrics(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_auth_list(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_auth_get(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_auth_patch(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_auth_delete(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_auth_metrics(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_auth_health(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_auth_check(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_work_list(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_work_get(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_work_patch(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_work_delete(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_work_schedule(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_work_run(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_work_execs(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_exec_get(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_exec_cancel(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_event_list(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_event_stream(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_sub_list(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_sub_get(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_sub_attempts(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_sub_replay(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_alert_list(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_plugin_list(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_plugin_get(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_runner_list(struct cr__api_req *r, struct cr__api_res *res);
+
+/* ---- api_prom.c: request metrics ---- */
+int cr__api_stats_new(struct cr__api_stats **out);
+void cr__api_stats_free(struct cr__api_stats *s);
+/* Counts one answered request of route (-1: unmatched) with its status and
+ * latency. Thread-safe. */
+void cr__api_stats_add(struct cr__api_stats *s, int route, int status,
+                       int64_t latency_ns);
+
+/* ---- api_sse.c: event streams ---- */
+/* Start: the watcher thread. Stop: ends every stream and joins the
+ * watcher (before libmicrohttpd stops). End: frees what start made (after
+ * libmicrohttpd stopped: streams release themselves until then). */
+int cr__api_sse_start(cr_api *a);
+void cr__api_sse_stop(cr_api *a);
+void cr__api_sse_end(cr_api *a);
+
+#endif

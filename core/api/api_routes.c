@@ -1,0 +1,110 @@
+/* api_routes.c: the REST API's route table (method, path, scope, handler,
+ * OpenAPI operationId side by side, as docs/openapi.yaml lists them) and the
+ * path matcher. */
+#include "api/api_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define R CR_SCOPE_READ
+#define W CR_SCOPE_WRITE
+#define A CR_SCOPE_ADMIN
+
+const struct cr__api_route cr__api_routes[] = {
+    {"GET", "/healthz", 0, cr__api_healthz, "getHealthz"},
+    {"GET", "/readyz", 0, cr__api_readyz, "getReadyz"},
+    {"GET", "/metrics", R, cr__api_metrics, "getMetrics"},
+    {"GET", "/v1/openapi.json", 0, cr__api_openapi, "getOpenapi"},
+    {"GET", "/v1/authorizations", R, cr__api_auth_list, "listAuthorizations"},
+    {"GET", "/v1/authorizations/{id}", R, cr__api_auth_get, "getAuthorization"},
+    {"PATCH", "/v1/authorizations/{id}", W, cr__api_auth_patch,
+     "patchAuthorization"},
+    {"DELETE", "/v1/authorizations/{id}", W, cr__api_auth_delete,
+     "deleteAuthorization"},
+    {"GET", "/v1/authorizations/{id}/metrics", R, cr__api_auth_metrics,
+     "getAuthorizationMetrics"},
+    {"GET", "/v1/authorizations/{id}/health", R, cr__api_auth_health,
+     "getAuthorizationHealth"},
+    {"POST", "/v1/authorizations/{id}/check", W, cr__api_auth_check,
+     "checkAuthorization"},
+    {"GET", "/v1/works", R, cr__api_work_list, "listWorks"},
+    {"GET", "/v1/works/{id}", R, cr__api_work_get, "getWork"},
+    {"PATCH", "/v1/works/{id}", W, cr__api_work_patch, "patchWork"},
+    {"DELETE", "/v1/works/{id}", W, cr__api_work_delete, "deleteWork"},
+    {"GET", "/v1/works/{id}/schedule", R, cr__api_work_schedule,
+     "getWorkSchedule"},
+    {"POST", "/v1/works/{id}/runs", W, cr__api_work_run, "runWork"},
+    {"GET", "/v1/works/{id}/executions", R, cr__api_work_execs,
+     "listWorkExecutions"},
+    {"GET", "/v1/executions/{id}", R, cr__api_exec_get, "getExecution"},
+    {"POST", "/v1/executions/{id}/cancel", W, cr__api_exec_cancel,
+     "cancelExecution"},
+    {"GET", "/v1/events", R, cr__api_event_list, "listEvents"},
+    {"GET", "/v1/events/stream", R, cr__api_event_stream, "streamEvents"},
+    {"GET", "/v1/subscriptions", R, cr__api_sub_list, "listSubscriptions"},
+    {"GET", "/v1/subscriptions/{id}", R, cr__api_sub_get, "getSubscription"},
+    {"GET", "/v1/subscriptions/{id}/attempts", R, cr__api_sub_attempts,
+     "listSubscriptionAttempts"},
+    {"POST", "/v1/subscriptions/{id}/replay", W, cr__api_sub_replay,
+     "replaySubscription"},
+    {"GET", "/v1/alerts", R, cr__api_alert_list, "listAlerts"},
+    {"GET", "/v1/plugins", R, cr__api_plugin_list, "listPlugins"},
+    {"GET", "/v1/plugins/{name}", R, cr__api_plugin_get, "getPlugin"},
+    {"GET", "/v1/runners", R, cr__api_runner_list, "listRunners"},
+};
+
+const size_t cr__api_n_routes =
+    sizeof cr__api_routes / sizeof cr__api_routes[0];
+
+/* Matches path against pattern; parameters are copied into r's buffer. */
+static int match_one(struct cr__api_req *r, const char *pattern,
+                     const char *path, int store) {
+  size_t used = 0, np = 0;
+  const char *p = pattern, *u = path;
+  while (*p && *u) {
+    if (*p == '{') {
+      const char *pe = strchr(p, '}');
+      size_t n = strcspn(u, "/");
+      if (pe == NULL || n == 0 || np >= CR_API_MAX_PARAMS)
+        return 0;
+      if (store) {
+        if (used + n + 1 > sizeof r->param_buf)
+          return 0;
+        memcpy(r->param_buf + used, u, n);
+        r->param_buf[used + n] = '\0';
+        r->params[np] = r->param_buf + used;
+        used += n + 1;
+      }
+      np++;
+      p = pe + 1;
+      u += n;
+      continue;
+    }
+    if (*p != *u)
+      return 0;
+    p++;
+    u++;
+  }
+  return *p == '\0' && *u == '\0';
+}
+
+int cr__api_match(struct cr__api_req *r, const char *path, char *allow,
+                  size_t allow_len) {
+  size_t n = 0;
+  allow[0] = '\0';
+  for (size_t i = 0; i < cr__api_n_routes; i++) {
+    const struct cr__api_route *rt = &cr__api_routes[i];
+    if (!match_one(r, rt->pattern, path, 0))
+      continue;
+    if (strcmp(rt->method, r->method) == 0 ||
+        (strcmp(r->method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0)) {
+      match_one(r, rt->pattern, path, 1);
+      return (int)i;
+    }
+    int w =
+        snprintf(allow + n, allow_len - n, "%s%s", n ? ", " : "", rt->method);
+    if (w > 0 && (size_t)w < allow_len - n)
+      n += (size_t)w;
+  }
+  return -1;
+}
