@@ -870,6 +870,72 @@ void cr_stat_row_free_list(struct cr_stat_row *r, size_t n) {
   cr__free(r);
 }
 
+static int valid_kind(const char *k) {
+  return k != NULL && (!strcmp(k, "authorization") || !strcmp(k, "work") ||
+                       !strcmp(k, "subscription"));
+}
+
+int cr_store_api_object_put(cr_store *s, const struct cr_api_object_rec *rec) {
+  if (!ready(s) || rec == NULL)
+    return CR_EINVAL;
+  if (!valid_kind(rec->kind) || rec->id == NULL || rec->def_json == NULL)
+    return invalid(s, "an API object needs a kind, an id and a definition");
+  return CALL(s, api_object_put, rec, cr__now_ms());
+}
+
+int cr_store_api_object_list(cr_store *s, struct cr_api_object_rec **out,
+                             size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  return CALL(s, api_object_list, out, n);
+}
+
+int cr_store_api_object_delete(cr_store *s, const char *kind, const char *id) {
+  if (!ready(s) || !valid_kind(kind) || id == NULL)
+    return CR_EINVAL;
+  return CALL(s, api_object_delete, kind, id);
+}
+
+void cr_api_object_rec_free_list(struct cr_api_object_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++) {
+    cr__free(r[i].kind);
+    cr__free(r[i].id);
+    cr__free(r[i].def_json);
+    if (r[i].sealed != NULL)
+      cr__secret_wipe_free(r[i].sealed, r[i].sealed_len);
+    cr__free(r[i].key_id);
+    cr__free(r[i].created_by);
+  }
+  cr__free(r);
+}
+
+int cr_store_idem_get(cr_store *s, const char *token, const char *key,
+                      struct cr_idem_rec *out) {
+  if (!ready(s) || token == NULL || key == NULL || out == NULL)
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  return CALL(s, idem_get, token, key, cr__now_ms(), out);
+}
+
+int cr_store_idem_put(cr_store *s, const char *token, const char *key,
+                      const struct cr_idem_rec *rec) {
+  if (!ready(s) || token == NULL || key == NULL || rec == NULL ||
+      rec->route == NULL || rec->body_hash == NULL)
+    return CR_EINVAL;
+  return CALL(s, idem_put, token, key, rec, cr__now_ms());
+}
+
+void cr_idem_rec_clear(struct cr_idem_rec *r) {
+  if (r == NULL)
+    return;
+  cr__free(r->route);
+  cr__free(r->body_hash);
+  cr__free(r->response_json);
+  memset(r, 0, sizeof *r);
+}
+
 /* ---- Status -------------------------------------------------------------- */
 
 int cr_store_counts(cr_store *s, struct cr_store_counts *out) {

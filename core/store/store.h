@@ -789,6 +789,58 @@ extern const int64_t cr_store_stat_duration_bounds_ms[CR_STAT_DURATION_BUCKETS];
 int cr_store_stats(cr_store *s, int which, struct cr_stat_row **out, size_t *n);
 void cr_stat_row_free_list(struct cr_stat_row *r, size_t n);
 
+/* ---- Objects created through the API --------------------------------------
+ * Authorizations, works and subscriptions made with POST live here, in the
+ * configuration's own keys (def_json) with their secrets (credentials,
+ * header values, webhook secrets) sealed apart (util/seal.h); the daemon
+ * loads them next to the configuration file. */
+
+struct cr_api_object_rec {
+  char *kind; /* "authorization", "work" or "subscription" */
+  char *id;
+  char *def_json;        /* the definition without its secrets */
+  unsigned char *sealed; /* sealed JSON object of the secrets, or NULL */
+  size_t sealed_len;
+  char *key_id;                   /* the sealing key's id, or NULL */
+  char *created_by;               /* the token's name */
+  int64_t created_at, updated_at; /* set by the store */
+};
+
+/* Inserts or replaces rec (borrowed; created_at is kept on replace). Errors:
+ * CR_EINVAL (bad kind, missing id or def_json), backend errors. */
+int cr_store_api_object_put(cr_store *s, const struct cr_api_object_rec *rec);
+
+/* Every API object, ordered by kind then id, into *out / *n (freed with
+ * cr_api_object_rec_free_list; NULL when 0). */
+int cr_store_api_object_list(cr_store *s, struct cr_api_object_rec **out,
+                             size_t *n);
+
+/* Deletes one. CR_ENOENT when missing. */
+int cr_store_api_object_delete(cr_store *s, const char *kind, const char *id);
+void cr_api_object_rec_free_list(struct cr_api_object_rec *r, size_t n);
+
+/* The stored result of a POST made with an Idempotency-Key. */
+struct cr_idem_rec {
+  char *route, *body_hash, *response_json;
+  int status;
+  int64_t created_at;
+};
+
+/* How long an idempotency key is remembered. */
+#define CR_IDEM_TTL_MS (INT64_C(24) * 3600 * 1000)
+
+/* The result remembered for (token, key) (borrowed) into *out (caller
+ * owned; release with cr_idem_rec_clear). CR_ENOENT when none (or
+ * older than CR_IDEM_TTL_MS). */
+int cr_store_idem_get(cr_store *s, const char *token, const char *key,
+                      struct cr_idem_rec *out);
+
+/* Remembers rec (borrowed) for (token, key); keys older than the TTL are
+ * forgotten on the way. CR_EEXIST when the key is already taken. */
+int cr_store_idem_put(cr_store *s, const char *token, const char *key,
+                      const struct cr_idem_rec *rec);
+void cr_idem_rec_clear(struct cr_idem_rec *r);
+
 /* ---- Status ----------------------------------------------------------------
  */
 

@@ -135,6 +135,16 @@ struct cr_store_ops {
                       size_t *n);
   int (*event_last_id)(cr_store *s, int64_t *id);
   int (*stats)(cr_store *s, int which, struct cr_stat_row **out, size_t *n);
+  /* API objects and idempotency keys: arguments checked, now given. */
+  int (*api_object_put)(cr_store *s, const struct cr_api_object_rec *rec,
+                        int64_t now);
+  int (*api_object_list)(cr_store *s, struct cr_api_object_rec **out,
+                         size_t *n);
+  int (*api_object_delete)(cr_store *s, const char *kind, const char *id);
+  int (*idem_get)(cr_store *s, const char *token, const char *key, int64_t now,
+                  struct cr_idem_rec *out);
+  int (*idem_put)(cr_store *s, const char *token, const char *key,
+                  const struct cr_idem_rec *rec, int64_t now);
   int (*outbox_enqueue)(cr_store *s, size_t max_events, int64_t now,
                         size_t *enqueued);
   /* pos NULL (n_pos 0): every subscription from its first row. */

@@ -18,13 +18,13 @@
  * is at the end. */
 #include "store/store_sqlite.h"
 
-#include "util/alloc.h"
-#include "util/clock.h"
-#include "util/error.h"
+#include "events/sub_filter.h"
 #include "exec/execution.h"
 #include "store/store_int.h"
 #include "store/store_sqlite_int.h"
-#include "events/sub_filter.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/error.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -307,9 +307,35 @@ static const char MIGRATION_8[] =
   "  DELETE FROM delivery_attempts WHERE subscription_id = OLD.id;"
   "END;";
 
+/* Version 9: objects created through the REST API (their definition in the
+ * configuration's own keys, their secrets sealed apart), and the results of
+ * POSTs made with an Idempotency-Key. */
+static const char MIGRATION_9[] =
+  "CREATE TABLE api_objects ("
+  "  kind TEXT NOT NULL CHECK (kind IN ('authorization', 'work',"
+  "    'subscription')),"
+  "  id TEXT NOT NULL,"
+  "  def_json TEXT NOT NULL CHECK (json_valid(def_json)),"
+  "  sealed BLOB,"
+  "  key_id TEXT,"
+  "  created_by TEXT,"
+  "  created_at INTEGER NOT NULL,"
+  "  updated_at INTEGER NOT NULL,"
+  "  PRIMARY KEY (kind, id)) WITHOUT ROWID;"
+  "CREATE TABLE api_idempotency ("
+  "  token TEXT NOT NULL,"
+  "  key TEXT NOT NULL,"
+  "  route TEXT NOT NULL,"
+  "  body_hash TEXT NOT NULL,"
+  "  status INTEGER NOT NULL,"
+  "  response_json TEXT,"
+  "  created_at INTEGER NOT NULL,"
+  "  PRIMARY KEY (token, key)) WITHOUT ROWID;"
+  "CREATE INDEX api_idempotency_by_age ON api_idempotency(created_at);";
+
 static const char *const migrations[] = {
-    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4,
-    MIGRATION_5, MIGRATION_6, MIGRATION_7, MIGRATION_8};
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
+    MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 // clang-format on
 
@@ -1642,6 +1668,11 @@ static const struct cr_store_ops sqlite_ops = {
     .sub_attempts = cr__sq_sub_attempts,
     .event_last_id = cr__sq_event_last_id,
     .stats = cr__sq_stats,
+    .api_object_put = cr__sq_api_object_put,
+    .api_object_list = cr__sq_api_object_list,
+    .api_object_delete = cr__sq_api_object_delete,
+    .idem_get = cr__sq_idem_get,
+    .idem_put = cr__sq_idem_put,
     .outbox_enqueue = cr__sq_outbox_enqueue,
     .outbox_due = cr__sq_outbox_due,
     .outbox_next_due = cr__sq_outbox_next_due,

@@ -125,3 +125,149 @@ int cr__sq_stats(cr_store *s, int which, struct cr_stat_row **out, size_t *n) {
   *n = k;
   return 0;
 }
+
+/* ---- API objects --------------------------------------------------------- */
+
+int cr__sq_api_object_put(cr_store *s, const struct cr_api_object_rec *rec,
+                          int64_t now) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_doomed(q);
+  if (rc == 0)
+    rc = cr__sq_prep(q, ST_API_OBJECT_PUT, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, rec->kind);
+  cr__sq_bind_str(st, 2, rec->id);
+  cr__sq_bind_str(st, 3, rec->def_json);
+  if (rec->sealed != NULL)
+    sqlite3_bind_blob(st, 4, rec->sealed, (int)rec->sealed_len, SQLITE_STATIC);
+  cr__sq_bind_str(st, 5, rec->key_id);
+  cr__sq_bind_str(st, 6, rec->created_by);
+  sqlite3_bind_int64(st, 7, now);
+  return cr__sq_step_done(q, st);
+}
+
+static int object_row(sqlite3_stmt *st, struct cr_api_object_rec *r) {
+  char **const f[] = {&r->kind, &r->id, &r->def_json};
+  int rc = cr__sq_col_strs(st, 0, f, 3);
+  const void *b = sqlite3_column_blob(st, 3);
+  int n = sqlite3_column_bytes(st, 3);
+  if (rc == 0 && b != NULL && n > 0) {
+    if ((r->sealed = cr__malloc((size_t)n)) == NULL)
+      return CR_ENOMEM;
+    memcpy(r->sealed, b, (size_t)n);
+    r->sealed_len = (size_t)n;
+  }
+  if (rc == 0)
+    rc = cr__sq_col_str(st, 4, &r->key_id);
+  if (rc == 0)
+    rc = cr__sq_col_str(st, 5, &r->created_by);
+  r->created_at = sqlite3_column_int64(st, 6);
+  r->updated_at = sqlite3_column_int64(st, 7);
+  return rc;
+}
+
+int cr__sq_api_object_list(cr_store *s, struct cr_api_object_rec **out,
+                           size_t *n) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_prep(q, ST_API_OBJECT_LIST, &st);
+  if (rc != 0)
+    return rc;
+  size_t cap = 0, k = 0;
+  struct cr_api_object_rec *rows = NULL;
+  int src = SQLITE_DONE;
+  while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    if (k == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      struct cr_api_object_rec *g = cr__realloc(rows, ncap * sizeof *g);
+      if (g == NULL) {
+        rc = CR_ENOMEM;
+        break;
+      }
+      rows = g;
+      cap = ncap;
+    }
+    memset(&rows[k], 0, sizeof rows[k]);
+    rc = object_row(st, &rows[k++]);
+  }
+  if (rc == 0 && src != SQLITE_DONE)
+    rc = cr__sq_fail(q, src);
+  cr__sq_done(st);
+  if (rc != 0) {
+    cr_api_object_rec_free_list(rows, k);
+    return rc == CR_ENOMEM ? cr__sq_nomem(q) : rc;
+  }
+  *out = rows;
+  *n = k;
+  return 0;
+}
+
+int cr__sq_api_object_delete(cr_store *s, const char *kind, const char *id) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_doomed(q);
+  if (rc == 0)
+    rc = cr__sq_prep(q, ST_API_OBJECT_DELETE, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, kind);
+  cr__sq_bind_str(st, 2, id);
+  rc = cr__sq_step_done(q, st);
+  if (rc == 0 && sqlite3_changes(q->db) == 0)
+    rc = cr__sq_not_found(q, kind, id);
+  return rc;
+}
+
+/* ---- Idempotency keys ---------------------------------------------------- */
+
+int cr__sq_idem_get(cr_store *s, const char *token, const char *key,
+                    int64_t now, struct cr_idem_rec *out) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_prep(q, ST_IDEM_GET, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, token);
+  cr__sq_bind_str(st, 2, key);
+  sqlite3_bind_int64(st, 3, now - CR_IDEM_TTL_MS);
+  int src = sqlite3_step(st);
+  if (src == SQLITE_ROW) {
+    char **const f[] = {&out->route, &out->body_hash, &out->response_json};
+    rc = cr__sq_col_strs(st, 0, f, 3);
+    out->status = sqlite3_column_int(st, 3);
+    out->created_at = sqlite3_column_int64(st, 4);
+  } else {
+    rc = src == SQLITE_DONE ? CR_ENOENT : cr__sq_fail(q, src);
+  }
+  cr__sq_done(st);
+  if (rc != 0)
+    cr_idem_rec_clear(out);
+  return rc == CR_ENOMEM ? cr__sq_nomem(q) : rc;
+}
+
+int cr__sq_idem_put(cr_store *s, const char *token, const char *key,
+                    const struct cr_idem_rec *rec, int64_t now) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_doomed(q);
+  if (rc == 0)
+    rc = cr__sq_prep(q, ST_IDEM_PRUNE, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, now - CR_IDEM_TTL_MS);
+  rc = cr__sq_step_done(q, st);
+  if (rc == 0)
+    rc = cr__sq_prep(q, ST_IDEM_PUT, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, token);
+  cr__sq_bind_str(st, 2, key);
+  cr__sq_bind_str(st, 3, rec->route);
+  cr__sq_bind_str(st, 4, rec->body_hash);
+  sqlite3_bind_int(st, 5, rec->status);
+  cr__sq_bind_str(st, 6, rec->response_json);
+  sqlite3_bind_int64(st, 7, now);
+  return cr__sq_step_done(q, st);
+}

@@ -2,12 +2,12 @@
  * claim, transition, renew, expire, retry, release, list, transitions, work
  * open and first start) and sync state (commit, get, history, records per
  * execution). Shared helpers and statements: store_sqlite_int.h. */
-#include "util/alloc.h"
-#include "util/error.h"
 #include "exec/execution.h"
-#include "util/jsonbuf.h"
 #include "store/store_int.h"
 #include "store/store_sqlite_int.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/jsonbuf.h"
 
 #include <sqlite3.h>
 #include <stdio.h>

@@ -194,6 +194,22 @@
     "delivery_attempts WHERE subscription_id = ?1 AND id < ?2 ORDER BY id " \
     "DESC LIMIT ?3") \
   X(SUB_EXISTS, "SELECT 1 FROM subscriptions WHERE id = ?1") \
+  X(API_OBJECT_PUT, \
+    "INSERT INTO api_objects (kind, id, def_json, sealed, key_id, " \
+    "created_by, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, " \
+    "?7, ?7) ON CONFLICT (kind, id) DO UPDATE SET def_json = ?3, sealed = " \
+    "?4, key_id = ?5, updated_at = ?7") \
+  X(API_OBJECT_LIST, \
+    "SELECT kind, id, def_json, sealed, key_id, created_by, created_at, " \
+    "updated_at FROM api_objects ORDER BY kind, id") \
+  X(API_OBJECT_DELETE, "DELETE FROM api_objects WHERE kind = ?1 AND id = ?2") \
+  X(IDEM_GET, \
+    "SELECT route, body_hash, response_json, status, created_at FROM " \
+    "api_idempotency WHERE token = ?1 AND key = ?2 AND created_at >= ?3") \
+  X(IDEM_PRUNE, "DELETE FROM api_idempotency WHERE created_at < ?1") \
+  X(IDEM_PUT, \
+    "INSERT INTO api_idempotency (token, key, route, body_hash, status, " \
+    "response_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)") \
   X(STAT_EXEC_STATES, \
     "SELECT w.provider, e.state, count(*) FROM executions e JOIN works w " \
     "ON w.id = e.work_id GROUP BY w.provider, e.state") \
@@ -499,8 +515,16 @@ int cr__sq_sub_attempts(cr_store *s, const char *sub_id, int64_t before_id,
                         size_t limit, struct cr_delivery_attempt_rec **out,
                         size_t *n);
 int cr__sq_event_last_id(cr_store *s, int64_t *id);
-int cr__sq_stats(cr_store *s, int which, struct cr_stat_row **out,
-                 size_t *n);
+int cr__sq_stats(cr_store *s, int which, struct cr_stat_row **out, size_t *n);
+int cr__sq_api_object_put(cr_store *s, const struct cr_api_object_rec *rec,
+                          int64_t now);
+int cr__sq_api_object_list(cr_store *s, struct cr_api_object_rec **out,
+                           size_t *n);
+int cr__sq_api_object_delete(cr_store *s, const char *kind, const char *id);
+int cr__sq_idem_get(cr_store *s, const char *token, const char *key,
+                    int64_t now, struct cr_idem_rec *out);
+int cr__sq_idem_put(cr_store *s, const char *token, const char *key,
+                    const struct cr_idem_rec *rec, int64_t now);
 
 int cr__sq_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
                               size_t n, int64_t now, size_t *recorded);

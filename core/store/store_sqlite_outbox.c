@@ -2,11 +2,11 @@
  * enqueueing events for subscriptions, due rows, delivery attempts and their
  * outcome, disabling a subscription, replay and per-subscription stats.
  * Shared helpers and statements: store_sqlite_int.h. */
-#include "util/alloc.h"
-#include "util/error.h"
+#include "events/sub_filter.h"
 #include "store/store_int.h"
 #include "store/store_sqlite_int.h"
-#include "events/sub_filter.h"
+#include "util/alloc.h"
+#include "util/error.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
