@@ -215,7 +215,7 @@ static char *disp_join(const char *disp_dir, const char *rel) {
   return s;
 }
 
-static void keep_secret(struct ld *L, const char *value) {
+void cr__cfg_keep_secret(struct ld *L, const char *value) {
   if (value[0] != '\0' &&
       cr_redactor_add(L->cfg->priv->redactor, value) == CR_ENOMEM)
     L->nomem = 1;
@@ -552,12 +552,14 @@ static void secret_error(void *ud, const json_t *node, const char *message) {
 static void secret_value(void *ud, const char *value, int from_ref) {
   struct secret_ud *s = ud;
   if (from_ref || s->all)
-    keep_secret(s->L, value);
+    cr__cfg_keep_secret(s->L, value);
 }
 
 /* Resolves every string of in (a new tree with the same marks), or NULL on
  * ENOMEM. */
 json_t *cr__cfg_resolve_tree(struct ld *L, const json_t *in, int all) {
+  if (L->doc->literal)
+    return cr__cfg_literal_tree(L, in, all);
   struct secret_ud ud = {L, all};
   json_t *out = NULL;
   int rc = cr_secret_resolve_tree(in, L->doc->dir, secret_error, secret_value,
@@ -579,6 +581,13 @@ char *cr__cfg_resolve_one(struct ld *L, const struct where *w,
   int ref = 0;
   if (!cr__cfg_want(L, w, obj, key, v, JSON_STRING))
     return NULL;
+  if (L->doc->literal) {
+    if ((out = cr__strdup(json_string_value(v))) == NULL)
+      L->nomem = 1;
+    else if (all)
+      cr__cfg_keep_secret(L, out);
+    return out;
+  }
   int rc = cr_secret_resolve(json_string_value(v), L->doc->dir, &out, &ref, err,
                              sizeof err);
   if (rc == CR_ENOMEM)
@@ -586,7 +595,7 @@ char *cr__cfg_resolve_one(struct ld *L, const struct where *w,
   else if (rc != 0)
     cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, key), "%s", err);
   else if (ref || all)
-    keep_secret(L, out);
+    cr__cfg_keep_secret(L, out);
   return out;
 }
 
@@ -1330,6 +1339,11 @@ static int config_new(const char *path, cr_config **out) {
 }
 
 int cr_config_load(const char *path, cr_config **out, cr_diags *diags) {
+  return cr_config_load_ex(path, NULL, out, diags);
+}
+
+int cr_config_load_ex(const char *path, const json_t *api_root, cr_config **out,
+                      cr_diags *diags) {
   struct ld L;
   cr_config *cfg = NULL;
   *out = NULL;
@@ -1345,6 +1359,8 @@ int cr_config_load(const char *path, cr_config **out, cr_diags *diags) {
     rc = CR_ENOMEM;
   if (rc == 0 && (cfg->dir = cr__strdup(cfg->priv->docs[0].dir)) == NULL)
     rc = CR_ENOMEM;
+  if (rc == 0 && api_root != NULL)
+    rc = cr__cfg_add_api_doc(&L, api_root);
   if (rc == 0)
     rc = init_host(cfg);
   for (size_t i = 0; rc == 0 && i < cfg->priv->n_docs && !L.nomem; i++) {

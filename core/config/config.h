@@ -260,6 +260,17 @@ typedef struct cr_config {
  * Free *out with cr_config_free. */
 int cr_config_load(const char *path, cr_config **out, cr_diags *diags);
 
+/* cr_config_load, plus the objects created through the REST API: api_root
+ * (borrowed, may be NULL) is {"authorizations": [...], "works": [...],
+ * "subscriptions": [...]} in the configuration's own keys, with every
+ * secret in place. They are applied after the files as the file "api"
+ * (mark.file == "api": managed by the API); their strings are literals,
+ * never ${ENV} or file: references, and credentials among them are
+ * registered with the redactor. An id both in a file and in the API is a
+ * duplicate-id error. */
+int cr_config_load_ex(const char *path, const json_t *api_root, cr_config **out,
+                      cr_diags *diags);
+
 /* Checks cfg (borrowed) against the plugins loaded in h (borrowed): unknown
  * providers, methods a provider does not accept, works whose provider cannot
  * read, plugin destinations whose provider cannot write, credentials and work

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/error.h"
 
 typedef struct cr_config_api_token token_t;
 typedef struct cr_config_api api_t;
@@ -132,4 +133,48 @@ void cr__cfg_set_tls(struct ld *L, const struct where *w, const json_t *obj,
   if (cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
     cr__cfg_apply(L, &tw, v, tls_fields, N_OF(tls_fields),
                   &((struct cr_config_host *)t)->api);
+}
+
+/* ---- Objects created through the API ---- */
+
+int cr__cfg_add_api_doc(struct ld *L, const json_t *root) {
+  struct cr__config_priv *p = L->cfg->priv;
+  struct doc *doc = cr__cfg_grow(L, (void **)&p->docs, &p->n_docs, sizeof *doc);
+  if (doc == NULL)
+    return CR_ENOMEM;
+  doc->file = cr_marks_file(L->cfg->marks, "api");
+  doc->root = json_deep_copy(root);
+  doc->canon = cr__strdup("api");
+  doc->dir = cr__strdup(L->cfg->dir);
+  doc->disp_dir = cr__strdup(".");
+  doc->literal = 1;
+  if (doc->file == NULL || doc->root == NULL || doc->canon == NULL ||
+      doc->dir == NULL || doc->disp_dir == NULL)
+    return CR_ENOMEM;
+  return 0;
+}
+
+static void keep_all(struct ld *L, const json_t *v) {
+  if (json_is_string(v)) {
+    cr__cfg_keep_secret(L, json_string_value(v));
+    return;
+  }
+  const char *k;
+  const json_t *x;
+  size_t i;
+  if (json_is_object(v))
+    json_object_foreach((json_t *)v, k, x) keep_all(L, x);
+  else if (json_is_array(v))
+    json_array_foreach(v, i, x) keep_all(L, x);
+}
+
+json_t *cr__cfg_literal_tree(struct ld *L, const json_t *in, int all) {
+  json_t *out = json_deep_copy(in);
+  if (out == NULL) {
+    L->nomem = 1;
+    return NULL;
+  }
+  if (all)
+    keep_all(L, out);
+  return out;
 }

@@ -18,6 +18,7 @@ struct doc {
   char *dir;        /* absolute directory (relative paths resolve here) */
   char *disp_dir;   /* directory of the display name (for include names) */
   char *canon;      /* realpath of the file */
+  int literal;      /* strings are never secret references (API objects) */
 };
 
 struct cr__config_priv {
@@ -159,6 +160,14 @@ void cr__cfg_set_api(struct ld *L, const struct where *w, const json_t *obj,
 void cr__cfg_set_tls(struct ld *L, const struct where *w, const json_t *obj,
                      const struct field *f, const json_t *v, void *t);
 void cr__cfg_api_defaults(struct cr_config_api *a);
+/* config_api.c: appends the API objects' document (root borrowed) to the
+ * documents to apply, as the file "api" with literal strings. */
+int cr__cfg_add_api_doc(struct ld *L, const json_t *root);
+/* config_api.c: a literal copy of in (every string registered as a secret
+ * when all), for documents whose strings are not references. */
+json_t *cr__cfg_literal_tree(struct ld *L, const json_t *in, int all);
+/* config_api.c: registers a resolved secret with the config's redactor. */
+void cr__cfg_keep_secret(struct ld *L, const char *value);
 
 /* config_subs.c: applies subscriptions item index (borrowed) to L->cfg. */
 void cr__cfg_add_subscription(struct ld *L, const json_t *item, size_t index);
