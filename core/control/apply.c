@@ -1,6 +1,6 @@
 /* apply.c: bringing the store's authorizations, works and subscriptions in
  * line with a configuration, each change with its event (see apply.h). */
-#include "daemon/apply.h"
+#include "control/apply.h"
 
 #include <inttypes.h>
 #include <stdio.h>

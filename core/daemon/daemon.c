@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/apply.h"
+#include "control/apply.h"
 #include "events/delivery.h"
 #include "util/alloc.h"
 #include "util/clock.h"

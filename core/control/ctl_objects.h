@@ -1,0 +1,63 @@
+/* ctl_objects.h: authorizations, works and subscriptions created through the
+ * REST API. They are stored (store.h "Objects created through the API") in
+ * the configuration's own keys with their secrets sealed apart, and loaded
+ * next to the configuration file as the file "api" (cr_config_load_ex), so
+ * every rule of the loader and every part of the engine applies to them as
+ * to objects written in YAML.
+ *
+ * A change is checked by loading the configuration with the changed API
+ * objects (a config error is refused with its message, nothing written),
+ * then written in one store transaction with its event: the object's row
+ * and the store's record, the event's actor being the caller's token. The
+ * daemon then reloads (the hook the API calls), which finds nothing more
+ * to change.
+ */
+#ifndef CR_CTL_OBJECTS_H
+#define CR_CTL_OBJECTS_H
+
+#include <jansson.h>
+
+#include "config/config.h"
+#include "control/control.h"
+#include "store/store.h"
+
+/* The sealing key's path for cfg: host.secret_key_file, or
+ * <data_dir>/secret.key, into buf (len bytes). */
+void cr_ctl_key_path(const cr_config *cfg, char *buf, size_t len);
+
+/* The API objects of s as a cr_config_load_ex root (a new reference in
+ * *root), their secrets unsealed with the key at key_path (created on first
+ * use). Errors (message in errbuf): CR_EIO / CR_EPERM / CR_EINVAL (key),
+ * CR_EINVAL (a blob that does not open with this key), store errors. */
+int cr_ctl_api_root(cr_store *s, const char *key_path, json_t **root,
+                    char *errbuf, size_t errlen);
+
+/* Loads the configuration at path with the API objects of s, checked
+ * against plugins h (borrowed). Returns as cr_config_load (diags gets the
+ * problems). */
+int cr_ctl_config_load(cr_store *s, const char *path, const cr_plugin_host *h,
+                       cr_config **out, cr_diags *diags);
+
+/* Kinds: "authorization", "work", "subscription". */
+
+/* Creates an object of kind from def (borrowed: the configuration's keys,
+ * secrets in place). A subscription without "id" gets a generated one.
+ * *id_out (130 bytes) gets the id. Errors: CR_EEXIST (the id is taken),
+ * CR_ECONFIG (def is not valid: msg says why), CR_EIO (key), store errors.
+ * msg (caller-owned, msglen bytes) gets a one-line reason on failure. */
+int cr_ctl_object_create(const struct cr_ctl *c, const char *kind,
+                         const json_t *def, char *id_out, char *msg,
+                         size_t msglen);
+
+/* Replaces keys of API object (kind, id) with those of changes (borrowed).
+ * Errors: CR_ENOENT (no such API object), CR_ECONFIG (msg), store errors. */
+int cr_ctl_object_update(const struct cr_ctl *c, const char *kind,
+                         const char *id, const json_t *changes, char *msg,
+                         size_t msglen);
+
+/* Deletes API object (kind, id). Errors: CR_ENOENT, CR_ECONFIG (something
+ * still refers to it: msg names it), store errors. */
+int cr_ctl_object_delete(const struct cr_ctl *c, const char *kind,
+                         const char *id, char *msg, size_t msglen);
+
+#endif
