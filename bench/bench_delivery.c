@@ -42,7 +42,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "daemon/apply.h"
+#include "control/apply.h"
 #include "config/config.h"
 #include "events/delivery.h"
 #include "util/error.h"

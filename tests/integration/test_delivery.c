@@ -18,7 +18,7 @@
 #include <uv.h>
 
 #include "util/alloc.h"
-#include "daemon/apply.h"
+#include "control/apply.h"
 #include "config/config.h"
 #include "events/delivery.h"
 #include "config/diag.h"
