@@ -33,8 +33,8 @@ static int setup_install(void **state) {
   assert_true(strncmp(in->tmp, CR_BINARY_DIR, strlen(CR_BINARY_DIR)) != 0);
   assert_true(strncmp(in->tmp, CR_SOURCE_DIR, strlen(CR_SOURCE_DIR)) != 0);
   in->prefix = cr_test_join(in->tmp, "prefix");
-  char *argv[] = {CR_CMAKE_COMMAND, "--install", CR_BINARY_DIR, "--prefix",
-                  in->prefix,       NULL};
+  char *argv[] = {CR_CMAKE_COMMAND, "--install", CR_BINARY_DIR,
+                  "--prefix",       in->prefix,  NULL};
   char *out = NULL;
   int rc = cr_test_run(argv, NULL, &out);
   if (rc != 0)
@@ -75,18 +75,17 @@ static int exists(const struct inst *in, const char *rel) {
 
 static void test_installed_files(void **state) {
   struct inst *in = *state;
-  static const char *const files[] = {
-      "bin/connrun",
-      "lib/connrun/plugins/example.so",
-      "lib/connrun/plugins/filedrop.so",
-      "lib/connrun/plugins/sendgrid.so",
-      "include/connrun/plugin.h",
-      "include/connrun/plugin_util.h",
-      "share/pkgconfig/connrun-plugin.pc",
-      "share/man/man1/connrun.1",
-      "share/doc/connrun/connrun.service",
-      "etc/connrun/connrun.yaml",
-      NULL};
+  static const char *const files[] = {"bin/connrun",
+                                      "lib/connrun/plugins/example.so",
+                                      "lib/connrun/plugins/filedrop.so",
+                                      "lib/connrun/plugins/sendgrid.so",
+                                      "include/connrun/plugin.h",
+                                      "include/connrun/plugin_util.h",
+                                      "share/pkgconfig/connrun-plugin.pc",
+                                      "share/man/man1/connrun.1",
+                                      "share/doc/connrun/connrun.service",
+                                      "etc/connrun/connrun.yaml",
+                                      NULL};
   for (size_t i = 0; files[i] != NULL; i++)
     if (!exists(in, files[i]))
       fail_msg("not installed: %s", files[i]);
@@ -120,7 +119,7 @@ static char *sdk_cflags(const struct inst *in) {
  * and returns the parsed object (caller decrefs). */
 static json_t *inspect(const struct inst *in, const char *name,
                        const char *dir) {
-  char *argv[] = {in->connrun,  "plugins",     "inspect", (char *)name,
+  char *argv[] = {in->connrun,    "plugins",   "inspect", (char *)name,
                   "--plugin-dir", (char *)dir, "--json",  NULL};
   char *out = NULL;
   int rc = cr_test_run(argv, NULL, &out);
@@ -196,10 +195,11 @@ static void test_man_page(void **state) {
   char *text = cr_test_read_file(path);
   assert_non_null(text);
   static const char *const must[] = {
-      ".TH CONNRUN 1", "serve", "sync",   "state",          "works",
-      "cancel",        "events", "subscriptions", "config check",
-      "plugins list",  "plugins inspect", "plugins new", "plugins test",
-      ".SH EXIT STATUS", NULL};
+      ".TH CONNRUN 1", "serve",           "sync",
+      "state",         "works",           "cancel",
+      "events",        "subscriptions",   "config check",
+      "plugins list",  "plugins inspect", "plugins new",
+      "plugins test",  ".SH EXIT STATUS", NULL};
   for (size_t i = 0; must[i] != NULL; i++)
     if (strstr(text, must[i]) == NULL)
       fail_msg("connrun.1 does not mention '%s'", must[i]);
@@ -216,12 +216,96 @@ static void test_man_page(void **state) {
   free(path);
 }
 
+/* `connrun plugins new NAME --dir DIR` from the installed binary. Returns
+ * the exit status; *out (may be NULL) gets the output, caller frees. */
+static int plugins_new(const struct inst *in, const char *name, const char *dir,
+                       char **out) {
+  char *argv[] = {in->connrun, "plugins",   "new", (char *)name,
+                  "--dir",     (char *)dir, NULL};
+  return cr_test_run(argv, NULL, out);
+}
+
+/* The generated project builds with its own Makefile against the installed
+ * SDK and loads as it is. */
+static void test_plugins_new_builds_and_loads(void **state) {
+  struct inst *in = *state;
+  char *dir = cr_test_join(in->tmp, "acme");
+  char *out = NULL;
+  int rc = plugins_new(in, "acme", dir, &out);
+  if (rc != 0)
+    fail_msg("plugins new failed (%d):\n%s", rc, out);
+  free(out);
+  char *make = cr_test_which("make");
+  assert_non_null(make);
+  char *argv[] = {make, "-C", dir, "CFLAGS=-O1 -Werror", NULL};
+  char *env[] = {in->pc_env, NULL};
+  rc = cr_test_run(argv, env, &out);
+  if (rc != 0)
+    fail_msg("make of the generated plugin failed (%d):\n%s", rc, out);
+  free(out);
+
+  json_t *o = inspect(in, "acme", dir);
+  assert_string_equal(json_string_value(json_object_get(o, "capabilities")),
+                      "health_check,read");
+  json_t *streams = json_object_get(o, "streams");
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(streams, 0), "name")),
+      "items");
+  assert_true(json_is_object(json_object_get(o, "credentials_schema")));
+  json_decref(o);
+
+  /* A second run refuses to overwrite and leaves the files alone. */
+  char *c = cr_test_join(dir, "acme.c");
+  char *before = cr_test_read_file(c);
+  assert_int_equal(plugins_new(in, "acme", dir, &out), 1);
+  assert_non_null(strstr(out, "already exists; not overwriting"));
+  char *after = cr_test_read_file(c);
+  assert_string_equal(before, after);
+  free(before);
+  free(after);
+  free(out);
+  free(c);
+  free(make);
+  free(dir);
+}
+
+static void test_plugins_new_rejects_bad_names(void **state) {
+  struct inst *in = *state;
+  static const char *const bad[] = {
+      "Acme",
+      "1acme",
+      "ac-me",
+      "_acme",
+      "",
+      "a2345678901234567890123456789012345678901234567890123456789012345",
+      NULL};
+  char *dir = cr_test_join(in->tmp, "bad-names");
+  for (size_t i = 0; bad[i] != NULL; i++) {
+    char *out = NULL;
+    assert_int_equal(plugins_new(in, bad[i], dir, &out), 2);
+    assert_non_null(strstr(out, "invalid NAME"));
+    free(out);
+  }
+  /* 64 characters is the longest name. */
+  assert_int_equal(
+      plugins_new(
+          in,
+          "a234567890123456789012345678901234567890123456789012345678901234",
+          dir, NULL),
+      0);
+  char *argv[] = {in->connrun, "plugins", "new", NULL};
+  assert_int_equal(cr_test_run(argv, NULL, NULL), 2);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_installed_files),
       cmocka_unit_test(test_build_plugin_with_pkg_config),
       cmocka_unit_test(test_default_plugin_dir),
       cmocka_unit_test(test_man_page),
+      cmocka_unit_test(test_plugins_new_builds_and_loads),
+      cmocka_unit_test(test_plugins_new_rejects_bad_names),
   };
   return cmocka_run_group_tests(tests, setup_install, teardown_install);
 }
