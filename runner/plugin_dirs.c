@@ -83,8 +83,7 @@ int cr_cli_plugin_opts_parse(struct cr_cli_plugin_opts *o, int argc,
     cr_cli_errorf(need_arg && o->positional == NULL
                       ? "plugins: missing plugin NAME"
                       : "plugins: give --plugin-dir DIR or -c FILE (no "
-                        "installed plugin directory " CR_INSTALL_PLUGINDIR
-                        ")");
+                        "installed plugin directory " CR_INSTALL_PLUGINDIR ")");
     cr_cli_plugin_opts_free(o);
     return CR_EXIT_USAGE;
   }

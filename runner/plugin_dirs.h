@@ -25,8 +25,8 @@ const char *cr_cli_default_plugin_dir(void);
 
 /* Parses args (argv[0] is the first option, not a command name). need_arg:
  * one positional argument is required. Without --plugin-dir and -c, the
- * default plugin directory is used (usage error when there is none). Returns a CR_EXIT_* code; on
- * CR_EXIT_OK release with cr_cli_plugin_opts_free. */
+ * default plugin directory is used (usage error when there is none). Returns a
+ * CR_EXIT_* code; on CR_EXIT_OK release with cr_cli_plugin_opts_free. */
 int cr_cli_plugin_opts_parse(struct cr_cli_plugin_opts *o, int argc,
                              char **argv, int need_arg);
 void cr_cli_plugin_opts_free(struct cr_cli_plugin_opts *o);

@@ -4,9 +4,9 @@
  * by the plugin host and health-checked; it exports exactly one symbol. */
 #include "testutil.h"
 
-#include "util/error.h"
 #include "plugin/host_api.h"
 #include "plugin/plugin_host.h"
+#include "util/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

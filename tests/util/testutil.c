@@ -132,11 +132,11 @@ char *cr_test_which(const char *name) {
   return found;
 }
 
-void cr_test_build_plugin(const char *src, const char *so,
-                          const char *cflags) {
-  char *argv[64] = {CR_C_COMPILER, "-std=c11",           "-Wall",
-                    "-Wextra",     "-Werror",            "-fPIC",
-                    "-shared",     "-fvisibility=hidden", "-Wl,--no-undefined"};
+void cr_test_build_plugin(const char *src, const char *so, const char *cflags) {
+  char *argv[64] = {
+      CR_C_COMPILER,       "-std=c11", "-Wall",   "-Wextra",
+      "-Werror",           "-fPIC",    "-shared", "-fvisibility=hidden",
+      "-Wl,--no-undefined"};
   size_t n = 9;
   char *copy = strdup(cflags ? cflags : "");
   char *save = NULL;
