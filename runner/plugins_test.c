@@ -268,7 +268,7 @@ static void read_once(struct run *r) {
                                   .state = sink_state};
   cr_plugin_ctx_set_sinks(&r->ctx, &sinks);
   void *inst = NULL;
-  char err[512] = "";
+  char err[400] = "";
   r->rc = d->create(cr_host_api_default(), &params, &inst, err, sizeof err);
   if (r->rc == 0) {
     r->rc = d->read(inst, &r->ctx);
