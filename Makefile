@@ -5,8 +5,9 @@ ASAN_BUILD ?= build-asan
 BENCH_BUILD ?= build-release
 JOBS       ?= $(shell nproc)
 CONFIG     ?= configs/demo.yaml
+PREFIX     ?= /usr/local
 
-.PHONY: all deps build build-asan test test-normal test-asan demo bench format clean
+.PHONY: all deps build build-asan test test-normal test-asan demo bench format clean install
 
 all: build
 
@@ -31,6 +32,11 @@ test-asan: build-asan
 
 # Every suite runs twice: normal, then ASan+UBSan with leak detection.
 test: test-normal test-asan
+
+# connrun, the bundled plugins, the SDK headers + connrun-plugin.pc, the man
+# page, an example systemd unit and the default configuration under PREFIX.
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 demo: build
 	@./scripts/demo.sh $(BUILD) $(CONFIG)

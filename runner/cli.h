@@ -29,7 +29,11 @@ int cr_cmd_events(int argc, char **argv);
 int cr_cmd_subscriptions(int argc, char **argv);
 int cr_cmd_works(int argc, char **argv);
 int cr_cmd_cancel(int argc, char **argv);
-/* Internal: the worker child process (core/plugin/worker.h); not in the help. */
+/* `plugins new` and `plugins test`; argv[0] is "new" / "test". */
+int cr_cmd_plugins_new(int argc, char **argv);
+int cr_cmd_plugins_test(int argc, char **argv);
+/* Internal: the worker child process (core/plugin/worker.h); not in the help.
+ */
 int cr_cmd_worker(int argc, char **argv);
 
 /* Prints "connrun: <msg>\n" to stderr, printf-style. */

@@ -1,4 +1,5 @@
-/* cmd_plugins.c: `connrun plugins list|inspect`: what plugins the host finds,
+/* cmd_plugins.c: `connrun plugins list|inspect` (new and test live in
+ * plugins_new.c and plugins_test.c): what plugins the host finds,
  * what they declare, and why a refused one was refused. */
 #include "cli.h"
 
@@ -6,26 +7,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/error.h"
-#include "plugin_dirs.h"
 #include "plugin/plugin_host.h"
+#include "plugin_dirs.h"
+#include "util/error.h"
 
 static void help(FILE *out) {
   fputs("usage: connrun plugins list [--json] [--plugin-dir DIR]... [-c FILE]\n"
         "       connrun plugins inspect NAME [--json] [--plugin-dir DIR]... "
-        "[-c FILE]\n\n"
+        "[-c FILE]\n"
+        "       connrun plugins new NAME [--dir DIR]\n"
+        "       connrun plugins test PATH.so [--credentials FILE] "
+        "[--config FILE] [--json]\n\n"
         "Loads every .so in the plugin directories (from --plugin-dir, "
         "repeatable,\nand/or host.plugin_dirs of the configuration given "
         "with -c) and shows\nwhat each declares. Refused plugins are listed "
-        "on stderr with the reason.\n\n"
+        "on stderr with the reason. Without --plugin-dir and -c, the\n"
+        "installed plugin directory is used.\n\n"
         "  list      name, version, ABI, capabilities, auth methods, path\n"
-        "  inspect   one plugin's details and JSON Schemas\n\n"
+        "  inspect   one plugin's details and JSON Schemas\n"
+        "  new       write a plugin project (NAME.c, Makefile using\n"
+        "            pkg-config connrun-plugin) into DIR (default .);\n"
+        "            NAME is [a-z][a-z0-9_]{0,63}; never overwrites\n"
+        "  test      the conformance kit: load PATH.so as the host does and\n"
+        "            check the plugin contract (PASS/FAIL/SKIP per check)\n\n"
         "examples:\n"
         "  connrun plugins list --plugin-dir build/plugins\n"
         "  connrun plugins list -c configs/demo.yaml --json\n"
-        "  connrun plugins inspect sendgrid -c configs/demo.yaml\n\n"
-        "exit codes: 0 ok, 1 plugin not found or a plugin was refused,\n"
-        "            2 usage error, 3 no readable plugin directory\n",
+        "  connrun plugins inspect sendgrid -c configs/demo.yaml\n"
+        "  connrun plugins new acme --dir acme && make -C acme\n"
+        "  connrun plugins test acme/acme.so --credentials creds.json\n\n"
+        "exit codes: 0 ok, 1 plugin not found, a plugin was refused, a\n"
+        "            file exists (new) or a check failed (test),\n"
+        "            2 usage error, 3 no readable plugin directory or the\n"
+        "            plugin could not be run\n",
         out);
 }
 
@@ -167,10 +181,15 @@ int cr_cmd_plugins(int argc, char **argv) {
     return CR_EXIT_USAGE;
   }
   const char *sub = argv[1];
+  if (strcmp(sub, "new") == 0)
+    return cr_cmd_plugins_new(argc - 1, argv + 1);
+  if (strcmp(sub, "test") == 0)
+    return cr_cmd_plugins_test(argc - 1, argv + 1);
   int is_list = strcmp(sub, "list") == 0,
       is_inspect = strcmp(sub, "inspect") == 0;
   if (!is_list && !is_inspect) {
-    cr_cli_errorf("plugins: unknown subcommand '%s' (list, inspect)", sub);
+    cr_cli_errorf("plugins: unknown subcommand '%s' (list, inspect, new, test)",
+                  sub);
     return CR_EXIT_USAGE;
   }
   struct cr_cli_plugin_opts opts;

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/config.h"
+#include "plugin_dirs.h"
 #include "util/error.h"
 #include <connrun/plugin.h>
 
@@ -82,6 +84,10 @@ int main(int argc, char **argv) {
     return CR_EXIT_USAGE;
   }
   const char *name = argv[1];
+  if (cr_config_set_default_plugin_dir(cr_cli_default_plugin_dir()) != 0) {
+    cr_cli_errorf("%s", cr_strerror(CR_ENOMEM));
+    return CR_EXIT_RUNTIME;
+  }
   if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
     printf("connrun %s (plugin ABI %d.%d)\n", CR_VERSION, CR_PLUGIN_ABI_MAJOR,
            CR_PLUGIN_ABI_MINOR);

@@ -1,8 +1,10 @@
 /* plugin_dirs.c: shared plugin options of the tool (see plugin_dirs.h). */
 #include "plugin_dirs.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "config/config.h"
@@ -20,6 +22,29 @@ static int add_dir(struct cr_cli_plugin_opts *o, const char *dir) {
     return -1;
   o->n_dirs++;
   return 0;
+}
+
+static int is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *cr_cli_default_plugin_dir(void) {
+  static char dir[4096];
+  char exe[4096];
+  if (cr_cli_self_exe(exe, sizeof exe) == 0) {
+    char *slash = strrchr(exe, '/');
+    if (slash != NULL)
+      *slash = '\0';
+    int n = snprintf(dir, sizeof dir, "%s/%s", exe, CR_PLUGINDIR_FROM_BIN);
+    char *real = n > 0 && (size_t)n < sizeof dir ? realpath(dir, NULL) : NULL;
+    int ok = real != NULL && is_dir(real) &&
+             (size_t)snprintf(dir, sizeof dir, "%s", real) < sizeof dir;
+    free(real);
+    if (ok)
+      return dir;
+  }
+  return is_dir(CR_INSTALL_PLUGINDIR) ? CR_INSTALL_PLUGINDIR : NULL;
 }
 
 int cr_cli_plugin_opts_parse(struct cr_cli_plugin_opts *o, int argc,
@@ -47,11 +72,18 @@ int cr_cli_plugin_opts_parse(struct cr_cli_plugin_opts *o, int argc,
       return CR_EXIT_USAGE;
     }
   }
+  const char *def = cr_cli_default_plugin_dir();
+  if (o->n_dirs == 0 && o->config == NULL && def != NULL &&
+      add_dir(o, def) != 0) {
+    cr_cli_plugin_opts_free(o);
+    return CR_EXIT_RUNTIME;
+  }
   if ((need_arg && o->positional == NULL) ||
       (o->n_dirs == 0 && o->config == NULL)) {
     cr_cli_errorf(need_arg && o->positional == NULL
                       ? "plugins: missing plugin NAME"
-                      : "plugins: give --plugin-dir DIR or -c FILE");
+                      : "plugins: give --plugin-dir DIR or -c FILE (no "
+                        "installed plugin directory " CR_INSTALL_PLUGINDIR ")");
     cr_cli_plugin_opts_free(o);
     return CR_EXIT_USAGE;
   }

@@ -16,9 +16,17 @@ struct cr_cli_plugin_opts {
   int json;
 };
 
+/* The installed plugin directory: CR_PLUGINDIR_FROM_BIN (e.g.
+ * "../lib/connrun/plugins") next to the running binary when that is a
+ * directory (a relocated `cmake --install --prefix P`), else the absolute
+ * directory the build was configured to install to, when it exists; NULL
+ * when neither does (e.g. a binary in the build tree). Static storage. */
+const char *cr_cli_default_plugin_dir(void);
+
 /* Parses args (argv[0] is the first option, not a command name). need_arg:
- * one positional argument is required. Returns a CR_EXIT_* code; on
- * CR_EXIT_OK release with cr_cli_plugin_opts_free. */
+ * one positional argument is required. Without --plugin-dir and -c, the
+ * default plugin directory is used (usage error when there is none). Returns a
+ * CR_EXIT_* code; on CR_EXIT_OK release with cr_cli_plugin_opts_free. */
 int cr_cli_plugin_opts_parse(struct cr_cli_plugin_opts *o, int argc,
                              char **argv, int need_arg);
 void cr_cli_plugin_opts_free(struct cr_cli_plugin_opts *o);

@@ -1338,6 +1338,27 @@ static int config_new(const char *path, cr_config **out) {
   return 0;
 }
 
+static char *default_plugin_dir; /* cr_config_set_default_plugin_dir */
+
+int cr_config_set_default_plugin_dir(const char *dir) {
+  char *copy = NULL;
+  if (dir != NULL && (copy = cr__strdup(dir)) == NULL)
+    return CR_ENOMEM;
+  cr__free(default_plugin_dir);
+  default_plugin_dir = copy;
+  return 0;
+}
+
+static int add_default_plugin_dir(struct cr_config_host *h) {
+  if (default_plugin_dir == NULL || h->n_plugin_dirs > 0)
+    return 0;
+  if ((h->plugin_dirs = cr__malloc(sizeof *h->plugin_dirs)) == NULL ||
+      (h->plugin_dirs[0] = cr__strdup(default_plugin_dir)) == NULL)
+    return CR_ENOMEM;
+  h->n_plugin_dirs = 1;
+  return 0;
+}
+
 int cr_config_load(const char *path, cr_config **out, cr_diags *diags) {
   return cr_config_load_ex(path, NULL, out, diags);
 }
@@ -1372,6 +1393,8 @@ int cr_config_load_ex(const char *path, const json_t *api_root, cr_config **out,
   }
   if (rc == 0 && !L.nomem)
     finish(&L);
+  if (rc == 0 && !L.nomem)
+    rc = add_default_plugin_dir(&cfg->host);
   if (rc == 0 && (L.nomem || diags->nomem))
     rc = CR_ENOMEM;
   if (rc != 0) {

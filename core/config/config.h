@@ -87,7 +87,8 @@ struct cr_config_api {
 
 struct cr_config_host {
   char *data_dir;     /* absolute; default <config dir>/data */
-  char **plugin_dirs; /* absolute paths; may be empty */
+  char **plugin_dirs; /* absolute paths; may be empty; when the file names
+                         none, the default directory if one is set */
   size_t n_plugin_dirs;
   const char *listen;     /* "HOST:PORT"; default "127.0.0.1:8470" */
   const char *account_id; /* "aid" in events; default "default" */
@@ -245,6 +246,13 @@ typedef struct cr_config {
   cr_marks *marks;              /* positions of every node of the definitions */
   struct cr__config_priv *priv; /* private */
 } cr_config;
+
+/* Sets the directory cr_config_load puts in host.plugin_dirs when a
+ * configuration names none (the connrun tool sets its installed plugin
+ * directory at start). dir is copied; NULL clears it. Not thread-safe: call
+ * before any thread loads a configuration. Returns 0 or CR_ENOMEM (the
+ * previous default is kept). */
+int cr_config_set_default_plugin_dir(const char *dir);
 
 /* Loads path (borrowed) and its includes, appending every problem to diags
  * (borrowed; the caller owns and frees it). Returns:

@@ -4,79 +4,15 @@
  * by the plugin host and health-checked; it exports exactly one symbol. */
 #include "testutil.h"
 
-#include "util/error.h"
 #include "plugin/host_api.h"
 #include "plugin/plugin_host.h"
+#include "util/error.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char *join(const char *dir, const char *name) {
-  size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(n);
-  assert_non_null(p);
-  snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
-static void copy_file(const char *src, const char *dst) {
-  FILE *in = fopen(src, "rb");
-  if (in == NULL)
-    fail_msg("cannot open %s", src);
-  FILE *out = fopen(dst, "wb");
-  assert_non_null(out);
-  char buf[8192];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, in)) > 0)
-    assert_int_equal(fwrite(buf, 1, got, out), got);
-  fclose(in);
-  fclose(out);
-}
-
-/* Copies the tree src (directories and regular files) into dst. */
-static void copy_tree(const char *src, const char *dst) {
-  assert_int_equal(mkdir(dst, 0755), 0);
-  DIR *d = opendir(src);
-  assert_non_null(d);
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-      continue;
-    char *s = join(src, de->d_name);
-    char *t = join(dst, de->d_name);
-    struct stat st;
-    assert_int_equal(stat(s, &st), 0);
-    if (S_ISDIR(st.st_mode))
-      copy_tree(s, t);
-    else if (S_ISREG(st.st_mode))
-      copy_file(s, t);
-    free(s);
-    free(t);
-  }
-  closedir(d);
-}
-
-/* The first executable `name` on $PATH, or NULL. Caller frees. */
-static char *which(const char *name) {
-  const char *path = getenv("PATH");
-  char *copy = strdup(path ? path : "/usr/bin:/bin");
-  char *save = NULL;
-  char *found = NULL;
-  for (char *dir = strtok_r(copy, ":", &save); dir && !found;
-       dir = strtok_r(NULL, ":", &save)) {
-    char *cand = join(dir, name);
-    if (access(cand, X_OK) == 0)
-      found = cand;
-    else
-      free(cand);
-  }
-  free(copy);
-  return found;
-}
 
 struct oot {
   char *tmp;
@@ -91,38 +27,17 @@ static int setup_build(void **state) {
   assert_true(strncmp(o->tmp, CR_BINARY_DIR, strlen(CR_BINARY_DIR)) != 0);
   assert_true(strncmp(o->tmp, CR_SOURCE_DIR, strlen(CR_SOURCE_DIR)) != 0);
 
-  char *inc = join(o->tmp, "include");
-  copy_tree(CR_SOURCE_DIR "/sdk/include", inc);
-  char *src = join(o->tmp, "hello.c");
-  copy_file(CR_SOURCE_DIR "/tests/integration/oot_plugin/hello.c", src);
-  o->so = join(o->tmp, "hello.so");
+  char *inc = cr_test_join(o->tmp, "include");
+  cr_test_copy_tree(CR_SOURCE_DIR "/sdk/include", inc);
+  char *src = cr_test_join(o->tmp, "hello.c");
+  cr_test_copy_file(CR_SOURCE_DIR "/tests/integration/oot_plugin/hello.c", src);
+  o->so = cr_test_join(o->tmp, "hello.so");
 
   size_t n = strlen(inc) + 3;
   char *iflag = malloc(n);
   assert_non_null(iflag);
   snprintf(iflag, n, "-I%s", inc);
-  char *argv[] = {CR_C_COMPILER,
-                  "-std=c11",
-                  "-Wall",
-                  "-Wextra",
-                  "-Werror",
-                  "-fPIC",
-                  "-shared",
-                  "-fvisibility=hidden",
-                  "-Wl,--no-undefined",
-                  iflag,
-                  "-o",
-                  o->so,
-                  src,
-                  NULL};
-  char *out = NULL;
-  int rc = cr_test_run(argv, NULL, &out);
-  if (rc != 0)
-    fail_msg("compiling hello.c failed (%d):\n%s", rc, out);
-  free(out);
-  /* The .so mode follows the umask; the host refuses group/other-writable
-   * files, so make it explicit. */
-  assert_int_equal(chmod(o->so, 0755), 0);
+  cr_test_build_plugin(src, o->so, iflag);
   free(iflag);
   free(src);
   free(inc);
@@ -191,7 +106,7 @@ static void test_exports_one_symbol(void **state) {
   struct oot *o = *state;
   static const char *const standard[] = {"_init", "_fini",       "_edata",
                                          "_end",  "__bss_start", NULL};
-  char *nm = which("nm");
+  char *nm = cr_test_which("nm");
   if (nm == NULL)
     fail_msg("nm not found on PATH");
   char *argv[] = {nm, "-D", "--defined-only", o->so, NULL};

@@ -69,28 +69,11 @@ static void assert_contains(const char *hay, const char *needle) {
     fail_msg("expected \"%s\" in \"%s\"", needle, hay ? hay : "(null)");
 }
 
-static char *join(const char *dir, const char *name) {
-  size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(n);
-  assert_non_null(p);
-  snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
 /* Copies a binary file; returns the new path (caller frees). */
 static char *copy_file(const char *src, const char *dir, const char *name,
                        mode_t mode) {
-  char *dst = join(dir, name);
-  FILE *in = fopen(src, "rb");
-  assert_non_null(in);
-  FILE *out = fopen(dst, "wb");
-  assert_non_null(out);
-  char buf[8192];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, in)) > 0)
-    assert_int_equal(fwrite(buf, 1, got, out), got);
-  fclose(in);
-  fclose(out);
+  char *dst = cr_test_join(dir, name);
+  cr_test_copy_file(src, dst);
   assert_int_equal(chmod(dst, mode), 0);
   return dst;
 }
@@ -105,7 +88,7 @@ static cr_plugin_host *new_host(void) {
 /* Loads CR_TEST_PLUGIN_DIR/base into h; returns the error code. */
 static int load_test_plugin(cr_plugin_host *h, const char *base, char *err,
                             size_t errlen) {
-  char *path = join(CR_TEST_PLUGIN_DIR, base);
+  char *path = cr_test_join(CR_TEST_PLUGIN_DIR, base);
   int rc = cr_plugin_host_load_file(h, path, err, errlen);
   free(path);
   return rc;
@@ -165,7 +148,7 @@ static void test_load_dir_good_and_bad(void **state) {
                       "invalid name 'Bad Name' (must match [a-z0-9_-]{1,64})");
 
   /* dup_alpha.so < good_alpha.so: the first loaded keeps the name. */
-  char *dup_path = join(CR_TEST_PLUGIN_DIR, "dup_alpha.so");
+  char *dup_path = cr_test_join(CR_TEST_PLUGIN_DIR, "dup_alpha.so");
   snprintf(want, sizeof want,
            "duplicate provider 'alpha' (already loaded from %s)", dup_path);
   assert_string_equal(reason_for(&r, "good_alpha.so"), want);
@@ -217,11 +200,11 @@ static void test_load_dir_errors(void **state) {
 
   /* Only regular *.so files are candidates; others are skipped silently. */
   char *dir = cr_test_mkdtemp("ph-skip");
-  char *sub = join(dir, "subdir.so");
+  char *sub = cr_test_join(dir, "subdir.so");
   assert_int_equal(mkdir(sub, 0755), 0);
   free(cr_test_write_file(dir, "notes.txt", "not a plugin"));
   free(cr_test_write_file(dir, ".hidden.so", "not a plugin"));
-  char *src = join(CR_TEST_PLUGIN_DIR, "good_beta.so");
+  char *src = cr_test_join(CR_TEST_PLUGIN_DIR, "good_beta.so");
   free(copy_file(src, dir, "beta.so", 0644));
   free(cr_test_write_file(dir, "garbage.so", "not an ELF file"));
   assert_int_equal(chmod(dir, 0755), 0);
@@ -397,7 +380,7 @@ static void test_writable_file_and_dir_refused(void **state) {
   (void)state;
   char *dir = cr_test_mkdtemp("ph-perm");
   assert_int_equal(chmod(dir, 0755), 0);
-  char *src = join(CR_TEST_PLUGIN_DIR, "good_beta.so");
+  char *src = cr_test_join(CR_TEST_PLUGIN_DIR, "good_beta.so");
   char *so = copy_file(src, dir, "beta.so", 0666);
   char err[1024];
   cr_plugin_host *h = new_host();
@@ -432,7 +415,7 @@ static void test_writable_file_and_dir_refused(void **state) {
   /* A symlink from a safe directory into an unsafe one is refused too. */
   char *safe = cr_test_mkdtemp("ph-safe");
   assert_int_equal(chmod(safe, 0755), 0);
-  char *link = join(safe, "beta.so");
+  char *link = cr_test_join(safe, "beta.so");
   assert_int_equal(symlink(so, link), 0);
   assert_int_equal(cr_plugin_host_load_file(h, link, err, sizeof err),
                    CR_EPERM);
@@ -717,7 +700,7 @@ static void test_alloc_failure_loop(void **state) {
                                       "wrong_magic.so"};
   char *dir = cr_test_mkdtemp("ph-oom");
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-    char *src = join(CR_TEST_PLUGIN_DIR, files[i]);
+    char *src = cr_test_join(CR_TEST_PLUGIN_DIR, files[i]);
     free(copy_file(src, dir, files[i], 0644));
     free(src);
   }

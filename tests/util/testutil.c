@@ -4,6 +4,7 @@
 #include "util/alloc.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -68,6 +69,91 @@ char *cr_test_read_file(const char *path) {
   buf[len] = '\0';
   fclose(f);
   return buf;
+}
+
+char *cr_test_join(const char *dir, const char *name) {
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *p = malloc(n);
+  assert_non_null(p);
+  snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+void cr_test_copy_file(const char *src, const char *dst) {
+  FILE *in = fopen(src, "rb");
+  if (in == NULL)
+    fail_msg("cannot open %s", src);
+  FILE *out = fopen(dst, "wb");
+  assert_non_null(out);
+  char buf[8192];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, in)) > 0)
+    assert_int_equal(fwrite(buf, 1, got, out), got);
+  fclose(in);
+  fclose(out);
+}
+
+void cr_test_copy_tree(const char *src, const char *dst) {
+  assert_int_equal(mkdir(dst, 0755), 0);
+  DIR *d = opendir(src);
+  assert_non_null(d);
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    char *s = cr_test_join(src, de->d_name);
+    char *t = cr_test_join(dst, de->d_name);
+    struct stat st;
+    assert_int_equal(stat(s, &st), 0);
+    if (S_ISDIR(st.st_mode))
+      cr_test_copy_tree(s, t);
+    else if (S_ISREG(st.st_mode))
+      cr_test_copy_file(s, t);
+    free(s);
+    free(t);
+  }
+  closedir(d);
+}
+
+char *cr_test_which(const char *name) {
+  const char *path = getenv("PATH");
+  char *copy = strdup(path ? path : "/usr/bin:/bin");
+  char *save = NULL;
+  char *found = NULL;
+  for (char *dir = strtok_r(copy, ":", &save); dir && !found;
+       dir = strtok_r(NULL, ":", &save)) {
+    char *cand = cr_test_join(dir, name);
+    if (access(cand, X_OK) == 0)
+      found = cand;
+    else
+      free(cand);
+  }
+  free(copy);
+  return found;
+}
+
+void cr_test_build_plugin(const char *src, const char *so, const char *cflags) {
+  char *argv[64] = {
+      CR_C_COMPILER,       "-std=c11", "-Wall",   "-Wextra",
+      "-Werror",           "-fPIC",    "-shared", "-fvisibility=hidden",
+      "-Wl,--no-undefined"};
+  size_t n = 9;
+  char *copy = strdup(cflags ? cflags : "");
+  char *save = NULL;
+  for (char *f = strtok_r(copy, " \t\n", &save); f != NULL && n < 59;
+       f = strtok_r(NULL, " \t\n", &save))
+    argv[n++] = f;
+  argv[n++] = "-o";
+  argv[n++] = (char *)so;
+  argv[n++] = (char *)src;
+  argv[n] = NULL;
+  char *out = NULL;
+  int rc = cr_test_run(argv, NULL, &out);
+  if (rc != 0)
+    fail_msg("compiling %s failed (%d):\n%s", src, rc, out);
+  free(out);
+  free(copy);
+  assert_int_equal(chmod(so, 0755), 0);
 }
 
 int cr_test_run(char *const argv[], char *const env[], char **out) {

@@ -25,6 +25,24 @@ char *cr_test_write_file(const char *dir, const char *name, const char *text);
 /* Reads a whole file; caller frees with free(). NULL if it cannot be read. */
 char *cr_test_read_file(const char *path);
 
+/* "dir/name" in a new string; caller frees with free(). */
+char *cr_test_join(const char *dir, const char *name);
+
+/* Copies the file src to dst, or the tree src (directories and regular
+ * files) into the new directory dst. Abort the test on failure. */
+void cr_test_copy_file(const char *src, const char *dst);
+void cr_test_copy_tree(const char *src, const char *dst);
+
+/* The first executable `name` on $PATH, or NULL. Caller frees. */
+char *cr_test_which(const char *name);
+
+/* Compiles the plugin source src into the shared object so with the
+ * project's compiler, -Wall -Wextra -Werror, -fvisibility=hidden and
+ * -Wl,--no-undefined, plus cflags (space-separated, e.g. pkg-config's
+ * output), then makes it mode 0755 (the host refuses group-writable
+ * plugins). Fails the test with the compiler's output on error. */
+void cr_test_build_plugin(const char *src, const char *so, const char *cflags);
+
 /* Runs argv (argv[0] is a path) with stdout+stderr captured into *out
  * (caller frees with free()). Returns the exit status (0-255), or 128+signal.
  * env may be NULL (inherit) or a NULL-terminated list of "K=V" to add. */
