@@ -96,37 +96,21 @@ void cr__api_auth_patch(struct cr__api_req *r, struct cr__api_res *res) {
   }
   struct cr_ctl c;
   cr__api_ctl(r, &c);
-  char where[300] = "";
-  int rc = cr_ctl_auth_rename(
-      &c, r->params[0], json_string_value(json_object_get(body, "name")),
-      json_string_value(json_object_get(body, "description")), where);
-  json_decref(body);
-  if (rc == CR_EPERM) {
-    cr__api_error(res, 409, "managed_by_config", NULL,
-                  "authorization '%s' is declared in %s: change it there",
-                  r->params[0], where);
+  if (cr__api_if_match(r, res, "authorization") != 0) {
+    json_decref(body);
     return;
   }
-  json_t *v = NULL;
-  if (rc == 0)
-    rc = cr_ctl_auth_view(&c, r->params[0], 0, NULL, 0, &v);
-  cr__api_reply(res, rc, v, "authorization");
+  char where[300] = "";
+  cr_config *after = NULL;
+  int rc = cr_ctl_auth_rename(
+      &c, r->params[0], json_string_value(json_object_get(body, "name")),
+      json_string_value(json_object_get(body, "description")), &after, where);
+  json_decref(body);
+  cr__api_changed(r, res, rc, where, "authorization", after);
 }
 
 void cr__api_auth_delete(struct cr__api_req *r, struct cr__api_res *res) {
-  struct cr_ctl c;
-  cr__api_ctl(r, &c);
-  json_t *v = NULL;
-  int rc = cr_ctl_auth_view(&c, r->params[0], 0, NULL, 0, &v);
-  if (rc != 0) {
-    cr__api_error_rc(res, rc, "authorization");
-    return;
-  }
-  const char *where = json_string_value(json_object_get(v, "declared_at"));
-  cr__api_error(res, 409, "managed_by_config", NULL,
-                "authorization '%s' is declared in %s: remove it there",
-                r->params[0], where ? where : "the configuration");
-  json_decref(v);
+  cr__api_delete_object(r, res, "authorization");
 }
 
 void cr__api_auth_metrics(struct cr__api_req *r, struct cr__api_res *res) {

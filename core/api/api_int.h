@@ -141,6 +141,24 @@ void cr__api_ctl(struct cr__api_req *r, struct cr_ctl *c);
 void cr__api_reply(struct cr__api_res *res, int rc, json_t *v,
                    const char *what);
 
+/* ---- api_objects.c: objects created through the API ---- */
+/* Answers 412 and returns -1 when If-Match is given and differs from the
+ * current ETag of (kind, r->params[0]). */
+int cr__api_if_match(struct cr__api_req *r, struct cr__api_res *res,
+                     const char *kind);
+/* The answer to a change of (kind, r->params[0]) that returned rc: the new
+ * view (from after, which it frees) or the error (where: FILE:LINE of a
+ * config-managed object, or the reason of a refused change). */
+void cr__api_changed(struct cr__api_req *r, struct cr__api_res *res, int rc,
+                     const char *where, const char *kind, cr_config *after);
+/* DELETE of (kind, r->params[0]). */
+void cr__api_delete_object(struct cr__api_req *r, struct cr__api_res *res,
+                           const char *kind);
+void cr__api_auth_create(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_work_create(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_sub_create(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_sub_delete(struct cr__api_req *r, struct cr__api_res *res);
+
 /* ---- api.c ---- */
 /* A store connection from the pool (blocks while all are in use). */
 cr_store *cr__api_store_get(cr_api *a);

@@ -70,36 +70,20 @@ void cr__api_work_patch(struct cr__api_req *r, struct cr__api_res *res) {
   }
   struct cr_ctl c;
   cr__api_ctl(r, &c);
-  char where[300] = "";
-  int rc = cr_ctl_work_set(&c, r->params[0], en ? json_is_true(en) : -1,
-                           ee ? json_is_true(ee) : -1, where);
-  json_decref(body);
-  if (rc == CR_EPERM) {
-    cr__api_error(res, 409, "managed_by_config", NULL,
-                  "work '%s' is declared in %s: change it there", r->params[0],
-                  where);
+  if (cr__api_if_match(r, res, "work") != 0) {
+    json_decref(body);
     return;
   }
-  json_t *v = NULL;
-  if (rc == 0)
-    rc = cr_ctl_work_view(&c, r->params[0], &v);
-  cr__api_reply(res, rc, v, "work");
+  char where[300] = "";
+  cr_config *after = NULL;
+  int rc = cr_ctl_work_set(&c, r->params[0], en ? json_is_true(en) : -1,
+                           ee ? json_is_true(ee) : -1, &after, where);
+  json_decref(body);
+  cr__api_changed(r, res, rc, where, "work", after);
 }
 
 void cr__api_work_delete(struct cr__api_req *r, struct cr__api_res *res) {
-  struct cr_ctl c;
-  cr__api_ctl(r, &c);
-  json_t *v = NULL;
-  int rc = cr_ctl_work_view(&c, r->params[0], &v);
-  if (rc != 0) {
-    cr__api_error_rc(res, rc, "work");
-    return;
-  }
-  const char *where = json_string_value(json_object_get(v, "declared_at"));
-  cr__api_error(res, 409, "managed_by_config", NULL,
-                "work '%s' is declared in %s: remove it there", r->params[0],
-                where ? where : "the configuration");
-  json_decref(v);
+  cr__api_delete_object(r, res, "work");
 }
 
 void cr__api_work_schedule(struct cr__api_req *r, struct cr__api_res *res) {

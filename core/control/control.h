@@ -56,16 +56,20 @@ int cr_ctl_auth_list(const struct cr_ctl *c, const char *after, size_t limit,
                      const char *provider, const char *health, json_t **out,
                      char **next);
 
-/* A strong ETag of the authorization's editable view ("\"...\"", into buf
- * of at least 24 bytes). */
+/* A strong ETag ("\"...\"", into buf of at least 24 bytes) of the
+ * editable part of an authorization or work view: id, name, description,
+ * enabled, error_email_notifications, updated_at. */
 void cr_ctl_auth_etag(const json_t *view, char *buf);
 
 /* Renames / redescribes authorization id: name and description (borrowed,
- * NULL = unchanged). Config-managed authorizations are refused with
- * CR_EPERM and *where set to "FILE:LINE" (caller-owned buffer of 300
- * bytes). Errors: CR_ENOENT, CR_EPERM, store errors. */
+ * NULL = unchanged), with an `auth updated` event by c->actor.
+ * Config-managed authorizations are refused with CR_EPERM and *where set to
+ * "FILE:LINE" (caller-owned buffer of 300 bytes). *cfg_out (may be NULL)
+ * gets the configuration with the change (cr_config_free). Errors:
+ * CR_ENOENT, CR_EPERM, CR_ECONFIG (where gets the reason), store errors. */
 int cr_ctl_auth_rename(const struct cr_ctl *c, const char *id, const char *name,
-                       const char *description, char *where);
+                       const char *description, cr_config **cfg_out,
+                       char *where);
 
 /* The authorization's activity: requests and errors per bucket of
  * granularity ("hour", "day", "week", "month") in [from_ms, to_ms). *out
@@ -111,15 +115,18 @@ int cr_ctl_work_schedule(const struct cr_ctl *c, const char *id, size_t n,
                          json_t **out);
 
 /* Creates an execution of work id now (Created; the runner takes it),
- * with a `work` `syncing`-free `updated` event naming the actor. *exec_id
+ * with a `work` `updated` event naming the actor. *exec_id
  * gets its id. Errors: CR_ENOENT, CR_EEXIST (an execution is already open;
  * *exec_id gets nothing), CR_EPERM (disabled), store errors. */
 int cr_ctl_work_run(const struct cr_ctl *c, const char *id, int64_t *exec_id);
 
-/* Sets enabled / error_email_notifications (-1 = unchanged). Config-managed
- * works are refused with CR_EPERM and *where (300 bytes) "FILE:LINE". */
+/* Sets enabled / error_email_notifications (-1 = unchanged) of an
+ * API-created work, with a `work updated` event by c->actor. Config-managed
+ * works are refused with CR_EPERM and *where (300 bytes) "FILE:LINE".
+ * *cfg_out as cr_ctl_auth_rename. */
 int cr_ctl_work_set(const struct cr_ctl *c, const char *id, int enabled,
-                    int error_email_notifications, char *where);
+                    int error_email_notifications, cr_config **cfg_out,
+                    char *where);
 
 /* The executions of work id (NULL: all), newest first, older than before
  * (0: from the newest), at most limit: *out is an array of execution

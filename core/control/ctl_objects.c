@@ -172,12 +172,20 @@ int cr_ctl_config_load(cr_store *s, const char *path, const cr_plugin_host *h,
 
 /* ---- Changes ---- */
 
+/* The first error: its message alone for the API's objects (they have no
+ * file position), else with FILE:LINE:COLUMN (a problem of the file that
+ * the change revealed). */
 static int first_error(const cr_diags *d, char *msg, size_t msglen) {
-  for (size_t i = 0; i < d->count; i++)
-    if (d->items[i].severity == CR_DIAG_ERROR) {
-      cr_diag_format(&d->items[i], msg, msglen);
-      return 1;
-    }
+  for (size_t i = 0; i < d->count; i++) {
+    const struct cr_diag *g = &d->items[i];
+    if (g->severity != CR_DIAG_ERROR)
+      continue;
+    if (g->line == 0)
+      snprintf(msg, msglen, "%s", g->message);
+    else
+      cr_diag_format(g, msg, msglen);
+    return 1;
+  }
   return 0;
 }
 
@@ -280,9 +288,34 @@ static int taken(const cr_config *cfg, const char *kind, const char *id) {
   return cr_config_find_subscription(cfg, id) != NULL;
 }
 
+int cr_ctl_is_api_object(const cr_config *cfg, const char *kind,
+                         const char *id) {
+  const struct cr_mark *mk = NULL;
+  if (!strcmp(kind, "authorization")) {
+    const struct cr_config_auth *a = cr_config_find_auth(cfg, id);
+    mk = a ? &a->mark : NULL;
+  } else if (!strcmp(kind, "work")) {
+    const struct cr_config_work *w = cr_config_find_work(cfg, id);
+    mk = w ? &w->mark : NULL;
+  } else {
+    const struct cr_config_subscription *x =
+        cr_config_find_subscription(cfg, id);
+    mk = x ? &x->mark : NULL;
+  }
+  return mk != NULL && mk->file != NULL && !strcmp(mk->file, "api");
+}
+
+/* Hands the candidate to the caller (or frees it). */
+static void give(cr_config *cand, cr_config **cfg_out, int rc) {
+  if (cfg_out != NULL && rc == 0)
+    *cfg_out = cand;
+  else
+    cr_config_free(cand);
+}
+
 int cr_ctl_object_create(const struct cr_ctl *c, const char *kind,
-                         const json_t *def, char *id_out, char *msg,
-                         size_t msglen) {
+                         const json_t *def, char *id_out, cr_config **cfg_out,
+                         char *msg, size_t msglen) {
   json_t *d = json_deep_copy(def);
   if (d == NULL)
     return CR_ENOMEM;
@@ -316,15 +349,15 @@ int cr_ctl_object_create(const struct cr_ctl *c, const char *kind,
   }
   if (rc == 0)
     rc = write_object(c, kind, id, d, cand, msg, msglen);
-  cr_config_free(cand);
+  give(cand, cfg_out, rc);
   json_decref(root);
   json_decref(d);
   return rc;
 }
 
 int cr_ctl_object_update(const struct cr_ctl *c, const char *kind,
-                         const char *id, const json_t *changes, char *msg,
-                         size_t msglen) {
+                         const char *id, const json_t *changes,
+                         cr_config **cfg_out, char *msg, size_t msglen) {
   int rc = 0;
   json_t *root = root_with(c, msg, msglen, &rc);
   size_t at = 0;
@@ -339,7 +372,7 @@ int cr_ctl_object_update(const struct cr_ctl *c, const char *kind,
   }
   if (rc == 0)
     rc = write_object(c, kind, id, cur, cand, msg, msglen);
-  cr_config_free(cand);
+  give(cand, cfg_out, rc);
   json_decref(root);
   return rc;
 }

@@ -42,21 +42,27 @@ int cr_ctl_config_load(cr_store *s, const char *path, const cr_plugin_host *h,
 
 /* Creates an object of kind from def (borrowed: the configuration's keys,
  * secrets in place). A subscription without "id" gets a generated one.
- * *id_out (130 bytes) gets the id. Errors: CR_EEXIST (the id is taken),
- * CR_ECONFIG (def is not valid: msg says why), CR_EIO (key), store errors.
- * msg (caller-owned, msglen bytes) gets a one-line reason on failure. */
+ * *id_out (130 bytes) gets the id; *cfg_out (may be NULL) the configuration
+ * with the new object (transferred: cr_config_free). Errors: CR_EEXIST (the id
+ * is taken), CR_ECONFIG (def is not valid: msg says why), CR_EIO (key), store
+ * errors. msg (caller-owned, msglen bytes) gets a one-line reason on failure.
+ */
 int cr_ctl_object_create(const struct cr_ctl *c, const char *kind,
-                         const json_t *def, char *id_out, char *msg,
-                         size_t msglen);
+                         const json_t *def, char *id_out, cr_config **cfg_out,
+                         char *msg, size_t msglen);
 
-/* Replaces keys of API object (kind, id) with those of changes (borrowed).
+/* Replaces keys of API object (kind, id) with those of changes (borrowed);
+ * *cfg_out (may be NULL) as for create.
  * Errors: CR_ENOENT (no such API object), CR_ECONFIG (msg), store errors. */
 int cr_ctl_object_update(const struct cr_ctl *c, const char *kind,
-                         const char *id, const json_t *changes, char *msg,
-                         size_t msglen);
+                         const char *id, const json_t *changes,
+                         cr_config **cfg_out, char *msg, size_t msglen);
 
 /* Deletes API object (kind, id). Errors: CR_ENOENT, CR_ECONFIG (something
  * still refers to it: msg names it), store errors. */
+/* 1 when (kind, id) of cfg is an object created through the API. */
+int cr_ctl_is_api_object(const cr_config *cfg, const char *kind,
+                         const char *id);
 int cr_ctl_object_delete(const struct cr_ctl *c, const char *kind,
                          const char *id, char *msg, size_t msglen);
 

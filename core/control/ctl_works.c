@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "control/ctl_int.h"
+#include "control/ctl_objects.h"
 #include "events/events.h"
 #include "exec/execution.h"
 #include "exec/schedule.h"
@@ -198,14 +199,24 @@ int cr_ctl_work_run(const struct cr_ctl *c, const char *id, int64_t *exec_id) {
 }
 
 int cr_ctl_work_set(const struct cr_ctl *c, const char *id, int enabled,
-                    int error_email_notifications, char *where) {
-  (void)enabled;
-  (void)error_email_notifications;
+                    int error_email_notifications, cr_config **cfg_out,
+                    char *where) {
   const struct cr_config_work *w = cr_config_find_work(c->cfg, id);
   if (w == NULL)
     return CR_ENOENT;
-  cr__ctl_declared_at(&w->mark, where);
-  return CR_EPERM; /* config-managed: the file owns these settings */
+  if (!cr__ctl_is_api(&w->mark)) {
+    json_decref(cr__ctl_declared_at(&w->mark, where));
+    return CR_EPERM;
+  }
+  json_t *ch = json_object();
+  if (enabled >= 0)
+    json_object_set_new(ch, "enabled", json_boolean(enabled));
+  if (error_email_notifications >= 0)
+    json_object_set_new(ch, "error_email_notifications",
+                        json_boolean(error_email_notifications));
+  int rc = cr_ctl_object_update(c, "work", id, ch, cfg_out, where, 300);
+  json_decref(ch);
+  return rc;
 }
 
 int cr_ctl_exec_list(const struct cr_ctl *c, const char *work_id,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "control/apply.h"
+#include "control/ctl_objects.h"
 #include "events/delivery.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -47,9 +48,20 @@ static void refused_plugin(void *ud, const char *path, const char *reason) {
   cr__daemon_logf(ud, CR_LOG_WARN, "refused plugin %s: %s", path, reason);
 }
 
-/* Loads and checks a configuration against the loaded plugins. */
+/* Loads and checks a configuration against the loaded plugins, with the
+ * objects created through the API once the store is open. */
 static int load_config(cr_daemon *d, cr_config **out, cr_diags *diags) {
   cr_config *cfg = NULL;
+  if (d->store != NULL && d->plugins != NULL) {
+    int rc =
+        cr_ctl_config_load(d->store, d->config_path, d->plugins, &cfg, diags);
+    if (rc != 0) {
+      cr_config_free(cfg);
+      return rc;
+    }
+    *out = cfg;
+    return 0;
+  }
   int rc = cr_config_load(d->config_path, &cfg, diags);
   if (rc == 0 && d->plugins != NULL)
     rc = cr_config_check_plugins(cfg, d->plugins, diags);
@@ -58,6 +70,28 @@ static int load_config(cr_daemon *d, cr_config **out, cr_diags *diags) {
     return rc;
   }
   *out = cfg;
+  return 0;
+}
+
+/* Once the store is open: when it holds objects created through the API,
+ * the configuration is loaded again with them. */
+static int add_api_objects(cr_daemon *d, cr_diags *diags) {
+  struct cr_api_object_rec *o = NULL;
+  size_t n = 0;
+  int rc = cr_store_api_object_list(d->store, &o, &n);
+  cr_api_object_rec_free_list(o, n);
+  if (rc != 0 || n == 0)
+    return rc;
+  cr_config *cfg = NULL;
+  if ((rc = load_config(d, &cfg, diags)) != 0)
+    return rc;
+  struct cr__cfg_ref *ref = cr__cfg_ref_new(cfg);
+  if (ref == NULL) {
+    cr_config_free(cfg);
+    return CR_ENOMEM;
+  }
+  cr__cfg_ref_put(d->cfg);
+  d->cfg = ref;
   return 0;
 }
 
@@ -109,6 +143,8 @@ static int open_all(cr_daemon *d, cr_diags *diags) {
                     cfg->host.data_dir, err);
     return rc;
   }
+  if ((rc = add_api_objects(d, diags)) != 0)
+    return rc;
   return apply(d, "config");
 }
 
@@ -156,7 +192,10 @@ int cr_daemon_new(const struct cr_daemon_options *o, cr_daemon **out,
   return 0;
 }
 
-static void do_reload(cr_daemon *d) {
+/* Reloads the configuration (with the API's objects). all_checks: health
+ * checks of every authorization after (SIGHUP), else only of new ones (a
+ * change made through the API). */
+static void do_reload(cr_daemon *d, int all_checks) {
   cr_diags diags;
   cr_diags_init(&diags);
   cr_config *cfg = NULL;
@@ -191,8 +230,12 @@ static void do_reload(cr_daemon *d) {
   cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
   if (d->delivery != NULL)
     cr_delivery_configure(d->delivery, d->cfg->cfg);
-  if (apply(d, "config") == 0)
-    cr__daemon_health_cycle(d);
+  if (apply(d, "config") == 0) {
+    if (all_checks)
+      cr__daemon_health_cycle(d);
+    else
+      cr__daemon_health_cycle_new(d);
+  }
 }
 
 static void close_cb(uv_handle_t *h) { (void)h; }
@@ -220,7 +263,9 @@ static void begin_stop(cr_daemon *d) {
 static void on_wakeup(uv_async_t *a) {
   cr_daemon *d = a->data;
   if (atomic_exchange(&d->reload_requested, 0) && !d->stopping)
-    do_reload(d);
+    do_reload(d, 1);
+  if (atomic_exchange(&d->api_reload_requested, 0) && !d->stopping)
+    do_reload(d, 0);
   if (atomic_exchange(&d->kick_requested, 0) && !d->stopping)
     cr__daemon_runner_cycle(d);
   if (atomic_load(&d->stop_requested))
@@ -231,7 +276,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   cr_daemon *d = s->data;
   if (signum == SIGHUP) {
     cr__daemon_logf(d, CR_LOG_INFO, "SIGHUP: reloading the configuration");
-    do_reload(d);
+    do_reload(d, 1);
     return;
   }
   cr__daemon_logf(d, CR_LOG_INFO, "%s received",

@@ -30,7 +30,12 @@ static void kick(void *ud) {
     uv_async_send(&d->wakeup);
 }
 
-static void reload(void *ud) { cr_daemon_reload(ud); }
+static void reload(void *ud) {
+  cr_daemon *d = ud;
+  atomic_store(&d->api_reload_requested, 1);
+  if (atomic_load(&d->running))
+    uv_async_send(&d->wakeup);
+}
 
 static int loop_alive(void *ud) {
   cr_daemon *d = ud;

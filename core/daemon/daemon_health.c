@@ -136,3 +136,18 @@ void cr__daemon_health_cycle(cr_daemon *d) {
                       cfg->auths[i].id, cr_strerror(rc));
   }
 }
+
+void cr__daemon_health_cycle_new(cr_daemon *d) {
+  const cr_config *cfg = d->cfg->cfg;
+  for (size_t i = 0; i < cfg->n_auths && !d->stopping; i++) {
+    struct cr_health_rec h = {0};
+    if (cr_store_auth_health_latest(d->store, cfg->auths[i].id, &h) == 0) {
+      cr_health_rec_clear(&h);
+      continue;
+    }
+    int rc = queue_check(d, &cfg->auths[i]);
+    if (rc != 0)
+      cr__daemon_logf(d, CR_LOG_ERROR, "auth %s: cannot queue health check: %s",
+                      cfg->auths[i].id, cr_strerror(rc));
+  }
+}

@@ -85,8 +85,9 @@ struct cr_daemon {
   atomic_llong last_tick_ms;
   atomic_int slots_total, slots_busy;
   atomic_int kick_requested;
-  int64_t alert_cursor; /* last event id the event rules saw */
-  int alerts_in_flight; /* notification jobs on the thread pool */
+  atomic_int api_reload_requested; /* reload without a full health cycle */
+  int64_t alert_cursor;            /* last event id the event rules saw */
+  int alerts_in_flight;            /* notification jobs on the thread pool */
 };
 
 /* The REST API (daemon_api.c): start (from cr_daemon_run, loop thread;
@@ -106,6 +107,8 @@ void cr__cfg_ref_put(struct cr__cfg_ref *r);
 /* Queues a health check of every authorization of the current
  * configuration that has none in flight. Loop thread only. */
 void cr__daemon_health_cycle(cr_daemon *d);
+/* The same for the authorizations never checked yet (new ones). */
+void cr__daemon_health_cycle_new(cr_daemon *d);
 
 /* Local runner: start (loop thread, from cr_daemon_run), one scheduling and
  * claiming cycle, stop (begin the graceful stop; the runner's handles close
