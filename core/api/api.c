@@ -8,12 +8,14 @@
 #include <netdb.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/error.h"
@@ -248,7 +250,8 @@ static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
   r->store = NULL;
 }
 
-static enum MHD_Result answer(struct cr__api_req *r) {
+/* Runs the request and builds its response (NULL on ENOMEM). */
+static struct MHD_Response *prepare(struct cr__api_req *r, int *status) {
   struct cr__api_res res = {.status = 200};
   dispatch(r, &res);
   if (r->cfg_handle != NULL) {
@@ -257,17 +260,71 @@ static enum MHD_Result answer(struct cr__api_req *r) {
     r->cfg = NULL;
   }
   struct MHD_Response *m = make_response(&res);
-  r->answered = 1;
   cr__api_stats_add(r->api->stats, r->route, res.status,
                     mono_ns() - r->started_ns);
-  enum MHD_Result ok = MHD_NO;
-  if (m != NULL) {
-    ok = MHD_queue_response(r->conn, (unsigned)res.status, m);
-    MHD_destroy_response(m);
-  }
+  *status = res.status;
   res.raw = NULL;
   res_clear(&res);
+  return m;
+}
+
+static enum MHD_Result queue(struct cr__api_req *r, struct MHD_Response *m,
+                             int status) {
+  r->answered = 1;
+  if (m == NULL)
+    return MHD_NO;
+  enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, m);
+  MHD_destroy_response(m);
   return ok;
+}
+
+static void *slow_thread(void *arg) {
+  struct cr__api_req *r = arg;
+  cr_api *a = r->api;
+  r->prepared = prepare(r, &r->prepared_status);
+  r->slow_started = 2;
+  MHD_resume_connection(r->conn);
+  atomic_fetch_sub(&a->slow_running, 1);
+  return NULL;
+}
+
+/* A slow route: the connection is suspended while a thread of its own
+ * runs the handler, so no server thread waits on a provider. 1 when it was
+ * started. */
+static int start_slow(struct cr__api_req *r) {
+  char allow[64];
+  int route = cr__api_match(r, r->url, allow, sizeof allow);
+  if (route < 0 || !cr__api_routes[route].slow || r->too_large)
+    return 0;
+  pthread_t t;
+  pthread_attr_t at;
+  atomic_fetch_add(&r->api->slow_running, 1);
+  r->slow_started = 1;
+  MHD_suspend_connection(r->conn);
+  int ok = pthread_attr_init(&at) == 0 &&
+           pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED) == 0 &&
+           pthread_create(&t, &at, slow_thread, r) == 0;
+  pthread_attr_destroy(&at);
+  if (!ok) {
+    r->slow_started = 0;
+    atomic_fetch_sub(&r->api->slow_running, 1);
+    MHD_resume_connection(r->conn);
+    return 0;
+  }
+  return 1;
+}
+
+static enum MHD_Result answer(struct cr__api_req *r) {
+  if (r->slow_started == 2) {
+    struct MHD_Response *m = r->prepared;
+    r->prepared = NULL;
+    return queue(r, m, r->prepared_status);
+  }
+  if (r->slow_started == 1 || start_slow(r))
+    return MHD_YES;
+  int status = 500;
+  struct MHD_Response *m = prepare(r, &status);
+  return queue(r, m, status);
 }
 
 static int append_body(struct cr__api_req *r, const char *data, size_t n) {
@@ -330,6 +387,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     return;
   if (r->cfg_handle != NULL)
     r->api->o.hooks.config_release(r->api->o.hooks.ud, r->cfg_handle);
+  if (r->prepared != NULL)
+    MHD_destroy_response(r->prepared);
   cr__free(r->body);
   cr__free(r);
   *con_cls = NULL;
@@ -516,6 +575,11 @@ int cr_api_port(const cr_api *a) { return a ? a->port : 0; }
 void cr_api_free(cr_api *a) {
   if (a == NULL)
     return;
+  /* Slow handlers are told to give up (a health check stops at its next
+   * request boundary) and waited for: they resume their connections. */
+  atomic_store(&a->cancel, 1);
+  for (int i = 0; i < 60000 && atomic_load(&a->slow_running) > 0; i++)
+    usleep(1000);
   cr__api_sse_stop(a);
   if (a->mhd != NULL)
     MHD_stop_daemon(a->mhd);

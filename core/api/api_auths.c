@@ -148,7 +148,7 @@ void cr__api_auth_check(struct cr__api_req *r, struct cr__api_res *res) {
   struct cr_ctl c;
   cr__api_ctl(r, &c);
   json_t *v = NULL;
-  int rc = cr_ctl_auth_check(&c, r->params[0], NULL, &v);
+  int rc = cr_ctl_auth_check(&c, r->params[0], &r->api->cancel, &v);
   if (rc == CR_ENOTSUP) {
     cr__api_error(res, 409, "provider_not_loaded", NULL,
                   "the provider of authorization '%s' is not loaded",

@@ -45,6 +45,9 @@ struct cr_api {
   int sse_quit, sse_started;
   atomic_int_fast64_t last_event_id;
   char *tls_cert, *tls_key; /* PEM texts (wiped on free) */
+  /* Slow routes run on threads of their own (see api.c). */
+  atomic_int slow_running;
+  atomic_int cancel; /* set on stop: slow handlers give up */
 };
 
 /* One request, from its first byte to its completion. */
@@ -67,6 +70,9 @@ struct cr__api_req {
   const cr_config *cfg;
   void *cfg_handle;
   struct cr__sse *sse; /* an event stream this request became */
+  /* a slow route's answer, prepared on its own thread */
+  struct MHD_Response *prepared;
+  int prepared_status, slow_started;
 };
 
 /* What a handler answers. */
@@ -93,6 +99,8 @@ struct cr__api_route {
   int scope;
   cr__api_handler fn;
   const char *op_id;
+  int slow; /* may block (a provider call): runs on a thread of its own
+               while the connection is suspended */
 };
 
 /* api_routes.c: the table and its size. */
