@@ -190,48 +190,63 @@ static int is_json_type(const char *ct) {
          (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
 }
 
-json_t *cr__api_body_object(struct cr__api_req *r, struct cr__api_res *res) {
-  const char *ct =
-      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
-  if (!is_json_type(ct)) {
-    cr__api_error(res, 415, "unsupported_media_type", NULL,
-                  "the body must be JSON (Content-Type: application/json)");
-    return NULL;
-  }
-  if (r->body == NULL || r->body_len == 0) {
-    cr__api_error(res, 400, "malformed_json", NULL, "the body is empty");
-    return NULL;
-  }
+int cr__api_parse_body(const char *ct, const char *body, size_t n, json_t **out,
+                       const char **code, char *msg, size_t msglen) {
+  *out = NULL;
+  *code = NULL;
   size_t at = 0;
-  if (memchr(r->body, '\0', r->body_len) != NULL) {
-    cr__api_error(res, 400, "malformed_json", NULL,
-                  "the body contains a NUL byte");
-    return NULL;
+  if (!is_json_type(ct)) {
+    *code = "unsupported_media_type";
+    snprintf(msg, msglen,
+             "the body must be JSON (Content-Type: application/json)");
+    return 415;
   }
-  if (too_deep(r->body, r->body_len, &at)) {
-    cr__api_error(res, 400, "too_deep", NULL,
-                  "the body nests deeper than %d levels (at byte %zu)",
-                  BODY_MAX_DEPTH, at);
-    return NULL;
+  if (body == NULL || n == 0) {
+    *code = "malformed_json";
+    snprintf(msg, msglen, "the body is empty");
+    return 400;
+  }
+  if (memchr(body, '\0', n) != NULL) {
+    *code = "malformed_json";
+    snprintf(msg, msglen, "the body contains a NUL byte");
+    return 400;
+  }
+  if (too_deep(body, n, &at)) {
+    *code = "too_deep";
+    snprintf(msg, msglen, "the body nests deeper than %d levels (at byte %zu)",
+             BODY_MAX_DEPTH, at);
+    return 400;
   }
   json_error_t e;
-  json_t *v = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
+  json_t *v = json_loadb(body, n, JSON_REJECT_DUPLICATES, &e);
   if (v == NULL) {
-    const char *code =
-        json_error_code(&e) == json_error_duplicate_key  ? "duplicate_key"
-        : json_error_code(&e) == json_error_invalid_utf8 ? "invalid_utf8"
-                                                         : "malformed_json";
-    cr__api_error(res, 400, code, NULL,
-                  "invalid JSON at line %d, column %d: %s", e.line, e.column,
-                  e.text);
-    return NULL;
+    *code = json_error_code(&e) == json_error_duplicate_key  ? "duplicate_key"
+            : json_error_code(&e) == json_error_invalid_utf8 ? "invalid_utf8"
+                                                             : "malformed_json";
+    snprintf(msg, msglen, "invalid JSON at line %d, column %d: %s", e.line,
+             e.column, e.text);
+    return 400;
   }
   if (!json_is_object(v)) {
     json_decref(v);
-    cr__api_error(res, 422, "invalid_type", "",
-                  "the body must be a JSON object");
-    return NULL;
+    *code = "invalid_type";
+    snprintf(msg, msglen, "the body must be a JSON object");
+    return 422;
   }
+  *out = v;
+  return 0;
+}
+
+json_t *cr__api_body_object(struct cr__api_req *r, struct cr__api_res *res) {
+  const char *ct =
+      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+  json_t *v = NULL;
+  const char *code = NULL;
+  char msg[512];
+  int status =
+      cr__api_parse_body(ct, r->body, r->body_len, &v, &code, msg, sizeof msg);
+  if (status != 0)
+    cr__api_error(res, status, code, status == 422 ? "" : NULL, "%s", msg);
   return v;
 }
 

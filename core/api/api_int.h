@@ -128,6 +128,14 @@ const char *cr__api_query(struct cr__api_req *r, const char *name);
 int cr__api_query_int(struct cr__api_req *r, struct cr__api_res *res,
                       const char *name, int64_t min, int64_t max, int64_t def,
                       int64_t *out);
+/* The checks of a JSON request body (content type ct, may be NULL; body of
+ * n bytes, borrowed): 0 and *out (a new object) when it is a JSON object
+ * within the limits (nesting depth checked before parsing, no NUL byte,
+ * valid UTF-8, no duplicate key); else the status (400, 415, 422) with
+ * *code (static) and a message in msg. No connection needed: fuzzed by
+ * tests/fuzz/fuzz_api.c. */
+int cr__api_parse_body(const char *ct, const char *body, size_t n, json_t **out,
+                       const char **code, char *msg, size_t msglen);
 /* Parses the request body as a JSON object (Content-Type must be JSON, size,
  * depth, duplicate keys and UTF-8 checked); on failure answers 4xx and
  * returns NULL. The result is owned by the caller. */
