@@ -100,57 +100,22 @@ void cr__api_changed(struct cr__api_req *r, struct cr__api_res *res, int rc,
 
 /* ---- Delete ---- */
 
-/* The works of cfg that use authorization id, as "a, b" into buf. */
-static size_t users_of(const cr_config *cfg, const char *id, char *buf,
-                       size_t len) {
-  size_t n = 0, k = 0;
-  buf[0] = '\0';
-  for (size_t i = 0; i < cfg->n_works; i++) {
-    const struct cr_config_work *w = &cfg->works[i];
-    int uses = (w->authorization && !strcmp(w->authorization, id)) ||
-               (w->destination.authorization &&
-                !strcmp(w->destination.authorization, id));
-    if (!uses)
-      continue;
-    int m = snprintf(buf + k, len - k, "%s%s", n ? ", " : "", w->id);
-    if (m > 0 && (size_t)m < len - k)
-      k += (size_t)m;
-    n++;
-  }
-  return n;
-}
-
 void cr__api_delete_object(struct cr__api_req *r, struct cr__api_res *res,
                            const char *kind) {
   struct cr_ctl c;
   cr__api_ctl(r, &c);
   const char *id = r->params[0];
-  json_t *v = NULL;
-  int rc = view_of(&c, kind, id, &v);
-  if (rc != 0) {
-    cr__api_error_rc(res, rc, kind);
-    return;
-  }
-  const char *where = json_string_value(json_object_get(v, "declared_at"));
-  if (!cr_ctl_is_api_object(r->cfg, kind, id)) {
+  char msg[1024] = "";
+  int rc = cr_ctl_object_remove(&c, kind, id, msg, sizeof msg);
+  if (rc == CR_EPERM)
     cr__api_error(res, 409, "managed_by_config", NULL,
-                  "%s '%s' is declared in %s: remove it there", kind, id,
-                  where ? where : "the configuration");
-    json_decref(v);
-    return;
-  }
-  json_decref(v);
-  char users[1024], msg[1024] = "";
-  if (!strcmp(kind, "authorization") &&
-      users_of(r->cfg, id, users, sizeof users) > 0) {
+                  "%s '%s' is declared in %s: remove it there", kind, id, msg);
+  else if (rc == CR_EBUSY)
     cr__api_error(res, 409, "in_use", NULL,
                   "authorization '%s' is used by works %s: delete or change "
                   "them first",
-                  id, users);
-    return;
-  }
-  rc = cr_ctl_object_delete(&c, kind, id, msg, sizeof msg);
-  if (rc == CR_ECONFIG)
+                  id, msg);
+  else if (rc == CR_ECONFIG)
     cr__api_error(res, 409, "in_use", NULL, "%s", msg);
   else if (rc != 0)
     cr__api_error_rc(res, rc, kind);

@@ -280,37 +280,26 @@ static json_t *find_in(json_t *list, const char *id, size_t *at) {
   return NULL;
 }
 
-static int taken(const cr_config *cfg, const char *kind, const char *id) {
-  if (!strcmp(kind, "authorization"))
-    return cr_config_find_auth(cfg, id) != NULL;
-  if (!strcmp(kind, "work"))
-    return cr_config_find_work(cfg, id) != NULL;
-  return cr_config_find_subscription(cfg, id) != NULL;
-}
-
-int cr_ctl_is_api_object(const cr_config *cfg, const char *kind,
-                         const char *id) {
-  const struct cr_mark *mk = NULL;
-  if (!strcmp(kind, "authorization")) {
-    const struct cr_config_auth *a = cr_config_find_auth(cfg, id);
-    mk = a ? &a->mark : NULL;
-  } else if (!strcmp(kind, "work")) {
-    const struct cr_config_work *w = cr_config_find_work(cfg, id);
-    mk = w ? &w->mark : NULL;
-  } else {
-    const struct cr_config_subscription *x =
-        cr_config_find_subscription(cfg, id);
-    mk = x ? &x->mark : NULL;
-  }
-  return mk != NULL && mk->file != NULL && !strcmp(mk->file, "api");
-}
-
 /* Hands the candidate to the caller (or frees it). */
 static void give(cr_config *cand, cr_config **cfg_out, int rc) {
   if (cfg_out != NULL && rc == 0)
     *cfg_out = cand;
   else
     cr_config_free(cand);
+}
+
+static const struct cr_mark *mark_of(const cr_config *cfg, const char *kind,
+                                     const char *id) {
+  if (!strcmp(kind, "authorization")) {
+    const struct cr_config_auth *a = cr_config_find_auth(cfg, id);
+    return a ? &a->mark : NULL;
+  }
+  if (!strcmp(kind, "work")) {
+    const struct cr_config_work *w = cr_config_find_work(cfg, id);
+    return w ? &w->mark : NULL;
+  }
+  const struct cr_config_subscription *x = cr_config_find_subscription(cfg, id);
+  return x ? &x->mark : NULL;
 }
 
 int cr_ctl_object_create(const struct cr_ctl *c, const char *kind,
@@ -335,7 +324,7 @@ int cr_ctl_object_create(const struct cr_ctl *c, const char *kind,
     return CR_ECONFIG;
   }
   snprintf(id_out, 130, "%.129s", id);
-  if (taken(c->cfg, kind, id)) {
+  if (mark_of(c->cfg, kind, id) != NULL) {
     snprintf(msg, msglen, "%s '%s' already exists", kind, id);
     json_decref(d);
     return CR_EEXIST;
@@ -395,4 +384,48 @@ int cr_ctl_object_delete(const struct cr_ctl *c, const char *kind,
   cr_config_free(cand);
   json_decref(root);
   return rc;
+}
+
+/* The works of cfg that use authorization id, as "a, b" into buf. */
+static size_t users_of(const cr_config *cfg, const char *id, char *buf,
+                       size_t len) {
+  size_t n = 0, k = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < cfg->n_works; i++) {
+    const struct cr_config_work *w = &cfg->works[i];
+    int uses = (w->authorization && !strcmp(w->authorization, id)) ||
+               (w->destination.authorization &&
+                !strcmp(w->destination.authorization, id));
+    if (!uses)
+      continue;
+    int m = snprintf(buf + k, len - k, "%s%s", n ? ", " : "", w->id);
+    if (m > 0 && (size_t)m < len - k)
+      k += (size_t)m;
+    n++;
+  }
+  return n;
+}
+
+int cr_ctl_is_api_object(const cr_config *cfg, const char *kind,
+                         const char *id) {
+  const struct cr_mark *mk = mark_of(cfg, kind, id);
+  return mk != NULL && mk->file != NULL && !strcmp(mk->file, "api");
+}
+
+int cr_ctl_object_remove(const struct cr_ctl *c, const char *kind,
+                         const char *id, char *msg, size_t msglen) {
+  const struct cr_mark *mk = mark_of(c->cfg, kind, id);
+  if (mk == NULL)
+    return CR_ENOENT;
+  if (!cr_ctl_is_api_object(c->cfg, kind, id)) {
+    snprintf(msg, msglen, "%s:%d", mk->file ? mk->file : "?", mk->line);
+    return CR_EPERM;
+  }
+  char users[1024];
+  if (!strcmp(kind, "authorization") &&
+      users_of(c->cfg, id, users, sizeof users) > 0) {
+    snprintf(msg, msglen, "%s", users);
+    return CR_EBUSY;
+  }
+  return cr_ctl_object_delete(c, kind, id, msg, msglen);
 }

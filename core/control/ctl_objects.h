@@ -60,6 +60,13 @@ int cr_ctl_object_update(const struct cr_ctl *c, const char *kind,
 
 /* Deletes API object (kind, id). Errors: CR_ENOENT, CR_ECONFIG (something
  * still refers to it: msg names it), store errors. */
+/* Deletes (kind, id) as a person asks it: CR_ENOENT (no such object),
+ * CR_EPERM (declared in the configuration file: msg gets "FILE:LINE"),
+ * CR_EBUSY (an authorization works still use: msg lists them), CR_ECONFIG
+ * (something else still refers to it: msg says what), store errors. */
+int cr_ctl_object_remove(const struct cr_ctl *c, const char *kind,
+                         const char *id, char *msg, size_t msglen);
+
 /* 1 when (kind, id) of cfg is an object created through the API. */
 int cr_ctl_is_api_object(const cr_config *cfg, const char *kind,
                          const char *id);
