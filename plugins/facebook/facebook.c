@@ -720,7 +720,7 @@ static int fb_granted(const struct cr_http_response *resp, const char *perm,
 static int fb_health_permissions(struct facebook *fb, cr_plugin_ctx *ctx,
                                  const struct cr_http_response *resp,
                                  struct cr_plugin_health_result *out) {
-  char granted[300], msg[400], missing[64] = "";
+  char granted[300], msg[420], missing[32] = "";
   int rd = fb_granted(resp, "ads_read", granted, sizeof granted);
   int mg = fb_granted(resp, "ads_management", NULL, 0);
   if (rd < 0)

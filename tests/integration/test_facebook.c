@@ -415,15 +415,24 @@ static void test_descriptor(void **state) {
 /* ---- Health ----------------------------------------------------------------
  */
 
+/* A check with token and extra config must give status and a reason
+ * holding part. */
+static void check_status(const char *token, const char *extra, int status,
+                         const char *part) {
+  struct cr_health_outcome out;
+  check(creds(token), config(NULL, extra), 5000, &out);
+  assert_int_equal(out.status, status);
+  assert_int_equal(out.result, CR_PLUGIN_OK);
+  assert_non_null(strstr(out.reason, part));
+  assert_int_equal(out.requests, 1);
+}
+
 static void test_health_healthy(void **state) {
   (void)state;
-  struct cr_health_outcome out;
-  check(creds(TOKEN), config(NULL, "\"ad_account_ids\":[\"act_" ACCOUNT "\"]"),
-        5000, &out);
-  assert_int_equal(out.status, CR_PLUGIN_HEALTH_HEALTHY);
-  assert_string_equal(out.reason, "access token valid (granted: ads_read, "
-                                  "ads_management, public_profile)");
-  assert_int_equal(out.requests, 1);
+  check_status(TOKEN, "\"ad_account_ids\":[\"act_" ACCOUNT "\"]",
+               CR_PLUGIN_HEALTH_HEALTHY,
+               "access token valid (granted: ads_read, ads_management, "
+               "public_profile)");
   const struct cr_fake_http_request *r = cr_fake_http_request_at(G->srv, 0);
   assert_string_equal(r->path, "/" VER "/me/permissions");
   assert_null(r->query);
@@ -432,66 +441,57 @@ static void test_health_healthy(void **state) {
 
 static void test_health_revoked(void **state) {
   (void)state;
-  struct cr_health_outcome out;
-  check(creds(BAD_TOKEN), config(NULL, NULL), 5000, &out);
-  assert_int_equal(out.status, CR_PLUGIN_HEALTH_UNHEALTHY);
-  assert_non_null(strstr(out.reason, "Facebook error 190/460 (OAuthException, "
-                                     "HTTP 400): Error validating access "
-                                     "token: The session has been "
-                                     "invalidated"));
+  check_status(BAD_TOKEN, NULL, CR_PLUGIN_HEALTH_UNHEALTHY,
+               "Facebook error 190/460 (OAuthException, HTTP 400): Error "
+               "validating access token: The session has been invalidated");
 }
 
 static void test_health_missing_permission(void **state) {
   (void)state;
   G->fake.mode = M_NO_PERM;
-  struct cr_health_outcome out;
-  check(creds(TOKEN), config(NULL, "\"ad_account_ids\":[\"" ACCOUNT "\"]"),
-        5000, &out);
-  assert_int_equal(out.status, CR_PLUGIN_HEALTH_UNHEALTHY);
-  assert_string_equal(out.reason, "access token lacks permission ads_read "
-                                  "(granted: public_profile)");
+  check_status(TOKEN, "\"ad_account_ids\":[\"" ACCOUNT "\"]",
+               CR_PLUGIN_HEALTH_UNHEALTHY,
+               "access token lacks permission ads_read (granted: "
+               "public_profile)");
   /* An export work needs ads_management. */
-  check(creds(TOKEN), config(NULL, "\"audience_id\":\"" AUDIENCE "\""), 5000,
-        &out);
-  assert_int_equal(out.status, CR_PLUGIN_HEALTH_UNHEALTHY);
-  assert_non_null(strstr(out.reason, "lacks permission ads_management"));
+  check_status(TOKEN, "\"audience_id\":\"" AUDIENCE "\"",
+               CR_PLUGIN_HEALTH_UNHEALTHY, "lacks permission ads_management");
+}
+
+/* A check against url (NULL: the fake) must give Unknown with result and a
+ * reason holding part. Returns the wait asked for. */
+static int64_t check_unknown(const char *url, long timeout_ms, int result,
+                             const char *part) {
+  struct cr_health_outcome out;
+  check(creds(TOKEN), config(url, NULL), timeout_ms, &out);
+  assert_int_equal(out.status, CR_PLUGIN_HEALTH_UNKNOWN);
+  assert_int_equal(out.result, result);
+  assert_non_null(strstr(out.reason, part));
+  return out.retry_after_ms;
 }
 
 static void test_health_unknown(void **state) {
   (void)state;
-  struct cr_health_outcome out;
   G->fake.mode = M_503;
-  check(creds(TOKEN), config(NULL, NULL), 5000, &out);
-  assert_int_equal(out.status, CR_PLUGIN_HEALTH_UNKNOWN);
-  assert_int_equal(out.result, CR_PLUGIN_ERR_TRANSIENT);
-  assert_non_null(strstr(out.reason, "HTTP 503"));
+  check_unknown(NULL, 5000, CR_PLUGIN_ERR_TRANSIENT, "HTTP 503");
   /* Nobody listening. */
   char dead[64];
   assert_int_equal(cr_fake_http_dead_url(dead, sizeof dead), 0);
-  check(creds(TOKEN), config(dead, NULL), 5000, &out);
-  assert_int_equal(out.status, CR_PLUGIN_HEALTH_UNKNOWN);
-  assert_int_equal(out.result, CR_PLUGIN_ERR_TRANSIENT);
-  assert_int_equal(strncmp(out.reason, "cannot reach Facebook: ", 23), 0);
+  check_unknown(dead, 5000, CR_PLUGIN_ERR_TRANSIENT, "cannot reach Facebook: ");
   /* An answer slower than the request timeout. */
   G->fake.mode = M_NORMAL;
   G->fake.perm_delay_ms = 3000;
-  check(creds(TOKEN), config(NULL, NULL), 300, &out);
-  assert_int_equal(out.status, CR_PLUGIN_HEALTH_UNKNOWN);
-  assert_int_equal(out.result, CR_PLUGIN_ERR_TRANSIENT);
-  assert_int_equal(strncmp(out.reason, "cannot reach Facebook: ", 23), 0);
+  check_unknown(NULL, 300, CR_PLUGIN_ERR_TRANSIENT, "cannot reach Facebook: ");
 }
 
 static void test_health_rate_limited(void **state) {
   (void)state;
-  struct cr_health_outcome out;
   G->fake.mode = M_RATE;
-  check(creds(TOKEN), config(NULL, NULL), 5000, &out);
-  assert_int_equal(out.status, CR_PLUGIN_HEALTH_UNKNOWN);
-  assert_int_equal(out.result, CR_PLUGIN_ERR_RATE_LIMITED);
   /* estimated_time_to_regain_access is 5 minutes. */
-  assert_int_equal(out.retry_after_ms, 5 * 60 * 1000);
-  assert_non_null(strstr(out.reason, "rate limited by Facebook (code 17/"
-                                     "2446079, HTTP 400), retry in 300 s"));
+  assert_int_equal(check_unknown(NULL, 5000, CR_PLUGIN_ERR_RATE_LIMITED,
+                                 "rate limited by Facebook (code 17/2446079, "
+                                 "HTTP 400), retry in 300 s"),
+                   5 * 60 * 1000);
 }
 
 /* ---- Read -------------------------------------------------------------------
