@@ -6,6 +6,8 @@
  * default configuration without being told where the plugins are. */
 #include "testutil.h"
 
+#include <dirent.h>
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +158,20 @@ static void test_build_plugin_with_pkg_config(void **state) {
   free(cflags);
 }
 
+/* The bundled plugins the build made (every one is installed). */
+static size_t count_built_plugins(void) {
+  DIR *d = opendir(CR_PLUGIN_DIR);
+  size_t n = 0;
+  struct dirent *e;
+  while (d != NULL && (e = readdir(d)) != NULL) {
+    size_t len = strlen(e->d_name);
+    n += len > 3 && strcmp(e->d_name + len - 3, ".so") == 0;
+  }
+  if (d != NULL)
+    closedir(d);
+  return n;
+}
+
 /* No --plugin-dir, no plugin_dirs: the installed binary uses the installed
  * plugin directory, for `plugins list` and for the default configuration. */
 static void test_default_plugin_dir(void **state) {
@@ -167,7 +183,7 @@ static void test_default_plugin_dir(void **state) {
     fail_msg("plugins list failed (%d):\n%s", rc, out);
   json_t *arr = json_loads(out, 0, NULL);
   assert_non_null(arr);
-  assert_int_equal(json_array_size(arr), 3);
+  assert_int_equal(json_array_size(arr), count_built_plugins());
   char *plugins = prefixed(in, "lib/connrun/plugins/");
   size_t i;
   json_t *p;
