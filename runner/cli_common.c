@@ -77,6 +77,13 @@ int cr_cli_parse_since(const char *text, int64_t *at_ms) {
   for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
     struct tm tm = {0};
     const char *end = strptime(text, formats[i], &tm);
+    if (end == NULL && i == 0 &&
+        (end = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm)) != NULL &&
+        *end == '.') { /* fractions of a second, as the API writes times */
+      for (end++; *end >= '0' && *end <= '9'; end++)
+        ;
+      end = *end == 'Z' ? end + 1 : NULL;
+    }
     if (end != NULL && *end == '\0') {
       *at_ms = (int64_t)timegm(&tm) * 1000;
       return 0;

@@ -27,7 +27,8 @@ int cr_cli_daemon_open(const char *cmd, const struct cr_daemon_options *o,
                        cr_daemon **out);
 
 /* Parses a --since value into an absolute time (ms, UTC): a duration back
- * from now ("24h", "90m", "2d") or a UTC time "2026-11-23T16:25:17Z",
+ * from now ("24h", "90m", "2d") or a UTC time "2026-11-23T16:25:17Z"
+ * (fractions of a second allowed: "2026-11-23T16:25:17.250Z"),
  * "2026-11-23T16:25Z" or a date "2026-11-23". Returns 0 or -1. */
 int cr_cli_parse_since(const char *text, int64_t *at_ms);
 

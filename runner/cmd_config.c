@@ -4,8 +4,8 @@
 
 #include "config/config.h"
 #include "config/diag.h"
-#include "util/error.h"
 #include "plugin/plugin_host.h"
+#include "util/error.h"
 
 #include <jansson.h>
 #include <stdio.h>

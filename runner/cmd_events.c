@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "cli_common.h"
-#include "util/clock.h"
 #include "config/config.h"
-#include "util/error.h"
 #include "store/store.h"
+#include "util/clock.h"
+#include "util/error.h"
 
 enum fmt { FMT_TABLE, FMT_JSONL, FMT_CSV };
 

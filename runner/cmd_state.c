@@ -11,9 +11,9 @@
 
 #include "cli_common.h"
 #include "config/config.h"
-#include "util/error.h"
 #include "events/events.h"
 #include "store/store.h"
+#include "util/error.h"
 
 static void help(FILE *out) {
   fputs("usage: connrun state show    WORK_ID -c FILE [--json]\n"

@@ -10,10 +10,10 @@
 #include <time.h>
 
 #include "cli_common.h"
-#include "util/clock.h"
 #include "config/config.h"
-#include "util/error.h"
 #include "store/store.h"
+#include "util/clock.h"
+#include "util/error.h"
 
 static void help(FILE *out) {
   fputs("usage: connrun subscriptions -c FILE\n"

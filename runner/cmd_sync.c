@@ -14,10 +14,10 @@
 
 #include "cli_common.h"
 #include "daemon/daemon.h"
-#include "util/error.h"
 #include "exec/exec_run.h"
 #include "exec/scheduler.h"
 #include "plugin/worker_pool.h"
+#include "util/error.h"
 
 static atomic_int stop_flag;
 

@@ -11,8 +11,8 @@
 
 #include "cli_common.h"
 #include "config/config.h"
-#include "util/error.h"
 #include "store/store.h"
+#include "util/error.h"
 
 static void help(FILE *out) {
   fputs("usage: connrun works -c FILE [WORK_ID] [--limit N]\n\n"

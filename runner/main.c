@@ -23,6 +23,7 @@ static const struct command commands[] = {
     {"plugins", cr_cmd_plugins, "list and inspect provider plugins"},
     {"sync", cr_cmd_sync, "run one execution of a work in the foreground"},
     {"works", cr_cmd_works, "works, their status, executions and next run"},
+    {"auth", cr_cmd_auth, "authorizations: health, summary, check now"},
     {"cancel", cr_cmd_cancel, "cancel an execution"},
     {"subscriptions", cr_cmd_subscriptions,
      "webhook subscriptions: backlog, success rate, replay"},

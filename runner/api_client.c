@@ -1,0 +1,132 @@
+/* api_client.c: the CLI's HTTP client for `--server` (see api_client.h). */
+#include "api_client.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char *cr_cli_server(const char *server_flag) {
+  if (server_flag != NULL)
+    return server_flag;
+  const char *env = getenv("CONNRUN_SERVER");
+  return env != NULL && env[0] != '\0' ? env : NULL;
+}
+
+struct buf {
+  char *p;
+  size_t n;
+};
+
+static size_t on_data(char *d, size_t size, size_t nmemb, void *ud) {
+  struct buf *b = ud;
+  size_t add = size * nmemb;
+  char *g = realloc(b->p, b->n + add + 1);
+  if (g == NULL)
+    return 0;
+  memcpy(g + b->n, d, add);
+  b->p = g;
+  b->n += add;
+  b->p[b->n] = '\0';
+  return add;
+}
+
+int cr_cli_call(const char *cmd, const char *server, const char *method,
+                const char *path, const json_t *body, long *status,
+                json_t **out) {
+  *out = NULL;
+  *status = 0;
+  CURL *c = curl_easy_init();
+  if (c == NULL) {
+    cr_cli_errorf("%s: cannot start an HTTP client", cmd);
+    return -1;
+  }
+  size_t n = strlen(server);
+  char *url = malloc(n + strlen(path) + 1);
+  memcpy(url, server, n);
+  while (n > 0 && url[n - 1] == '/')
+    n--;
+  strcpy(url + n, path);
+  const char *tok = getenv("CONNRUN_TOKEN");
+  char *auth = NULL;
+  struct curl_slist *h = NULL;
+  if (tok != NULL && tok[0] != '\0') {
+    auth = malloc(strlen(tok) + 32);
+    sprintf(auth, "Authorization: Bearer %s", tok);
+    h = curl_slist_append(h, auth);
+  }
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  if (text != NULL) {
+    h = curl_slist_append(h, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+  }
+  struct buf b = {0};
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  CURLcode rc = curl_easy_perform(c);
+  if (rc == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+  else
+    cr_cli_errorf("%s: cannot reach %s: %s", cmd, server,
+                  curl_easy_strerror(rc));
+  if (rc == CURLE_OK && b.n > 0)
+    *out = json_loadb(b.p, b.n, 0, NULL);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  if (auth != NULL) {
+    memset(auth, 0, strlen(auth));
+    free(auth);
+  }
+  free(text);
+  free(url);
+  free(b.p);
+  return rc == CURLE_OK ? 0 : -1;
+}
+
+int cr_cli_api_error(const char *cmd, long status, const json_t *body) {
+  const json_t *e = json_object_get(body, "error");
+  const char *msg = json_string_value(json_object_get(e, "message"));
+  const char *code = json_string_value(json_object_get(e, "code"));
+  if (msg != NULL)
+    cr_cli_errorf("%s: %s (%s, HTTP %ld)", cmd, msg, code ? code : "error",
+                  status);
+  else
+    cr_cli_errorf("%s: the server answered HTTP %ld", cmd, status);
+  if (status == 401 && getenv("CONNRUN_TOKEN") == NULL)
+    cr_cli_errorf("%s: set CONNRUN_TOKEN to an API token", cmd);
+  return status >= 400 && status < 500 ? CR_EXIT_INVALID : CR_EXIT_RUNTIME;
+}
+
+int cr_cli_get_all(const char *cmd, const char *server, const char *path,
+                   json_t **items) {
+  *items = json_array();
+  char *next = strdup(path);
+  for (int page = 0; next != NULL && page < 10000; page++) {
+    long status = 0;
+    json_t *body = NULL;
+    if (cr_cli_call(cmd, server, "GET", next, NULL, &status, &body) != 0) {
+      free(next);
+      return CR_EXIT_RUNTIME;
+    }
+    free(next);
+    next = NULL;
+    if (status != 200) {
+      int ex = cr_cli_api_error(cmd, status, body);
+      json_decref(body);
+      return ex;
+    }
+    json_array_extend(*items, json_object_get(body, "items"));
+    const char *n = json_string_value(json_object_get(body, "next"));
+    if (n != NULL)
+      next = strdup(n);
+    json_decref(body);
+  }
+  free(next);
+  return CR_EXIT_OK;
+}
