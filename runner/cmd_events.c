@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_client.h"
 #include "cli_common.h"
 #include "config/config.h"
 #include "store/store.h"
@@ -21,7 +22,8 @@ enum fmt { FMT_TABLE, FMT_JSONL, FMT_CSV };
 
 struct opts {
   const char *config;
-  const char *out; /* export: the file written */
+  const char *server; /* --server / CONNRUN_SERVER: read through the API */
+  const char *out;    /* export: the file written */
   struct cr_event_filter f;
   const char *verbs[CR_EVENT_FILTER_MAX_VERBS];
   int format, follow;
@@ -34,7 +36,8 @@ static void on_signal(int sig) {
 }
 
 static void help(FILE *out) {
-  fputs("usage: connrun events -c FILE [--subject-type T] [--subject-id ID]\n"
+  fputs("usage: connrun events (-c FILE | --server URL) [--subject-type T]\n"
+        "                      [--subject-id ID]\n"
         "                      [--verb V]... [--since DURATION] [--after-id N]"
         "\n                      [--limit N] [--format table|jsonl|csv | "
         "--json]\n                      [--follow]\n\n"
@@ -56,6 +59,8 @@ static void help(FILE *out) {
         "       connrun events export -c FILE --format jsonl|csv --out PATH "
         "[filters]\n"
         "  writes every matching event (no default limit) to PATH\n\n"
+        "With --server URL (or CONNRUN_SERVER) the events are read from a\n"
+        "running server's API, with the token in CONNRUN_TOKEN.\n\n"
         "examples:\n"
         "  connrun events -c configs/demo.yaml --subject-type work\n"
         "  connrun events -c configs/demo.yaml --verb failed --since 24h "
@@ -102,14 +107,17 @@ static int parse(int argc, char **argv, struct opts *o) {
       o->follow = 1;
     else if (!strcmp(a, "--out") && v)
       o->out = argv[++i];
+    else if (!strcmp(a, "--server") && v)
+      o->server = argv[++i];
     else
       return cr_cli_errorf("events: bad or unknown option '%s' (see 'connrun "
                            "events --help')",
                            a),
              -1;
   }
-  if (o->config == NULL)
-    return cr_cli_errorf("events: -c FILE is required"), -1;
+  o->server = cr_cli_server(o->server);
+  if (o->config == NULL && o->server == NULL)
+    return cr_cli_errorf("events: -c FILE or --server URL is required"), -1;
   return 0;
 }
 
@@ -194,16 +202,80 @@ static void print_event(const struct cr_event_rec *e, int format) {
   }
 }
 
+/* One page from the server (GET /v1/events with the same filters) as
+ * records, so both sources print alike. */
+static int remote_query(const struct opts *o, struct cr_event_rec **out,
+                        size_t *n) {
+  char path[2048];
+  int k = snprintf(path, sizeof path, "/v1/events?after=%lld&limit=%zu",
+                   (long long)o->f.after_id,
+                   o->f.limit && o->f.limit < 1000 ? o->f.limit : 1000);
+  if (o->f.subject_type)
+    k += snprintf(path + k, sizeof path - (size_t)k, "&subject_type=%s",
+                  o->f.subject_type);
+  if (o->f.subject_id)
+    k += snprintf(path + k, sizeof path - (size_t)k, "&subject_id=%s",
+                  o->f.subject_id);
+  for (size_t i = 0; i < o->f.nverbs; i++)
+    k += snprintf(path + k, sizeof path - (size_t)k, "&verb=%s", o->f.verbs[i]);
+  if (o->f.since_ms > 0)
+    snprintf(path + k, sizeof path - (size_t)k, "&since=%lld",
+             (long long)o->f.since_ms);
+  long status = 0;
+  json_t *body = NULL;
+  if (cr_cli_call("events", o->server, "GET", path, NULL, &status, &body))
+    return CR_EIO;
+  if (status != 200) {
+    cr_cli_api_error("events", status, body);
+    json_decref(body);
+    return CR_EIO;
+  }
+  const json_t *items = json_object_get(body, "items");
+  *n = json_array_size(items);
+  *out = *n ? calloc(*n, sizeof **out) : NULL;
+  for (size_t i = 0; i < *n; i++) {
+    const json_t *e = json_array_get(items, i);
+    struct cr_event_rec *r = &(*out)[i];
+    r->id = json_integer_value(json_object_get(e, "id"));
+    r->seq = json_integer_value(json_object_get(e, "seq"));
+    cr_cli_parse_since(json_string_value(json_object_get(e, "at")), &r->at);
+    const char *keys[] = {"subject_type", "subject_id", "verb", "actor"};
+    char **dst[] = {&r->subject_type, &r->subject_id, &r->verb, &r->actor};
+    for (int f = 0; f < 4; f++) {
+      const char *v = json_string_value(json_object_get(e, keys[f]));
+      *dst[f] = v ? strdup(v) : NULL;
+    }
+    r->data_json = json_dumps(json_object_get(e, "data"), JSON_COMPACT);
+  }
+  json_decref(body);
+  return 0;
+}
+
+static void free_remote(struct cr_event_rec *ev, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(ev[i].subject_type);
+    free(ev[i].subject_id);
+    free(ev[i].verb);
+    free(ev[i].actor);
+    free(ev[i].data_json);
+  }
+  free(ev);
+}
+
 /* Prints one page; *last gets the id of the last event printed. */
 static int page(cr_store *s, struct opts *o, int64_t *last, size_t *n_out) {
   struct cr_event_rec *ev = NULL;
   size_t n = 0;
-  int rc = cr_store_event_query(s, &o->f, &ev, &n);
+  int rc =
+      s ? cr_store_event_query(s, &o->f, &ev, &n) : remote_query(o, &ev, &n);
   for (size_t i = 0; rc == 0 && i < n; i++) {
     print_event(&ev[i], o->format);
     *last = ev[i].id;
   }
-  cr_event_rec_free_list(ev, n);
+  if (s != NULL)
+    cr_event_rec_free_list(ev, n);
+  else
+    free_remote(ev, n);
   fflush(stdout);
   *n_out = n;
   return rc;
@@ -246,7 +318,8 @@ int cr_cmd_events(int argc, char **argv) {
     return CR_EXIT_USAGE;
   }
   cr_store *s = NULL;
-  int rc = cr_cli_store_open("events", o.config, &s, NULL);
+  int rc =
+      o.server ? CR_EXIT_OK : cr_cli_store_open("events", o.config, &s, NULL);
   if (rc != CR_EXIT_OK)
     return rc;
   rc = export ? export_events(s, &o) : run(s, &o);

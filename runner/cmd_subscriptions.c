@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_client.h"
 #include "cli_common.h"
 #include "config/config.h"
 #include "store/store.h"
@@ -82,18 +83,74 @@ static int replay(cr_store *s, const char *id, int64_t since_ms) {
   return rc;
 }
 
+static const char *jstr(const json_t *o, const char *k) {
+  const char *s = json_string_value(json_object_get(o, k));
+  return s ? s : "-";
+}
+
+/* `subscriptions --server`: the same table, and replay, through the API. */
+static int remote(const char *server, const char *sub, int64_t since) {
+  if (sub != NULL) {
+    char path[400];
+    snprintf(path, sizeof path, "/v1/subscriptions/%s/replay", sub);
+    json_t *body = json_pack("{s:I}", "since", (json_int_t)since), *out = NULL;
+    long status = 0;
+    int rc =
+        cr_cli_call("subscriptions", server, "POST", path, body, &status, &out);
+    json_decref(body);
+    if (rc != 0)
+      return CR_EXIT_RUNTIME;
+    int ex = status == 200 ? CR_EXIT_OK
+                           : cr_cli_api_error("subscriptions", status, out);
+    if (ex == CR_EXIT_OK)
+      printf("subscription %s: %lld events queued again\n", sub,
+             (long long)json_integer_value(json_object_get(out, "queued")));
+    json_decref(out);
+    return ex;
+  }
+  json_t *items = NULL;
+  int ex = cr_cli_get_all("subscriptions", server, "/v1/subscriptions", &items);
+  if (ex != CR_EXIT_OK)
+    return ex;
+  printf("%-24s %-9s %8s %10s %6s %9s  %-24s %s\n", "SUBSCRIPTION", "STATE",
+         "BACKLOG", "DELIVERED", "DEAD", "OK (24h)", "LAST ATTEMPT", "LAST");
+  size_t i;
+  const json_t *x;
+  json_array_foreach(items, i, x) {
+    char rate[16] = "-", last[300] = "-";
+    const json_t *r = json_object_get(x, "success_rate_24h");
+    if (json_is_number(r))
+      snprintf(rate, sizeof rate, "%.1f%%", 100.0 * json_number_value(r));
+    long long st = json_integer_value(json_object_get(x, "last_status"));
+    if (st > 0)
+      snprintf(last, sizeof last, "HTTP %lld", st);
+    else if (json_is_string(json_object_get(x, "last_error")))
+      snprintf(last, sizeof last, "%s", jstr(x, "last_error"));
+    printf("%-24s %-9s %8lld %10lld %6lld %9s  %-24s %s\n", jstr(x, "id"),
+           json_is_true(json_object_get(x, "enabled")) ? "enabled" : "disabled",
+           (long long)json_integer_value(json_object_get(x, "backlog")),
+           (long long)json_integer_value(json_object_get(x, "delivered")),
+           (long long)json_integer_value(json_object_get(x, "dead")), rate,
+           jstr(x, "last_attempt_at"), last);
+  }
+  json_decref(items);
+  return CR_EXIT_OK;
+}
+
 int cr_cmd_subscriptions(int argc, char **argv) {
   if (cr_cli_wants_help(argc, argv)) {
     help(stdout);
     return CR_EXIT_OK;
   }
-  const char *file = NULL, *sub = NULL;
+  const char *file = NULL, *sub = NULL, *server = NULL;
   int64_t since = -1;
   int is_replay = argc > 1 && strcmp(argv[1], "replay") == 0;
   for (int i = 1 + is_replay; i < argc; i++) {
     if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) &&
         i + 1 < argc)
       file = argv[++i];
+    else if (!strcmp(argv[i], "--server") && i + 1 < argc)
+      server = argv[++i];
     else if (!strcmp(argv[i], "--since") && i + 1 < argc &&
              cr_cli_parse_since(argv[i + 1], &since) == 0)
       i++;
@@ -104,6 +161,9 @@ int cr_cmd_subscriptions(int argc, char **argv) {
       return CR_EXIT_USAGE;
     }
   }
+  server = cr_cli_server(server);
+  if (file == NULL && server != NULL && (!is_replay || (sub && since >= 0)))
+    return remote(server, is_replay ? sub : NULL, since);
   if (file == NULL || (is_replay && (sub == NULL || since < 0))) {
     cr_cli_errorf("subscriptions: need -c FILE%s (see --help)",
                   is_replay ? ", SUB_ID and --since DURATION" : "");

@@ -9,13 +9,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_client.h"
 #include "cli_common.h"
 #include "config/config.h"
 #include "store/store.h"
 #include "util/error.h"
 
 static void help(FILE *out) {
-  fputs("usage: connrun works -c FILE [WORK_ID] [--limit N]\n\n"
+  fputs("usage: connrun works (-c FILE | --server URL) [WORK_ID] [--limit "
+        "N]\n\n"
         "Without WORK_ID: every work with its status (Active, Error when its\n"
         "last execution failed, Disabled), its last execution and its next\n"
         "scheduled run. With WORK_ID: its newest executions (default 10) and\n"
@@ -80,17 +82,87 @@ static int show_work(cr_store *s, const char *id, size_t limit) {
   return rc;
 }
 
+static const char *jstr(const json_t *o, const char *k) {
+  const char *s = json_string_value(json_object_get(o, k));
+  return s ? s : "-";
+}
+
+/* `works --server`: the same tables from the REST API. */
+static int remote_works(const char *server, const char *work, size_t limit) {
+  json_t *items = NULL;
+  char path[600];
+  if (work == NULL) {
+    int ex = cr_cli_get_all("works", server, "/v1/works?limit=1000", &items);
+    if (ex != CR_EXIT_OK)
+      return ex;
+    printf("%-20s %-10s %-9s %-10s %-24s %s\n", "WORK", "PROVIDER", "STATUS",
+           "LAST", "LAST AT", "NEXT RUN");
+    size_t i;
+    const json_t *w;
+    json_array_foreach(items, i, w) {
+      const json_t *e = json_object_get(w, "last_execution");
+      printf("%-20s %-10s %-9s %-10s %-24s %s\n", jstr(w, "id"),
+             jstr(w, "provider"), jstr(w, "status"), jstr(e, "state"),
+             jstr(e, "updated_at"), jstr(w, "next_run_at"));
+    }
+    json_decref(items);
+    return CR_EXIT_OK;
+  }
+  snprintf(path, sizeof path, "/v1/works/%s/executions?limit=%zu", work, limit);
+  long status = 0;
+  json_t *page = NULL;
+  if (cr_cli_call("works", server, "GET", path, NULL, &status, &page) != 0)
+    return CR_EXIT_RUNTIME;
+  if (status != 200) {
+    int ex = cr_cli_api_error("works", status, page);
+    json_decref(page);
+    return ex;
+  }
+  size_t i;
+  const json_t *e;
+  json_array_foreach(json_object_get(page, "items"), i, e) {
+    printf("execution %lld  %s  attempt %lld%s%s%s%s\n",
+           (long long)json_integer_value(json_object_get(e, "id")),
+           jstr(e, "state"),
+           (long long)json_integer_value(json_object_get(e, "attempt")),
+           json_is_string(json_object_get(e, "error")) ? "  " : "",
+           json_is_string(json_object_get(e, "error_class"))
+               ? jstr(e, "error_class")
+               : "",
+           json_is_string(json_object_get(e, "error")) ? ": " : "",
+           json_is_string(json_object_get(e, "error")) ? jstr(e, "error") : "");
+    json_t *full = NULL;
+    snprintf(path, sizeof path, "/v1/executions/%lld",
+             (long long)json_integer_value(json_object_get(e, "id")));
+    if (cr_cli_call("works", server, "GET", path, NULL, &status, &full) != 0)
+      break;
+    size_t j;
+    const json_t *t;
+    json_array_foreach(json_object_get(full, "transitions"), j, t) printf(
+        "  %s  %-9s -> %-9s %s\n", jstr(t, "at"),
+        json_is_string(json_object_get(t, "from")) ? jstr(t, "from") : "",
+        jstr(t, "to"), jstr(t, "reason"));
+    json_decref(full);
+  }
+  if (json_array_size(json_object_get(page, "items")) == 0)
+    printf("work %s has no executions yet\n", work);
+  json_decref(page);
+  return CR_EXIT_OK;
+}
+
 int cr_cmd_works(int argc, char **argv) {
   if (cr_cli_wants_help(argc, argv)) {
     help(stdout);
     return CR_EXIT_OK;
   }
-  const char *file = NULL, *work = NULL;
+  const char *file = NULL, *work = NULL, *server = NULL;
   size_t limit = 10;
   for (int i = 1; i < argc; i++) {
     if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) &&
         i + 1 < argc)
       file = argv[++i];
+    else if (!strcmp(argv[i], "--server") && i + 1 < argc)
+      server = argv[++i];
     else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
       limit = (size_t)atoi(argv[++i]);
     else if (argv[i][0] != '-' && work == NULL)
@@ -100,8 +172,11 @@ int cr_cmd_works(int argc, char **argv) {
       return CR_EXIT_USAGE;
     }
   }
+  if ((server = cr_cli_server(server)) != NULL && file == NULL)
+    return remote_works(server, work, limit);
   if (file == NULL) {
-    cr_cli_errorf("works: -c FILE is required (see 'connrun works --help')");
+    cr_cli_errorf("works: -c FILE or --server URL is required (see 'connrun "
+                  "works --help')");
     return CR_EXIT_USAGE;
   }
   cr_store *s = NULL;
@@ -137,12 +212,14 @@ int cr_cmd_cancel(int argc, char **argv) {
           stdout);
     return CR_EXIT_OK;
   }
-  const char *file = NULL;
+  const char *file = NULL, *server = NULL;
   long long id = 0;
   for (int i = 1; i < argc; i++) {
     if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) &&
         i + 1 < argc)
       file = argv[++i];
+    else if (!strcmp(argv[i], "--server") && i + 1 < argc)
+      server = argv[++i];
     else if (argv[i][0] != '-' && id == 0 && atoll(argv[i]) > 0)
       id = atoll(argv[i]);
     else {
@@ -150,9 +227,24 @@ int cr_cmd_cancel(int argc, char **argv) {
       return CR_EXIT_USAGE;
     }
   }
-  if (file == NULL || id == 0) {
-    cr_cli_errorf("cancel: need -c FILE and EXECUTION_ID");
+  server = cr_cli_server(server);
+  if ((file == NULL && server == NULL) || id == 0) {
+    cr_cli_errorf("cancel: need -c FILE (or --server URL) and EXECUTION_ID");
     return CR_EXIT_USAGE;
+  }
+  if (file == NULL) {
+    char path[64];
+    snprintf(path, sizeof path, "/v1/executions/%lld/cancel", id);
+    long status = 0;
+    json_t *out = NULL;
+    if (cr_cli_call("cancel", server, "POST", path, NULL, &status, &out) != 0)
+      return CR_EXIT_RUNTIME;
+    int ex =
+        status == 200 ? CR_EXIT_OK : cr_cli_api_error("cancel", status, out);
+    if (ex == CR_EXIT_OK)
+      printf("execution %lld cancelled\n", id);
+    json_decref(out);
+    return ex;
   }
   cr_store *s = NULL;
   int rc = cr_cli_store_open("cancel", file, &s, NULL);
