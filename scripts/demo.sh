@@ -6,9 +6,11 @@
 #      in the foreground (connrun sync): records, checkpoints, states;
 #   3. drops one more file and syncs again: only the new file is read;
 #   4. shows the work's state history, executions and events;
-#   5. starts the daemon, which schedules and runs every work (Ctrl-C stops
-#      it; CONNRUN_DEMO_SECONDS=N stops it after N seconds) and shows the
-#      works and events it produced.
+#   5. starts the daemon, which schedules and runs every work and serves the
+#      REST API: shows the API answering (readyz, a work, the CLI with
+#      --server, a subscription posted in the documents' format, /metrics);
+#      Ctrl-C stops it; CONNRUN_DEMO_SECONDS=N stops it after N seconds.
+#      Then shows the works and events it produced.
 set -euo pipefail
 build=${1:-build}
 config=${2:-configs/demo.yaml}
@@ -47,15 +49,45 @@ step "connrun events -c $config --subject-type work"
 "$bin" events -c "$config" --subject-type work
 
 step "connrun serve -c $config   (Ctrl-C stops it)"
+"$bin" serve -c "$config" &
+pid=$!
+trap 'kill -INT "$pid" 2>/dev/null || true' INT TERM
+api=http://127.0.0.1:8470
+token=$(cat configs/demo-secrets/api_token)
+for _ in $(seq 1 100); do # at most 10 s for the API to come up
+  curl -sf "$api/readyz" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+if curl -sf "$api/readyz" >/dev/null 2>&1; then
+  step "the REST API answers at $api (token: configs/demo-secrets/api_token)"
+  echo "\$ curl $api/readyz"
+  curl -s "$api/readyz"; echo
+  echo "\$ curl -H 'Authorization: Bearer ...' $api/v1/works/files-import"
+  curl -s -H "Authorization: Bearer $token" "$api/v1/works/files-import"; echo
+  step "CONNRUN_SERVER=$api CONNRUN_TOKEN=... connrun auth list   (the CLI against the server)"
+  CONNRUN_SERVER=$api CONNRUN_TOKEN=$token "$bin" auth list
+  step "connrun auth show example-good --server $api"
+  CONNRUN_TOKEN=$token "$bin" auth show example-good --server "$api"
+  step "POST /v1/subscriptions with the audit-log document's example body"
+  curl -s -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    "$api/v1/subscriptions" -d '{"config": {"system_event_multiple_types": ["updated", "created", "failed"], "webhook_url": "http://127.0.0.1:9/demo-receiver", "headers": {"custom-header": "header-value"}}, "workflow": "webhook_system_events"}'
+  echo
+  step "curl $api/metrics   (Prometheus; first lines)"
+  curl -s -H "Authorization: Bearer $token" "$api/metrics" | grep -v '^#' | head -n 8
+  echo
+  echo "The API stays up while the daemon runs: try"
+  echo "  CONNRUN_SERVER=$api CONNRUN_TOKEN=\$(cat configs/demo-secrets/api_token) build/bin/connrun works"
+else
+  echo "the API did not come up on $api (is the port in use?)" >&2
+fi
 rc=0
 if [[ -n "${CONNRUN_DEMO_SECONDS:-}" ]]; then
-  timeout --signal=INT "$CONNRUN_DEMO_SECONDS" "$bin" serve -c "$config" || rc=$?
-  # 124: timeout stopped it (SIGINT), which serve handles as a clean stop.
-  [[ $rc -eq 124 ]] && rc=0
-else
-  "$bin" serve -c "$config" || rc=$?
-  [[ $rc -eq 130 ]] && rc=0
+  ( sleep "$CONNRUN_DEMO_SECONDS"; kill -INT "$pid" 2>/dev/null || true ) &
 fi
+wait "$pid" || rc=$?
+# 130: stopped by Ctrl-C (SIGINT), which serve handles as a clean stop.
+[[ $rc -eq 130 ]] && rc=0
 step "connrun works -c $config   (after serve)"
 "$bin" works -c "$config"
 step "connrun events -c $config --since 1h --verb synccomplete --verb failed"
