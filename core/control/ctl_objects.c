@@ -302,7 +302,7 @@ static const struct cr_mark *mark_of(const cr_config *cfg, const char *kind,
   return x ? &x->mark : NULL;
 }
 
-int cr_ctl_object_create(const struct cr_ctl *c, const char *kind,
+static int locked_create(const struct cr_ctl *c, const char *kind,
                          const json_t *def, char *id_out, cr_config **cfg_out,
                          char *msg, size_t msglen) {
   json_t *d = json_deep_copy(def);
@@ -344,7 +344,7 @@ int cr_ctl_object_create(const struct cr_ctl *c, const char *kind,
   return rc;
 }
 
-int cr_ctl_object_update(const struct cr_ctl *c, const char *kind,
+static int locked_update(const struct cr_ctl *c, const char *kind,
                          const char *id, const json_t *changes,
                          cr_config **cfg_out, char *msg, size_t msglen) {
   int rc = 0;
@@ -366,7 +366,7 @@ int cr_ctl_object_update(const struct cr_ctl *c, const char *kind,
   return rc;
 }
 
-int cr_ctl_object_delete(const struct cr_ctl *c, const char *kind,
+static int locked_delete(const struct cr_ctl *c, const char *kind,
                          const char *id, char *msg, size_t msglen) {
   int rc = 0;
   json_t *root = root_with(c, msg, msglen, &rc);
@@ -428,4 +428,40 @@ int cr_ctl_object_remove(const struct cr_ctl *c, const char *kind,
     return CR_EBUSY;
   }
   return cr_ctl_object_delete(c, kind, id, msg, msglen);
+}
+
+/* Each change reads the API's objects, checks and writes them under the
+ * store's write lock, so two changes (or a change and the daemon's reload)
+ * never each miss the other's object. */
+static int end_locked(cr_store *s, int rc) {
+  return rc == 0 ? cr_store_commit(s) : (cr_store_rollback(s), rc);
+}
+
+int cr_ctl_object_create(const struct cr_ctl *c, const char *kind,
+                         const json_t *def, char *id_out, cr_config **cfg_out,
+                         char *msg, size_t msglen) {
+  int rc = cr_store_begin(c->store);
+  if (rc != 0)
+    return rc;
+  rc = locked_create(c, kind, def, id_out, cfg_out, msg, msglen);
+  return end_locked(c->store, rc);
+}
+
+int cr_ctl_object_update(const struct cr_ctl *c, const char *kind,
+                         const char *id, const json_t *changes,
+                         cr_config **cfg_out, char *msg, size_t msglen) {
+  int rc = cr_store_begin(c->store);
+  if (rc != 0)
+    return rc;
+  rc = locked_update(c, kind, id, changes, cfg_out, msg, msglen);
+  return end_locked(c->store, rc);
+}
+
+int cr_ctl_object_delete(const struct cr_ctl *c, const char *kind,
+                         const char *id, char *msg, size_t msglen) {
+  int rc = cr_store_begin(c->store);
+  if (rc != 0)
+    return rc;
+  rc = locked_delete(c, kind, id, msg, msglen);
+  return end_locked(c->store, rc);
 }

@@ -199,6 +199,10 @@ static void do_reload(cr_daemon *d, int all_checks) {
   cr_diags diags;
   cr_diags_init(&diags);
   cr_config *cfg = NULL;
+  /* Reading the API's objects and applying them is one write transaction:
+   * an object the API creates meanwhile waits, rather than being read
+   * missing and then deleted from the store as "no longer configured". */
+  int locked = cr_store_begin(d->store) == 0;
   int rc = load_config(d, &cfg, &diags);
   cr_diags_sort(&diags);
   for (size_t i = 0; i < diags.count; i++) {
@@ -215,11 +219,15 @@ static void do_reload(cr_daemon *d, int all_checks) {
                     "reload: configuration %s is invalid (%s); keeping the "
                     "running one",
                     d->config_path, cr_strerror(rc));
+    if (locked)
+      cr_store_rollback(d->store);
     return;
   }
   struct cr__cfg_ref *ref = cr__cfg_ref_new(cfg);
   if (ref == NULL) {
     cr_config_free(cfg);
+    if (locked)
+      cr_store_rollback(d->store);
     return;
   }
   uv_mutex_lock(&d->cfg_mu);
@@ -230,7 +238,11 @@ static void do_reload(cr_daemon *d, int all_checks) {
   cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
   if (d->delivery != NULL)
     cr_delivery_configure(d->delivery, d->cfg->cfg);
-  if (apply(d, "config") == 0) {
+  rc = apply(d, "config");
+  if (locked)
+    rc =
+        rc == 0 ? cr_store_commit(d->store) : (cr_store_rollback(d->store), rc);
+  if (rc == 0) {
     if (all_checks)
       cr__daemon_health_cycle(d);
     else

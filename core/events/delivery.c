@@ -9,16 +9,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util/alloc.h"
-#include "util/clock.h"
 #include "events/delivery_worker.h"
-#include "util/error.h"
 #include "events/event_tpl.h"
 #include "events/events.h"
-#include "util/http_async.h"
-#include "util/jsonbuf.h"
 #include "events/stdwebhooks.h"
 #include "events/sub_filter.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/http_async.h"
+#include "util/jsonbuf.h"
 
 #define MAX_WINDOW 256
 #define MAX_HEADERS 64
@@ -240,6 +240,11 @@ int cr_delivery_configure(cr_delivery *d, const cr_config *cfg) {
     for (struct sub_rt *o = d->subs; o != NULL; o = o->next)
       if (o->removed && strcmp(o->id, c->id) == 0 && old == NULL)
         old = o;
+    /* A subscription new to the engine may already have rows the store
+     * thread read and the loop let go (it did not know it yet, e.g. one
+     * created through the API before this reload): read everything again. */
+    if (old == NULL)
+      d->reread = 1;
     if (old != NULL) { /* keep the window of in-flight requests */
       memcpy(rt->in_flight, old->in_flight, sizeof rt->in_flight);
       rt->n_in_flight = old->n_in_flight;
