@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
-#define MAX_FILE_SIZE (16u << 20)
+#define MAX_FILE_SIZE ((size_t)CR_YAML_MAX_FILE_MIB << 20)
 #define MAX_NODES 1000000u
 
 /* ---- The mark table ------------------------------------------------------ */
@@ -596,6 +596,12 @@ static int on_start(struct builder *b, const yaml_event_t *ev, int is_map) {
       strcmp((const char *)tag, "!") != 0)
     return fail_at(b, ev->start_mark, "unsupported tag '%s'",
                    (const char *)tag);
+  /* Refused as soon as the limit is passed: libyaml's cost grows with the
+   * square of the depth, so a deep document must not be read to its end. */
+  if (b->depth >= CR_YAML_MAX_DEPTH)
+    return fail_at(b, ev->start_mark,
+                   "nesting deeper than %d levels is not supported",
+                   CR_YAML_MAX_DEPTH);
   json_t *v = is_map ? json_object() : json_array();
   json_t *keep = v;
   int rc = attach(b, v, ev->start_mark);
@@ -708,7 +714,11 @@ int cr_yaml_parse_file(const char *path, cr_marks *marks, json_t **out,
   }
   if (st.st_size > (off_t)MAX_FILE_SIZE) {
     fclose(f);
-    return read_error(err, path, EFBIG);
+    memset(err, 0, sizeof *err);
+    snprintf(err->message, sizeof err->message,
+             "%s is larger than %d MiB, the limit of a configuration file",
+             path, CR_YAML_MAX_FILE_MIB);
+    return CR_EIO;
   }
   size_t cap = (size_t)st.st_size + 1, len = 0;
   char *buf = cr__malloc(cap);

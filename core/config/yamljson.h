@@ -82,6 +82,12 @@ int cr_marks_set(cr_marks *m, const json_t *node, const json_t *parent,
  * or CR_ENOMEM. */
 int cr_marks_copy_tree(cr_marks *m, const json_t *from, const json_t *to);
 
+/* Limits of one document: its size (cr_yaml_parse_file) and how deep
+ * mappings and lists nest (a deeper document is refused at the first node
+ * past the limit, with its position). */
+#define CR_YAML_MAX_FILE_MIB 16
+#define CR_YAML_MAX_DEPTH 64
+
 /* Parses one YAML document from text (len bytes, borrowed) named file in
  * marks (the name is interned). On success *out is the root (a new
  * reference the caller releases with json_decref; json null for an empty
@@ -92,9 +98,9 @@ int cr_yaml_parse_string(const char *text, size_t len, const char *file,
                          cr_marks *marks, json_t **out,
                          struct cr_yaml_error *err);
 
-/* Reads path (borrowed, at most 16 MiB) and parses it as above with the
- * path as file name. Also returns CR_ENOENT (no such file) or CR_EIO (any
- * other reason it cannot be read) with err->message saying why, e.g.
+/* Reads path (borrowed, at most CR_YAML_MAX_FILE_MIB) and parses it as above
+ * with the path as file name. Also returns CR_ENOENT (no such file) or CR_EIO
+ * (any other reason it cannot be read) with err->message saying why, e.g.
  * "cannot read x.yaml: Permission denied", and line 0. */
 int cr_yaml_parse_file(const char *path, cr_marks *marks, json_t **out,
                        struct cr_yaml_error *err);

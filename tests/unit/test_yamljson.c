@@ -2,8 +2,8 @@
  * and keys, duplicate keys, syntax error locations, aliases, refusals. */
 #include "testutil.h"
 
-#include "util/error.h"
 #include "config/yamljson.h"
+#include "util/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,6 +342,77 @@ static void test_alloc_failures(void **state) {
   }
 }
 
+/* n nested flow lists "[[...]]" after "k: " into a new string. */
+static char *flow(size_t n) {
+  char *t = malloc(2 * n + 8);
+  size_t k = 0;
+  memcpy(t, "k: ", 3);
+  k = 3;
+  for (size_t i = 0; i < n; i++)
+    t[k++] = '[';
+  for (size_t i = 0; i < n; i++)
+    t[k++] = ']';
+  t[k] = '\0';
+  return t;
+}
+
+static void test_depth_limit(void **state) {
+  (void)state;
+  struct parsed p;
+  /* At the limit (the root mapping counts as one level): read. */
+  char *ok = flow(CR_YAML_MAX_DEPTH - 1);
+  parse(&p, ok);
+  assert_int_equal(p.rc, 0);
+  done(&p);
+  free(ok);
+  /* One past: refused at the list that passes it, line and column. */
+  char *deep = flow(CR_YAML_MAX_DEPTH);
+  parse(&p, deep);
+  assert_int_equal(p.rc, CR_EPARSE);
+  assert_int_equal(p.err.line, 1);
+  assert_int_equal(p.err.column, 4 + CR_YAML_MAX_DEPTH - 1);
+  assert_non_null(strstr(p.err.message, "nesting deeper than 64 levels"));
+  done(&p);
+  free(deep);
+  /* 40,000 levels, which libyaml alone needs seconds for, is refused at
+   * level 65 without reading further. */
+  char *huge = flow(40000);
+  parse(&p, huge);
+  assert_int_equal(p.rc, CR_EPARSE);
+  assert_int_equal(p.err.column, 4 + CR_YAML_MAX_DEPTH - 1);
+  done(&p);
+  free(huge);
+  /* Block style nests the same way. */
+  char block[8192];
+  size_t k = 0;
+  for (int i = 0; i < CR_YAML_MAX_DEPTH + 2; i++)
+    k += (size_t)snprintf(block + k, sizeof block - k, "%*s- \n", 2 * i, "");
+  parse(&p, block);
+  assert_int_equal(p.rc, CR_EPARSE);
+  assert_non_null(strstr(p.err.message, "nesting deeper"));
+  done(&p);
+}
+
+static void test_file_size_limit(void **state) {
+  (void)state;
+  char *dir = cr_test_mkdtemp("yaml-big");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/big.yaml", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  assert_int_equal(fseek(f, ((long)CR_YAML_MAX_FILE_MIB << 20), SEEK_SET), 0);
+  fputc('#', f);
+  fclose(f);
+  struct parsed p;
+  memset(&p, 0, sizeof p);
+  assert_int_equal(cr_marks_new(&p.m), 0);
+  assert_int_equal(cr_yaml_parse_file(path, p.m, &p.root, &p.err), CR_EIO);
+  assert_non_null(strstr(p.err.message, "larger than 16 MiB"));
+  done(&p);
+  cr_test_rmtree(dir);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scalar_typing),
@@ -356,6 +427,8 @@ int main(void) {
       cmocka_unit_test(test_copy_tree),
       cmocka_unit_test(test_many_nodes_rehash),
       cmocka_unit_test(test_alloc_failures),
+      cmocka_unit_test(test_depth_limit),
+      cmocka_unit_test(test_file_size_limit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
