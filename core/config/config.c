@@ -746,11 +746,15 @@ static void set_credentials(struct ld *L, const struct where *w,
   auth_t *a = t;
   if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
     return;
+  size_t before = L->errors;
   json_t *r = cr__cfg_resolve_tree(L, v, 1);
   if (r != NULL) {
     json_decref(a->credentials);
     a->credentials = r;
   }
+  /* A reference that did not resolve is the root cause: checking the
+   * credentials against the schema would only report its knock-on. */
+  a->unresolved = L->errors > before;
 }
 
 static const struct field auth_fields[] = {

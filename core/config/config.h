@@ -110,6 +110,7 @@ struct cr_config_auth {
   const char *method;
   const char *owner;
   json_t *credentials; /* resolved secrets, an object ({} when absent) */
+  int unresolved;      /* a secret reference in credentials failed */
   const json_t *def;   /* as written */
   uint64_t config_hash;
   struct cr_mark mark; /* start of the definition */

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/error.h"
 #include "plugin/plugin_host.h"
+#include "util/error.h"
 
 typedef struct cr_config_auth auth_t;
 typedef struct cr_config_work work_t;
@@ -175,7 +175,8 @@ static void check_auth(struct ld *L, const cr_plugin_host *h, const auth_t *a) {
   }
   snprintf(noun, sizeof noun, "credentials of authorization '%s'",
            a->id ? a->id : "?");
-  validate(L, cr_plugin_credentials_schema(p), a->credentials, noun);
+  if (!a->unresolved)
+    validate(L, cr_plugin_credentials_schema(p), a->credentials, noun);
 }
 
 static void check_work(struct ld *L, const cr_plugin_host *h,

@@ -1099,6 +1099,28 @@ static void test_plugin_providers_and_methods(void **state) {
   cr_plugin_host_free(h);
 }
 
+/* An unset ${ENV} in credentials is the one error: no knock-on schema
+ * errors for the empty value it left. */
+static void test_unresolved_credentials_reported_once(void **state) {
+  (void)state;
+  unsetenv("CR_TEST_NEVER_SET");
+  cr_plugin_host *h = cfgtest_host();
+  const char *t = "authorizations:\n"
+                  "  - id: a\n"
+                  "    provider: cfgtest\n"
+                  "    method: api_key\n"
+                  "    credentials: {api_key: \"${CR_TEST_NEVER_SET}\"}\n";
+  struct loaded l;
+  load(&l, t);
+  assert_int_equal(l.rc, CR_ECONFIG);
+  cr_config_check_plugins(l.cfg, h, &l.d);
+  expect_err(&l, t, "\"${CR_TEST_NEVER_SET}", 0,
+             "environment variable CR_TEST_NEVER_SET is not set");
+  assert_int_equal(n_errors(&l), 1);
+  unload(&l);
+  cr_plugin_host_free(h);
+}
+
 static void test_plugin_schemas(void **state) {
   (void)state;
   setenv("CR_TEST_BADKEY", BAD_SECRET, 1);
@@ -1468,6 +1490,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_plugin_providers_and_methods, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_plugin_schemas, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unresolved_credentials_reported_once,
+                                      setup, teardown),
       cmocka_unit_test(test_example_config_is_valid),
       cmocka_unit_test_setup_teardown(test_subscription_delivery_settings,
                                       setup, teardown),
