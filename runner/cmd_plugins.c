@@ -21,7 +21,9 @@ static void help(FILE *out) {
         "Loads every .so in the plugin directories (from --plugin-dir, "
         "repeatable,\nand/or host.plugin_dirs of the configuration given "
         "with -c) and shows\nwhat each declares. Refused plugins are listed "
-        "on stderr with the reason. Without --plugin-dir and -c, the\n"
+        "with the reason (on stderr,\nin the table and in --json with "
+        "\"refused\": true); inspect shows a refused\nplugin's reason. Without "
+        "--plugin-dir and -c, the\n"
         "installed plugin directory is used.\n\n"
         "  list      name, version, ABI, capabilities, auth methods, path\n"
         "  inspect   one plugin's details and JSON Schemas\n"
@@ -43,10 +45,33 @@ static void help(FILE *out) {
         out);
 }
 
+/* The plugins the host refused, with their reasons. */
+struct refusals {
+  int n;
+  json_t *list; /* [{path, refused: true, reason}] */
+};
+
 static void refused(void *ud, const char *path, const char *reason) {
-  int *n = ud;
-  (*n)++;
+  struct refusals *r = ud;
+  r->n++;
   fprintf(stderr, "connrun: refused %s: %s\n", path, reason);
+  json_array_append_new(r->list, json_pack("{s:s, s:b, s:s}", "path", path,
+                                           "refused", 1, "reason", reason));
+}
+
+/* The refusal of the file named NAME.so (or NAME), or NULL. */
+static const json_t *refusal_of(const struct refusals *r, const char *name) {
+  size_t i;
+  const json_t *x;
+  json_array_foreach(r->list, i, x) {
+    const char *path = json_string_value(json_object_get(x, "path"));
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(name);
+    if (!strncmp(base, name, n) && (!strcmp(base + n, ".so") || !base[n]))
+      return x;
+  }
+  return NULL;
 }
 
 static char *methods_string(const struct cr_plugin_descriptor *d) {
@@ -89,12 +114,14 @@ static json_t *plugin_json(const cr_plugin *p, int with_schemas) {
   return o;
 }
 
-static int list_plugins(cr_plugin_host *h, int as_json) {
+static int list_plugins(cr_plugin_host *h, const struct refusals *r,
+                        int as_json) {
   size_t n = cr_plugin_host_count(h);
   if (as_json) {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
       json_array_append_new(arr, plugin_json(cr_plugin_host_at(h, i), 0));
+    json_array_extend(arr, r->list);
     json_dumpf(arr, stdout, JSON_INDENT(2));
     fputc('\n', stdout);
     json_decref(arr);
@@ -126,6 +153,11 @@ static int list_plugins(cr_plugin_host *h, int as_json) {
            d->version, abi, wcaps, cr_plugin_caps_string(p, caps, sizeof caps),
            wmeth, methods_string(d), cr_plugin_path(p));
   }
+  size_t i;
+  const json_t *x;
+  json_array_foreach(r->list, i, x)
+      printf("REFUSED  %s: %s\n", json_string_value(json_object_get(x, "path")),
+             json_string_value(json_object_get(x, "reason")));
   return CR_EXIT_OK;
 }
 
@@ -142,10 +174,21 @@ static void print_schema(const char *title, const char *text) {
   json_decref(v);
 }
 
-static int inspect_plugin(cr_plugin_host *h, const char *name, int as_json) {
+static int inspect_plugin(cr_plugin_host *h, const struct refusals *r,
+                          const char *name, int as_json) {
   const cr_plugin *p = cr_plugin_host_find(h, name);
+  const json_t *why = p == NULL ? refusal_of(r, name) : NULL;
+  if (why != NULL && as_json) {
+    json_dumpf(why, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+  } else if (why != NULL) {
+    printf("path:          %s\nrefused:       %s\n",
+           json_string_value(json_object_get(why, "path")),
+           json_string_value(json_object_get(why, "reason")));
+  }
   if (p == NULL) {
-    cr_cli_errorf("plugins inspect: no plugin provides '%s'", name);
+    if (why == NULL)
+      cr_cli_errorf("plugins inspect: no plugin provides '%s'", name);
     return CR_EXIT_INVALID;
   }
   if (as_json) {
@@ -196,15 +239,16 @@ int cr_cmd_plugins(int argc, char **argv) {
   int rc = cr_cli_plugin_opts_parse(&opts, argc - 2, argv + 2, is_inspect);
   if (rc != CR_EXIT_OK)
     return rc;
-  int n_refused = 0;
+  struct refusals r = {0, json_array()};
   cr_plugin_host *h = NULL;
-  rc = cr_cli_plugin_host_open(&opts, refused, &n_refused, &h);
+  rc = cr_cli_plugin_host_open(&opts, refused, &r, &h);
   if (rc == CR_EXIT_OK) {
-    rc = is_list ? list_plugins(h, opts.json)
-                 : inspect_plugin(h, opts.positional, opts.json);
-    if (rc == CR_EXIT_OK && n_refused > 0 && is_list)
+    rc = is_list ? list_plugins(h, &r, opts.json)
+                 : inspect_plugin(h, &r, opts.positional, opts.json);
+    if (rc == CR_EXIT_OK && r.n > 0 && is_list)
       rc = CR_EXIT_INVALID;
   }
+  json_decref(r.list);
   cr_plugin_host_free(h);
   cr_cli_plugin_opts_free(&opts);
   return rc;

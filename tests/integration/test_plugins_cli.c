@@ -48,7 +48,39 @@ static void test_list_reports_refused_plugins(void **state) {
   char *out = NULL;
   assert_int_equal(cr_test_run(argv, NULL, &out), 1);
   assert_non_null(strstr(out, "wrong_magic.so: wrong magic"));
+  assert_non_null(
+      strstr(out, "REFUSED  " CR_TEST_PLUGIN_DIR "/wrong_magic.so"));
   assert_non_null(strstr(out, "beta"));
+  free(out);
+  /* --json lists them too, with "refused": true and the reason. */
+  char *json[] = {"/bin/sh", "-c",
+                  CR_CONNRUN_BIN
+                  " plugins list --json --plugin-dir " CR_TEST_PLUGIN_DIR
+                  " 2>/dev/null",
+                  NULL};
+  assert_int_equal(cr_test_run(json, NULL, &out), 1);
+  json_t *arr = json_loads(out, 0, NULL);
+  assert_non_null(arr);
+  int found = 0;
+  size_t i;
+  json_t *p;
+  json_array_foreach(arr, i, p) {
+    const char *path = json_string_value(json_object_get(p, "path"));
+    if (path && strstr(path, "/wrong_magic.so")) {
+      assert_true(json_is_true(json_object_get(p, "refused")));
+      assert_non_null(strstr(json_string_value(json_object_get(p, "reason")),
+                             "wrong magic"));
+      found = 1;
+    }
+  }
+  assert_true(found);
+  json_decref(arr);
+  free(out);
+  /* inspect of a refused plugin shows why, and exits 1. */
+  char *insp[] = {CR_CONNRUN_BIN, "plugins",          "inspect", "wrong_magic",
+                  "--plugin-dir", CR_TEST_PLUGIN_DIR, NULL};
+  assert_int_equal(cr_test_run(insp, NULL, &out), 1);
+  assert_non_null(strstr(out, "refused:       wrong magic"));
   free(out);
 }
 
