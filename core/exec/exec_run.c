@@ -8,17 +8,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util/alloc.h"
-#include "util/clock.h"
 #include "dest/dest.h"
-#include "util/error.h"
 #include "events/events.h"
 #include "exec/exec_run_int.h"
 #include "exec/execution.h"
 #include "plugin/host_api.h"
-#include "util/redact.h"
 #include "plugin/wire.h"
 #include "plugin/worker_pool.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/redact.h"
 
 #define MAX_STREAMS 64
 
@@ -33,7 +33,8 @@ struct run {
   const struct cr_config_work *work;
   const cr_plugin *plugin;
   cr_dest *dest;
-  char *state_json;  /* last committed state, owned; NULL = none */
+  char *state_json;  /* the state committed when the run began (what
+                        api->state() answers), owned; NULL = none */
   char *credentials; /* JSON text, owned, secret: wiped on free */
   int executing;     /* the executing transition was written */
   int ran;           /* the plugin ran and returned a result */
@@ -307,16 +308,14 @@ int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len) {
     rc = run_emit(r, "synced", d);
   }
   rc = end_txn(r, rc);
+  cr__free(copy);
   if (rc == 0) {
-    cr__free(r->state_json);
-    r->state_json = copy;
     r->since_ckpt = 0;
     r->checkpoints++;
     r->last_renew_ms = cr__now_ms();
     report_progress(r, NULL, 0, 1);
     return 0;
   }
-  cr__free(copy);
   if (rc == CR_EINVAL)
     host_fail(r, CR_EXEC_CLASS_SYSTEM, "checkpoint refused: not JSON");
   else if (!r->lost)

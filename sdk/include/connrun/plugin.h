@@ -120,8 +120,11 @@ struct cr_http_request {
   long timeout_ms;             /* 0: the host default */
 };
 
-/* A response filled by api->http. Owned by the host; release it with
- * api->http_response_free (also after an error return). */
+/* A response filled by api->http. The plugin passes a struct it owns
+ * (usually on its stack) without initialising anything: the host sets every
+ * member, struct_size included, before it returns, whatever it returns.
+ * What the members point to is owned by the host; release it with
+ * api->http_response_free (also after an error return), once. */
 struct cr_http_response {
   uint32_t struct_size;
   long status;     /* HTTP status, 0 when no response was received */
@@ -157,11 +160,21 @@ struct cr_host_api {
 
   /* Proposes a checkpoint: the plugin's cursor (a JSON text) covering every
    * record emitted before this call. The host commits it only after the
-   * destination has durably taken those records. */
+   * destination has durably taken those records. Returns 0 (accepted: with
+   * isolation inline it is committed when this returns, with a worker process
+   * it is committed by the parent soon after, in order), CR_PLUGIN_ERR_
+   * CANCELLED (the host wants the read to stop: the run was cancelled, lost
+   * its lease or the destination failed; return from read at once, the
+   * checkpoint is not committed) or CR_PLUGIN_ERR_SYSTEM (refused: NULL or
+   * not JSON, or this callback takes no checkpoints, e.g. health_check). */
   int (*checkpoint)(cr_plugin_ctx *ctx, const char *state_json);
 
-  /* The last committed state of this work (JSON text), or NULL on the first
-   * run. Borrowed: valid until the current callback returns. */
+  /* The state committed when this read began (JSON text: the last checkpoint
+   * of earlier executions, or one set by a person with `connrun state set`),
+   * or NULL on the first run. Checkpoints proposed during this read are NOT
+   * reflected: the plugin keeps its own cursor while it reads. The same in
+   * both isolation modes. Borrowed: valid until the current callback
+   * returns. */
   const char *(*state)(cr_plugin_ctx *ctx);
 
   /* Reports progress for a stream; total may be 0 when unknown. */
@@ -228,8 +241,14 @@ typedef int (*cr_plugin_create_fn)(const struct cr_host_api *api,
                                    size_t errlen);
 /* Releases an instance created by create(). */
 typedef void (*cr_plugin_destroy_fn)(void *instance);
-/* Checks that the authorization is valid at the provider. Returns 0 when
- * out->status is meaningful (Healthy, Unhealthy or Unknown). */
+/* Checks that the authorization is valid at the provider. Return 0 with
+ * out->status (Healthy, Unhealthy or Unknown) and out->reason filled when
+ * the plugin could tell, or could tell that it could not (Unknown with the
+ * reason: a 5xx, a timeout). A non-zero return (a cr_plugin_result, with
+ * api->set_error) means the check itself failed: CR_PLUGIN_ERR_CONFIG is
+ * recorded as Unhealthy with the set_error message (the credentials or
+ * settings are unusable), any other class as Unknown with it. Prefer 0 with
+ * a status: the reason is the plugin's own words. */
 typedef int (*cr_plugin_health_check_fn)(void *instance, cr_plugin_ctx *ctx,
                                          struct cr_plugin_health_result *out);
 /* Syncs from the provider: emits records and checkpoints through the host. */
