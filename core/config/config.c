@@ -761,6 +761,7 @@ static const struct field auth_fields[] = {
     {"id", FT_ID, 1, offsetof(auth_t, id), 0, 0, NULL, NULL},
     {"name", FT_STR, 0, offsetof(auth_t, name), 0, 0, NULL, NULL},
     {"description", FT_STR, 0, offsetof(auth_t, description), 0, 0, NULL, NULL},
+    {"settings", FT_MAP, 0, offsetof(auth_t, settings), 0, 0, NULL, NULL},
     {"provider", FT_CUSTOM, 1, offsetof(auth_t, provider), 0, 0, NULL,
      set_provider},
     {"method", FT_NONEMPTY, 1, offsetof(auth_t, method), 0, 0, NULL, NULL},
@@ -1468,4 +1469,10 @@ void cr_config_free(cr_config *cfg) {
 
 cr_redactor *cr_config_redactor(const cr_config *cfg) {
   return cfg && cfg->priv ? cfg->priv->redactor : NULL;
+}
+
+char *cr_config_settings_json(const struct cr_config_auth *a) {
+  if (a == NULL || a->settings == NULL)
+    return strdup("{}");
+  return json_dumps(a->settings, JSON_COMPACT);
 }

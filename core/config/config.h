@@ -109,9 +109,10 @@ struct cr_config_auth {
   const char *provider;
   const char *method;
   const char *owner;
-  json_t *credentials; /* resolved secrets, an object ({} when absent) */
-  int unresolved;      /* a secret reference in credentials failed */
-  const json_t *def;   /* as written */
+  json_t *credentials;    /* resolved secrets, an object ({} when absent) */
+  int unresolved;         /* a secret reference in credentials failed */
+  const json_t *settings; /* non-secret settings as written, NULL if none */
+  const json_t *def;      /* as written */
   uint64_t config_hash;
   struct cr_mark mark; /* start of the definition */
 };
@@ -292,6 +293,10 @@ int cr_config_check_plugins(const cr_config *cfg, const cr_plugin_host *h,
 /* Frees the config and everything it owns; resolved secrets are wiped
  * first. NULL is a no-op. */
 void cr_config_free(cr_config *cfg);
+
+/* The authorization's settings as a JSON object text ("{}" when none), a
+ * new string the caller frees with free(); NULL on ENOMEM. */
+char *cr_config_settings_json(const struct cr_config_auth *a);
 
 /* Lookups by id (borrowed; NULL when absent). */
 const struct cr_config_auth *cr_config_find_auth(const cr_config *cfg,

@@ -6,11 +6,11 @@
 #include "config/config.h"
 #include "config/config_int.h"
 
-#include "util/alloc.h"
-#include "util/error.h"
 #include "events/event_tpl.h"
 #include "events/mail.h"
 #include "events/vocab.h"
+#include "util/alloc.h"
+#include "util/error.h"
 
 #include <stddef.h>
 #include <stdio.h>

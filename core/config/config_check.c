@@ -157,6 +157,26 @@ static void need_cap(struct ld *L, const cr_plugin *p, uint32_t cap,
                  cr_plugin_desc(p)->name, verb, caps[0] ? caps : "none");
 }
 
+/* settings: against the plugin's settings schema (ABI minor 1); a plugin
+ * without one takes none. */
+static void check_settings(struct ld *L, const cr_plugin *p, const auth_t *a) {
+  if (a->settings == NULL)
+    return;
+  const cr_schema *s = cr_plugin_settings_schema(p);
+  if (s == NULL) {
+    if (json_object_size(a->settings) > 0)
+      cr__cfg_err_at(L, cr__cfg_mk_val(L, a->def, "settings"),
+                     "provider '%s' takes no settings (its plugin declares no "
+                     "settings schema)",
+                     a->provider);
+    return;
+  }
+  char noun[256];
+  snprintf(noun, sizeof noun, "settings of authorization '%s'",
+           a->id ? a->id : "?");
+  validate(L, s, a->settings, noun);
+}
+
 static void check_auth(struct ld *L, const cr_plugin_host *h, const auth_t *a) {
   char noun[256], list[512];
   const cr_plugin *p = need_plugin(L, h, a->def, "provider", a->provider);
@@ -177,6 +197,7 @@ static void check_auth(struct ld *L, const cr_plugin_host *h, const auth_t *a) {
            a->id ? a->id : "?");
   if (!a->unresolved)
     validate(L, cr_plugin_credentials_schema(p), a->credentials, noun);
+  check_settings(L, p, a);
 }
 
 static void check_work(struct ld *L, const cr_plugin_host *h,

@@ -7,9 +7,9 @@
 #include "config/config.h"
 #include "config/config_int.h"
 
-#include "util/error.h"
 #include "events/event_tpl.h"
 #include "events/vocab.h"
+#include "util/error.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -57,12 +57,14 @@ int cr_ctl_health_prepare(cr_store *s, const cr_config *cfg,
   } else {
     in->credentials = json_dumps(a->credentials, JSON_COMPACT);
   }
+  in->settings = cr_config_settings_json(a);
   const struct cr_config_work *w = work_using(cfg, a->id);
   if (w != NULL) {
     in->config = json_dumps(w->config, JSON_COMPACT);
     in->work_id = w->id;
   }
-  if (in->credentials == NULL || (w != NULL && in->config == NULL)) {
+  if (in->credentials == NULL || in->settings == NULL ||
+      (w != NULL && in->config == NULL)) {
     cr_ctl_health_input_clear(in);
     return CR_ENOMEM;
   }
@@ -75,6 +77,7 @@ void cr_ctl_health_input_clear(struct cr_ctl_health_input *in) {
     free(in->credentials); /* from json_dumps / strdup */
   }
   free(in->config);
+  free(in->settings);
   memset(in, 0, sizeof *in);
 }
 
@@ -90,6 +93,7 @@ int cr_ctl_health_exec(const cr_config *cfg, const cr_plugin *p,
       .credentials_json = in->credentials,
       .config_json = in->config,
       .work_id = in->work_id,
+      .settings_json = in->settings,
   };
   return cr_health_check_ex(p, &params, cr_config_redactor(cfg), opts, out);
 }

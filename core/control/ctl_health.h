@@ -20,6 +20,7 @@ struct cr_ctl_health_input {
   char *config;        /* config of the first enabled work using the
                           authorization, or NULL */
   const char *work_id; /* that work's id (borrowed from the config) */
+  char *settings;      /* the authorization's settings, JSON text */
 };
 
 /* Fills in (caller-owned) for authorization a (borrowed) of cfg: the

@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "exec/exec_run_int.h"
+#include "exec/execution.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
-#include "exec/exec_run_int.h"
-#include "exec/execution.h"
 
 struct entry {
   struct cr__exec_final fin; /* fin.work_id owned */

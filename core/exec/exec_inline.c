@@ -73,6 +73,7 @@ int cr__exec_inline(struct run *r, char *msg, size_t msglen,
   const struct cr_config_work *w = cr__exec_work(r);
   const struct cr_plugin_descriptor *desc = cr_plugin_desc(cr__exec_plugin(r));
   char *config = json_dumps(w->config, JSON_COMPACT);
+  char *settings = cr_config_settings_json(w->auth);
   struct cr_plugin_params params = {
       .struct_size = sizeof params,
       .authorization_id = w->auth ? w->auth->id : "",
@@ -80,10 +81,12 @@ int cr__exec_inline(struct run *r, char *msg, size_t msglen,
       .credentials_json = cr__exec_credentials(r),
       .config_json = config ? config : "{}",
       .work_id = w->id,
+      .settings_json = settings ? settings : "{}",
   };
   void *inst = NULL;
   int code = desc->create(cr_host_api_default(), &params, &inst, msg, msglen);
   free(config);
+  free(settings);
   if (code != 0)
     return code;
   /* The run's own credentials (maybe rotated, so not in the config's

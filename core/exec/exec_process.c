@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util/clock.h"
-#include "util/error.h"
 #include "exec/exec_run_int.h"
 #include "exec/execution.h"
 #include "plugin/plugin_host.h"
 #include "plugin/wire.h"
 #include "plugin/worker_pool.h"
+#include "util/clock.h"
+#include "util/error.h"
 
 /* How long the loop waits for a message before housekeeping. */
 #define TICK_MS 500
@@ -38,11 +38,14 @@ static int start_job(struct run *r, cr_worker *wk) {
   m.u.job.credentials_json = cr_wire_cstr(cr__exec_credentials(r));
   m.u.job.config_json = cr_wire_cstr(config);
   m.u.job.state_json = cr_wire_cstr(cr__exec_state(r));
+  char *settings = cr_config_settings_json(w->auth);
+  m.u.job.settings_json = cr_wire_cstr(settings ? settings : "{}");
   m.u.job.timeout_ms = w->timeout_ms > 0 ? (uint64_t)w->timeout_ms : 0;
   m.u.job.memory_limit_mb =
       w->memory_limit_mb > 0 ? (uint64_t)w->memory_limit_mb : 0;
   int rc = cr_worker_start(wk, &m);
   free(config);
+  free(settings);
   return rc;
 }
 

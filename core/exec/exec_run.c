@@ -558,6 +558,7 @@ static int open_plugin_dest(struct run *r, char *err, size_t errlen) {
              dc->provider ? dc->provider : "(none)");
     return CR_EINVAL;
   }
+  char *settings = cr_config_settings_json(dc->auth);
   char *creds = dc->auth && dc->auth->credentials
                     ? json_dumps(dc->auth->credentials, JSON_COMPACT)
                     : NULL;
@@ -568,10 +569,12 @@ static int open_plugin_dest(struct run *r, char *err, size_t errlen) {
       .credentials_json = creds ? creds : "{}",
       .config_json = "{}",
       .work_id = r->work->id,
+      .settings_json = settings ? settings : "{}",
   };
   int rc = cr_dest_open_plugin(cr_plugin_desc(p), &params,
                                cr_config_redactor(r->env->cfg), &r->dest, err,
                                errlen);
+  free(settings);
   if (creds != NULL) {
     cr__secret_wipe(creds, strlen(creds));
     free(creds);

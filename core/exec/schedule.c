@@ -3,9 +3,9 @@
  * search in a time zone with the DST policy documented in schedule.h. */
 #include "exec/schedule.h"
 
+#include "exec/tz.h"
 #include "util/alloc.h"
 #include "util/error.h"
-#include "exec/tz.h"
 
 #include <stdarg.h>
 #include <stdio.h>

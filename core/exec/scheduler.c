@@ -5,11 +5,11 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "exec/execution.h"
+#include "exec/schedule.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
-#include "exec/execution.h"
-#include "exec/schedule.h"
 
 struct provider_default {
   const char *name; /* borrowed from the plugin descriptor */

@@ -3,9 +3,9 @@
  * health.h). */
 #include "plugin/health.h"
 
+#include "plugin/host_api.h"
 #include "util/clock.h"
 #include "util/error.h"
-#include "plugin/host_api.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -43,10 +43,10 @@
  */
 #include "plugin/plugin_host.h"
 
-#include "util/alloc.h"
-#include "util/error.h"
 #include "plugin/host_api.h"
 #include "plugin/plugin_host_internal.h"
+#include "util/alloc.h"
+#include "util/error.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -70,6 +70,7 @@ struct cr_plugin {
   struct cr_plugin_descriptor desc;
   cr_schema *credentials_schema;
   cr_schema *config_schema;
+  cr_schema *settings_schema; /* NULL: no settings accepted */
 };
 
 struct cr_plugin_host {
@@ -319,6 +320,7 @@ static void plugin_free(cr_plugin *p) {
     return;
   cr_schema_free(p->credentials_schema);
   cr_schema_free(p->config_schema);
+  cr_schema_free(p->settings_schema);
   if (p->dl != NULL)
     dlclose(p->dl);
   cr__free(p->path);
@@ -363,6 +365,9 @@ static int validate_plugin(const cr_plugin_host *h, cr_plugin *p, char *errbuf,
   if (rc == 0)
     rc = compile_schema("config_schema", d->config_schema, &p->config_schema,
                         errbuf, errlen);
+  if (rc == 0 && d->settings_schema != NULL)
+    rc = compile_schema("settings_schema", d->settings_schema,
+                        &p->settings_schema, errbuf, errlen);
   if (rc == 0)
     rc = check_streams(d->streams_json, errbuf, errlen);
   if (rc != 0)
@@ -569,6 +574,10 @@ const char *cr_plugin_path(const cr_plugin *p) {
 
 const cr_schema *cr_plugin_credentials_schema(const cr_plugin *p) {
   return p != NULL ? p->credentials_schema : NULL;
+}
+
+const cr_schema *cr_plugin_settings_schema(const cr_plugin *p) {
+  return p != NULL ? p->settings_schema : NULL;
 }
 
 const cr_schema *cr_plugin_config_schema(const cr_plugin *p) {

@@ -69,6 +69,9 @@ const char *cr_plugin_path(const cr_plugin *p);
  * none ("any object"). Borrowed; owned by the host. */
 const cr_schema *cr_plugin_credentials_schema(const cr_plugin *p);
 const cr_schema *cr_plugin_config_schema(const cr_plugin *p);
+/* The compiled settings schema (ABI minor 1), or NULL when the plugin takes
+ * no settings (borrowed). */
+const cr_schema *cr_plugin_settings_schema(const cr_plugin *p);
 
 /* Non-zero when the plugin accepts authorization method m. */
 int cr_plugin_accepts_method(const cr_plugin *p, const char *m);

@@ -30,7 +30,8 @@ static const struct field job_f[] = {
     FLD(F_STR, job.auth_method),  FLD(F_STR, job.provider),
     FLD(F_STR, job.plugin_path),  FLD(F_STR, job.credentials_json),
     FLD(F_STR, job.config_json),  FLD(F_STR, job.state_json),
-    FLD(F_U64, job.timeout_ms),   FLD(F_U64, job.memory_limit_mb)};
+    FLD(F_U64, job.timeout_ms),   FLD(F_U64, job.memory_limit_mb),
+    FLD(F_STR, job.settings_json)};
 static const struct field record_f[] = {FLD(F_STR, record.stream),
                                         FLD(F_STR, record.json)};
 static const struct field checkpoint_f[] = {

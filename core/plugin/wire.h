@@ -43,7 +43,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define CR_WIRE_VERSION 1
+#define CR_WIRE_VERSION 2
 /* Largest payload (bytes after the u32 length) accepted or produced. */
 #define CR_WIRE_MAX_FRAME (16u * 1024u * 1024u)
 /* Bytes of the length prefix. */
@@ -95,6 +95,7 @@ struct cr_wire_msg {
       cr_wire_str work_id, authorization_id, auth_method, provider;
       cr_wire_str plugin_path, credentials_json, config_json, state_json;
       uint64_t timeout_ms, memory_limit_mb;
+      cr_wire_str settings_json; /* version 2 */
     } job;
     struct {
       cr_wire_str stream, json;

@@ -15,12 +15,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "util/alloc.h"
-#include "util/error.h"
 #include "plugin/host_api.h"
 #include "plugin/plugin_host.h"
-#include "util/redact.h"
 #include "plugin/wire.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/redact.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CR_WORKER_ASAN 1
@@ -38,7 +38,7 @@ struct job {
   struct job *next;
   atomic_int cancelled; /* CANCEL arrived before the job started */
   char *work_id, *authorization_id, *auth_method, *provider, *plugin_path;
-  char *credentials_json, *config_json, *state_json;
+  char *credentials_json, *config_json, *state_json, *settings_json;
   uint64_t timeout_ms, memory_limit_mb;
 };
 
@@ -81,6 +81,7 @@ static void job_free(struct job *j) {
   cr__free(j->credentials_json);
   cr__free(j->config_json);
   cr__free(j->state_json);
+  cr__free(j->settings_json);
   cr__free(j);
 }
 
@@ -97,11 +98,12 @@ static struct job *job_copy(const struct cr_wire_msg *m) {
   j->credentials_json = dup_view(m->u.job.credentials_json);
   j->config_json = dup_view(m->u.job.config_json);
   j->state_json = dup_view(m->u.job.state_json);
+  j->settings_json = dup_view(m->u.job.settings_json);
   j->timeout_ms = m->u.job.timeout_ms;
   j->memory_limit_mb = m->u.job.memory_limit_mb;
   if (!j->work_id || !j->authorization_id || !j->auth_method || !j->provider ||
       !j->plugin_path || !j->credentials_json || !j->config_json ||
-      !j->state_json) {
+      !j->state_json || !j->settings_json) {
     job_free(j);
     return NULL;
   }
@@ -395,6 +397,7 @@ static void run_plugin(struct shared *s, struct run *r,
       .credentials_json = j->credentials_json,
       .config_json = j->config_json,
       .work_id = j->work_id,
+      .settings_json = j->settings_json[0] ? j->settings_json : "{}",
   };
   char errbuf[512] = "";
   void *inst = NULL;

@@ -30,7 +30,7 @@ static void test_list_table_and_json(void **state) {
     if (strcmp(json_string_value(json_object_get(p, "name")), "sendgrid") ==
         0) {
       found = 1;
-      assert_string_equal(json_string_value(json_object_get(p, "abi")), "1.0");
+      assert_string_equal(json_string_value(json_object_get(p, "abi")), "1.1");
       assert_string_equal(json_string_value(json_array_get(
                               json_object_get(p, "auth_methods"), 0)),
                           "api_key");
@@ -119,7 +119,7 @@ static void test_help_and_version(void **state) {
   char *v[] = {CR_CONNRUN_BIN, "--version", NULL};
   char *out = NULL;
   assert_int_equal(cr_test_run(v, NULL, &out), 0);
-  assert_non_null(strstr(out, "plugin ABI 1.0"));
+  assert_non_null(strstr(out, "plugin ABI 1.1"));
   free(out);
   char *bad[] = {CR_CONNRUN_BIN, "frobnicate", NULL};
   assert_int_equal(cr_test_run(bad, NULL, NULL), 2);

@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "util/error.h"
 #include "plugin/worker_pool.h"
+#include "util/error.h"
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -234,7 +234,7 @@ static char *fake_worker(const char *dir, const char *tail) {
            "o() { for b in \"$@\"; do printf \"\\\\$(printf %%03o $b)\"; "
            "done; }\n"
            "p=$$\n"
-           "o 14 0 0 0 1 1 1 0 0 0 $((p & 255)) $(((p >> 8) & 255)) "
+           "o 14 0 0 0 2 1 2 0 0 0 $((p & 255)) $(((p >> 8) & 255)) "
            "$(((p >> 16) & 255)) $(((p >> 24) & 255)) 0 0 0 0\n"
            "head -c 1 <&3 >/dev/null\n"
            "%s\n"
@@ -270,12 +270,12 @@ static void check_fake(const char *tail, const char *reason) {
 static void test_protocol_errors(void **state) {
   (void)state;
   /* version 9 */
-  check_fake("o 2 0 0 0 9 3", "protocol error: protocol version 9, expected 1");
+  check_fake("o 2 0 0 0 9 3", "protocol error: protocol version 9, expected 2");
   /* a second HELLO during the job */
-  check_fake("o 14 0 0 0 1 1 1 0 0 0 1 0 0 0 0 0 0 0",
+  check_fake("o 14 0 0 0 2 1 2 0 0 0 1 0 0 0 0 0 0 0",
              "protocol error: unexpected HELLO");
   /* half a frame, then exit 0 */
-  check_fake("o 9 0 0 0 1; exit 0", "exited with status 0 during the job");
+  check_fake("o 9 0 0 0 2; exit 0", "exited with status 0 during the job");
 }
 
 static void test_abort(void **state) {

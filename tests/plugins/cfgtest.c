@@ -2,17 +2,29 @@
  * api_key and basic, a credentials schema (api_key: a string starting with
  * "SG." of at least 8 characters, nothing else allowed) and a work config
  * schema (streams: a non-empty list of "contacts"/"lists", optional
- * page_size 1..1000, nothing else). Health check and read; no write. */
+ * page_size 1..1000, nothing else), and (ABI minor 1) a settings schema
+ * (base_url: an http(s) URL, nothing else). Health check (Healthy, its
+ * reason the settings it was given) and read; no write. */
 #include <connrun/plugin.h>
+#include <stdio.h>
+#include <string.h>
+
+struct inst {
+  char settings[256];
+};
+
+static struct inst the_inst; /* one at a time is enough for the tests */
 
 static int cfgtest_create(const struct cr_host_api *api,
                           const struct cr_plugin_params *params,
                           void **instance_out, char *errbuf, size_t errlen) {
   (void)api;
-  (void)params;
   (void)errbuf;
   (void)errlen;
-  *instance_out = NULL;
+  snprintf(the_inst.settings, sizeof the_inst.settings, "%s",
+           CR_PARAMS_HAS(params, settings_json) ? params->settings_json
+                                                : "(none)");
+  *instance_out = &the_inst;
   return CR_PLUGIN_OK;
 }
 
@@ -20,9 +32,10 @@ static void cfgtest_destroy(void *instance) { (void)instance; }
 
 static int cfgtest_health(void *instance, cr_plugin_ctx *ctx,
                           struct cr_plugin_health_result *out) {
-  (void)instance;
   (void)ctx;
+  const struct inst *in = instance;
   out->status = CR_PLUGIN_HEALTH_HEALTHY;
+  snprintf(out->reason, out->reason_len, "settings %s", in->settings);
   return CR_PLUGIN_OK;
 }
 
@@ -53,6 +66,9 @@ static const struct cr_plugin_descriptor cfgtest_desc = {
                      "\"page_size\":{\"type\":\"integer\",\"minimum\":1,"
                      "\"maximum\":1000},"
                      "\"verbose\":{\"type\":\"boolean\"}}}",
+    .settings_schema = "{\"type\":\"object\",\"additionalProperties\":false,"
+                       "\"properties\":{\"base_url\":{\"type\":\"string\","
+                       "\"pattern\":\"^https?://\"}}}",
     .streams_json = "[{\"name\":\"contacts\",\"primary_key\":[\"id\"]},"
                     "{\"name\":\"lists\"}]",
     .capabilities = CR_PLUGIN_CAP_HEALTH_CHECK | CR_PLUGIN_CAP_READ,

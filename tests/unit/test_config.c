@@ -4,6 +4,8 @@
  * defaults and typed values, allocation failures. */
 #include "testutil.h"
 
+#include "control/ctl_health.h"
+
 #include "config/config.h"
 #include "config/secret.h"
 #include "events/vocab.h"
@@ -1121,6 +1123,55 @@ static void test_unresolved_credentials_reported_once(void **state) {
   cr_plugin_host_free(h);
 }
 
+/* settings: (ABI minor 1): checked against the plugin's settings schema,
+ * refused for a plugin without one, and handed to the plugin. */
+static void test_settings(void **state) {
+  (void)state;
+  cr_plugin_host *h = cfgtest_host();
+  char err[512];
+  assert_int_equal(
+      cr_plugin_host_load_file(h, CR_TEST_PLUGIN_DIR "/abi_old_minor_small.so",
+                               err, sizeof err),
+      0); /* a minor-0 plugin still loads */
+  const char *t = "authorizations:\n"
+                  "  - id: ok\n"
+                  "    provider: cfgtest\n"
+                  "    method: api_key\n"
+                  "    credentials: {api_key: SG.abcdefgh}\n"
+                  "    settings: {base_url: \"https://eu.example.com\"}\n"
+                  "  - id: bad\n"
+                  "    provider: cfgtest\n"
+                  "    method: api_key\n"
+                  "    credentials: {api_key: SG.abcdefgh}\n"
+                  "    settings: {base_url: ftp-nope}\n"
+                  "  - id: old\n"
+                  "    provider: oldminor\n"
+                  "    method: api_key\n"
+                  "    settings: {region: eu}\n";
+  struct loaded l;
+  load(&l, t);
+  assert_int_equal(l.rc, 0);
+  check_plugins(&l, h, CR_ECONFIG);
+  expect_err(&l, t, "ftp-nope", 0, "settings of authorization 'bad'*");
+  expect_err(&l, t, "{region", 0,
+             "provider 'oldminor' takes no settings (its plugin declares no "
+             "settings schema)");
+  assert_int_equal(n_errors(&l), 2);
+  /* The plugin gets them (its health reason echoes them). */
+  const struct cr_config_auth *a = cr_config_find_auth(l.cfg, "ok");
+  struct cr_ctl_health_input in;
+  struct cr_health_outcome o;
+  assert_int_equal(cr_ctl_health_prepare(NULL, l.cfg, a, &in), 0);
+  assert_int_equal(cr_ctl_health_exec(l.cfg, cr_plugin_host_find(h, "cfgtest"),
+                                      a, &in, NULL, &o),
+                   0);
+  cr_ctl_health_input_clear(&in);
+  assert_string_equal(o.reason,
+                      "settings {\"base_url\":\"https://eu.example.com\"}");
+  unload(&l);
+  cr_plugin_host_free(h);
+}
+
 static void test_plugin_schemas(void **state) {
   (void)state;
   setenv("CR_TEST_BADKEY", BAD_SECRET, 1);
@@ -1490,6 +1541,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_plugin_providers_and_methods, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_plugin_schemas, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unresolved_credentials_reported_once,
                                       setup, teardown),
       cmocka_unit_test(test_example_config_is_valid),

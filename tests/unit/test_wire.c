@@ -1,12 +1,12 @@
-/* test_wire.c: the parent<->worker wire protocol (core/plugin/wire.c): round trips,
- * split feeding, malformed frames, a real pipe between processes (with a
+/* test_wire.c: the parent<->worker wire protocol (core/plugin/wire.c): round
+ * trips, split feeding, malformed frames, a real pipe between processes (with a
  * throughput figure), a deterministic mini-fuzz loop over the libFuzzer
  * target and allocation-failure loops. */
 #include "testutil.h"
 
+#include "plugin/wire.h"
 #include "util/alloc.h"
 #include "util/error.h"
-#include "plugin/wire.h"
 
 #include "../fuzz/fuzz_wire.c"
 
@@ -190,8 +190,8 @@ static void test_roundtrip_every_type(void **state) {
   struct cr_wire_msg ack = {.type = CR_WIRE_ACK};
   ack.u.ack.seq = 0x0102030405060708ull;
   assert_int_equal(cr_wire_encode(&b, &ack), 0);
-  static const uint8_t want[] = {10, 0, 0, 0, 1, CR_WIRE_ACK, 8,
-                                 7,  6, 5, 4, 3, 2,           1};
+  static const uint8_t want[] = {
+      10, 0, 0, 0, CR_WIRE_VERSION, CR_WIRE_ACK, 8, 7, 6, 5, 4, 3, 2, 1};
   assert_int_equal(b.len, sizeof want);
   assert_memory_equal(b.data, want, sizeof want);
   cr_wire_decoder_free(&d);
@@ -284,21 +284,22 @@ static void test_malformed_frames(void **state) {
   uint8_t lim[4] = {0x00, 0x00, 0x00, 0x01};
   assert_int_equal(decode_raw(lim, 4, err, sizeof err), 0);
   /* Length 10 but CHECKPOINT needs 2 + 4 + 8 = 14 even with an empty str. */
-  uint8_t tr[14] = {10, 0, 0, 0, 1, CR_WIRE_CHECKPOINT};
+  uint8_t tr[14] = {10, 0, 0, 0, CR_WIRE_VERSION, CR_WIRE_CHECKPOINT};
   assert_int_equal(decode_raw(tr, sizeof tr, err, sizeof err), CR_EPARSE);
   assert_non_null(strstr(err, "truncated"));
   /* String length runs past the frame. */
-  uint8_t so[] = {8, 0, 0, 0, 1, CR_WIRE_CREDENTIALS, 3, 0, 0, 0, 'a', 'b'};
+  uint8_t so[] = {8, 0, 0,   0,  CR_WIRE_VERSION, CR_WIRE_CREDENTIALS, 3, 0,
+                  0, 0, 'a', 'b'};
   assert_int_equal(decode_raw(so, sizeof so, err, sizeof err), CR_EPARSE);
   /* Trailing bytes after the last field. */
-  uint8_t tb[] = {3, 0, 0, 0, 1, CR_WIRE_BYE, 0};
+  uint8_t tb[] = {3, 0, 0, 0, CR_WIRE_VERSION, CR_WIRE_BYE, 0};
   assert_int_equal(decode_raw(tb, sizeof tb, err, sizeof err), CR_EPARSE);
   assert_non_null(strstr(err, "trailing"));
   /* Frame too short for version + type. */
   uint8_t sh[] = {1, 0, 0, 0, 1};
   assert_int_equal(decode_raw(sh, sizeof sh, err, sizeof err), CR_EPARSE);
   /* Unknown types and wrong versions. */
-  uint8_t ty[] = {2, 0, 0, 0, 1, 0};
+  uint8_t ty[] = {2, 0, 0, 0, CR_WIRE_VERSION, 0};
   static const uint8_t bad_types[] = {0, 13, 200, 255};
   for (size_t i = 0; i < sizeof bad_types; i++) {
     ty[5] = bad_types[i];
@@ -306,14 +307,15 @@ static void test_malformed_frames(void **state) {
     assert_non_null(strstr(err, "unknown message type"));
   }
   uint8_t ve[] = {2, 0, 0, 0, 0, CR_WIRE_BYE};
-  static const uint8_t bad_versions[] = {0, 2, 255};
+  static const uint8_t bad_versions[] = {0, 1, 3, 255}; /* 1: before settings */
   for (size_t i = 0; i < sizeof bad_versions; i++) {
     ve[4] = bad_versions[i];
     assert_int_equal(decode_raw(ve, sizeof ve, err, sizeof err), CR_EPARSE);
     assert_non_null(strstr(err, "version"));
   }
   /* A good frame before a bad one is still delivered. */
-  uint8_t gb[] = {2, 0, 0, 0, 1, CR_WIRE_BYE, 2, 0, 0, 0, 1, 99};
+  uint8_t gb[] = {2, 0, 0, 0, CR_WIRE_VERSION, CR_WIRE_BYE,
+                  2, 0, 0, 0, CR_WIRE_VERSION, 99};
   cr_wire_decoder d;
   struct cr_wire_msg out;
   cr_wire_decoder_init(&d);

@@ -58,7 +58,7 @@ extern "C" {
 
 #define CR_PLUGIN_MAGIC 0x636e7231u /* "cnr1" */
 #define CR_PLUGIN_ABI_MAJOR 1
-#define CR_PLUGIN_ABI_MINOR 0
+#define CR_PLUGIN_ABI_MINOR 1
 #define CR_PLUGIN_ENTRY_SYMBOL "connrun_plugin_entry"
 
 /* Marks the one exported symbol of a plugin. */
@@ -105,19 +105,21 @@ enum cr_plugin_log_level {
  * into the host; valid only during that callback. */
 typedef struct cr_plugin_ctx cr_plugin_ctx;
 
-/* ---- HTTP through the host ------------------------------------------------ */
+/* ---- HTTP through the host ------------------------------------------------
+ */
 
 /* A request made through api->http. All pointers are borrowed by the host for
  * the duration of the call. The host counts the request against the
  * authorization, applies its timeouts and keeps credentials out of logs. */
 struct cr_http_request {
-  uint32_t struct_size;        /* sizeof(struct cr_http_request) */
-  const char *method;          /* "GET", "POST", ...; NULL means GET */
-  const char *url;             /* absolute http(s) URL */
-  const char *const *headers;  /* "Name: value" strings, NULL-terminated, or NULL */
-  const char *body;            /* request body or NULL */
-  size_t body_len;             /* bytes in body */
-  long timeout_ms;             /* 0: the host default */
+  uint32_t struct_size; /* sizeof(struct cr_http_request) */
+  const char *method;   /* "GET", "POST", ...; NULL means GET */
+  const char *url;      /* absolute http(s) URL */
+  const char *const
+      *headers;     /* "Name: value" strings, NULL-terminated, or NULL */
+  const char *body; /* request body or NULL */
+  size_t body_len;  /* bytes in body */
+  long timeout_ms;  /* 0: the host default */
 };
 
 /* A response filled by api->http. The plugin passes a struct it owns
@@ -134,7 +136,8 @@ struct cr_http_response {
   char error[256]; /* transport error text when status == 0 */
 };
 
-/* ---- The host table -------------------------------------------------------- */
+/* ---- The host table --------------------------------------------------------
+ */
 
 /* Services the host offers a plugin. Passed to the entry function and to
  * create(); valid until the plugin is unloaded. New members are appended at
@@ -214,14 +217,27 @@ struct cr_host_api {
 
 /* What create() is given. Borrowed, valid during create() only. */
 struct cr_plugin_params {
-  uint32_t struct_size;         /* sizeof(struct cr_plugin_params) of the host */
+  uint32_t struct_size; /* sizeof(struct cr_plugin_params) of the host */
   const char *authorization_id; /* id of the authorization in use */
   const char *auth_method;      /* "api_key", "oauth2", ... */
   const char *credentials_json; /* resolved credentials, JSON object text */
   const char *config_json;      /* work config, JSON object text, or NULL for
                                    a health check alone */
   const char *work_id;          /* NULL for a health check alone */
+  /* ABI 1.0 ends here; test with CR_PARAMS_HAS before using a later member.
+   * Minor 1: the authorization's non-secret settings (a base URL, an
+   * instance or account id), a JSON object text checked against the
+   * descriptor's settings_schema; "{}" when none. */
+  const char *settings_json;
 };
+
+/* True if the params struct the host passed has member m (added in some
+ * minor): a plugin built for minor 1 may run on an older host. */
+#define CR_PARAMS_HAS(p, m)                                                    \
+  ((p) != NULL &&                                                              \
+   (p)->struct_size >=                                                         \
+       offsetof(struct cr_plugin_params, m) + sizeof((p)->m) &&                \
+   (p)->m != NULL)
 
 /* Result of a health check. The host provides reason (reason_len bytes,
  * zero-filled); the plugin writes a NUL-terminated human reason. */
@@ -258,7 +274,8 @@ typedef int (*cr_plugin_write_fn)(void *instance, cr_plugin_ctx *ctx,
                                   const char *stream,
                                   const char *const *records, size_t n);
 
-/* ---- The descriptor ---------------------------------------------------------- */
+/* ---- The descriptor
+ * ---------------------------------------------------------- */
 
 struct cr_plugin_descriptor {
   uint32_t magic;       /* CR_PLUGIN_MAGIC */
@@ -296,6 +313,12 @@ struct cr_plugin_descriptor {
   cr_plugin_read_fn read;
   cr_plugin_write_fn write;
   /* ABI 1.0 ends here. Later minors append below. */
+
+  /* Minor 1: the JSON Schema of an authorization's `settings:` (non-secret
+   * values, passed as params->settings_json). NULL: the plugin takes no
+   * settings (an authorization that gives some is a configuration error).
+   * A host reads it only when struct_size covers it. */
+  const char *settings_schema;
 };
 
 /* The entry function every plugin exports under CR_PLUGIN_ENTRY_SYMBOL.
