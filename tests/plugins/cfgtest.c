@@ -3,8 +3,8 @@
  * "SG." of at least 8 characters, nothing else allowed) and a work config
  * schema (streams: a non-empty list of "contacts"/"lists", optional
  * page_size 1..1000, nothing else), and (ABI minor 1) a settings schema
- * (base_url: an http(s) URL, nothing else). Health check (Healthy, its
- * reason the settings it was given) and read; no write. */
+ * (base_url: an http(s) URL, nothing else). Health check (Healthy; its
+ * reason the settings it was given, if any) and read; no write. */
 #include <connrun/plugin.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,8 +22,7 @@ static int cfgtest_create(const struct cr_host_api *api,
   (void)errbuf;
   (void)errlen;
   snprintf(the_inst.settings, sizeof the_inst.settings, "%s",
-           CR_PARAMS_HAS(params, settings_json) ? params->settings_json
-                                                : "(none)");
+           CR_PARAMS_HAS(params, settings_json) ? params->settings_json : "");
   *instance_out = &the_inst;
   return CR_PLUGIN_OK;
 }
@@ -35,7 +34,8 @@ static int cfgtest_health(void *instance, cr_plugin_ctx *ctx,
   (void)ctx;
   const struct inst *in = instance;
   out->status = CR_PLUGIN_HEALTH_HEALTHY;
-  snprintf(out->reason, out->reason_len, "settings %s", in->settings);
+  if (in->settings[0] != '\0' && strcmp(in->settings, "{}") != 0)
+    snprintf(out->reason, out->reason_len, "settings %s", in->settings);
   return CR_PLUGIN_OK;
 }
 
