@@ -222,7 +222,7 @@ int cr_ctl_auth_rename(const struct cr_ctl *c, const char *id, const char *name,
   const struct cr_config_auth *a = cr_config_find_auth(c->cfg, id);
   if (a == NULL)
     return CR_ENOENT;
-  cr__ctl_declared_at(&a->mark, where);
+  json_decref(cr__ctl_declared_at(&a->mark, where)); /* only where */
   return CR_EPERM; /* every authorization is declared in the file today */
 }
 

@@ -205,7 +205,7 @@ int cr_ctl_work_set(const struct cr_ctl *c, const char *id, int enabled,
   const struct cr_config_work *w = cr_config_find_work(c->cfg, id);
   if (w == NULL)
     return CR_ENOENT;
-  cr__ctl_declared_at(&w->mark, where);
+  json_decref(cr__ctl_declared_at(&w->mark, where)); /* only where */
   return CR_EPERM; /* config-managed: the file owns these settings */
 }
 
