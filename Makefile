@@ -1,5 +1,6 @@
 # Makefile: the two commands a new user runs (make demo, make test), wrapping
-# CMake. scripts/deps.sh installs any missing Debian package first.
+# CMake. scripts/deps.sh installs any missing Debian package first, and
+# scripts/npm-deps.sh the pinned npm packages of the API tests (tests/api).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 BENCH_BUILD ?= build-release
@@ -13,6 +14,7 @@ all: build
 
 deps:
 	@bash scripts/deps.sh
+	@bash scripts/npm-deps.sh $(BUILD)
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -8,6 +8,13 @@ PKGS=(build-essential cmake pkg-config
       libjsonnet-dev libmicrohttpd-dev libcmocka-dev
       json-schema-test-suite tzdata curl python3 sqlite3
       libssl-dev openssl python3-aiosmtpd)
+# The API contract test and the OpenAPI lint run on Node (tests/api, whose
+# npm packages scripts/npm-deps.sh installs). A machine with a node of its
+# own (e.g. a nodesource build, which ships npm inside) keeps it; otherwise
+# Debian's nodejs and npm.
+if ! command -v node >/dev/null 2>&1; then
+  PKGS+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

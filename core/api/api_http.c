@@ -135,22 +135,64 @@ int cr__api_query_time(struct cr__api_req *r, struct cr__api_res *res,
   return 0;
 }
 
+/* The filters a next link carries over (every list's query parameters but
+ * the cursor itself). */
+static const char *const page_keep[] = {
+    "limit", "sort",   "order",    "subject_type", "subject_id", "verb",
+    "since", "status", "provider", "health",       NULL};
+
+struct page_url {
+  char *buf;
+  size_t len, cap;
+};
+
+/* Appends "&key=value" to u with value percent-encoded (RFC 3986: all but
+ * the unreserved characters), so a value with '&', '#' or spaces cannot
+ * break the link. Stops silently when the buffer is full. */
+static void page_append(struct page_url *u, const char *key, const char *v) {
+  static const char hex[] = "0123456789ABCDEF";
+  int w = snprintf(u->buf + u->len, u->cap - u->len, "&%s=", key);
+  if (w < 0 || (size_t)w >= u->cap - u->len)
+    return;
+  u->len += (size_t)w;
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+    int plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL;
+    if (u->len + (plain ? 1 : 3) >= u->cap)
+      return;
+    if (plain) {
+      u->buf[u->len++] = (char)*p;
+    } else {
+      u->buf[u->len++] = '%';
+      u->buf[u->len++] = hex[*p >> 4];
+      u->buf[u->len++] = hex[*p & 15];
+    }
+  }
+  u->buf[u->len] = '\0';
+}
+
+static enum MHD_Result page_arg(void *cls, enum MHD_ValueKind kind,
+                                const char *key, const char *value) {
+  (void)kind;
+  for (size_t i = 0; value != NULL && page_keep[i] != NULL; i++)
+    if (strcmp(key, page_keep[i]) == 0)
+      page_append(cls, key, value);
+  return MHD_YES;
+}
+
 void cr__api_page(struct cr__api_req *r, json_t *body, const char *cursor) {
   if (cursor == NULL) {
     json_object_set_new(body, "next", json_null());
     return;
   }
-  /* The next link keeps the request's other query parameters. */
+  /* The next link keeps the request's filters, each occurrence of a
+   * repeated one (verb=a&verb=b) too. */
   char url[2048];
+  struct page_url u = {url, 0, sizeof url};
   int n = snprintf(url, sizeof url, "%s?after=%s", r->url, cursor);
-  static const char *const keep[] = {
-      "limit", "sort",  "order",    "subject_type", "subject_id", "verb",
-      "since", "state", "provider", "health",       NULL};
-  for (size_t i = 0; keep[i] != NULL && n > 0 && (size_t)n < sizeof url; i++) {
-    const char *v = cr__api_query(r, keep[i]);
-    if (v != NULL)
-      n += snprintf(url + n, sizeof url - (size_t)n, "&%s=%s", keep[i], v);
-  }
+  u.len = n > 0 && (size_t)n < sizeof url ? (size_t)n : 0;
+  url[u.len] = '\0';
+  MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, page_arg, &u);
   json_object_set_new(body, "next", json_string(url));
   json_object_set_new(body, "cursor", json_string(cursor));
 }

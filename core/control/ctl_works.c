@@ -25,6 +25,7 @@ const char *cr_ctl_work_status(int enabled, const struct cr_exec_rec *last) {
   return "Active";
 }
 
+/* The product name ("Completed") of a state as stored ("completed"). */
 static const char *state_name(const char *state) {
   const char *n = cr_vocab_exec_state_name(cr_exec_state_from_name(state));
   return n ? n : state;
