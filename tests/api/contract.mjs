@@ -52,7 +52,8 @@ const SCOPES = { 0: 'none', R: 'read', W: 'write', A: 'admin' };
 function parseRoutes(file) {
   const text = fs.readFileSync(file, 'utf8');
   const table = text.slice(text.indexOf('cr__api_routes[] = {'));
-  const re = /\{\s*"([A-Z]+)",\s*"([^"]+)",\s*(\w+),\s*\w+,\s*"(\w+)"\s*\}/g;
+  // {"GET", "/v1/works", R, handler, "listWorks", SLOW}: SLOW is 0 or 1.
+  const re = /\{\s*"([A-Z]+)",\s*"([^"]+)",\s*(\w+),\s*\w+,\s*"(\w+)"(?:,\s*\d+)?\s*\}/g;
   const routes = [];
   for (const m of table.slice(0, table.indexOf('};')).matchAll(re))
     routes.push({ method: m[1].toLowerCase(), path: m[2], scope: SCOPES[m[3]] ?? m[3], opId: m[4] });
@@ -216,8 +217,8 @@ function stopServer(child) {
 
 let base = '';
 
-async function request(method, url, { token = 'reader', body, type } = {}) {
-  const headers = {};
+async function request(method, url, { token = 'reader', body, type, headers: extra } = {}) {
+  const headers = { ...(extra ?? {}) };
   if (token) headers.Authorization = `Bearer ${TOKENS[token] ?? token}`;
   if (body !== undefined) headers['Content-Type'] = type ?? 'application/json';
   const res = await fetch(base + url, { method, headers, body });
@@ -311,6 +312,35 @@ async function exercise(ajv, doc) {
   await call(ajv, doc, 'post', '/v1/subscriptions/{id}/replay', '/v1/subscriptions/hook/replay',
     { token: 'writer', body: '{"since": 0}' });
 
+  // Objects created through the API: create (the documents' subscription
+  // body verbatim, an authorization with credentials), replay of an
+  // Idempotency-Key, rename with If-Match, delete.
+  const sub = await call(ajv, doc, 'post', '/v1/subscriptions', '/v1/subscriptions', {
+    token: 'writer', expect: 201,
+    body: JSON.stringify({ config: { system_event_multiple_types: ['updated', 'created', 'failed'],
+      webhook_url: 'http://127.0.0.1:9/contract', headers: { 'custom-header': 'header-value' } },
+      workflow: 'webhook_system_events' }) });
+  const authBody = '{"id": "api-made", "provider": "example", "method": "api_key", "credentials": {"api_key": "contract-secret-1234"}}';
+  await call(ajv, doc, 'post', '/v1/authorizations', '/v1/authorizations',
+    { token: 'writer', expect: 201, body: authBody, headers: { 'Idempotency-Key': 'k-1' } });
+  await call(ajv, doc, 'post', '/v1/authorizations', '/v1/authorizations',
+    { token: 'writer', expect: 201, body: authBody, headers: { 'Idempotency-Key': 'k-1' }, label: 'replayed key' });
+  await call(ajv, doc, 'post', '/v1/authorizations', '/v1/authorizations',
+    { token: 'writer', expect: 409, code: 'conflict', body: authBody, label: 'taken id' });
+  await call(ajv, doc, 'post', '/v1/authorizations', '/v1/authorizations',
+    { token: 'writer', expect: 422, code: 'invalid', label: 'bad method',
+      body: '{"id": "bad-one", "provider": "example", "method": "nope"}' });
+  await call(ajv, doc, 'patch', '/v1/authorizations/{id}', '/v1/authorizations/api-made',
+    { token: 'writer', expect: 412, code: 'precondition_failed', body: '{"name": "x"}',
+      headers: { 'If-Match': '"0000000000000000"' } });
+  await call(ajv, doc, 'patch', '/v1/authorizations/{id}', '/v1/authorizations/api-made',
+    { token: 'writer', body: '{"name": "Made through the API"}' });
+  await call(ajv, doc, 'delete', '/v1/authorizations/{id}', '/v1/authorizations/api-made',
+    { token: 'writer', expect: 204 });
+  if (sub && sub.id)
+    await call(ajv, doc, 'delete', '/v1/subscriptions/{id}', `/v1/subscriptions/${sub.id}`,
+      { token: 'writer', expect: 204 });
+
   // Every GET route.
   await get('/v1/authorizations', '/v1/authorizations');
   const page = await get('/v1/authorizations', '/v1/authorizations?limit=1&health=healthy', { label: 'paged' });
@@ -358,7 +388,7 @@ async function exercise(ajv, doc) {
   // Routing.
   await call(ajv, doc, 'get', null, '/v1/nope', { expect: 404, component: 'NotFound', code: 'not_found' });
   const w = await call(ajv, doc, 'put', null, '/v1/works', { expect: 405, component: 'MethodNotAllowed', code: 'method_not_allowed' });
-  check(w?.headers?.get('allow') === 'GET', 'PUT /v1/works: Allow header', `got ${w?.headers?.get('allow')}`);
+  check(w?.headers?.get('allow') === 'GET, POST', 'PUT /v1/works: Allow header', `got ${w?.headers?.get('allow')}`);
 
   // Unknown ids.
   for (const [tpl, url] of [
