@@ -131,6 +131,12 @@ function validate(ajv, at, body) {
 
 // ---- The server -----------------------------------------------------------
 
+// Every response body, to look for secrets in at the end.
+const seenBodies = [];
+// Secrets of the run: tokens, credentials sent through the API, header
+// values of subscriptions. None may come back in a response or the log.
+const SECRETS = ['contract-secret-1234', 'header-value'];
+
 const TOKENS = { reader: 'contract-reader-token', writer: 'contract-writer-token', admin: 'contract-admin-token' };
 
 function writeConfig(dir) {
@@ -223,6 +229,7 @@ async function request(method, url, { token = 'reader', body, type, headers: ext
   if (body !== undefined) headers['Content-Type'] = type ?? 'application/json';
   const res = await fetch(base + url, { method, headers, body });
   const text = await res.text();
+  seenBodies.push(text);
   return { status: res.status, type: res.headers.get('content-type') ?? '', headers: res.headers, text };
 }
 
@@ -484,6 +491,12 @@ async function main() {
   } finally {
     const code = await stopServer(child);
     check(code === 0, 'connrun serve stops cleanly on SIGTERM', `exit: ${code}`);
+  }
+  const logText = fs.readFileSync(log, 'utf8');
+  for (const secret of [...SECRETS, ...Object.values(TOKENS)]) {
+    check(!logText.includes(secret), `the server log never shows the secret '${secret.slice(0, 9)}...'`);
+    check(!seenBodies.some((b) => b.includes(secret)),
+      `no response shows the secret '${secret.slice(0, 9)}...'`);
   }
   if (failed > 0) console.log(`server log: ${log}`);
   else fs.rmSync(dir, { recursive: true, force: true });
