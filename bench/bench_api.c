@@ -1,0 +1,330 @@
+/* bench_api.c: the REST API's figures, each printed next to its target and
+ * the ceiling measured in the same run:
+ *
+ *   1. GET /v1/works/{id} at 16 connections with wrk against a real
+ *      `connrun serve`, next to a bare libmicrohttpd handler started here
+ *      (same mode: internal thread pool of 2 epoll loops) answering the same
+ *      bytes: requests/s of both and the ratio (target >= 50%);
+ *   2. a daemon with 10,000 authorizations (the sendgrid plugin, its
+ *      base_url a loopback fake provider started here that answers
+ *      GET /v3/scopes) and 10,000 works (disabled, so nothing runs):
+ *        - the start-up health checks of all 10,000 against the fake: time
+ *          from exec until the store holds 10,000 checks (target <= 1 s);
+ *        - GET /v1/authorizations?limit=100 (a page with health) from a
+ *          keep-alive libcurl client, 300 pages at random offsets: p50, p99
+ *          (target p99 < 20 ms);
+ *        - the daemon's idle RSS afterwards (target <= 40 MiB).
+ *
+ * Loopback only; every loop is bounded. wrk comes from Debian (`apt-get
+ * install wrk`); without it figure 1 says so and is skipped. Exits 0 unless
+ * something fails outright. Usage: bench_api [N_AUTHS] (default 10000).
+ */
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+#define TOKEN "bench-api-token-7d1e"
+#define SCOPES_BODY "{\"scopes\":[\"marketing.read\",\"mail.send\"]}"
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void row(const char *figure, double value, const char *unit,
+                const char *target, const char *ceiling) {
+  printf("%-52s %12.1f %-6s %-14s %s\n", figure, value, unit, target, ceiling);
+}
+
+/* ---- A bare libmicrohttpd server answering fixed bytes ---- */
+
+struct fixed {
+  const char *body;
+  size_t len;
+};
+
+static enum MHD_Result on_fixed(void *cls, struct MHD_Connection *c,
+                                const char *url, const char *method,
+                                const char *version, const char *up,
+                                size_t *up_size, void **con_cls) {
+  (void)url, (void)method, (void)version, (void)up, (void)up_size;
+  if (*con_cls == NULL) {
+    *con_cls = (void *)1;
+    return MHD_YES;
+  }
+  const struct fixed *f = cls;
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      f->len, (void *)f->body, MHD_RESPMEM_PERSISTENT);
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  enum MHD_Result ok = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ok;
+}
+
+static struct MHD_Daemon *fixed_server(struct fixed *f, int threads,
+                                       int *port) {
+  struct MHD_Daemon *d = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, on_fixed,
+      f, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
+      MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_END);
+  const union MHD_DaemonInfo *i =
+      d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+  *port = i ? i->port : 0;
+  return d;
+}
+
+/* ---- The daemon under test ---- */
+
+static char *write_config(const char *dir, int n, int fake_port) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/c.yaml", dir);
+  FILE *f = fopen(path, "w");
+  fprintf(f,
+          "host:\n  data_dir: ./data\n  plugin_dirs: [\"%s/plugins\"]\n"
+          "  listen: 127.0.0.1:0\n  health_check_interval: 1d\n"
+          "  api_tokens: [{name: bench, token: %s, scopes: [read]}]\n"
+          "authorizations:\n",
+          CR_BINARY_DIR, TOKEN);
+  for (int i = 0; i < n; i++)
+    fprintf(f,
+            "  - {id: a%05d, provider: sendgrid, method: api_key, owner: "
+            "ops, credentials: {api_key: SG.bench-key, base_url: "
+            "\"http://127.0.0.1:%d\"}}\n",
+            i, fake_port);
+  fprintf(f, "works:\n");
+  for (int i = 0; i < n; i++)
+    fprintf(f,
+            "  - {id: w%05d, provider: sendgrid, authorization: a%05d, "
+            "enabled: false, config: {streams: [contacts]}}\n",
+            i, i);
+  fclose(f);
+  return strdup(path);
+}
+
+static pid_t start_serve(const char *dir, const char *cfg, char *log) {
+  snprintf(log, 4096, "%s/serve.log", dir);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir) != 0 || freopen(log, "w", stderr) == NULL)
+      _exit(127);
+    execl(CR_BINARY_DIR "/bin/connrun", "connrun", "serve", "-c", cfg,
+          (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+static int port_from_log(const char *log) {
+  for (int i = 0; i < 600; i++) { /* 60 s */
+    FILE *f = fopen(log, "r");
+    char line[1024];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+      const char *p = strstr(line, "(port ");
+      if (strstr(line, "api: listening") && p != NULL) {
+        fclose(f);
+        return atoi(p + 6);
+      }
+    }
+    if (f != NULL)
+      fclose(f);
+    usleep(100 * 1000);
+  }
+  return 0;
+}
+
+static int64_t health_checks(const char *dir) {
+  char data[4096];
+  snprintf(data, sizeof data, "%s/data", dir);
+  cr_store *s = NULL;
+  struct cr_store_counts c = {0};
+  if (cr_store_open(data, &s, NULL, 0) == 0)
+    cr_store_counts(s, &c);
+  cr_store_close(s);
+  return c.auth_health;
+}
+
+static long rss_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  long kib = 0;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "VmRSS:", 6) == 0)
+      kib = atol(line + 6);
+  if (f != NULL)
+    fclose(f);
+  return kib;
+}
+
+/* ---- Clients ---- */
+
+static size_t sink(char *p, size_t s, size_t n, void *ud) {
+  (void)p;
+  size_t *total = ud;
+  *total += s * n;
+  return s * n;
+}
+
+static size_t keep(char *p, size_t s, size_t n, void *ud) {
+  char **out = ud;
+  size_t have = *out ? strlen(*out) : 0;
+  char *g = realloc(*out, have + s * n + 1);
+  memcpy(g + have, p, s * n);
+  g[have + s * n] = '\0';
+  *out = g;
+  return s * n;
+}
+
+static char *get_body(int port, const char *path) {
+  char url[256], *out = NULL;
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  CURL *c = curl_easy_init();
+  struct curl_slist *h =
+      curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+  curl_easy_perform(c);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  return out;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void page_latency(int port, int n_auths) {
+  enum { N = 300 };
+  double lat[N];
+  CURL *c = curl_easy_init();
+  struct curl_slist *h =
+      curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
+  size_t bytes = 0;
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &bytes);
+  srand(42);
+  for (int i = 0; i < N; i++) {
+    char url[256];
+    int after = rand() % (n_auths > 100 ? n_auths - 100 : 1);
+    snprintf(url, sizeof url,
+             "http://127.0.0.1:%d/v1/authorizations?limit=100&after=a%05d",
+             port, after);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    double t0 = now_s();
+    curl_easy_perform(c);
+    lat[i] = (now_s() - t0) * 1000.0;
+  }
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  qsort(lat, N, sizeof lat[0], cmp_d);
+  char note[64];
+  snprintf(note, sizeof note, "%zu KiB/page", bytes / N / 1024);
+  row("page of 100 authorizations with health, p50", lat[N / 2], "ms", "",
+      note);
+  row("page of 100 authorizations with health, p99", lat[N * 99 / 100], "ms",
+      "< 20 ms", "");
+}
+
+/* wrk's requests/s, or -1 when wrk is missing or fails. */
+static double wrk_rps(int port, const char *path, int with_token) {
+  char cmd[512];
+  snprintf(
+      cmd, sizeof cmd, "wrk -t2 -c16 -d3s %s http://127.0.0.1:%d%s 2>/dev/null",
+      with_token ? "-H 'Authorization: Bearer " TOKEN "'" : "", port, path);
+  FILE *p = popen(cmd, "r");
+  char line[512];
+  double rps = -1;
+  while (p != NULL && fgets(line, sizeof line, p) != NULL)
+    if (strncmp(line, "Requests/sec:", 13) == 0)
+      rps = atof(line + 13);
+  if (p != NULL)
+    pclose(p);
+  return rps;
+}
+
+static void wrk_figure(int port) {
+  if (system("command -v wrk >/dev/null 2>&1") != 0) {
+    printf("GET /v1/works/{id}: wrk is not installed (apt-get install "
+           "wrk); skipped\n");
+    return;
+  }
+  char *body = get_body(port, "/v1/works/w00001");
+  struct fixed f = {body ? body : "{}", body ? strlen(body) : 2};
+  int bare_port = 0;
+  struct MHD_Daemon *bare = fixed_server(&f, 2, &bare_port);
+  double api = wrk_rps(port, "/v1/works/w00001", 1);
+  double ceil = bare ? wrk_rps(bare_port, "/v1/works/w00001", 0) : -1;
+  char c[96];
+  snprintf(c, sizeof c, "bare MHD %.0f/s: %.2f", ceil,
+           ceil > 0 ? api / ceil : 0);
+  row("GET /v1/works/{id}, wrk 16 connections", api, "req/s", ">= 0.5 of bare",
+      c);
+  if (bare)
+    MHD_stop_daemon(bare);
+  free(body);
+}
+
+int main(int argc, char **argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 10000;
+  signal(SIGPIPE, SIG_IGN);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  char dir[] = "/tmp/bench-api-XXXXXX";
+  if (mkdtemp(dir) == NULL)
+    return 1;
+  struct fixed scopes = {SCOPES_BODY, strlen(SCOPES_BODY)};
+  int fake_port = 0;
+  struct MHD_Daemon *fake = fixed_server(&scopes, 2, &fake_port);
+  char *cfg = write_config(dir, n, fake_port);
+  printf("%-52s %12s %-6s %-14s %s\n", "figure", "value", "", "target",
+         "ceiling / note");
+  char log[4096];
+  double t0 = now_s();
+  pid_t pid = start_serve(dir, cfg, log);
+  int port = port_from_log(log);
+  if (port == 0) {
+    fprintf(stderr, "bench_api: the daemon did not start (see %s)\n", log);
+    kill(pid, SIGKILL);
+    return 1;
+  }
+  double t_api = now_s() - t0;
+  int64_t done = 0;
+  for (int i = 0; i < 1200 && (done = health_checks(dir)) < n; i++)
+    usleep(50 * 1000); /* at most 60 s */
+  double t_health = now_s() - t0;
+  char note[96];
+  snprintf(note, sizeof note, "%lld of %d checked; API up after %.2f s",
+           (long long)done, n, t_api);
+  row("start-up health checks of every authorization", t_health, "s", "<= 1 s",
+      note);
+  sleep(2);
+  row("idle daemon RSS", rss_kib(pid) / 1024.0, "MiB", "<= 40 MiB", "");
+  page_latency(port, n);
+  wrk_figure(port);
+  kill(pid, SIGTERM);
+  int st;
+  waitpid(pid, &st, 0);
+  if (fake)
+    MHD_stop_daemon(fake);
+  char rm[4200];
+  snprintf(rm, sizeof rm, "rm -rf %s", dir);
+  if (system(rm) != 0)
+    fprintf(stderr, "bench_api: cannot remove %s\n", dir);
+  free(cfg);
+  curl_global_cleanup();
+  return 0;
+}
