@@ -21,7 +21,8 @@
  *
  * API calls (Authorization: Bearer <access token>):
  *   health: GET /services/data/vXX.X/limits ({"DailyApiRequests":{"Max":N,
- *     "Remaining":M},...}) https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_limits.htm
+ *     "Remaining":M},...})
+ * https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_limits.htm
  *   read: GET /services/data/vXX.X/query?q=SOQL (queryAll with deleted
  *     records), then the nextRecordsUrl of each page: {"totalSize":N,
  *     "done":false,"nextRecordsUrl":"/services/data/vXX.X/query/01g...-2000",
@@ -99,8 +100,8 @@ static const char sf_config_schema[] =
 #define SF_STREAM(n)                                                           \
   "{\"name\":\"" n "\",\"primary_key\":[\"Id\"],\"default_schedule\":\"1h\"}"
 static const char sf_streams[] =
-    "[" SF_STREAM("Account") "," SF_STREAM("Contact") "," SF_STREAM(
-        "Lead") "," SF_STREAM("Opportunity") "," SF_STREAM("Case") "," SF_STREAM("User") "," SF_STREAM("Campaign") "," SF_STREAM("Task") "," SF_STREAM("Event") "]";
+    "[" SF_STREAM("Account") "," SF_STREAM("Contact") "," SF_STREAM("Lead") "," SF_STREAM("Opportunity") "," SF_STREAM(
+        "Case") "," SF_STREAM("User") "," SF_STREAM("Campaign") "," SF_STREAM("Task") "," SF_STREAM("Event") "]";
 
 /* ---- The instance ----------------------------------------------------------
  */
@@ -180,8 +181,7 @@ static int sf_opt_string(const char *json, const char *key, char *out,
 }
 
 static int sf_parse_credentials(struct salesforce *sf, const char *method,
-                                const char *json, char *errbuf,
-                                size_t errlen) {
+                                const char *json, char *errbuf, size_t errlen) {
   if (method != NULL && strcmp(method, "oauth2_jwt_bearer") == 0)
     sf->method = SF_JWT;
   else if (method != NULL && strcmp(method, "oauth2_refresh_token") == 0)
@@ -252,8 +252,7 @@ static int sf_parse_object(struct salesforce *sf, const char *e, size_t n,
   int r;
   memset(o, 0, sizeof *o);
   if (cr_json_get_string_n(e, n, "name", o->name, sizeof o->name) != 0 ||
-      !sf_ident(o->name, 0) ||
-      cr_json_array_begin_n(&it, e, n, "fields") != 0)
+      !sf_ident(o->name, 0) || cr_json_array_begin_n(&it, e, n, "fields") != 0)
     return snprintf(errbuf, errlen,
                     "config.objects[%zu] needs a name and a fields list",
                     sf->nobjects),
@@ -299,8 +298,8 @@ static int sf_parse_config(struct salesforce *sf, const char *json,
     return snprintf(errbuf, errlen, "bad api_version or external_id_field"),
            CR_PLUGIN_ERR_CONFIG;
   sf->include_deleted =
-      json != NULL && cr_json_get_raw(json, "include_deleted", &raw, &rawlen) ==
-                          0 &&
+      json != NULL &&
+      cr_json_get_raw(json, "include_deleted", &raw, &rawlen) == 0 &&
       rawlen == 4 && memcmp(raw, "true", 4) == 0;
   struct cr_json_array_iter it;
   const char *e;
@@ -439,8 +438,7 @@ static void sf_buf_b64url(struct sf_buf *b, const unsigned char *in, size_t n) {
       v |= (unsigned)in[i + 1] << 8;
     if (i + 2 < n)
       v |= in[i + 2];
-    char out[4] = {t[v >> 18 & 63], t[v >> 12 & 63], t[v >> 6 & 63],
-                   t[v & 63]};
+    char out[4] = {t[v >> 18 & 63], t[v >> 12 & 63], t[v >> 6 & 63], t[v & 63]};
     sf_buf_add(b, out, n - i >= 3 ? 4 : n - i + 1);
   }
 }
@@ -623,8 +621,7 @@ static int sf_store_rotated(struct salesforce *sf, cr_plugin_ctx *ctx) {
     sf_buf_jstr(&b, "client_secret", sf->client_secret, 0);
   sf_buf_jstr(&b, "refresh_token", sf->refresh_token, 0);
   sf_buf_str(&b, "}");
-  int rc = b.oom ? CR_PLUGIN_ERR_SYSTEM
-                 : sf->api->credentials_update(ctx, b.p);
+  int rc = b.oom ? CR_PLUGIN_ERR_SYSTEM : sf->api->credentials_update(ctx, b.p);
   sf_buf_free(&b);
   if (rc != CR_PLUGIN_OK)
     return sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
@@ -660,8 +657,8 @@ static int sf_token_ok(struct salesforce *sf, cr_plugin_ctx *ctx,
     sf->have_token = 1;
   }
   if (rc == CR_PLUGIN_OK && sf->method == SF_REFRESH &&
-      cr_json_get_string_n(resp->body, resp->body_len, "refresh_token",
-                           rotated, sizeof rotated) == 0 &&
+      cr_json_get_string_n(resp->body, resp->body_len, "refresh_token", rotated,
+                           sizeof rotated) == 0 &&
       rotated[0] != '\0' && strcmp(rotated, sf->refresh_token) != 0) {
     snprintf(sf->refresh_token, sizeof sf->refresh_token, "%s", rotated);
     rc = sf_store_rotated(sf, ctx);
@@ -769,8 +766,8 @@ static int sf_health_check(void *instance, cr_plugin_ctx *ctx,
     sf->api->http_response_free(ctx, &resp);
     out->status = CR_PLUGIN_HEALTH_HEALTHY;
     snprintf(out->reason, out->reason_len,
-             "access token issued; %lld of %lld daily API requests left",
-             left, max);
+             "access token issued; %lld of %lld daily API requests left", left,
+             max);
     return CR_PLUGIN_OK;
   }
   out->status = rc == CR_PLUGIN_ERR_CONFIG ? CR_PLUGIN_HEALTH_UNHEALTHY
@@ -921,6 +918,8 @@ static int sf_read(void *instance, cr_plugin_ctx *ctx) {
   int rc = sf_load_state(sf, ctx);
   if (rc == CR_PLUGIN_OK && sf->nobjects == 0)
     sf->api->log(ctx, CR_PLUGIN_LOG_INFO, "no objects configured");
+  else if (rc == CR_PLUGIN_OK)
+    rc = sf_token(sf, ctx); /* the query URLs need the instance_url */
   for (size_t i = 0; rc == CR_PLUGIN_OK && i < sf->nobjects; i++)
     rc = sf_read_object(sf, ctx, &sf->objects[i]);
   return sf_report(sf, ctx, rc);
@@ -966,8 +965,9 @@ static int sf_upsert_body(struct salesforce *sf, const char *object,
                           size_t first_index, struct sf_buf *b) {
   sf_buf_str(b, "{\"allOrNone\":false,\"records\":[");
   for (size_t i = 0; i < n; i++) {
-    sf_buf_str(b, i ? ",{\"attributes\":{\"type\":\"" : "{\"attributes\":"
-                                                         "{\"type\":\"");
+    sf_buf_str(b, i ? ",{\"attributes\":{\"type\":\""
+                    : "{\"attributes\":"
+                      "{\"type\":\"");
     sf_buf_str(b, object);
     sf_buf_str(b, "\"}");
     if (sf_copy_members(b, records[i], records[i] + strlen(records[i])) != 0)
@@ -983,9 +983,8 @@ static int sf_upsert_body(struct salesforce *sf, const char *object,
 
 /* Logs one failed UpsertResult (index, external id, first error). */
 static void sf_log_failure(struct salesforce *sf, cr_plugin_ctx *ctx,
-                           const char *object, size_t index,
-                           const char *record, const char *result,
-                           size_t rlen) {
+                           const char *object, size_t index, const char *record,
+                           const char *result, size_t rlen) {
   struct cr_json_array_iter it;
   const char *e = NULL;
   size_t n = 0;
@@ -1031,10 +1030,10 @@ static int sf_upsert_results(struct salesforce *sf, cr_plugin_ctx *ctx,
     }
     i++;
   }
-  return i == n ? CR_PLUGIN_OK
-                : sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
-                          "Salesforce answered %zu results for %zu records",
-                          i, n);
+  return i == n
+             ? CR_PLUGIN_OK
+             : sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
+                       "Salesforce answered %zu results for %zu records", i, n);
 }
 
 /* Upserts records[0..n) (n <= SF_BATCH) of object. */
