@@ -1,0 +1,348 @@
+/* bench_salesforce.c: the salesforce plugin's read path. A Salesforce-shaped
+ * fake on loopback (token endpoint, then /query and nextRecordsUrl pages of
+ * 2,000 records in the published {"totalSize","done","nextRecordsUrl",
+ * "records":[{"attributes":{...},...}]} shape, pre-rendered and written with
+ * writev so the fake is not the bottleneck) serves PAGES pages. Measured in
+ * the same run: (1) a bare libcurl client fetching every page on one
+ * keep-alive connection (the ceiling), (2) one execution of the plugin in a
+ * pooled worker process into the jsonl destination. Prints records/s of
+ * both and the ratio (target >= 70%).
+ *
+ * Usage: bench_salesforce [connrun-binary [plugin-dir]]; by default both are
+ * found next to this executable (../bin/connrun, ../plugins). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config/diag.h"
+#include "daemon/daemon.h"
+#include "exec/exec_run.h"
+#include "plugin/worker_pool.h"
+#include "store/store.h"
+
+#define PAGES 100
+#define PER_PAGE 2000
+#define API "/services/data/v59.0"
+
+struct fake {
+  int lfd;
+  int port;
+  char *records; /* the shared "records" array body of every page */
+  size_t records_len;
+  char url[64];
+};
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Renders PER_PAGE records (about 300 bytes each) once. */
+static int render_records(struct fake *f) {
+  size_t cap = (size_t)PER_PAGE * 400, n = 0;
+  f->records = malloc(cap);
+  if (f->records == NULL)
+    return -1;
+  for (int i = 0; i < PER_PAGE; i++)
+    n += (size_t)snprintf(
+        f->records + n, cap - n,
+        "%s{\"attributes\":{\"type\":\"Account\",\"url\":\"" API
+        "/sobjects/Account/001Dn00000B%07dAAA\"},\"Id\":\"001Dn00000B%07dAAA\","
+        "\"Name\":\"Benchmark Account %d\",\"Industry\":\"Manufacturing\","
+        "\"BillingCity\":\"Lyon\",\"SystemModstamp\":"
+        "\"2024-01-01T%02d:%02d:%02d.000+0000\"}",
+        i ? "," : "", i, i, i, i / 3600, i / 60 % 60, i % 60);
+  f->records_len = n;
+  return 0;
+}
+
+/* Writes all of iov (n entries). Returns 0 or -1. */
+static int write_all(int fd, struct iovec *iov, int n) {
+  while (n > 0) {
+    ssize_t w = writev(fd, iov, n);
+    if (w < 0)
+      return -1;
+    while (n > 0 && (size_t)w >= iov->iov_len) {
+      w -= (ssize_t)iov->iov_len;
+      iov++;
+      n--;
+    }
+    if (n > 0) {
+      iov->iov_base = (char *)iov->iov_base + w;
+      iov->iov_len -= (size_t)w;
+    }
+  }
+  return 0;
+}
+
+/* Answers one request (head holds its request line). */
+static int answer(struct fake *f, int fd, const char *head) {
+  char hdr[256], pre[256], body[1024];
+  const char *tail = "]}";
+  struct iovec iov[4];
+  int page = -1;
+  if (strncmp(head, "POST /services/oauth2/token", 27) == 0) {
+    int n = snprintf(body, sizeof body,
+                     "{\"access_token\":\"00DBENCH!token\",\"instance_url\":"
+                     "\"%s\",\"id\":\"%s/id/00D/005\",\"token_type\":"
+                     "\"Bearer\",\"issued_at\":\"1700000000000\","
+                     "\"signature\":\"x=\"}",
+                     f->url, f->url);
+    int h = snprintf(hdr, sizeof hdr,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\n\r\n",
+                     n);
+    iov[0] = (struct iovec){hdr, (size_t)h};
+    iov[1] = (struct iovec){body, (size_t)n};
+    return write_all(fd, iov, 2);
+  }
+  if (strncmp(head, "GET " API "/query?", strlen("GET " API "/query?")) == 0)
+    page = 0;
+  else if (strncmp(head, "GET " API "/query/01gB-",
+                   strlen("GET " API "/query/01gB-")) == 0)
+    page = atoi(head + strlen("GET " API "/query/01gB-"));
+  if (page < 0 || page >= PAGES) {
+    static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n"
+                             "\r\n[]";
+    iov[0] = (struct iovec){(void *)nf, sizeof nf - 1};
+    return write_all(fd, iov, 1);
+  }
+  char next[96] = "";
+  if (page + 1 < PAGES)
+    snprintf(next, sizeof next, ",\"nextRecordsUrl\":\"" API "/query/01gB-%d\"",
+             page + 1);
+  int p =
+      snprintf(pre, sizeof pre, "{\"totalSize\":%d,\"done\":%s%s,\"records\":[",
+               PAGES * PER_PAGE, page + 1 < PAGES ? "false" : "true", next);
+  size_t len = (size_t)p + f->records_len + 2;
+  int h = snprintf(hdr, sizeof hdr,
+                   "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %zu\r\n\r\n",
+                   len);
+  iov[0] = (struct iovec){hdr, (size_t)h};
+  iov[1] = (struct iovec){pre, (size_t)p};
+  iov[2] = (struct iovec){f->records, f->records_len};
+  iov[3] = (struct iovec){(void *)tail, 2};
+  return write_all(fd, iov, 4);
+}
+
+struct conn {
+  struct fake *f;
+  int fd;
+};
+
+/* One keep-alive connection: read a request head (and its body, by
+ * Content-Length), answer, repeat. */
+static void *conn_main(void *arg) {
+  struct conn *c = arg;
+  char buf[65536];
+  size_t have = 0;
+  for (;;) {
+    char *end = NULL;
+    while ((end = memmem(buf, have, "\r\n\r\n", 4)) == NULL) {
+      ssize_t r =
+          have < sizeof buf ? read(c->fd, buf + have, sizeof buf - have) : -1;
+      if (r <= 0)
+        goto out;
+      have += (size_t)r;
+    }
+    *end = '\0';
+    const char *cl = strcasestr(buf, "\r\nContent-Length:");
+    size_t body = cl ? (size_t)atol(cl + 17) : 0,
+           used = (size_t)(end - buf) + 4;
+    while (have < used + body && have < sizeof buf) {
+      ssize_t r = read(c->fd, buf + have, sizeof buf - have);
+      if (r <= 0)
+        goto out;
+      have += (size_t)r;
+    }
+    if (answer(c->f, c->fd, buf) != 0)
+      goto out;
+    memmove(buf, buf + used + body, have - used - body);
+    have -= used + body;
+  }
+out:
+  close(c->fd);
+  free(c);
+  return NULL;
+}
+
+static void *accept_main(void *arg) {
+  struct fake *f = arg;
+  for (;;) {
+    int fd = accept(f->lfd, NULL, NULL);
+    if (fd < 0)
+      return NULL;
+    struct conn *c = malloc(sizeof *c);
+    pthread_t t;
+    c->f = f;
+    c->fd = fd;
+    if (pthread_create(&t, NULL, conn_main, c) == 0)
+      pthread_detach(t);
+  }
+}
+
+static int fake_start(struct fake *f) {
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  socklen_t al = sizeof a;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+  if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      listen(f->lfd, 16) != 0 ||
+      getsockname(f->lfd, (struct sockaddr *)&a, &al) != 0 ||
+      render_records(f) != 0)
+    return -1;
+  f->port = ntohs(a.sin_port);
+  snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d", f->port);
+  pthread_t t;
+  if (pthread_create(&t, NULL, accept_main, f) != 0)
+    return -1;
+  pthread_detach(t);
+  return 0;
+}
+
+/* ---- The bare libcurl ceiling ---------------------------------------------
+ */
+
+static size_t sink(char *p, size_t s, size_t n, void *ud) {
+  (void)p;
+  *(size_t *)ud += s * n;
+  return s * n;
+}
+
+static double bare_curl(struct fake *f) {
+  CURL *c = curl_easy_init();
+  size_t bytes = 0;
+  char url[256];
+  double t0 = now_s();
+  for (int i = 0; i < PAGES; i++) {
+    if (i == 0)
+      snprintf(url, sizeof url, "%s" API "/query?q=SELECT+Id+FROM+Account",
+               f->url);
+    else
+      snprintf(url, sizeof url, "%s" API "/query/01gB-%d", f->url, i);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &bytes);
+    if (curl_easy_perform(c) != CURLE_OK)
+      return -1;
+  }
+  double dt = now_s() - t0;
+  curl_easy_cleanup(c);
+  return (double)PAGES * PER_PAGE / dt;
+}
+
+/* ---- The plugin in a worker ------------------------------------------------
+ */
+
+static int find_paths(char *exe, char *plugdir, int argc, char **argv) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0)
+    return -1;
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  if (slash == NULL)
+    return -1;
+  *slash = '\0';
+  snprintf(exe, PATH_MAX, "%s", argc > 1 ? argv[1] : "");
+  snprintf(plugdir, PATH_MAX, "%s", argc > 2 ? argv[2] : "");
+  if (argc <= 1)
+    snprintf(exe, PATH_MAX, "%.*s/../bin/connrun", PATH_MAX - 20, self);
+  if (argc <= 2)
+    snprintf(plugdir, PATH_MAX, "%.*s/../plugins", PATH_MAX - 20, self);
+  return 0;
+}
+
+static double plugin_rate(struct fake *f, const char *exe, const char *plugdir,
+                          const char *dir, int64_t *records) {
+  char cfg[8192], path[PATH_MAX + 32];
+  snprintf(cfg, sizeof cfg,
+           "host:\n  data_dir: \"%s/data\"\n  plugin_dirs: [\"%s\"]\n"
+           "authorizations:\n  - id: sf\n    provider: salesforce\n"
+           "    method: oauth2_refresh_token\n"
+           "    credentials: { client_id: \"bench\", client_secret: \"s\", "
+           "refresh_token: \"r\" }\n"
+           "works:\n  - id: w\n    provider: salesforce\n"
+           "    authorization: sf\n    isolation: process\n"
+           "    destination: { type: jsonl, path: \"%s/out\" }\n"
+           "    config: { login_url: \"%s\", objects: [{ name: Account, "
+           "fields: [Id, Name, Industry, BillingCity, SystemModstamp] }] }\n",
+           dir, plugdir, dir, f->url);
+  snprintf(path, sizeof path, "%s/connrun.yaml", dir);
+  FILE *fp = fopen(path, "w");
+  if (fp == NULL || fputs(cfg, fp) < 0 || fclose(fp) != 0)
+    return -1;
+  struct cr_daemon_options o = {.config_path = path};
+  cr_diags diags;
+  cr_daemon *d = NULL;
+  cr_worker_pool *pool = NULL;
+  cr_diags_init(&diags);
+  int rc = cr_daemon_new(&o, &d, &diags);
+  cr_diags_free(&diags);
+  struct cr_worker_pool_opts po = {.exe = exe};
+  if (rc != 0 || cr_worker_pool_new(&po, &pool) != 0 ||
+      cr_worker_pool_prespawn(pool, 1) != 0)
+    return -1;
+  struct cr_exec_env env = {.cfg = cr_daemon_config(d),
+                            .plugins = cr_daemon_plugins(d),
+                            .pool = pool,
+                            .store = cr_daemon_store(d)};
+  int64_t id = 0;
+  struct cr_exec_outcome out;
+  double t0 = now_s(), rate = -1;
+  if (cr_store_exec_create(env.store, "w", &id) == 0 &&
+      cr_exec_run_to_end(&env, id, "bench", &out) == 0 &&
+      out.state == CR_EXEC_COMPLETED) {
+    *records = out.records;
+    rate = (double)out.records / (now_s() - t0);
+  } else {
+    fprintf(stderr, "bench_salesforce: run failed: %s\n", out.error);
+  }
+  cr_worker_pool_free(pool);
+  cr_daemon_free(d);
+  return rate;
+}
+
+int main(int argc, char **argv) {
+  static struct fake f;
+  char exe[PATH_MAX], plugdir[PATH_MAX], tmpl[] = "/tmp/connrun-benchsf-XXXXXX";
+  if (find_paths(exe, plugdir, argc, argv) != 0 || mkdtemp(tmpl) == NULL ||
+      fake_start(&f) != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+    fprintf(stderr, "bench_salesforce: set-up failed\n");
+    return 1;
+  }
+  double ceiling = bare_curl(&f);
+  int64_t records = 0;
+  double rate = plugin_rate(&f, exe, plugdir, tmpl, &records);
+  char rm[PATH_MAX + 16];
+  snprintf(rm, sizeof rm, "rm -rf %s", tmpl);
+  if (system(rm) != 0)
+    fprintf(stderr, "bench_salesforce: could not remove %s\n", tmpl);
+  if (ceiling <= 0 || rate <= 0 || records != (int64_t)PAGES * PER_PAGE) {
+    fprintf(stderr, "bench_salesforce: failed (records %lld)\n",
+            (long long)records);
+    return 1;
+  }
+  printf("%-52s %14s %10s\n", "figure", "value", "target");
+  printf("%-52s %12.0f/s %10s\n", "bare libcurl, 2000-record pages (records)",
+         ceiling, "ceiling");
+  printf("%-52s %12.0f/s %10s\n", "salesforce plugin -> worker -> jsonl", rate,
+         "");
+  printf("%-52s %13.0f%% %10s\n", "ratio plugin / bare libcurl",
+         100.0 * rate / ceiling, ">= 70%");
+  free(f.records);
+  curl_global_cleanup();
+  return 0;
+}
