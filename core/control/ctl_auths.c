@@ -326,9 +326,9 @@ int cr_ctl_auth_check(const struct cr_ctl *c, const char *id,
   if (rc != 0)
     return rc;
   rc = cr_ctl_health_exec(c->cfg, p, a, &in, &opts, &o);
-  cr_ctl_health_input_clear(&in);
   if (rc == 0)
-    rc = cr_ctl_health_record(c->store, a, &o, c->actor);
+    rc = cr_ctl_health_record(c->store, a, &o, c->actor, &in);
+  cr_ctl_health_input_clear(&in);
   if (rc != 0)
     return rc;
   *out =

@@ -78,12 +78,26 @@ void cr_ctl_health_input_clear(struct cr_ctl_health_input *in) {
   }
   free(in->config);
   free(in->settings);
+  if (in->rotated != NULL)
+    cr__secret_wipe_free(in->rotated, strlen(in->rotated));
   memset(in, 0, sizeof *in);
+}
+
+/* The plugin rotated its credentials: kept (a copy) to be recorded. */
+static int keep_rotated(void *ud, const char *json) {
+  struct cr_ctl_health_input *in = ud;
+  char *copy = cr__strdup(json);
+  if (copy == NULL)
+    return CR_PLUGIN_ERR_SYSTEM;
+  if (in->rotated != NULL)
+    cr__secret_wipe_free(in->rotated, strlen(in->rotated));
+  in->rotated = copy;
+  return CR_PLUGIN_OK;
 }
 
 int cr_ctl_health_exec(const cr_config *cfg, const cr_plugin *p,
                        const struct cr_config_auth *a,
-                       const struct cr_ctl_health_input *in,
+                       struct cr_ctl_health_input *in,
                        const struct cr_health_options *opts,
                        struct cr_health_outcome *out) {
   struct cr_plugin_params params = {
@@ -95,11 +109,35 @@ int cr_ctl_health_exec(const cr_config *cfg, const cr_plugin *p,
       .work_id = in->work_id,
       .settings_json = in->settings,
   };
-  return cr_health_check_ex(p, &params, cr_config_redactor(cfg), opts, out);
+  struct cr_health_options o = {0};
+  if (opts != NULL)
+    o = *opts;
+  o.credentials_update = keep_rotated;
+  o.credentials_ud = in;
+  return cr_health_check_ex(p, &params, cr_config_redactor(cfg), &o, out);
+}
+
+/* Stores rotated credentials with an event that says only that they
+ * changed. */
+static int record_rotated(cr_store *s, const struct cr_config_auth *a,
+                          const char *json) {
+  char hash[17];
+  snprintf(hash, sizeof hash, "%016" PRIx64, a->config_hash);
+  int rc = cr_store_auth_credentials_set(s, a->id, hash, json);
+  json_t *d = rc == 0 ? json_pack("{s:s, s:s}", "change", "credentials",
+                                  "source", "plugin (health check)")
+                      : NULL;
+  if (rc == 0)
+    rc =
+        d ? cr_event_emit(s, "auth", a->id, "updated", CR_ACTOR_SYSTEM, d, NULL)
+          : CR_ENOMEM;
+  json_decref(d);
+  return rc;
 }
 
 int cr_ctl_health_record(cr_store *s, const struct cr_config_auth *a,
-                         const struct cr_health_outcome *o, const char *actor) {
+                         const struct cr_health_outcome *o, const char *actor,
+                         const struct cr_ctl_health_input *in) {
   struct cr_health_rec prev = {0};
   int had_prev = cr_store_auth_health_latest(s, a->id, &prev) == 0;
   json_t *data = json_pack(
@@ -120,6 +158,8 @@ int cr_ctl_health_record(cr_store *s, const struct cr_config_auth *a,
   if (rc == 0 && o->requests > 0)
     rc = cr_store_metrics_add(s, a->id, o->checked_at_ms, (int64_t)o->requests,
                               (int64_t)o->errors);
+  if (rc == 0 && in != NULL && in->rotated != NULL)
+    rc = record_rotated(s, a, in->rotated);
   rc = rc == 0 ? cr_store_commit(s) : (cr_store_rollback(s), rc);
   json_decref(data);
   return rc;

@@ -21,6 +21,8 @@ struct cr_ctl_health_input {
                           authorization, or NULL */
   const char *work_id; /* that work's id (borrowed from the config) */
   char *settings;      /* the authorization's settings, JSON text */
+  char *rotated;       /* credentials the plugin rotated during the check
+                          (recorded with it), or NULL */
 };
 
 /* Fills in (caller-owned) for authorization a (borrowed) of cfg: the
@@ -33,21 +35,24 @@ int cr_ctl_health_prepare(cr_store *s, const cr_config *cfg,
 /* Wipes and frees what in holds. */
 void cr_ctl_health_input_clear(struct cr_ctl_health_input *in);
 
-/* Runs the check of a with plugin p (borrowed) and in (borrowed), keeping
- * the secrets of cfg's redactor out of the reason. Blocks. Returns 0 when
- * *out was filled. */
+/* Runs the check of a with plugin p (borrowed) and in (borrowed; credentials
+ * the plugin rotates go to in->rotated), keeping the secrets of cfg's
+ * redactor out of the reason. Blocks. Returns 0 when *out was filled. */
 int cr_ctl_health_exec(const cr_config *cfg, const cr_plugin *p,
                        const struct cr_config_auth *a,
-                       const struct cr_ctl_health_input *in,
+                       struct cr_ctl_health_input *in,
                        const struct cr_health_options *opts,
                        struct cr_health_outcome *out);
 
 /* Records outcome o (borrowed) of authorization a: the health history row,
  * an `auth` event (verb healthy / unhealthy / unknown; data: status,
- * reason, provider, previous status, requests, duration_ms) by actor, and
- * the requests in the activity metrics, in one transaction. */
+ * reason, provider, previous status, requests, duration_ms) by actor, the
+ * requests in the activity metrics, and credentials the plugin rotated
+ * (in->rotated, with an `auth updated` event that never carries them), in
+ * one transaction. in may be NULL. */
 int cr_ctl_health_record(cr_store *s, const struct cr_config_auth *a,
-                         const struct cr_health_outcome *o, const char *actor);
+                         const struct cr_health_outcome *o, const char *actor,
+                         const struct cr_ctl_health_input *in);
 
 /* The product name of a plugin health status ("Healthy"...). */
 const char *cr_ctl_health_name(int status);

@@ -83,8 +83,8 @@ static void health_after(uv_work_t *req, int status) {
   d->in_flight--;
   busy_remove(d, job->auth->id);
   if (status == 0 && job->rc == 0 && !atomic_load(&d->cancel)) {
-    int rc =
-        cr_ctl_health_record(d->store, job->auth, &job->out, CR_ACTOR_SYSTEM);
+    int rc = cr_ctl_health_record(d->store, job->auth, &job->out,
+                                  CR_ACTOR_SYSTEM, &job->in);
     if (rc != 0)
       cr__daemon_logf(d, CR_LOG_ERROR, "auth %s: cannot record health: %s (%s)",
                       job->auth->id, cr_strerror(rc),

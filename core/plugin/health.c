@@ -73,6 +73,8 @@ static void apply_options(cr_plugin_ctx *ctx,
   if (opts->timeout_ms > 0)
     ctx->http.timeout_ms = opts->timeout_ms;
   ctx->cancel_also = opts->cancel;
+  ctx->sinks.credentials_update = opts->credentials_update;
+  ctx->sinks.ud = opts->credentials_ud;
 }
 
 /* create() failed with rc: the reason is its message. */

@@ -53,6 +53,12 @@ struct cr_health_options {
   const atomic_int *cancel; /* when non-NULL and set, the check is cancelled
                                (polled at request boundaries and during
                                transfers) */
+  /* Credentials the plugin rotated during the check (api->
+   * credentials_update: an OAuth provider that hands out a new refresh
+   * token on every use). NULL: the plugin's call fails. json borrowed;
+   * return 0 or a cr_plugin_result. */
+  int (*credentials_update)(void *ud, const char *json);
+  void *credentials_ud;
 };
 
 /* Runs a health check of the authorization described by params (borrowed;
