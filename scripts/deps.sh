@@ -7,7 +7,8 @@ PKGS=(build-essential cmake pkg-config
       libuv1-dev libcurl4-openssl-dev libyaml-dev libjansson-dev libsqlite3-dev
       libjsonnet-dev libmicrohttpd-dev libcmocka-dev
       json-schema-test-suite tzdata curl python3 sqlite3
-      libssl-dev openssl python3-aiosmtpd)
+      libssl-dev openssl python3-aiosmtpd
+      prometheus)   # promtool checks /metrics in test_api
 # The API contract test and the OpenAPI lint run on Node (tests/api, whose
 # npm packages scripts/npm-deps.sh installs). A machine with a node of its
 # own (e.g. a nodesource build, which ships npm inside) keeps it; otherwise

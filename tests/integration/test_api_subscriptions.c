@@ -9,13 +9,12 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
+#include "api_fixture.h"
 #include "fake_http.h"
 
 #define TOKEN "subs-test-token-5e1c0a"
@@ -47,11 +46,8 @@ static const char *const examples[] = {
 };
 
 struct fixture {
-  char *dir;
-  cr_daemon *d;
-  pthread_t loop;
+  struct cr_api_fixture api;
   cr_fake_http *rx;
-  char base[64];
 };
 
 /* The receiver takes every delivery (204). */
@@ -62,50 +58,13 @@ static void accept_all(void *ud, const struct cr_fake_http_request *req,
   resp->status = 204;
 }
 
-static void *run_daemon(void *arg) {
-  cr_daemon_run(arg);
-  return NULL;
-}
-
-static size_t sink(char *p, size_t s, size_t n, void *ud) {
-  json_t **out = ud;
-  json_decref(*out);
-  *out = json_loadb(p, s * n, 0, NULL);
-  return s * n;
-}
-
-/* One API call; returns the status, *out the JSON body (may be NULL). */
 static long call(struct fixture *f, const char *method, const char *path,
                  const char *body, json_t **out) {
-  CURL *c = curl_easy_init();
-  char url[512];
-  snprintf(url, sizeof url, "%s%s", f->base, path);
-  struct curl_slist *h =
-      curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
-  h = curl_slist_append(h, "Content-Type: application/json");
-  json_t *j = NULL;
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  if (body != NULL)
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &j);
-  long status = 0;
-  assert_int_equal(curl_easy_perform(c), CURLE_OK);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(h);
-  curl_easy_cleanup(c);
-  if (out != NULL)
-    *out = j;
-  else
-    json_decref(j);
-  return status;
+  return cr_api_call(&f->api, TOKEN, method, path, body, NULL, out, NULL);
 }
 
 static int setup(void **state) {
   struct fixture *f = calloc(1, sizeof *f);
-  f->dir = cr_test_mkdtemp("api-subs");
   assert_int_equal(cr_fake_http_start(accept_all, NULL, &f->rx), 0);
   char cfg[4096];
   snprintf(cfg, sizeof cfg,
@@ -123,37 +82,18 @@ static int setup(void **state) {
            "  - id: broken\n"
            "    provider: filedrop\n"
            "    authorization: files\n"
-           "    config: { directory: %s/missing, streams: [{name: x, "
-           "pattern: \"*.csv\"}] }\n",
-           CR_PLUGIN_DIR, f->dir);
-  char *path = cr_test_write_file(f->dir, "c.yaml", cfg);
-  cr_diags diags;
-  cr_diags_init(&diags);
-  struct cr_daemon_options o = {.config_path = path,
-                                .serve_api = 1,
-                                .api_listen = "127.0.0.1:0",
-                                .worker_exe = CR_CONNRUN_BIN};
-  assert_int_equal(cr_daemon_new(&o, &f->d, &diags), 0);
-  cr_diags_free(&diags);
-  free(path);
-  assert_int_equal(pthread_create(&f->loop, NULL, run_daemon, f->d), 0);
-  for (int i = 0; i < 200 && cr_daemon_api_port(f->d) == 0; i++)
-    usleep(20 * 1000);
-  assert_true(cr_daemon_api_port(f->d) > 0);
-  snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d",
-           cr_daemon_api_port(f->d));
+           "    config: { directory: /nonexistent/connrun-missing, streams: "
+           "[{name: x, pattern: \"*.csv\"}] }\n",
+           CR_PLUGIN_DIR);
+  cr_api_fixture_start(&f->api, cfg);
   *state = f;
   return 0;
 }
 
 static int teardown(void **state) {
   struct fixture *f = *state;
-  cr_daemon_stop(f->d);
-  pthread_join(f->loop, NULL);
-  cr_daemon_free(f->d);
+  cr_api_fixture_stop(&f->api);
   cr_fake_http_stop(f->rx);
-  cr_test_rmtree(f->dir);
-  free(f->dir);
   free(f);
   return 0;
 }
