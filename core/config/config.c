@@ -1109,6 +1109,36 @@ static int cycle_error(struct ld *L, const char *disp,
   return 0;
 }
 
+_Static_assert(CR_YAML_MAX_FILE_SIZE <= CR_CONFIG_MAX_TOTAL_SIZE,
+               "only an include can pass the total");
+
+/* Reads and parses disp, counting its bytes in the total of all files; an
+ * include that would pass CR_CONFIG_MAX_TOTAL_SIZE is refused at from and
+ * gives 1 (nothing read). Otherwise returns what cr_yaml_read_file or
+ * cr_yaml_parse_string returns. */
+static int parse_counted(struct ld *L, const char *disp,
+                         const struct cr_mark *from, const char *shown,
+                         json_t **root, struct cr_yaml_error *yerr) {
+  char *text;
+  size_t len;
+  *root = NULL;
+  int rc = cr_yaml_read_file(disp, CR_YAML_MAX_FILE_SIZE, &text, &len, yerr);
+  if (rc != 0)
+    return rc;
+  if (len > CR_CONFIG_MAX_TOTAL_SIZE - L->total_bytes) {
+    cr__cfg_err_at(L, from,
+                   "cannot include '%s': the configuration files would total "
+                   "more than %u MiB, the limit for a file and its includes",
+                   shown, CR_CONFIG_MAX_TOTAL_SIZE >> 20);
+    cr__free(text);
+    return 1;
+  }
+  L->total_bytes += len;
+  rc = cr_yaml_parse_string(text, len, disp, L->cfg->marks, root, yerr);
+  cr__free(text);
+  return rc;
+}
+
 /* Reads disp (the display path; relative to the working directory) and its
  * includes. from is the include's mark (NULL for the top file) and shown the
  * name used in messages at it. Returns 0, or for the top file CR_ENOENT /
@@ -1147,7 +1177,11 @@ static int read_tree(struct ld *L, const char *disp, const struct cr_mark *from,
     return 0;
   }
   json_t *root = NULL;
-  int rc = cr_yaml_parse_file(disp, L->cfg->marks, &root, &yerr);
+  int rc = parse_counted(L, disp, from, shown, &root, &yerr);
+  if (rc == 1) {
+    free(canon);
+    return 0;
+  }
   const char *file = cr_marks_file(L->cfg->marks, disp);
   struct doc *doc = rc == CR_ENOMEM || file == NULL ? NULL : add_doc(L);
   if (doc == NULL) {

@@ -34,6 +34,12 @@
 #include "config/diag.h"
 #include "config/yamljson.h"
 
+/* Limits on the files read: each file at most CR_YAML_MAX_FILE_SIZE bytes
+ * and CR_YAML_MAX_DEPTH levels of nesting (yamljson.h), and the top file
+ * with all its includes at most CR_CONFIG_MAX_TOTAL_SIZE bytes; the include
+ * that would pass it is refused at its include entry. */
+#define CR_CONFIG_MAX_TOTAL_SIZE (32u << 20)
+
 typedef struct cr_plugin_host cr_plugin_host;
 typedef struct cr_schedule cr_schedule;
 typedef struct cr_redactor cr_redactor;

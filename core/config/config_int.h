@@ -37,6 +37,7 @@ struct ld {
   const char *stack[MAX_INCLUDE_DEPTH]; /* display names of the chain */
   const char *canon[MAX_INCLUDE_DEPTH]; /* realpaths of the chain */
   size_t depth;
+  size_t total_bytes;       /* of the files read so far */
   struct cr_mark host_mark; /* where host: was first defined */
 };
 

@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
-#define MAX_FILE_SIZE ((size_t)CR_YAML_MAX_FILE_MIB << 20)
 #define MAX_NODES 1000000u
 
 /* ---- The mark table ------------------------------------------------------ */
@@ -373,6 +372,7 @@ struct frame {
   char *key; /* pending member key (value not seen yet) */
   struct cr_mark keym;
   long anchor; /* index in anchors, or -1 */
+  int height;  /* levels of collections below it so far */
 };
 
 struct anchor {
@@ -380,6 +380,7 @@ struct anchor {
   json_t *node; /* borrowed */
   size_t start; /* node count when it started */
   size_t size;  /* nodes in it, once complete */
+  int height;   /* levels of collections in it (0: a scalar), once complete */
   int complete;
 };
 
@@ -459,6 +460,7 @@ static int add_anchor(struct builder *b, const char *name, json_t *node,
   a->node = node;
   a->start = b->nodes - 1;
   a->size = 1;
+  a->height = 0;
   a->complete = 0;
   *index_out = (long)b->nanchors++;
   return 0;
@@ -484,16 +486,38 @@ static int push(struct builder *b, json_t *node, int is_map,
   return 0;
 }
 
+/* Notes that a node of height levels of collections was added. */
+static void grew(struct builder *b, int height) {
+  struct frame *f = top(b);
+  if (f != NULL && f->height < height)
+    f->height = height;
+}
+
 static int pop(struct builder *b) {
   struct frame *f = top(b);
+  int height = f->height + 1;
   if (f->anchor >= 0) {
     struct anchor *a = &b->anchors[f->anchor];
     a->complete = 1;
     a->size = b->nodes - a->start;
+    a->height = height;
   }
   cr__free(f->key);
   b->depth--;
+  grew(b, height);
   return 0;
+}
+
+/* Refuses a node of height levels at the current position when the tree
+ * would nest deeper than CR_YAML_MAX_DEPTH. */
+static int check_depth(struct builder *b, yaml_mark_t ym, int height) {
+  if (b->depth + (size_t)height <= CR_YAML_MAX_DEPTH)
+    return 0;
+  fail_at(b, ym,
+          "lists and mappings nested deeper than %d levels, the limit for "
+          "one document",
+          CR_YAML_MAX_DEPTH);
+  return CR_ELIMIT;
 }
 
 static int key_expected(struct builder *b) {
@@ -574,11 +598,15 @@ static int on_alias(struct builder *b, const yaml_event_t *ev) {
       return fail_at(b, ev->start_mark,
                      "document too large: more than %u nodes through aliases",
                      MAX_NODES);
+    int rc = check_depth(b, ev->start_mark, a->height);
+    if (rc != 0)
+      return rc;
     json_t *copy = json_deep_copy(a->node);
     if (copy == NULL)
       return CR_ENOMEM;
-    int rc = attach(b, copy, ev->start_mark);
+    rc = attach(b, copy, ev->start_mark);
     b->nodes += a->size - 1;
+    grew(b, a->height);
     return rc ? rc : copy_children(b->m, a->node, copy);
   }
   return fail_at(b, ev->start_mark, "unknown alias '*%s'", name);
@@ -596,15 +624,12 @@ static int on_start(struct builder *b, const yaml_event_t *ev, int is_map) {
       strcmp((const char *)tag, "!") != 0)
     return fail_at(b, ev->start_mark, "unsupported tag '%s'",
                    (const char *)tag);
-  /* Refused as soon as the limit is passed: libyaml's cost grows with the
-   * square of the depth, so a deep document must not be read to its end. */
-  if (b->depth >= CR_YAML_MAX_DEPTH)
-    return fail_at(b, ev->start_mark,
-                   "nesting deeper than %d levels is not supported",
-                   CR_YAML_MAX_DEPTH);
+  int rc = check_depth(b, ev->start_mark, 1);
+  if (rc != 0)
+    return rc;
   json_t *v = is_map ? json_object() : json_array();
   json_t *keep = v;
-  int rc = attach(b, v, ev->start_mark);
+  rc = attach(b, v, ev->start_mark);
   return rc ? rc : push(b, keep, is_map, anchor);
 }
 
@@ -700,10 +725,53 @@ static int read_error(struct cr_yaml_error *err, const char *path, int e) {
   return e == ENOENT ? CR_ENOENT : CR_EIO;
 }
 
-int cr_yaml_parse_file(const char *path, cr_marks *marks, json_t **out,
-                       struct cr_yaml_error *err) {
+/* Reads all of f (hint: its expected size) into a new buffer; more than
+ * max bytes is CR_ELIMIT. */
+static int read_all(FILE *f, size_t hint, size_t max, char **out,
+                    size_t *len_out) {
+  size_t cap = (hint > 4095 ? hint : 4095), len = 0;
+  cap = (cap < max ? cap : max) + 1;
+  char *buf = cr__malloc(cap);
+  if (buf == NULL)
+    return CR_ENOMEM;
+  while (len <= max) {
+    if (len == cap) {
+      size_t ncap = cap > (max + 1) / 2 ? max + 1 : cap * 2;
+      char *nbuf = cr__realloc(buf, ncap);
+      if (nbuf == NULL) {
+        cr__free(buf);
+        return CR_ENOMEM;
+      }
+      buf = nbuf;
+      cap = ncap;
+    }
+    size_t got = fread(buf + len, 1, cap - len, f);
+    if (got == 0)
+      break;
+    len += got;
+  }
+  int rc = ferror(f) ? CR_EIO : len > max ? CR_ELIMIT : 0;
+  if (rc != 0) {
+    cr__free(buf);
+    return rc;
+  }
+  *out = buf;
+  *len_out = len;
+  return 0;
+}
+
+static void size_text(size_t n, char *buf, size_t len) {
+  if (n % (1u << 20) == 0)
+    snprintf(buf, len, "%zu MiB", n >> 20);
+  else
+    snprintf(buf, len, "%zu bytes", n);
+}
+
+int cr_yaml_read_file(const char *path, size_t max, char **text, size_t *len,
+                      struct cr_yaml_error *err) {
   struct stat st;
-  *out = NULL;
+  *text = NULL;
+  *len = 0;
   FILE *f = fopen(path, "rb");
   if (f == NULL)
     return read_error(err, path, errno);
@@ -712,32 +780,36 @@ int cr_yaml_parse_file(const char *path, cr_marks *marks, json_t **out,
     fclose(f);
     return read_error(err, path, e);
   }
-  if (st.st_size > (off_t)MAX_FILE_SIZE) {
-    fclose(f);
-    memset(err, 0, sizeof *err);
-    snprintf(err->message, sizeof err->message,
-             "%s is larger than %d MiB, the limit of a configuration file",
-             path, CR_YAML_MAX_FILE_MIB);
-    return CR_EIO;
-  }
-  size_t cap = (size_t)st.st_size + 1, len = 0;
-  char *buf = cr__malloc(cap);
-  if (buf == NULL) {
-    fclose(f);
-    return CR_ENOMEM;
-  }
-  size_t got;
-  while (len < cap && (got = fread(buf + len, 1, cap - len, f)) > 0)
-    len += got;
-  int bad = ferror(f) || len == cap;
-  int e = ferror(f) ? EIO : EFBIG;
+  size_t hint = st.st_size > 0 ? (size_t)st.st_size : 0;
+  int rc = S_ISREG(st.st_mode) && hint > max
+               ? CR_ELIMIT
+               : read_all(f, hint, max, text, len);
   fclose(f);
-  if (bad) {
-    cr__free(buf);
-    return read_error(err, path, e);
+  memset(err, 0, sizeof *err);
+  if (rc == CR_EIO)
+    return read_error(err, path, EIO);
+  if (rc == CR_ELIMIT) {
+    char lim[64];
+    size_text(max, lim, sizeof lim);
+    err->line = err->column = 1;
+    snprintf(err->message, sizeof err->message,
+             "file is larger than %s, the limit for one file", lim);
+  } else if (rc == CR_ENOMEM) {
+    snprintf(err->message, sizeof err->message, "%s", cr_strerror(rc));
   }
-  int rc = cr_yaml_parse_string(buf, len, path, marks, out, err);
-  cr__free(buf);
+  return rc;
+}
+
+int cr_yaml_parse_file(const char *path, cr_marks *marks, json_t **out,
+                       struct cr_yaml_error *err) {
+  char *text;
+  size_t len;
+  *out = NULL;
+  int rc = cr_yaml_read_file(path, CR_YAML_MAX_FILE_SIZE, &text, &len, err);
+  if (rc != 0)
+    return rc;
+  rc = cr_yaml_parse_string(text, len, path, marks, out, err);
+  cr__free(text);
   return rc;
 }
 

@@ -8,7 +8,7 @@
  * (an alias is a deep copy of its anchor). Refused with a located error:
  * multiple documents, duplicate keys in one mapping, complex (non-scalar)
  * keys, .inf/.nan, integers outside int64, recursive aliases, documents that
- * grow beyond 1,000,000 nodes through aliases.
+ * grow beyond 1,000,000 nodes through aliases, and the limits below.
  *
  * A mark table (cr_marks) remembers where every value starts (file, 1-based
  * line and column), and for mapping members where the key starts, so a
@@ -32,6 +32,20 @@ struct cr_mark {
 };
 
 typedef struct cr_marks cr_marks;
+
+/* Limits on input, so a hostile or broken file costs little.
+ *
+ * CR_YAML_MAX_DEPTH: lists and mappings nest at most this many levels (the
+ * root collection is level 1; an alias counts with the height of its
+ * anchor). The first collection that goes deeper is refused (CR_ELIMIT) at
+ * its start as soon as the parser reaches it, and parsing stops there:
+ * libyaml's cost grows with the square of the nesting (40,000 levels of
+ * "[" took seconds), so a deep document must not be parsed to its end.
+ *
+ * CR_YAML_MAX_FILE_SIZE: cr_yaml_parse_file reads at most this many bytes;
+ * a larger file is refused (CR_ELIMIT) before it is parsed. */
+#define CR_YAML_MAX_DEPTH 64
+#define CR_YAML_MAX_FILE_SIZE (16u << 20)
 
 /* A parse error: position (1-based; 0 when unknown) and the message without
  * the position, e.g. "mapping values are not allowed here (while scanning a
@@ -82,26 +96,31 @@ int cr_marks_set(cr_marks *m, const json_t *node, const json_t *parent,
  * or CR_ENOMEM. */
 int cr_marks_copy_tree(cr_marks *m, const json_t *from, const json_t *to);
 
-/* Limits of one document: its size (cr_yaml_parse_file) and how deep
- * mappings and lists nest (a deeper document is refused at the first node
- * past the limit, with its position). */
-#define CR_YAML_MAX_FILE_MIB 16
-#define CR_YAML_MAX_DEPTH 64
-
 /* Parses one YAML document from text (len bytes, borrowed) named file in
  * marks (the name is interned). On success *out is the root (a new
  * reference the caller releases with json_decref; json null for an empty
  * stream) and every node is in marks. On failure returns CR_EPARSE (syntax,
- * or a refused construct) or CR_ENOMEM, fills *err and leaves *out NULL;
- * marks may hold entries of the discarded nodes, so drop the table too. */
+ * or a refused construct), CR_ELIMIT (nested deeper than CR_YAML_MAX_DEPTH,
+ * located at the collection that goes too deep) or CR_ENOMEM, fills *err
+ * and leaves *out NULL; marks may hold entries of the discarded nodes, so
+ * drop the table too. */
 int cr_yaml_parse_string(const char *text, size_t len, const char *file,
                          cr_marks *marks, json_t **out,
                          struct cr_yaml_error *err);
 
-/* Reads path (borrowed, at most CR_YAML_MAX_FILE_MIB) and parses it as above
- * with the path as file name. Also returns CR_ENOENT (no such file) or CR_EIO
- * (any other reason it cannot be read) with err->message saying why, e.g.
- * "cannot read x.yaml: Permission denied", and line 0. */
+/* Reads the file at path (borrowed) into *text: a new buffer of *len bytes
+ * (not NUL-terminated) that the caller frees with cr__free; NULL on failure.
+ * Reads at most max bytes: a larger file is refused with CR_ELIMIT and err
+ * at line 1, column 1 ("file is larger than 16 MiB, the limit for one
+ * file"). Also returns CR_ENOENT (no such file) or CR_EIO (any other reason
+ * it cannot be read) with err->message saying why, e.g. "cannot read
+ * x.yaml: Permission denied", and line 0; or CR_ENOMEM. */
+int cr_yaml_read_file(const char *path, size_t max, char **text, size_t *len,
+                      struct cr_yaml_error *err);
+
+/* Reads path (borrowed, at most CR_YAML_MAX_FILE_SIZE bytes) with
+ * cr_yaml_read_file and parses it as above with the path as file name.
+ * Returns what either returns. */
 int cr_yaml_parse_file(const char *path, cr_marks *marks, json_t **out,
                        struct cr_yaml_error *err);
 

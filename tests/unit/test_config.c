@@ -880,6 +880,150 @@ static void test_yaml_errors(void **state) {
   unload(&l);
 }
 
+/* ---- Limits -------------------------------------------------------------- */
+
+/* AUTH, then "works:" with one work whose "config:" is followed by config
+ * (its value is at level 4: root, works, the work). Caller frees. */
+static char *work_with_config(const char *config) {
+  const char *head = AUTH "works:\n  - id: w1\n    provider: cfgtest\n"
+                          "    authorization: a1\n    config:";
+  size_t n = strlen(head) + strlen(config) + 2;
+  char *s = malloc(n);
+  snprintf(s, n, "%s%s\n", head, config);
+  return s;
+}
+
+/* n times "{k: ", "1", n times "}". */
+static char *flow_maps(int n) {
+  char *s = malloc(5 * (size_t)n + 8), *p = s;
+  *p++ = ' ';
+  for (int i = 0; i < n; i++)
+    p += sprintf(p, "{k: ");
+  *p++ = '1';
+  for (int i = 0; i < n; i++)
+    *p++ = '}';
+  *p = '\0';
+  return s;
+}
+
+#define TOO_DEEP                                                               \
+  "lists and mappings nested deeper than 64 levels, the limit for one "        \
+  "document"
+
+static void test_depth_limit(void **state) {
+  (void)state;
+  /* 61 mappings inside config (level 4): 64 levels, allowed. */
+  int allowed = CR_YAML_MAX_DEPTH - 3;
+  char *maps = flow_maps(allowed), *t = work_with_config(maps);
+  struct loaded l;
+  load(&l, t);
+  if (l.rc != 0)
+    dump(&l.d);
+  assert_int_equal(l.rc, 0);
+  const json_t *v = l.cfg->works[0].config;
+  for (int i = 1; i < allowed; i++)
+    v = json_object_get(v, "k");
+  assert_int_equal(json_integer_value(json_object_get(v, "k")), 1);
+  unload(&l);
+  free(maps);
+  free(t);
+
+  /* One more: refused at that '{'. */
+  maps = flow_maps(allowed + 1);
+  t = work_with_config(maps);
+  one_error(t, "{k", allowed, TOO_DEEP);
+  free(maps);
+  free(t);
+
+  /* Block nesting: key i is at level 4 + i; the 62nd is too deep. */
+  char *block = malloc(8192), *p = block;
+  for (int i = 0; i <= allowed; i++)
+    p += sprintf(p, "\n%*slvl:", 6 + 2 * i, "");
+  t = work_with_config(block);
+  one_error(t, "lvl", allowed, TOO_DEEP);
+  free(block);
+  free(t);
+}
+
+/* 40,000 levels of '[' cost libyaml seconds when parsed to the end; the
+ * loader stops at the 65th. */
+static void test_depth_limit_hostile(void **state) {
+  (void)state;
+  size_t n = 40000, len = strlen("works: ");
+  char *t = malloc(len + 2 * n + 2);
+  memcpy(t, "works: ", len);
+  memset(t + len, '[', n);
+  memset(t + len + n, ']', n);
+  memcpy(t + len + 2 * n, "\n", 2);
+  /* works' list is level 2, so the 64th '[' is the 65th level. */
+  one_error(t, "[", CR_YAML_MAX_DEPTH - 1, TOO_DEEP);
+  free(t);
+}
+
+/* Makes name a file of size bytes (a hole: reads as NUL bytes). */
+static void sized_file(const char *name, off_t size) {
+  char *p = path_in(name);
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  assert_int_equal(ftruncate(fileno(f), size), 0);
+  fclose(f);
+  free(p);
+}
+
+static void test_file_size_limit(void **state) {
+  (void)state;
+  sized_file("big.yaml", (off_t)CR_YAML_MAX_FILE_SIZE + 1);
+  struct loaded l;
+  load(&l, "include: [big.yaml]\n");
+  assert_int_equal(l.rc, CR_ECONFIG);
+  assert_int_equal(n_errors(&l), 1);
+  expect_diag_at(&l.d, "/big.yaml", 1, 1, CR_DIAG_ERROR,
+                 "file is larger than 16 MiB, the limit for one file");
+  unload(&l);
+
+  /* The top file itself. */
+  cr_diags d = CR_DIAGS_INIT;
+  cr_config *cfg = NULL;
+  char *p = path_in("big.yaml");
+  assert_int_equal(cr_config_load(p, &cfg, &d), CR_ECONFIG);
+  assert_int_equal(d.count, 1);
+  expect_diag_at(&d, "/big.yaml", 1, 1, CR_DIAG_ERROR,
+                 "file is larger than 16 MiB, the limit for one file");
+  cr_config_free(cfg);
+  cr_diags_free(&d);
+  free(p);
+}
+
+/* A valid YAML file of size bytes: one comment line. */
+static void comment_file(const char *name, size_t size) {
+  char *text = malloc(size + 1);
+  memset(text, 'x', size);
+  memcpy(text, "# ", 2);
+  memcpy(text + size - 1, "\n", 2);
+  write_in(name, text);
+  free(text);
+}
+
+static void test_total_size_limit(void **state) {
+  (void)state;
+  size_t part = (size_t)CR_CONFIG_MAX_TOTAL_SIZE * 3 / 8;
+  comment_file("a.yaml", part);
+  comment_file("b.yaml", part);
+  comment_file("c.yaml", part); /* the top file + a + b fit; + c is over */
+  write_in("d.yaml", AUTH);
+  const char *t = "include:\n  - a.yaml\n  - b.yaml\n  - c.yaml\n  - d.yaml\n";
+  struct loaded l;
+  load(&l, t);
+  expect_err(&l, t, "c.yaml", 0,
+             "cannot include 'c.yaml': the configuration files would total "
+             "more than 32 MiB, the limit for a file and its includes");
+  assert_int_equal(n_errors(&l), 1);
+  /* What fits is still read, before and after. */
+  assert_int_equal(l.cfg->n_auths, 1);
+  assert_int_equal(l.cfg->n_files, 4);
+  unload(&l);
+}
+
 /* ---- Secrets ------------------------------------------------------------- */
 
 static void test_secrets(void **state) {
@@ -1532,6 +1676,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_top_file_unreadable, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_yaml_errors, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_depth_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_depth_limit_hostile, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_file_size_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_total_size_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_hash, setup, teardown),
       cmocka_unit_test(test_durations_and_ids),

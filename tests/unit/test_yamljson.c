@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include "config/yamljson.h"
+#include "util/alloc.h"
 #include "util/error.h"
 
 #include <stdio.h>
@@ -314,6 +315,130 @@ static void test_many_nodes_rehash(void **state) {
   free(text);
 }
 
+/* n times a then n times b, as a new string (free()). */
+static char *repeat2(const char *a, size_t n, const char *mid, const char *b) {
+  size_t la = strlen(a), lb = strlen(b), lm = strlen(mid);
+  char *s = malloc(n * (la + lb) + lm + 1), *p = s;
+  for (size_t i = 0; i < n; i++, p += la)
+    memcpy(p, a, la);
+  memcpy(p, mid, lm);
+  p += lm;
+  for (size_t i = 0; i < n; i++, p += lb)
+    memcpy(p, b, lb);
+  *p = '\0';
+  return s;
+}
+
+static void expect_too_deep(const char *text, int line, int col) {
+  struct parsed p;
+  parse(&p, text);
+  assert_int_equal(p.rc, CR_ELIMIT);
+  assert_null(p.root);
+  assert_int_equal(p.err.line, line);
+  assert_int_equal(p.err.column, col);
+  assert_string_equal(p.err.message,
+                      "lists and mappings nested deeper than 64 levels, the "
+                      "limit for one document");
+  done(&p);
+}
+
+static void test_depth_limit_flow(void **state) {
+  (void)state;
+  char *text = repeat2("[", CR_YAML_MAX_DEPTH, "", "]");
+  struct parsed p;
+  parse(&p, text);
+  assert_int_equal(p.rc, 0);
+  json_t *v = p.root;
+  for (int i = 1; i < CR_YAML_MAX_DEPTH; i++)
+    v = json_array_get(v, 0);
+  assert_true(json_is_array(v));
+  assert_int_equal(json_array_size(v), 0);
+  done(&p);
+  free(text);
+  /* One more: refused at the 65th '['. */
+  text = repeat2("[", CR_YAML_MAX_DEPTH + 1, "", "]");
+  expect_too_deep(text, 1, CR_YAML_MAX_DEPTH + 1);
+  free(text);
+  /* Mappings count too. */
+  text = repeat2("{a: ", CR_YAML_MAX_DEPTH + 1, "1", "}");
+  expect_too_deep(text, 1, 4 * CR_YAML_MAX_DEPTH + 1);
+  free(text);
+}
+
+/* k0:\n  k1:\n    k2: ... n keys, each one level deeper. */
+static char *block_keys(int n) {
+  char *s = malloc((size_t)n * (2 * (size_t)n + 16) + 1), *p = s;
+  for (int i = 0; i < n; i++)
+    p += sprintf(p, "%*sk%d:\n", 2 * i, "", i);
+  return s;
+}
+
+static void test_depth_limit_block(void **state) {
+  (void)state;
+  char *text = block_keys(CR_YAML_MAX_DEPTH);
+  struct parsed p;
+  parse(&p, text);
+  assert_int_equal(p.rc, 0);
+  done(&p);
+  free(text);
+  /* The 65th key is in the 65th mapping: line 65, column 129. */
+  text = block_keys(CR_YAML_MAX_DEPTH + 1);
+  expect_too_deep(text, CR_YAML_MAX_DEPTH + 1, 2 * CR_YAML_MAX_DEPTH + 1);
+  free(text);
+  /* Block sequences on one line. */
+  char *seq = repeat2("- ", CR_YAML_MAX_DEPTH + 1, "x", "");
+  expect_too_deep(seq, 1, 2 * CR_YAML_MAX_DEPTH + 1);
+  free(seq);
+}
+
+static void test_depth_limit_alias(void **state) {
+  (void)state;
+  /* An anchor 61 levels high used in the 3rd level: 64, allowed. */
+  char *deep = repeat2("[", 61, "", "]");
+  char text[512];
+  snprintf(text, sizeof text, "a: &x %s\nb: {c: {d: *x}}\n", deep);
+  struct parsed p;
+  parse(&p, text);
+  assert_int_equal(p.rc, 0);
+  done(&p);
+  /* One level more: refused at the alias. */
+  snprintf(text, sizeof text, "a: &x %s\nb: {c: {d: {e: *x}}}\n", deep);
+  expect_too_deep(text, 2, 16);
+  free(deep);
+}
+
+static void test_read_file_limit(void **state) {
+  (void)state;
+  char *dir = cr_test_mkdtemp("yamljson");
+  char *path = cr_test_write_file(dir, "a.yaml", "k: 123456\n"); /* 10 bytes */
+  char *text;
+  size_t len;
+  struct cr_yaml_error err;
+  assert_int_equal(cr_yaml_read_file(path, 10, &text, &len, &err), 0);
+  assert_int_equal(len, 10);
+  assert_memory_equal(text, "k: 123456\n", 10);
+  cr__free(text);
+  assert_int_equal(cr_yaml_read_file(path, 9, &text, &len, &err), CR_ELIMIT);
+  assert_null(text);
+  assert_int_equal(err.line, 1);
+  assert_int_equal(err.column, 1);
+  assert_string_equal(err.message,
+                      "file is larger than 9 bytes, the limit for one file");
+  /* A file whose size stat does not tell (/proc): read until the limit. */
+  assert_int_equal(
+      cr_yaml_read_file("/proc/self/maps", 1u << 20, &text, &len, &err), 0);
+  assert_true(len > 0);
+  assert_non_null(memchr(text, '\n', len));
+  cr__free(text);
+  assert_int_equal(cr_yaml_read_file("/proc/self/maps", 100, &text, &len, &err),
+                   CR_ELIMIT);
+  assert_string_equal(err.message,
+                      "file is larger than 100 bytes, the limit for one file");
+  free(path);
+  cr_test_rmtree(dir);
+  free(dir);
+}
+
 static void test_alloc_failures(void **state) {
   (void)state;
   const char *text = "a: &x {b: [1, 2, {c: d}]}\nc: *x\ne: [true, null]\n";
@@ -342,75 +467,24 @@ static void test_alloc_failures(void **state) {
   }
 }
 
-/* n nested flow lists "[[...]]" after "k: " into a new string. */
-static char *flow(size_t n) {
-  char *t = malloc(2 * n + 8);
-  size_t k = 0;
-  memcpy(t, "k: ", 3);
-  k = 3;
-  for (size_t i = 0; i < n; i++)
-    t[k++] = '[';
-  for (size_t i = 0; i < n; i++)
-    t[k++] = ']';
-  t[k] = '\0';
-  return t;
-}
-
-static void test_depth_limit(void **state) {
+/* /proc/self/maps has no size in stat: the buffer grows. */
+static void test_read_file_alloc_failures(void **state) {
   (void)state;
-  struct parsed p;
-  /* At the limit (the root mapping counts as one level): read. */
-  char *ok = flow(CR_YAML_MAX_DEPTH - 1);
-  parse(&p, ok);
-  assert_int_equal(p.rc, 0);
-  done(&p);
-  free(ok);
-  /* One past: refused at the list that passes it, line and column. */
-  char *deep = flow(CR_YAML_MAX_DEPTH);
-  parse(&p, deep);
-  assert_int_equal(p.rc, CR_EPARSE);
-  assert_int_equal(p.err.line, 1);
-  assert_int_equal(p.err.column, 4 + CR_YAML_MAX_DEPTH - 1);
-  assert_non_null(strstr(p.err.message, "nesting deeper than 64 levels"));
-  done(&p);
-  free(deep);
-  /* 40,000 levels, which libyaml alone needs seconds for, is refused at
-   * level 65 without reading further. */
-  char *huge = flow(40000);
-  parse(&p, huge);
-  assert_int_equal(p.rc, CR_EPARSE);
-  assert_int_equal(p.err.column, 4 + CR_YAML_MAX_DEPTH - 1);
-  done(&p);
-  free(huge);
-  /* Block style nests the same way. */
-  char block[8192];
-  size_t k = 0;
-  for (int i = 0; i < CR_YAML_MAX_DEPTH + 2; i++)
-    k += (size_t)snprintf(block + k, sizeof block - k, "%*s- \n", 2 * i, "");
-  parse(&p, block);
-  assert_int_equal(p.rc, CR_EPARSE);
-  assert_non_null(strstr(p.err.message, "nesting deeper"));
-  done(&p);
-}
-
-static void test_file_size_limit(void **state) {
-  (void)state;
-  char *dir = cr_test_mkdtemp("yaml-big");
-  char path[4096];
-  snprintf(path, sizeof path, "%s/big.yaml", dir);
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  assert_int_equal(fseek(f, ((long)CR_YAML_MAX_FILE_MIB << 20), SEEK_SET), 0);
-  fputc('#', f);
-  fclose(f);
-  struct parsed p;
-  memset(&p, 0, sizeof p);
-  assert_int_equal(cr_marks_new(&p.m), 0);
-  assert_int_equal(cr_yaml_parse_file(path, p.m, &p.root, &p.err), CR_EIO);
-  assert_non_null(strstr(p.err.message, "larger than 16 MiB"));
-  done(&p);
-  cr_test_rmtree(dir);
-  free(dir);
+  cr_test_alloc_install();
+  for (long n = 0;; n++) {
+    char *text = NULL;
+    size_t len = 0;
+    struct cr_yaml_error err;
+    cr_test_alloc_fail_after(n);
+    int rc = cr_yaml_read_file("/proc/self/maps", 1u << 20, &text, &len, &err);
+    int failed = cr_test_alloc_failed();
+    cr_test_alloc_fail_after(-1);
+    assert_int_equal(rc, failed ? CR_ENOMEM : 0);
+    assert_true(failed ? text == NULL : len > 0);
+    cr__free(text);
+    if (!failed)
+      break;
+  }
 }
 
 int main(void) {
@@ -426,9 +500,12 @@ int main(void) {
       cmocka_unit_test(test_parse_file),
       cmocka_unit_test(test_copy_tree),
       cmocka_unit_test(test_many_nodes_rehash),
+      cmocka_unit_test(test_depth_limit_flow),
+      cmocka_unit_test(test_depth_limit_block),
+      cmocka_unit_test(test_depth_limit_alias),
+      cmocka_unit_test(test_read_file_limit),
       cmocka_unit_test(test_alloc_failures),
-      cmocka_unit_test(test_depth_limit),
-      cmocka_unit_test(test_file_size_limit),
+      cmocka_unit_test(test_read_file_alloc_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
