@@ -13,6 +13,7 @@
 #include "control/control.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/jsonlimits.h"
 
 /* Deepest nesting a request body may have. */
 #define BODY_MAX_DEPTH 64
@@ -197,31 +198,6 @@ void cr__api_page(struct cr__api_req *r, json_t *body, const char *cursor) {
   json_object_set_new(body, "cursor", json_string(cursor));
 }
 
-/* Nesting depth of a JSON text, counted without parsing (strings and their
- * escapes skipped), so a deep body is refused before jansson recurses. */
-static int too_deep(const char *s, size_t n, size_t *at) {
-  int depth = 0, in_str = 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (in_str) {
-      if (c == '\\')
-        i++;
-      else if (c == '"')
-        in_str = 0;
-    } else if (c == '"') {
-      in_str = 1;
-    } else if (c == '[' || c == '{') {
-      if (++depth > BODY_MAX_DEPTH) {
-        *at = i;
-        return 1;
-      }
-    } else if (c == ']' || c == '}') {
-      depth--;
-    }
-  }
-  return 0;
-}
-
 static int is_json_type(const char *ct) {
   if (ct == NULL)
     return 0;
@@ -236,7 +212,6 @@ int cr__api_parse_body(const char *ct, const char *body, size_t n, json_t **out,
                        const char **code, char *msg, size_t msglen) {
   *out = NULL;
   *code = NULL;
-  size_t at = 0;
   if (!is_json_type(ct)) {
     *code = "unsupported_media_type";
     snprintf(msg, msglen,
@@ -248,26 +223,17 @@ int cr__api_parse_body(const char *ct, const char *body, size_t n, json_t **out,
     snprintf(msg, msglen, "the body is empty");
     return 400;
   }
-  if (memchr(body, '\0', n) != NULL) {
-    *code = "malformed_json";
-    snprintf(msg, msglen, "the body contains a NUL byte");
-    return 400;
-  }
-  if (too_deep(body, n, &at)) {
-    *code = "too_deep";
-    snprintf(msg, msglen, "the body nests deeper than %d levels (at byte %zu)",
-             BODY_MAX_DEPTH, at);
-    return 400;
-  }
-  json_error_t e;
-  json_t *v = json_loadb(body, n, JSON_REJECT_DUPLICATES, &e);
-  if (v == NULL) {
-    *code = json_error_code(&e) == json_error_duplicate_key  ? "duplicate_key"
-            : json_error_code(&e) == json_error_invalid_utf8 ? "invalid_utf8"
-                                                             : "malformed_json";
-    snprintf(msg, msglen, "invalid JSON at line %d, column %d: %s", e.line,
-             e.column, e.text);
-    return 400;
+  /* Size is bounded before (host.api.max_body_bytes); depth, NUL bytes,
+   * UTF-8 and duplicate keys here, depth before jansson recurses. */
+  struct cr_json_error e;
+  json_t *v = NULL;
+  int rc = cr_json_parse_limited(body, n, n, BODY_MAX_DEPTH, &v, &e);
+  if (rc != 0) {
+    *code = !strcmp(e.code, "nul_byte") || !strcmp(e.code, "no_memory")
+                ? "malformed_json"
+                : e.code;
+    snprintf(msg, msglen, "%s", e.message);
+    return rc == CR_ENOMEM ? 503 : 400;
   }
   if (!json_is_object(v)) {
     json_decref(v);
