@@ -145,7 +145,14 @@ static int open_all(cr_daemon *d, cr_diags *diags) {
   }
   if ((rc = add_api_objects(d, diags)) != 0)
     return rc;
-  return apply(d, "config");
+  /* At start the whole configuration is applied in one transaction (each
+   * object keeps its own savepoint): 20,000 objects are one commit, not
+   * 20,000. */
+  if ((rc = cr_store_begin(d->store)) != 0)
+    return rc;
+  rc = apply(d, "config");
+  return rc == 0 ? cr_store_commit(d->store)
+                 : (cr_store_rollback(d->store), rc);
 }
 
 int cr_daemon_new(const struct cr_daemon_options *o, cr_daemon **out,
@@ -262,6 +269,9 @@ static void begin_stop(cr_daemon *d) {
   uv_close((uv_handle_t *)&d->health_timer, close_cb);
   uv_close((uv_handle_t *)&d->wakeup, close_cb);
   uv_close((uv_handle_t *)&d->tick, close_cb);
+  cr__daemon_health_flush(d);
+  if (d->health_flush_inited)
+    uv_close((uv_handle_t *)&d->health_flush, close_cb);
   cr__daemon_api_stop(d);
   cr__daemon_runner_stop(d);
   cr_delivery_close(d->delivery);
@@ -332,6 +342,8 @@ static int start_handles(cr_daemon *d) {
   d->tick.data = d;
   if (rc == 0)
     rc = uv_timer_start(&d->tick, on_tick, 0, 1000);
+  if (rc == 0)
+    rc = cr__daemon_health_start(d);
   if (rc == 0)
     rc = uv_timer_init(&d->loop, &d->health_timer);
   d->health_timer.data = d;
@@ -415,6 +427,7 @@ void cr_daemon_free(cr_daemon *d) {
     uv_loop_close(&d->loop);
   cr_store_close(d->store);
   cr__daemon_api_stop(d);
+  cr__daemon_health_free(d);
   cr__cfg_ref_put(d->cfg);
   if (d->cfg_mu_inited)
     uv_mutex_destroy(&d->cfg_mu);

@@ -18,6 +18,7 @@
 
 struct health_job {
   uv_work_t req;
+  struct health_job *next; /* on d->health_done */
   cr_daemon *d;
   struct cr__cfg_ref *cfg; /* held while the job lives */
   const struct cr_config_auth *auth;
@@ -76,27 +77,81 @@ static void job_free(struct health_job *job) {
   cr__free(job);
 }
 
+static void record_one(cr_daemon *d, struct health_job *job) {
+  int rc = cr_store_savepoint(d->store);
+  if (rc == 0)
+    rc = cr_store_savepoint_end(
+        d->store, cr_ctl_health_record(d->store, job->auth, &job->out,
+                                       CR_ACTOR_SYSTEM, &job->in));
+  if (rc != 0)
+    cr__daemon_logf(d, CR_LOG_ERROR, "auth %s: cannot record health: %s (%s)",
+                    job->auth->id, cr_strerror(rc),
+                    cr_store_last_error(d->store));
+  else
+    cr__daemon_logf(d, CR_LOG_INFO, "auth %s (%s): %s: %s", job->auth->id,
+                    job->auth->provider, cr_ctl_health_name(job->out.status),
+                    job->out.reason);
+}
+
+/* Records every ended check waiting, in one transaction with a savepoint
+ * each (a failing one undoes only itself): at start-up 10,000 checks end
+ * within a second or two, and one commit each was what bounded them. */
+void cr__daemon_health_flush(cr_daemon *d) {
+  struct health_job *list = d->health_done;
+  d->health_done = NULL;
+  if (d->health_flush_inited)
+    uv_idle_stop(&d->health_flush);
+  if (list == NULL)
+    return;
+  int cancel = atomic_load(&d->cancel);
+  int txn = !cancel && cr_store_begin(d->store) == 0;
+  while (list != NULL) {
+    struct health_job *job = list;
+    list = job->next;
+    if (txn)
+      record_one(d, job);
+    job_free(job);
+  }
+  if (txn && cr_store_commit(d->store) != 0) {
+    cr__daemon_logf(d, CR_LOG_ERROR, "cannot record health checks: %s",
+                    cr_store_last_error(d->store));
+    cr_store_rollback(d->store);
+  }
+  cr_delivery_kick(d->delivery);
+}
+
+static void on_flush(uv_idle_t *h) { cr__daemon_health_flush(h->data); }
+
+int cr__daemon_health_start(cr_daemon *d) {
+  int rc = uv_idle_init(&d->loop, &d->health_flush);
+  d->health_flush.data = d;
+  d->health_flush_inited = rc == 0;
+  return rc == 0 ? 0 : CR_EIO;
+}
+
+void cr__daemon_health_free(cr_daemon *d) {
+  while (d->health_done != NULL) {
+    struct health_job *job = d->health_done;
+    d->health_done = job->next;
+    job_free(job);
+  }
+}
+
 static void health_after(uv_work_t *req, int status) {
-  cr_delivery_kick(((struct health_job *)req->data)->d->delivery);
   struct health_job *job = req->data;
   cr_daemon *d = job->d;
   d->in_flight--;
   busy_remove(d, job->auth->id);
-  if (status == 0 && job->rc == 0 && !atomic_load(&d->cancel)) {
-    int rc = cr_ctl_health_record(d->store, job->auth, &job->out,
-                                  CR_ACTOR_SYSTEM, &job->in);
-    if (rc != 0)
-      cr__daemon_logf(d, CR_LOG_ERROR, "auth %s: cannot record health: %s (%s)",
-                      job->auth->id, cr_strerror(rc),
-                      cr_store_last_error(d->store));
-    else
-      cr__daemon_logf(d, CR_LOG_INFO, "auth %s (%s): %s: %s", job->auth->id,
-                      job->auth->provider, cr_ctl_health_name(job->out.status),
-                      job->out.reason);
-  } else if (status == 0 && job->rc != 0) {
+  if (status == 0 && job->rc == 0 && !atomic_load(&d->cancel) &&
+      d->health_flush_inited && !d->stopping) {
+    job->next = d->health_done;
+    d->health_done = job;
+    uv_idle_start(&d->health_flush, on_flush);
+    return;
+  }
+  if (status == 0 && job->rc != 0)
     cr__daemon_logf(d, CR_LOG_ERROR, "auth %s: health check failed: %s",
                     job->auth->id, cr_strerror(job->rc));
-  }
   job_free(job);
 }
 

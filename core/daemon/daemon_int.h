@@ -15,6 +15,7 @@ typedef struct cr_worker_pool cr_worker_pool;
 typedef struct cr_delivery cr_delivery;
 typedef struct cr_alerts cr_alerts;
 struct cr__run_job;
+struct health_job;
 
 /* The local runner (daemon_runner.c). Loop-thread fields unless noted. */
 struct cr__runner {
@@ -86,8 +87,13 @@ struct cr_daemon {
   atomic_int slots_total, slots_busy;
   atomic_int kick_requested;
   atomic_int api_reload_requested; /* reload without a full health cycle */
-  int64_t alert_cursor;            /* last event id the event rules saw */
-  int alerts_in_flight;            /* notification jobs on the thread pool */
+  /* Health checks that ended, recorded together in one transaction when
+   * the loop is next idle (daemon_health.c). */
+  struct health_job *health_done;
+  uv_idle_t health_flush;
+  int health_flush_inited;
+  int64_t alert_cursor; /* last event id the event rules saw */
+  int alerts_in_flight; /* notification jobs on the thread pool */
 };
 
 /* The REST API (daemon_api.c): start (from cr_daemon_run, loop thread;
@@ -109,6 +115,11 @@ void cr__cfg_ref_put(struct cr__cfg_ref *r);
 void cr__daemon_health_cycle(cr_daemon *d);
 /* The same for the authorizations never checked yet (new ones). */
 void cr__daemon_health_cycle_new(cr_daemon *d);
+/* Starts the recorder of ended checks (loop thread); flush records the
+ * ones waiting now (also called on stop), free drops what is left. */
+int cr__daemon_health_start(cr_daemon *d);
+void cr__daemon_health_flush(cr_daemon *d);
+void cr__daemon_health_free(cr_daemon *d);
 
 /* Local runner: start (loop thread, from cr_daemon_run), one scheduling and
  * claiming cycle, stop (begin the graceful stop; the runner's handles close
