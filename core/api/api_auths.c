@@ -26,14 +26,7 @@ void cr__api_auth_list(struct cr__api_req *r, struct cr__api_res *res) {
   int rc = cr_ctl_auth_list(&c, cr__api_query(r, "after"), (size_t)limit,
                             cr__api_query(r, "provider"),
                             cr__api_query(r, "health"), &items, &next);
-  if (rc != 0) {
-    cr__api_error_rc(res, rc, "authorizations");
-    return;
-  }
-  json_t *body = json_pack("{s:o}", "items", items);
-  cr__api_page(r, body, next);
-  cr__free(next);
-  cr__api_json(res, 200, body);
+  cr__api_reply_page(r, res, rc, items, next, "authorizations");
 }
 
 static int sort_order(struct cr__api_req *r, struct cr__api_res *res,

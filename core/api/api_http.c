@@ -293,3 +293,17 @@ void cr__api_reply(struct cr__api_res *res, int rc, json_t *v,
   json_decref(v);
   cr__api_error_rc(res, rc, what);
 }
+
+void cr__api_reply_page(struct cr__api_req *r, struct cr__api_res *res, int rc,
+                        json_t *items, char *next, const char *what) {
+  if (rc != 0) {
+    json_decref(items);
+    cr__free(next);
+    cr__api_error_rc(res, rc, what);
+    return;
+  }
+  json_t *body = json_pack("{s:o}", "items", items);
+  cr__api_page(r, body, next);
+  cr__free(next);
+  cr__api_json(res, 200, body);
+}

@@ -157,6 +157,11 @@ void cr__api_ctl(struct cr__api_req *r, struct cr_ctl *c);
 void cr__api_reply(struct cr__api_res *res, int rc, json_t *v,
                    const char *what);
 
+/* Answers a page: 200 {items, next, cursor} (takes items and next, a
+ * cr__malloc'd cursor or NULL), or the error of rc about what. */
+void cr__api_reply_page(struct cr__api_req *r, struct cr__api_res *res, int rc,
+                        json_t *items, char *next, const char *what);
+
 /* ---- api_objects.c: objects created through the API ---- */
 /* Answers 412 and returns -1 when If-Match is given and differs from the
  * current ETag of (kind, r->params[0]). */

@@ -28,14 +28,7 @@ void cr__api_work_list(struct cr__api_req *r, struct cr__api_res *res) {
   int rc = cr_ctl_work_list(&c, cr__api_query(r, "after"), (size_t)limit,
                             cr__api_query(r, "status"),
                             cr__api_query(r, "provider"), &items, &next);
-  if (rc != 0) {
-    cr__api_error_rc(res, rc, "works");
-    return;
-  }
-  json_t *body = json_pack("{s:o}", "items", items);
-  cr__api_page(r, body, next);
-  cr__free(next);
-  cr__api_json(res, 200, body);
+  cr__api_reply_page(r, res, rc, items, next, "works");
 }
 
 void cr__api_work_get(struct cr__api_req *r, struct cr__api_res *res) {
@@ -153,14 +146,7 @@ void cr__api_work_execs(struct cr__api_req *r, struct cr__api_res *res) {
   char *next = NULL;
   int rc =
       cr_ctl_exec_list(&c, r->params[0], before, (size_t)limit, &items, &next);
-  if (rc != 0) {
-    cr__api_error_rc(res, rc, "work");
-    return;
-  }
-  json_t *body = json_pack("{s:o}", "items", items);
-  cr__api_page(r, body, next);
-  cr__free(next);
-  cr__api_json(res, 200, body);
+  cr__api_reply_page(r, res, rc, items, next, "work");
 }
 
 void cr__api_exec_get(struct cr__api_req *r, struct cr__api_res *res) {
