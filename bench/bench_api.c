@@ -14,7 +14,13 @@
  *          keep-alive libcurl client, 300 pages at random offsets: p50, p99
  *          (target p99 < 20 ms);
  *        - the daemon's idle RSS afterwards (target <= 40 MiB);
- *   3. a daemon with 50 plugins (bench/many_plugin.c built 50 times with the
+ *   3. serving the API must not slow the engine: bench_exec's inline no-op
+ *      executions and bench_delivery's throughput, quiet and then while wrk
+ *      hammers GET /v1/works/{id} of the daemon of figure 2 (16
+ *      connections): on this 2-core machine that is CPU taken by the API's
+ *      threads and wrk, the interference an API client really causes (the
+ *      benchmarks use stores of their own, so no lock is shared);
+ *   4. a daemon with 50 plugins (bench/many_plugin.c built 50 times with the
  *      system compiler) and an empty configuration: time from exec until
  *      GET /readyz answers 200 (target <= 100 ms).
  *
@@ -283,6 +289,64 @@ static void wrk_figure(int port) {
   free(body);
 }
 
+/* Runs cmd and returns the first number after the text `line` in its
+ * output (e.g. "1234/s"), or -1. */
+static double run_figure(const char *cmd, const char *line) {
+  FILE *p = popen(cmd, "r");
+  char buf[1024];
+  double v = -1;
+  while (p != NULL && fgets(buf, sizeof buf, p) != NULL) {
+    const char *at = strstr(buf, line);
+    if (at != NULL && v < 0)
+      v = atof(at + strlen(line));
+  }
+  if (p != NULL)
+    pclose(p);
+  return v;
+}
+
+static void hammered(int port) {
+  static const struct {
+    const char *label, *cmd, *line;
+  } figs[] = {
+      {"noop executions inline (bench_exec)",
+       "BENCH_EXEC_INLINE_ONLY=1 " CR_BINARY_DIR
+       "/bench/bench_exec 2>/dev/null",
+       "inline "},
+      {"events delivered signed (bench_delivery 50000)",
+       "BENCH_DELIVERY_ONLY=tput " CR_BINARY_DIR
+       "/bench/bench_delivery 50000 2>/dev/null",
+       "emit->store->POST->recorded"},
+  };
+  if (system("command -v wrk >/dev/null 2>&1") != 0)
+    return;
+  for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
+    double quiet = run_figure(figs[i].cmd, figs[i].line);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "wrk -t1 -c16 -d120s -H 'Authorization: Bearer " TOKEN
+             "' http://127.0.0.1:%d/v1/works/w00001 >/dev/null 2>&1 & "
+             "echo $!",
+             port);
+    FILE *p = popen(cmd, "r");
+    int wrk_pid = 0;
+    if (p == NULL || fscanf(p, "%d", &wrk_pid) != 1)
+      wrk_pid = 0;
+    if (p != NULL)
+      pclose(p);
+    usleep(300 * 1000);
+    double busy = run_figure(figs[i].cmd, figs[i].line);
+    if (wrk_pid > 0)
+      kill(wrk_pid, SIGTERM);
+    char note[96];
+    snprintf(note, sizeof note, "quiet %.0f/s: %.2f", quiet,
+             quiet > 0 ? busy / quiet : 0);
+    char label[128];
+    snprintf(label, sizeof label, "%s, API hammered", figs[i].label);
+    row(label, busy, "/s", "", note);
+  }
+}
+
 /* Builds 50 plugins into dir/plugins50; returns 0 or -1. */
 static int build_plugins(const char *dir) {
   char cmd[8192];
@@ -395,6 +459,7 @@ int main(int argc, char **argv) {
   row("idle daemon RSS", rss_kib(pid) / 1024.0, "MiB", "<= 40 MiB", "");
   page_latency(port, n);
   wrk_figure(port);
+  hammered(port);
   kill(pid, SIGTERM);
   int st;
   waitpid(pid, &st, 0);
