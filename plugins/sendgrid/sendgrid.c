@@ -29,6 +29,11 @@
  * deprecated); a full sync needs the asynchronous export API
  * (POST /v3/marketing/contacts/exports), which this version does not use.
  *
+ * write: stream "contacts" upserted into Marketing Contacts (PUT
+ * /v3/marketing/contacts with config.list_ids), each batch's asynchronous
+ * job followed until it completes (config.job_poll_ms, job_timeout_s); an
+ * "errored" or "failed" job is a config error naming the refused count.
+ *
  * The plugin depends on the SDK headers only (plugin.h + plugin_util.h for
  * logging and JSON reading); it links nothing but libc.
  */
@@ -63,7 +68,14 @@ static const char sg_credentials_schema[] =
 static const char sg_config_schema[] =
     "{\"type\":\"object\","
     "\"properties\":{\"streams\":{\"type\":\"array\","
-    "\"items\":{\"type\":\"string\",\"enum\":[\"contacts\"]}}},"
+    "\"items\":{\"type\":\"string\",\"enum\":[\"contacts\"]}},"
+    "\"list_ids\":{\"type\":\"array\",\"maxItems\":100,"
+    "\"items\":{\"type\":\"string\",\"minLength\":1,"
+    "\"maxLength\":64}},"
+    "\"job_poll_ms\":{\"type\":\"integer\",\"minimum\":1,"
+    "\"maximum\":60000},"
+    "\"job_timeout_s\":{\"type\":\"integer\",\"minimum\":1,"
+    "\"maximum\":86400}},"
     "\"additionalProperties\":false}";
 
 static const char sg_streams[] = "[{\"name\":\"contacts\",\"primary_key\":"
@@ -77,6 +89,9 @@ struct sendgrid {
   char base_url[SG_URL_MAX];         /* without a trailing '/' */
   char auth_header[SG_KEY_MAX + 32]; /* "Authorization: Bearer <key>" */
   int wants_contacts;
+  char list_ids[2048];     /* write: the JSON array text, "[]" by default */
+  long long job_poll_ms;   /* write: between polls of an upsert job */
+  long long job_timeout_s; /* write: how long a job may stay pending */
 };
 
 static void sg_wipe(void *p, size_t n) {
@@ -146,6 +161,19 @@ static int sg_parse_config(struct sendgrid *sg, const char *json, char *errbuf,
   const char *raw;
   size_t rawlen;
   sg->wants_contacts = 1;
+  snprintf(sg->list_ids, sizeof sg->list_ids, "[]");
+  sg->job_poll_ms = 2000;
+  sg->job_timeout_s = 600;
+  if (json != NULL) {
+    long long v;
+    if (cr_json_get_raw(json, "list_ids", &raw, &rawlen) == 0 &&
+        rawlen < sizeof sg->list_ids)
+      snprintf(sg->list_ids, sizeof sg->list_ids, "%.*s", (int)rawlen, raw);
+    if (cr_json_get_int(json, "job_poll_ms", &v) == 0 && v > 0)
+      sg->job_poll_ms = v;
+    if (cr_json_get_int(json, "job_timeout_s", &v) == 0 && v > 0)
+      sg->job_timeout_s = v;
+  }
   if (json == NULL || cr_json_get_raw(json, "streams", &raw, &rawlen) != 0)
     return CR_PLUGIN_OK;
   if (cr_json_array_begin(&it, json, "streams") != 0) {
@@ -483,6 +511,168 @@ static int sg_read(void *instance, cr_plugin_ctx *ctx) {
 /* ---- The descriptor
  * -------------------------------------------------------------- */
 
+/* ---- write: Marketing Contacts upsert ------------------------------------
+ * PUT /v3/marketing/contacts {"list_ids":[...],"contacts":[...]} answers
+ * 202 {"job_id":"..."}; the job is followed with
+ * GET /v3/marketing/contacts/imports/{id} until its status leaves "pending":
+ * "completed" (no error), "errored" (some contacts failed: counts in
+ * results, details in results.errors_url), "failed" (all failed).
+ * https://www.twilio.com/docs/sendgrid/api-reference/contacts/add-or-update-a-contact
+ * https://www.twilio.com/docs/sendgrid/api-reference/contacts/import-contacts-status
+ * A request carries at most 30,000 contacts and 6 MB (SendGrid's limits);
+ * batches here stay under both. */
+
+#define SG_BATCH_MAX 30000
+#define SG_BATCH_BYTES (5u << 20)
+
+static int sg_send(struct sendgrid *sg, cr_plugin_ctx *ctx, const char *method,
+                   const char *path, const char *body,
+                   struct cr_http_response *resp) {
+  char url[SG_URL_MAX + 96];
+  snprintf(url, sizeof url, "%s%s", sg->base_url, path);
+  const char *headers[] = {sg->auth_header, "Accept: application/json",
+                           "Content-Type: application/json", NULL};
+  struct cr_http_request req;
+  cr_http_request_init(&req);
+  req.method = method;
+  req.url = url;
+  req.headers = headers;
+  req.body = body;
+  req.body_len = body ? strlen(body) : 0;
+  return sg->api->http(ctx, &req, resp);
+}
+
+/* The error class of a non-2xx answer, with set_error. */
+static int sg_http_failure(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                           const struct cr_http_response *resp,
+                           const char *what) {
+  char detail[200];
+  sg_error_message(resp, detail, sizeof detail);
+  int result = resp->status == 429   ? CR_PLUGIN_ERR_RATE_LIMITED
+               : resp->status >= 500 ? CR_PLUGIN_ERR_TRANSIENT
+                                     : CR_PLUGIN_ERR_CONFIG;
+  char msg[320];
+  snprintf(msg, sizeof msg, "%s: SendGrid answered %ld: %s", what, resp->status,
+           detail);
+  sg->api->set_error(
+      ctx, result, msg,
+      result == CR_PLUGIN_ERR_RATE_LIMITED ? sg_retry_after_ms(resp) : 0);
+  return result;
+}
+
+static void sg_sleep_ms(long long ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Follows job id until it ends; reports errored / failed jobs. */
+static int sg_follow_job(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                         const char *id, size_t n) {
+  char path[160], status[32] = "pending";
+  snprintf(path, sizeof path, "/v3/marketing/contacts/imports/%s", id);
+  long long waited = 0;
+  while (!strcmp(status, "pending")) {
+    if (sg->api->cancelled(ctx))
+      return CR_PLUGIN_ERR_CANCELLED;
+    if (waited / 1000 > sg->job_timeout_s) {
+      sg->api->set_error(ctx, CR_PLUGIN_ERR_TRANSIENT,
+                         "SendGrid upsert job still pending", 0);
+      return CR_PLUGIN_ERR_TRANSIENT;
+    }
+    struct cr_http_response resp;
+    int rc = sg_get(sg, ctx, path, &resp);
+    if (rc == CR_PLUGIN_OK && resp.status != 200)
+      rc = sg_http_failure(sg, ctx, &resp, "upsert job status");
+    if (rc == CR_PLUGIN_OK &&
+        cr_json_get_string_n(resp.body, resp.body_len, "status", status,
+                             sizeof status) != 0)
+      snprintf(status, sizeof status, "unknown");
+    long long errored = 0;
+    const char *res;
+    size_t rlen;
+    if (rc == CR_PLUGIN_OK && cr_json_get_raw_n(resp.body, resp.body_len,
+                                                "results", &res, &rlen) == 0)
+      cr_json_get_int_n(res, rlen, "errored_count", &errored);
+    sg->api->http_response_free(ctx, &resp);
+    if (rc != CR_PLUGIN_OK)
+      return rc;
+    if (!strcmp(status, "completed"))
+      return CR_PLUGIN_OK;
+    if (strcmp(status, "pending") != 0) {
+      char msg[256];
+      snprintf(msg, sizeof msg,
+               "SendGrid upsert job %s: %s, %lld of %zu contacts refused (see "
+               "the job's errors_url)",
+               id, status, errored, n);
+      cr_plugin_logf(sg->api, ctx, CR_PLUGIN_LOG_WARN, "%s", msg);
+      sg->api->set_error(ctx, CR_PLUGIN_ERR_CONFIG, msg, 0);
+      return CR_PLUGIN_ERR_CONFIG;
+    }
+    sg_sleep_ms(sg->job_poll_ms);
+    waited += sg->job_poll_ms;
+  }
+  return CR_PLUGIN_OK;
+}
+
+/* One batch: records[0..n) as contacts of one PUT, then its job. */
+static int sg_upsert(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                     const char *const *records, size_t n, size_t bytes) {
+  size_t cap = bytes + n + strlen(sg->list_ids) + 64;
+  char *body = sg->api->alloc(cap);
+  if (body == NULL)
+    return CR_PLUGIN_ERR_SYSTEM;
+  size_t k = (size_t)snprintf(body, cap, "{\"list_ids\":%s,\"contacts\":[",
+                              sg->list_ids);
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(records[i]);
+    if (i > 0)
+      body[k++] = ',';
+    memcpy(body + k, records[i], len);
+    k += len;
+  }
+  memcpy(body + k, "]}", 3);
+  struct cr_http_response resp;
+  int rc = sg_send(sg, ctx, "PUT", "/v3/marketing/contacts", body, &resp);
+  sg->api->free(body);
+  char job[128] = "";
+  if (rc == CR_PLUGIN_OK && resp.status != 202 && resp.status != 200)
+    rc = sg_http_failure(sg, ctx, &resp, "contacts upsert");
+  else if (rc == CR_PLUGIN_OK &&
+           cr_json_get_string_n(resp.body, resp.body_len, "job_id", job,
+                                sizeof job) != 0) {
+    sg->api->set_error(ctx, CR_PLUGIN_ERR_TRANSIENT,
+                       "contacts upsert: no job_id in SendGrid's answer", 0);
+    rc = CR_PLUGIN_ERR_TRANSIENT;
+  }
+  sg->api->http_response_free(ctx, &resp);
+  return rc == CR_PLUGIN_OK ? sg_follow_job(sg, ctx, job, n) : rc;
+}
+
+static int sg_write(void *instance, cr_plugin_ctx *ctx, const char *stream,
+                    const char *const *records, size_t n) {
+  struct sendgrid *sg = instance;
+  if (strcmp(stream, SG_STREAM) != 0) {
+    sg->api->set_error(ctx, CR_PLUGIN_ERR_CONFIG,
+                       "sendgrid writes only the contacts stream", 0);
+    return CR_PLUGIN_ERR_CONFIG;
+  }
+  size_t first = 0, bytes = 0;
+  for (size_t i = 0; i <= n; i++) {
+    size_t len = i < n ? strlen(records[i]) : 0;
+    int full = i == n || i - first == SG_BATCH_MAX ||
+               (i > first && bytes + len > SG_BATCH_BYTES);
+    if (full && i > first) {
+      int rc = sg_upsert(sg, ctx, records + first, i - first, bytes);
+      if (rc != CR_PLUGIN_OK)
+        return rc;
+      first = i;
+      bytes = 0;
+    }
+    bytes += len;
+  }
+  return CR_PLUGIN_OK;
+}
+
 static const char *const sg_auth_methods[] = {"api_key", NULL};
 
 static const struct cr_plugin_descriptor sg_descriptor = {
@@ -496,11 +686,13 @@ static const struct cr_plugin_descriptor sg_descriptor = {
     .credentials_schema = sg_credentials_schema,
     .config_schema = sg_config_schema,
     .streams_json = sg_streams,
-    .capabilities = CR_PLUGIN_CAP_HEALTH_CHECK | CR_PLUGIN_CAP_READ,
+    .capabilities =
+        CR_PLUGIN_CAP_HEALTH_CHECK | CR_PLUGIN_CAP_READ | CR_PLUGIN_CAP_WRITE,
     .create = sg_create,
     .destroy = sg_destroy,
     .health_check = sg_health_check,
     .read = sg_read,
+    .write = sg_write,
 };
 
 CR_PLUGIN_ENTRY(api) {

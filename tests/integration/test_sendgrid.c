@@ -8,12 +8,12 @@
  * run time and two test plugins. */
 #include "testutil.h"
 
-#include "util/alloc.h"
-#include "util/error.h"
 #include "fake_http.h"
 #include "plugin/health.h"
 #include "plugin/host_api.h"
 #include "plugin/plugin_host.h"
+#include "util/alloc.h"
+#include "util/error.h"
 #include "util/redact.h"
 
 #include <connrun/plugin_util.h>
@@ -35,6 +35,11 @@ enum sg_mode { M_NORMAL, M_NO_SCOPE, M_403, M_429, M_503, M_ECHO_KEY };
 struct fake_sg {
   enum sg_mode mode;
   char reset_header[64];
+  /* write: the jobs' final status ("completed", "errored"), polls that
+   * answer "pending" before it, and what was asked so far */
+  const char *job_end;
+  int pending_polls, polls, puts;
+  size_t contacts_put;
 };
 
 static const char ERR_401[] =
@@ -105,6 +110,40 @@ static void fake_sendgrid(void *ud, const struct cr_fake_http_request *req,
   if (strcmp(req->method, "GET") == 0 &&
       strcmp(req->path, "/v3/marketing/contacts") == 0) {
     resp->body = CONTACTS;
+    return;
+  }
+  /* Add or Update a Contact: 202 {"job_id"}; the job's status after
+   * pending_polls answers of "pending". */
+  if (strcmp(req->method, "PUT") == 0 &&
+      strcmp(req->path, "/v3/marketing/contacts") == 0) {
+    struct cr_json_array_iter it;
+    const char *e;
+    size_t n;
+    f->puts++;
+    if (cr_json_array_begin_n(&it, req->body, req->body_len, "contacts") == 0)
+      while (cr_json_array_next(&it, &e, &n) == 1)
+        f->contacts_put++;
+    resp->status = 202;
+    cr_fake_http_set_body(resp,
+                          "{\"job_id\":\"job-%d\",\"_metadata\":{\"self\":"
+                          "\"https://api.sendgrid.com/v3/marketing/contacts/"
+                          "imports/job-%d\"}}",
+                          f->puts, f->puts);
+    return;
+  }
+  if (strcmp(req->method, "GET") == 0 &&
+      strncmp(req->path, "/v3/marketing/contacts/imports/", 31) == 0) {
+    const char *st = f->polls++ < f->pending_polls ? "pending"
+                     : f->job_end                  ? f->job_end
+                                                   : "completed";
+    cr_fake_http_set_body(
+        resp,
+        "{\"id\":\"%s\",\"status\":\"%s\",\"job_type\":\"upsert\","
+        "\"results\":{\"requested_count\":%zu,\"created_count\":1,"
+        "\"updated_count\":0,\"deleted_count\":0,\"errored_count\":%d,"
+        "\"errors_url\":\"https://example.invalid/errors.csv\"},"
+        "\"started_at\":\"2026-12-04T10:00:00Z\"}",
+        req->path + 31, st, f->contacts_put, strcmp(st, "errored") ? 0 : 2);
     return;
   }
   resp->status = 404;
@@ -240,8 +279,9 @@ static void test_descriptor(void **state) {
   assert_string_equal(d->name, "sendgrid");
   assert_string_equal(d->display_name, "SendGrid");
   assert_string_equal(d->version, "0.1.0");
-  assert_int_equal(d->capabilities,
-                   CR_PLUGIN_CAP_HEALTH_CHECK | CR_PLUGIN_CAP_READ);
+  assert_int_equal(d->capabilities, CR_PLUGIN_CAP_HEALTH_CHECK |
+                                        CR_PLUGIN_CAP_READ |
+                                        CR_PLUGIN_CAP_WRITE);
   assert_true(cr_plugin_accepts_method(G->sg, "api_key"));
   assert_false(cr_plugin_accepts_method(G->sg, "oauth2"));
   assert_non_null(cr_plugin_credentials_schema(G->sg));
@@ -536,6 +576,66 @@ static void test_read_stream_not_selected(void **state) {
 /* ---- The runner's edge cases
  * --------------------------------------------------- */
 
+/* ---- write: contacts upsert ---- */
+
+static int run_write(const char *config, const char *const *records, size_t n,
+                     char *err_out, size_t errlen) {
+  const struct cr_plugin_descriptor *d = cr_plugin_desc(G->sg);
+  struct cr_plugin_params params;
+  params_for(&params, credentials(GOOD_KEY, NULL), config);
+  cr_plugin_ctx ctx;
+  cr_plugin_ctx_init(&ctx, params.authorization_id, G->red);
+  cr_plugin_ctx_set_log(&ctx, capture, &G->log);
+  void *inst = NULL;
+  char err[256] = "";
+  assert_int_equal(
+      d->create(cr_host_api_default(), &params, &inst, err, sizeof err), 0);
+  int rc = d->write(inst, &ctx, "contacts", records, n);
+  snprintf(err_out, errlen, "%s", ctx.last_error.message);
+  d->destroy(inst);
+  cr_plugin_ctx_cleanup(&ctx);
+  return rc;
+}
+
+static void test_write_contacts(void **state) {
+  (void)state;
+  const char *recs[] = {"{\"email\":\"ada@example.com\",\"first_name\":"
+                        "\"Ada\"}",
+                        "{\"email\":\"grace@example.com\"}",
+                        "{\"email\":\"linus@example.com\"}"};
+  char err[512];
+  G->fake.pending_polls = 2;
+  int rc = run_write("{\"list_ids\":[\"ca7a3796-e8a8-4029-9ccb-df8937940562\"],"
+                     "\"job_poll_ms\":5}",
+                     recs, 3, err, sizeof err);
+  assert_int_equal(rc, CR_PLUGIN_OK);
+  assert_int_equal(G->fake.puts, 1);
+  assert_int_equal(G->fake.contacts_put, 3);
+  assert_int_equal(G->fake.polls, 3); /* two pending, then completed */
+  /* The PUT carried the list ids and the contacts as given. */
+  const struct cr_fake_http_request *put = NULL;
+  for (size_t i = 0; i < cr_fake_http_count(G->srv); i++)
+    if (!strcmp(cr_fake_http_request_at(G->srv, i)->method, "PUT"))
+      put = cr_fake_http_request_at(G->srv, i);
+  assert_non_null(put);
+  assert_non_null(strstr(put->body, "\"list_ids\":[\"ca7a3796"));
+  assert_non_null(strstr(put->body, "\"first_name\":\"Ada\""));
+  assert_string_equal(cr_fake_http_header(put, "Authorization"),
+                      "Bearer " GOOD_KEY);
+  /* A job that ends "errored" is a config failure naming the counts. */
+  G->fake.job_end = "errored";
+  G->fake.polls = 0;
+  G->fake.pending_polls = 0;
+  rc = run_write("{\"job_poll_ms\":5}", recs, 3, err, sizeof err);
+  assert_int_equal(rc, CR_PLUGIN_ERR_CONFIG);
+  assert_non_null(strstr(err, "errored, 2 of 3 contacts refused"));
+  assert_no_key(err);
+  /* Rate limited on the PUT: the class and the wait come back. */
+  G->fake.mode = M_429;
+  rc = run_write("{\"job_poll_ms\":5}", recs, 3, err, sizeof err);
+  assert_int_equal(rc, CR_PLUGIN_ERR_RATE_LIMITED);
+}
+
 static const char MISBEHAVE_SRC[] =
     "#include <connrun/plugin.h>\n"
     "#include <connrun/plugin_util.h>\n"
@@ -729,6 +829,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_read_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_stream_not_selected, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_write_contacts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runner_edge_cases, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runner_test_plugins, setup,
                                       teardown),
