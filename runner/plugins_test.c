@@ -15,10 +15,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config/yamljson.h"
+#include "plugin/health.h"
 #include "plugin/host_api.h"
 #include "plugin/plugin_host.h"
 #include "util/error.h"
@@ -383,6 +385,108 @@ static void check_reads(struct kit *k) {
   run_cleanup(&first);
 }
 
+/* ---- memory: repeated runs in a child process ---- */
+
+#define MEM_RUNS 200
+#define MEM_WARMUP 20
+#define MEM_LIMIT_KIB 2048 /* growth over the measured runs */
+
+static long vm_rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "VmRSS:", 6) == 0)
+      kib = atol(line + 6);
+  if (f != NULL)
+    fclose(f);
+  return kib;
+}
+
+/* In the child: MEM_RUNS reads (or health checks), RSS after the warm-up
+ * and at the end written to fd. */
+static void memory_child(struct kit *k, int fd, int use_read) {
+  long before = -1, after;
+  for (int i = 0; i < MEM_RUNS; i++) {
+    if (i == MEM_WARMUP)
+      before = vm_rss_kib();
+    if (use_read) {
+      struct run r;
+      run_init(&r, k, NULL);
+      read_once(&r);
+      run_cleanup(&r);
+    } else {
+      struct cr_plugin_params params = {.struct_size = sizeof params,
+                                        .authorization_id = "conformance",
+                                        .auth_method = k->d->auth_methods[0],
+                                        .credentials_json = k->creds};
+      struct cr_health_outcome o;
+      cr_health_check(k->p, &params, NULL, &o);
+    }
+  }
+  after = vm_rss_kib();
+  char msg[64];
+  int n = snprintf(msg, sizeof msg, "%ld %ld\n", before, after);
+  if (write(fd, msg, (size_t)n) != n)
+    _exit(2);
+  _exit(0);
+}
+
+/* The plugin runs MEM_RUNS times in a child process (as a worker would run
+ * it, so a crash stays there); its resident memory after the first
+ * MEM_WARMUP runs and at the end is reported, and growth past
+ * MEM_LIMIT_KIB is a leak. */
+static void check_memory(struct kit *k) {
+#if defined(__SANITIZE_ADDRESS__)
+  result(k, "SKIP", "memory",
+         "not measurable under AddressSanitizer (its quarantine keeps freed "
+         "memory resident)");
+  return;
+#endif
+  int use_read = (k->d->capabilities & CR_PLUGIN_CAP_READ) &&
+                 k->creds != NULL && k->config != NULL;
+  int use_health =
+      (k->d->capabilities & CR_PLUGIN_CAP_HEALTH_CHECK) && k->creds != NULL;
+  if (!use_read && !use_health) {
+    result(k, "SKIP", "memory", "nothing to run without credentials");
+    return;
+  }
+  int fds[2];
+  if (pipe(fds) != 0) {
+    result(k, "SKIP", "memory", "no pipe");
+    return;
+  }
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    memory_child(k, fds[1], use_read);
+  }
+  close(fds[1]);
+  char buf[64] = "";
+  ssize_t n = pid > 0 ? read(fds[0], buf, sizeof buf - 1) : -1;
+  close(fds[0]);
+  int st = 0;
+  if (pid > 0)
+    waitpid(pid, &st, 0);
+  long before = -1, after = -1;
+  if (n <= 0 || sscanf(buf, "%ld %ld", &before, &after) != 2 ||
+      !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    result(k, "FAIL", "memory", "the child running %d %s died (status %d)",
+           MEM_RUNS, use_read ? "reads" : "health checks", st);
+    return;
+  }
+  long grew = after - before;
+  if (grew > MEM_LIMIT_KIB)
+    result(k, "FAIL", "memory",
+           "resident memory grew %ld KiB over %d %s (%ld -> %ld KiB): a leak",
+           grew, MEM_RUNS - MEM_WARMUP, use_read ? "reads" : "health checks",
+           before, after);
+  else
+    result(k, "PASS", "memory", "%ld -> %ld KiB over %d %s", before, after,
+           MEM_RUNS - MEM_WARMUP, use_read ? "reads" : "health checks");
+}
+
 static void *cancel_thread(void *arg) {
   struct run *r = arg;
   read_once(r);
@@ -523,6 +627,7 @@ static int run_checks(struct kit *k) {
   config_streams(k);
   check_health(k);
   check_reads(k);
+  check_memory(k);
   if (check_cancel(k))
     return -1; /* a plugin thread is still running: do not unload it */
   cr_plugin_host_free(h);

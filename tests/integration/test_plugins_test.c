@@ -29,6 +29,11 @@ static void test_bundled_plugins_pass(void **state) {
   (void)state;
   expect(CR_PLUGIN_DIR "/example.so", NULL, NULL, 0, "PASS read");
   expect(CR_PLUGIN_DIR "/example.so", NULL, NULL, 0, "PASS cancel");
+#if defined(__SANITIZE_ADDRESS__)
+  expect(CR_PLUGIN_DIR "/example.so", NULL, NULL, 0, "SKIP memory");
+#else
+  expect(CR_PLUGIN_DIR "/example.so", NULL, NULL, 0, "PASS memory");
+#endif
   /* sendgrid needs an API key: without one its calls are skipped. */
   expect(CR_PLUGIN_DIR "/sendgrid.so", NULL, NULL, 0,
          "SKIP health_check: no usable credentials");
@@ -60,6 +65,20 @@ static void test_broken_plugins_fail(void **state) {
          "FAIL descriptor: wrong magic");
   expect(CR_TEST_PLUGIN_DIR "/bad_streams.so", NULL, NULL, 1,
          "FAIL descriptor: invalid streams_json");
+  /* 64 KiB lost per read: the memory check sees it grow (it cannot under
+   * AddressSanitizer, whose quarantine keeps freed memory resident). */
+#if defined(__SANITIZE_ADDRESS__)
+  /* (and LeakSanitizer would rightly report its leak at exit) */
+  char *argv[] = {CR_CONNRUN_BIN, "plugins", "test",
+                  CR_TEST_PLUGIN_DIR "/leaky.so", NULL};
+  char *env[] = {"ASAN_OPTIONS=detect_leaks=0", NULL};
+  char *out = NULL;
+  assert_int_equal(cr_test_run(argv, env, &out), 0);
+  assert_non_null(strstr(out, "SKIP memory"));
+  free(out);
+#else
+  expect(CR_TEST_PLUGIN_DIR "/leaky.so", NULL, NULL, 1, "FAIL memory");
+#endif
 }
 
 static void test_inputs_and_usage(void **state) {
