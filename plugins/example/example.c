@@ -2,9 +2,13 @@
  * a connrun provider plugin.
  *
  * What it does
- *   - health_check: Healthy when the credentials' api_key is "good",
- *     otherwise Unhealthy with the reason "api key rejected" (also for the
- *     "none" method, which carries no key).
+ *   - health_check: with settings.base_url (ABI 1.1 settings), a real
+ *     request through the host: GET <base_url>/v1/me with the api_key as a
+ *     bearer token, mapped as every plugin maps its provider (2xx Healthy,
+ *     401/403 Unhealthy with the provider's status, 429 and 5xx and
+ *     transport errors Unknown with the error class and wait). Without
+ *     base_url (the offline demo), Healthy when the api_key is "good",
+ *     otherwise Unhealthy "api key rejected".
  *   - read: emits `count` records (config field, default 3) on the stream
  *     "items", {"id":1,"name":"item 1"} ..., then proposes one checkpoint
  *     {"last_id":count}.
@@ -28,6 +32,7 @@
  * credentials and config against the schemas below before create() is
  * called, so create() only has to pick the values out. */
 #include <connrun/plugin.h>
+#include <connrun/plugin_util.h>
 
 #include <jansson.h>
 #include <stdio.h>
@@ -53,6 +58,14 @@ static const char example_config_schema[] =
     "\"count\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":1000000}},"
     "\"additionalProperties\":false}";
 
+/* Settings (ABI 1.1): non-secret values of an authorization, passed to
+ * every callback as params->settings_json when the host has them. */
+static const char example_settings_schema[] =
+    "{\"type\":\"object\","
+    "\"properties\":{\"base_url\":{\"type\":\"string\","
+    "\"pattern\":\"^https?://\",\"maxLength\":400}},"
+    "\"additionalProperties\":false}";
+
 /* The streams this provider offers, with their primary key and the schedule
  * the host uses when the work does not set one. */
 static const char example_streams[] =
@@ -70,6 +83,8 @@ struct example {
   int key_ok;                    /* credentials carried api_key == "good" */
   long long count;               /* records to emit per read */
   int wants_items;               /* config selects the "items" stream */
+  char base_url[512];            /* settings.base_url, or "" (offline) */
+  char auth_header[320];         /* "Authorization: Bearer <api_key>" */
 };
 
 /* Reads what create() needs from the credentials (JSON object text). */
@@ -77,6 +92,21 @@ static void example_parse_credentials(struct example *ex, const char *json) {
   json_t *root = json ? json_loads(json, 0, NULL) : NULL;
   const char *key = json_string_value(json_object_get(root, "api_key"));
   ex->key_ok = key != NULL && strcmp(key, "good") == 0;
+  snprintf(ex->auth_header, sizeof ex->auth_header, "Authorization: Bearer %s",
+           key ? key : "");
+  json_decref(root);
+}
+
+/* Reads the settings; only a host of ABI 1.1 or later passes them, so
+ * params->struct_size tells whether the member is there (CR_PARAMS_HAS). */
+static void example_parse_settings(struct example *ex,
+                                   const struct cr_plugin_params *params) {
+  if (!CR_PARAMS_HAS(params, settings_json))
+    return;
+  json_t *root = json_loads(params->settings_json, 0, NULL);
+  const char *url = json_string_value(json_object_get(root, "base_url"));
+  if (url != NULL)
+    snprintf(ex->base_url, sizeof ex->base_url, "%s", url);
   json_decref(root);
 }
 
@@ -132,6 +162,7 @@ static int example_create(const struct cr_host_api *api,
   memset(ex, 0, sizeof *ex);
   ex->api = api;
   example_parse_credentials(ex, params->credentials_json);
+  example_parse_settings(ex, params);
   int rc = example_parse_config(ex, params->config_json, errbuf, errlen);
   if (rc != CR_PLUGIN_OK) {
     api->free(ex);
@@ -144,18 +175,69 @@ static int example_create(const struct cr_host_api *api,
 /* destroy(): releases what create() allocated. */
 static void example_destroy(void *instance) {
   struct example *ex = instance;
-  if (ex != NULL)
+  if (ex != NULL) {
+    memset(ex->auth_header, 0, sizeof ex->auth_header); /* the key */
     ex->api->free(ex);
+  }
 }
 
-/* health_check(): is the authorization valid at the provider? A real plugin
- * makes a cheap authenticated request through api->http here and maps 401/403
- * to Unhealthy, 5xx/timeouts to Unknown. out->reason is a host buffer of
- * out->reason_len bytes; never put secrets in it. */
+/* The provider's answer to GET /v1/me as a health result. The reason says
+ * what happened in the provider's terms; set_error gives the host the
+ * error class (and, for 429, the wait) of an answer that tells nothing. */
+static int example_verdict(struct example *ex, cr_plugin_ctx *ctx, int rc,
+                           const struct cr_http_response *resp,
+                           struct cr_plugin_health_result *out) {
+  if (rc != CR_PLUGIN_OK) { /* transport error or timeout */
+    out->status = CR_PLUGIN_HEALTH_UNKNOWN;
+    snprintf(out->reason, out->reason_len, "cannot reach the provider: %s",
+             resp->error);
+    return CR_PLUGIN_OK;
+  }
+  long st = resp->status;
+  if (st >= 200 && st < 300) {
+    out->status = CR_PLUGIN_HEALTH_HEALTHY;
+    snprintf(out->reason, out->reason_len, "provider accepted the key");
+  } else if (st == 401 || st == 403) {
+    out->status = CR_PLUGIN_HEALTH_UNHEALTHY;
+    snprintf(out->reason, out->reason_len, "provider refused the key (%ld)",
+             st);
+  } else {
+    out->status = CR_PLUGIN_HEALTH_UNKNOWN;
+    snprintf(out->reason, out->reason_len, "provider answered %ld", st);
+    if (st == 429)
+      ex->api->set_error(ctx, CR_PLUGIN_ERR_RATE_LIMITED, out->reason, 0);
+  }
+  return CR_PLUGIN_OK;
+}
+
+/* The real check: one cheap authenticated request through the host (which
+ * counts it in the authorization's activity and redacts the key). */
+static int example_http_check(struct example *ex, cr_plugin_ctx *ctx,
+                              struct cr_plugin_health_result *out) {
+  char url[600];
+  snprintf(url, sizeof url, "%s/v1/me", ex->base_url);
+  const char *headers[] = {ex->auth_header, "Accept: application/json", NULL};
+  struct cr_http_request req;
+  cr_http_request_init(&req);
+  req.method = "GET";
+  req.url = url;
+  req.headers = headers;
+  struct cr_http_response resp; /* filled by the host, freed by us */
+  int rc = ex->api->http(ctx, &req, &resp);
+  rc = example_verdict(ex, ctx, rc, &resp, out);
+  ex->api->http_response_free(ctx, &resp);
+  return rc;
+}
+
+/* health_check(): is the authorization valid at the provider? With a
+ * base_url it asks the provider (example_http_check); offline it judges the
+ * key itself. out->reason is a host buffer of out->reason_len bytes; never
+ * put secrets in it. */
 static int example_health_check(void *instance, cr_plugin_ctx *ctx,
                                 struct cr_plugin_health_result *out) {
   struct example *ex = instance;
-  (void)ctx;
+  if (ex->base_url[0] != '\0')
+    return example_http_check(ex, ctx, out);
   if (ex->key_ok) {
     out->status = CR_PLUGIN_HEALTH_HEALTHY;
     snprintf(out->reason, out->reason_len, "api key accepted");
@@ -209,6 +291,7 @@ static const struct cr_plugin_descriptor example_descriptor = {
     .credentials_schema = example_credentials_schema,
     .config_schema = example_config_schema,
     .streams_json = example_streams,
+    .settings_schema = example_settings_schema,
     .capabilities = CR_PLUGIN_CAP_HEALTH_CHECK | CR_PLUGIN_CAP_READ,
     .create = example_create,
     .destroy = example_destroy,
