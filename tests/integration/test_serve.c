@@ -9,18 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/store.h"
 
 #define SECRET "good"
 #define REVOKED "revoked-Zq8x71"
-
-struct daemon_proc {
-  pid_t pid;
-  char *log_path;
-};
 
 static char *config_text(const char *extra_auth, const char *revoked_name) {
   static char buf[4096];
@@ -51,43 +45,9 @@ static char *config_text(const char *extra_auth, const char *revoked_name) {
   return buf;
 }
 
-static struct daemon_proc start(const char *dir, const char *cfg) {
-  struct daemon_proc d = {0};
-  size_t n = strlen(dir) + 16;
-  d.log_path = malloc(n);
-  snprintf(d.log_path, n, "%s/serve.log", dir);
-  d.pid = fork();
-  assert_true(d.pid >= 0);
-  if (d.pid == 0) {
-    FILE *f = freopen(d.log_path, "w", stderr);
-    (void)f;
-    setenv("CR_TEST_KEY", SECRET, 1);
-    execl(CR_CONNRUN_BIN, CR_CONNRUN_BIN, "serve", "-c", cfg, (char *)NULL);
-    _exit(127);
-  }
-  return d;
-}
-
-/* Waits until the log contains text (up to ~10 s). */
-static int wait_log(const struct daemon_proc *d, const char *text, int times) {
-  for (int i = 0; i < 200; i++) {
-    char *log = cr_test_read_file(d->log_path);
-    int seen = 0;
-    for (const char *p = log; p && (p = strstr(p, text)) != NULL; p++)
-      seen++;
-    free(log);
-    if (seen >= times)
-      return 1;
-    usleep(50 * 1000);
-  }
-  return 0;
-}
-
-static int stop(struct daemon_proc *d) {
-  kill(d->pid, SIGTERM);
-  int status;
-  waitpid(d->pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+static struct cr_test_proc start(const char *dir, const char *cfg) {
+  static char *env[] = {"CR_TEST_KEY=" SECRET, NULL};
+  return cr_test_serve(dir, cfg, NULL, env);
 }
 
 static int count_events(cr_store *s, const char *type, const char *id,
@@ -120,9 +80,9 @@ static void test_serve_apply_health_reload_stop(void **state) {
   (void)state;
   char *dir = cr_test_mkdtemp("serve");
   char *cfg = cr_test_write_file(dir, "c.yaml", config_text("", "Revoked"));
-  struct daemon_proc d = start(dir, cfg);
-  assert_true(wait_log(&d, "auth revoked (example): Unhealthy", 1));
-  assert_true(wait_log(&d, "auth ok (example): Healthy", 1));
+  struct cr_test_proc d = start(dir, cfg);
+  assert_true(cr_test_wait_log(&d, "auth revoked (example): Unhealthy", 1));
+  assert_true(cr_test_wait_log(&d, "auth ok (example): Healthy", 1));
 
   /* Reload: revoked renamed (updated), work removed (deleted), new auth. */
   char *text = strdup(config_text("  - id: extra\n    provider: example\n"
@@ -133,16 +93,19 @@ static void test_serve_apply_health_reload_stop(void **state) {
   free(cr_test_write_file(dir, "c.yaml", text));
   free(text);
   kill(d.pid, SIGHUP);
-  assert_true(wait_log(&d, "1 created, 1 updated, 1 deleted, 1 unchanged", 1));
-  assert_true(wait_log(&d, "auth extra (example):", 1));
+  assert_true(
+      cr_test_wait_log(&d, "1 created, 1 updated, 1 deleted, 1 unchanged", 1));
+  assert_true(cr_test_wait_log(&d, "auth extra (example):", 1));
 
   /* An invalid configuration is reported and the running one kept. */
   free(cr_test_write_file(dir, "c.yaml", "host: [\n"));
   kill(d.pid, SIGHUP);
-  assert_true(wait_log(&d, "keeping the running one", 1));
-  assert_int_equal(stop(&d), 0);
+  assert_true(cr_test_wait_log(&d, "keeping the running one", 1));
+  char *log_path = strdup(d.log_path);
+  assert_int_equal(cr_test_proc_stop(&d), 0);
 
-  char *log = cr_test_read_file(d.log_path);
+  char *log = cr_test_read_file(log_path);
+  free(log_path);
   assert_non_null(strstr(log, "stopped"));
   assert_null(strstr(log, REVOKED));
   free(log);
@@ -169,7 +132,6 @@ static void test_serve_apply_health_reload_stop(void **state) {
   cr_store_close(s);
 
   free(cfg);
-  free(d.log_path);
   cr_test_rmtree(dir);
   free(dir);
 }

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,4 +274,112 @@ int cr_test_have_python_module(const char *module) {
   int st = access(argv[0], X_OK) == 0 ? cr_test_run(argv, NULL, &out) : 1;
   free(out);
   return st == 0;
+}
+
+struct cr_test_proc cr_test_spawn(const char *dir, const char *log_name,
+                                  char *const argv[], char *const env[]) {
+  struct cr_test_proc p = {0};
+  size_t n = strlen(dir) + strlen(log_name) + 2;
+  p.log_path = malloc(n);
+  assert_non_null(p.log_path);
+  snprintf(p.log_path, n, "%s/%s", dir, log_name);
+  p.pid = fork();
+  assert_true(p.pid >= 0);
+  if (p.pid == 0) {
+    int fd = open(p.log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+      putenv(env[i]);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  return p;
+}
+
+struct cr_test_proc cr_test_serve(const char *dir, const char *cfg,
+                                  char *const extra[], char *const env[]) {
+  char *argv[16] = {CR_CONNRUN_BIN, "serve", "-c", (char *)cfg};
+  size_t n = 4;
+  for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
+    argv[n++] = extra[i];
+  argv[n] = NULL;
+  return cr_test_spawn(dir, "serve.log", argv, env);
+}
+
+static int count_in_log(const struct cr_test_proc *p, const char *text) {
+  char *log = cr_test_read_file(p->log_path);
+  int seen = 0;
+  for (const char *s = log; s && (s = strstr(s, text)) != NULL; s++)
+    seen++;
+  free(log);
+  return seen;
+}
+
+static int still_running(const struct cr_test_proc *p) {
+  return waitpid(p->pid, NULL, WNOHANG) == 0;
+}
+
+int cr_test_wait_log(const struct cr_test_proc *p, const char *text,
+                     int times) {
+  for (int i = 0; i < 600; i++) {
+    if (count_in_log(p, text) >= times)
+      return 1;
+    if (!still_running(p))
+      return count_in_log(p, text) >= times;
+    usleep(50 * 1000);
+  }
+  return 0;
+}
+
+int cr_test_serve_port(const struct cr_test_proc *p) {
+  if (!cr_test_wait_log(p, "api: listening on ", 1))
+    return 0;
+  int v = 0;
+  for (int i = 0; i < 100 && v == 0; i++) {
+    char *log = cr_test_read_file(p->log_path);
+    const char *at = log ? strstr(log, "api: listening on ") : NULL;
+    const char *port = at ? strstr(at, "(port ") : NULL;
+    v = port && strchr(port, ')') ? atoi(port + 6) : 0;
+    free(log);
+    if (v == 0)
+      usleep(20 * 1000);
+  }
+  return v;
+}
+
+int cr_test_proc_wait(struct cr_test_proc *p, int max_ms) {
+  int status = 0;
+  for (int waited = 0;; waited += 20) {
+    pid_t r = waitpid(p->pid, &status, WNOHANG);
+    if (r == p->pid)
+      break;
+    if (r < 0 && errno != EINTR)
+      return -1;
+    if (waited >= max_ms)
+      return -1;
+    usleep(20 * 1000);
+  }
+  p->pid = 0;
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+int cr_test_proc_stop(struct cr_test_proc *p) {
+  int st = -1;
+  if (p->pid > 0) {
+    kill(p->pid, SIGTERM);
+    st = cr_test_proc_wait(p, 30000);
+    if (st < 0) {
+      kill(p->pid, SIGKILL);
+      st = cr_test_proc_wait(p, 30000);
+    }
+  }
+  free(p->log_path);
+  p->log_path = NULL;
+  return st;
 }

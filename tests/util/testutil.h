@@ -48,6 +48,38 @@ void cr_test_build_plugin(const char *src, const char *so, const char *cflags);
  * env may be NULL (inherit) or a NULL-terminated list of "K=V" to add. */
 int cr_test_run(char *const argv[], char *const env[], char **out);
 
+/* A child process whose stdout and stderr go to a log file. */
+struct cr_test_proc {
+  int pid;
+  char *log_path; /* caller frees with free() (cr_test_proc_stop does) */
+};
+
+/* Starts argv (argv[0] is a path) with stdout+stderr appended to
+ * dir/log_name; env adds "K=V" strings (NULL-terminated, may be NULL). */
+struct cr_test_proc cr_test_spawn(const char *dir, const char *log_name,
+                                  char *const argv[], char *const env[]);
+
+/* Starts `connrun serve -c cfg` plus extra arguments (NULL-terminated, may
+ * be NULL), logging to dir/serve.log. */
+struct cr_test_proc cr_test_serve(const char *dir, const char *cfg,
+                                  char *const extra[], char *const env[]);
+
+/* Waits (bounded: about 30 s) until the log holds text at least times
+ * times. Returns 1 when it does, 0 otherwise (or when the process ended). */
+int cr_test_wait_log(const struct cr_test_proc *p, const char *text, int times);
+
+/* The API port a `connrun serve` logged ("api: listening on ... (port N)"),
+ * waiting for the line as cr_test_wait_log does; 0 when it never came. */
+int cr_test_serve_port(const struct cr_test_proc *p);
+
+/* Waits up to max_ms for the process to exit; returns its exit status
+ * (0-255, or 128+signal), or -1 when it is still running. */
+int cr_test_proc_wait(struct cr_test_proc *p, int max_ms);
+
+/* SIGTERM, then waits (bounded; SIGKILL after 30 s). Returns the exit
+ * status as cr_test_proc_wait does and frees log_path. */
+int cr_test_proc_stop(struct cr_test_proc *p);
+
 /* Failing allocator: after cr_test_alloc_fail_after(n), the (n+1)th
  * allocation through cr__malloc & co. fails and every later one succeeds
  * again; n < 0 disables. Installed by cr_test_alloc_install(). */
