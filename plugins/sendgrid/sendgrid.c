@@ -232,7 +232,7 @@ static void sg_destroy(void *instance) {
 /* GET base_url + path with the key. resp must be freed by the caller. */
 static int sg_get(struct sendgrid *sg, cr_plugin_ctx *ctx, const char *path,
                   struct cr_http_response *resp) {
-  char url[SG_URL_MAX + 64];
+  char url[SG_URL_MAX + 256];
   snprintf(url, sizeof url, "%s%s", sg->base_url, path);
   const char *headers[] = {sg->auth_header, "Accept: application/json", NULL};
   struct cr_http_request req;
