@@ -70,6 +70,8 @@ struct cr_delivery {
   struct cr_outbox_rec *spare;
   size_t n_spare, spare_left, spare_first; /* first not done */
   int reread; /* rows were let go: the next read is full */
+  int dry;    /* the last read brought nothing new: do not ask again until
+                 a kick, a poll or a result (an idle engine must not spin) */
   int total_in_flight;
   struct cr_delivery_stats stats;
 };
@@ -339,7 +341,7 @@ static void submit(cr_delivery *d) {
   struct cr__dw_want want = {.full = window_total(d) + free_slots + SPARE_ROWS,
                              .more =
                                  free_slots + SPARE_ROWS - (long)d->spare_left,
-                             .need = d->spare_left == 0,
+                             .need = d->spare_left == 0 && !d->dry,
                              .reread = d->reread};
   d->reread = 0;
   cr__dw_submit(d->w, r, &want);
@@ -666,8 +668,10 @@ static void on_ready(uv_async_t *a) {
     logf_d(d, CR_LOG_WARN, "delivery: enqueue failed: %s",
            cr_strerror(b.enqueue_rc));
   apply_acks(d, b.acked);
-  if (b.fetched)
+  if (b.fetched) {
     take_rows(d, &b);
+    d->dry = d->spare_left == 0;
+  }
   fill(d);
   rt_collect(d);
   submit(d);
