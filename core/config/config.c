@@ -1347,6 +1347,8 @@ static void finish(struct ld *L) {
     finish_work(L, &cfg->works[i]);
   if (!L->nomem)
     cr__cfg_finish_alerts(L);
+  if (!L->nomem)
+    cr__cfg_index_works(L);
 }
 
 /* ---- Load and free ------------------------------------------------------- */
@@ -1452,6 +1454,7 @@ static void free_docs(struct cr__config_priv *p) {
     cr__free(p->docs[i].canon);
   }
   cr__free(p->docs);
+  cr__free(p->by_auth);
 }
 
 static void free_host(struct cr_config_host *h) {

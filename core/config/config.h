@@ -304,6 +304,11 @@ void cr_config_free(cr_config *cfg);
  * new string the caller frees with free(); NULL on ENOMEM. */
 char *cr_config_settings_json(const struct cr_config_auth *a);
 
+/* The first enabled work (in file order) that uses authorization auth_id
+ * (borrowed), or NULL: the config a health check is given. O(log n). */
+const struct cr_config_work *cr_config_first_work_of(const cr_config *cfg,
+                                                     const char *auth_id);
+
 /* Lookups by id (borrowed; NULL when absent). */
 const struct cr_config_auth *cr_config_find_auth(const cr_config *cfg,
                                                  const char *id);

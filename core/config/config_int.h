@@ -25,6 +25,10 @@ struct cr__config_priv {
   struct doc *docs;
   size_t n_docs;
   cr_redactor *redactor;
+  /* config_index.c: enabled works with an authorization, by its id (then
+   * file order) */
+  const struct cr_config_work **by_auth;
+  size_t n_by_auth;
 };
 
 /* The loader's state. */
@@ -161,6 +165,8 @@ void cr__cfg_set_api(struct ld *L, const struct where *w, const json_t *obj,
 void cr__cfg_set_tls(struct ld *L, const struct where *w, const json_t *obj,
                      const struct field *f, const json_t *v, void *t);
 void cr__cfg_api_defaults(struct cr_config_api *a);
+/* config_index.c: indexes the works by authorization (after finish). */
+void cr__cfg_index_works(struct ld *L);
 /* config_api.c: appends the API objects' document (root borrowed) to the
  * documents to apply, as the file "api" with literal strings. */
 int cr__cfg_add_api_doc(struct ld *L, const json_t *root);

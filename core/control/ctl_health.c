@@ -33,18 +33,6 @@ static const char *status_verb(int status) {
   }
 }
 
-/* The first enabled work that uses auth_id: its provider config lets
- * plugins whose settings live in work config (e.g. filedrop's directory)
- * check the authorization as it is used. NULL when no work uses it. */
-static const struct cr_config_work *work_using(const cr_config *cfg,
-                                               const char *auth_id) {
-  for (size_t i = 0; i < cfg->n_works; i++)
-    if (cfg->works[i].enabled && cfg->works[i].authorization != NULL &&
-        strcmp(cfg->works[i].authorization, auth_id) == 0)
-      return &cfg->works[i];
-  return NULL;
-}
-
 int cr_ctl_health_prepare(cr_store *s, const cr_config *cfg,
                           const struct cr_config_auth *a,
                           struct cr_ctl_health_input *in) {
@@ -58,7 +46,7 @@ int cr_ctl_health_prepare(cr_store *s, const cr_config *cfg,
     in->credentials = json_dumps(a->credentials, JSON_COMPACT);
   }
   in->settings = cr_config_settings_json(a);
-  const struct cr_config_work *w = work_using(cfg, a->id);
+  const struct cr_config_work *w = cr_config_first_work_of(cfg, a->id);
   if (w != NULL) {
     in->config = json_dumps(w->config, JSON_COMPACT);
     in->work_id = w->id;
