@@ -287,16 +287,10 @@ static struct fx *G;
 
 static int group_setup(void **state) {
   (void)state;
-  char err[512] = "";
   G = calloc(1, sizeof *G);
-  if (G == NULL || cr_plugin_host_new(NULL, &G->host) != 0)
+  if (G == NULL)
     return -1;
-  if (cr_plugin_host_load_file(G->host, CR_PLUGIN_DIR "/facebook.so", err,
-                               sizeof err) != 0) {
-    fprintf(stderr, "cannot load facebook.so: %s\n", err);
-    return -1;
-  }
-  G->fb = cr_plugin_host_find(G->host, "facebook");
+  G->fb = cr_test_load_bundled("facebook", &G->host);
   return G->fb != NULL ? 0 : -1;
 }
 

@@ -402,16 +402,10 @@ static struct {
 
 static int group_setup(void **state) {
   (void)state;
-  char err[512] = "";
   G = calloc(1, sizeof *G);
-  if (G == NULL || cr_plugin_host_new(NULL, &G->host) != 0)
+  if (G == NULL)
     return -1;
-  if (cr_plugin_host_load_file(G->host, CR_PLUGIN_DIR "/salesforce.so", err,
-                               sizeof err) != 0) {
-    fprintf(stderr, "cannot load salesforce.so: %s\n", err);
-    return -1;
-  }
-  G->sf = cr_plugin_host_find(G->host, "salesforce");
+  G->sf = cr_test_load_bundled("salesforce", &G->host);
   return G->sf != NULL ? 0 : -1;
 }
 

@@ -180,16 +180,10 @@ static struct fx *G;
 
 static int group_setup(void **state) {
   (void)state;
-  char err[512] = "";
   G = calloc(1, sizeof *G);
-  if (G == NULL || cr_plugin_host_new(NULL, &G->host) != 0)
+  if (G == NULL)
     return -1;
-  if (cr_plugin_host_load_file(G->host, CR_PLUGIN_DIR "/sendgrid.so", err,
-                               sizeof err) != 0) {
-    fprintf(stderr, "cannot load sendgrid.so: %s\n", err);
-    return -1;
-  }
-  G->sg = cr_plugin_host_find(G->host, "sendgrid");
+  G->sg = cr_test_load_bundled("sendgrid", &G->host);
   return G->sg != NULL ? 0 : -1;
 }
 

@@ -18,6 +18,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+const cr_plugin *cr_test_load_bundled(const char *name, cr_plugin_host **host) {
+  char path[4096], err[512] = "";
+  const cr_plugin *p = NULL;
+  *host = NULL;
+  if (cr_plugin_host_new(NULL, host) != 0)
+    return NULL;
+  snprintf(path, sizeof path, "%s/%s.so", CR_PLUGIN_DIR, name);
+  if (cr_plugin_host_load_file(*host, path, err, sizeof err) != 0)
+    fprintf(stderr, "cannot load %s: %s\n", path, err);
+  else if ((p = cr_plugin_host_find(*host, name)) == NULL)
+    fprintf(stderr, "%s does not provide \"%s\"\n", path, name);
+  if (p == NULL) {
+    cr_plugin_host_free(*host);
+    *host = NULL;
+  }
+  return p;
+}
+
 char *cr_test_mkdtemp(const char *tag) {
   const char *tmp = getenv("TMPDIR");
   char buf[4096];

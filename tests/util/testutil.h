@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "plugin/plugin_host.h"
+
 /* Creates a fresh directory under $TMPDIR (or /tmp) named after tag and
  * returns its path (static storage per call site is not used: caller frees
  * with free()). Aborts the test on failure. */
@@ -42,6 +44,12 @@ char *cr_test_which(const char *name);
  * output), then makes it mode 0755 (the host refuses group-writable
  * plugins). Fails the test with the compiler's output on error. */
 void cr_test_build_plugin(const char *src, const char *so, const char *cflags);
+
+/* Loads the bundled plugin CR_PLUGIN_DIR/<name>.so into a new host (*host;
+ * caller frees with cr_plugin_host_free) and returns the plugin named name,
+ * borrowed from the host. On failure prints the reason to stderr, frees the
+ * host, sets *host to NULL and returns NULL. For cmocka group setups. */
+const cr_plugin *cr_test_load_bundled(const char *name, cr_plugin_host **host);
 
 /* Runs argv (argv[0] is a path) with stdout+stderr captured into *out
  * (caller frees with free()). Returns the exit status (0-255), or 128+signal.
