@@ -22,17 +22,6 @@ const char *cr_ctl_health_name(int status) {
   }
 }
 
-static const char *status_verb(int status) {
-  switch (status) {
-  case CR_PLUGIN_HEALTH_HEALTHY:
-    return "healthy";
-  case CR_PLUGIN_HEALTH_UNHEALTHY:
-    return "unhealthy";
-  default:
-    return "unknown";
-  }
-}
-
 int cr_ctl_health_prepare(cr_store *s, const cr_config *cfg,
                           const struct cr_config_auth *a,
                           struct cr_ctl_health_input *in) {
@@ -141,8 +130,8 @@ int cr_ctl_health_record(cr_store *s, const struct cr_config_auth *a,
     rc = cr_store_auth_health_record(s, a->id, o->checked_at_ms, o->status,
                                      o->reason);
   if (rc == 0)
-    rc = cr_event_emit(s, "auth", a->id, status_verb(o->status), actor, data,
-                       NULL);
+    rc = cr_event_emit(s, "auth", a->id, cr_health_status_word(o->status),
+                       actor, data, NULL);
   if (rc == 0 && o->requests > 0)
     rc = cr_store_metrics_add(s, a->id, o->checked_at_ms, (int64_t)o->requests,
                               (int64_t)o->errors);

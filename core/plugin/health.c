@@ -36,7 +36,7 @@ static const char *result_text(int rc) {
   }
 }
 
-static const char *status_text(int status) {
+const char *cr_health_status_word(int status) {
   switch (status) {
   case CR_PLUGIN_HEALTH_HEALTHY:
     return "healthy";
@@ -188,7 +188,7 @@ int cr_health_check_ex(const cr_plugin *p,
   out->errors = ctx.counters.errors;
   cr_plugin_ctx_cleanup(&ctx);
   if (out->reason[0] == '\0')
-    set_reason(out, NULL, status_text(out->status), 0);
+    set_reason(out, NULL, cr_health_status_word(out->status), 0);
   out->duration_ms = mono_ms() - t0;
   return 0;
 }

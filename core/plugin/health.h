@@ -30,6 +30,11 @@
 #include "plugin/plugin_host.h"
 #include "util/redact.h"
 
+/* The lower-case word for a status: "healthy", "unhealthy" or "unknown"
+ * (any other value). Static storage. It is also the verb of the
+ * authorization's health event. */
+const char *cr_health_status_word(int status);
+
 /* The result of one health check. */
 struct cr_health_outcome {
   int status;             /* enum cr_plugin_health */
