@@ -13,7 +13,7 @@
 #include "util/error.h"
 
 struct entry {
-  struct cr__exec_final fin; /* fin.work_id owned */
+  struct cr_exec_final fin; /* fin.work_id owned */
   cr_log_fn log;
   void *log_ud;
   int log_min_level;
@@ -62,7 +62,7 @@ int64_t cr_exec_group_age_ms(const cr_exec_group *g) {
   return g && g->n ? cr__now_ms() - g->first_ms : 0;
 }
 
-int cr__exec_group_add(cr_exec_group *g, const struct cr__exec_final *f,
+int cr__exec_group_add(cr_exec_group *g, const struct cr_exec_final *f,
                        const struct cr_exec_env *env,
                        struct cr_exec_outcome *out) {
   if (g->n == g->cap) {
@@ -95,7 +95,7 @@ static int write_entry(cr_store *s, struct entry *e) {
   int rc = cr_store_savepoint(s);
   if (rc != 0)
     return rc;
-  int wrc = cr__exec_write_final(s, &e->fin);
+  int wrc = cr_exec_write_final_in_txn(s, &e->fin);
   rc = cr_store_savepoint_end(s, wrc);
   if (rc != 0 && rc == wrc && (rc == CR_ESTALE || rc == CR_ESTATE)) {
     e->lost = 1;

@@ -103,34 +103,11 @@ static int stopping(const struct run *r) {
   return r->env->stop != NULL && atomic_load(r->env->stop) != 0;
 }
 
-/* ---- Store writes (each one transaction, fenced by the epoch) ---------- */
-
-static json_t *exec_data(int64_t execution_id, int attempt) {
-  return json_pack("{s:I, s:i}", "execution_id", (json_int_t)execution_id,
-                   "attempt", attempt);
-}
-
-static json_t *run_data(const struct run *r) {
-  return exec_data(r->claim->execution_id, r->claim->attempt);
-}
-
-/* Emits a work event with data (consumed; NULL = out of memory). */
-static int emit_work(cr_store *s, const char *work_id, const char *verb,
-                     json_t *data) {
-  int rc = data ? cr_event_emit(s, "work", work_id, verb, CR_ACTOR_SYSTEM, data,
-                                NULL)
-                : CR_ENOMEM;
-  json_decref(data);
-  return rc;
-}
-
-static int run_emit(struct run *r, const char *verb, json_t *data) {
-  return emit_work(r->env->store, r->work->id, verb, data);
-}
+/* ---- Writes: to the store, or through env->port (a remote runner) ------ */
 
 /* What the completion of this run writes, as of now. */
-static struct cr__exec_final final_of(const struct run *r) {
-  struct cr__exec_final f = {
+static struct cr_exec_final final_of(const struct run *r) {
+  struct cr_exec_final f = {
       .execution_id = r->claim->execution_id,
       .epoch = r->claim->epoch,
       .work_id = r->work->id,
@@ -144,15 +121,13 @@ static struct cr__exec_final final_of(const struct run *r) {
   return f;
 }
 
-/* Ends a transaction: commit on success, rollback otherwise; a stale epoch
- * marks the lease lost. */
-static int end_txn(struct run *r, int rc) {
-  cr_store *s = r->env->store;
-  if (rc == 0)
-    rc = cr_store_commit(s);
-  if (rc != 0)
-    cr_store_rollback(s);
-  if (rc == CR_ESTALE || rc == CR_ESTATE) {
+static const struct cr_exec_port *port(const struct run *r) {
+  return r->env->port;
+}
+
+/* Marks the lease lost when rc says so; returns rc. */
+static int note_lost(struct run *r, int rc) {
+  if (cr_exec_lost(rc)) {
     if (!r->lost)
       logf_run(r, CR_LOG_WARN, "lease lost: another attempt owns it now");
     r->lost = 1;
@@ -160,35 +135,13 @@ static int end_txn(struct run *r, int rc) {
   return rc;
 }
 
-/* The executing transition with its events, inside the caller's
- * transaction. */
-static int executing_steps(cr_store *s, const struct cr__exec_final *f) {
-  int first = 0;
-  int rc = cr_store_exec_transition(s, f->execution_id, f->epoch, "executing",
-                                    "plugin started", NULL, NULL);
-  if (rc == 0)
-    rc = cr_store_work_mark_started(s, f->work_id, &first);
-  if (rc == 0 && first)
-    rc = emit_work(s, f->work_id, "started",
-                   exec_data(f->execution_id, f->attempt));
-  if (rc == 0)
-    rc = emit_work(s, f->work_id, "syncing",
-                   exec_data(f->execution_id, f->attempt));
-  return rc;
-}
-
-static int run_executing_steps(struct run *r) {
-  struct cr__exec_final f = final_of(r);
-  return executing_steps(r->env->store, &f);
-}
-
 static int ensure_executing(struct run *r) {
   if (r->executing || r->lost)
     return r->lost ? CR_ESTALE : 0;
-  int rc = cr_store_begin(r->env->store);
-  if (rc == 0)
-    rc = run_executing_steps(r);
-  rc = end_txn(r, rc);
+  struct cr_exec_final f = final_of(r);
+  int rc = port(r) ? port(r)->executing(port(r)->ud, &f)
+                   : cr_exec_write_executing(r->env->store, &f);
+  rc = note_lost(r, rc);
   if (rc == 0) {
     r->executing = 1;
     r->last_renew_ms = cr__now_ms();
@@ -200,14 +153,12 @@ static void maybe_renew(struct run *r) {
   int64_t now = cr__now_ms();
   if (r->lost || now - r->last_renew_ms < lease_ms(r) / 3)
     return;
-  int rc = cr_store_exec_renew(r->env->store, r->claim->execution_id,
-                               r->claim->epoch, lease_ms(r));
-  if (rc == CR_ESTALE || rc == CR_ESTATE) {
-    r->lost = 1;
-    logf_run(r, CR_LOG_WARN, "lease lost: another attempt owns it now");
-  } else if (rc == 0) {
+  struct cr_exec_final f = final_of(r);
+  int rc = port(r) ? port(r)->renew(port(r)->ud, &f, lease_ms(r))
+                   : cr_store_exec_renew(r->env->store, r->claim->execution_id,
+                                         r->claim->epoch, lease_ms(r));
+  if (note_lost(r, rc) == 0)
     r->last_renew_ms = now;
-  }
 }
 
 static void report_progress(struct run *r, const char *stream, int64_t n,
@@ -285,30 +236,13 @@ int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len) {
               cr_dest_last_error(r->dest));
     return rc;
   }
-  char *copy = cr__strndup(state, len);
-  if (copy == NULL) {
-    host_fail(r, CR_EXEC_CLASS_SYSTEM, "out of memory");
-    return CR_ENOMEM;
-  }
-  cr_store *s = r->env->store;
+  struct cr_exec_final f = final_of(r);
   int64_t version = 0;
-  rc = cr_store_begin(s);
-  if (rc == 0)
-    rc = cr_store_exec_renew(s, r->claim->execution_id, r->claim->epoch,
-                             lease_ms(r));
-  if (rc == 0)
-    rc = cr_store_sync_state_commit(s, r->work->id, copy, r->since_ckpt,
-                                    r->claim->execution_id, NULL, &version);
-  if (rc == 0) {
-    json_t *d = run_data(r);
-    if (d != NULL) {
-      json_object_set_new(d, "version", json_integer(version));
-      json_object_set_new(d, "records", json_integer(r->since_ckpt));
-    }
-    rc = run_emit(r, "synced", d);
-  }
-  rc = end_txn(r, rc);
-  cr__free(copy);
+  rc = port(r) ? port(r)->checkpoint(port(r)->ud, &f, lease_ms(r), state, len,
+                                     r->since_ckpt, &version)
+               : cr_exec_write_checkpoint(r->env->store, &f, lease_ms(r), state,
+                                          len, r->since_ckpt, &version);
+  note_lost(r, rc);
   if (rc == 0) {
     r->since_ckpt = 0;
     r->checkpoints++;
@@ -328,27 +262,14 @@ int cr__exec_on_credentials(struct run *r, const char *json, size_t len) {
   const struct cr_config_auth *a = r->work->auth;
   if (a == NULL || r->lost)
     return CR_EINVAL;
-  char *copy = cr__strndup(json, len);
-  if (copy == NULL)
-    return CR_ENOMEM;
   char hash[17];
   snprintf(hash, sizeof hash, "%016" PRIx64, a->config_hash);
-  cr_store *s = r->env->store;
-  int rc = cr_store_begin(s);
-  if (rc == 0)
-    rc = cr_store_auth_credentials_set(s, a->id, hash, copy);
-  if (rc == 0) {
-    /* Never the credentials themselves: only that they changed. */
-    json_t *d =
-        json_pack("{s:s, s:s, s:I}", "change", "credentials", "source",
-                  "plugin", "execution_id", (json_int_t)r->claim->execution_id);
-    rc =
-        d ? cr_event_emit(s, "auth", a->id, "updated", CR_ACTOR_SYSTEM, d, NULL)
-          : CR_ENOMEM;
-    json_decref(d);
-  }
-  rc = end_txn(r, rc);
-  cr__secret_wipe_free(copy, len);
+  struct cr_exec_final f = final_of(r);
+  int rc = port(r)
+               ? port(r)->credentials(port(r)->ud, &f, lease_ms(r), json, len)
+               : cr_exec_write_credentials(r->env->store, &f, lease_ms(r),
+                                           a->id, hash, json, len);
+  note_lost(r, rc);
   if (rc == 0)
     logf_run(r, CR_LOG_INFO, "authorization %s: credentials rotated", a->id);
   return rc;
@@ -358,8 +279,10 @@ void cr__exec_on_metrics(struct run *r, uint64_t requests, uint64_t errors) {
   const struct cr_config_auth *a = r->work->auth;
   if (a == NULL || requests == 0)
     return;
-  int rc = cr_store_metrics_add(r->env->store, a->id, 0, (int64_t)requests,
-                                (int64_t)errors);
+  struct cr_exec_final f = final_of(r);
+  int rc = port(r) ? port(r)->metrics(port(r)->ud, &f, requests, errors)
+                   : cr_store_metrics_add(r->env->store, a->id, 0,
+                                          (int64_t)requests, (int64_t)errors);
   if (rc != 0)
     logf_run(r, CR_LOG_WARN, "cannot record request metrics: %s",
              cr_strerror(rc));
@@ -370,6 +293,12 @@ void cr__exec_on_log(struct run *r, int level, const char *text, size_t len) {
            : level > CR_LOG_ERROR ? CR_LOG_ERROR
                                   : level;
   logf_run(r, lv, "%.*s", (int)(len > 900 ? 900 : len), text);
+  if (port(r) != NULL && port(r)->log != NULL) {
+    struct cr_exec_final f = final_of(r);
+    char line[901];
+    snprintf(line, sizeof line, "%.*s", (int)(len > 900 ? 900 : len), text);
+    port(r)->log(port(r)->ud, &f, lv, line);
+  }
 }
 
 /* ---- Outcome ------------------------------------------------------------ */
@@ -399,35 +328,10 @@ static void redact_into(const struct run *r, const char *in, char *out,
   }
 }
 
-int cr__exec_write_final(cr_store *s, const struct cr__exec_final *f) {
-  json_t *d = exec_data(f->execution_id, f->attempt);
-  if (d != NULL) {
-    json_object_set_new(d, "records", json_integer(f->records));
-    json_object_set_new(d, "checkpoints", json_integer(f->checkpoints));
-    json_object_set_new(d, "duration_ms", json_integer(f->duration_ms));
-  }
-  int rc = 0;
-  if (f->needs_executing) /* a quick plugin: one transaction for all */
-    rc = executing_steps(s, f);
-  if (rc == 0)
-    rc = cr_store_exec_transition(s, f->execution_id, f->epoch, "completed",
-                                  "plugin finished", NULL, NULL);
-  if (rc == 0)
-    rc = emit_work(s, f->work_id, "synccomplete", json_deep_copy(d));
-  if (rc == 0 && f->one_time) {
-    rc = emit_work(s, f->work_id, "completed", d);
-    d = NULL;
-  }
-  json_decref(d);
-  return rc;
-}
-
 static int write_completed(struct run *r) {
-  struct cr__exec_final f = final_of(r);
-  int rc = cr_store_begin(r->env->store);
-  if (rc == 0)
-    rc = cr__exec_write_final(r->env->store, &f);
-  return end_txn(r, rc);
+  struct cr_exec_final f = final_of(r);
+  return note_lost(r, port(r) ? port(r)->completed(port(r)->ud, &f)
+                              : cr_exec_write_completed(r->env->store, &f));
 }
 
 /* Defers the completion of a quick run (no transaction of its own yet) to
@@ -435,7 +339,7 @@ static int write_completed(struct run *r) {
 static int defer_completed(struct run *r, struct cr_exec_outcome *out) {
   if (r->env->group == NULL || r->executing)
     return 0;
-  struct cr__exec_final f = final_of(r);
+  struct cr_exec_final f = final_of(r);
   if (cr__exec_group_add(r->env->group, &f, r->env, out) != 0)
     return 0; /* out of memory: written at once instead */
   out->deferred = 1;
@@ -443,35 +347,20 @@ static int defer_completed(struct run *r, struct cr_exec_outcome *out) {
 }
 
 static int write_failed(struct run *r, const char *cls, const char *msg) {
-  cr_store *s = r->env->store;
-  int rc = cr_store_begin(s);
-  if (rc == 0 && !r->executing)
-    rc = run_executing_steps(r);
-  if (rc == 0)
-    rc = cr_store_exec_transition(s, r->claim->execution_id, r->claim->epoch,
-                                  "failed", msg, cls, msg);
-  if (rc == 0) {
-    json_t *d = run_data(r);
-    if (d != NULL) {
-      json_object_set_new(d, "error_class", json_string(cls));
-      json_object_set_new(d, "error", json_string(msg));
-      json_object_set_new(d, "records", json_integer(r->records));
-    }
-    rc = run_emit(r, "failed", d);
-  }
-  return end_txn(r, rc);
+  struct cr_exec_final f = final_of(r);
+  return note_lost(r, port(r)
+                          ? port(r)->failed(port(r)->ud, &f, cls, msg)
+                          : cr_exec_write_failed(r->env->store, &f, cls, msg));
 }
 
 static int write_retry(struct run *r, int64_t at, const char *cls,
                        const char *msg, const char *reason) {
-  cr_store *s = r->env->store;
-  int rc = cr_store_begin(s);
-  if (rc == 0 && !r->executing && r->ran) /* it ran: show it executed */
-    rc = run_executing_steps(r);
-  if (rc == 0)
-    rc = cr_store_exec_retry(s, r->claim->execution_id, r->claim->epoch, at,
-                             reason, cls, msg);
-  return end_txn(r, rc);
+  struct cr_exec_final f = final_of(r);
+  f.needs_executing = !r->executing && r->ran; /* it ran: show it executed */
+  return note_lost(
+      r, port(r)
+             ? port(r)->retry(port(r)->ud, &f, at, cls, msg, reason)
+             : cr_exec_write_retry(r->env->store, &f, at, cls, msg, reason));
 }
 
 static int64_t retry_delay(const struct run *r, int cls, int64_t after_ms) {
@@ -603,6 +492,9 @@ static int open_dest(struct run *r) {
 }
 
 static int load_state(struct run *r) {
+  if (port(r) != NULL)
+    return port(r)->load(port(r)->ud, r->claim, &r->state_json,
+                         &r->credentials);
   struct cr_sync_state_rec st;
   memset(&st, 0, sizeof st);
   int rc = cr_store_sync_state_latest(r->env->store, r->work->id, &st);
@@ -618,6 +510,8 @@ static int load_state(struct run *r) {
 
 static int load_credentials(struct run *r) {
   const struct cr_config_auth *a = r->work->auth;
+  if (port(r) != NULL) /* load_state took them from the port */
+    return r->credentials != NULL ? 0 : CR_EINVAL;
   if (a == NULL) {
     r->credentials = cr__strdup("{}");
     return r->credentials ? 0 : CR_ENOMEM;
@@ -652,7 +546,9 @@ static void run_cleanup(struct run *r) {
 int cr_exec_run(const struct cr_exec_env *env,
                 const struct cr_exec_claim *claim,
                 struct cr_exec_outcome *out) {
-  if (env == NULL || env->cfg == NULL || env->store == NULL || claim == NULL ||
+  if (env == NULL || env->cfg == NULL ||
+      (env->store == NULL && env->port == NULL) ||
+      (env->port != NULL && env->group != NULL) || claim == NULL ||
       out == NULL || claim->work_id == NULL)
     return CR_EINVAL;
   memset(out, 0, sizeof *out);

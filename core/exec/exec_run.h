@@ -25,9 +25,10 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "util/log.h"
+#include "exec/exec_writes.h"
 #include "plugin/plugin_host.h"
 #include "store/store.h"
+#include "util/log.h"
 
 typedef struct cr_worker_pool cr_worker_pool;
 typedef struct cr_exec_group cr_exec_group;
@@ -50,13 +51,48 @@ struct cr_exec_progress {
   int64_t elapsed_ms;
 };
 
+/* Where a run's writes go instead of a store: a remote runner sends them to
+ * its server (remote/remote_port.h), which applies them with exec_writes.h.
+ * f describes the attempt as of the call (borrowed). Every op but log
+ * returns 0, CR_ESTALE / CR_ESTATE when the lease was lost (the run stops
+ * at once and writes nothing more), or another error. Ops are called on the
+ * run's thread only. */
+struct cr_exec_port {
+  void *ud;
+  /* The work's last committed state (*state NULL when none) and the
+   * credentials to run with (*credentials, JSON text); both cr__malloc'ed,
+   * owned by the run (credentials wiped on free). */
+  int (*load)(void *ud, const struct cr_exec_claim *c, char **state,
+              char **credentials);
+  int (*executing)(void *ud, const struct cr_exec_final *f);
+  int (*renew)(void *ud, const struct cr_exec_final *f, int64_t lease_ms);
+  /* Called only after the destination flushed the records it covers. */
+  int (*checkpoint)(void *ud, const struct cr_exec_final *f, int64_t lease_ms,
+                    const char *state, size_t len, int64_t records,
+                    int64_t *version);
+  int (*credentials)(void *ud, const struct cr_exec_final *f, int64_t lease_ms,
+                     const char *json, size_t len);
+  int (*metrics)(void *ud, const struct cr_exec_final *f, uint64_t requests,
+                 uint64_t errors);
+  void (*log)(void *ud, const struct cr_exec_final *f, int level,
+              const char *text); /* may be NULL */
+  int (*completed)(void *ud, const struct cr_exec_final *f);
+  int (*failed)(void *ud, const struct cr_exec_final *f, const char *cls,
+                const char *msg);
+  int (*retry)(void *ud, const struct cr_exec_final *f, int64_t at,
+               const char *cls, const char *msg, const char *reason);
+};
+
 /* What a run needs. Everything is borrowed and must outlive the call. */
 struct cr_exec_env {
-  const cr_config *cfg;          /* the work, its authorization, redactor */
-  const cr_plugin_host *plugins; /* the work's provider plugin */
-  cr_worker_pool *pool;          /* process isolation; NULL refuses it */
-  cr_store *store;               /* this thread's connection */
-  cr_log_fn log;                 /* may be NULL */
+  const cr_config *cfg;            /* the work, its authorization, redactor */
+  const cr_plugin_host *plugins;   /* the work's provider plugin */
+  cr_worker_pool *pool;            /* process isolation; NULL refuses it */
+  cr_store *store;                 /* this thread's connection (or NULL
+                                      with port) */
+  const struct cr_exec_port *port; /* NULL: writes go to store; else to the
+                                      port (group must be NULL) */
+  cr_log_fn log;                   /* may be NULL */
   void *log_ud;
   int log_min_level;
   /* When non-zero the run is cancelled at once and the execution goes back

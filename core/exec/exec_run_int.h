@@ -45,24 +45,6 @@ int cr__exec_inline(struct run *r, char *msg, size_t msglen, int64_t *after_ms);
 int cr__exec_process(struct run *r, char *msg, size_t msglen,
                      int64_t *after_ms);
 
-/* What the completion of a successful attempt writes (plain data, so a
- * group can write it later; work_id borrowed). */
-struct cr__exec_final {
-  int64_t execution_id, epoch;
-  const char *work_id;
-  int attempt;
-  int needs_executing; /* the executing transition is not written yet */
-  int one_time;        /* the work is one-time: emit `completed` too */
-  int64_t records, checkpoints, duration_ms;
-};
-
-/* Writes the completion f inside the caller's transaction on s: the
- * executing steps when needed (executing transition, `started` on the
- * work's first run, `syncing`), the completed transition (fenced by the
- * epoch: CR_ESTALE/CR_ESTATE when the lease was lost), `synccomplete` and,
- * for a one-time work, `completed`. Other errors: store errors, CR_ENOMEM. */
-int cr__exec_write_final(cr_store *s, const struct cr__exec_final *f);
-
 /* Logs "work W execution N: text" through log (may be NULL) when level >=
  * min_level. */
 void cr__exec_log(cr_log_fn log, void *ud, int min_level, const char *work_id,
@@ -71,7 +53,7 @@ void cr__exec_log(cr_log_fn log, void *ud, int min_level, const char *work_id,
 
 /* Adds the completion f (copied) to group g with the logger of env and the
  * caller's out (borrowed until the group commits or is freed). CR_ENOMEM. */
-int cr__exec_group_add(cr_exec_group *g, const struct cr__exec_final *f,
+int cr__exec_group_add(cr_exec_group *g, const struct cr_exec_final *f,
                        const struct cr_exec_env *env,
                        struct cr_exec_outcome *out);
 
