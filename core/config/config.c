@@ -659,6 +659,11 @@ static const struct field runner_fields[] = {
      NULL, NULL},
     {"isolation", FT_ENUM, 0, offsetof(runner_t, runner_isolation), 0, 0,
      isolation_names, NULL},
+    {"offline_after", FT_DURATION, 0,
+     offsetof(runner_t, runner_offline_after_ms), MS_PER_S, MS_PER_DAY, NULL,
+     NULL},
+    {"lease", FT_DURATION, 0, offsetof(runner_t, runner_lease_ms), MS_PER_S,
+     MS_PER_DAY, NULL, NULL},
 };
 
 static void set_runner(struct ld *L, const struct where *w, const json_t *obj,
@@ -683,6 +688,8 @@ static const struct field host_fields[] = {
     {"secret_key_file", FT_PATH, 0, offsetof(host_t, api.secret_key_file), 0, 0,
      NULL, NULL},
     {"runner", FT_CUSTOM, 0, 0, 0, 0, NULL, set_runner},
+    {"runner_registration_tokens", FT_CUSTOM, 0, 0, 0, 0, NULL,
+     cr__cfg_set_runner_tokens},
     {"health_check_interval", FT_DURATION, 0,
      offsetof(host_t, health_check_interval_ms), MS_PER_S, 366 * MS_PER_DAY,
      NULL, NULL},
@@ -924,6 +931,7 @@ static const struct field work_fields[] = {
      isolation_names, NULL},
     {"memory_limit_mb", FT_INT, 0, offsetof(work_t, memory_limit_mb), 0,
      1048576, NULL, NULL},
+    {"runner", FT_CUSTOM, 0, 0, 0, 0, NULL, cr__cfg_set_work_runner},
 };
 
 static void add_work(struct ld *L, const json_t *item, size_t index) {
@@ -1359,6 +1367,8 @@ static int init_host(cr_config *cfg) {
   h->account_id = DEFAULT_ACCOUNT;
   h->runner_concurrency = 4;
   h->runner_isolation = CR_ISOLATION_PROCESS;
+  h->runner_offline_after_ms = 90 * MS_PER_S;
+  h->runner_lease_ms = 60 * MS_PER_S;
   h->health_check_interval_ms = MS_PER_DAY;
   h->event_retention_days = 90;
   cr__cfg_api_defaults(&h->api);
@@ -1462,6 +1472,7 @@ static void free_host(struct cr_config_host *h) {
   for (size_t i = 0; i < h->n_plugin_dirs; i++)
     cr__free(h->plugin_dirs[i]);
   cr__free(h->plugin_dirs);
+  cr__cfg_free_runner_tokens(h);
   for (size_t i = 0; i < h->n_api_tokens; i++)
     cr__cfg_free_secret(h->api_tokens[i].token);
   cr__free(h->api_tokens);
@@ -1481,6 +1492,7 @@ void cr_config_free(cr_config *cfg) {
     cr_schedule_free(cfg->works[i].schedule.sched);
     cr__free(cfg->works[i].destination.path);
     json_decref(cfg->works[i].config);
+    cr__free(cfg->works[i].runner_labels);
   }
   cr__free(cfg->works);
   for (size_t i = 0; i < cfg->n_subscriptions; i++) {

@@ -91,6 +91,16 @@ struct cr_config_api {
                                <data_dir>/secret.key */
 };
 
+/* A registration token remote runners exchange for a runner id and a token
+ * of their own (host.runner_registration_tokens). */
+struct cr_config_runner_token {
+  const char *name;
+  char *token;         /* resolved secret */
+  const char **labels; /* fixed labels every runner registered with it
+                          gets (owned array, borrowed strings) */
+  size_t n_labels;
+};
+
 struct cr_config_host {
   char *data_dir;     /* absolute; default <config dir>/data */
   char **plugin_dirs; /* absolute paths; may be empty; when the file names
@@ -102,6 +112,10 @@ struct cr_config_host {
   size_t n_api_tokens;
   int runner_concurrency;           /* default 4 */
   int runner_isolation;             /* enum cr_isolation; default process */
+  struct cr_config_runner_token *runner_tokens;
+  size_t n_runner_tokens;
+  int64_t runner_offline_after_ms; /* host.runner.offline_after; 90 s */
+  int64_t runner_lease_ms;         /* host.runner.lease (remote); 60 s */
   int64_t health_check_interval_ms; /* default 24h */
   int event_retention_days;         /* default 90 */
   struct cr_config_api api;         /* REST API settings */
@@ -158,6 +172,10 @@ struct cr_config_work {
   int64_t timeout_ms;            /* default 1h */
   int isolation;                 /* enum cr_isolation; default: host's */
   int memory_limit_mb;           /* 0 = no limit (default) */
+  const char **runner_labels;    /* runner: {labels: [...]}: only a remote
+                                    runner holding all of them runs it (owned
+                                    array, borrowed strings); NULL = none */
+  size_t n_runner_labels;
   const json_t *def;
   uint64_t config_hash;
   struct cr_mark mark;

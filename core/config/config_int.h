@@ -165,6 +165,15 @@ void cr__cfg_set_api(struct ld *L, const struct where *w, const json_t *obj,
 void cr__cfg_set_tls(struct ld *L, const struct where *w, const json_t *obj,
                      const struct field *f, const json_t *v, void *t);
 void cr__cfg_api_defaults(struct cr_config_api *a);
+/* config_runners.c: host.runner_registration_tokens, the remote-runner keys
+ * of host.runner (offline_after, lease) and a work's runner: {labels}. */
+void cr__cfg_set_runner_tokens(struct ld *L, const struct where *w,
+                               const json_t *obj, const struct field *f,
+                               const json_t *v, void *t);
+void cr__cfg_set_work_runner(struct ld *L, const struct where *w,
+                             const json_t *obj, const struct field *f,
+                             const json_t *v, void *t);
+void cr__cfg_free_runner_tokens(struct cr_config_host *h);
 /* config_index.c: indexes the works by authorization (after finish). */
 void cr__cfg_index_works(struct ld *L);
 /* config_api.c: appends the API objects' document (root borrowed) to the

@@ -80,7 +80,14 @@ static int apply_work(cr_store *s, const struct cr_config_work *w,
   char hash[17];
   hash_text(w->config_hash, hash);
   char *sched = dump(w->schedule.def), *dest = dump(w->destination.def),
-       *conf = dump(w->config);
+       *conf = dump(w->config), *labels = NULL;
+  if (w->runner_labels != NULL) {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < w->n_runner_labels; i++)
+      json_array_append_new(arr, json_string(w->runner_labels[i]));
+    labels = dump(arr);
+    json_decref(arr);
+  }
   struct cr_work_rec rec = {
       .id = (char *)w->id,
       .name = (char *)w->name,
@@ -93,6 +100,7 @@ static int apply_work(cr_store *s, const struct cr_config_work *w,
       .enabled = w->enabled,
       .error_email_notifications = w->error_email_notifications,
       .max_attempts = w->max_attempts,
+      .runner_labels_json = labels,
   };
   int changed = CR_STORE_UNCHANGED;
   int rc = cr_store_begin(s);
@@ -111,6 +119,7 @@ static int apply_work(cr_store *s, const struct cr_config_work *w,
   free(sched);
   free(dest);
   free(conf);
+  free(labels);
   if (rc == 0)
     count(st, changed);
   return rc;

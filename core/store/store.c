@@ -599,6 +599,16 @@ int cr_store_exec_claim(cr_store *s, const char *runner_id,
                         const char *const *providers, size_t nproviders,
                         size_t slots, int64_t lease_ms,
                         struct cr_exec_claim **out, size_t *n) {
+  return cr_store_exec_claim_routed(s, runner_id, providers, nproviders, NULL,
+                                    NULL, slots, lease_ms, out, n);
+}
+
+int cr_store_exec_claim_routed(cr_store *s, const char *runner_id,
+                               const char *const *providers, size_t nproviders,
+                               const char *labels_json,
+                               const char *exclude_json, size_t slots,
+                               int64_t lease_ms, struct cr_exec_claim **out,
+                               size_t *n) {
   if (!ready(s) || out == NULL || n == NULL)
     return CR_EINVAL;
   *out = NULL;
@@ -613,8 +623,8 @@ int cr_store_exec_claim(cr_store *s, const char *runner_id,
       return invalid(s, "claim provider is empty");
   if (slots == 0)
     return 0;
-  return CALL(s, exec_claim, runner_id, providers, nproviders, slots,
-              cr__now_ms(), lease_ms, out, n);
+  return CALL(s, exec_claim, runner_id, providers, nproviders, labels_json,
+              exclude_json, slots, cr__now_ms(), lease_ms, out, n);
 }
 
 int cr_store_exec_claim_one(cr_store *s, int64_t id, const char *runner_id,
@@ -989,6 +999,7 @@ void cr_work_rec_clear(struct cr_work_rec *r) {
   cr__free(r->destination_json);
   cr__free(r->config_json);
   cr__free(r->config_hash);
+  cr__free(r->runner_labels_json);
   memset(r, 0, sizeof *r);
 }
 
@@ -1103,4 +1114,107 @@ void cr_delivery_attempt_free_list(struct cr_delivery_attempt_rec *a,
   for (size_t i = 0; a != NULL && i < n; i++)
     cr__free(a[i].error);
   cr__free(a);
+}
+
+/* ---- Remote runners, reports, execution logs (store_runners.h) ---------- */
+
+int cr_store_runner_add(cr_store *s, const struct cr_runner_rec *rec) {
+  if (!ready(s) || rec == NULL)
+    return CR_EINVAL;
+  if (bad_str(rec->id) || bad_str(rec->token_hash))
+    return invalid(s, "a runner needs an id and a token hash");
+  return CALL(s, runner_add, rec, cr__now_ms());
+}
+
+int cr_store_runner_get(cr_store *s, const char *id,
+                        struct cr_runner_rec *out) {
+  if (!ready(s) || out == NULL || bad_str(id))
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  return CALL(s, runner_get, id, out);
+}
+
+int cr_store_runner_list(cr_store *s, struct cr_runner_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  return CALL(s, runner_list, out, n);
+}
+
+int cr_store_runner_checkin(cr_store *s, const struct cr_runner_rec *rec,
+                            int *was_online) {
+  if (!ready(s) || rec == NULL || bad_str(rec->id))
+    return CR_EINVAL;
+  return CALL(s, runner_checkin, rec, cr__now_ms(), was_online);
+}
+
+int cr_store_runner_revoke(cr_store *s, const char *id) {
+  if (!ready(s) || bad_str(id))
+    return CR_EINVAL;
+  return CALL(s, runner_revoke, id, cr__now_ms());
+}
+
+int cr_store_runner_mark_offline(cr_store *s, int64_t cutoff, char ***ids,
+                                 size_t *n) {
+  if (!ready(s) || ids == NULL || n == NULL)
+    return CR_EINVAL;
+  *ids = NULL;
+  *n = 0;
+  return CALL(s, runner_mark_offline, cutoff, ids, n);
+}
+
+int cr_store_exec_report_get(cr_store *s, int64_t id, int64_t *epoch,
+                             int64_t *seq, char **result) {
+  if (!ready(s) || epoch == NULL || seq == NULL || result == NULL)
+    return CR_EINVAL;
+  *epoch = *seq = 0;
+  *result = NULL;
+  return CALL(s, exec_report_get, id, epoch, seq, result);
+}
+
+int cr_store_exec_report_set(cr_store *s, int64_t id, int64_t epoch,
+                             int64_t seq, const char *result) {
+  if (!ready(s) || epoch < 0 || seq < 0)
+    return CR_EINVAL;
+  return CALL(s, exec_report_set, id, epoch, seq, result);
+}
+
+int cr_store_exec_log_add(cr_store *s, int64_t id, int level,
+                          const char *text) {
+  if (!ready(s) || text == NULL)
+    return CR_EINVAL;
+  return CALL(s, exec_log_add, id, cr__now_ms(), level, text);
+}
+
+int cr_store_exec_log_list(cr_store *s, int64_t id, size_t limit,
+                           struct cr_exec_log_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  return CALL(s, exec_log_list, id, clamp_limit(limit, 200, 1000), out, n);
+}
+
+void cr_runner_rec_clear(struct cr_runner_rec *r) {
+  if (r == NULL)
+    return;
+  char *const f[] = {r->id,          r->name,           r->version,
+                     r->labels_json, r->providers_json, r->registration,
+                     r->token_hash};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+    cr__free(f[i]);
+  memset(r, 0, sizeof *r);
+}
+
+void cr_runner_rec_free_list(struct cr_runner_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++)
+    cr_runner_rec_clear(&r[i]);
+  cr__free(r);
+}
+
+void cr_exec_log_rec_free_list(struct cr_exec_log_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++)
+    cr__free(r[i].text);
+  cr__free(r);
 }

@@ -102,6 +102,7 @@ struct cr_auth_rec {
 struct cr_work_rec {
   char *id, *name, *provider, *authorization_id, *schedule_json,
       *destination_json, *config_json, *config_hash;
+  char *runner_labels_json; /* JSON array of runner labels, NULL = none */
   int enabled, error_email_notifications, max_attempts;
   int64_t next_run_at, created_at, updated_at;
 };

@@ -12,6 +12,7 @@
 #define CR_STORE_INT_H
 
 #include "store/store.h"
+#include "store/store_runners.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,8 +77,10 @@ struct cr_store_ops {
   int (*exec_create)(cr_store *s, const char *work_id, int64_t now,
                      int64_t *id_out);
   int (*exec_get)(cr_store *s, int64_t id, struct cr_exec_rec *out);
+  /* labels_json / exclude_json: cr_store_exec_claim_routed (NULL = none) */
   int (*exec_claim)(cr_store *s, const char *runner_id,
                     const char *const *providers, size_t nproviders,
+                    const char *labels_json, const char *exclude_json,
                     size_t slots, int64_t now, int64_t lease_ms,
                     struct cr_exec_claim **out, size_t *n);
   int (*exec_claim_one)(cr_store *s, int64_t id, const char *runner_id,
@@ -159,6 +162,24 @@ struct cr_store_ops {
                        const char *error, int64_t next_attempt_at, int64_t now);
   int (*outbox_replay)(cr_store *s, const char *sub_id, int64_t since_ms,
                        int64_t now, size_t *n);
+
+  /* Remote runners (store_runners.h). */
+  int (*runner_add)(cr_store *s, const struct cr_runner_rec *rec, int64_t now);
+  int (*runner_get)(cr_store *s, const char *id, struct cr_runner_rec *out);
+  int (*runner_list)(cr_store *s, struct cr_runner_rec **out, size_t *n);
+  int (*runner_checkin)(cr_store *s, const struct cr_runner_rec *rec,
+                        int64_t now, int *was_online);
+  int (*runner_revoke)(cr_store *s, const char *id, int64_t now);
+  int (*runner_mark_offline)(cr_store *s, int64_t cutoff, char ***ids,
+                             size_t *n);
+  int (*exec_report_get)(cr_store *s, int64_t id, int64_t *epoch,
+                         int64_t *seq, char **result);
+  int (*exec_report_set)(cr_store *s, int64_t id, int64_t epoch, int64_t seq,
+                         const char *result);
+  int (*exec_log_add)(cr_store *s, int64_t id, int64_t at, int level,
+                      const char *text);
+  int (*exec_log_list)(cr_store *s, int64_t id, size_t limit,
+                       struct cr_exec_log_rec **out, size_t *n);
 };
 
 /* The base of every backend's store object (its first member). */

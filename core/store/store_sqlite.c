@@ -333,9 +333,38 @@ static const char MIGRATION_9[] =
   "  PRIMARY KEY (token, key)) WITHOUT ROWID;"
   "CREATE INDEX api_idempotency_by_age ON api_idempotency(created_at);";
 
+/* Version 10: remote runners (registration, token hash, labels, online
+ * state, revocation), the runner labels a work asks for (claims route by
+ * them), the last report applied per execution (a retried report is applied
+ * once) and the executions' log lines (a remote runner's sync log). */
+static const char MIGRATION_10[] =
+  "ALTER TABLE works ADD COLUMN runner_labels_json TEXT"
+  "  CHECK (runner_labels_json IS NULL OR json_valid(runner_labels_json));"
+  "ALTER TABLE runners ADD COLUMN token_hash TEXT;"
+  "ALTER TABLE runners ADD COLUMN labels_json TEXT"
+  "  CHECK (labels_json IS NULL OR json_valid(labels_json));"
+  "ALTER TABLE runners ADD COLUMN version TEXT;"
+  "ALTER TABLE runners ADD COLUMN slots_free INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE runners ADD COLUMN registered_at INTEGER;"
+  "ALTER TABLE runners ADD COLUMN revoked_at INTEGER;"
+  "ALTER TABLE runners ADD COLUMN online INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE runners ADD COLUMN registration TEXT;"
+  "ALTER TABLE executions ADD COLUMN report_epoch INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE executions ADD COLUMN report_seq INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE executions ADD COLUMN report_result TEXT;"
+  "CREATE TABLE execution_logs ("
+  "  id INTEGER PRIMARY KEY,"
+  "  execution_id INTEGER NOT NULL"
+  "    REFERENCES executions(id) ON DELETE CASCADE,"
+  "  at INTEGER NOT NULL,"
+  "  level INTEGER NOT NULL,"
+  "  text TEXT NOT NULL);"
+  "CREATE INDEX execution_logs_by_execution"
+  "  ON execution_logs(execution_id, id);";
+
 static const char *const migrations[] = {
     MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
-    MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9};
+    MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 // clang-format on
 
@@ -508,7 +537,8 @@ static int read_work(sqlite3_stmt *st, void *p) {
   r->next_run_at = sqlite3_column_int64(st, 11);
   r->created_at = sqlite3_column_int64(st, 12);
   r->updated_at = sqlite3_column_int64(st, 13);
-  return cr__sq_col_strs(st, 0, f, sizeof f / sizeof f[0]);
+  int rc = cr__sq_col_strs(st, 0, f, sizeof f / sizeof f[0]);
+  return rc == 0 ? cr__sq_col_str(st, 14, &r->runner_labels_json) : rc;
 }
 
 static int read_event(sqlite3_stmt *st, void *p) {
@@ -839,6 +869,7 @@ static int work_write(struct sq_store *q, const struct cr_work_rec *r,
   cr__sq_bind_time(st, 12, r->next_run_at);
   sqlite3_bind_int64(st, 13, created);
   sqlite3_bind_int64(st, 14, now);
+  cr__sq_bind_str(st, 15, r->runner_labels_json);
   return cr__sq_step_done(q, st);
 }
 
@@ -1671,6 +1702,16 @@ static const struct cr_store_ops sqlite_ops = {
     .api_object_put = cr__sq_api_object_put,
     .api_object_list = cr__sq_api_object_list,
     .api_object_delete = cr__sq_api_object_delete,
+    .runner_add = cr__sq_runner_add,
+    .runner_get = cr__sq_runner_get,
+    .runner_list = cr__sq_runner_list,
+    .runner_checkin = cr__sq_runner_checkin,
+    .runner_revoke = cr__sq_runner_revoke,
+    .runner_mark_offline = cr__sq_runner_mark_offline,
+    .exec_report_get = cr__sq_exec_report_get,
+    .exec_report_set = cr__sq_exec_report_set,
+    .exec_log_add = cr__sq_exec_log_add,
+    .exec_log_list = cr__sq_exec_log_list,
     .idem_get = cr__sq_idem_get,
     .idem_put = cr__sq_idem_put,
     .outbox_enqueue = cr__sq_outbox_enqueue,

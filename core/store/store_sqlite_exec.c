@@ -140,7 +140,8 @@ static int providers_json(const char *const *p, size_t n, char **out) {
 
 /* The oldest claimable execution (not_before reached) into *id; CR_ENOENT when
  * none. */
-static int claim_candidate(struct sq_store *q, const char *provs, int64_t now,
+static int claim_candidate(struct sq_store *q, const char *provs,
+                           const char *const route[2], int64_t now,
                            int64_t *id) {
   sqlite3_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_CANDIDATE, &st);
@@ -148,6 +149,8 @@ static int claim_candidate(struct sq_store *q, const char *provs, int64_t now,
     return rc;
   cr__sq_bind_str(st, 1, provs);
   sqlite3_bind_int64(st, 2, now);
+  cr__sq_bind_str(st, 3, route[0]);
+  cr__sq_bind_str(st, 4, route[1]);
   int src = sqlite3_step(st);
   if (src == SQLITE_ROW)
     *id = sqlite3_column_int64(st, 0);
@@ -193,7 +196,8 @@ static int claim_take(struct sq_store *q, int64_t id, const char *runner,
 /* The claim loop inside the operation's transaction: one candidate at a
  * time, so a work claimed in this round is excluded from the next. */
 static int claim_rounds(struct sq_store *q, const char *runner,
-                        const char *provs, size_t slots, int64_t now,
+                        const char *provs, const char *const route[2],
+                        size_t slots, int64_t now,
                         int64_t lease_ms, struct cr_exec_claim **arr,
                         size_t *cnt) {
   size_t cap = 0;
@@ -205,7 +209,7 @@ static int claim_rounds(struct sq_store *q, const char *runner,
   int rc = 0;
   while (rc == 0 && *cnt < slots) {
     int64_t id = 0;
-    rc = claim_candidate(q, provs, now, &id);
+    rc = claim_candidate(q, provs, route, now, &id);
     if (rc == CR_ENOENT) {
       rc = 0;
       break;
@@ -317,6 +321,7 @@ int cr__sq_exec_claim_one(cr_store *s, int64_t id, const char *runner_id,
 
 int cr__sq_exec_claim(cr_store *s, const char *runner_id,
                       const char *const *providers, size_t nproviders,
+                      const char *labels_json, const char *exclude_json,
                       size_t slots, int64_t now, int64_t lease_ms,
                       struct cr_exec_claim **out, size_t *n) {
   struct sq_store *q = sqs(s);
@@ -336,7 +341,9 @@ int cr__sq_exec_claim(cr_store *s, const char *runner_id,
   }
   struct cr_exec_claim *arr = NULL;
   size_t cnt = 0;
-  rc = claim_rounds(q, runner_id, provs, slots, now, lease_ms, &arr, &cnt);
+  const char *const route[2] = {labels_json, exclude_json};
+  rc = claim_rounds(q, runner_id, provs, route, slots, now, lease_ms, &arr,
+                    &cnt);
   rc = cr__sq_op_end(q, rc);
   cr__free(provs);
   if (rc != 0) {

@@ -24,7 +24,11 @@
 #define WORK_COLS \
   "id, name, provider, authorization_id, schedule_json, destination_json, " \
   "config_json, config_hash, enabled, error_email_notifications, " \
-  "max_attempts, next_run_at, created_at, updated_at"
+  "max_attempts, next_run_at, created_at, updated_at, runner_labels_json"
+#define RUNNER_COLS \
+  "id, name, version, labels_json, providers_json, registration, " \
+  "token_hash, slots, slots_free, registered_at, last_seen_at, " \
+  "COALESCE(revoked_at, 0), online"
 #define EVENT_COLS \
   "id, at, seq, subject_type, subject_id, verb, actor, data_json"
 #define EXEC_COLS \
@@ -97,7 +101,7 @@
     "FROM works WHERE id = ?1") \
   X(WORK_WRITE, \
     "INSERT INTO works (" WORK_COLS ", deleted_at) VALUES (?1, ?2, ?3, ?4, " \
-    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL) " \
+    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL) " \
     "ON CONFLICT (id) DO UPDATE SET name = excluded.name, " \
     "provider = excluded.provider, " \
     "authorization_id = excluded.authorization_id, " \
@@ -107,6 +111,7 @@
     "config_hash = excluded.config_hash, enabled = excluded.enabled, " \
     "error_email_notifications = excluded.error_email_notifications, " \
     "max_attempts = excluded.max_attempts, " \
+    "runner_labels_json = excluded.runner_labels_json, " \
     "next_run_at = CASE WHEN deleted_at IS NOT NULL " \
     "THEN excluded.next_run_at " \
     "ELSE COALESCE(excluded.next_run_at, next_run_at) END, " \
@@ -308,6 +313,11 @@
     "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
     "AND w.provider IN (SELECT value FROM json_each(?1)) " \
     "AND (e.not_before IS NULL OR e.not_before <= ?2) " \
+    "AND (w.runner_labels_json IS NULL OR NOT EXISTS (SELECT 1 FROM " \
+    "json_each(w.runner_labels_json) l WHERE l.value NOT IN (SELECT value " \
+    "FROM json_each(COALESCE(?3, '[]'))))) " \
+    "AND (w.runner_labels_json IS NOT NULL OR w.provider NOT IN (SELECT " \
+    "value FROM json_each(COALESCE(?4, '[]')))) " \
     "AND NOT EXISTS (SELECT 1 FROM executions o WHERE o.work_id = e.work_id " \
     "AND o.state IN " EXEC_LEASED ") ORDER BY e.created_at, e.id LIMIT 1") \
   X(EXEC_TAKE, \
@@ -353,6 +363,41 @@
     "UPDATE executions SET state = 'created', attempt = attempt + 1, " \
     "runner_id = NULL, lease_expires_at = NULL, updated_at = ?2 " \
     "WHERE runner_id = ?1 AND state IN " EXEC_LEASED) \
+  X(RUNNER_ADD, \
+    "INSERT INTO runners (id, name, version, labels_json, providers_json, " \
+    "registration, token_hash, slots, slots_free, registered_at, " \
+    "last_seen_at, online) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, " \
+    "?10, ?10, 1)") \
+  X(RUNNER_GET, "SELECT " RUNNER_COLS " FROM runners WHERE id = ?1") \
+  X(RUNNER_LIST, "SELECT " RUNNER_COLS " FROM runners ORDER BY id") \
+  X(RUNNER_CHECKIN, \
+    "UPDATE runners SET name = COALESCE(?2, name), " \
+    "version = COALESCE(?3, version), " \
+    "labels_json = COALESCE(?4, labels_json), " \
+    "providers_json = COALESCE(?5, providers_json), " \
+    "slots = CASE WHEN ?6 >= 0 THEN ?6 ELSE slots END, " \
+    "slots_free = CASE WHEN ?7 >= 0 THEN ?7 ELSE slots_free END, " \
+    "last_seen_at = ?8, online = 1 WHERE id = ?1 AND revoked_at IS NULL") \
+  X(RUNNER_STATE, \
+    "SELECT online, revoked_at IS NOT NULL FROM runners WHERE id = ?1") \
+  X(RUNNER_REVOKE, \
+    "UPDATE runners SET revoked_at = ?2, online = 0 " \
+    "WHERE id = ?1 AND revoked_at IS NULL") \
+  X(RUNNER_OFFLINE, \
+    "UPDATE runners SET online = 0 WHERE online = 1 AND last_seen_at <= ?1 " \
+    "RETURNING id") \
+  X(EXEC_REPORT_GET, \
+    "SELECT report_epoch, report_seq, report_result FROM executions " \
+    "WHERE id = ?1") \
+  X(EXEC_REPORT_SET, \
+    "UPDATE executions SET report_epoch = ?2, report_seq = ?3, " \
+    "report_result = ?4 WHERE id = ?1") \
+  X(EXEC_LOG_ADD, \
+    "INSERT INTO execution_logs (execution_id, at, level, text) " \
+    "SELECT id, ?2, ?3, substr(?4, 1, 4000) FROM executions WHERE id = ?1") \
+  X(EXEC_LOG_LIST, \
+    "SELECT id, at, level, text FROM execution_logs WHERE execution_id = ?1 " \
+    "ORDER BY id LIMIT ?2") \
   X(EXEC_WORK_OPEN, \
     "SELECT EXISTS (SELECT 1 FROM executions WHERE work_id = ?1 " \
     "AND state IN " EXEC_OPEN ")") \
@@ -467,8 +512,27 @@ int cr__sq_step_int(struct sq_store *q, sqlite3_stmt *st, int64_t *out,
 
 int cr__sq_exec_claim(cr_store *s, const char *runner_id,
                       const char *const *providers, size_t nproviders,
+                      const char *labels_json, const char *exclude_json,
                       size_t slots, int64_t now, int64_t lease_ms,
                       struct cr_exec_claim **out, size_t *n);
+/* store_sqlite_runners.c: remote runners, reports and execution logs. */
+int cr__sq_runner_add(cr_store *s, const struct cr_runner_rec *rec,
+                      int64_t now);
+int cr__sq_runner_get(cr_store *s, const char *id, struct cr_runner_rec *out);
+int cr__sq_runner_list(cr_store *s, struct cr_runner_rec **out, size_t *n);
+int cr__sq_runner_checkin(cr_store *s, const struct cr_runner_rec *rec,
+                          int64_t now, int *was_online);
+int cr__sq_runner_revoke(cr_store *s, const char *id, int64_t now);
+int cr__sq_runner_mark_offline(cr_store *s, int64_t cutoff, char ***ids,
+                               size_t *n);
+int cr__sq_exec_report_get(cr_store *s, int64_t id, int64_t *epoch,
+                           int64_t *seq, char **result);
+int cr__sq_exec_report_set(cr_store *s, int64_t id, int64_t epoch,
+                           int64_t seq, const char *result);
+int cr__sq_exec_log_add(cr_store *s, int64_t id, int64_t at, int level,
+                        const char *text);
+int cr__sq_exec_log_list(cr_store *s, int64_t id, size_t limit,
+                         struct cr_exec_log_rec **out, size_t *n);
 int cr__sq_exec_claim_one(cr_store *s, int64_t id, const char *runner_id,
                           int64_t now, int64_t lease_ms,
                           struct cr_exec_claim *out);
