@@ -561,6 +561,8 @@ int cr_api_start(const struct cr_api_options *o, const cr_config *cfg,
   if (rc == 0)
     rc = cr__api_sse_start(a);
   if (rc == 0)
+    rc = cr__api_claims_start(a);
+  if (rc == 0)
     rc = start_mhd(a, c, &ss, errbuf, errlen);
   if (rc != 0) {
     cr_api_free(a);
@@ -581,9 +583,11 @@ void cr_api_free(cr_api *a) {
   for (int i = 0; i < 60000 && atomic_load(&a->slow_running) > 0; i++)
     usleep(1000);
   cr__api_sse_stop(a);
+  cr__api_claims_stop(a);
   if (a->mhd != NULL)
     MHD_stop_daemon(a->mhd);
   cr__api_sse_end(a);
+  cr__api_claims_end(a);
   pool_close(a);
   cr__api_stats_free(a->stats);
   wipe_free(a->tls_cert);

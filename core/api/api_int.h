@@ -45,6 +45,13 @@ struct cr_api {
   int sse_quit, sse_started;
   atomic_int_fast64_t last_event_id;
   char *tls_cert, *tls_key; /* PEM texts (wiped on free) */
+  /* Long-poll claims of remote runners waiting (api_runners.c). */
+  uv_mutex_t claim_mu;
+  uv_cond_t claim_cv;
+  uv_thread_t claim_thread;
+  struct cr__claim_poll *claim_waiting;
+  atomic_int claim_quit;
+  int claim_signalled, claim_started;
   /* Slow routes run on threads of their own (see api.c). */
   atomic_int slow_running;
   atomic_int cancel; /* set on stop: slow handlers give up */
@@ -232,6 +239,17 @@ void cr__api_stats_add(struct cr__api_stats *s, int route, int status,
 /* Start: the watcher thread. Stop: ends every stream and joins the
  * watcher (before libmicrohttpd stops). End: frees what start made (after
  * libmicrohttpd stopped: streams release themselves until then). */
+/* api_runners.c: the long-poll claims' watcher: start (also watches the
+ * store's claim signal), stop (resumes every waiting poll), end. */
+int cr__api_claims_start(cr_api *a);
+void cr__api_claims_stop(cr_api *a);
+void cr__api_claims_end(cr_api *a);
+void cr__api_runner_register(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_runner_get(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_runner_delete(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_runner_checkin(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_runner_claims(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_runner_report(struct cr__api_req *r, struct cr__api_res *res);
 int cr__api_sse_start(cr_api *a);
 void cr__api_sse_stop(cr_api *a);
 void cr__api_sse_end(cr_api *a);

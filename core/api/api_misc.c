@@ -155,23 +155,3 @@ void cr__api_plugin_get(struct cr__api_req *r, struct cr__api_res *res) {
   int rc = cr_ctl_plugin_view(&c, r->params[0], &v);
   cr__api_reply(res, rc, v, "plugin");
 }
-
-void cr__api_runner_list(struct cr__api_req *r, struct cr__api_res *res) {
-  const struct cr_api_hooks *h = &r->api->o.hooks;
-  int total = 0, busy = 0;
-  if (h->runner_slots)
-    h->runner_slots(h->ud, &total, &busy);
-  json_t *providers = json_array();
-  for (size_t i = 0; i < cr_plugin_host_count(r->api->o.plugins); i++)
-    json_array_append_new(
-        providers,
-        json_string(
-            cr_plugin_desc(cr_plugin_host_at(r->api->o.plugins, i))->name));
-  json_t *local = json_pack(
-      "{s:s, s:s, s:s, s:s, s:o, s:i, s:i, s:o}", "id", r->api->runner_id,
-      "name", "local runner", "kind", "local", "status",
-      h->loop_alive == NULL || h->loop_alive(h->ud) ? "online" : "offline",
-      "last_check_in", cr_ctl_jtime(cr__now_ms()), "slots", total, "running",
-      busy, "providers", providers);
-  cr__api_json(res, 200, json_pack("{s:[o]}", "items", local));
-}

@@ -60,6 +60,18 @@ const struct cr__api_route cr__api_routes[] = {
     {"GET", "/v1/plugins", R, cr__api_plugin_list, "listPlugins", 0},
     {"GET", "/v1/plugins/{name}", R, cr__api_plugin_get, "getPlugin", 0},
     {"GET", "/v1/runners", R, cr__api_runner_list, "listRunners", 0},
+    /* Remote runners: registration carries a registration token in its
+     * body, and a runner's own calls its token (checked by the handler). */
+    {"POST", "/v1/runners/register", 0, cr__api_runner_register,
+     "registerRunner", 0},
+    {"GET", "/v1/runners/{id}", R, cr__api_runner_get, "getRunner", 0},
+    {"DELETE", "/v1/runners/{id}", A, cr__api_runner_delete, "revokeRunner", 0},
+    {"POST", "/v1/runners/{id}/checkin", 0, cr__api_runner_checkin,
+     "checkinRunner", 0},
+    {"POST", "/v1/runners/{id}/claims", 0, cr__api_runner_claims,
+     "claimExecutions", 0},
+    {"POST", "/v1/runners/{id}/executions/{eid}/reports", 0,
+     cr__api_runner_report, "reportExecution", 0},
 };
 
 const size_t cr__api_n_routes =

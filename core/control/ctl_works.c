@@ -10,10 +10,12 @@
 
 #include "control/ctl_int.h"
 #include "control/ctl_objects.h"
+#include "control/ctl_runners.h"
 #include "events/events.h"
 #include "exec/execution.h"
 #include "exec/schedule.h"
 #include "exec/scheduler.h"
+#include "store/store_runners.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -252,12 +254,38 @@ int cr_ctl_exec_list(const struct cr_ctl *c, const char *work_id,
   return 0;
 }
 
+/* A Created execution's waiting reason (no runner can take it) and the
+ * log lines a remote runner sent. */
+static void add_runner_view(const struct cr_ctl *c, const struct cr_exec_rec *e,
+                            json_t *j) {
+  const struct cr_config_work *w = cr_config_find_work(c->cfg, e->work_id);
+  const cr_plugin *p =
+      w && c->plugins ? cr_plugin_host_find(c->plugins, w->provider) : NULL;
+  int local =
+      p != NULL && (cr_plugin_desc(p)->capabilities & CR_PLUGIN_CAP_READ);
+  char *why = cr_ctl_exec_waiting_reason(c, e, local);
+  if (why != NULL)
+    json_object_set_new(j, "waiting_reason", json_string(why));
+  cr__free(why);
+  struct cr_exec_log_rec *l = NULL;
+  size_t n = 0;
+  json_t *arr = json_array();
+  if (cr_store_exec_log_list(c->store, e->id, 0, &l, &n) == 0)
+    for (size_t i = 0; i < n; i++)
+      json_array_append_new(arr, json_pack("{s:o, s:i, s:s}", "at",
+                                           cr_ctl_jtime(l[i].at), "level",
+                                           l[i].level, "text", l[i].text));
+  cr_exec_log_rec_free_list(l, n);
+  json_object_set_new(j, "log", arr);
+}
+
 int cr_ctl_exec_view(const struct cr_ctl *c, int64_t id, json_t **out) {
   struct cr_exec_rec e = {0};
   int rc = cr_store_exec_get(c->store, id, &e);
   if (rc != 0)
     return rc;
   json_t *j = exec_json(c, &e);
+  add_runner_view(c, &e, j);
   cr_exec_rec_clear(&e);
   struct cr_exec_transition_rec *t = NULL;
   size_t n = 0;

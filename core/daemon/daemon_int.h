@@ -24,7 +24,8 @@ struct cr__runner {
   char *worker_exe;   /* connrun binary for process isolation, or NULL */
   unsigned concurrency, running;
   int64_t lease_ms, retry_base_ms, grace_ms;
-  int64_t last_prune_ms; /* retention pass (hourly) */
+  int64_t last_prune_ms;        /* retention pass (hourly) */
+  int64_t last_offline_scan_ms; /* remote runners' offline scan */
   cr_scheduler *sched;
   cr_worker_pool *pool; /* thread-safe */
   uv_thread_t *threads;

@@ -20,6 +20,7 @@
  * attempt (retried by the next start or another runner). */
 #include "daemon/daemon_int.h"
 
+#include "control/ctl_runners.h"
 #include <inttypes.h>
 #include <string.h>
 
@@ -228,6 +229,27 @@ static void prune_events(cr_daemon *d) {
                     deleted, days);
 }
 
+/* Remote runners not seen within host.runner.offline_after go offline (at
+ * most once a second). */
+static void runners_offline(cr_daemon *d) {
+  struct cr__runner *rn = &d->runner;
+  int64_t now = cr__now_ms();
+  if (now - rn->last_offline_scan_ms < 1000)
+    return;
+  rn->last_offline_scan_ms = now;
+  const cr_config *cfg = d->cfg->cfg;
+  struct cr_ctl c = {.store = d->store, .cfg = cfg, .plugins = d->plugins};
+  size_t n = 0;
+  int rc =
+      cr_ctl_runner_offline_scan(&c, cfg->host.runner_offline_after_ms, &n);
+  if (rc != 0)
+    cr__daemon_logf(d, CR_LOG_WARN, "runners: offline scan failed: %s",
+                    cr_strerror(rc));
+  else if (n > 0)
+    cr__daemon_logf(d, CR_LOG_WARN,
+                    "runners: %zu remote runner(s) went offline", n);
+}
+
 void cr__daemon_runner_cycle(cr_daemon *d) {
   struct cr__runner *rn = &d->runner;
   if (d->stopping || !rn->started)
@@ -244,6 +266,7 @@ void cr__daemon_runner_cycle(cr_daemon *d) {
                     "runner: %zu expired lease(s) put back as new attempts",
                     expired);
   claim_some(d);
+  runners_offline(d);
   cr__daemon_alerts_scan(d);
   prune_events(d);
 }

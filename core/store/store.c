@@ -5,6 +5,7 @@
 
 #include "events/sub_filter.h"
 #include "exec/execution.h"
+#include "store/claim_signal.h"
 #include "store/store_int.h"
 #include "store/store_sqlite.h"
 #include "util/alloc.h"
@@ -167,22 +168,54 @@ int cr_store_schema_version(cr_store *s, int *out) {
   return CALL(s, schema_version, out);
 }
 
+/* Claimable executions are announced (claim_signal.h) once the change is
+ * committed: at once outside a transaction, else when the outermost one
+ * commits. */
+static int claimable(cr_store *s, int rc) {
+  if (rc != 0)
+    return rc;
+  if (s->txn_depth > 0)
+    s->signal_pending = 1;
+  else
+    cr_claim_signal();
+  return rc;
+}
+
 int cr_store_begin(cr_store *s) {
   if (!ready(s))
     return CR_EINVAL;
-  return s->ops->begin(s);
+  int rc = s->ops->begin(s);
+  if (rc == 0)
+    s->txn_depth++;
+  return rc;
+}
+
+/* The end of a transaction level (committed or not). */
+static void txn_end(cr_store *s, int committed) {
+  if (s->txn_depth > 0)
+    s->txn_depth--;
+  if (s->txn_depth == 0) {
+    if (committed && s->signal_pending)
+      cr_claim_signal();
+    s->signal_pending = 0;
+  }
 }
 
 int cr_store_commit(cr_store *s) {
   if (!ready(s))
     return CR_EINVAL;
-  return s->ops->commit(s);
+  int rc = s->ops->commit(s);
+  txn_end(s, rc == 0);
+  return rc;
 }
 
 int cr_store_rollback(cr_store *s) {
   if (!ready(s))
     return CR_EINVAL;
-  return s->ops->rollback(s);
+  int rc = s->ops->rollback(s);
+  if (rc == 0) /* else no transaction was open (the backend's depth) */
+    txn_end(s, 0);
+  return rc;
 }
 
 int cr_store_savepoint(cr_store *s) {
@@ -585,7 +618,7 @@ int cr_store_exec_create(cr_store *s, const char *work_id, int64_t *id_out) {
   *id_out = 0;
   if (bad_str(work_id))
     return invalid(s, "execution needs a work id");
-  return CALL(s, exec_create, work_id, cr__now_ms(), id_out);
+  return claimable(s, CALL(s, exec_create, work_id, cr__now_ms(), id_out));
 }
 
 int cr_store_exec_get(cr_store *s, int64_t id, struct cr_exec_rec *out) {
@@ -654,8 +687,10 @@ int cr_store_exec_transition(cr_store *s, int64_t id, int64_t epoch,
                         to_state);
     return CR_ESTATE;
   }
-  return CALL(s, exec_transition, id, epoch, to_state, reason, error_class,
-              error, cr__now_ms());
+  int rc = CALL(s, exec_transition, id, epoch, to_state, reason, error_class,
+                error, cr__now_ms());
+  /* an ended execution frees its work for the next one */
+  return cr_exec_state_final(to) ? claimable(s, rc) : rc;
 }
 
 int cr_store_exec_renew(cr_store *s, int64_t id, int64_t epoch,
@@ -676,7 +711,8 @@ int cr_store_exec_expire(cr_store *s, int64_t now, size_t *n_expired) {
   *n_expired = 0;
   if (now < 0)
     return invalid(s, "expiry time must be >= 0");
-  return CALL(s, exec_expire, or_now(now), n_expired);
+  int rc = CALL(s, exec_expire, or_now(now), n_expired);
+  return *n_expired > 0 ? claimable(s, rc) : rc;
 }
 
 int cr_store_exec_list(cr_store *s, const char *work_id, size_t limit,
@@ -708,8 +744,9 @@ int cr_store_exec_retry(cr_store *s, int64_t id, int64_t epoch,
     return invalid(s, "unknown execution failure class");
   if (epoch < 0 || not_before_ms < 0)
     return invalid(s, "retry needs an epoch >= 0 and a time >= 0");
-  return CALL(s, exec_retry, id, epoch, not_before_ms, reason, error_class,
-              error, cr__now_ms());
+  int rc = CALL(s, exec_retry, id, epoch, not_before_ms, reason, error_class,
+                error, cr__now_ms());
+  return not_before_ms == 0 ? claimable(s, rc) : rc;
 }
 
 int cr_store_exec_release_runner(cr_store *s, const char *runner_id,
@@ -722,7 +759,8 @@ int cr_store_exec_release_runner(cr_store *s, const char *runner_id,
   *n = 0;
   if (bad_str(runner_id))
     return invalid(s, "release needs a runner id");
-  return CALL(s, exec_release_runner, runner_id, reason, cr__now_ms(), n);
+  int rc = CALL(s, exec_release_runner, runner_id, reason, cr__now_ms(), n);
+  return *n > 0 ? claimable(s, rc) : rc;
 }
 
 int cr_store_exec_work_open(cr_store *s, const char *work_id, int *open) {

@@ -172,8 +172,8 @@ struct cr_store_ops {
   int (*runner_revoke)(cr_store *s, const char *id, int64_t now);
   int (*runner_mark_offline)(cr_store *s, int64_t cutoff, char ***ids,
                              size_t *n);
-  int (*exec_report_get)(cr_store *s, int64_t id, int64_t *epoch,
-                         int64_t *seq, char **result);
+  int (*exec_report_get)(cr_store *s, int64_t id, int64_t *epoch, int64_t *seq,
+                         char **result);
   int (*exec_report_set)(cr_store *s, int64_t id, int64_t epoch, int64_t seq,
                          const char *result);
   int (*exec_log_add)(cr_store *s, int64_t id, int64_t at, int level,
@@ -189,6 +189,9 @@ struct cr_store {
   /* cr_store_savepoint state, kept by the backend: one is open, and the
    * transaction depth and doomed flag when it was opened. */
   int sp_open, sp_depth, sp_doomed;
+  /* cr_store_begin levels open (store.c), and a claimable execution waits
+   * for the outermost commit to be announced (claim_signal.h). */
+  int txn_depth, signal_pending;
 };
 
 /* Formats the message cr_store_last_error() returns (printf-style,

@@ -23,6 +23,8 @@ struct cr_runner_rec {
       *token_hash;
   int64_t slots, slots_free, registered_at, last_seen_at, revoked_at;
   int online;
+  /* read only: its executions pending or executing, completed, failed */
+  int64_t running, completed, failed;
 };
 
 /* A line an execution logged (a remote runner's sync log). */

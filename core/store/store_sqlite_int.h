@@ -28,7 +28,13 @@
 #define RUNNER_COLS \
   "id, name, version, labels_json, providers_json, registration, " \
   "token_hash, slots, slots_free, registered_at, last_seen_at, " \
-  "COALESCE(revoked_at, 0), online"
+  "COALESCE(revoked_at, 0), online, " \
+  "(SELECT count(*) FROM executions e WHERE e.runner_id = runners.id AND " \
+  "e.state IN ('pending','executing')), " \
+  "(SELECT count(*) FROM executions e WHERE e.runner_id = runners.id AND " \
+  "e.state = 'completed'), " \
+  "(SELECT count(*) FROM executions e WHERE e.runner_id = runners.id AND " \
+  "e.state = 'failed')"
 #define EVENT_COLS \
   "id, at, seq, subject_type, subject_id, verb, actor, data_json"
 #define EXEC_COLS \

@@ -20,6 +20,9 @@ static int read_runner(sqlite3_stmt *st, void *p) {
   r->last_seen_at = sqlite3_column_int64(st, 10);
   r->revoked_at = sqlite3_column_int64(st, 11);
   r->online = sqlite3_column_int(st, 12);
+  r->running = sqlite3_column_int64(st, 13);
+  r->completed = sqlite3_column_int64(st, 14);
+  r->failed = sqlite3_column_int64(st, 15);
   return cr__sq_col_strs(st, 0, f, sizeof f / sizeof f[0]);
 }
 
