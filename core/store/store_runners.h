@@ -35,7 +35,7 @@ struct cr_exec_log_rec {
 };
 
 /* Adds runner rec (borrowed; id, token_hash required), registered and last
- * seen now, online. Errors: CR_EINVAL, CR_EEXIST (the id exists), backend
+ * seen now, offline until its first check-in. Errors: CR_EINVAL, CR_EEXIST (the id exists), backend
  * errors. */
 int cr_store_runner_add(cr_store *s, const struct cr_runner_rec *rec);
 

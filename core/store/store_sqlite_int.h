@@ -373,7 +373,7 @@
     "INSERT INTO runners (id, name, version, labels_json, providers_json, " \
     "registration, token_hash, slots, slots_free, registered_at, " \
     "last_seen_at, online) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, " \
-    "?10, ?10, 1)") \
+    "?10, ?10, 0)") \
   X(RUNNER_GET, "SELECT " RUNNER_COLS " FROM runners WHERE id = ?1") \
   X(RUNNER_LIST, "SELECT " RUNNER_COLS " FROM runners ORDER BY id") \
   X(RUNNER_CHECKIN, \
