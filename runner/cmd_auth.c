@@ -211,7 +211,7 @@ static int local_run(const char *file, const char *action, const char *id,
     rc = cr_ctl_auth_remove(&l.ctl, id, arg != NULL, msg, sizeof msg, blocker);
     if (rc == CR_EPERM && blocker[0]) { /* a work of the file uses it */
       char where[300];
-      snprintf(where, sizeof where, "%s", msg);
+      snprintf(where, sizeof where, "%.299s", msg);
       snprintf(msg, sizeof msg, "work '%s', declared in %s", blocker, where);
       rc = CR_ESTATE;
     }
