@@ -14,19 +14,15 @@
 #include <time.h>
 
 #include "cli.h"
+#include "util/jsonbuf.h"
 
 #define LINE_MAX_BYTES (1 << 20) /* a longer line ends the stream */
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 10000
 #define SILENT_MAX_S 60
 
-struct text {
-  char *p;
-  size_t n, cap;
-};
-
 struct sse {
-  struct text line, data, body; /* body: a refusal's JSON */
+  struct cr__jsonbuf line, data, body; /* raw text; body: a refusal's JSON */
   char event[64];
   char *id; /* the caller's last_id (32 bytes) */
   int cr, overflow, stopped, got_event;
@@ -36,32 +32,21 @@ struct sse {
   volatile sig_atomic_t *stop;
 };
 
-static int text_add(struct text *t, const char *p, size_t n) {
-  if (t->n + n + 1 > t->cap) {
-    size_t cap = t->cap ? t->cap : 256;
-    while (cap < t->n + n + 1)
-      cap *= 2;
-    char *g = realloc(t->p, cap);
-    if (g == NULL)
-      return -1;
-    t->p = g;
-    t->cap = cap;
-  }
-  memcpy(t->p + t->n, p, n);
-  t->n += n;
-  t->p[t->n] = '\0';
-  return 0;
+/* Appends n bytes to b: 0, or -1 when b is out of memory. */
+static int text_add(struct cr__jsonbuf *b, const char *p, size_t n) {
+  cr__jb_raw(b, p, n);
+  return b->err ? -1 : 0;
 }
 
 /* A blank line: the event collected so far goes to fn. */
 static void dispatch(struct sse *s) {
-  if (s->data.n > 0) {
-    s->data.p[--s->data.n] = '\0'; /* the last data line's LF */
+  if (s->data.len > 0) {
+    s->data.p[--s->data.len] = '\0'; /* the last data line's LF */
     s->got_event = 1;
     if (s->fn(s->ud, s->id, s->event[0] ? s->event : "message", s->data.p))
       s->stopped = 1;
   }
-  s->data.n = 0;
+  s->data.len = 0;
   s->event[0] = '\0';
 }
 
@@ -83,8 +68,8 @@ static void on_line(struct sse *s, const char *l, size_t n) {
     v++;
   size_t vn = (size_t)(l + n - v);
   if (field_is(l, fn, "data")) {
-    if (s->data.n + vn > 4 * LINE_MAX_BYTES || text_add(&s->data, v, vn) != 0 ||
-        text_add(&s->data, "\n", 1) != 0)
+    if (s->data.len + vn > 4 * LINE_MAX_BYTES ||
+        text_add(&s->data, v, vn) != 0 || text_add(&s->data, "\n", 1) != 0)
       s->overflow = 1;
   } else if (field_is(l, fn, "event")) {
     snprintf(s->event, sizeof s->event, "%.*s", (int)vn, v);
@@ -100,7 +85,8 @@ static size_t on_data(char *d, size_t size, size_t nmemb, void *ud) {
   long status = 0;
   curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
   if (status != 200)
-    return text_add(&s->body, d, n) == 0 && s->body.n < LINE_MAX_BYTES ? n : 0;
+    return text_add(&s->body, d, n) == 0 && s->body.len < LINE_MAX_BYTES ? n
+                                                                         : 0;
   for (size_t i = 0; i < n && !s->stopped; i++) {
     char c = d[i];
     if (s->cr && c == '\n') {
@@ -109,9 +95,9 @@ static size_t on_data(char *d, size_t size, size_t nmemb, void *ud) {
     }
     s->cr = c == '\r';
     if (c == '\r' || c == '\n') {
-      on_line(s, s->line.p ? s->line.p : "", s->line.n);
-      s->line.n = 0;
-    } else if (s->line.n >= LINE_MAX_BYTES || text_add(&s->line, &c, 1)) {
+      on_line(s, s->line.p ? s->line.p : "", s->line.len);
+      s->line.len = 0;
+    } else if (s->line.len >= LINE_MAX_BYTES || text_add(&s->line, &c, 1)) {
       s->overflow = 1;
     }
     if (s->overflow)
@@ -187,10 +173,10 @@ int cr_cli_stream(const char *cmd, const char *server, const char *path,
   while (ex == CR_EXIT_OK && !*stop && !s.stopped) {
     long retry_s = 0;
     s.got_event = s.overflow = s.cr = 0;
-    s.line.n = s.data.n = s.body.n = 0;
+    s.line.len = s.data.len = s.body.len = 0;
     long status = one_stream(&s, url, &retry_s);
     if (status >= 400 && status < 500 && status != 408 && status != 429) {
-      json_t *err = s.body.p ? json_loadb(s.body.p, s.body.n, 0, NULL) : NULL;
+      json_t *err = s.body.p ? json_loadb(s.body.p, s.body.len, 0, NULL) : NULL;
       ex = cr_cli_api_error(cmd, status, err);
       json_decref(err);
       break;
@@ -216,8 +202,8 @@ int cr_cli_stream(const char *cmd, const char *server, const char *path,
   }
   curl_easy_cleanup(s.curl);
   free(url);
-  free(s.line.p);
-  free(s.data.p);
-  free(s.body.p);
+  cr__jb_clear(&s.line);
+  cr__jb_clear(&s.data);
+  cr__jb_clear(&s.body);
   return ex;
 }
