@@ -523,22 +523,27 @@ static int write_force(const struct cr_ctl *c, const char *id,
                  : rc;
 }
 
-/* Disables the works of cfg using id in root (the API's objects) and
- * removes id from it; *changed gets the works that were enabled. */
-static int disable_users(const struct cr_ctl *c, json_t *root, const char *id,
-                         json_t *changed) {
-  json_t *works = json_object_get(root, "works");
-  size_t at;
-  for (size_t i = 0; i < c->cfg->n_works; i++) {
-    const struct cr_config_work *w = &c->cfg->works[i];
-    json_t *def = uses(w, id) ? find_in(works, w->id, &at) : NULL;
-    if (uses(w, id) && def == NULL)
-      return CR_ENOENT;
-    if (def == NULL)
+/* 1 when the work definition def (as the API stored it) reads or writes
+ * with authorization id. */
+static int def_uses(const json_t *def, const char *id) {
+  const char *a = json_string_value(json_object_get(def, "authorization"));
+  const char *d = json_string_value(
+      json_object_get(json_object_get(def, "destination"), "authorization"));
+  return (a && !strcmp(a, id)) || (d && !strcmp(d, id));
+}
+
+/* Disables the works of root (the API's objects, read under the lock, so a
+ * work created a moment ago is among them) using id, and removes id from
+ * root; changed gets the works that were enabled. */
+static int disable_users(json_t *root, const char *id, json_t *changed) {
+  size_t i, at;
+  json_t *def;
+  json_array_foreach(json_object_get(root, "works"), i, def) {
+    if (!def_uses(def, id))
       continue;
-    json_object_set_new(def, "enabled", json_false());
-    if (w->enabled)
+    if (!json_is_false(json_object_get(def, "enabled")))
       json_array_append(changed, def);
+    json_object_set_new(def, "enabled", json_false());
   }
   json_t *auths = json_object_get(root, "authorizations");
   if (find_in(auths, id, &at) == NULL)
@@ -554,7 +559,7 @@ static int locked_force(const struct cr_ctl *c, const char *id, char *msg,
   json_t *changed = json_array();
   cr_config *cand = NULL;
   if (rc == 0)
-    rc = changed ? disable_users(c, root, id, changed) : CR_ENOMEM;
+    rc = changed ? disable_users(root, id, changed) : CR_ENOMEM;
   if (rc == 0)
     rc = candidate(c, root, &cand, msg, msglen);
   if (rc == 0)

@@ -112,6 +112,15 @@ static void test_auth_delete_force(void **state) {
                   "\"x\", \"pattern\": \"*.csv\"}]}}",
                   NULL, NULL, NULL),
       201);
+  /* The server has reloaded with the work (the API answers first). */
+  long seen = 0;
+  for (int i = 0; i < 400 && seen != 200; i++) {
+    seen = cr_api_call(&sv.api, TOKEN, "GET", "/v1/works/wg", NULL, NULL, NULL,
+                       NULL);
+    if (seen != 200)
+      usleep(25 * 1000);
+  }
+  assert_int_equal(seen, 200);
   char *argv[] = {CR_CONNRUN_BIN, "auth",      "delete", "gone",
                   "--server",     sv.api.base, NULL,     NULL};
   char *env[] = {"CONNRUN_TOKEN=" TOKEN, NULL};
