@@ -32,30 +32,52 @@ static size_t on_data(char *d, size_t size, size_t nmemb, void *ud) {
   return add;
 }
 
+char *cr_cli_url(const char *server, const char *path) {
+  size_t n = strlen(server);
+  char *url = malloc(n + strlen(path) + 1);
+  if (url == NULL)
+    return NULL;
+  memcpy(url, server, n);
+  while (n > 0 && url[n - 1] == '/')
+    n--;
+  strcpy(url + n, path);
+  return url;
+}
+
+struct curl_slist *cr_cli_auth_header(struct curl_slist *h, char **auth) {
+  const char *tok = getenv("CONNRUN_TOKEN");
+  *auth = NULL;
+  if (tok == NULL || tok[0] == '\0')
+    return h;
+  *auth = malloc(strlen(tok) + 32);
+  if (*auth == NULL)
+    return h;
+  sprintf(*auth, "Authorization: Bearer %s", tok);
+  return curl_slist_append(h, *auth);
+}
+
+void cr_cli_auth_free(char *auth) {
+  if (auth != NULL) {
+    memset(auth, 0, strlen(auth));
+    free(auth);
+  }
+}
+
 int cr_cli_call(const char *cmd, const char *server, const char *method,
                 const char *path, const json_t *body, long *status,
                 json_t **out) {
   *out = NULL;
   *status = 0;
   CURL *c = curl_easy_init();
-  if (c == NULL) {
+  char *url = cr_cli_url(server, path);
+  if (c == NULL || url == NULL) {
     cr_cli_errorf("%s: cannot start an HTTP client", cmd);
+    curl_easy_cleanup(c);
+    free(url);
     return -1;
   }
-  size_t n = strlen(server);
-  char *url = malloc(n + strlen(path) + 1);
-  memcpy(url, server, n);
-  while (n > 0 && url[n - 1] == '/')
-    n--;
-  strcpy(url + n, path);
-  const char *tok = getenv("CONNRUN_TOKEN");
   char *auth = NULL;
-  struct curl_slist *h = NULL;
-  if (tok != NULL && tok[0] != '\0') {
-    auth = malloc(strlen(tok) + 32);
-    sprintf(auth, "Authorization: Bearer %s", tok);
-    h = curl_slist_append(h, auth);
-  }
+  struct curl_slist *h = cr_cli_auth_header(NULL, &auth);
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   if (text != NULL) {
     h = curl_slist_append(h, "Content-Type: application/json");
@@ -79,10 +101,7 @@ int cr_cli_call(const char *cmd, const char *server, const char *method,
     *out = json_loadb(b.p, b.n, 0, NULL);
   curl_slist_free_all(h);
   curl_easy_cleanup(c);
-  if (auth != NULL) {
-    memset(auth, 0, strlen(auth));
-    free(auth);
-  }
+  cr_cli_auth_free(auth);
   free(text);
   free(url);
   free(b.p);

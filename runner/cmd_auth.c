@@ -1,8 +1,8 @@
-/* cmd_auth.c: `connrun auth list|show|check|rename|describe|delete`: the
- * Authorization Summary in a terminal, locally (-c FILE: the same control
- * calls the REST API makes) or against a running server (--server URL or
- * CONNRUN_SERVER, token from CONNRUN_TOKEN). Both print the same tables
- * from the same JSON views; --json prints the views themselves. */
+/* cmd_auth.c: `connrun auth list|show|check|rename|describe|delete
+ * [--force]`: the Authorization Summary in a terminal, locally (-c FILE: the
+ * same control calls the REST API makes) or against a running server
+ * (--server URL or CONNRUN_SERVER, token from CONNRUN_TOKEN). Both print the
+ * same tables from the same JSON views; --json prints the views themselves. */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -22,13 +22,16 @@ static void help(FILE *out) {
         "       connrun auth check ID [-c FILE | --server URL]\n"
         "       connrun auth rename ID NAME [-c FILE | --server URL]\n"
         "       connrun auth describe ID TEXT [-c FILE | --server URL]\n"
-        "       connrun auth delete ID [-c FILE | --server URL]\n\n"
+        "       connrun auth delete ID [--force] [-c FILE | --server URL]\n\n"
         "The authorizations with their health (Healthy, Unhealthy, Unknown)\n"
         "and reason; `show` prints one's summary: provider, method, owner,\n"
         "dates, the last 24 hours of provider requests as a sparkline, and\n"
         "the works that use it. `check` runs a health check now. `rename`,\n"
         "`describe` and `delete` change authorizations created through the\n"
-        "API; one declared in a configuration file is changed there.\n\n"
+        "API; one declared in a configuration file is changed there.\n"
+        "`delete` refuses an authorization works still use, naming them;\n"
+        "--force disables those works (API-created ones only) and deletes\n"
+        "it, in one transaction.\n\n"
         "With --server URL (or CONNRUN_SERVER) the command talks to a\n"
         "running `connrun serve`, with the token in CONNRUN_TOKEN.\n\n"
         "examples:\n"
@@ -172,15 +175,20 @@ static int local_error(int rc, const char *id, const char *msg) {
   else if (rc == CR_EPERM)
     cr_cli_errorf("auth: '%s' is declared in %s: change it there", id, msg);
   else if (rc == CR_EBUSY)
-    cr_cli_errorf("auth: '%s' is used by works %s", id, msg);
+    cr_cli_errorf("auth: '%s' is used by works %s (--force disables them)", id,
+                  msg);
+  else if (rc == CR_ESTATE)
+    cr_cli_errorf("auth: '%s' is used by %s: change it there first", id, msg);
   else
     cr_cli_errorf("auth: %s%s%s", cr_strerror(rc), msg[0] ? ": " : "", msg);
-  return rc == CR_ENOENT || rc == CR_EPERM || rc == CR_EBUSY || rc == CR_ECONFIG
+  return rc == CR_ENOENT || rc == CR_EPERM || rc == CR_EBUSY ||
+                 rc == CR_ECONFIG || rc == CR_ESTATE
              ? CR_EXIT_INVALID
              : CR_EXIT_RUNTIME;
 }
 
-/* Runs one action locally into *out (a view, or NULL). */
+/* Runs one action locally into *out (a view, or NULL). arg: the value of
+ * rename / describe, or non-NULL for delete --force. */
 static int local_run(const char *file, const char *action, const char *id,
                      const char *arg, json_t **out, json_t **metrics) {
   struct local l;
@@ -198,9 +206,16 @@ static int local_run(const char *file, const char *action, const char *id,
           &l.ctl, id, "hour", cr__now_ms() - INT64_C(24) * 3600000, 0, metrics);
   } else if (!strcmp(action, "check"))
     rc = cr_ctl_auth_check(&l.ctl, id, NULL, out);
-  else if (!strcmp(action, "delete"))
-    rc = cr_ctl_object_remove(&l.ctl, "authorization", id, msg, sizeof msg);
-  else
+  else if (!strcmp(action, "delete")) {
+    char blocker[130];
+    rc = cr_ctl_auth_remove(&l.ctl, id, arg != NULL, msg, sizeof msg, blocker);
+    if (rc == CR_EPERM && blocker[0]) { /* a work of the file uses it */
+      char where[300];
+      snprintf(where, sizeof where, "%.299s", msg);
+      snprintf(msg, sizeof msg, "work '%s', declared in %s", blocker, where);
+      rc = CR_ESTATE;
+    }
+  } else
     rc =
         cr_ctl_auth_rename(&l.ctl, id, !strcmp(action, "rename") ? arg : NULL,
                            !strcmp(action, "describe") ? arg : NULL, NULL, msg);
@@ -223,6 +238,8 @@ static int remote_run(const char *server, const char *action, const char *id,
     strcat(path, "/check");
   } else if (!strcmp(action, "delete")) {
     method = "DELETE";
+    if (arg != NULL)
+      strcat(path, "?force=true");
   } else if (strcmp(action, "show") != 0) {
     method = "PATCH";
     body = json_pack("{s:s}",
@@ -259,7 +276,8 @@ int cr_cmd_auth(int argc, char **argv) {
     help(argc < 2 ? stderr : stdout);
     return argc < 2 ? CR_EXIT_USAGE : CR_EXIT_OK;
   }
-  const char *action = argv[1], *file = NULL, *server_flag = NULL;
+  const char *action = argv[1], *file = NULL, *server_flag = NULL,
+             *force = NULL;
   const char *pos[2] = {NULL, NULL};
   int json = 0, npos = 0;
   static const char *const actions[] = {"list",     "show",   "check", "rename",
@@ -280,6 +298,8 @@ int cr_cmd_auth(int argc, char **argv) {
       server_flag = argv[++i];
     else if (!strcmp(argv[i], "--json"))
       json = 1;
+    else if (!strcmp(argv[i], "--force") && !strcmp(action, "delete"))
+      force = "force";
     else if (argv[i][0] != '-' && npos < 2)
       pos[npos++] = argv[i];
     else {
@@ -297,8 +317,9 @@ int cr_cmd_auth(int argc, char **argv) {
     return CR_EXIT_USAGE;
   }
   json_t *out = NULL, *metrics = NULL;
-  int ex = server ? remote_run(server, action, pos[0], pos[1], &out, &metrics)
-                  : local_run(file, action, pos[0], pos[1], &out, &metrics);
+  const char *arg = force ? force : pos[1];
+  int ex = server ? remote_run(server, action, pos[0], arg, &out, &metrics)
+                  : local_run(file, action, pos[0], arg, &out, &metrics);
   if (ex == CR_EXIT_OK) {
     if (json && out != NULL) {
       json_dumpf(out, stdout, JSON_INDENT(2));

@@ -1,6 +1,7 @@
 /* cmd_events.c: `connrun events -c FILE`: the stored system events, oldest
  * first, filtered by subject and verb, as a table, JSON lines or CSV, and
- * optionally followed as new ones are stored. */
+ * optionally followed as new ones are stored (polling the store locally,
+ * the server's Server-Sent Events stream with --server). */
 #include "cli.h"
 
 #include <inttypes.h>
@@ -60,7 +61,10 @@ static void help(FILE *out) {
         "[filters]\n"
         "  writes every matching event (no default limit) to PATH\n\n"
         "With --server URL (or CONNRUN_SERVER) the events are read from a\n"
-        "running server's API, with the token in CONNRUN_TOKEN.\n\n"
+        "running server's API, with the token in CONNRUN_TOKEN; --follow\n"
+        "then reads its event stream (Server-Sent Events) and, when the\n"
+        "connection drops, reconnects (250 ms doubling to 10 s) and resumes\n"
+        "after the last event printed (Last-Event-ID).\n\n"
         "examples:\n"
         "  connrun events -c configs/demo.yaml --subject-type work\n"
         "  connrun events -c configs/demo.yaml --verb failed --since 24h "
@@ -202,25 +206,46 @@ static void print_event(const struct cr_event_rec *e, int format) {
   }
 }
 
+/* The filters of o as query parameters ("&subject_type=...") into buf. */
+static void filter_query(const struct opts *o, char *buf, size_t len) {
+  size_t k = 0;
+  buf[0] = '\0';
+  const char *names[] = {"subject_type", "subject_id"};
+  const char *vals[] = {o->f.subject_type, o->f.subject_id};
+  for (int i = 0; i < 2; i++)
+    if (vals[i] != NULL && k < len)
+      k += (size_t)snprintf(buf + k, len - k, "&%s=%s", names[i], vals[i]);
+  for (size_t i = 0; i < o->f.nverbs && k < len; i++)
+    k += (size_t)snprintf(buf + k, len - k, "&verb=%s", o->f.verbs[i]);
+  if (o->f.since_ms > 0 && k < len)
+    snprintf(buf + k, len - k, "&since=%lld", (long long)o->f.since_ms);
+}
+
+/* An event of the API (cr_ctl_event_json) as a record with malloc'd
+ * strings (free_remote frees them). */
+static void rec_from_json(const json_t *e, struct cr_event_rec *r) {
+  memset(r, 0, sizeof *r);
+  r->id = json_integer_value(json_object_get(e, "id"));
+  r->seq = json_integer_value(json_object_get(e, "seq"));
+  cr_cli_parse_since(json_string_value(json_object_get(e, "at")), &r->at);
+  const char *keys[] = {"subject_type", "subject_id", "verb", "actor"};
+  char **dst[] = {&r->subject_type, &r->subject_id, &r->verb, &r->actor};
+  for (int f = 0; f < 4; f++) {
+    const char *v = json_string_value(json_object_get(e, keys[f]));
+    *dst[f] = v ? strdup(v) : NULL;
+  }
+  r->data_json = json_dumps(json_object_get(e, "data"), JSON_COMPACT);
+}
+
 /* One page from the server (GET /v1/events with the same filters) as
  * records, so both sources print alike. */
 static int remote_query(const struct opts *o, struct cr_event_rec **out,
                         size_t *n) {
-  char path[2048];
-  int k = snprintf(path, sizeof path, "/v1/events?after=%lld&limit=%zu",
-                   (long long)o->f.after_id,
-                   o->f.limit && o->f.limit < 1000 ? o->f.limit : 1000);
-  if (o->f.subject_type)
-    k += snprintf(path + k, sizeof path - (size_t)k, "&subject_type=%s",
-                  o->f.subject_type);
-  if (o->f.subject_id)
-    k += snprintf(path + k, sizeof path - (size_t)k, "&subject_id=%s",
-                  o->f.subject_id);
-  for (size_t i = 0; i < o->f.nverbs; i++)
-    k += snprintf(path + k, sizeof path - (size_t)k, "&verb=%s", o->f.verbs[i]);
-  if (o->f.since_ms > 0)
-    snprintf(path + k, sizeof path - (size_t)k, "&since=%lld",
-             (long long)o->f.since_ms);
+  char path[2048], filters[1800];
+  filter_query(o, filters, sizeof filters);
+  snprintf(path, sizeof path, "/v1/events?after=%lld&limit=%zu%s",
+           (long long)o->f.after_id,
+           o->f.limit && o->f.limit < 1000 ? o->f.limit : 1000, filters);
   long status = 0;
   json_t *body = NULL;
   if (cr_cli_call("events", o->server, "GET", path, NULL, &status, &body))
@@ -233,20 +258,8 @@ static int remote_query(const struct opts *o, struct cr_event_rec **out,
   const json_t *items = json_object_get(body, "items");
   *n = json_array_size(items);
   *out = *n ? calloc(*n, sizeof **out) : NULL;
-  for (size_t i = 0; i < *n; i++) {
-    const json_t *e = json_array_get(items, i);
-    struct cr_event_rec *r = &(*out)[i];
-    r->id = json_integer_value(json_object_get(e, "id"));
-    r->seq = json_integer_value(json_object_get(e, "seq"));
-    cr_cli_parse_since(json_string_value(json_object_get(e, "at")), &r->at);
-    const char *keys[] = {"subject_type", "subject_id", "verb", "actor"};
-    char **dst[] = {&r->subject_type, &r->subject_id, &r->verb, &r->actor};
-    for (int f = 0; f < 4; f++) {
-      const char *v = json_string_value(json_object_get(e, keys[f]));
-      *dst[f] = v ? strdup(v) : NULL;
-    }
-    r->data_json = json_dumps(json_object_get(e, "data"), JSON_COMPACT);
-  }
+  for (size_t i = 0; i < *n; i++)
+    rec_from_json(json_array_get(items, i), &(*out)[i]);
   json_decref(body);
   return 0;
 }
@@ -281,6 +294,37 @@ static int page(cr_store *s, struct opts *o, int64_t *last, size_t *n_out) {
   return rc;
 }
 
+/* One event of the stream: printed as a page's events are. */
+static int on_stream_event(void *ud, const char *id, const char *event,
+                           const char *data) {
+  (void)id;
+  (void)event;
+  const struct opts *o = ud;
+  json_t *e = json_loads(data, 0, NULL);
+  struct cr_event_rec *r = json_is_object(e) ? malloc(sizeof *r) : NULL;
+  if (r != NULL) {
+    rec_from_json(e, r);
+    print_event(r, o->format);
+    fflush(stdout);
+    free_remote(r, 1);
+  }
+  json_decref(e);
+  return 0;
+}
+
+/* --follow --server: the event stream (GET /v1/events/stream with the same
+ * filters) from the event after last, resumed with Last-Event-ID. */
+static int follow_remote(struct opts *o, int64_t last) {
+  char path[2048], filters[1800], last_id[32];
+  filter_query(o, filters, sizeof filters);
+  snprintf(path, sizeof path, "/v1/events/stream?%s",
+           filters[0] ? filters + 1 : "");
+  snprintf(last_id, sizeof last_id, "%lld", (long long)last);
+  int ex = cr_cli_stream("events", o->server, path, last_id, on_stream_event, o,
+                         &stop);
+  return ex == CR_EXIT_OK ? 0 : CR_EIO;
+}
+
 static int run(cr_store *s, struct opts *o) {
   if (o->format == FMT_CSV)
     puts("id,at,subject_type,subject_id,verb,actor,seq,data");
@@ -294,6 +338,8 @@ static int run(cr_store *s, struct opts *o) {
     return rc;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
+  if (s == NULL)
+    return rc == 0 ? follow_remote(o, last) : rc;
   while (rc == 0 && !stop) {
     o->f.after_id = last;
     rc = page(s, o, &last, &n);

@@ -1,7 +1,8 @@
 /* api.c: the REST API server (see api.h): libmicrohttpd set-up (thread
  * pool, epoll, limits, TLS), the store connection pool, the life of one
- * request (body collection with its limit, routing, bearer authentication
- * with scopes, the handler, the response) and the request metrics. */
+ * request (body collection with its limit, routing, the rate limit, bearer
+ * authentication with scopes, the handler, the response) and the request
+ * metrics. */
 #include "api/api_int.h"
 
 #include <arpa/inet.h>
@@ -31,7 +32,7 @@ void cr__api_logf(cr_api *a, int level, const char *fmt, ...) {
   a->o.log(a->o.log_ud, level, line);
 }
 
-static int64_t mono_ns(void) {
+int64_t cr__api_mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -139,12 +140,11 @@ static const char *scope_name(int scope) {
   }
 }
 
-/* 0 when the request may go on; otherwise res holds the 401 / 403. */
-static int authenticate(struct cr__api_req *r, int scope,
+/* 0 when the request with header h (its token t, NULL when not valid) may
+ * go on; otherwise res holds the 401 / 403. */
+static int authenticate(struct cr__api_req *r, int scope, const char *h,
+                        const struct cr_config_api_token *t,
                         struct cr__api_res *res) {
-  const char *h =
-      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
-  const struct cr_config_api_token *t = find_token(r->cfg, h);
   if (t == NULL) {
     cr__api_error(res, 401, "unauthorized", NULL,
                   h == NULL ? "this call needs an API token "
@@ -242,7 +242,11 @@ static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
   const struct cr__api_route *rt = &cr__api_routes[r->route];
   cr_api *a = r->api;
   r->cfg = a->o.hooks.config_acquire(a->o.hooks.ud, &r->cfg_handle);
-  if (rt->scope != 0 && authenticate(r, rt->scope, res) != 0)
+  const char *h =
+      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+  const struct cr_config_api_token *t = h ? find_token(r->cfg, h) : NULL;
+  if (cr__api_rate_limited(r, t ? t->name : NULL, res) ||
+      (rt->scope != 0 && authenticate(r, rt->scope, h, t, res) != 0))
     return;
   r->store = cr__api_store_get(a);
   rt->fn(r, res);
@@ -261,7 +265,7 @@ static struct MHD_Response *prepare(struct cr__api_req *r, int *status) {
   }
   struct MHD_Response *m = make_response(&res);
   cr__api_stats_add(r->api->stats, r->route, res.status,
-                    mono_ns() - r->started_ns);
+                    cr__api_mono_ns() - r->started_ns);
   *status = res.status;
   res.raw = NULL;
   res_clear(&res);
@@ -357,7 +361,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     r->url = url;
     r->method = method;
     r->route = -1;
-    r->started_ns = mono_ns();
+    r->started_ns = cr__api_mono_ns();
     *con_cls = r;
     const char *cl =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -557,6 +561,8 @@ int cr_api_start(const struct cr_api_options *o, const cr_config *cfg,
   if (rc == 0)
     rc = cr__api_stats_new(&a->stats);
   if (rc == 0)
+    rc = cr__api_limit_new(&a->limit);
+  if (rc == 0)
     rc = pool_open(a, (size_t)c->threads + 1, errbuf, errlen);
   if (rc == 0)
     rc = cr__api_sse_start(a);
@@ -590,6 +596,7 @@ void cr_api_free(cr_api *a) {
   cr__api_claims_end(a);
   pool_close(a);
   cr__api_stats_free(a->stats);
+  cr__api_limit_free(a->limit);
   wipe_free(a->tls_cert);
   wipe_free(a->tls_key);
   cr__free(a->data_dir);

@@ -1,13 +1,15 @@
 /* api_auths.c: /v1/authorizations: the Authorization Summary, its list,
- * rename (name and description only), delete, activity metrics, health
- * history and "check now". Thin: each handler checks its input and calls
- * one control function (control.h). */
+ * rename (name and description only), delete (?force=true disables the
+ * works that use it), activity metrics, health history and "check now".
+ * Thin: each handler checks its input and calls one control function
+ * (control.h). */
 #include "api/api_int.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "control/control.h"
+#include "control/ctl_objects.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -103,7 +105,25 @@ void cr__api_auth_patch(struct cr__api_req *r, struct cr__api_res *res) {
 }
 
 void cr__api_auth_delete(struct cr__api_req *r, struct cr__api_res *res) {
-  cr__api_delete_object(r, res, "authorization");
+  const char *force = cr__api_query(r, "force");
+  if (force != NULL && strcmp(force, "true") && strcmp(force, "false")) {
+    cr__api_error(res, 400, "invalid_parameter", NULL,
+                  "force must be true or false");
+    return;
+  }
+  struct cr_ctl c;
+  cr__api_ctl(r, &c);
+  char msg[1024] = "", blocker[130];
+  int rc = cr_ctl_auth_remove(&c, r->params[0], force && !strcmp(force, "true"),
+                              msg, sizeof msg, blocker);
+  if (rc == CR_EPERM && blocker[0])
+    cr__api_error(res, 409, "managed_by_config", NULL,
+                  "authorization '%s' is used by work '%s', declared in %s: "
+                  "a work of the configuration file is not disabled through "
+                  "the API; change it there first",
+                  r->params[0], blocker, msg);
+  else
+    cr__api_removed(r, res, "authorization", rc, msg);
 }
 
 void cr__api_auth_metrics(struct cr__api_req *r, struct cr__api_res *res) {

@@ -19,6 +19,7 @@
 #define CR_API_ROUTE_SEGMENTS 8
 
 struct cr__api_stats; /* api_prom.c */
+struct cr__api_limit; /* api_limit.c */
 
 /* A pool of store connections, one per server thread plus one. */
 struct cr__store_pool {
@@ -54,7 +55,8 @@ struct cr_api {
   int claim_signalled, claim_started;
   /* Slow routes run on threads of their own (see api.c). */
   atomic_int slow_running;
-  atomic_int cancel; /* set on stop: slow handlers give up */
+  atomic_int cancel;           /* set on stop: slow handlers give up */
+  struct cr__api_limit *limit; /* the rate limiter's buckets */
 };
 
 /* One request, from its first byte to its completion. */
@@ -182,6 +184,10 @@ void cr__api_changed(struct cr__api_req *r, struct cr__api_res *res, int rc,
 /* DELETE of (kind, r->params[0]). */
 void cr__api_delete_object(struct cr__api_req *r, struct cr__api_res *res,
                            const char *kind);
+/* The answer to a removal of (kind, r->params[0]) that returned rc with
+ * msg (cr_ctl_object_remove's): 204, or 404 / 409 / 500. */
+void cr__api_removed(struct cr__api_req *r, struct cr__api_res *res,
+                     const char *kind, int rc, const char *msg);
 void cr__api_auth_create(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_work_create(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_sub_create(struct cr__api_req *r, struct cr__api_res *res);
@@ -234,6 +240,23 @@ void cr__api_stats_free(struct cr__api_stats *s);
  * latency. Thread-safe. */
 void cr__api_stats_add(struct cr__api_stats *s, int route, int status,
                        int64_t latency_ns);
+
+/* ---- api_limit.c: rate limiting (host.api.rate_limit) ---- */
+/* The limiter's fixed table (CR_ENOMEM), and its end (NULL is a no-op). */
+int cr__api_limit_new(struct cr__api_limit **out);
+void cr__api_limit_free(struct cr__api_limit *l);
+/* Takes one request of r (its route matched, r->cfg held) from the bucket
+ * of token (the valid token's name, borrowed) or, when NULL, of the
+ * client's address. 0 when it may go on (or no limit is set); 1 when res
+ * holds the 429 rate_limited with Retry-After. Thread-safe; allocates
+ * nothing. */
+int cr__api_rate_limited(struct cr__api_req *r, const char *token,
+                         struct cr__api_res *res);
+/* The requests refused so far, by token and by address. */
+void cr__api_limit_refused(const struct cr__api_limit *l, uint64_t *by_token,
+                           uint64_t *by_address);
+/* CLOCK_MONOTONIC in ns. */
+int64_t cr__api_mono_ns(void);
 
 /* ---- api_sse.c: event streams ---- */
 /* Start: the watcher thread. Stop: ends every stream and joins the

@@ -104,16 +104,21 @@ void cr__api_delete_object(struct cr__api_req *r, struct cr__api_res *res,
                            const char *kind) {
   struct cr_ctl c;
   cr__api_ctl(r, &c);
-  const char *id = r->params[0];
   char msg[1024] = "";
-  int rc = cr_ctl_object_remove(&c, kind, id, msg, sizeof msg);
+  int rc = cr_ctl_object_remove(&c, kind, r->params[0], msg, sizeof msg);
+  cr__api_removed(r, res, kind, rc, msg);
+}
+
+void cr__api_removed(struct cr__api_req *r, struct cr__api_res *res,
+                     const char *kind, int rc, const char *msg) {
+  const char *id = r->params[0];
   if (rc == CR_EPERM)
     cr__api_error(res, 409, "managed_by_config", NULL,
                   "%s '%s' is declared in %s: remove it there", kind, id, msg);
   else if (rc == CR_EBUSY)
     cr__api_error(res, 409, "in_use", NULL,
                   "authorization '%s' is used by works %s: delete or change "
-                  "them first",
+                  "them first, or delete with ?force=true to disable them",
                   id, msg);
   else if (rc == CR_ECONFIG)
     cr__api_error(res, 409, "in_use", NULL, "%s", msg);

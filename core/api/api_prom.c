@@ -337,6 +337,15 @@ void cr__api_metrics(struct cr__api_req *r, struct cr__api_res *res) {
   put(&o, "connrun_runner_slots{runner=\"%s\",use=\"free\"} %d\n",
       r->api->runner_id, total - busy);
   api_requests(&o, r->api->stats);
+  uint64_t by_token = 0, by_address = 0;
+  cr__api_limit_refused(r->api->limit, &by_token, &by_address);
+  help(&o, "connrun_api_rate_limited_total", "counter",
+       "REST API requests refused by host.api.rate_limit (429), by what "
+       "was limited: a token or a client address.");
+  put(&o, "connrun_api_rate_limited_total{by=\"token\"} %" PRIu64 "\n",
+      by_token);
+  put(&o, "connrun_api_rate_limited_total{by=\"address\"} %" PRIu64 "\n",
+      by_address);
   if (rc != 0 || o.nomem) {
     cr__free(o.buf);
     cr__api_error_rc(res, rc ? rc : CR_ENOMEM, "metrics");

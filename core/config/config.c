@@ -1281,15 +1281,25 @@ cr_config_find_subscription(const cr_config *cfg, const char *id) {
   return NULL;
 }
 
-/* Resolves obj.authorization (id) for noun; checks obj.provider matches. */
+/* Resolves obj.authorization (id) for noun; checks obj.provider matches.
+ * An orphan (a disabled work created through the API, whose authorization
+ * was deleted with ?force=true) may name one that is gone: a warning. */
 static const auth_t *link_auth(struct ld *L, const char *noun,
                                const json_t *obj, const char *id,
-                               const char *provider) {
+                               const char *provider, int orphan) {
   const cr_config *cfg = L->cfg;
   const auth_t *a = cr_config_find_auth(cfg, id);
   char dym[160];
   if (id == NULL)
     return NULL;
+  if (a == NULL && orphan) {
+    warn_at(L, cr__cfg_mk_val(L, obj, "authorization"),
+            "%s is disabled and references authorization '%s', which no "
+            "longer exists: it cannot be enabled until it names one that "
+            "does",
+            noun, id);
+    return NULL;
+  }
   if (a == NULL) {
     const char **ids = cr__calloc(cfg->n_auths + 1, sizeof *ids);
     if (ids == NULL) {
@@ -1331,9 +1341,12 @@ static void finish_work(struct ld *L, work_t *wk) {
   L->doc = NULL;
   if (wk->isolation < 0)
     wk->isolation = cfg->host.runner_isolation;
-  wk->auth = link_auth(L, w.noun, wk->def, wk->authorization, wk->provider);
+  int orphan = !wk->enabled && wk->mark.file && !strcmp(wk->mark.file, "api");
+  wk->auth =
+      link_auth(L, w.noun, wk->def, wk->authorization, wk->provider, orphan);
   if (d->type == CR_DEST_PLUGIN && d->def != NULL)
-    d->auth = link_auth(L, dw.noun, d->def, d->authorization, d->provider);
+    d->auth =
+        link_auth(L, dw.noun, d->def, d->authorization, d->provider, orphan);
   if (d->type != CR_DEST_PLUGIN && d->path == NULL && wk->id != NULL &&
       cfg->host.data_dir != NULL &&
       (d->path = default_dest_path(cfg, wk)) == NULL)

@@ -89,6 +89,9 @@ struct cr_config_api {
   int allow_insecure_http;  /* host.allow_insecure_http */
   char *secret_key_file;    /* host.secret_key_file, absolute; default
                                <data_dir>/secret.key */
+  /* host.api.rate_limit: requests per second and burst of each token (or
+   * client address without one); 0 = no limit, the default. */
+  int rate_per_s, rate_burst;
 };
 
 /* A registration token remote runners exchange for a runner id and a token

@@ -1,6 +1,7 @@
 /* config_api.c: the REST API keys of the host: section (see config_int.h):
- * api_tokens with their scopes, api: (the server's limits), tls: (the
- * certificate and key files), and the defaults of struct cr_config_api. */
+ * api_tokens with their scopes, api: (the server's limits and its
+ * rate_limit), tls: (the certificate and key files), and the defaults of
+ * struct cr_config_api. */
 #include "config/config_int.h"
 
 #include <string.h>
@@ -100,6 +101,26 @@ void cr__cfg_set_api_tokens(struct ld *L, const struct where *w,
   }
 }
 
+static const struct field rate_fields[] = {
+    {"requests_per_second", FT_INT, 1, offsetof(api_t, rate_per_s), 1, 1000000,
+     NULL, NULL},
+    {"burst", FT_INT, 0, offsetof(api_t, rate_burst), 1, 1000000, NULL, NULL},
+};
+
+/* host.api.rate_limit: {requests_per_second, burst (default: the rate)}. */
+static void set_rate_limit(struct ld *L, const struct where *w,
+                           const json_t *obj, const struct field *f,
+                           const json_t *v, void *t) {
+  api_t *a = t;
+  struct where rw;
+  cr__cfg_where_set(&rw, "host.api.rate_limit");
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
+    return;
+  cr__cfg_apply(L, &rw, v, rate_fields, N_OF(rate_fields), a);
+  if (a->rate_burst == 0)
+    a->rate_burst = a->rate_per_s;
+}
+
 static const struct field api_fields[] = {
     {"threads", FT_INT, 0, offsetof(api_t, threads), 1, 64, NULL, NULL},
     {"max_connections", FT_INT, 0, offsetof(api_t, max_connections), 1, 65536,
@@ -110,6 +131,7 @@ static const struct field api_fields[] = {
      3600 * MS_PER_S, NULL, NULL},
     {"max_body_bytes", FT_INT, 0, offsetof(api_t, max_body_bytes), 1024,
      1 << 30, NULL, NULL},
+    {"rate_limit", FT_CUSTOM, 0, 0, 0, 0, NULL, set_rate_limit},
 };
 
 void cr__cfg_set_api(struct ld *L, const struct where *w, const json_t *obj,

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "control/apply.h"
+#include "control/ctl_int.h"
+#include "events/events.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/seal.h"
@@ -386,6 +388,13 @@ static int locked_delete(const struct cr_ctl *c, const char *kind,
   return rc;
 }
 
+/* 1 when work w reads or writes with authorization id. */
+static int uses(const struct cr_config_work *w, const char *id) {
+  return (w->authorization && !strcmp(w->authorization, id)) ||
+         (w->destination.authorization &&
+          !strcmp(w->destination.authorization, id));
+}
+
 /* The works of cfg that use authorization id, as "a, b" into buf. */
 static size_t users_of(const cr_config *cfg, const char *id, char *buf,
                        size_t len) {
@@ -393,10 +402,7 @@ static size_t users_of(const cr_config *cfg, const char *id, char *buf,
   buf[0] = '\0';
   for (size_t i = 0; i < cfg->n_works; i++) {
     const struct cr_config_work *w = &cfg->works[i];
-    int uses = (w->authorization && !strcmp(w->authorization, id)) ||
-               (w->destination.authorization &&
-                !strcmp(w->destination.authorization, id));
-    if (!uses)
+    if (!uses(w, id))
       continue;
     int m = snprintf(buf + k, len - k, "%s%s", n ? ", " : "", w->id);
     if (m > 0 && (size_t)m < len - k)
@@ -412,8 +418,10 @@ int cr_ctl_is_api_object(const cr_config *cfg, const char *kind,
   return mk != NULL && mk->file != NULL && !strcmp(mk->file, "api");
 }
 
-int cr_ctl_object_remove(const struct cr_ctl *c, const char *kind,
-                         const char *id, char *msg, size_t msglen) {
+/* 0 when (kind, id) exists and was created through the API; else
+ * CR_ENOENT, or CR_EPERM with "FILE:LINE" in msg. */
+static int removable(const struct cr_ctl *c, const char *kind, const char *id,
+                     char *msg, size_t msglen) {
   const struct cr_mark *mk = mark_of(c->cfg, kind, id);
   if (mk == NULL)
     return CR_ENOENT;
@@ -421,6 +429,14 @@ int cr_ctl_object_remove(const struct cr_ctl *c, const char *kind,
     snprintf(msg, msglen, "%s:%d", mk->file ? mk->file : "?", mk->line);
     return CR_EPERM;
   }
+  return 0;
+}
+
+int cr_ctl_object_remove(const struct cr_ctl *c, const char *kind,
+                         const char *id, char *msg, size_t msglen) {
+  int rc = removable(c, kind, id, msg, msglen);
+  if (rc != 0)
+    return rc;
   char users[1024];
   if (!strcmp(kind, "authorization") &&
       users_of(c->cfg, id, users, sizeof users) > 0) {
@@ -464,4 +480,112 @@ int cr_ctl_object_delete(const struct cr_ctl *c, const char *kind,
     return rc;
   rc = locked_delete(c, kind, id, msg, msglen);
   return end_locked(c->store, rc);
+}
+
+/* ---- Delete an authorization with ?force=true ---- */
+
+/* Stores work def (no secrets: a work has none) as its API object. */
+static int put_work(const struct cr_ctl *c, const char *id, const json_t *def) {
+  struct cr_api_object_rec rec = {
+      .kind = "work", .id = (char *)id, .created_by = (char *)c->actor};
+  rec.def_json = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
+  if (rec.def_json == NULL)
+    return CR_ENOMEM;
+  int rc = cr_store_api_object_put(c->store, &rec);
+  free(rec.def_json);
+  return rc;
+}
+
+/* Writes the disabled works (defs, each with its `disabled` event) and
+ * deletes authorization id, then applies cand (the works' `updated` and the
+ * authorization's `deleted` events). Inside the caller's transaction. */
+static int write_force(const struct cr_ctl *c, const char *id,
+                       const json_t *works, const cr_config *cand, char *msg,
+                       size_t msglen) {
+  size_t i;
+  json_t *def;
+  int rc = 0;
+  json_t *data = json_pack("{s:s, s:s}", "reason", "authorization deleted",
+                           "authorization", id);
+  if (data == NULL)
+    return CR_ENOMEM;
+  json_array_foreach(works, i, def) {
+    const char *wid = json_string_value(json_object_get(def, "id"));
+    rc = put_work(c, wid, def);
+    if (rc == 0)
+      rc = cr_event_emit(c->store, "work", wid, "disabled", c->actor, data,
+                         NULL);
+    if (rc != 0)
+      break;
+  }
+  json_decref(data);
+  return rc == 0 ? write_object(c, "authorization", id, NULL, cand, msg, msglen)
+                 : rc;
+}
+
+/* 1 when the work definition def (as the API stored it) reads or writes
+ * with authorization id. */
+static int def_uses(const json_t *def, const char *id) {
+  const char *a = json_string_value(json_object_get(def, "authorization"));
+  const char *d = json_string_value(
+      json_object_get(json_object_get(def, "destination"), "authorization"));
+  return (a && !strcmp(a, id)) || (d && !strcmp(d, id));
+}
+
+/* Disables the works of root (the API's objects, read under the lock, so a
+ * work created a moment ago is among them) using id, and removes id from
+ * root; changed gets the works that were enabled. */
+static int disable_users(json_t *root, const char *id, json_t *changed) {
+  size_t i, at;
+  json_t *def;
+  json_array_foreach(json_object_get(root, "works"), i, def) {
+    if (!def_uses(def, id))
+      continue;
+    if (!json_is_false(json_object_get(def, "enabled")))
+      json_array_append(changed, def);
+    json_object_set_new(def, "enabled", json_false());
+  }
+  json_t *auths = json_object_get(root, "authorizations");
+  if (find_in(auths, id, &at) == NULL)
+    return CR_ENOENT;
+  json_array_remove(auths, at);
+  return 0;
+}
+
+static int locked_force(const struct cr_ctl *c, const char *id, char *msg,
+                        size_t msglen) {
+  int rc = 0;
+  json_t *root = root_with(c, msg, msglen, &rc);
+  json_t *changed = json_array();
+  cr_config *cand = NULL;
+  if (rc == 0)
+    rc = changed ? disable_users(root, id, changed) : CR_ENOMEM;
+  if (rc == 0)
+    rc = candidate(c, root, &cand, msg, msglen);
+  if (rc == 0)
+    rc = write_force(c, id, changed, cand, msg, msglen);
+  cr_config_free(cand);
+  json_decref(changed);
+  json_decref(root);
+  return rc;
+}
+
+int cr_ctl_auth_remove(const struct cr_ctl *c, const char *id, int force,
+                       char *msg, size_t msglen, char *blocker) {
+  blocker[0] = '\0';
+  if (!force)
+    return cr_ctl_object_remove(c, "authorization", id, msg, msglen);
+  int rc = removable(c, "authorization", id, msg, msglen);
+  for (size_t i = 0; rc == 0 && i < c->cfg->n_works; i++) {
+    const struct cr_config_work *w = &c->cfg->works[i];
+    if (uses(w, id) && !cr__ctl_is_api(&w->mark)) {
+      snprintf(blocker, 130, "%.129s", w->id);
+      snprintf(msg, msglen, "%s:%d", w->mark.file ? w->mark.file : "?",
+               w->mark.line);
+      rc = CR_EPERM;
+    }
+  }
+  if (rc == 0 && (rc = cr_store_begin(c->store)) == 0)
+    rc = end_locked(c->store, locked_force(c, id, msg, msglen));
+  return rc;
 }

@@ -67,6 +67,22 @@ int cr_ctl_object_update(const struct cr_ctl *c, const char *kind,
 int cr_ctl_object_remove(const struct cr_ctl *c, const char *kind,
                          const char *id, char *msg, size_t msglen);
 
+/* Deletes authorization id as DELETE /v1/authorizations/{id}?force=...
+ * does. Without force: as cr_ctl_object_remove. With force, the works
+ * still using it are disabled first, in the same transaction: each
+ * API-created one gets enabled: false in its stored definition and a
+ * `work disabled` event (data {reason, authorization}), then the
+ * authorization is deleted (`auth deleted`), every event by c->actor; a
+ * failure writes nothing. The works stay, disabled, naming the deleted
+ * authorization (the loader warns) until they name one that exists.
+ * Works declared in the configuration file cannot be changed through the
+ * API: then nothing is written and CR_EPERM comes with that work's id in
+ * blocker (130 bytes, caller-owned; "" when the authorization itself is
+ * declared in the file) and its "FILE:LINE" in msg. Errors: as
+ * cr_ctl_object_remove. */
+int cr_ctl_auth_remove(const struct cr_ctl *c, const char *id, int force,
+                       char *msg, size_t msglen, char *blocker);
+
 /* 1 when (kind, id) of cfg is an object created through the API. */
 int cr_ctl_is_api_object(const cr_config *cfg, const char *kind,
                          const char *id);

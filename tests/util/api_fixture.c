@@ -69,6 +69,14 @@ static size_t on_data(char *d, size_t s, size_t n, void *ud) {
 long cr_api_call(const struct cr_api_fixture *f, const char *token,
                  const char *method, const char *path, const char *body,
                  const char *const *headers, json_t **out, char **raw) {
+  return cr_api_call_head(f, token, method, path, body, headers, out, raw,
+                          NULL);
+}
+
+long cr_api_call_head(const struct cr_api_fixture *f, const char *token,
+                      const char *method, const char *path, const char *body,
+                      const char *const *headers, json_t **out, char **raw,
+                      char **head) {
   CURL *c = curl_easy_init();
   char url[1024], auth[512];
   snprintf(url, sizeof url, "%s%s", f->base, path);
@@ -81,7 +89,11 @@ long cr_api_call(const struct cr_api_fixture *f, const char *token,
     h = curl_slist_append(h, "Content-Type: application/json");
   for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
     h = curl_slist_append(h, headers[i]);
-  struct buf b = {0};
+  struct buf b = {0}, hb = {0};
+  if (head != NULL) {
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+  }
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -101,5 +113,7 @@ long cr_api_call(const struct cr_api_fixture *f, const char *token,
     *raw = b.p;
   else
     free(b.p);
+  if (head != NULL)
+    *head = hb.p;
   return status;
 }

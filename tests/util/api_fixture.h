@@ -33,4 +33,11 @@ long cr_api_call(const struct cr_api_fixture *f, const char *token,
                  const char *method, const char *path, const char *body,
                  const char *const *headers, json_t **out, char **raw);
 
+/* As cr_api_call; *head (may be NULL) also gets the response's header
+ * lines (malloc'd). */
+long cr_api_call_head(const struct cr_api_fixture *f, const char *token,
+                      const char *method, const char *path, const char *body,
+                      const char *const *headers, json_t **out, char **raw,
+                      char **head);
+
 #endif
