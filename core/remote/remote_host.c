@@ -550,9 +550,11 @@ int cr_remote_host_run(cr_remote_host *h) {
   stop_threads(h);
   if (rc == CR_ECANCELED) /* stopped while signing in */
     rc = 0;
-  if (rc == 0 && atomic_load(&h->revoked)) {
-    hlog(h, CR_LOG_ERROR, "the server revoked runner %s: stopping",
-         h->id.runner_id ? h->id.runner_id : "-");
+  if ((rc == 0 || rc == CR_EPERM) && atomic_load(&h->revoked)) {
+    hlog(h, CR_LOG_ERROR,
+         "the server refused runner %s (revoked or unknown): stopping%s",
+         h->id.runner_id ? h->id.runner_id : "-",
+         h->reg_token ? "" : "; give a registration token to register again");
     rc = CR_EPERM;
   }
   return rc;
