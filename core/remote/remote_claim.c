@@ -120,6 +120,8 @@ int cr_remote_claim_credentials(const struct cr_remote_claim *c,
     return CR_ENOENT;
   const json_t *cred = w->auth ? w->auth->credentials : NULL;
   char *t = cred ? json_dumps(cred, JSON_COMPACT) : NULL;
+  if (cred != NULL && t == NULL)
+    return CR_ENOMEM;
   *out = cr__strdup(t ? t : "{}");
   if (t != NULL) {
     cr__secret_wipe(t, strlen(t));

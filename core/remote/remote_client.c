@@ -295,6 +295,8 @@ int cr_remote_call_retry(cr_remote_client *c, const struct cr_remote_retry *r,
     int64_t d = cr_exec_backoff_ms(attempt, base, max, &c->rng);
     if (deadline > 0 && cr__now_ms() + d >= deadline)
       return CR_ETIMEDOUT;
+    if (r != NULL && r->on_retry != NULL)
+      r->on_retry(r->on_retry_ud, attempt, d, err ? err : "");
     if (nap(c, r, d) != 0)
       return CR_ECANCELED;
   }

@@ -89,6 +89,11 @@ struct cr_remote_retry {
   const atomic_int *stop;  /* non-zero stops retrying (may be NULL) */
   int64_t base_ms, max_ms; /* 0 = CR_REMOTE_RETRY_BASE_MS / _MAX_MS */
   int64_t timeout_ms;      /* per request; 0 = the client's */
+  /* Called before each wait for a retry (may be NULL): the attempt that
+   * failed (1, 2...), the delay before the next, and why (borrowed, no
+   * secret). */
+  void (*on_retry)(void *ud, int attempt, int64_t delay_ms, const char *why);
+  void *on_retry_ud;
 };
 
 /* cr_remote_call until the answer is final: transport errors, 429 and 5xx

@@ -96,12 +96,23 @@ static json_t *providers_json(const cr_remote_host *h, int with_version) {
 
 /* ---- Calls of the claim thread ------------------------------------------ */
 
+/* Logs the first failed attempt of a call and every tenth after it. */
+static void on_retry(void *ud, int attempt, int64_t delay_ms, const char *why) {
+  if (attempt == 1 || attempt % 10 == 0)
+    hlog(ud, CR_LOG_WARN,
+         "server unreachable (%s): retrying in %" PRId64 " ms (attempt %d)",
+         why, delay_ms, attempt);
+}
+
 /* POST path body (consumed) with retries until an answer or a stop. */
 static int call(cr_remote_host *h, const char *path, json_t *body,
                 int64_t timeout_ms, struct cr_remote_answer *ans) {
   if (body == NULL)
     return CR_ENOMEM;
-  struct cr_remote_retry r = {.stop = &h->stopping, .timeout_ms = timeout_ms};
+  struct cr_remote_retry r = {.stop = &h->stopping,
+                              .timeout_ms = timeout_ms,
+                              .on_retry = on_retry,
+                              .on_retry_ud = h};
   char err[512] = "";
   int rc = cr_remote_call_retry(h->client, &r, "POST", path, body, ans, err,
                                 sizeof err);
@@ -376,7 +387,9 @@ static void run_job(cr_remote_host *h, cr_remote_client *cl, struct job *j) {
                                    .claim = c,
                                    .credentials = cred,
                                    .abort = &h->abort,
-                                   .revoked = &h->revoked};
+                                   .revoked = &h->revoked,
+                                   .log = h->log,
+                                   .log_ud = h->log_ud};
   int prc = cl ? cr_remote_port_new(&po, &p) : CR_EHTTP;
   if (prc != 0)
     hlog(h, CR_LOG_ERROR, "execution %" PRId64 ": cannot report: %s",

@@ -24,7 +24,19 @@ struct cr_remote_port {
   int pending_renews;   /* a pending report renews the lease */
   int64_t lease_end_ms; /* local: when the lease surely ended */
   int lost;
+  cr_log_fn log;
+  void *log_ud;
 };
+
+/* Logs the first failed attempt of a report and every tenth after it. */
+static void on_retry(void *ud, int attempt, int64_t delay_ms, const char *why) {
+  cr_remote_port *p = ud;
+  if (attempt == 1 || attempt % 10 == 0)
+    cr__logf(p->log, p->log_ud, CR_LOG_WARN,
+             "execution %" PRId64 ": report not delivered (%s): retrying in "
+             "%" PRId64 " ms",
+             p->claim->execution_id, why, delay_ms);
+}
 
 /* ---- Sending ------------------------------------------------------------ */
 
@@ -71,7 +83,9 @@ static int send_pending(cr_remote_port *p, int must,
   struct cr_remote_retry r = {.deadline_ms = deadline,
                               .stop = p->abort,
                               .base_ms = p->base_ms,
-                              .max_ms = p->max_ms};
+                              .max_ms = p->max_ms,
+                              .on_retry = p->log ? on_retry : NULL,
+                              .on_retry_ud = p};
   struct cr_remote_answer a = {0};
   char err[256] = "";
   int rc = cr_remote_call_retry(p->client, &r, "POST", p->path, body, &a, err,
@@ -283,6 +297,8 @@ int cr_remote_port_new(const struct cr_remote_port_opts *o,
       o->renew_wait_ms > 0 ? o->renew_wait_ms : CR_REMOTE_PORT_RENEW_WAIT_MS;
   p->base_ms = o->retry_base_ms;
   p->max_ms = o->retry_max_ms;
+  p->log = o->log;
+  p->log_ud = o->log_ud;
   p->next_seq = 1;
   p->lease_end_ms = o->claim->received_ms + o->claim->lease_ms;
   p->ops = (struct cr_exec_port){

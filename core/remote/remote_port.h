@@ -41,6 +41,7 @@
 #include "exec/exec_run.h"
 #include "remote/remote_claim.h"
 #include "remote/remote_client.h"
+#include "util/log.h"
 
 typedef struct cr_remote_port cr_remote_port;
 
@@ -60,6 +61,8 @@ struct cr_remote_port_opts {
   atomic_int *revoked;     /* set to 1 on a 401 (may be NULL) */
   int64_t renew_wait_ms;   /* 0 = CR_REMOTE_PORT_RENEW_WAIT_MS */
   int64_t retry_base_ms, retry_max_ms; /* 0 = the client's defaults */
+  cr_log_fn log; /* retries are logged here (may be NULL) */
+  void *log_ud;
 };
 
 /* Creates the port of one claim (o borrowed). *out is transferred: free

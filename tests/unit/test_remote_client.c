@@ -81,15 +81,39 @@ static int teardown(void **state) {
 /* Fast backoff for tests: the policy is the same, only the scale. */
 static const struct cr_remote_retry fast = {.base_ms = 1, .max_ms = 4};
 
+struct retries {
+  int n, last_attempt;
+  int64_t max_delay;
+  char why[256];
+};
+
+static void count_retry(void *ud, int attempt, int64_t delay_ms,
+                        const char *why) {
+  struct retries *r = ud;
+  r->n++;
+  r->last_attempt = attempt;
+  if (delay_ms > r->max_delay)
+    r->max_delay = delay_ms;
+  snprintf(r->why, sizeof r->why, "%s", why);
+}
+
 static void test_retries_503_then_200(void **state) {
   struct fx *f = *state;
   f->srv.fails = 2;
   json_t *body = json_pack("{s:i}", "slots", 3);
   struct cr_remote_answer a = {0};
   char err[256] = "";
-  assert_int_equal(cr_remote_call_retry(f->c, &fast, "POST", "/flaky", body, &a,
+  struct retries seen = {0};
+  struct cr_remote_retry pol = fast;
+  pol.on_retry = count_retry;
+  pol.on_retry_ud = &seen;
+  assert_int_equal(cr_remote_call_retry(f->c, &pol, "POST", "/flaky", body, &a,
                                         err, sizeof err),
                    0);
+  assert_int_equal(seen.n, 2);
+  assert_int_equal(seen.last_attempt, 2);
+  assert_true(seen.max_delay <= 2); /* full jitter below base * 2^(n-1) */
+  assert_string_equal(seen.why, "busy (HTTP 503)");
   assert_int_equal(a.status, 200);
   assert_true(json_is_true(json_object_get(a.body, "ok")));
   assert_int_equal(cr_fake_http_count(f->http), 3);
