@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_common.h"
 #include "config/config.h"
 #include "config/secret.h"
 #include "config/yamljson.h"
@@ -93,26 +94,6 @@ static void on_signal(int sig) {
   cr_remote_host_stop(g_host);
 }
 
-static void log_stderr(void *ud, int level, const char *msg) {
-  (void)ud;
-  char ts[32];
-  struct timespec now;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &now);
-  gmtime_r(&now.tv_sec, &tm);
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-  fprintf(stderr, "%s.%03ldZ %-5s %s\n", ts, now.tv_nsec / 1000000,
-          cr_log_level_name(level), msg);
-}
-
-static int level_of(const char *s) {
-  const char *names[] = {"debug", "info", "warn", "error"};
-  for (int i = 0; i < 4; i++)
-    if (strcmp(s, names[i]) == 0)
-      return i;
-  return -1;
-}
-
 static int add_dir(struct args *a, const char *d) {
   char **g = realloc(a->dirs, (a->n_dirs + 1) * sizeof *g);
   if (g == NULL)
@@ -161,8 +142,8 @@ static int parse_argv(struct args *a, int argc, char **argv) {
                (a->slots = strtol(v, NULL, 10)) > 0 &&
                a->slots <= (long)CR_REMOTE_HOST_MAX_SLOTS) {
     } else if (i + 1 < argc && strcmp(argv[i], "--log-level") == 0 &&
-               level_of(argv[i + 1]) >= 0) {
-      a->log_level = level_of(argv[++i]);
+               cr_cli_log_level(argv[i + 1]) >= 0) {
+      a->log_level = cr_cli_log_level(argv[++i]);
     } else {
       cr_cli_errorf("runner: unexpected or invalid argument '%s' (see "
                     "'connrun runner --help')",
@@ -368,7 +349,7 @@ static int run_host(struct args *a, const cr_plugin_host *plugins,
       .data_dir = a->dir_abs,
       .grace_ms = grace_ms,
       .ca_file = a->ca_file,
-      .log = log_stderr,
+      .log = cr_cli_log_stderr,
       .log_min_level = a->log_level};
   cr_remote_host *h = NULL;
   int rc = cr_remote_host_new(&o, &h);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -53,18 +52,12 @@ struct cr_remote_host {
   unsigned n_threads;
 };
 
-static void hlog(cr_remote_host *h, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void hlog(cr_remote_host *h, int level, const char *fmt, ...) {
-  if (h->log == NULL || level < h->log_min)
-    return;
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  h->log(h->log_ud, level, line);
-}
+/* Logs through the host's sink when level is enabled. */
+#define hlog(h, level, ...)                                                    \
+  do {                                                                         \
+    if ((level) >= (h)->log_min)                                               \
+      cr__logf((h)->log, (h)->log_ud, (level), __VA_ARGS__);                   \
+  } while (0)
 
 static int64_t wall_now(void) { return cr__now_ms(); }
 
@@ -98,8 +91,9 @@ static json_t *providers_json(const cr_remote_host *h, int with_version) {
 
 /* Logs the first failed attempt of a call and every tenth after it. */
 static void on_retry(void *ud, int attempt, int64_t delay_ms, const char *why) {
+  cr_remote_host *h = ud;
   if (attempt == 1 || attempt % 10 == 0)
-    hlog(ud, CR_LOG_WARN,
+    hlog(h, CR_LOG_WARN,
          "server unreachable (%s): retrying in %" PRId64 " ms (attempt %d)",
          why, delay_ms, attempt);
 }

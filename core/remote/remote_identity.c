@@ -99,17 +99,18 @@ int cr_remote_identity_load(const char *data_dir,
   return rc;
 }
 
-static int write_all(int fd, const char *s, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return CR_EIO;
-    s += w;
-    n -= (size_t)w;
+/* Writes text to a new file tmp (mode 0600) and syncs it. */
+static int write_new(const char *tmp, const char *text) {
+  unlink(tmp);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  if (f == NULL) {
+    if (fd >= 0)
+      close(fd);
+    return CR_EIO;
   }
-  return 0;
+  int ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fd) == 0;
+  return fclose(f) == 0 && ok ? 0 : CR_EIO;
 }
 
 int cr_remote_identity_save(const char *data_dir,
@@ -125,18 +126,8 @@ int cr_remote_identity_save(const char *data_dir,
   char *path = join(data_dir, FILE_NAME),
        *tmp = join(data_dir, FILE_NAME ".tmp");
   int rc = text && path && tmp ? 0 : CR_ENOMEM;
-  int fd = -1;
-  if (rc == 0) {
-    unlink(tmp);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    rc = fd >= 0 ? 0 : CR_EIO;
-  }
   if (rc == 0)
-    rc = write_all(fd, text, strlen(text));
-  if (rc == 0 && fsync(fd) != 0)
-    rc = CR_EIO;
-  if (fd >= 0 && close(fd) != 0 && rc == 0)
-    rc = CR_EIO;
+    rc = write_new(tmp, text);
   if (rc == 0 && rename(tmp, path) != 0)
     rc = CR_EIO;
   if (rc == CR_EIO) {
