@@ -345,6 +345,27 @@ static void test_bad_args(void **state) {
   cr_remote_port_free(NULL);
 }
 
+static void test_new_alloc_failures(void **state) {
+  struct fx *f = *state;
+  cr_test_alloc_install();
+  int ok = 0;
+  for (long n = 0; n < 50 && !ok; n++) {
+    cr_remote_port *p = NULL;
+    struct cr_remote_port_opts o = {
+        .client = f->c, .runner_id = "r1", .claim = &f->claim};
+    cr_test_alloc_fail_after(n);
+    int rc = cr_remote_port_new(&o, &p);
+    int failed = cr_test_alloc_failed();
+    cr_test_alloc_fail_after(-1);
+    assert_true(rc == 0 || (rc == CR_ENOMEM && p == NULL));
+    if (rc == 0)
+      assert_int_equal(cr_remote_port_next_seq(p), 1);
+    cr_remote_port_free(p);
+    ok = rc == 0 && !failed;
+  }
+  assert_true(ok);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -357,6 +378,7 @@ int main(void) {
       T(test_renew_does_not_block),
       T(test_lease_bound),
       T(test_refused_report),
+      T(test_new_alloc_failures),
       cmocka_unit_test(test_bad_args),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
