@@ -373,9 +373,13 @@ static void run_job(cr_remote_host *h, cr_remote_client *cl, struct job *j) {
   char *cred = NULL;
   cr_remote_port *p = NULL;
   int rc = cr_remote_claim_config(c, h->base_yaml, &cfg, why, sizeof why);
-  if (rc == 0 && (rc = cr_remote_claim_credentials(c, cfg, &cred)) == CR_ENOENT)
+  int unrunnable = rc == CR_ECONFIG; /* the work's fault, not the host's */
+  if (rc == 0 &&
+      (rc = cr_remote_claim_credentials(c, cfg, &cred)) == CR_ENOENT) {
+    unrunnable = 1;
     snprintf(why, sizeof why, "work %s is not in the claim's configuration",
              c->work_id);
+  }
   struct cr_remote_port_opts po = {.client = cl,
                                    .runner_id = h->id.runner_id,
                                    .claim = c,
@@ -388,11 +392,11 @@ static void run_job(cr_remote_host *h, cr_remote_client *cl, struct job *j) {
   if (prc != 0)
     hlog(h, CR_LOG_ERROR, "execution %" PRId64 ": cannot report: %s",
          c->execution_id, cr_strerror(prc));
-  else if (rc == CR_ECONFIG || rc == CR_ENOENT)
+  else if (unrunnable)
     fail_claim(h, p, c, why);
-  else if (rc != 0)
+  else if (rc != 0) /* the lease expires: a new attempt */
     hlog(h, CR_LOG_ERROR, "execution %" PRId64 ": %s", c->execution_id,
-         cr_strerror(rc)); /* the lease expires: a new attempt */
+         why[0] ? why : cr_strerror(rc));
   else
     run_claim(h, c, cfg, p);
   cr_remote_port_free(p);
