@@ -1,35 +1,21 @@
-/* api_client.c: the CLI's HTTP client for `--server` (see api_client.h). */
+/* api_client.c: the CLI's HTTP client for `--server` (see api_client.h),
+ * one request on a core/remote client each. */
 #include "api_client.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "remote/remote_client.h"
+#include "util/error.h"
 
 const char *cr_cli_server(const char *server_flag) {
   if (server_flag != NULL)
     return server_flag;
   const char *env = getenv("CONNRUN_SERVER");
   return env != NULL && env[0] != '\0' ? env : NULL;
-}
-
-struct buf {
-  char *p;
-  size_t n;
-};
-
-static size_t on_data(char *d, size_t size, size_t nmemb, void *ud) {
-  struct buf *b = ud;
-  size_t add = size * nmemb;
-  char *g = realloc(b->p, b->n + add + 1);
-  if (g == NULL)
-    return 0;
-  memcpy(g + b->n, d, add);
-  b->p = g;
-  b->n += add;
-  b->p[b->n] = '\0';
-  return add;
 }
 
 char *cr_cli_url(const char *server, const char *path) {
@@ -68,44 +54,27 @@ int cr_cli_call(const char *cmd, const char *server, const char *method,
                 json_t **out) {
   *out = NULL;
   *status = 0;
-  CURL *c = curl_easy_init();
-  char *url = cr_cli_url(server, path);
-  if (c == NULL || url == NULL) {
+  const char *tok = getenv("CONNRUN_TOKEN");
+  struct cr_remote_client_opts o = {.server = server,
+                                    .token = tok && tok[0] ? tok : NULL,
+                                    .timeout_ms = 120000};
+  cr_remote_client *c = NULL;
+  if (cr_remote_client_new(&o, &c) != 0) {
     cr_cli_errorf("%s: cannot start an HTTP client", cmd);
-    curl_easy_cleanup(c);
-    free(url);
     return -1;
   }
-  char *auth = NULL;
-  struct curl_slist *h = cr_cli_auth_header(NULL, &auth);
-  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-  if (text != NULL) {
-    h = curl_slist_append(h, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
-  }
-  struct buf b = {0};
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  CURLcode rc = curl_easy_perform(c);
-  if (rc == CURLE_OK)
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-  else
+  struct cr_remote_answer a = {0};
+  char err[256] = "";
+  int rc = cr_remote_call(c, method, path, body, 0, &a, err, sizeof err);
+  cr_remote_client_free(c);
+  if (rc != 0) {
     cr_cli_errorf("%s: cannot reach %s: %s", cmd, server,
-                  curl_easy_strerror(rc));
-  if (rc == CURLE_OK && b.n > 0)
-    *out = json_loadb(b.p, b.n, 0, NULL);
-  curl_slist_free_all(h);
-  curl_easy_cleanup(c);
-  cr_cli_auth_free(auth);
-  free(text);
-  free(url);
-  free(b.p);
-  return rc == CURLE_OK ? 0 : -1;
+                  err[0] ? err : cr_strerror(rc));
+    return -1;
+  }
+  *status = a.status;
+  *out = a.body;
+  return 0;
 }
 
 int cr_cli_api_error(const char *cmd, long status, const json_t *body) {

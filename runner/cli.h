@@ -30,6 +30,7 @@ int cr_cmd_subscriptions(int argc, char **argv);
 int cr_cmd_works(int argc, char **argv);
 int cr_cmd_cancel(int argc, char **argv);
 int cr_cmd_auth(int argc, char **argv);
+int cr_cmd_runner(int argc, char **argv);
 /* `plugins new` and `plugins test`; argv[0] is "new" / "test". */
 int cr_cmd_plugins_new(int argc, char **argv);
 int cr_cmd_plugins_test(int argc, char **argv);

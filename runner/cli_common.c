@@ -3,11 +3,13 @@
 #include "cli_common.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/log.h"
 
 int cr_cli_store_open(const char *cmd, const char *config_path, cr_store **out,
                       cr_config **cfg_out) {
@@ -89,5 +91,25 @@ int cr_cli_parse_since(const char *text, int64_t *at_ms) {
       return 0;
     }
   }
+  return -1;
+}
+
+void cr_cli_log_stderr(void *ud, int level, const char *msg) {
+  (void)ud;
+  char ts[32];
+  struct timespec now;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &now);
+  gmtime_r(&now.tv_sec, &tm);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+  fprintf(stderr, "%s.%03ldZ %-5s %s\n", ts, now.tv_nsec / 1000000,
+          cr_log_level_name(level), msg);
+}
+
+int cr_cli_log_level(const char *s) {
+  const char *names[] = {"debug", "info", "warn", "error"};
+  for (int i = 0; i < 4; i++)
+    if (strcmp(s, names[i]) == 0)
+      return i;
   return -1;
 }

@@ -32,6 +32,13 @@ int cr_cli_daemon_open(const char *cmd, const struct cr_daemon_options *o,
  * "2026-11-23T16:25Z" or a date "2026-11-23". Returns 0 or -1. */
 int cr_cli_parse_since(const char *text, int64_t *at_ms);
 
+/* The log sink of the long-running commands (serve, runner): one line
+ * "2026-11-23T16:25:17.250Z info  message" to stderr. ud unused. */
+void cr_cli_log_stderr(void *ud, int level, const char *msg);
+
+/* The level named s ("debug", "info", "warn", "error"), or -1. */
+int cr_cli_log_level(const char *s);
+
 /* "2026-11-23T16:25:17Z" (UTC) into buf (len bytes); "-" for ms <= 0. */
 void cr_cli_fmt_time(int64_t ms, char *buf, size_t len);
 

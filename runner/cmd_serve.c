@@ -44,32 +44,12 @@ static void help(FILE *out) {
       out);
 }
 
-static void log_stderr(void *ud, int level, const char *msg) {
-  (void)ud;
-  char ts[32];
-  struct timespec now;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &now);
-  gmtime_r(&now.tv_sec, &tm);
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-  fprintf(stderr, "%s.%03ldZ %-5s %s\n", ts, now.tv_nsec / 1000000,
-          cr_log_level_name(level), msg);
-}
-
-static int parse_level(const char *s) {
-  const char *names[] = {"debug", "info", "warn", "error"};
-  for (int i = 0; i < 4; i++)
-    if (strcmp(s, names[i]) == 0)
-      return i;
-  return -1;
-}
-
 int cr_cmd_serve(int argc, char **argv) {
   if (cr_cli_wants_help(argc, argv)) {
     help(stdout);
     return CR_EXIT_OK;
   }
-  struct cr_daemon_options o = {.log = log_stderr,
+  struct cr_daemon_options o = {.log = cr_cli_log_stderr,
                                 .log_min_level = CR_LOG_INFO,
                                 .handle_signals = 1,
                                 .serve_api = 1};
@@ -85,8 +65,8 @@ int cr_cmd_serve(int argc, char **argv) {
     } else if (strcmp(argv[i], "--no-api") == 0) {
       o.serve_api = 0;
     } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc &&
-               parse_level(argv[i + 1]) >= 0) {
-      o.log_min_level = parse_level(argv[++i]);
+               cr_cli_log_level(argv[i + 1]) >= 0) {
+      o.log_min_level = cr_cli_log_level(argv[++i]);
     } else {
       cr_cli_errorf("serve: unexpected argument '%s' (see 'connrun serve "
                     "--help')",

@@ -29,6 +29,8 @@ static const struct command commands[] = {
      "webhook subscriptions: backlog, success rate, replay"},
     {"events", cr_cmd_events, "list, follow and export system events"},
     {"state", cr_cmd_state, "show, list or roll back a work's sync state"},
+    {"runner", cr_cmd_runner,
+     "run a remote runner host that claims executions from a server"},
 };
 
 static const size_t n_commands = sizeof commands / sizeof commands[0];
@@ -68,6 +70,8 @@ static void usage(FILE *out) {
                "  connrun plugins list --plugin-dir build/plugins\n"
                "  connrun serve -c configs/demo.yaml\n"
                "  connrun sync -c configs/demo.yaml files-import\n"
+               "  connrun runner --server https://connrun.example.com "
+               "--labels dmz\n"
                "\nexit codes: 0 ok, 1 invalid input or failed job, 2 usage "
                "error, 3 runtime error\n");
 }
