@@ -194,9 +194,21 @@ int cr_ctl_runner_auth(const struct cr_ctl *c, const char *id,
 
 /* ---- Check-in and the offline scan -------------------------------------- */
 
-static int checkin_rec(const json_t *body, struct cr_runner_rec *rec,
-                       char **labels, char **providers, char *err,
-                       size_t errlen) {
+/* The fixed labels of registration token name (a new array). */
+static json_t *fixed_labels(const cr_config *cfg, const char *name) {
+  json_t *arr = json_array();
+  for (size_t i = 0; arr && name && i < cfg->host.n_runner_tokens; i++) {
+    const struct cr_config_runner_token *t = &cfg->host.runner_tokens[i];
+    if (t->name != NULL && strcmp(t->name, name) == 0)
+      for (size_t k = 0; k < t->n_labels; k++)
+        json_array_append_new(arr, json_string(t->labels[k]));
+  }
+  return arr;
+}
+
+static int checkin_rec(const struct cr_ctl *c, const json_t *body,
+                       struct cr_runner_rec *rec, char **labels,
+                       char **providers, char *err, size_t errlen) {
   rec->slots = rec->slots_free = -1;
   if (body == NULL)
     return 0;
@@ -204,7 +216,12 @@ static int checkin_rec(const json_t *body, struct cr_runner_rec *rec,
   rec->version = (char *)opt_str(body, "version", 64);
   const json_t *l = json_object_get(body, "labels");
   if (l != NULL) {
-    json_t *arr = json_array();
+    /* The registration token's labels stay, whatever the runner says. */
+    struct cr_runner_rec cur;
+    int grc = cr_store_runner_get(c->store, rec->id, &cur);
+    json_t *arr = fixed_labels(c->cfg, grc == 0 ? cur.registration : NULL);
+    if (grc == 0)
+      cr_runner_rec_clear(&cur);
     int rc = arr ? add_labels(arr, l, err, errlen) : CR_ENOMEM;
     if (rc == 0)
       *labels = dumps(arr);
@@ -234,7 +251,7 @@ int cr_ctl_runner_checkin(const struct cr_ctl *c, const char *id,
   struct cr_runner_rec rec = {.id = (char *)id};
   char *labels = NULL, *providers = NULL;
   int was_online = 1;
-  int rc = checkin_rec(body, &rec, &labels, &providers, err, errlen);
+  int rc = checkin_rec(c, body, &rec, &labels, &providers, err, errlen);
   if (rc == 0)
     rc = cr_store_begin(c->store);
   if (rc == 0) {
