@@ -844,33 +844,44 @@ static void sf_query_url(struct salesforce *sf, const struct sf_object *o,
   sf_buf_free(&q);
 }
 
-/* Emits the records of one page, advancing o's cursor. */
+/* Advances o's cursor to the SystemModstamp of record [e, e + n) if later. */
+static void sf_advance_cursor(struct sf_object *o, const char *e, size_t n) {
+  char stamp[40];
+  if (cr_json_get_string_n(e, n, "SystemModstamp", stamp, sizeof stamp) == 0 &&
+      strlen(stamp) >= 19 && strcmp(stamp, o->cursor) > 0)
+    memcpy(o->cursor, stamp, sizeof stamp);
+}
+
+/* Emits the records of one page, advancing o's cursor. The query orders by
+ * SystemModstamp, so the page's last record carries its latest stamp: one
+ * field lookup per page, not per record. Progress once per page. */
 static int sf_emit_page(struct salesforce *sf, cr_plugin_ctx *ctx,
                         struct sf_object *o,
                         const struct cr_http_response *resp, uint64_t *done,
                         uint64_t total) {
   const struct cr_host_api *api = sf->api;
   struct cr_json_array_iter it;
-  const char *e;
-  size_t n;
+  const char *e, *last = NULL;
+  size_t n, last_n = 0;
   int r;
   if (cr_json_array_begin_n(&it, resp->body, resp->body_len, "records") != 0)
     return sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
                    "unexpected query answer from Salesforce (no records)");
   while ((r = cr_json_array_next(&it, &e, &n)) == 1) {
-    char stamp[40];
-    if (cr_json_get_string_n(e, n, "SystemModstamp", stamp, sizeof stamp) ==
-            0 &&
-        strlen(stamp) >= 19 && strcmp(stamp, o->cursor) > 0)
-      memcpy(o->cursor, stamp, sizeof stamp);
     int rc = api->emit(ctx, o->name, e, n);
     if (rc != CR_PLUGIN_OK)
       return sf_fail(sf, rc, 0, "the host refused a record");
-    api->progress(ctx, o->name, ++*done, total);
+    last = e;
+    last_n = n;
+    ++*done;
   }
-  return r < 0 ? sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
-                         "malformed query answer from Salesforce")
-               : CR_PLUGIN_OK;
+  if (r < 0)
+    return sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
+                   "malformed query answer from Salesforce");
+  if (last != NULL)
+    sf_advance_cursor(o, last, last_n);
+  api->progress(ctx, o->name, *done, total);
+  return CR_PLUGIN_OK;
 }
 
 /* Reads one object: the query, then every nextRecordsUrl, a checkpoint per
