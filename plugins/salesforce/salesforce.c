@@ -992,10 +992,12 @@ static int sf_upsert_body(struct salesforce *sf, const char *object,
                 : CR_PLUGIN_OK;
 }
 
-/* Logs one failed UpsertResult (index, external id, first error). */
-static void sf_log_failure(struct salesforce *sf, cr_plugin_ctx *ctx,
-                           const char *object, size_t index, const char *record,
-                           const char *result, size_t rlen) {
+/* Reports one failed UpsertResult (index, external id, first error) to the
+ * host per record (ABI 1.2; returns 1) or, when the host does not take it,
+ * logs it and keeps the first as the batch's error (returns 0). */
+static int sf_log_failure(struct salesforce *sf, cr_plugin_ctx *ctx,
+                          const char *object, size_t index, const char *record,
+                          const char *result, size_t rlen) {
   struct cr_json_array_iter it;
   const char *e = NULL;
   size_t n = 0;
@@ -1009,6 +1011,13 @@ static void sf_log_failure(struct salesforce *sf, cr_plugin_ctx *ctx,
   sf_printable(code);
   sf_printable(msg);
   sf_printable(ext);
+  if (CR_HOST_HAS(sf->api, record_failed)) { /* ABI 1.2: per record */
+    char why[300];
+    snprintf(why, sizeof why, "%s: %s", code[0] ? code : "-",
+             msg[0] ? msg : "no details");
+    if (sf->api->record_failed(ctx, index, ext[0] ? ext : NULL, why) == 0)
+      return 1;
+  }
   cr_plugin_logf(sf->api, ctx, CR_PLUGIN_LOG_WARN,
                  "%s record %zu (%s=%s) rejected: %s: %s", object, index,
                  sf->external_id, ext, code[0] ? code : "-",
@@ -1017,9 +1026,11 @@ static void sf_log_failure(struct salesforce *sf, cr_plugin_ctx *ctx,
     sf_fail(sf, CR_PLUGIN_OK, 0, "first: record %zu (%s=%s): %s: %s", index,
             sf->external_id, ext, code[0] ? code : "-",
             msg[0] ? msg : "no details");
+  return 0;
 }
 
-/* Walks the UpsertResult array of one batch; counts and logs failures. */
+/* Walks the UpsertResult array of one batch; reports failures and counts
+ * those the host did not take per record. */
 static int sf_upsert_results(struct salesforce *sf, cr_plugin_ctx *ctx,
                              const char *object, const char *const *records,
                              size_t n, size_t first_index,
@@ -1036,8 +1047,8 @@ static int sf_upsert_results(struct salesforce *sf, cr_plugin_ctx *ctx,
     size_t vl;
     if (cr_json_get_raw_n(e, el, "success", &v, &vl) != 0 || vl != 4 ||
         memcmp(v, "true", 4) != 0) {
-      (*failed)++;
-      sf_log_failure(sf, ctx, object, first_index + i, records[i], e, el);
+      *failed +=
+          !sf_log_failure(sf, ctx, object, first_index + i, records[i], e, el);
     }
     i++;
   }
@@ -1092,7 +1103,7 @@ static int sf_write(void *instance, cr_plugin_ctx *ctx, const char *stream,
                          n - i < SF_BATCH ? n - i : SF_BATCH, i, &failed);
   if (rc != CR_PLUGIN_OK)
     return sf_report(sf, ctx, rc);
-  if (failed == 0)
+  if (failed == 0) /* none, or every one reported with record_failed */
     return CR_PLUGIN_OK;
   char first[SF_MSG_MAX];
   snprintf(first, sizeof first, "%s", sf->err);

@@ -28,6 +28,7 @@
 
 #include "config/diag.h"
 #include "daemon/daemon.h"
+#include "dest/dest.h"
 #include "exec/exec_run.h"
 #include "fake_http.h"
 #include "plugin/health.h"
@@ -751,6 +752,48 @@ static void test_read_rate_limited(void **state) {
   assert_int_equal(c.checkpoints, 0);
 }
 
+/* Through the plugin destination (ABI 1.2, api->record_failed): the two
+ * rejected records are reported one by one with their index, external id and
+ * the UpsertResult's error, counted, logged; the batch succeeds and the 448
+ * others are delivered (not sent again by the next flush). */
+static void test_write_failures_per_record(void **state) {
+  (void)state;
+  enum { N = 450 };
+  struct cr_plugin_params params;
+  params_for(&params, "oauth2_refresh_token", refresh_creds(),
+             config_for(NULL, ",\"external_id_field\":\"Ext_Id__c\""));
+  cr_dest *d = NULL;
+  char err[256] = "";
+  assert_int_equal(cr_dest_open_plugin(cr_plugin_desc(G->sf), &params, G->red,
+                                       &d, err, sizeof err),
+                   0);
+  cr_dest_set_log(d, capture, &G->log);
+  for (int i = 0; i < N; i++) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "{\"Ext_Id__c\":\"ext-%d\",\"Name\":\"%s%d\"}", i,
+             i == 5 || i == 420 ? "BAD " : "Company ", i);
+    assert_int_equal(cr_dest_write(d, "Account", buf, strlen(buf)), 0);
+  }
+  assert_int_equal(cr_dest_flush(d), 0);
+  assert_int_equal(cr_dest_records_failed(d), 2);
+  assert_int_equal(G->fake.nbatches, 3); /* 200 + 200 + 50, each once */
+  assert_int_equal(cr_dest_flush(d), 0);
+  assert_int_equal(G->fake.nbatches, 3);
+  int seen5 = 0, seen420 = 0;
+  for (int i = 0; i < G->log.n; i++) {
+    seen5 += strstr(G->log.text[i],
+                    "salesforce rejected record 5 of a batch of 450 (stream "
+                    "Account, key ext-5): REQUIRED_FIELD_MISSING: Required "
+                    "fields are missing: [LastName]") != NULL;
+    seen420 += strstr(G->log.text[i], "rejected record 420 of a batch of 450 "
+                                      "(stream Account, key ext-420)") != NULL;
+  }
+  assert_int_equal(seen5, 1);
+  assert_int_equal(seen420, 1);
+  cr_dest_close(d);
+  assert_no_secret(NULL);
+}
+
 static void test_write_partial_failures(void **state) {
   (void)state;
   enum { N = 450 };
@@ -1006,6 +1049,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_health_jwt, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_pages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_rate_limited, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_write_failures_per_record, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_write_partial_failures, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_exec_rotation_kill_resume, setup,

@@ -140,7 +140,18 @@ static void test_default_table(void **state) {
               CR_HOST_HAS(api, progress) && CR_HOST_HAS(api, cancelled) &&
               CR_HOST_HAS(api, http) && CR_HOST_HAS(api, http_response_free) &&
               CR_HOST_HAS(api, set_error) &&
-              CR_HOST_HAS(api, credentials_update));
+              CR_HOST_HAS(api, credentials_update) &&
+              CR_HOST_HAS(api, record_failed));
+  /* A minor-1 host's table ends before record_failed: a minor-2 plugin sees
+   * it absent and falls back. Outside write() (no sink) it is refused. */
+  struct cr_host_api old = *api;
+  old.struct_size = (uint32_t)offsetof(struct cr_host_api, record_failed);
+  assert_false(CR_HOST_HAS(&old, record_failed));
+  cr_plugin_ctx ctx;
+  assert_int_equal(cr_plugin_ctx_init(&ctx, "a", NULL), 0);
+  assert_int_equal(api->record_failed(&ctx, 0, "k", "m"), CR_PLUGIN_ERR_SYSTEM);
+  assert_int_equal(api->record_failed(NULL, 0, "k", "m"), CR_PLUGIN_ERR_SYSTEM);
+  cr_plugin_ctx_cleanup(&ctx);
   char *p = api->alloc(16);
   assert_non_null(p);
   memset(p, 1, 16);
