@@ -115,8 +115,9 @@ int64_t cr_dest_records(const cr_dest *d);
  * not retried, each logged. 0 for the other variants and for NULL. */
 int64_t cr_dest_records_failed(const cr_dest *d);
 
-/* Sends d's log lines (one per rejected record, WARN, redacted) to fn with
- * ud (both borrowed, must outlive d; fn NULL: no log). No-op for NULL d. */
+/* Sends d's log lines (a plugin destination: one WARN per rejected record
+ * and the plugin's own lines, redacted) to fn with ud (both borrowed, must
+ * outlive d; fn NULL: no log). No-op for NULL d. */
 void cr_dest_set_log(cr_dest *d, cr_log_fn fn, void *ud);
 
 /* Message describing the most recent error on d ("" if none yet; not

@@ -68,6 +68,14 @@ static void batch_clear(struct batch *b) {
   b->bytes = 0;
 }
 
+/* The plugin's own log lines during write(), already redacted by the
+ * host, go where the destination logs (cr_dest_set_log). */
+static void plugin_log(void *ud, int level, const char *msg) {
+  struct plugin_dest *d = ud;
+  if (d->base.log != NULL)
+    d->base.log(d->base.log_ud, level, msg);
+}
+
 static int send_batch(struct plugin_dest *d, struct batch *b) {
   if (b->n == 0)
     return 0;
@@ -166,6 +174,7 @@ int cr_dest_open_plugin(const struct cr_plugin_descriptor *desc,
   cr_plugin_ctx_init(&d->ctx, params->authorization_id, rd);
   struct cr_plugin_sinks sinks = {.ud = d, .record_failed = record_failed};
   cr_plugin_ctx_set_sinks(&d->ctx, &sinks);
+  cr_plugin_ctx_set_log(&d->ctx, plugin_log, d);
   char err[512] = "";
   int rc = desc->create(cr_host_api_default(), params, &d->instance, err,
                         sizeof err);
