@@ -31,8 +31,10 @@
  *
  * write: stream "contacts" upserted into Marketing Contacts (PUT
  * /v3/marketing/contacts with config.list_ids), each batch's asynchronous
- * job followed until it completes (config.job_poll_ms, job_timeout_s); an
- * "errored" or "failed" job is a config error naming the refused count.
+ * job followed until it completes (config.job_poll_ms, job_timeout_s). On a
+ * host with ABI 1.2 an "errored" job's refused contacts are found by email
+ * and reported per record (see sg_itemise); a "failed" job, or an errored
+ * one on an older host, is a config error naming the refused count.
  *
  * The plugin depends on the SDK headers only (plugin.h + plugin_util.h for
  * logging and JSON reading); it links nothing but libc.
@@ -565,9 +567,123 @@ static void sg_sleep_ms(long long ms) {
   nanosleep(&ts, NULL);
 }
 
-/* Follows job id until it ends; reports errored / failed jobs. */
+/* ---- write: which contacts an "errored" job refused ---------------------
+ * SendGrid's job status gives only counts (the per-contact detail is a file
+ * at errors_url whose format is not published). What is published is
+ * POST /v3/marketing/contacts/search/emails {"emails":[...]} (at most 100)
+ * answering 200 {"result":{"<email, lower case>":{"contact":{...}} or
+ * {"error":"contact not found"}}}, or 404 when none is found:
+ * https://www.twilio.com/docs/sendgrid/api-reference/contacts/get-contacts-by-emails
+ * After an errored job, a record whose email SendGrid does not have is one
+ * it refused: reported per record (ABI 1.2). A refused update of a contact
+ * that already existed cannot be told apart this way. */
+
+#define SG_SEARCH_MAX 100
+
+/* The email of record rec, lower-cased, into out; 0, or -1 when none. */
+static int sg_record_email(const char *rec, char *out, size_t outlen) {
+  if (cr_json_get_string(rec, "email", out, outlen) != 0 || out[0] == '\0')
+    return -1;
+  for (char *p = out; *p != '\0'; p++)
+    if (*p >= 'A' && *p <= 'Z')
+      *p = (char)(*p - 'A' + 'a');
+  return 0;
+}
+
+/* Searches the emails of records[0..n) (n <= SG_SEARCH_MAX) and reports
+ * those SendGrid does not have; *told counts the reports the host took. */
+static int sg_search_chunk(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                           const char *const *records, size_t n, size_t base,
+                           const char *job, long long *told) {
+  struct cr_http_response resp;
+  size_t cap = 32 + n * 6 * 256, k = 0;
+  char *body = sg->api->alloc(cap), email[256], esc[6 * 256];
+  if (body == NULL)
+    return CR_PLUGIN_ERR_SYSTEM;
+  k += (size_t)snprintf(body, cap, "{\"emails\":[");
+  for (size_t i = 0; i < n; i++)
+    if (sg_record_email(records[i], email, sizeof email) == 0 &&
+        cr_json_escape(email, esc, sizeof esc) >= 0)
+      k += (size_t)snprintf(body + k, cap - k, "%s\"%s\"",
+                            body[k - 1] == '[' ? "" : ",", esc);
+  if (body[k - 1] == '[') { /* no record with an email: nothing to tell */
+    sg->api->free(body);
+    return CR_PLUGIN_OK;
+  }
+  snprintf(body + k, cap - k, "]}");
+  int rc = sg_send(sg, ctx, "POST", "/v3/marketing/contacts/search/emails",
+                   body, &resp);
+  sg->api->free(body);
+  if (rc == CR_PLUGIN_OK && resp.status != 200 && resp.status != 404)
+    rc = sg_http_failure(sg, ctx, &resp, "contacts search");
+  const char *res = NULL;
+  size_t rl = 0;
+  if (rc == CR_PLUGIN_OK && resp.status == 200)
+    cr_json_get_raw_n(resp.body, resp.body_len, "result", &res, &rl);
+  for (size_t i = 0; rc == CR_PLUGIN_OK && i < n; i++) {
+    const char *hit, *c;
+    size_t hl, cl;
+    if (sg_record_email(records[i], email, sizeof email) != 0 ||
+        (res != NULL && cr_json_get_raw_n(res, rl, email, &hit, &hl) == 0 &&
+         cr_json_get_raw_n(hit, hl, "contact", &c, &cl) == 0))
+      continue; /* no email to check, or SendGrid has the contact */
+    char why[200];
+    snprintf(why, sizeof why,
+             "not in Marketing Contacts after upsert job %s (errored)", job);
+    *told += sg->api->record_failed(ctx, base + i, NULL, why) == 0;
+  }
+  sg->api->http_response_free(ctx, &resp);
+  return rc;
+}
+
+/* Reports the records of records[0..n) an errored job refused; *told
+ * counts them. */
+static int sg_itemise(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                      const char *const *records, size_t n, size_t base,
+                      const char *job, long long *told) {
+  int rc = CR_PLUGIN_OK;
+  *told = 0;
+  for (size_t i = 0; rc == CR_PLUGIN_OK && i < n; i += SG_SEARCH_MAX)
+    rc = sg_search_chunk(sg, ctx, records + i,
+                         n - i < SG_SEARCH_MAX ? n - i : SG_SEARCH_MAX,
+                         base + i, job, told);
+  return rc;
+}
+
+/* An ended job that is not "completed": with ABI 1.2 an "errored" job's
+ * refused contacts are reported per record and the batch succeeds; a
+ * "failed" job, or an older host, is a config error naming the counts. */
+static int sg_job_refused(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                          const char *id, const char *status, long long errored,
+                          const char *const *records, size_t n, size_t base) {
+  long long told = 0;
+  if (strcmp(status, "errored") == 0 && CR_HOST_HAS(sg->api, record_failed)) {
+    int rc = sg_itemise(sg, ctx, records, n, base, id, &told);
+    if (rc != CR_PLUGIN_OK)
+      return rc;
+    if (told < errored)
+      cr_plugin_logf(sg->api, ctx, CR_PLUGIN_LOG_WARN,
+                     "SendGrid upsert job %s: %lld of %lld refused contacts "
+                     "could not be told apart (see the job's errors_url)",
+                     id, errored - told, errored);
+    if (told > 0 || errored == 0)
+      return CR_PLUGIN_OK;
+  }
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "SendGrid upsert job %s: %s, %lld of %zu contacts refused (see "
+           "the job's errors_url)",
+           id, status, errored, n);
+  cr_plugin_logf(sg->api, ctx, CR_PLUGIN_LOG_WARN, "%s", msg);
+  sg->api->set_error(ctx, CR_PLUGIN_ERR_CONFIG, msg, 0);
+  return CR_PLUGIN_ERR_CONFIG;
+}
+
+/* Follows job id of the upsert of records[0..n) (record base of the
+ * write) until it ends; reports errored / failed jobs. */
 static int sg_follow_job(struct sendgrid *sg, cr_plugin_ctx *ctx,
-                         const char *id, size_t n) {
+                         const char *id, const char *const *records, size_t n,
+                         size_t base) {
   char path[160], status[32] = "pending";
   snprintf(path, sizeof path, "/v3/marketing/contacts/imports/%s", id);
   long long waited = 0;
@@ -598,25 +714,19 @@ static int sg_follow_job(struct sendgrid *sg, cr_plugin_ctx *ctx,
       return rc;
     if (!strcmp(status, "completed"))
       return CR_PLUGIN_OK;
-    if (strcmp(status, "pending") != 0) {
-      char msg[256];
-      snprintf(msg, sizeof msg,
-               "SendGrid upsert job %s: %s, %lld of %zu contacts refused (see "
-               "the job's errors_url)",
-               id, status, errored, n);
-      cr_plugin_logf(sg->api, ctx, CR_PLUGIN_LOG_WARN, "%s", msg);
-      sg->api->set_error(ctx, CR_PLUGIN_ERR_CONFIG, msg, 0);
-      return CR_PLUGIN_ERR_CONFIG;
-    }
+    if (strcmp(status, "pending") != 0)
+      return sg_job_refused(sg, ctx, id, status, errored, records, n, base);
     sg_sleep_ms(sg->job_poll_ms);
     waited += sg->job_poll_ms;
   }
   return CR_PLUGIN_OK;
 }
 
-/* One batch: records[0..n) as contacts of one PUT, then its job. */
+/* One batch: records[0..n) (record base of the write) as contacts of one
+ * PUT, then its job. */
 static int sg_upsert(struct sendgrid *sg, cr_plugin_ctx *ctx,
-                     const char *const *records, size_t n, size_t bytes) {
+                     const char *const *records, size_t n, size_t base,
+                     size_t bytes) {
   size_t cap = bytes + n + strlen(sg->list_ids) + 64;
   char *body = sg->api->alloc(cap);
   if (body == NULL)
@@ -645,7 +755,8 @@ static int sg_upsert(struct sendgrid *sg, cr_plugin_ctx *ctx,
     rc = CR_PLUGIN_ERR_TRANSIENT;
   }
   sg->api->http_response_free(ctx, &resp);
-  return rc == CR_PLUGIN_OK ? sg_follow_job(sg, ctx, job, n) : rc;
+  return rc == CR_PLUGIN_OK ? sg_follow_job(sg, ctx, job, records, n, base)
+                            : rc;
 }
 
 static int sg_write(void *instance, cr_plugin_ctx *ctx, const char *stream,
@@ -662,7 +773,7 @@ static int sg_write(void *instance, cr_plugin_ctx *ctx, const char *stream,
     int full = i == n || i - first == SG_BATCH_MAX ||
                (i > first && bytes + len > SG_BATCH_BYTES);
     if (full && i > first) {
-      int rc = sg_upsert(sg, ctx, records + first, i - first, bytes);
+      int rc = sg_upsert(sg, ctx, records + first, i - first, first, bytes);
       if (rc != CR_PLUGIN_OK)
         return rc;
       first = i;

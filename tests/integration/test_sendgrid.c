@@ -8,6 +8,7 @@
  * run time and two test plugins. */
 #include "testutil.h"
 
+#include "dest/dest.h"
 #include "fake_http.h"
 #include "plugin/health.h"
 #include "plugin/host_api.h"
@@ -18,6 +19,7 @@
 
 #include <connrun/plugin_util.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,11 @@ struct fake_sg {
   const char *job_end;
   int pending_polls, polls, puts;
   size_t contacts_put;
+  /* the contacts SendGrid holds (an email starting with "bad" is refused
+   * by the job: the job ends "errored" unless job_end says otherwise), the
+   * refusals of the last PUT and the emails searched so far */
+  char held[160][64];
+  int nheld, refused, searched;
 };
 
 static const char ERR_401[] =
@@ -120,9 +127,20 @@ static void fake_sendgrid(void *ud, const struct cr_fake_http_request *req,
     const char *e;
     size_t n;
     f->puts++;
+    f->refused = 0;
     if (cr_json_array_begin_n(&it, req->body, req->body_len, "contacts") == 0)
-      while (cr_json_array_next(&it, &e, &n) == 1)
+      while (cr_json_array_next(&it, &e, &n) == 1) {
+        char email[64] = "";
         f->contacts_put++;
+        cr_json_get_string_n(e, n, "email", email, sizeof email);
+        for (char *p = email; *p != '\0'; p++) /* stored in lower case */
+          if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+        if (strncmp(email, "bad", 3) == 0)
+          f->refused++;
+        else if (f->nheld < 160)
+          snprintf(f->held[f->nheld++], sizeof f->held[0], "%s", email);
+      }
     resp->status = 202;
     cr_fake_http_set_body(resp,
                           "{\"job_id\":\"job-%d\",\"_metadata\":{\"self\":"
@@ -135,7 +153,9 @@ static void fake_sendgrid(void *ud, const struct cr_fake_http_request *req,
       strncmp(req->path, "/v3/marketing/contacts/imports/", 31) == 0) {
     const char *st = f->polls++ < f->pending_polls ? "pending"
                      : f->job_end                  ? f->job_end
+                     : f->refused > 0              ? "errored"
                                                    : "completed";
+    int errored = f->job_end ? (strcmp(st, "errored") ? 0 : 2) : f->refused;
     cr_fake_http_set_body(
         resp,
         "{\"id\":\"%s\",\"status\":\"%s\",\"job_type\":\"upsert\","
@@ -143,7 +163,42 @@ static void fake_sendgrid(void *ud, const struct cr_fake_http_request *req,
         "\"updated_count\":0,\"deleted_count\":0,\"errored_count\":%d,"
         "\"errors_url\":\"https://example.invalid/errors.csv\"},"
         "\"started_at\":\"2026-12-04T10:00:00Z\"}",
-        req->path + 31, st, f->contacts_put, strcmp(st, "errored") ? 0 : 2);
+        req->path + 31, st, f->contacts_put, errored);
+    return;
+  }
+  /* Get Contacts by Emails: each searched email with its contact, or
+   * "contact not found"; 404 when none is found. */
+  if (strcmp(req->method, "POST") == 0 &&
+      strcmp(req->path, "/v3/marketing/contacts/search/emails") == 0) {
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL), *v;
+    json_t *result = json_object();
+    size_t i;
+    int found = 0;
+    json_array_foreach(json_object_get(body, "emails"), i, v) {
+      const char *email = json_string_value(v);
+      int have = 0;
+      f->searched++;
+      for (int k = 0; email != NULL && k < f->nheld; k++)
+        have |= strcmp(f->held[k], email) == 0;
+      found += have;
+      json_object_set_new(
+          result, email,
+          have ? json_pack("{s:{s:s,s:s}}", "contact", "email", email, "id",
+                           "8a2a6a0e-1b8c-4d36-9f6a-1a2b3c4d5e6f")
+               : json_pack("{s:s}", "error", "contact not found"));
+    }
+    json_t *out = json_pack("{s:o}", "result", result);
+    char *txt = json_dumps(out, JSON_COMPACT);
+    if (found == 0) {
+      resp->status = 404;
+      resp->body = "{\"errors\":[{\"field\":null,\"message\":\"contacts "
+                   "not found\"}]}";
+    } else {
+      cr_fake_http_set_body(resp, "%s", txt);
+    }
+    free(txt);
+    json_decref(out);
+    json_decref(body);
     return;
   }
   resp->status = 404;
@@ -630,6 +685,49 @@ static void test_write_contacts(void **state) {
   assert_int_equal(rc, CR_PLUGIN_ERR_RATE_LIMITED);
 }
 
+/* Through the plugin destination (ABI 1.2, api->record_failed): the job
+ * ends "errored" (2 refused); the records whose email SendGrid does not
+ * have afterwards (searched by email, 100 at a time) are reported one by
+ * one and the batch succeeds, the other 148 kept. */
+static void test_write_failures_per_record(void **state) {
+  (void)state;
+  enum { N = 150 };
+  struct cr_plugin_params params;
+  params_for(&params, credentials(GOOD_KEY, NULL), "{\"job_poll_ms\":5}");
+  cr_dest *d = NULL;
+  char err[256] = "";
+  assert_int_equal(cr_dest_open_plugin(cr_plugin_desc(G->sg), &params, G->red,
+                                       &d, err, sizeof err),
+                   0);
+  cr_dest_set_log(d, capture, &G->log);
+  for (int i = 0; i < N; i++) {
+    char rec[96];
+    snprintf(rec, sizeof rec, "{\"email\":\"%s%d@Example.com\"}",
+             i == 3 || i == 120 ? "bad" : "user", i);
+    assert_int_equal(cr_dest_write(d, "contacts", rec, strlen(rec)), 0);
+  }
+  assert_int_equal(cr_dest_flush(d), 0);
+  assert_int_equal(cr_dest_records_failed(d), 2);
+  assert_int_equal(G->fake.puts, 1);
+  assert_int_equal(G->fake.searched, N); /* two searches: 100 + 50 */
+  int seen3 = 0, seen120 = 0;
+  for (int i = 0; i < G->log.n; i++) {
+    seen3 += strstr(G->log.text[i],
+                    "sendgrid rejected record 3 of a batch of 150 (stream "
+                    "contacts): not in Marketing Contacts after upsert job "
+                    "job-1 (errored)") != NULL;
+    seen120 += strstr(G->log.text[i], "rejected record 120 of a batch of "
+                                      "150") != NULL;
+    assert_null(strstr(G->log.text[i], "could not be told apart"));
+    assert_no_key(G->log.text[i]);
+  }
+  assert_int_equal(seen3, 1);
+  assert_int_equal(seen120, 1);
+  assert_int_equal(cr_dest_flush(d), 0); /* nothing sent again */
+  assert_int_equal(G->fake.puts, 1);
+  cr_dest_close(d);
+}
+
 static const char MISBEHAVE_SRC[] =
     "#include <connrun/plugin.h>\n"
     "#include <connrun/plugin_util.h>\n"
@@ -824,6 +922,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_read_stream_not_selected, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_write_contacts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_write_failures_per_record, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_runner_edge_cases, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runner_test_plugins, setup,
                                       teardown),
