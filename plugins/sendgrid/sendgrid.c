@@ -30,7 +30,8 @@
  * (POST /v3/marketing/contacts/exports), which this version does not use.
  *
  * write: stream "contacts" upserted into Marketing Contacts (PUT
- * /v3/marketing/contacts with config.list_ids), each batch's asynchronous
+ * /v3/marketing/contacts with config.list_ids, plus the list named
+ * config.list_name, found or created once), each batch's asynchronous
  * job followed until it completes (config.job_poll_ms, job_timeout_s). On a
  * host with ABI 1.2 an "errored" job's refused contacts are found by email
  * and reported per record (see sg_itemise); a "failed" job, or an errored
@@ -74,6 +75,8 @@ static const char sg_config_schema[] =
     "\"list_ids\":{\"type\":\"array\",\"maxItems\":100,"
     "\"items\":{\"type\":\"string\",\"minLength\":1,"
     "\"maxLength\":64}},"
+    "\"list_name\":{\"type\":\"string\",\"minLength\":1,"
+    "\"maxLength\":100},"
     "\"job_poll_ms\":{\"type\":\"integer\",\"minimum\":1,"
     "\"maximum\":60000},"
     "\"job_timeout_s\":{\"type\":\"integer\",\"minimum\":1,"
@@ -92,6 +95,8 @@ struct sendgrid {
   char auth_header[SG_KEY_MAX + 32]; /* "Authorization: Bearer <key>" */
   int wants_contacts;
   char list_ids[2048];     /* write: the JSON array text, "[]" by default */
+  char list_name[128];     /* write: a list found or created by name, "" */
+  int list_resolved;       /* list_name's id was added to list_ids */
   long long job_poll_ms;   /* write: between polls of an upsert job */
   long long job_timeout_s; /* write: how long a job may stay pending */
 };
@@ -171,6 +176,13 @@ static int sg_parse_config(struct sendgrid *sg, const char *json, char *errbuf,
     if (cr_json_get_raw(json, "list_ids", &raw, &rawlen) == 0 &&
         rawlen < sizeof sg->list_ids)
       snprintf(sg->list_ids, sizeof sg->list_ids, "%.*s", (int)rawlen, raw);
+    if (cr_json_get_raw(json, "list_name", &raw, &rawlen) == 0 &&
+        (cr_json_get_string(json, "list_name", sg->list_name,
+                            sizeof sg->list_name) != 0 ||
+         sg->list_name[0] == '\0' || strlen(sg->list_name) > 100)) {
+      snprintf(errbuf, errlen, "config.list_name must be 1 to 100 characters");
+      return CR_PLUGIN_ERR_CONFIG;
+    }
     if (cr_json_get_int(json, "job_poll_ms", &v) == 0 && v > 0)
       sg->job_poll_ms = v;
     if (cr_json_get_int(json, "job_timeout_s", &v) == 0 && v > 0)
@@ -567,6 +579,109 @@ static void sg_sleep_ms(long long ms) {
   nanosleep(&ts, NULL);
 }
 
+/* ---- write: the list named by config.list_name --------------------------
+ * GET /v3/marketing/lists?page_size=1000 answers {"result":[{"id","name",
+ * "contact_count","_metadata"}],"_metadata":{"self","next"?,"count"}} (no
+ * "next" on the last page); POST /v3/marketing/lists {"name":"..."} (1 to
+ * 100 characters) answers 201 with the new list {"id","name",...}.
+ * https://www.twilio.com/docs/sendgrid/api-reference/lists/get-all-lists
+ * https://www.twilio.com/docs/sendgrid/api-reference/lists/create-list
+ * The list is looked up first, so a second run reuses it instead of
+ * creating a duplicate; its id joins config.list_ids in every PUT. */
+
+#define SG_LIST_PAGES 100 /* bound of the list pages read */
+
+/* Looks for the list named sg->list_name on one page of lists; id gets its
+ * id when found, next the path of the next page ("" at the end). */
+static void sg_find_list(struct sendgrid *sg,
+                         const struct cr_http_response *resp, char *id,
+                         size_t idlen, char *next, size_t nextlen) {
+  struct cr_json_array_iter it;
+  const char *e, *meta;
+  size_t n, ml;
+  char name[128], url[SG_URL_MAX + 256] = "";
+  if (cr_json_array_begin_n(&it, resp->body, resp->body_len, "result") == 0)
+    while (id[0] == '\0' && cr_json_array_next(&it, &e, &n) == 1)
+      if (cr_json_get_string_n(e, n, "name", name, sizeof name) == 0 &&
+          strcmp(name, sg->list_name) == 0)
+        cr_json_get_string_n(e, n, "id", id, idlen);
+  next[0] = '\0';
+  size_t bl = strlen(sg->base_url);
+  if (cr_json_get_raw_n(resp->body, resp->body_len, "_metadata", &meta, &ml) ==
+          0 &&
+      cr_json_get_string_n(meta, ml, "next", url, sizeof url) == 0 &&
+      strncmp(url, sg->base_url, bl) == 0 && url[bl] == '/')
+    snprintf(next, nextlen, "%s", url + bl); /* only on the same host */
+}
+
+/* Creates the list sg->list_name; id gets its id. */
+static int sg_create_list(struct sendgrid *sg, cr_plugin_ctx *ctx, char *id,
+                          size_t idlen) {
+  char esc[6 * 128], body[6 * 128 + 16];
+  struct cr_http_response resp;
+  if (cr_json_escape(sg->list_name, esc, sizeof esc) < 0)
+    return cr_plugin_errorf(sg->api, ctx, CR_PLUGIN_ERR_CONFIG, 0,
+                            "config.list_name cannot be encoded");
+  snprintf(body, sizeof body, "{\"name\":\"%s\"}", esc);
+  int rc = sg_send(sg, ctx, "POST", "/v3/marketing/lists", body, &resp);
+  if (rc == CR_PLUGIN_OK && resp.status != 201 && resp.status != 200)
+    rc = sg_http_failure(sg, ctx, &resp, "list creation");
+  else if (rc == CR_PLUGIN_OK && (cr_json_get_string_n(resp.body, resp.body_len,
+                                                       "id", id, idlen) != 0 ||
+                                  id[0] == '\0'))
+    rc = cr_plugin_errorf(sg->api, ctx, CR_PLUGIN_ERR_TRANSIENT, 0,
+                          "list creation: no id in SendGrid's answer");
+  sg->api->http_response_free(ctx, &resp);
+  if (rc == CR_PLUGIN_OK)
+    cr_plugin_logf(sg->api, ctx, CR_PLUGIN_LOG_INFO,
+                   "created SendGrid list \"%s\"", sg->list_name);
+  return rc;
+}
+
+/* Adds list id to the JSON array text sg->list_ids. */
+static int sg_add_list_id(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                          const char *id) {
+  char esc[6 * 64 + 1];
+  size_t used = strlen(sg->list_ids);
+  int empty = strcmp(sg->list_ids, "[]") == 0;
+  if (cr_json_escape(id, esc, sizeof esc) < 0 || used < 2 ||
+      used + strlen(esc) + 4 > sizeof sg->list_ids)
+    return cr_plugin_errorf(sg->api, ctx, CR_PLUGIN_ERR_CONFIG, 0,
+                            "too many list ids");
+  snprintf(sg->list_ids + used - 1, sizeof sg->list_ids - (used - 1),
+           "%s\"%s\"]", empty ? "" : ",", esc);
+  return CR_PLUGIN_OK;
+}
+
+/* Finds (or creates) the list sg->list_name once and adds its id to the
+ * list ids of the PUTs. */
+static int sg_resolve_list(struct sendgrid *sg, cr_plugin_ctx *ctx) {
+  char id[64] = "", path[SG_URL_MAX + 256] = "/v3/marketing/lists?page_size="
+                                             "1000";
+  if (sg->list_name[0] == '\0' || sg->list_resolved)
+    return CR_PLUGIN_OK;
+  for (int page = 0; id[0] == '\0' && path[0] != '\0'; page++) {
+    struct cr_http_response resp;
+    if (page == SG_LIST_PAGES)
+      return cr_plugin_errorf(sg->api, ctx, CR_PLUGIN_ERR_SYSTEM, 0,
+                              "more than %d pages of lists", SG_LIST_PAGES);
+    int rc = sg_get(sg, ctx, path, &resp);
+    if (rc == CR_PLUGIN_OK && resp.status != 200)
+      rc = sg_http_failure(sg, ctx, &resp, "list lookup");
+    if (rc == CR_PLUGIN_OK)
+      sg_find_list(sg, &resp, id, sizeof id, path, sizeof path);
+    sg->api->http_response_free(ctx, &resp);
+    if (rc != CR_PLUGIN_OK)
+      return rc;
+  }
+  int rc =
+      id[0] != '\0' ? CR_PLUGIN_OK : sg_create_list(sg, ctx, id, sizeof id);
+  if (rc == CR_PLUGIN_OK)
+    rc = sg_add_list_id(sg, ctx, id);
+  sg->list_resolved = rc == CR_PLUGIN_OK;
+  return rc;
+}
+
 /* ---- write: which contacts an "errored" job refused ---------------------
  * SendGrid's job status gives only counts (the per-contact detail is a file
  * at errors_url whose format is not published). What is published is
@@ -767,6 +882,9 @@ static int sg_write(void *instance, cr_plugin_ctx *ctx, const char *stream,
                        "sendgrid writes only the contacts stream", 0);
     return CR_PLUGIN_ERR_CONFIG;
   }
+  int lrc = sg_resolve_list(sg, ctx);
+  if (lrc != CR_PLUGIN_OK)
+    return lrc;
   size_t first = 0, bytes = 0;
   for (size_t i = 0; i <= n; i++) {
     size_t len = i < n ? strlen(records[i]) : 0;

@@ -47,6 +47,11 @@ struct fake_sg {
    * refusals of the last PUT and the emails searched so far */
   char held[160][64];
   int nheld, refused, searched;
+  /* lists: names and ids (two pre-existing), served two per page; the
+   * fake's own URL for the "next" links; lists created so far */
+  char list_name[8][104], list_id[8][40];
+  int nlists, lists_created, list_pages;
+  char url[64];
 };
 
 static const char ERR_401[] =
@@ -166,6 +171,57 @@ static void fake_sendgrid(void *ud, const struct cr_fake_http_request *req,
         req->path + 31, st, f->contacts_put, errored);
     return;
   }
+  /* Get All Lists: {"result":[...],"_metadata":{"self","next"?}}, two per
+   * page here (page_size is the most SendGrid returns), the next page by
+   * page_token. */
+  if (strcmp(req->method, "GET") == 0 &&
+      strcmp(req->path, "/v3/marketing/lists") == 0) {
+    const char *tok = req->query ? strstr(req->query, "page_token=") : NULL;
+    int from = tok ? atoi(tok + 11) : 0, k = 0;
+    char items[1024] = "", next[160] = "";
+    f->list_pages++;
+    for (int i = from; i < f->nlists && i < from + 2; i++)
+      k += snprintf(items + k, sizeof items - (size_t)k,
+                    "%s{\"id\":\"%s\",\"name\":\"%s\",\"contact_count\":0,"
+                    "\"_metadata\":{\"self\":\"%s/v3/marketing/lists/%s\"}}",
+                    i > from ? "," : "", f->list_id[i], f->list_name[i], f->url,
+                    f->list_id[i]);
+    if (from + 2 < f->nlists)
+      snprintf(next, sizeof next,
+               ",\"next\":\"%s/v3/marketing/lists?page_size=1000&"
+               "page_token=%d\"",
+               f->url, from + 2);
+    cr_fake_http_set_body(resp,
+                          "{\"result\":[%s],\"_metadata\":{\"self\":\"%s/v3/"
+                          "marketing/lists\"%s,\"count\":%d}}",
+                          items, f->url, next, f->nlists);
+    return;
+  }
+  /* Create List: {"name"} (1 to 100 characters) -> 201 with the list. */
+  if (strcmp(req->method, "POST") == 0 &&
+      strcmp(req->path, "/v3/marketing/lists") == 0) {
+    char name[128] = "";
+    if (cr_json_get_string_n(req->body, req->body_len, "name", name,
+                             sizeof name) != 0 ||
+        name[0] == '\0' || strlen(name) > 100 || f->nlists == 8) {
+      resp->status = 400;
+      resp->body = "{\"errors\":[{\"field\":\"name\",\"message\":"
+                   "\"invalid list name\"}]}";
+      return;
+    }
+    snprintf(f->list_name[f->nlists], sizeof f->list_name[0], "%s", name);
+    snprintf(f->list_id[f->nlists], sizeof f->list_id[0],
+             "2f0bc1f0-0000-4000-8000-%012d", ++f->lists_created);
+    resp->status = 201;
+    cr_fake_http_set_body(resp,
+                          "{\"id\":\"%s\",\"name\":\"%s\",\"contact_count\":0,"
+                          "\"_metadata\":{\"self\":\"%s/v3/marketing/lists/"
+                          "%s\"}}",
+                          f->list_id[f->nlists], name, f->url,
+                          f->list_id[f->nlists]);
+    f->nlists++;
+    return;
+  }
   /* Get Contacts by Emails: each searched email with its contact, or
    * "contact not found"; 404 when none is found. */
   if (strcmp(req->method, "POST") == 0 &&
@@ -255,6 +311,16 @@ static int setup(void **state) {
   G->log.n = 0;
   if (cr_fake_http_start(fake_sendgrid, &G->fake, &G->srv) != 0)
     return -1;
+  snprintf(G->fake.url, sizeof G->fake.url, "%s", cr_fake_http_url(G->srv));
+  static const char *const names[] = {"Newsletter", "Customers", "VIP"};
+  static const char *const ids[] = {"ca7a3796-e8a8-4029-9ccb-df8937940562",
+                                    "199abb98-0af3-4a8d-b371-6811ff85d062",
+                                    "abc12312-0000-4000-8000-123456789abc"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(G->fake.list_name[i], sizeof G->fake.list_name[0], "%s", names[i]);
+    snprintf(G->fake.list_id[i], sizeof G->fake.list_id[0], "%s", ids[i]);
+  }
+  G->fake.nlists = 3;
   if (cr_redactor_new(&G->red) != 0 || cr_redactor_add(G->red, GOOD_KEY) ||
       cr_redactor_add(G->red, BAD_KEY))
     return -1;
@@ -685,6 +751,64 @@ static void test_write_contacts(void **state) {
   assert_int_equal(rc, CR_PLUGIN_ERR_RATE_LIMITED);
 }
 
+/* The last PUT's body (borrowed from the fake's record). */
+static const char *last_put(void) {
+  const char *body = NULL;
+  for (size_t i = 0; i < cr_fake_http_count(G->srv); i++)
+    if (!strcmp(cr_fake_http_request_at(G->srv, i)->method, "PUT"))
+      body = cr_fake_http_request_at(G->srv, i)->body;
+  return body;
+}
+
+/* config.list_name: a list missing at SendGrid is created once (every page
+ * of lists read first) and the contacts go to it, with config.list_ids; a
+ * later run finds it instead of creating a duplicate; an existing list on
+ * the second page is found; a name SendGrid refuses fails as config. */
+static void test_write_list_by_name(void **state) {
+  (void)state;
+  const char *recs[] = {"{\"email\":\"ada@example.com\"}"};
+  char err[512];
+  int rc = run_write("{\"list_name\":\"connrun export\",\"list_ids\":"
+                     "[\"ca7a3796-e8a8-4029-9ccb-df8937940562\"],"
+                     "\"job_poll_ms\":5}",
+                     recs, 1, err, sizeof err);
+  assert_int_equal(rc, CR_PLUGIN_OK);
+  assert_int_equal(G->fake.list_pages, 2); /* 3 lists, two per page */
+  assert_int_equal(G->fake.lists_created, 1);
+  assert_string_equal(G->fake.list_name[3], "connrun export");
+  assert_non_null(strstr(last_put(), "\"list_ids\":[\"ca7a3796-e8a8-4029-9ccb-"
+                                     "df8937940562\",\"2f0bc1f0-0000-4000-8000-"
+                                     "000000000001\"]"));
+  /* The next run (another instance) finds it on the second page. */
+  G->fake.list_pages = 0;
+  rc = run_write("{\"list_name\":\"connrun export\",\"job_poll_ms\":5}", recs,
+                 1, err, sizeof err);
+  assert_int_equal(rc, CR_PLUGIN_OK);
+  assert_int_equal(G->fake.lists_created, 1);
+  assert_int_equal(G->fake.list_pages, 2);
+  assert_non_null(strstr(last_put(), "\"list_ids\":[\"2f0bc1f0-0000-4000-"
+                                     "8000-000000000001\"]"));
+  /* An existing list: found on the first page, nothing created. */
+  G->fake.list_pages = 0;
+  rc = run_write("{\"list_name\":\"Customers\",\"job_poll_ms\":5}", recs, 1,
+                 err, sizeof err);
+  assert_int_equal(rc, CR_PLUGIN_OK);
+  assert_int_equal(G->fake.list_pages, 1);
+  assert_int_equal(G->fake.lists_created, 1);
+  assert_non_null(strstr(last_put(), "\"list_ids\":[\"199abb98-0af3-4a8d-"
+                                     "b371-6811ff85d062\"]"));
+  /* SendGrid refuses to create one more list (the fake holds 8): a config
+   * error naming the reason, and no contacts sent. */
+  G->fake.nlists = 8;
+  int puts = G->fake.puts;
+  rc = run_write("{\"list_name\":\"one too many\",\"job_poll_ms\":5}", recs, 1,
+                 err, sizeof err);
+  assert_int_equal(rc, CR_PLUGIN_ERR_CONFIG);
+  assert_string_equal(err, "list creation: SendGrid answered 400: invalid "
+                           "list name");
+  assert_int_equal(G->fake.puts, puts);
+}
+
 /* Through the plugin destination (ABI 1.2, api->record_failed): the job
  * ends "errored" (2 refused); the records whose email SendGrid does not
  * have afterwards (searched by email, 100 at a time) are reported one by
@@ -924,6 +1048,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_write_contacts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_write_failures_per_record, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_write_list_by_name, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runner_edge_cases, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runner_test_plugins, setup,
                                       teardown),
