@@ -49,7 +49,7 @@ struct fake_sg {
   int nheld, refused, searched;
   /* lists: names and ids (two pre-existing), served two per page; the
    * fake's own URL for the "next" links; lists created so far */
-  char list_name[8][104], list_id[8][40];
+  char list_name[8][128], list_id[8][40];
   int nlists, lists_created, list_pages;
   char url[64];
 };
