@@ -901,12 +901,8 @@ static void test_write_failures_per_record(void **state) {
   params_for(&params, creds(TOKEN),
              config(NULL, "\"audience_id\":\"" AUDIENCE "\","
                           "\"batch_size\":3"));
-  cr_dest *d = NULL;
-  char err[256] = "";
-  assert_int_equal(cr_dest_open_plugin(cr_plugin_desc(G->fb), &params, G->red,
-                                       &d, err, sizeof err),
-                   0);
-  cr_dest_set_log(d, capture, &G->log);
+  cr_dest *d =
+      cr_test_open_plugin_dest(G->fb, &params, G->red, capture, &G->log);
   for (int i = 0; i < N; i++) {
     char rec[96];
     if (i == 4)
