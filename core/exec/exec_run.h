@@ -25,9 +25,9 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "util/log.h"
 #include "plugin/plugin_host.h"
 #include "store/store.h"
-#include "util/log.h"
 
 typedef struct cr_worker_pool cr_worker_pool;
 typedef struct cr_exec_group cr_exec_group;
@@ -80,18 +80,19 @@ struct cr_exec_env {
 
 /* How a run ended. */
 struct cr_exec_outcome {
-  int state;              /* enum cr_exec_state written: COMPLETED, FAILED or
-                             CREATED (retry at retry_at); -1 when the lease was
-                             lost and nothing was written */
-  int64_t retry_at;       /* CREATED: not before this time (ms) */
-  int64_t records;        /* records the destination took this attempt */
-  int64_t records_failed; /* of them, rejected one by one by the provider
-                             (a plugin destination; logged each) */
-  int64_t checkpoints;    /* checkpoints committed this attempt */
-  char error_class[16];   /* failure class name; "" on success */
-  char error[512];        /* redacted reason; "" on success */
-  int deferred;           /* 1: the completion waits in env->group; state is
-                             set by cr_exec_group_commit */
+  int state;            /* enum cr_exec_state written: COMPLETED, FAILED or
+                           CREATED (retry at retry_at); -1 when the lease was
+                           lost and nothing was written */
+  int64_t retry_at;     /* CREATED: not before this time (ms) */
+  int64_t records;      /* records the destination took this attempt */
+  /* Of them, those the provider rejected one by one (a plugin destination,
+   * ABI 1.2 record_failed; each logged as a line of the execution). */
+  int64_t records_failed;
+  int64_t checkpoints;  /* checkpoints committed this attempt */
+  char error_class[16]; /* failure class name; "" on success */
+  char error[512];      /* redacted reason; "" on success */
+  int deferred;         /* 1: the completion waits in env->group; state is
+                           set by cr_exec_group_commit */
 };
 
 /* Runs the claimed execution claim (borrowed) of a work of env->cfg to its
