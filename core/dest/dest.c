@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/alloc.h"
 #include "dest/dest_int.h"
+#include "util/alloc.h"
 #include "util/error.h"
 
 #define CR_DEST_NAME_MAX 128
@@ -151,6 +151,17 @@ int cr_dest_flush(cr_dest *d) {
 }
 
 int64_t cr_dest_records(const cr_dest *d) { return d ? d->records : 0; }
+
+int64_t cr_dest_records_failed(const cr_dest *d) {
+  return d ? d->records_failed : 0;
+}
+
+void cr_dest_set_log(cr_dest *d, cr_log_fn fn, void *ud) {
+  if (d == NULL)
+    return;
+  d->log = fn;
+  d->log_ud = ud;
+}
 
 const char *cr_dest_last_error(const cr_dest *d) { return d ? d->err : ""; }
 

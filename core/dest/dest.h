@@ -26,6 +26,7 @@
 #include <connrun/plugin.h>
 
 #include "config/config.h"
+#include "util/log.h"
 #include "util/redact.h"
 
 typedef struct cr_dest cr_dest;
@@ -108,6 +109,16 @@ int cr_dest_flush(cr_dest *d);
 
 /* Records accepted by cr_dest_write() since open (flushed or not). */
 int64_t cr_dest_records(const cr_dest *d);
+
+/* Records a plugin destination's provider rejected one by one (reported
+ * by write() with api->record_failed, ABI 1.2) since open: not delivered,
+ * not retried, each logged. 0 for the other variants and for NULL. */
+int64_t cr_dest_records_failed(const cr_dest *d);
+
+/* Sends d's log lines (a plugin destination: one WARN per rejected record
+ * and the plugin's own lines, redacted) to fn with ud (both borrowed, must
+ * outlive d; fn NULL: no log). No-op for NULL d. */
+void cr_dest_set_log(cr_dest *d, cr_log_fn fn, void *ud);
 
 /* Message describing the most recent error on d ("" if none yet; not
  * cleared by later successes). Borrowed: valid until the next call on d.

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 
 #include "dest/dest.h"
+#include "util/log.h"
 
 struct cr__dest_ops {
   const char *name; /* "jsonl", "sqlite" */
@@ -20,6 +21,9 @@ struct cr__dest_ops {
 struct cr_dest {
   const struct cr__dest_ops *ops;
   int64_t records;
+  int64_t records_failed; /* plugin: records the provider rejected */
+  cr_log_fn log;          /* cr_dest_set_log; NULL: no log */
+  void *log_ud;
   int failed; /* sticky CR_EIO/CR_ESTORE code, 0 if healthy */
   char err[512];
 };

@@ -3,16 +3,18 @@
  * goes out when a stream has CR_DEST_PLUGIN_BATCH records or
  * CR_DEST_PLUGIN_BATCH_BYTES buffered, and at every flush; a flush returns 0
  * only once write() accepted every buffered record, so the checkpoint that
- * follows is committed only after the provider took the records. The
+ * follows is committed only after the provider took the records. Records
+ * the provider rejected one by one (api->record_failed, ABI 1.2) are
+ * counted and logged and the rest of their batch counts as delivered. The
  * plugin runs in the calling process (trusted code, like isolation:
  * inline). */
 #include <stdio.h>
 #include <string.h>
 
-#include "util/alloc.h"
 #include "dest/dest_int.h"
-#include "util/error.h"
 #include "plugin/host_api.h"
+#include "util/alloc.h"
+#include "util/error.h"
 
 #define MAX_STREAMS 64
 
@@ -29,7 +31,24 @@ struct plugin_dest {
   cr_plugin_ctx ctx;
   struct batch streams[MAX_STREAMS];
   size_t nstreams;
+  const struct batch *sending; /* the batch write() has, NULL otherwise */
 };
+
+/* api->record_failed during write(): counted and logged, not sent again. */
+static int record_failed(void *ud, size_t index, const char *key,
+                         const char *message) {
+  struct plugin_dest *d = ud;
+  const struct batch *b = d->sending;
+  if (b == NULL || index >= b->n)
+    return CR_PLUGIN_ERR_SYSTEM;
+  d->base.records_failed++;
+  if (d->base.log != NULL)
+    cr__logf(d->base.log, d->base.log_ud, CR_LOG_WARN,
+             "%s rejected record %zu of a batch of %zu (stream %s%s%s): %s",
+             d->desc->name, index, b->n, b->name, key[0] ? ", key " : "", key,
+             message[0] ? message : "no reason given");
+  return 0;
+}
 
 static struct batch *batch_of(struct plugin_dest *d, const char *stream) {
   for (size_t i = 0; i < d->nstreams; i++)
@@ -49,11 +68,21 @@ static void batch_clear(struct batch *b) {
   b->bytes = 0;
 }
 
+/* The plugin's own log lines during write(), already redacted by the
+ * host, go where the destination logs (cr_dest_set_log). */
+static void plugin_log(void *ud, int level, const char *msg) {
+  struct plugin_dest *d = ud;
+  if (d->base.log != NULL)
+    d->base.log(d->base.log_ud, level, msg);
+}
+
 static int send_batch(struct plugin_dest *d, struct batch *b) {
   if (b->n == 0)
     return 0;
+  d->sending = b;
   int rc = d->desc->write(d->instance, &d->ctx, b->name,
                           (const char *const *)b->recs, b->n);
+  d->sending = NULL;
   if (rc != 0) {
     d->base.failed = CR_EIO;
     return cr__dest_errf(&d->base, CR_EIO, "%s write of stream %s failed: %s",
@@ -143,6 +172,9 @@ int cr_dest_open_plugin(const struct cr_plugin_descriptor *desc,
   d->base.ops = &plugin_ops;
   d->desc = desc;
   cr_plugin_ctx_init(&d->ctx, params->authorization_id, rd);
+  struct cr_plugin_sinks sinks = {.ud = d, .record_failed = record_failed};
+  cr_plugin_ctx_set_sinks(&d->ctx, &sinks);
+  cr_plugin_ctx_set_log(&d->ctx, plugin_log, d);
   char err[512] = "";
   int rc = desc->create(cr_host_api_default(), params, &d->instance, err,
                         sizeof err);

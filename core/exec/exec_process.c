@@ -17,6 +17,8 @@
 
 /* How long the loop waits for a message before housekeeping. */
 #define TICK_MS 500
+/* Messages handled between two housekeeping ticks while the worker streams. */
+#define TICK_EVERY 256u
 
 static int start_job(struct run *r, cr_worker *wk) {
   const struct cr_config_work *w = cr__exec_work(r);
@@ -90,13 +92,17 @@ static int dispatch(struct run *r, const struct cr_wire_msg *m, int *code,
   }
 }
 
-/* Reads the job's messages until RESULT or the worker's end. */
+/* Reads the job's messages until RESULT or the worker's end. The
+ * housekeeping (lease, stop, cancel) runs before each read from the pipe
+ * and every TICK_EVERY messages, not for every record. */
 static int pump(struct run *r, cr_worker *wk, char *msg, size_t msglen,
                 int64_t *after_ms) {
   int code = 0, cancelled = 0;
   int64_t cancel_at = 0;
+  unsigned busy = 0;
   for (;;) {
-    if (!cancelled && cr__exec_tick(r)) {
+    int due = cr_worker_buffered(wk) == 0 || ++busy % TICK_EVERY == 0;
+    if (!cancelled && due && cr__exec_tick(r)) {
       cr_worker_cancel(wk);
       cancelled = 1;
       cancel_at = cr__now_ms();

@@ -387,6 +387,7 @@ static int finish(struct run *r, int code, const char *msg, int64_t after_ms,
                 cr_dest_last_error(r->dest));
   }
   out->records = r->records;
+  out->records_failed = cr_dest_records_failed(r->dest);
   out->checkpoints = r->checkpoints;
   if (r->lost) {
     out->state = -1;
@@ -471,6 +472,11 @@ static int open_plugin_dest(struct run *r, char *err, size_t errlen) {
   return rc;
 }
 
+/* A destination's log line (a rejected record) as the execution's. */
+static void dest_log(void *ud, int level, const char *msg) {
+  logf_run(ud, level, "%s", msg);
+}
+
 static int open_dest(struct run *r) {
   char err[512] = "";
   int rc = r->work->destination.type == CR_DEST_PLUGIN
@@ -484,6 +490,7 @@ static int open_dest(struct run *r) {
               "cannot open destination: %s", err[0] ? err : cr_strerror(rc));
     return rc;
   }
+  cr_dest_set_log(r->dest, dest_log, r);
   rc = cr__exec_declare_streams(r->plugin, r->dest);
   if (rc != 0)
     host_fail(r, CR_EXEC_CLASS_CONFIG, "destination refused the streams: %s",

@@ -121,6 +121,9 @@ struct cr_exec_outcome {
                            lost and nothing was written */
   int64_t retry_at;     /* CREATED: not before this time (ms) */
   int64_t records;      /* records the destination took this attempt */
+  /* Of them, those the provider rejected one by one (a plugin destination,
+   * ABI 1.2 record_failed; each logged as a line of the execution). */
+  int64_t records_failed;
   int64_t checkpoints;  /* checkpoints committed this attempt */
   char error_class[16]; /* failure class name; "" on success */
   char error[512];      /* redacted reason; "" on success */

@@ -221,6 +221,25 @@ static int host_credentials_update(cr_plugin_ctx *ctx,
   return ctx->sinks.credentials_update(ctx->sinks.ud, credentials_json);
 }
 
+/* Copies in (NULL: "") redacted into out, control characters as spaces. */
+static void clean_into(const cr_plugin_ctx *ctx, const char *in, char *out,
+                       size_t len) {
+  cr_redact_into(ctx->redactor, in != NULL ? in : "", 0, out, len);
+  for (char *p = out; *p != '\0'; p++)
+    if ((unsigned char)*p < 0x20)
+      *p = ' ';
+}
+
+static int host_record_failed(cr_plugin_ctx *ctx, size_t index, const char *key,
+                              const char *message) {
+  if (ctx == NULL || ctx->sinks.record_failed == NULL)
+    return CR_PLUGIN_ERR_SYSTEM; /* not in write(): nothing to report to */
+  char k[128], m[512];
+  clean_into(ctx, key, k, sizeof k);
+  clean_into(ctx, message, m, sizeof m);
+  return ctx->sinks.record_failed(ctx->sinks.ud, index, k, m);
+}
+
 /* ---- HTTP -------------------------------------------------------------------
  */
 
@@ -598,6 +617,7 @@ static const struct cr_host_api default_api = {
     .http_response_free = host_http_response_free,
     .set_error = host_set_error,
     .credentials_update = host_credentials_update,
+    .record_failed = host_record_failed,
 };
 
 const struct cr_host_api *cr_host_api_default(void) { return &default_api; }

@@ -70,6 +70,10 @@ struct cr_plugin_sinks {
   const char *(*state)(void *ud);
   void (*progress)(void *ud, const char *stream, uint64_t done, uint64_t total);
   int (*credentials_update)(void *ud, const char *credentials_json);
+  /* api->record_failed, key and message already redacted (NULL key: "");
+   * returns 0 or CR_PLUGIN_ERR_SYSTEM (index out of range). */
+  int (*record_failed)(void *ud, size_t index, const char *key,
+                       const char *message);
 };
 
 /* HTTP settings of a ctx (set by init to the defaults above). */

@@ -389,6 +389,25 @@ int cr_wire_write_all(int fd, const cr_wire_buf *b) {
 
 #define READ_CHUNK 65536u
 
+int cr_wire_fill(int fd, cr_wire_decoder *d, size_t max, size_t *got) {
+  if (fd < 0 || d == NULL || got == NULL || max == 0)
+    return CR_EINVAL;
+  *got = 0;
+  int rc = dec_reserve(d, max);
+  if (rc < 0)
+    return rc;
+  for (;;) {
+    ssize_t n = read(fd, d->data + d->wr, max);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return errno == EAGAIN || errno == EWOULDBLOCK ? CR_EBUSY : CR_EIO;
+    d->wr += (size_t)n;
+    *got = (size_t)n;
+    return 0;
+  }
+}
+
 int cr_wire_read_msg(int fd, cr_wire_decoder *d, struct cr_wire_msg *out) {
   if (fd < 0 || d == NULL || out == NULL)
     return CR_EINVAL;
@@ -396,16 +415,11 @@ int cr_wire_read_msg(int fd, cr_wire_decoder *d, struct cr_wire_msg *out) {
     int rc = cr_wire_next(d, out);
     if (rc != 0)
       return rc;
-    rc = dec_reserve(d, READ_CHUNK);
+    size_t n;
+    rc = cr_wire_fill(fd, d, READ_CHUNK, &n);
     if (rc < 0)
-      return rc;
-    ssize_t n = read(fd, d->data + d->wr, READ_CHUNK);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return CR_EIO;
+      return rc == CR_EBUSY ? CR_EIO : rc;
     if (n == 0)
       return d->rd == d->wr ? 0 : CR_EIO;
-    d->wr += (size_t)n;
   }
 }

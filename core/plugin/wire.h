@@ -204,6 +204,13 @@ size_t cr_wire_decoder_pending(const cr_wire_decoder *d);
  * EPIPE when the peer is gone, SIGPIPE must be ignored by the caller). */
 int cr_wire_write_all(int fd, const cr_wire_buf *b);
 
+/* Reads once from fd (at most max bytes) straight into d's buffer, with no
+ * intermediate copy; *got is the number of bytes read, 0 at EOF. Retries
+ * EINTR. Errors: CR_EINVAL, CR_EBUSY (fd is non-blocking and has nothing),
+ * CR_EIO (errno kept), CR_ENOMEM (d unchanged). Views of the last message
+ * are invalidated. fd and d are borrowed. */
+int cr_wire_fill(int fd, cr_wire_decoder *d, size_t max, size_t *got);
+
 /* Reads from fd into d until one message is complete and decodes it into
  * *out (views borrowed from d as for cr_wire_next). Returns 1 (a message),
  * 0 (EOF at a frame boundary), CR_EIO (read error, or EOF inside a frame),

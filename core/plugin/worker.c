@@ -62,6 +62,12 @@ struct run {
   cr_plugin_ctx *ctx;
   const struct job *job;
   uint64_t records, since_ckpt;
+  /* The latest PROGRESS, sent just before the next write to the parent
+   * (a plugin may report after every record; one frame per flush is
+   * enough). */
+  int prog_pending;
+  char prog_stream[129];
+  uint64_t prog_done, prog_total;
 };
 
 /* ---- jobs ------------------------------------------------------------- */
@@ -192,9 +198,20 @@ static void *reader_main(void *arg) {
 /* ---- output ---------------------------------------------------------------
  */
 
-/* Writes the buffered frames to the parent. A failed write means the parent
- * is gone: nothing can be reported any more. */
+static void encode_progress(struct run *r) {
+  struct cr_wire_msg m = {.type = CR_WIRE_PROGRESS};
+  m.u.progress.stream = cr_wire_cstr(r->prog_stream);
+  m.u.progress.done = r->prog_done;
+  m.u.progress.total = r->prog_total;
+  if (cr_wire_encode(&r->buf, &m) == 0)
+    r->prog_pending = 0;
+}
+
+/* Writes the buffered frames (and the pending PROGRESS) to the parent. A
+ * failed write means the parent is gone: nothing can be reported any more. */
 static void run_flush(struct run *r) {
+  if (r->prog_pending)
+    encode_progress(r);
   if (r->buf.len == 0)
     return;
   if (cr_wire_write_all(r->out_fd, &r->buf) != 0)
@@ -242,11 +259,16 @@ static const char *sink_state(void *ud) {
 static void sink_progress(void *ud, const char *stream, uint64_t done,
                           uint64_t total) {
   struct run *r = ud;
-  struct cr_wire_msg m = {.type = CR_WIRE_PROGRESS};
-  m.u.progress.stream = cr_wire_cstr(stream);
-  m.u.progress.done = done;
-  m.u.progress.total = total;
-  (void)run_send(r, &m, 0);
+  size_t n = strlen(stream);
+  if (r->prog_pending &&
+      (n >= sizeof r->prog_stream || strcmp(stream, r->prog_stream) != 0))
+    encode_progress(r); /* another stream: keep its last figure */
+  if (n >= sizeof r->prog_stream)
+    return; /* the host refuses such stream names anyway */
+  memcpy(r->prog_stream, stream, n + 1);
+  r->prog_done = done;
+  r->prog_total = total;
+  r->prog_pending = 1;
 }
 
 static int sink_credentials(void *ud, const char *json) {
@@ -288,6 +310,8 @@ static const char *error_class(int code) {
  * redacted with red. */
 static void send_result(struct run *r, const cr_redactor *red, int code,
                         const char *message, int64_t retry_after_ms) {
+  if (r->prog_pending) /* before RESULT: nothing of the job may follow it */
+    encode_progress(r);
   if (r->ctx != NULL) {
     struct cr_wire_msg mm = {.type = CR_WIRE_METRICS};
     mm.u.metrics.requests = r->ctx->counters.requests;

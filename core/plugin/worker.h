@@ -12,7 +12,7 @@
 #define CR_WORKER_H
 
 /* Output buffer size at which RECORD frames are flushed to the parent. */
-#define CR_WORKER_FLUSH_BYTES (64u * 1024u)
+#define CR_WORKER_FLUSH_BYTES (256u * 1024u)
 
 /* Runs the worker protocol reading the parent's messages from in_fd and
  * writing to out_fd (both borrowed; not closed). Ignores SIGPIPE, sets

@@ -28,7 +28,8 @@
 
 extern char **environ;
 
-#define READ_CHUNK 65536u
+/* Most bytes of worker output read at once (the pipe is enlarged to it). */
+#define READ_CHUNK (1024u * 1024u)
 #define HELLO_TIMEOUT_MS 10000
 #define BYE_WAIT_MS 1000
 #define EOF_WAIT_MS 2000
@@ -52,7 +53,6 @@ struct cr_worker {
   cr_wire_decoder dec;
   cr_wire_buf out;
   char reason[256];
-  uint8_t rbuf[READ_CHUNK];
 };
 
 /* One posix_spawn call handed to the spawner thread. */
@@ -281,18 +281,15 @@ static int protocol_error(cr_worker *w, const char *detail) {
 /* Reads once from the worker into the decoder. 1 data, CR_* when the
  * worker is gone (already classified). */
 static int read_some(cr_worker *w) {
-  for (;;) {
-    ssize_t n = read(w->from_fd, w->rbuf, sizeof w->rbuf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && errno == EAGAIN)
-      return 1;
-    if (n <= 0)
-      return died(w);
-    if (cr_wire_feed(&w->dec, w->rbuf, (size_t)n) < 0)
-      return kill_with(w, CR_ENOMEM, "out of memory buffering worker output");
+  size_t n;
+  int rc = cr_wire_fill(w->from_fd, &w->dec, READ_CHUNK, &n);
+  if (rc == CR_EBUSY)
     return 1;
-  }
+  if (rc == CR_ENOMEM)
+    return kill_with(w, CR_ENOMEM, "out of memory buffering worker output");
+  if (rc < 0 || n == 0)
+    return died(w);
+  return 1;
 }
 
 /* ---- spawning ----------------------------------------------------------- */
@@ -384,6 +381,9 @@ static int start_process(cr_worker_pool *p, cr_worker *w, char *errbuf,
     set_err(errbuf, errlen, "worker pipe: %s", strerror(errno));
     goto fail;
   }
+  /* A deep pipe: the worker streams a page of records without waiting for
+   * the parent at every 64 KiB (best effort, capped by pipe-max-size). */
+  (void)fcntl(w2p[0], F_SETPIPE_SZ, (int)READ_CHUNK);
   p2w[0] = move_high(p2w[0]);
   w2p[1] = move_high(w2p[1]);
   if (p2w[0] < 0 || w2p[1] < 0) {
@@ -762,7 +762,7 @@ int cr_worker_next(cr_worker *w, struct cr_wire_msg *msg, int wait_ms) {
     return w->term ? w->term : CR_EINVAL;
   if (!w->in_job)
     return CR_EINVAL;
-  int64_t start = mono_ms();
+  int64_t start = -1; /* read only when there is something to wait for */
   for (;;) {
     int rc = cr_wire_next(&w->dec, msg);
     if (rc < 0)
@@ -778,6 +778,8 @@ int cr_worker_next(cr_worker *w, struct cr_wire_msg *msg, int wait_ms) {
       return 1;
     }
     int64_t now = mono_ms();
+    if (start < 0)
+      start = now;
     if (w->deadline && now >= w->deadline)
       return timed_out(w);
     if ((rc = check_memory(w, now)) < 0)
@@ -799,6 +801,10 @@ int cr_worker_next(cr_worker *w, struct cr_wire_msg *msg, int wait_ms) {
     if (wait_ms >= 0 && mono_ms() >= start + wait_ms)
       return 0;
   }
+}
+
+size_t cr_worker_buffered(const cr_worker *w) {
+  return w != NULL ? cr_wire_decoder_pending(&w->dec) : 0;
 }
 
 int cr_worker_cancel(cr_worker *w) {

@@ -90,6 +90,11 @@ int cr_worker_start(cr_worker *w, const struct cr_wire_msg *job);
  * Once the worker is gone every later call returns the same code. */
 int cr_worker_next(cr_worker *w, struct cr_wire_msg *msg, int wait_ms);
 
+/* Bytes of the worker's output already read but not yet returned by
+ * cr_worker_next (0: the next call reads from the pipe, and may wait). w is
+ * borrowed; 0 for NULL. */
+size_t cr_worker_buffered(const cr_worker *w);
+
 /* Sends CANCEL (the worker asks the plugin to stop; a RESULT still
  * follows). Errors: CR_EINVAL (no job running), CR_EIO (worker gone). */
 int cr_worker_cancel(cr_worker *w);

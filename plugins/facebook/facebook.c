@@ -1118,10 +1118,18 @@ static int fb_identifier(const char *rec, size_t len, int ki, char *out,
 
 /* ---- write: batches ----------------------------------------------------- */
 
+/* A row sent in a users upload: the record it came from and its first
+ * identifier as sent (how invalid_entry_samples names it; "" when longer). */
+struct fb_row {
+  size_t rec;
+  char first[65];
+};
+
 /* Appends one row of identifiers; returns 1 when it had any, 0 when all
- * were blank (row not added), -1 on a hashing failure. */
+ * were blank (row not added), -1 on a hashing failure. row->first gets the
+ * row's first identifier. */
 static int fb_add_row(struct facebook *fb, struct fb_buf *json, int first,
-                      const char *rec) {
+                      const char *rec, struct fb_row *row) {
   char vals[FB_MAX_KEYS][FB_VALUE_MAX];
   int any = 0;
   for (size_t i = 0; i < fb->nkeys; i++) {
@@ -1131,6 +1139,10 @@ static int fb_add_row(struct facebook *fb, struct fb_buf *json, int first,
   }
   if (!any)
     return 0;
+  size_t fl = strlen(vals[0]);
+  fl = fl < sizeof row->first ? fl : 0; /* too long to be named: "" */
+  memcpy(row->first, vals[0], fl);
+  row->first[fl] = '\0';
   fb_buf_str(json, first ? "[" : ",[");
   for (size_t i = 0; i < fb->nkeys; i++) {
     if (i > 0)
@@ -1142,9 +1154,22 @@ static int fb_add_row(struct facebook *fb, struct fb_buf *json, int first,
   return 1;
 }
 
-/* Builds the payload JSON of records [0, n); *sent gets the rows in it. */
-static int fb_payload(struct facebook *fb, const char *const *records, size_t n,
-                      struct fb_buf *json, size_t *sent) {
+/* Reports record index as rejected (ABI 1.2) with why; 1 when the host
+ * took it, 0 when it cannot (older host, or outside a destination). */
+static int fb_reject(struct facebook *fb, cr_plugin_ctx *ctx, size_t index,
+                     const char *why) {
+  return CR_HOST_HAS(fb->api, record_failed) &&
+         fb->api->record_failed(ctx, index, NULL, why) == 0;
+}
+
+/* Builds the payload JSON of records [0, n) (record base + i of the write);
+ * *sent gets the rows in it and rows[0..*sent) where they came from. Records
+ * without any identifier are reported rejected; *skipped counts those the host
+ * did not take. */
+static int fb_payload(struct facebook *fb, cr_plugin_ctx *ctx,
+                      const char *const *records, size_t n, size_t base,
+                      struct fb_buf *json, struct fb_row *rows, size_t *sent,
+                      size_t *skipped) {
   fb_buf_str(json, "{\"schema\":[");
   for (size_t i = 0; i < fb->nkeys; i++) {
     fb_buf_str(json, i ? ",\"" : "\"");
@@ -1152,20 +1177,55 @@ static int fb_payload(struct facebook *fb, const char *const *records, size_t n,
     fb_buf_str(json, "\"");
   }
   fb_buf_str(json, "],\"data\":[");
-  *sent = 0;
+  *sent = *skipped = 0;
   for (size_t r = 0; r < n; r++) {
-    int rc = fb_add_row(fb, json, *sent == 0, records[r]);
+    int rc = fb_add_row(fb, json, *sent == 0, records[r], &rows[*sent]);
     if (rc < 0)
       return -1;
+    if (rc == 0 &&
+        !fb_reject(fb, ctx, base + r, "no identifier of the audience schema"))
+      ++*skipped;
+    rows[*sent].rec = base + r;
     *sent += (size_t)rc;
   }
   fb_buf_str(json, "]}");
   return json->oom ? -1 : 0;
 }
 
-/* Checks a 200 answer to a users POST and reports invalid entries. */
+/* Reports the rows named in the answer's invalid_entry_samples (a map from
+ * the first identifier as sent to Facebook's reason) as rejected records of
+ * the write (ABI 1.2); returns how many the host took. Only a sample: the
+ * other invalid entries cannot be told apart. Identifiers never reach a
+ * message (only the row's record index and the reason). */
+static long long fb_report_samples(struct facebook *fb, cr_plugin_ctx *ctx,
+                                   const struct cr_http_response *resp,
+                                   const struct fb_row *rows, size_t sent) {
+  const char *smp;
+  size_t sl;
+  long long told = 0;
+  if (!CR_HOST_HAS(fb->api, record_failed) ||
+      cr_json_get_raw_n(resp->body, resp->body_len, "invalid_entry_samples",
+                        &smp, &sl) != 0 ||
+      *smp != '{')
+    return 0;
+  for (size_t i = 0; i < sent; i++) {
+    char reason[160], why[200];
+    if (rows[i].first[0] == '\0' ||
+        cr_json_get_string_n(smp, sl, rows[i].first, reason, sizeof reason) !=
+            0)
+      continue;
+    fb_printable(reason);
+    snprintf(why, sizeof why, "Facebook: %s", reason[0] ? reason : "invalid");
+    told += fb_reject(fb, ctx, rows[i].rec, why);
+  }
+  return told;
+}
+
+/* Checks a 200 answer to a users POST and reports invalid entries (those
+ * Facebook itemised per record, the rest as a count). */
 static int fb_users_answer(struct facebook *fb, cr_plugin_ctx *ctx,
-                           const struct cr_http_response *resp, size_t sent) {
+                           const struct cr_http_response *resp,
+                           const struct fb_row *rows, size_t sent) {
   const struct cr_host_api *api = fb->api;
   long long received = -1, invalid = 0;
   char session[64] = "";
@@ -1188,33 +1248,39 @@ static int fb_users_answer(struct facebook *fb, cr_plugin_ctx *ctx,
                             "audience %s: all %lld entries invalid (session "
                             "%s); check audience_schema and the records",
                             fb->audience_id, invalid, session);
-  if (invalid > 0)
+  long long told =
+      invalid > 0 ? fb_report_samples(fb, ctx, resp, rows, sent) : 0;
+  if (invalid > told)
     cr_plugin_logf(api, ctx, CR_PLUGIN_LOG_WARN,
-                   "audience %s: %lld of %lld entries invalid (session %s)",
-                   fb->audience_id, invalid, received, session);
+                   "audience %s: %lld of %lld entries invalid (session %s)%s",
+                   fb->audience_id, invalid, received, session,
+                   told > 0 ? "; the samples reported per record" : "");
   return CR_PLUGIN_OK;
 }
 
-/* Uploads one batch of at most batch_size records. */
+/* Uploads one batch of at most batch_size records, records[0] being record
+ * base of the write. */
 static int fb_write_batch(struct facebook *fb, cr_plugin_ctx *ctx,
-                          const char *const *records, size_t n) {
+                          const char *const *records, size_t n, size_t base) {
   const struct cr_host_api *api = fb->api;
   struct fb_buf json = {.api = api}, body = {.api = api};
   struct cr_http_response resp;
   char url[FB_URL_MAX + 96];
-  size_t sent = 0;
+  size_t sent = 0, skipped = 0;
+  struct fb_row *rows = api->alloc((n + 1) * sizeof *rows);
   int rc;
-  if (fb_payload(fb, records, n, &json, &sent) != 0) {
+  if (rows == NULL || fb_payload(fb, ctx, records, n, base, &json, rows, &sent,
+                                 &skipped) != 0) {
     rc = cr_plugin_errorf(api, ctx, CR_PLUGIN_ERR_SYSTEM, 0,
                           "cannot build the users payload (out of memory "
                           "or hashing failed)");
     goto out;
   }
-  if (sent < n)
+  if (skipped > 0)
     cr_plugin_logf(api, ctx, CR_PLUGIN_LOG_WARN,
                    "audience %s: %zu of %zu records have no identifier of "
                    "the schema and were skipped",
-                   fb->audience_id, n - sent, n);
+                   fb->audience_id, skipped, n);
   rc = CR_PLUGIN_OK;
   if (sent == 0)
     goto out;
@@ -1229,13 +1295,16 @@ static int fb_write_batch(struct facebook *fb, cr_plugin_ctx *ctx,
     goto out;
   }
   if (rc == CR_PLUGIN_OK && resp.status == 200)
-    rc = fb_users_answer(fb, ctx, &resp, sent);
+    rc = fb_users_answer(fb, ctx, &resp, rows, sent);
   else
     rc = fb_fail(fb, ctx, rc, &resp);
   api->http_response_free(ctx, &resp);
 out:
   fb_buf_free(&json);
   fb_buf_free(&body);
+  if (rows != NULL)
+    fb_wipe(rows, (n + 1) * sizeof *rows);
+  api->free(rows);
   return rc;
 }
 
@@ -1251,7 +1320,8 @@ static int fb_write(void *instance, cr_plugin_ctx *ctx, const char *stream,
   for (size_t i = 0; i < n; i += step) {
     if (fb->api->cancelled(ctx))
       return CR_PLUGIN_ERR_CANCELLED;
-    int rc = fb_write_batch(fb, ctx, records + i, n - i < step ? n - i : step);
+    int rc =
+        fb_write_batch(fb, ctx, records + i, n - i < step ? n - i : step, i);
     if (rc != CR_PLUGIN_OK)
       return rc;
   }

@@ -64,6 +64,10 @@
 #define SF_MAX_PAGES 10000000 /* bound of the page loop of one object */
 #define SF_PEM_MAX 8192
 #define SF_MSG_MAX 320
+/* Default of config.checkpoint_every: a checkpoint (a durable flush of the
+ * destination and a store commit, about a millisecond) every 5 pages of
+ * 2,000 rather than every page; a crash re-reads at most that many. */
+#define SF_CHECKPOINT_EVERY 10000
 
 /* ---- Schemas and streams ---------------------------------------------------
  */
@@ -85,6 +89,8 @@ static const char sf_config_schema[] =
     "\"maxLength\":200},"
     "\"api_version\":{\"type\":\"string\",\"pattern\":\"^[0-9]+\\\\.[0-9]$\"},"
     "\"include_deleted\":{\"type\":\"boolean\"},"
+    "\"checkpoint_every\":{\"type\":\"integer\",\"minimum\":1,"
+    "\"maximum\":1000000},"
     "\"external_id_field\":{\"type\":\"string\","
     "\"pattern\":\"^[A-Za-z][A-Za-z0-9_]*$\",\"maxLength\":63},"
     "\"objects\":{\"type\":\"array\",\"maxItems\":32,\"items\":{"
@@ -121,6 +127,7 @@ struct salesforce {
   char private_key[SF_PEM_MAX];
   char login_url[256], api_version[16], external_id[64];
   int include_deleted;
+  long long checkpoint_every; /* records between checkpoints (at least) */
   struct sf_object objects[SF_MAX_OBJECTS];
   size_t nobjects;
   char instance_url[256];
@@ -296,6 +303,13 @@ static int sf_parse_config(struct salesforce *sf, const char *json,
                     sizeof sf->external_id, "") != 0 ||
       (sf->external_id[0] && !sf_ident(sf->external_id, 0)))
     return snprintf(errbuf, errlen, "bad api_version or external_id_field"),
+           CR_PLUGIN_ERR_CONFIG;
+  sf->checkpoint_every = SF_CHECKPOINT_EVERY;
+  if (json != NULL &&
+      cr_json_get_raw(json, "checkpoint_every", &raw, &rawlen) == 0 &&
+      (cr_json_get_int(json, "checkpoint_every", &sf->checkpoint_every) != 0 ||
+       sf->checkpoint_every < 1))
+    return snprintf(errbuf, errlen, "checkpoint_every must be an integer >= 1"),
            CR_PLUGIN_ERR_CONFIG;
   sf->include_deleted =
       json != NULL &&
@@ -844,42 +858,54 @@ static void sf_query_url(struct salesforce *sf, const struct sf_object *o,
   sf_buf_free(&q);
 }
 
-/* Emits the records of one page, advancing o's cursor. */
+/* Advances o's cursor to the SystemModstamp of record [e, e + n) if later. */
+static void sf_advance_cursor(struct sf_object *o, const char *e, size_t n) {
+  char stamp[40];
+  if (cr_json_get_string_n(e, n, "SystemModstamp", stamp, sizeof stamp) == 0 &&
+      strlen(stamp) >= 19 && strcmp(stamp, o->cursor) > 0)
+    memcpy(o->cursor, stamp, sizeof stamp);
+}
+
+/* Emits the records of one page, advancing o's cursor. The query orders by
+ * SystemModstamp, so the page's last record carries its latest stamp: one
+ * field lookup per page, not per record. Progress once per page. */
 static int sf_emit_page(struct salesforce *sf, cr_plugin_ctx *ctx,
                         struct sf_object *o,
                         const struct cr_http_response *resp, uint64_t *done,
                         uint64_t total) {
   const struct cr_host_api *api = sf->api;
   struct cr_json_array_iter it;
-  const char *e;
-  size_t n;
+  const char *e, *last = NULL;
+  size_t n, last_n = 0;
   int r;
   if (cr_json_array_begin_n(&it, resp->body, resp->body_len, "records") != 0)
     return sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
                    "unexpected query answer from Salesforce (no records)");
   while ((r = cr_json_array_next(&it, &e, &n)) == 1) {
-    char stamp[40];
-    if (cr_json_get_string_n(e, n, "SystemModstamp", stamp, sizeof stamp) ==
-            0 &&
-        strlen(stamp) >= 19 && strcmp(stamp, o->cursor) > 0)
-      memcpy(o->cursor, stamp, sizeof stamp);
     int rc = api->emit(ctx, o->name, e, n);
     if (rc != CR_PLUGIN_OK)
       return sf_fail(sf, rc, 0, "the host refused a record");
-    api->progress(ctx, o->name, ++*done, total);
+    last = e;
+    last_n = n;
+    ++*done;
   }
-  return r < 0 ? sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
-                         "malformed query answer from Salesforce")
-               : CR_PLUGIN_OK;
+  if (r < 0)
+    return sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
+                   "malformed query answer from Salesforce");
+  if (last != NULL)
+    sf_advance_cursor(o, last, last_n);
+  api->progress(ctx, o->name, *done, total);
+  return CR_PLUGIN_OK;
 }
 
-/* Reads one object: the query, then every nextRecordsUrl, a checkpoint per
- * page. */
+/* Reads one object: the query, then every nextRecordsUrl; a checkpoint
+ * after the page that brings the records since the last one to
+ * checkpoint_every, and after the object's last page. */
 static int sf_read_object(struct salesforce *sf, cr_plugin_ctx *ctx,
                           struct sf_object *o) {
   struct sf_buf url = {.api = sf->api};
   struct cr_http_response resp;
-  uint64_t done = 0;
+  uint64_t done = 0, checkpointed = 0;
   int rc = CR_PLUGIN_OK;
   sf_query_url(sf, o, &url);
   for (long page = 0; rc == CR_PLUGIN_OK && page < SF_MAX_PAGES; page++) {
@@ -901,8 +927,12 @@ static int sf_read_object(struct salesforce *sf, cr_plugin_ctx *ctx,
                          sizeof next);
     rc = sf_emit_page(sf, ctx, o, &resp, &done, (uint64_t)total);
     sf->api->http_response_free(ctx, &resp);
-    if (rc == CR_PLUGIN_OK)
+    if (rc == CR_PLUGIN_OK &&
+        (next[0] != '/' ||
+         done - checkpointed >= (uint64_t)sf->checkpoint_every)) {
       rc = sf_checkpoint(sf, ctx);
+      checkpointed = done;
+    }
     if (rc != CR_PLUGIN_OK || next[0] != '/')
       break;
     url.n = 0;
@@ -981,10 +1011,12 @@ static int sf_upsert_body(struct salesforce *sf, const char *object,
                 : CR_PLUGIN_OK;
 }
 
-/* Logs one failed UpsertResult (index, external id, first error). */
-static void sf_log_failure(struct salesforce *sf, cr_plugin_ctx *ctx,
-                           const char *object, size_t index, const char *record,
-                           const char *result, size_t rlen) {
+/* Reports one failed UpsertResult (index, external id, first error) to the
+ * host per record (ABI 1.2; returns 1) or, when the host does not take it,
+ * logs it and keeps the first as the batch's error (returns 0). */
+static int sf_log_failure(struct salesforce *sf, cr_plugin_ctx *ctx,
+                          const char *object, size_t index, const char *record,
+                          const char *result, size_t rlen) {
   struct cr_json_array_iter it;
   const char *e = NULL;
   size_t n = 0;
@@ -998,6 +1030,13 @@ static void sf_log_failure(struct salesforce *sf, cr_plugin_ctx *ctx,
   sf_printable(code);
   sf_printable(msg);
   sf_printable(ext);
+  if (CR_HOST_HAS(sf->api, record_failed)) { /* ABI 1.2: per record */
+    char why[300];
+    snprintf(why, sizeof why, "%s: %s", code[0] ? code : "-",
+             msg[0] ? msg : "no details");
+    if (sf->api->record_failed(ctx, index, ext[0] ? ext : NULL, why) == 0)
+      return 1;
+  }
   cr_plugin_logf(sf->api, ctx, CR_PLUGIN_LOG_WARN,
                  "%s record %zu (%s=%s) rejected: %s: %s", object, index,
                  sf->external_id, ext, code[0] ? code : "-",
@@ -1006,9 +1045,11 @@ static void sf_log_failure(struct salesforce *sf, cr_plugin_ctx *ctx,
     sf_fail(sf, CR_PLUGIN_OK, 0, "first: record %zu (%s=%s): %s: %s", index,
             sf->external_id, ext, code[0] ? code : "-",
             msg[0] ? msg : "no details");
+  return 0;
 }
 
-/* Walks the UpsertResult array of one batch; counts and logs failures. */
+/* Walks the UpsertResult array of one batch; reports failures and counts
+ * those the host did not take per record. */
 static int sf_upsert_results(struct salesforce *sf, cr_plugin_ctx *ctx,
                              const char *object, const char *const *records,
                              size_t n, size_t first_index,
@@ -1025,8 +1066,8 @@ static int sf_upsert_results(struct salesforce *sf, cr_plugin_ctx *ctx,
     size_t vl;
     if (cr_json_get_raw_n(e, el, "success", &v, &vl) != 0 || vl != 4 ||
         memcmp(v, "true", 4) != 0) {
-      (*failed)++;
-      sf_log_failure(sf, ctx, object, first_index + i, records[i], e, el);
+      *failed +=
+          !sf_log_failure(sf, ctx, object, first_index + i, records[i], e, el);
     }
     i++;
   }
@@ -1081,7 +1122,7 @@ static int sf_write(void *instance, cr_plugin_ctx *ctx, const char *stream,
                          n - i < SF_BATCH ? n - i : SF_BATCH, i, &failed);
   if (rc != CR_PLUGIN_OK)
     return sf_report(sf, ctx, rc);
-  if (failed == 0)
+  if (failed == 0) /* none, or every one reported with record_failed */
     return CR_PLUGIN_OK;
   char first[SF_MSG_MAX];
   snprintf(first, sizeof first, "%s", sf->err);

@@ -30,9 +30,12 @@
  * (POST /v3/marketing/contacts/exports), which this version does not use.
  *
  * write: stream "contacts" upserted into Marketing Contacts (PUT
- * /v3/marketing/contacts with config.list_ids), each batch's asynchronous
- * job followed until it completes (config.job_poll_ms, job_timeout_s); an
- * "errored" or "failed" job is a config error naming the refused count.
+ * /v3/marketing/contacts with config.list_ids, plus the list named
+ * config.list_name, found or created once), each batch's asynchronous
+ * job followed until it completes (config.job_poll_ms, job_timeout_s). On a
+ * host with ABI 1.2 an "errored" job's refused contacts are found by email
+ * and reported per record (see sg_itemise); a "failed" job, or an errored
+ * one on an older host, is a config error naming the refused count.
  *
  * The plugin depends on the SDK headers only (plugin.h + plugin_util.h for
  * logging and JSON reading); it links nothing but libc.
@@ -72,6 +75,8 @@ static const char sg_config_schema[] =
     "\"list_ids\":{\"type\":\"array\",\"maxItems\":100,"
     "\"items\":{\"type\":\"string\",\"minLength\":1,"
     "\"maxLength\":64}},"
+    "\"list_name\":{\"type\":\"string\",\"minLength\":1,"
+    "\"maxLength\":100},"
     "\"job_poll_ms\":{\"type\":\"integer\",\"minimum\":1,"
     "\"maximum\":60000},"
     "\"job_timeout_s\":{\"type\":\"integer\",\"minimum\":1,"
@@ -90,6 +95,8 @@ struct sendgrid {
   char auth_header[SG_KEY_MAX + 32]; /* "Authorization: Bearer <key>" */
   int wants_contacts;
   char list_ids[2048];     /* write: the JSON array text, "[]" by default */
+  char list_name[128];     /* write: a list found or created by name, "" */
+  int list_resolved;       /* list_name's id was added to list_ids */
   long long job_poll_ms;   /* write: between polls of an upsert job */
   long long job_timeout_s; /* write: how long a job may stay pending */
 };
@@ -169,6 +176,13 @@ static int sg_parse_config(struct sendgrid *sg, const char *json, char *errbuf,
     if (cr_json_get_raw(json, "list_ids", &raw, &rawlen) == 0 &&
         rawlen < sizeof sg->list_ids)
       snprintf(sg->list_ids, sizeof sg->list_ids, "%.*s", (int)rawlen, raw);
+    if (cr_json_get_raw(json, "list_name", &raw, &rawlen) == 0 &&
+        (cr_json_get_string(json, "list_name", sg->list_name,
+                            sizeof sg->list_name) != 0 ||
+         sg->list_name[0] == '\0' || strlen(sg->list_name) > 100)) {
+      snprintf(errbuf, errlen, "config.list_name must be 1 to 100 characters");
+      return CR_PLUGIN_ERR_CONFIG;
+    }
     if (cr_json_get_int(json, "job_poll_ms", &v) == 0 && v > 0)
       sg->job_poll_ms = v;
     if (cr_json_get_int(json, "job_timeout_s", &v) == 0 && v > 0)
@@ -565,9 +579,226 @@ static void sg_sleep_ms(long long ms) {
   nanosleep(&ts, NULL);
 }
 
-/* Follows job id until it ends; reports errored / failed jobs. */
+/* ---- write: the list named by config.list_name --------------------------
+ * GET /v3/marketing/lists?page_size=1000 answers {"result":[{"id","name",
+ * "contact_count","_metadata"}],"_metadata":{"self","next"?,"count"}} (no
+ * "next" on the last page); POST /v3/marketing/lists {"name":"..."} (1 to
+ * 100 characters) answers 201 with the new list {"id","name",...}.
+ * https://www.twilio.com/docs/sendgrid/api-reference/lists/get-all-lists
+ * https://www.twilio.com/docs/sendgrid/api-reference/lists/create-list
+ * The list is looked up first, so a second run reuses it instead of
+ * creating a duplicate; its id joins config.list_ids in every PUT. */
+
+#define SG_LIST_PAGES 100 /* bound of the list pages read */
+
+/* Looks for the list named sg->list_name on one page of lists; id gets its
+ * id when found, next the path of the next page ("" at the end). */
+static void sg_find_list(struct sendgrid *sg,
+                         const struct cr_http_response *resp, char *id,
+                         size_t idlen, char *next, size_t nextlen) {
+  struct cr_json_array_iter it;
+  const char *e, *meta;
+  size_t n, ml;
+  char name[128], url[SG_URL_MAX + 256] = "";
+  if (cr_json_array_begin_n(&it, resp->body, resp->body_len, "result") == 0)
+    while (id[0] == '\0' && cr_json_array_next(&it, &e, &n) == 1)
+      if (cr_json_get_string_n(e, n, "name", name, sizeof name) == 0 &&
+          strcmp(name, sg->list_name) == 0)
+        cr_json_get_string_n(e, n, "id", id, idlen);
+  next[0] = '\0';
+  size_t bl = strlen(sg->base_url);
+  if (cr_json_get_raw_n(resp->body, resp->body_len, "_metadata", &meta, &ml) ==
+          0 &&
+      cr_json_get_string_n(meta, ml, "next", url, sizeof url) == 0 &&
+      strncmp(url, sg->base_url, bl) == 0 && url[bl] == '/')
+    snprintf(next, nextlen, "%s", url + bl); /* only on the same host */
+}
+
+/* Creates the list sg->list_name; id gets its id. */
+static int sg_create_list(struct sendgrid *sg, cr_plugin_ctx *ctx, char *id,
+                          size_t idlen) {
+  char esc[6 * 128], body[6 * 128 + 16];
+  struct cr_http_response resp;
+  if (cr_json_escape(sg->list_name, esc, sizeof esc) < 0)
+    return cr_plugin_errorf(sg->api, ctx, CR_PLUGIN_ERR_CONFIG, 0,
+                            "config.list_name cannot be encoded");
+  snprintf(body, sizeof body, "{\"name\":\"%s\"}", esc);
+  int rc = sg_send(sg, ctx, "POST", "/v3/marketing/lists", body, &resp);
+  if (rc == CR_PLUGIN_OK && resp.status != 201 && resp.status != 200)
+    rc = sg_http_failure(sg, ctx, &resp, "list creation");
+  else if (rc == CR_PLUGIN_OK && (cr_json_get_string_n(resp.body, resp.body_len,
+                                                       "id", id, idlen) != 0 ||
+                                  id[0] == '\0'))
+    rc = cr_plugin_errorf(sg->api, ctx, CR_PLUGIN_ERR_TRANSIENT, 0,
+                          "list creation: no id in SendGrid's answer");
+  sg->api->http_response_free(ctx, &resp);
+  if (rc == CR_PLUGIN_OK)
+    cr_plugin_logf(sg->api, ctx, CR_PLUGIN_LOG_INFO,
+                   "created SendGrid list \"%s\"", sg->list_name);
+  return rc;
+}
+
+/* Adds list id to the JSON array text sg->list_ids. */
+static int sg_add_list_id(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                          const char *id) {
+  char esc[6 * 64 + 1];
+  size_t used = strlen(sg->list_ids);
+  int empty = strcmp(sg->list_ids, "[]") == 0;
+  if (cr_json_escape(id, esc, sizeof esc) < 0 || used < 2 ||
+      used + strlen(esc) + 4 > sizeof sg->list_ids)
+    return cr_plugin_errorf(sg->api, ctx, CR_PLUGIN_ERR_CONFIG, 0,
+                            "too many list ids");
+  snprintf(sg->list_ids + used - 1, sizeof sg->list_ids - (used - 1),
+           "%s\"%s\"]", empty ? "" : ",", esc);
+  return CR_PLUGIN_OK;
+}
+
+/* Finds (or creates) the list sg->list_name once and adds its id to the
+ * list ids of the PUTs. */
+static int sg_resolve_list(struct sendgrid *sg, cr_plugin_ctx *ctx) {
+  char id[64] = "", path[SG_URL_MAX + 256] = "/v3/marketing/lists?page_size="
+                                             "1000";
+  if (sg->list_name[0] == '\0' || sg->list_resolved)
+    return CR_PLUGIN_OK;
+  for (int page = 0; id[0] == '\0' && path[0] != '\0'; page++) {
+    struct cr_http_response resp;
+    if (page == SG_LIST_PAGES)
+      return cr_plugin_errorf(sg->api, ctx, CR_PLUGIN_ERR_SYSTEM, 0,
+                              "more than %d pages of lists", SG_LIST_PAGES);
+    int rc = sg_get(sg, ctx, path, &resp);
+    if (rc == CR_PLUGIN_OK && resp.status != 200)
+      rc = sg_http_failure(sg, ctx, &resp, "list lookup");
+    if (rc == CR_PLUGIN_OK)
+      sg_find_list(sg, &resp, id, sizeof id, path, sizeof path);
+    sg->api->http_response_free(ctx, &resp);
+    if (rc != CR_PLUGIN_OK)
+      return rc;
+  }
+  int rc =
+      id[0] != '\0' ? CR_PLUGIN_OK : sg_create_list(sg, ctx, id, sizeof id);
+  if (rc == CR_PLUGIN_OK)
+    rc = sg_add_list_id(sg, ctx, id);
+  sg->list_resolved = rc == CR_PLUGIN_OK;
+  return rc;
+}
+
+/* ---- write: which contacts an "errored" job refused ---------------------
+ * SendGrid's job status gives only counts (the per-contact detail is a file
+ * at errors_url whose format is not published). What is published is
+ * POST /v3/marketing/contacts/search/emails {"emails":[...]} (at most 100)
+ * answering 200 {"result":{"<email, lower case>":{"contact":{...}} or
+ * {"error":"contact not found"}}}, or 404 when none is found:
+ * https://www.twilio.com/docs/sendgrid/api-reference/contacts/get-contacts-by-emails
+ * After an errored job, a record whose email SendGrid does not have is one
+ * it refused: reported per record (ABI 1.2). A refused update of a contact
+ * that already existed cannot be told apart this way. */
+
+#define SG_SEARCH_MAX 100
+
+/* The email of record rec, lower-cased, into out; 0, or -1 when none. */
+static int sg_record_email(const char *rec, char *out, size_t outlen) {
+  if (cr_json_get_string(rec, "email", out, outlen) != 0 || out[0] == '\0')
+    return -1;
+  for (char *p = out; *p != '\0'; p++)
+    if (*p >= 'A' && *p <= 'Z')
+      *p = (char)(*p - 'A' + 'a');
+  return 0;
+}
+
+/* Searches the emails of records[0..n) (n <= SG_SEARCH_MAX) and reports
+ * those SendGrid does not have; *told counts the reports the host took. */
+static int sg_search_chunk(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                           const char *const *records, size_t n, size_t base,
+                           const char *job, long long *told) {
+  struct cr_http_response resp;
+  size_t cap = 32 + n * 6 * 256, k = 0;
+  char *body = sg->api->alloc(cap), email[256], esc[6 * 256];
+  if (body == NULL)
+    return CR_PLUGIN_ERR_SYSTEM;
+  k += (size_t)snprintf(body, cap, "{\"emails\":[");
+  for (size_t i = 0; i < n; i++)
+    if (sg_record_email(records[i], email, sizeof email) == 0 &&
+        cr_json_escape(email, esc, sizeof esc) >= 0)
+      k += (size_t)snprintf(body + k, cap - k, "%s\"%s\"",
+                            body[k - 1] == '[' ? "" : ",", esc);
+  if (body[k - 1] == '[') { /* no record with an email: nothing to tell */
+    sg->api->free(body);
+    return CR_PLUGIN_OK;
+  }
+  snprintf(body + k, cap - k, "]}");
+  int rc = sg_send(sg, ctx, "POST", "/v3/marketing/contacts/search/emails",
+                   body, &resp);
+  sg->api->free(body);
+  if (rc == CR_PLUGIN_OK && resp.status != 200 && resp.status != 404)
+    rc = sg_http_failure(sg, ctx, &resp, "contacts search");
+  const char *res = NULL;
+  size_t rl = 0;
+  if (rc == CR_PLUGIN_OK && resp.status == 200)
+    cr_json_get_raw_n(resp.body, resp.body_len, "result", &res, &rl);
+  for (size_t i = 0; rc == CR_PLUGIN_OK && i < n; i++) {
+    const char *hit, *c;
+    size_t hl, cl;
+    if (sg_record_email(records[i], email, sizeof email) != 0 ||
+        (res != NULL && cr_json_get_raw_n(res, rl, email, &hit, &hl) == 0 &&
+         cr_json_get_raw_n(hit, hl, "contact", &c, &cl) == 0))
+      continue; /* no email to check, or SendGrid has the contact */
+    char why[200];
+    snprintf(why, sizeof why,
+             "not in Marketing Contacts after upsert job %s (errored)", job);
+    *told += sg->api->record_failed(ctx, base + i, NULL, why) == 0;
+  }
+  sg->api->http_response_free(ctx, &resp);
+  return rc;
+}
+
+/* Reports the records of records[0..n) an errored job refused; *told
+ * counts them. */
+static int sg_itemise(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                      const char *const *records, size_t n, size_t base,
+                      const char *job, long long *told) {
+  int rc = CR_PLUGIN_OK;
+  *told = 0;
+  for (size_t i = 0; rc == CR_PLUGIN_OK && i < n; i += SG_SEARCH_MAX)
+    rc = sg_search_chunk(sg, ctx, records + i,
+                         n - i < SG_SEARCH_MAX ? n - i : SG_SEARCH_MAX,
+                         base + i, job, told);
+  return rc;
+}
+
+/* An ended job that is not "completed": with ABI 1.2 an "errored" job's
+ * refused contacts are reported per record and the batch succeeds; a
+ * "failed" job, or an older host, is a config error naming the counts. */
+static int sg_job_refused(struct sendgrid *sg, cr_plugin_ctx *ctx,
+                          const char *id, const char *status, long long errored,
+                          const char *const *records, size_t n, size_t base) {
+  long long told = 0;
+  if (strcmp(status, "errored") == 0 && CR_HOST_HAS(sg->api, record_failed)) {
+    int rc = sg_itemise(sg, ctx, records, n, base, id, &told);
+    if (rc != CR_PLUGIN_OK)
+      return rc;
+    if (told < errored)
+      cr_plugin_logf(sg->api, ctx, CR_PLUGIN_LOG_WARN,
+                     "SendGrid upsert job %s: %lld of %lld refused contacts "
+                     "could not be told apart (see the job's errors_url)",
+                     id, errored - told, errored);
+    if (told > 0 || errored == 0)
+      return CR_PLUGIN_OK;
+  }
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "SendGrid upsert job %s: %s, %lld of %zu contacts refused (see "
+           "the job's errors_url)",
+           id, status, errored, n);
+  cr_plugin_logf(sg->api, ctx, CR_PLUGIN_LOG_WARN, "%s", msg);
+  sg->api->set_error(ctx, CR_PLUGIN_ERR_CONFIG, msg, 0);
+  return CR_PLUGIN_ERR_CONFIG;
+}
+
+/* Follows job id of the upsert of records[0..n) (record base of the
+ * write) until it ends; reports errored / failed jobs. */
 static int sg_follow_job(struct sendgrid *sg, cr_plugin_ctx *ctx,
-                         const char *id, size_t n) {
+                         const char *id, const char *const *records, size_t n,
+                         size_t base) {
   char path[160], status[32] = "pending";
   snprintf(path, sizeof path, "/v3/marketing/contacts/imports/%s", id);
   long long waited = 0;
@@ -598,25 +829,19 @@ static int sg_follow_job(struct sendgrid *sg, cr_plugin_ctx *ctx,
       return rc;
     if (!strcmp(status, "completed"))
       return CR_PLUGIN_OK;
-    if (strcmp(status, "pending") != 0) {
-      char msg[256];
-      snprintf(msg, sizeof msg,
-               "SendGrid upsert job %s: %s, %lld of %zu contacts refused (see "
-               "the job's errors_url)",
-               id, status, errored, n);
-      cr_plugin_logf(sg->api, ctx, CR_PLUGIN_LOG_WARN, "%s", msg);
-      sg->api->set_error(ctx, CR_PLUGIN_ERR_CONFIG, msg, 0);
-      return CR_PLUGIN_ERR_CONFIG;
-    }
+    if (strcmp(status, "pending") != 0)
+      return sg_job_refused(sg, ctx, id, status, errored, records, n, base);
     sg_sleep_ms(sg->job_poll_ms);
     waited += sg->job_poll_ms;
   }
   return CR_PLUGIN_OK;
 }
 
-/* One batch: records[0..n) as contacts of one PUT, then its job. */
+/* One batch: records[0..n) (record base of the write) as contacts of one
+ * PUT, then its job. */
 static int sg_upsert(struct sendgrid *sg, cr_plugin_ctx *ctx,
-                     const char *const *records, size_t n, size_t bytes) {
+                     const char *const *records, size_t n, size_t base,
+                     size_t bytes) {
   size_t cap = bytes + n + strlen(sg->list_ids) + 64;
   char *body = sg->api->alloc(cap);
   if (body == NULL)
@@ -645,7 +870,8 @@ static int sg_upsert(struct sendgrid *sg, cr_plugin_ctx *ctx,
     rc = CR_PLUGIN_ERR_TRANSIENT;
   }
   sg->api->http_response_free(ctx, &resp);
-  return rc == CR_PLUGIN_OK ? sg_follow_job(sg, ctx, job, n) : rc;
+  return rc == CR_PLUGIN_OK ? sg_follow_job(sg, ctx, job, records, n, base)
+                            : rc;
 }
 
 static int sg_write(void *instance, cr_plugin_ctx *ctx, const char *stream,
@@ -656,13 +882,16 @@ static int sg_write(void *instance, cr_plugin_ctx *ctx, const char *stream,
                        "sendgrid writes only the contacts stream", 0);
     return CR_PLUGIN_ERR_CONFIG;
   }
+  int lrc = sg_resolve_list(sg, ctx);
+  if (lrc != CR_PLUGIN_OK)
+    return lrc;
   size_t first = 0, bytes = 0;
   for (size_t i = 0; i <= n; i++) {
     size_t len = i < n ? strlen(records[i]) : 0;
     int full = i == n || i - first == SG_BATCH_MAX ||
                (i > first && bytes + len > SG_BATCH_BYTES);
     if (full && i > first) {
-      int rc = sg_upsert(sg, ctx, records + first, i - first, bytes);
+      int rc = sg_upsert(sg, ctx, records + first, i - first, first, bytes);
       if (rc != CR_PLUGIN_OK)
         return rc;
       first = i;

@@ -18,17 +18,17 @@
 #include <time.h>
 #include <uv.h>
 
-#include "util/alloc.h"
-#include "util/clock.h"
-#include "daemon/daemon.h"
 #include "config/diag.h"
-#include "util/error.h"
+#include "daemon/daemon.h"
 #include "exec/exec_group.h"
 #include "exec/exec_run.h"
 #include "exec/execution.h"
 #include "exec/scheduler.h"
-#include "store/store.h"
 #include "plugin/worker_pool.h"
+#include "store/store.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/error.h"
 
 #define SECRET "s3cr3t-token-XYZ"
 
@@ -91,6 +91,9 @@ static void fx_start(struct fx *f, const char *works) {
            "    provider: behave\n"
            "    method: api_key\n"
            "    credentials: { api_key: \"" SECRET "\" }\n"
+           "  - id: sink\n"
+           "    provider: collect\n"
+           "    method: none\n"
            "works:\n%s",
            f->dir, CR_TEST_PLUGIN_DIR, works);
   char *path = cr_test_write_file(f->dir, "connrun.yaml", cfg);
@@ -487,6 +490,55 @@ static void test_timeout_and_memory(void **state) {
 
   expect_failure("oom", "memory limit 64 MiB exceeded", "system", NULL,
                  "    memory_limit_mb: 64\n");
+}
+
+/* An export whose provider rejects some records one by one (ABI 1.2,
+ * api->record_failed): the execution completes, the outcome counts them
+ * apart, each is a line of the execution's log with its index, key and
+ * reason, and the other records reached the provider. */
+static void test_export_partial_failures(void **state) {
+  (void)state;
+  struct fx f;
+  fx_init(&f, "exec-partial");
+  char works[1024], out[4200];
+  snprintf(works, sizeof works,
+           "  - id: exp\n"
+           "    provider: behave\n"
+           "    authorization: key\n"
+           "    isolation: process\n"
+           "    destination: { type: plugin, provider: collect, "
+           "authorization: sink }\n"
+           "    config: { mode: emit, count: 10 }\n");
+  snprintf(out, sizeof out, "%s/collected", f.dir);
+  setenv("CR_COLLECT_PATH", out, 1);
+  setenv("CR_COLLECT_REJECT", "4", 1);
+  fx_start(&f, works);
+  int64_t id = 0;
+  assert_int_equal(cr_store_exec_create(st(&f), "exp", &id), 0);
+  struct cr_exec_outcome o;
+  assert_int_equal(cr_exec_run_to_end(&f.env, id, "test", &o), 0);
+  unsetenv("CR_COLLECT_REJECT");
+  unsetenv("CR_COLLECT_PATH");
+  assert_int_equal(o.state, CR_EXEC_COMPLETED);
+  assert_int_equal(o.records, 10);
+  assert_int_equal(o.records_failed, 2); /* records 3 and 7 */
+  char want[256];
+  snprintf(want, sizeof want,
+           "work exp execution %" PRId64 ": collect rejected record 3 of a "
+           "batch of 10 (stream items, key 3): rejected by the collect test "
+           "plugin",
+           id);
+  assert_non_null(f.logs);
+  assert_non_null(strstr(f.logs, want));
+  assert_non_null(strstr(f.logs, "rejected record 7 of a batch of 10"));
+  char *txt = cr_test_read_file(out);
+  int lines = 0;
+  for (char *p = txt; *p != '\0'; p++)
+    lines += *p == '\n';
+  assert_int_equal(lines, 8);
+  assert_null(strstr(txt, "\"id\":3,"));
+  free(txt);
+  fx_close(&f);
 }
 
 /* 6: flaky through cr_exec_run_to_end: a retry, then success. */
@@ -1434,6 +1486,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_emit_process_and_continue),
       cmocka_unit_test(test_emit_inline),
+      cmocka_unit_test(test_export_partial_failures),
       cmocka_unit_test(test_bug_event_order_synccomplete_then_completed),
       cmocka_unit_test(test_crash_abort_exit),
       cmocka_unit_test(test_timeout_and_memory),

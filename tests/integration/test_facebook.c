@@ -27,6 +27,7 @@
 
 #include "config/diag.h"
 #include "daemon/daemon.h"
+#include "dest/dest.h"
 #include "exec/exec_run.h"
 #include "fake_http.h"
 #include "plugin/health.h"
@@ -888,6 +889,52 @@ static void test_write_hashing_vectors(void **state) {
   assert_null(strstr(q->body, "555"));
 }
 
+/* Through the plugin destination (ABI 1.2, api->record_failed): the entry
+ * Facebook names in invalid_entry_samples and the record without any
+ * identifier are reported one by one with their index in the write and the
+ * reason (never the identifier or its hash); the batch succeeds. */
+static void test_write_failures_per_record(void **state) {
+  (void)state;
+  enum { N = 7 };
+  sha_hex("bounce@example.com", G->fake.bad_hash);
+  struct cr_plugin_params params;
+  params_for(&params, creds(TOKEN),
+             config(NULL, "\"audience_id\":\"" AUDIENCE "\","
+                          "\"batch_size\":3"));
+  cr_dest *d =
+      cr_test_open_plugin_dest(G->fb, &params, G->red, capture, &G->log);
+  for (int i = 0; i < N; i++) {
+    char rec[96];
+    if (i == 4)
+      snprintf(rec, sizeof rec, "{\"email\":\"Bounce@Example.com\"}");
+    else if (i == 6)
+      snprintf(rec, sizeof rec, "{\"name\":\"no identifier\"}");
+    else
+      snprintf(rec, sizeof rec, "{\"email\":\"user%d@example.com\"}", i);
+    assert_int_equal(cr_dest_write(d, "audience_users", rec, strlen(rec)), 0);
+  }
+  assert_int_equal(cr_dest_flush(d), 0);
+  assert_int_equal(cr_dest_records_failed(d), 2);
+  assert_int_equal(G->fake.batches, 2); /* 3 + 3 rows; record 6 not sent */
+  int seen4 = 0, seen6 = 0;
+  for (int i = 0; i < G->log.n; i++) {
+    seen4 += strstr(G->log.text[i],
+                    "facebook rejected record 4 of a batch of 7 (stream "
+                    "audience_users): Facebook: Invalid email") != NULL;
+    seen6 +=
+        strstr(G->log.text[i], "rejected record 6 of a batch of 7 (stream "
+                               "audience_users): no identifier of the audience "
+                               "schema") != NULL;
+    assert_null(strstr(G->log.text[i], "ounce"));
+    assert_null(strstr(G->log.text[i], G->fake.bad_hash));
+    /* Itemised: no aggregate warning left over. */
+    assert_null(strstr(G->log.text[i], "entries invalid"));
+  }
+  assert_int_equal(seen4, 1);
+  assert_int_equal(seen6, 1);
+  cr_dest_close(d);
+}
+
 static void test_write_batches_and_invalid(void **state) {
   (void)state;
   enum { N = 7 };
@@ -955,6 +1002,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_read_resumes_after_worker_killed,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_write_hashing_vectors, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_write_failures_per_record, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_write_batches_and_invalid, setup,
                                       teardown),

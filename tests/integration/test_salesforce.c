@@ -28,6 +28,7 @@
 
 #include "config/diag.h"
 #include "daemon/daemon.h"
+#include "dest/dest.h"
 #include "exec/exec_run.h"
 #include "fake_http.h"
 #include "plugin/health.h"
@@ -706,7 +707,8 @@ static void test_read_pages(void **state) {
   cr_plugin_ctx ctx;
   G->fake.mode = M_EXPIRE; /* the session dies after the first page */
   G->fake.expire_after = 1;
-  int rc0 = run_cb(config_for(NULL, NULL), &c, &ctx, NULL, 0);
+  int rc0 =
+      run_cb(config_for(NULL, ",\"checkpoint_every\":5"), &c, &ctx, NULL, 0);
   if (rc0 != 0)
     print_message("read: %s\n", ctx.last_error.message);
   assert_int_equal(rc0, 0);
@@ -716,7 +718,8 @@ static void test_read_pages(void **state) {
     record_json(want, sizeof want, i);
     assert_string_equal(c.record[i], want);
   }
-  assert_int_equal(c.checkpoints, 3); /* pages of 4, 4, 2 */
+  /* Pages of 4, 4, 2: after 8 records (>= 5 since none), and at the end. */
+  assert_int_equal(c.checkpoints, 2);
   assert_string_equal(c.checkpoint, "{\"cursors\":{\"Account\":"
                                     "\"2024-01-01T00:00:09.000+0000\"}}");
   /* token, query, 401 page, token, page again, last page */
@@ -735,6 +738,31 @@ static void test_read_pages(void **state) {
   collect_free(&c);
 }
 
+/* By default a checkpoint every 10,000 records: the 10 records of the three
+ * pages get one, after the last page, with the last record's cursor. A
+ * checkpoint_every of 0 is refused. */
+static void test_read_checkpoint_default(void **state) {
+  (void)state;
+  struct collect c;
+  cr_plugin_ctx ctx;
+  assert_int_equal(run_cb(config_for(NULL, NULL), &c, &ctx, NULL, 0), 0);
+  assert_int_equal(c.n, 10);
+  assert_int_equal(c.checkpoints, 1);
+  assert_string_equal(c.checkpoint, "{\"cursors\":{\"Account\":"
+                                    "\"2024-01-01T00:00:09.000+0000\"}}");
+  collect_free(&c);
+  const struct cr_plugin_descriptor *d = cr_plugin_desc(G->sf);
+  struct cr_plugin_params params;
+  params_for(&params, "oauth2_refresh_token", refresh_creds(),
+             config_for(NULL, ",\"checkpoint_every\":0"));
+  void *inst = NULL;
+  char err[256] = "";
+  assert_int_equal(
+      d->create(cr_host_api_default(), &params, &inst, err, sizeof err),
+      CR_PLUGIN_ERR_CONFIG);
+  assert_string_equal(err, "checkpoint_every must be an integer >= 1");
+}
+
 static void test_read_rate_limited(void **state) {
   (void)state;
   struct collect c;
@@ -749,6 +777,45 @@ static void test_read_rate_limited(void **state) {
                       "exceeded.)");
   assert_int_equal(c.n, 0);
   assert_int_equal(c.checkpoints, 0);
+}
+
+/* Through the plugin destination (ABI 1.2, api->record_failed): the two
+ * rejected records are reported one by one with their index, external id and
+ * the UpsertResult's error, counted, logged; the batch succeeds and the 448
+ * others are delivered (not sent again by the next flush). */
+static void test_write_failures_per_record(void **state) {
+  (void)state;
+  enum { N = 450 };
+  struct cr_plugin_params params;
+  params_for(&params, "oauth2_refresh_token", refresh_creds(),
+             config_for(NULL, ",\"external_id_field\":\"Ext_Id__c\""));
+  cr_dest *d =
+      cr_test_open_plugin_dest(G->sf, &params, G->red, capture, &G->log);
+  for (int i = 0; i < N; i++) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "{\"Ext_Id__c\":\"ext-%d\",\"Name\":\"%s%d\"}", i,
+             i == 5 || i == 420 ? "BAD " : "Company ", i);
+    assert_int_equal(cr_dest_write(d, "Account", buf, strlen(buf)), 0);
+  }
+  assert_int_equal(cr_dest_flush(d), 0);
+  assert_int_equal(cr_dest_records_failed(d), 2);
+  assert_int_equal(G->fake.nbatches, 3); /* 200 + 200 + 50, each once */
+  assert_int_equal(cr_dest_flush(d), 0);
+  assert_int_equal(G->fake.nbatches, 3);
+  assert_int_equal(
+      cr_test_count_containing(G->log.text, G->log.n,
+                               "salesforce rejected record 5 of a batch of "
+                               "450 (stream Account, key ext-5): "
+                               "REQUIRED_FIELD_MISSING: Required fields are "
+                               "missing: [LastName]"),
+      1);
+  assert_int_equal(cr_test_count_containing(G->log.text, G->log.n,
+                                            "rejected record 420 of a batch "
+                                            "of 450 (stream Account, key "
+                                            "ext-420)"),
+                   1);
+  cr_dest_close(d);
+  assert_no_secret(NULL);
 }
 
 static void test_write_partial_failures(void **state) {
@@ -848,8 +915,9 @@ static void fx_start(struct fx *f) {
            "    isolation: process\n"
            "    max_attempts: 1\n"
            "    destination: { type: jsonl, path: \"%s/out\" }\n"
-           "    config: { login_url: \"%s\", objects: [{ name: Account, "
-           "fields: [Id, Name, SystemModstamp] }] }\n",
+           "    config: { login_url: \"%s\", checkpoint_every: 1, "
+           "objects: [{ name: Account, fields: [Id, Name, SystemModstamp] "
+           "}] }\n",
            f->dir, CR_PLUGIN_DIR, f->dir, cr_fake_http_url(G->srv));
   char *path = cr_test_write_file(f->dir, "connrun.yaml", cfg);
   struct cr_daemon_options o = {.config_path = path};
@@ -1006,6 +1074,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_health_jwt, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_pages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_rate_limited, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_read_checkpoint_default, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_write_failures_per_record, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_write_partial_failures, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_exec_rotation_kill_resume, setup,

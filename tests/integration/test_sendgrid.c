@@ -8,6 +8,7 @@
  * run time and two test plugins. */
 #include "testutil.h"
 
+#include "dest/dest.h"
 #include "fake_http.h"
 #include "plugin/health.h"
 #include "plugin/host_api.h"
@@ -18,6 +19,7 @@
 
 #include <connrun/plugin_util.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,16 @@ struct fake_sg {
   const char *job_end;
   int pending_polls, polls, puts;
   size_t contacts_put;
+  /* the contacts SendGrid holds (an email starting with "bad" is refused
+   * by the job: the job ends "errored" unless job_end says otherwise), the
+   * refusals of the last PUT and the emails searched so far */
+  char held[160][64];
+  int nheld, refused, searched;
+  /* lists: names and ids (two pre-existing), served two per page; the
+   * fake's own URL for the "next" links; lists created so far */
+  char list_name[8][128], list_id[8][40];
+  int nlists, lists_created, list_pages;
+  char url[64];
 };
 
 static const char ERR_401[] =
@@ -120,9 +132,20 @@ static void fake_sendgrid(void *ud, const struct cr_fake_http_request *req,
     const char *e;
     size_t n;
     f->puts++;
+    f->refused = 0;
     if (cr_json_array_begin_n(&it, req->body, req->body_len, "contacts") == 0)
-      while (cr_json_array_next(&it, &e, &n) == 1)
+      while (cr_json_array_next(&it, &e, &n) == 1) {
+        char email[64] = "";
         f->contacts_put++;
+        cr_json_get_string_n(e, n, "email", email, sizeof email);
+        for (char *p = email; *p != '\0'; p++) /* stored in lower case */
+          if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+        if (strncmp(email, "bad", 3) == 0)
+          f->refused++;
+        else if (f->nheld < 160)
+          snprintf(f->held[f->nheld++], sizeof f->held[0], "%s", email);
+      }
     resp->status = 202;
     cr_fake_http_set_body(resp,
                           "{\"job_id\":\"job-%d\",\"_metadata\":{\"self\":"
@@ -135,7 +158,9 @@ static void fake_sendgrid(void *ud, const struct cr_fake_http_request *req,
       strncmp(req->path, "/v3/marketing/contacts/imports/", 31) == 0) {
     const char *st = f->polls++ < f->pending_polls ? "pending"
                      : f->job_end                  ? f->job_end
+                     : f->refused > 0              ? "errored"
                                                    : "completed";
+    int errored = f->job_end ? (strcmp(st, "errored") ? 0 : 2) : f->refused;
     cr_fake_http_set_body(
         resp,
         "{\"id\":\"%s\",\"status\":\"%s\",\"job_type\":\"upsert\","
@@ -143,7 +168,93 @@ static void fake_sendgrid(void *ud, const struct cr_fake_http_request *req,
         "\"updated_count\":0,\"deleted_count\":0,\"errored_count\":%d,"
         "\"errors_url\":\"https://example.invalid/errors.csv\"},"
         "\"started_at\":\"2026-12-04T10:00:00Z\"}",
-        req->path + 31, st, f->contacts_put, strcmp(st, "errored") ? 0 : 2);
+        req->path + 31, st, f->contacts_put, errored);
+    return;
+  }
+  /* Get All Lists: {"result":[...],"_metadata":{"self","next"?}}, two per
+   * page here (page_size is the most SendGrid returns), the next page by
+   * page_token. */
+  if (strcmp(req->method, "GET") == 0 &&
+      strcmp(req->path, "/v3/marketing/lists") == 0) {
+    const char *tok = req->query ? strstr(req->query, "page_token=") : NULL;
+    int from = tok ? atoi(tok + 11) : 0, k = 0;
+    char items[1024] = "", next[160] = "";
+    f->list_pages++;
+    for (int i = from; i < f->nlists && i < from + 2; i++)
+      k += snprintf(items + k, sizeof items - (size_t)k,
+                    "%s{\"id\":\"%s\",\"name\":\"%s\",\"contact_count\":0,"
+                    "\"_metadata\":{\"self\":\"%s/v3/marketing/lists/%s\"}}",
+                    i > from ? "," : "", f->list_id[i], f->list_name[i], f->url,
+                    f->list_id[i]);
+    if (from + 2 < f->nlists)
+      snprintf(next, sizeof next,
+               ",\"next\":\"%s/v3/marketing/lists?page_size=1000&"
+               "page_token=%d\"",
+               f->url, from + 2);
+    cr_fake_http_set_body(resp,
+                          "{\"result\":[%s],\"_metadata\":{\"self\":\"%s/v3/"
+                          "marketing/lists\"%s,\"count\":%d}}",
+                          items, f->url, next, f->nlists);
+    return;
+  }
+  /* Create List: {"name"} (1 to 100 characters) -> 201 with the list. */
+  if (strcmp(req->method, "POST") == 0 &&
+      strcmp(req->path, "/v3/marketing/lists") == 0) {
+    char name[128] = "";
+    if (cr_json_get_string_n(req->body, req->body_len, "name", name,
+                             sizeof name) != 0 ||
+        name[0] == '\0' || strlen(name) > 100 || f->nlists == 8) {
+      resp->status = 400;
+      resp->body = "{\"errors\":[{\"field\":\"name\",\"message\":"
+                   "\"invalid list name\"}]}";
+      return;
+    }
+    snprintf(f->list_name[f->nlists], sizeof f->list_name[0], "%s", name);
+    snprintf(f->list_id[f->nlists], sizeof f->list_id[0],
+             "2f0bc1f0-0000-4000-8000-%012d", ++f->lists_created);
+    resp->status = 201;
+    cr_fake_http_set_body(resp,
+                          "{\"id\":\"%s\",\"name\":\"%s\",\"contact_count\":0,"
+                          "\"_metadata\":{\"self\":\"%s/v3/marketing/lists/"
+                          "%s\"}}",
+                          f->list_id[f->nlists], name, f->url,
+                          f->list_id[f->nlists]);
+    f->nlists++;
+    return;
+  }
+  /* Get Contacts by Emails: each searched email with its contact, or
+   * "contact not found"; 404 when none is found. */
+  if (strcmp(req->method, "POST") == 0 &&
+      strcmp(req->path, "/v3/marketing/contacts/search/emails") == 0) {
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL), *v;
+    json_t *result = json_object();
+    size_t i;
+    int found = 0;
+    json_array_foreach(json_object_get(body, "emails"), i, v) {
+      const char *email = json_string_value(v);
+      int have = 0;
+      f->searched++;
+      for (int k = 0; email != NULL && k < f->nheld; k++)
+        have |= strcmp(f->held[k], email) == 0;
+      found += have;
+      json_object_set_new(
+          result, email,
+          have ? json_pack("{s:{s:s,s:s}}", "contact", "email", email, "id",
+                           "8a2a6a0e-1b8c-4d36-9f6a-1a2b3c4d5e6f")
+               : json_pack("{s:s}", "error", "contact not found"));
+    }
+    json_t *out = json_pack("{s:o}", "result", result);
+    char *txt = json_dumps(out, JSON_COMPACT);
+    if (found == 0) {
+      resp->status = 404;
+      resp->body = "{\"errors\":[{\"field\":null,\"message\":\"contacts "
+                   "not found\"}]}";
+    } else {
+      cr_fake_http_set_body(resp, "%s", txt);
+    }
+    free(txt);
+    json_decref(out);
+    json_decref(body);
     return;
   }
   resp->status = 404;
@@ -200,6 +311,16 @@ static int setup(void **state) {
   G->log.n = 0;
   if (cr_fake_http_start(fake_sendgrid, &G->fake, &G->srv) != 0)
     return -1;
+  snprintf(G->fake.url, sizeof G->fake.url, "%s", cr_fake_http_url(G->srv));
+  static const char *const names[] = {"Newsletter", "Customers", "VIP"};
+  static const char *const ids[] = {"ca7a3796-e8a8-4029-9ccb-df8937940562",
+                                    "199abb98-0af3-4a8d-b371-6811ff85d062",
+                                    "abc12312-0000-4000-8000-123456789abc"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(G->fake.list_name[i], sizeof G->fake.list_name[0], "%s", names[i]);
+    snprintf(G->fake.list_id[i], sizeof G->fake.list_id[0], "%s", ids[i]);
+  }
+  G->fake.nlists = 3;
   if (cr_redactor_new(&G->red) != 0 || cr_redactor_add(G->red, GOOD_KEY) ||
       cr_redactor_add(G->red, BAD_KEY))
     return -1;
@@ -630,6 +751,107 @@ static void test_write_contacts(void **state) {
   assert_int_equal(rc, CR_PLUGIN_ERR_RATE_LIMITED);
 }
 
+/* The last PUT's body (borrowed from the fake's record). */
+static const char *last_put(void) {
+  const char *body = NULL;
+  for (size_t i = 0; i < cr_fake_http_count(G->srv); i++)
+    if (!strcmp(cr_fake_http_request_at(G->srv, i)->method, "PUT"))
+      body = cr_fake_http_request_at(G->srv, i)->body;
+  return body;
+}
+
+/* One write of recs[0] with config.list_name name (and list_ids, may be
+ * NULL): asserts it succeeded after reading pages pages of lists, that
+ * created lists were made in all, and that the PUT carried list_ids want. */
+static void list_write(const char *name, const char *list_ids, int pages,
+                       int created, const char *want) {
+  const char *recs[] = {"{\"email\":\"ada@example.com\"}"};
+  char cfg[512], err[512], ids[300] = "";
+  if (list_ids != NULL)
+    snprintf(ids, sizeof ids, "\"list_ids\":%s,", list_ids);
+  snprintf(cfg, sizeof cfg, "{\"list_name\":\"%s\",%s\"job_poll_ms\":5}", name,
+           ids);
+  G->fake.list_pages = 0;
+  assert_int_equal(run_write(cfg, recs, 1, err, sizeof err), CR_PLUGIN_OK);
+  assert_int_equal(G->fake.list_pages, pages);
+  assert_int_equal(G->fake.lists_created, created);
+  snprintf(ids, sizeof ids, "\"list_ids\":%s", want);
+  assert_non_null(strstr(last_put(), ids));
+}
+
+/* config.list_name: a list missing at SendGrid is created once (every page
+ * of lists read first) and the contacts go to it, with config.list_ids; a
+ * later run finds it instead of creating a duplicate; an existing list on
+ * the first page is found; a name SendGrid refuses fails as config. */
+static void test_write_list_by_name(void **state) {
+  (void)state;
+  list_write("connrun export", "[\"ca7a3796-e8a8-4029-9ccb-df8937940562\"]", 2,
+             1,
+             "[\"ca7a3796-e8a8-4029-9ccb-df8937940562\",\"2f0bc1f0-0000-4000-"
+             "8000-000000000001\"]");
+  assert_string_equal(G->fake.list_name[3], "connrun export");
+  /* The next run (another instance) finds it on the second page. */
+  list_write("connrun export", NULL, 2, 1,
+             "[\"2f0bc1f0-0000-4000-8000-000000000001\"]");
+  /* An existing list: found on the first page, nothing created. */
+  list_write("Customers", NULL, 1, 1,
+             "[\"199abb98-0af3-4a8d-b371-6811ff85d062\"]");
+  /* SendGrid refuses to create one more list (the fake holds 8): a config
+   * error naming the reason, and no contacts sent. */
+  const char *recs[] = {"{\"email\":\"ada@example.com\"}"};
+  char err[512];
+  G->fake.nlists = 8;
+  int puts = G->fake.puts;
+  assert_int_equal(run_write("{\"list_name\":\"one too many\","
+                             "\"job_poll_ms\":5}",
+                             recs, 1, err, sizeof err),
+                   CR_PLUGIN_ERR_CONFIG);
+  assert_string_equal(err, "list creation: SendGrid answered 400: invalid "
+                           "list name");
+  assert_int_equal(G->fake.puts, puts);
+}
+
+/* Through the plugin destination (ABI 1.2, api->record_failed): the job
+ * ends "errored" (2 refused); the records whose email SendGrid does not
+ * have afterwards (searched by email, 100 at a time) are reported one by
+ * one and the batch succeeds, the other 148 kept. */
+static void test_write_failures_per_record(void **state) {
+  (void)state;
+  enum { N = 150 };
+  struct cr_plugin_params params;
+  params_for(&params, credentials(GOOD_KEY, NULL), "{\"job_poll_ms\":5}");
+  cr_dest *d =
+      cr_test_open_plugin_dest(G->sg, &params, G->red, capture, &G->log);
+  for (int i = 0; i < N; i++) {
+    char rec[96];
+    snprintf(rec, sizeof rec, "{\"email\":\"%s%d@Example.com\"}",
+             i == 3 || i == 120 ? "bad" : "user", i);
+    assert_int_equal(cr_dest_write(d, "contacts", rec, strlen(rec)), 0);
+  }
+  assert_int_equal(cr_dest_flush(d), 0);
+  assert_int_equal(cr_dest_records_failed(d), 2);
+  assert_int_equal(G->fake.puts, 1);
+  assert_int_equal(G->fake.searched, N); /* two searches: 100 + 50 */
+  assert_int_equal(cr_test_count_containing(
+                       G->log.text, G->log.n,
+                       "sendgrid rejected record 3 of a batch of 150 (stream "
+                       "contacts): not in Marketing Contacts after upsert "
+                       "job job-1 (errored)"),
+                   1);
+  assert_int_equal(cr_test_count_containing(G->log.text, G->log.n,
+                                            "rejected record 120 of a batch "
+                                            "of 150"),
+                   1);
+  assert_int_equal(cr_test_count_containing(G->log.text, G->log.n,
+                                            "could not be told apart"),
+                   0);
+  for (int i = 0; i < G->log.n; i++)
+    assert_no_key(G->log.text[i]);
+  assert_int_equal(cr_dest_flush(d), 0); /* nothing sent again */
+  assert_int_equal(G->fake.puts, 1);
+  cr_dest_close(d);
+}
+
 static const char MISBEHAVE_SRC[] =
     "#include <connrun/plugin.h>\n"
     "#include <connrun/plugin_util.h>\n"
@@ -824,6 +1046,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_read_stream_not_selected, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_write_contacts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_write_failures_per_record, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_write_list_by_name, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runner_edge_cases, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runner_test_plugins, setup,
                                       teardown),

@@ -2,8 +2,11 @@
  * export target: write() appends "<stream>\t<record>\n" per record to the
  * file named by the environment variable CR_COLLECT_PATH (the destination
  * runs in the host process), or fails with a transient error "provider
- * refused the batch" when CR_COLLECT_FAIL is set. */
+ * refused the batch" when CR_COLLECT_FAIL is set. With CR_COLLECT_REJECT=k
+ * (and a host with ABI 1.2) every k-th record of a write is rejected alone:
+ * reported with api->record_failed (key: its "id") and not appended. */
 #include <connrun/plugin.h>
+#include <connrun/plugin_util.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,11 +31,25 @@ static int collect_write(void *instance, cr_plugin_ctx *ctx, const char *stream,
                     0);
     return CR_PLUGIN_ERR_TRANSIENT;
   }
+  const char *reject = getenv("CR_COLLECT_REJECT");
+  long k = reject != NULL && CR_HOST_HAS(host, record_failed)
+               ? strtol(reject, NULL, 10)
+               : 0;
   FILE *f = fopen(path, "a");
   if (f == NULL)
     return CR_PLUGIN_ERR_SYSTEM;
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
+    char id[32] = "";
+    if (k > 0 && (long)(i % (size_t)k) == k - 1) {
+      long long v;
+      if (cr_json_get_int(records[i], "id", &v) == 0)
+        snprintf(id, sizeof id, "%lld", v);
+      host->record_failed(ctx, i, id[0] ? id : NULL,
+                          "rejected by the collect test plugin");
+      continue;
+    }
     fprintf(f, "%s\t%s\n", stream, records[i]);
+  }
   fclose(f);
   return CR_PLUGIN_OK;
 }

@@ -5,10 +5,10 @@
  * <connrun/plugin_util.h>. */
 #include "testutil.h"
 
-#include "util/alloc.h"
-#include "util/error.h"
 #include "fake_http.h"
 #include "plugin/host_api.h"
+#include "util/alloc.h"
+#include "util/error.h"
 #include "util/redact.h"
 
 #include <connrun/plugin_util.h>
@@ -140,7 +140,18 @@ static void test_default_table(void **state) {
               CR_HOST_HAS(api, progress) && CR_HOST_HAS(api, cancelled) &&
               CR_HOST_HAS(api, http) && CR_HOST_HAS(api, http_response_free) &&
               CR_HOST_HAS(api, set_error) &&
-              CR_HOST_HAS(api, credentials_update));
+              CR_HOST_HAS(api, credentials_update) &&
+              CR_HOST_HAS(api, record_failed));
+  /* A minor-1 host's table ends before record_failed: a minor-2 plugin sees
+   * it absent and falls back. Outside write() (no sink) it is refused. */
+  struct cr_host_api old = *api;
+  old.struct_size = (uint32_t)offsetof(struct cr_host_api, record_failed);
+  assert_false(CR_HOST_HAS(&old, record_failed));
+  cr_plugin_ctx ctx;
+  assert_int_equal(cr_plugin_ctx_init(&ctx, "a", NULL), 0);
+  assert_int_equal(api->record_failed(&ctx, 0, "k", "m"), CR_PLUGIN_ERR_SYSTEM);
+  assert_int_equal(api->record_failed(NULL, 0, "k", "m"), CR_PLUGIN_ERR_SYSTEM);
+  cr_plugin_ctx_cleanup(&ctx);
   char *p = api->alloc(16);
   assert_non_null(p);
   memset(p, 1, 16);
@@ -754,6 +765,31 @@ static void test_util_json_arrays(void **state) {
   assert_int_equal(cr_json_array_next(&it, &e, &n), -1);
 }
 
+/* The string scanner takes plain bytes 8 at a time: a '"', a '\\' or a
+ * control character at every offset of a long string is still seen. */
+static void test_util_json_string_scan(void **state) {
+  (void)state;
+  char s[64];
+  for (size_t at = 1; at < 40; at++) {
+    memset(s, 'a', sizeof s);
+    s[0] = '"';
+    s[at] = '"';
+    assert_ptr_equal(cr__json_skip_string(s, s + sizeof s), s + at + 1);
+    s[at] = '\\'; /* an escaped quote does not end it */
+    s[at + 1] = '"';
+    s[at + 4] = '"';
+    assert_ptr_equal(cr__json_skip_string(s, s + sizeof s), s + at + 5);
+    s[at] = '\x1f'; /* a raw control character is malformed */
+    assert_null(cr__json_skip_string(s, s + sizeof s));
+    s[at] = (char)0xc3; /* UTF-8 bytes are plain */
+    s[at + 1] = (char)0xa9;
+    assert_ptr_equal(cr__json_skip_string(s, s + sizeof s), s + at + 5);
+  }
+  memset(s, 'a', sizeof s);
+  s[0] = '"';
+  assert_null(cr__json_skip_string(s, s + sizeof s)); /* unterminated */
+}
+
 static void test_util_json_escape(void **state) {
   (void)state;
   char out[64], back[64];
@@ -827,6 +863,7 @@ int main(void) {
       cmocka_unit_test(test_util_json_get_string),
       cmocka_unit_test(test_util_json_ints_and_raw),
       cmocka_unit_test(test_util_json_arrays),
+      cmocka_unit_test(test_util_json_string_scan),
       cmocka_unit_test(test_util_json_escape),
       cmocka_unit_test(test_util_headers),
   };

@@ -10,6 +10,7 @@
 
 #include "../fuzz/fuzz_wire.c"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,6 +461,39 @@ static void test_pipe_eof_inside_frame(void **state) {
   close(fds[1]);
 }
 
+/* cr_wire_fill reads straight into the decoder: what is there, CR_EBUSY on
+ * an empty non-blocking pipe, 0 bytes at EOF. */
+static void test_fill(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+  cr_wire_decoder d;
+  cr_wire_decoder_init(&d);
+  size_t got = 99;
+  assert_int_equal(cr_wire_fill(fds[0], &d, 4096, &got), CR_EBUSY);
+  assert_int_equal(got, 0);
+  cr_wire_buf b;
+  cr_wire_buf_init(&b);
+  assert_int_equal(cr_wire_encode_record(&b, "s", "{\"a\":1}", 7), 0);
+  assert_int_equal(cr_wire_write_all(fds[1], &b), 0);
+  assert_int_equal(cr_wire_fill(fds[0], &d, 3, &got), 0); /* at most max */
+  assert_int_equal(got, 3);
+  struct cr_wire_msg m;
+  assert_int_equal(cr_wire_next(&d, &m), 0);
+  assert_int_equal(cr_wire_fill(fds[0], &d, 4096, &got), 0);
+  assert_int_equal(got, b.len - 3);
+  assert_int_equal(cr_wire_next(&d, &m), 1);
+  assert_memory_equal(m.u.record.json.ptr, "{\"a\":1}", 7);
+  close(fds[1]);
+  assert_int_equal(cr_wire_fill(fds[0], &d, 4096, &got), 0);
+  assert_int_equal(got, 0);
+  assert_int_equal(cr_wire_fill(-1, &d, 4096, &got), CR_EINVAL);
+  cr_wire_buf_free(&b);
+  cr_wire_decoder_free(&d);
+  close(fds[0]);
+}
+
 static void test_encoder_steady_state_no_alloc(void **state) {
   (void)state;
   cr_wire_buf b;
@@ -603,6 +637,7 @@ int main(void) {
       cmocka_unit_test(test_malformed_frames),
       cmocka_unit_test(test_pipe_between_processes),
       cmocka_unit_test(test_pipe_eof_inside_frame),
+      cmocka_unit_test(test_fill),
       cmocka_unit_test(test_encoder_steady_state_no_alloc),
       cmocka_unit_test(test_mini_fuzz),
       cmocka_unit_test(test_alloc_failures),

@@ -1,6 +1,7 @@
 /* testutil.c: shared helpers for connrun tests (see testutil.h). */
 #include "testutil.h"
 
+#include "dest/dest.h"
 #include "util/alloc.h"
 
 #include <arpa/inet.h>
@@ -400,4 +401,27 @@ int cr_test_proc_stop(struct cr_test_proc *p) {
   free(p->log_path);
   p->log_path = NULL;
   return st;
+}
+
+struct cr_dest *cr_test_open_plugin_dest(const cr_plugin *p,
+                                         const struct cr_plugin_params *params,
+                                         const cr_redactor *red,
+                                         void (*log)(void *, int, const char *),
+                                         void *log_ud) {
+  cr_dest *d = NULL;
+  char err[256] = "";
+  int rc =
+      cr_dest_open_plugin(cr_plugin_desc(p), params, red, &d, err, sizeof err);
+  if (rc != 0)
+    print_message("cannot open the destination: %s\n", err);
+  assert_int_equal(rc, 0);
+  cr_dest_set_log(d, log, log_ud);
+  return d;
+}
+
+int cr_test_count_containing(char *const *text, int n, const char *needle) {
+  int count = 0;
+  for (int i = 0; i < n; i++)
+    count += text[i] != NULL && strstr(text[i], needle) != NULL;
+  return count;
 }

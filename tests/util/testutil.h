@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "plugin/plugin_host.h"
+#include "util/redact.h"
 
 /* Creates a fresh directory under $TMPDIR (or /tmp) named after tag and
  * returns its path (static storage per call site is not used: caller frees
@@ -50,6 +51,18 @@ void cr_test_build_plugin(const char *src, const char *so, const char *cflags);
  * borrowed from the host. On failure prints the reason to stderr, frees the
  * host, sets *host to NULL and returns NULL. For cmocka group setups. */
 const cr_plugin *cr_test_load_bundled(const char *name, cr_plugin_host **host);
+
+/* How many of the n strings text[0..n) contain needle (all borrowed). */
+int cr_test_count_containing(char *const *text, int n, const char *needle);
+
+/* Opens plugin p as a destination with params and redactor red (all
+ * borrowed), its log lines sent to log(log_ud); asserts success. Returns
+ * the destination (caller closes with cr_dest_close). */
+struct cr_dest *cr_test_open_plugin_dest(const cr_plugin *p,
+                                         const struct cr_plugin_params *params,
+                                         const cr_redactor *red,
+                                         void (*log)(void *, int, const char *),
+                                         void *log_ud);
 
 /* Runs argv (argv[0] is a path) with stdout+stderr captured into *out
  * (caller frees with free()). Returns the exit status (0-255), or 128+signal.

@@ -1,4 +1,4 @@
-/* connrun/plugin.h: the connrun provider plugin ABI, version 1.
+/* connrun/plugin.h: the connrun provider plugin ABI, version 1 (minor 2).
  *
  * This is the only header a plugin author needs. A plugin is a shared object
  * (.so) that exports exactly one symbol, CR_PLUGIN_ENTRY_SYMBOL, returning a
@@ -58,7 +58,7 @@ extern "C" {
 
 #define CR_PLUGIN_MAGIC 0x636e7231u /* "cnr1" */
 #define CR_PLUGIN_ABI_MAJOR 1
-#define CR_PLUGIN_ABI_MINOR 1
+#define CR_PLUGIN_ABI_MINOR 2
 #define CR_PLUGIN_ENTRY_SYMBOL "connrun_plugin_entry"
 
 /* Marks the one exported symbol of a plugin. */
@@ -205,6 +205,19 @@ struct cr_host_api {
   /* Hands the host updated credentials (a JSON object text, e.g. a rotated
    * OAuth refresh token). The host stores them and uses them from then on. */
   int (*credentials_update)(cr_plugin_ctx *ctx, const char *credentials_json);
+  /* ABI 1.1 ends here; test with CR_HOST_HAS before using a later member. */
+
+  /* Minor 2: reports one record of the current write() call that the
+   * provider rejected (a partial failure): index is its position in that
+   * call's records[], key an identifying value of the record (an email, an
+   * external id; NULL if none), message the provider's reason. Strings are
+   * borrowed; no secrets (the host redacts known ones anyway). A write() that
+   * reports its rejected records this way and then returns CR_PLUGIN_OK has
+   * delivered the others: the host counts and logs the rejected ones and
+   * goes on (they are not sent again). Returns 0, or CR_PLUGIN_ERR_SYSTEM
+   * when called outside write() or with index out of range. */
+  int (*record_failed)(cr_plugin_ctx *ctx, size_t index, const char *key,
+                       const char *message);
 };
 
 /* True if the host table has member m (added in some minor). */
@@ -269,7 +282,10 @@ typedef int (*cr_plugin_health_check_fn)(void *instance, cr_plugin_ctx *ctx,
                                          struct cr_plugin_health_result *out);
 /* Syncs from the provider: emits records and checkpoints through the host. */
 typedef int (*cr_plugin_read_fn)(void *instance, cr_plugin_ctx *ctx);
-/* Syncs to the provider: n records (JSON texts, borrowed) of one stream. */
+/* Syncs to the provider: n records (JSON texts, borrowed) of one stream.
+ * Records the provider rejected one by one are reported with
+ * api->record_failed (minor 2) and the call returns CR_PLUGIN_OK; a
+ * non-zero return fails the whole batch. */
 typedef int (*cr_plugin_write_fn)(void *instance, cr_plugin_ctx *ctx,
                                   const char *stream,
                                   const char *const *records, size_t n);

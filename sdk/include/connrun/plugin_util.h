@@ -242,6 +242,21 @@ static inline const char *cr__json_skip_string(const char *p, const char *end) {
   if (p >= end || *p != '"')
     return NULL;
   for (p++; p < end; p++) {
+    /* Plain bytes (not '"', '\\' nor a control character), 8 at a time:
+     * the record scan of a large page spends its time here. */
+    while (end - p >= 8) {
+      uint64_t w;
+      memcpy(&w, p, 8);
+      const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+      uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+      uint64_t special =
+          ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w);
+      if ((special & high) != 0)
+        break;
+      p += 8;
+    }
+    if (p >= end)
+      break;
     unsigned char c = (unsigned char)*p;
     if (c == '"')
       return p + 1;
