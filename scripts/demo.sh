@@ -8,7 +8,9 @@
 #   4. shows the work's state history, executions and events;
 #   5. starts the daemon, which schedules and runs every work and serves the
 #      REST API: shows the API answering (readyz, a work, the CLI with
-#      --server, a subscription posted in the documents' format, /metrics);
+#      --server, a subscription posted in the documents' format, /metrics)
+#      and a remote runner (connrun runner) registering, checking in and
+#      running the edge-items work;
 #      Ctrl-C stops it; CONNRUN_DEMO_SECONDS=N stops it after N seconds.
 #      Then shows the works and events it produced.
 set -euo pipefail
@@ -53,7 +55,8 @@ step "connrun serve -c $config   (Ctrl-C stops it)"
 pid=$!
 trap 'kill -INT "$pid" 2>/dev/null || true' INT TERM
 # Whatever happens below, the daemon does not outlive the demo.
-trap 'kill -INT "$pid" 2>/dev/null || true' EXIT
+rpid=
+trap 'kill -INT "$pid" ${rpid:+"$rpid"} 2>/dev/null || true' EXIT
 api=http://127.0.0.1:8470
 token=$(cat configs/demo-secrets/api_token)
 for _ in $(seq 1 100); do # at most 10 s for the API to come up
@@ -79,6 +82,23 @@ if curl -sf "$api/readyz" >/dev/null 2>&1; then
   # (head closes the pipe early: SIGPIPE upstream is expected, not a failure)
   { curl -s -H "Authorization: Bearer $token" "$api/metrics" | grep -v '^#' | head -n 8; } || true
   echo
+  step "connrun runner --server $api   (a remote runner in the background; the registration token gives it the label edge)"
+  CONNRUN_REGISTRATION_TOKEN=$(cat configs/demo-secrets/runner_registration_token) \
+    "$bin" runner --server "$api" --name demo-edge --plugin-dir "$build/plugins" \
+    --data-dir data/demo/runner --slots 2 > >(sed 's/^/  [runner] /') 2>&1 &
+  rpid=$!
+  for _ in $(seq 1 50); do # at most 5 s for it to run the edge-items work
+    curl -s -H "Authorization: Bearer $token" "$api/v1/works/edge-items/executions" |
+      grep -q '"state":"Completed"' && break
+    sleep 0.1
+  done
+  echo "\$ curl -H 'Authorization: Bearer ...' $api/v1/runners"
+  curl -s -H "Authorization: Bearer $token" "$api/v1/runners"; echo
+  echo "\$ curl -H 'Authorization: Bearer ...' $api/v1/works/edge-items/executions"
+  curl -s -H "Authorization: Bearer $token" "$api/v1/works/edge-items/executions"; echo
+  echo "-- records stay on the runner's host (its --data-dir):"
+  wc -l data/demo/runner/out/edge-items/*.jsonl 2>/dev/null || echo "  (not yet)"
+  echo
   echo "The API stays up while the daemon runs: try"
   echo "  CONNRUN_SERVER=$api CONNRUN_TOKEN=\$(cat configs/demo-secrets/api_token) build/bin/connrun works"
 else
@@ -89,6 +109,10 @@ if [[ -n "${CONNRUN_DEMO_SECONDS:-}" ]]; then
   ( sleep "$CONNRUN_DEMO_SECONDS"; kill -INT "$pid" 2>/dev/null || true ) &
 fi
 wait "$pid" || rc=$?
+if [[ -n "$rpid" ]]; then # the runner stops with the daemon
+  kill -TERM "$rpid" 2>/dev/null || true
+  wait "$rpid" 2>/dev/null || true
+fi
 # 130: stopped by Ctrl-C (SIGINT), which serve handles as a clean stop.
 [[ $rc -eq 130 ]] && rc=0
 step "connrun works -c $config   (after serve)"
