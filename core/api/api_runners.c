@@ -383,7 +383,7 @@ void cr__api_runner_claims(struct cr__api_req *r, struct cr__api_res *res) {
   p->exclude = local_providers(r->api);
   p->deadline_ms = cr__now_ms() + (wait ? json_integer_value(wait) : 0);
   json_decref(body);
-  res->raw = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
+  res->raw = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 2048,
                                                poll_read, p, poll_free);
   if (res->raw == NULL) {
     poll_free(p);

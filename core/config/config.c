@@ -1258,6 +1258,9 @@ static void dup_ids(struct ld *L, const char *what, const char *base, size_t n,
 
 const struct cr_config_auth *cr_config_find_auth(const cr_config *cfg,
                                                  const char *id) {
+  if (cfg != NULL && id != NULL && cfg->priv->auths_by_id != NULL)
+    return cr__cfg_index_find(cfg->priv->auths_by_id, cfg->priv->n_auths_by_id,
+                              offsetof(struct cr_config_auth, id), id);
   for (size_t i = 0; cfg != NULL && id != NULL && i < cfg->n_auths; i++)
     if (cfg->auths[i].id != NULL && strcmp(cfg->auths[i].id, id) == 0)
       return &cfg->auths[i];
@@ -1266,6 +1269,9 @@ const struct cr_config_auth *cr_config_find_auth(const cr_config *cfg,
 
 const struct cr_config_work *cr_config_find_work(const cr_config *cfg,
                                                  const char *id) {
+  if (cfg != NULL && id != NULL && cfg->priv->works_by_id != NULL)
+    return cr__cfg_index_find(cfg->priv->works_by_id, cfg->priv->n_works_by_id,
+                              offsetof(struct cr_config_work, id), id);
   for (size_t i = 0; cfg != NULL && id != NULL && i < cfg->n_works; i++)
     if (cfg->works[i].id != NULL && strcmp(cfg->works[i].id, id) == 0)
       return &cfg->works[i];
@@ -1478,6 +1484,8 @@ static void free_docs(struct cr__config_priv *p) {
   }
   cr__free(p->docs);
   cr__free(p->by_auth);
+  cr__free(p->works_by_id);
+  cr__free(p->auths_by_id);
 }
 
 static void free_host(struct cr_config_host *h) {

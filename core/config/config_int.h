@@ -29,7 +29,16 @@ struct cr__config_priv {
    * file order) */
   const struct cr_config_work **by_auth;
   size_t n_by_auth;
+  /* config_index.c: works and authorizations by id (then file order), for
+   * cr_config_find_work / cr_config_find_auth; NULL while loading */
+  const void **works_by_id, **auths_by_id;
+  size_t n_works_by_id, n_auths_by_id;
 };
+
+/* config_index.c: the entry of id in an index built by cr__cfg_index_works
+ * (NULL when absent); id_off is the offset of the id in the entries. */
+const void *cr__cfg_index_find(const void *const *idx, size_t n, size_t id_off,
+                               const char *id);
 
 /* The loader's state. */
 struct ld {

@@ -240,6 +240,7 @@ static void do_reload(cr_daemon *d, int all_checks) {
   uv_mutex_lock(&d->cfg_mu);
   struct cr__cfg_ref *old = d->cfg;
   d->cfg = ref;
+  d->runner.sched_due_ms = 0; /* a new configuration: schedule at once */
   uv_mutex_unlock(&d->cfg_mu);
   cr__cfg_ref_put(old);
   cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
