@@ -687,7 +687,7 @@ int cr_ctl_runner_list(const struct cr_ctl *c, json_t **out) {
 
 int cr_ctl_runner_view(const struct cr_ctl *c, const char *id, json_t **out) {
   struct cr_runner_rec r;
-  int rc = cr_store_runner_get(c->store, id, &r);
+  int rc = cr_store_runner_view(c->store, id, &r);
   if (rc != 0)
     return rc;
   *out = runner_json(&r);

@@ -85,6 +85,9 @@ static int mkdir_one(const char *path, char *errbuf, size_t errlen) {
 
 int cr__dest_mkdirs(const char *path, char *errbuf, size_t errlen) {
   char buf[4096];
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return 0; /* the common case: one stat, not one mkdir per component */
   size_t n = strlen(path);
   if (n == 0 || n >= sizeof buf)
     return cr__dest_buf_errf(errbuf, errlen, CR_EINVAL, "bad path length");

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/alloc.h"
 #include "dest/dest_int.h"
+#include "util/alloc.h"
 #include "util/error.h"
 
 #define JSONL_BUF (256u * 1024u)
@@ -164,15 +164,19 @@ static int find_stream(struct jdest *j, const char *name, size_t *idx) {
   return rc;
 }
 
+/* A declared stream's file is opened by its first record: an execution
+ * that writes nothing touches no file and flushes nothing. */
 static int jsonl_declare(cr_dest *d, const struct cr_dest_stream *st) {
-  size_t idx;
-  return find_stream((struct jdest *)d, st->name, &idx);
+  if (!cr__dest_name_ok(st->name))
+    return cr__dest_errf(d, CR_EINVAL, "invalid stream name \"%.140s\"",
+                         st->name);
+  return 0;
 }
 
 static int jsonl_write(cr_dest *d, const char *stream, const char *json,
                        size_t len) {
   struct jdest *j = (struct jdest *)d;
-  size_t idx;
+  size_t idx = 0;
   int rc = find_stream(j, stream, &idx);
   if (rc != 0)
     return rc;

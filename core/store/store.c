@@ -1169,7 +1169,15 @@ int cr_store_runner_get(cr_store *s, const char *id,
   if (!ready(s) || out == NULL || bad_str(id))
     return CR_EINVAL;
   memset(out, 0, sizeof *out);
-  return CALL(s, runner_get, id, out);
+  return CALL(s, runner_get, id, 0, out);
+}
+
+int cr_store_runner_view(cr_store *s, const char *id,
+                         struct cr_runner_rec *out) {
+  if (!ready(s) || out == NULL || bad_str(id))
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  return CALL(s, runner_get, id, 1, out);
 }
 
 int cr_store_runner_list(cr_store *s, struct cr_runner_rec **out, size_t *n) {

@@ -165,7 +165,8 @@ struct cr_store_ops {
 
   /* Remote runners (store_runners.h). */
   int (*runner_add)(cr_store *s, const struct cr_runner_rec *rec, int64_t now);
-  int (*runner_get)(cr_store *s, const char *id, struct cr_runner_rec *out);
+  int (*runner_get)(cr_store *s, const char *id, int with_counts,
+                    struct cr_runner_rec *out);
   int (*runner_list)(cr_store *s, struct cr_runner_rec **out, size_t *n);
   int (*runner_checkin)(cr_store *s, const struct cr_runner_rec *rec,
                         int64_t now, int *was_online);

@@ -35,13 +35,19 @@ struct cr_exec_log_rec {
 };
 
 /* Adds runner rec (borrowed; id, token_hash required), registered and last
- * seen now, offline until its first check-in. Errors: CR_EINVAL, CR_EEXIST (the id exists), backend
- * errors. */
+ * seen now, offline until its first check-in. Errors: CR_EINVAL, CR_EEXIST (the
+ * id exists), backend errors. */
 int cr_store_runner_add(cr_store *s, const struct cr_runner_rec *rec);
 
 /* Fills *out (caller owned; release with cr_runner_rec_clear) with runner id
- * (borrowed). CR_ENOENT when unknown. */
+ * (borrowed), without the executions' counts (0): cheap, for every call a
+ * runner makes. CR_ENOENT when unknown. */
 int cr_store_runner_get(cr_store *s, const char *id, struct cr_runner_rec *out);
+
+/* cr_store_runner_get with the counts of its executions (running,
+ * completed, failed), for views. */
+int cr_store_runner_view(cr_store *s, const char *id,
+                         struct cr_runner_rec *out);
 
 /* Every runner, ordered by id, in *out (caller owned; free with
  * cr_runner_rec_free_list; NULL when 0). */

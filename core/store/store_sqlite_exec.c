@@ -197,9 +197,8 @@ static int claim_take(struct sq_store *q, int64_t id, const char *runner,
  * time, so a work claimed in this round is excluded from the next. */
 static int claim_rounds(struct sq_store *q, const char *runner,
                         const char *provs, const char *const route[2],
-                        size_t slots, int64_t now,
-                        int64_t lease_ms, struct cr_exec_claim **arr,
-                        size_t *cnt) {
+                        size_t slots, int64_t now, int64_t lease_ms,
+                        struct cr_exec_claim **arr, size_t *cnt) {
   size_t cap = 0;
   size_t rlen = strlen(runner) + sizeof "claimed by runner ";
   char *reason = cr__malloc(rlen);

@@ -28,7 +28,11 @@
 #define RUNNER_COLS \
   "id, name, version, labels_json, providers_json, registration, " \
   "token_hash, slots, slots_free, registered_at, last_seen_at, " \
-  "COALESCE(revoked_at, 0), online, " \
+  "COALESCE(revoked_at, 0), online"
+/* With the executions' counts (views only: each count reads the runner's
+ * executions). */
+#define RUNNER_COLS_COUNTS \
+  RUNNER_COLS ", " \
   "(SELECT count(*) FROM executions e WHERE e.runner_id = runners.id AND " \
   "e.state IN ('pending','executing')), " \
   "(SELECT count(*) FROM executions e WHERE e.runner_id = runners.id AND " \
@@ -375,7 +379,9 @@
     "last_seen_at, online) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, " \
     "?10, ?10, 0)") \
   X(RUNNER_GET, "SELECT " RUNNER_COLS " FROM runners WHERE id = ?1") \
-  X(RUNNER_LIST, "SELECT " RUNNER_COLS " FROM runners ORDER BY id") \
+  X(RUNNER_GET_COUNTS, \
+    "SELECT " RUNNER_COLS_COUNTS " FROM runners WHERE id = ?1") \
+  X(RUNNER_LIST, "SELECT " RUNNER_COLS_COUNTS " FROM runners ORDER BY id") \
   X(RUNNER_CHECKIN, \
     "UPDATE runners SET name = COALESCE(?2, name), " \
     "version = COALESCE(?3, version), " \
@@ -524,7 +530,8 @@ int cr__sq_exec_claim(cr_store *s, const char *runner_id,
 /* store_sqlite_runners.c: remote runners, reports and execution logs. */
 int cr__sq_runner_add(cr_store *s, const struct cr_runner_rec *rec,
                       int64_t now);
-int cr__sq_runner_get(cr_store *s, const char *id, struct cr_runner_rec *out);
+int cr__sq_runner_get(cr_store *s, const char *id, int with_counts,
+                      struct cr_runner_rec *out);
 int cr__sq_runner_list(cr_store *s, struct cr_runner_rec **out, size_t *n);
 int cr__sq_runner_checkin(cr_store *s, const struct cr_runner_rec *rec,
                           int64_t now, int *was_online);
@@ -533,8 +540,8 @@ int cr__sq_runner_mark_offline(cr_store *s, int64_t cutoff, char ***ids,
                                size_t *n);
 int cr__sq_exec_report_get(cr_store *s, int64_t id, int64_t *epoch,
                            int64_t *seq, char **result);
-int cr__sq_exec_report_set(cr_store *s, int64_t id, int64_t epoch,
-                           int64_t seq, const char *result);
+int cr__sq_exec_report_set(cr_store *s, int64_t id, int64_t epoch, int64_t seq,
+                           const char *result);
 int cr__sq_exec_log_add(cr_store *s, int64_t id, int64_t at, int level,
                         const char *text);
 int cr__sq_exec_log_list(cr_store *s, int64_t id, size_t limit,

@@ -20,9 +20,11 @@ static int read_runner(sqlite3_stmt *st, void *p) {
   r->last_seen_at = sqlite3_column_int64(st, 10);
   r->revoked_at = sqlite3_column_int64(st, 11);
   r->online = sqlite3_column_int(st, 12);
-  r->running = sqlite3_column_int64(st, 13);
-  r->completed = sqlite3_column_int64(st, 14);
-  r->failed = sqlite3_column_int64(st, 15);
+  if (sqlite3_column_count(st) > 13) {
+    r->running = sqlite3_column_int64(st, 13);
+    r->completed = sqlite3_column_int64(st, 14);
+    r->failed = sqlite3_column_int64(st, 15);
+  }
   return cr__sq_col_strs(st, 0, f, sizeof f / sizeof f[0]);
 }
 
@@ -51,10 +53,12 @@ int cr__sq_runner_add(cr_store *s, const struct cr_runner_rec *rec,
   return cr__sq_step_done(q, st);
 }
 
-int cr__sq_runner_get(cr_store *s, const char *id, struct cr_runner_rec *out) {
+int cr__sq_runner_get(cr_store *s, const char *id, int with_counts,
+                      struct cr_runner_rec *out) {
   struct cr_runner_rec *row = NULL;
-  int rc = cr__sq_get_by(sqs(s), ST_RUNNER_GET, id, &RUNNER_ROW, (void **)&row,
-                         "runner");
+  int rc =
+      cr__sq_get_by(sqs(s), with_counts ? ST_RUNNER_GET_COUNTS : ST_RUNNER_GET,
+                    id, &RUNNER_ROW, (void **)&row, "runner");
   if (rc == 0) {
     *out = *row;
     cr__free(row);
