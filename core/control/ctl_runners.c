@@ -81,14 +81,6 @@ static int emit_runner(const struct cr_ctl *c, const char *id, const char *verb,
   return rc;
 }
 
-static int end_txn(cr_store *s, int rc) {
-  if (rc == 0)
-    rc = cr_store_commit(s);
-  if (rc != 0)
-    cr_store_rollback(s);
-  return rc;
-}
-
 /* Checks labels (an array of ids, at most MAX_LABELS) and appends them to
  * into without duplicates. */
 static int add_labels(json_t *into, const json_t *labels, char *err,
@@ -166,7 +158,7 @@ int cr_ctl_runner_register(const struct cr_ctl *c, const json_t *body,
     rc = emit_runner(c, id, "created",
                      json_pack("{s:s, s:s, s:O}", "name", rec.name,
                                "registration", t->name, "labels", labels));
-  rc = end_txn(c->store, rc);
+  rc = cr_store_end(c->store, rc);
   free(labels_txt);
   if (rc == 0)
     *out = json_pack(
@@ -259,7 +251,7 @@ int cr_ctl_runner_checkin(const struct cr_ctl *c, const char *id,
     if (rc == 0 && !was_online)
       rc = emit_runner(c, id, "checked_in",
                        json_pack("{s:s}", "status", "online"));
-    rc = end_txn(c->store, rc);
+    rc = cr_store_end(c->store, rc);
   }
   free(labels);
   free(providers);
@@ -279,7 +271,7 @@ int cr_ctl_runner_offline_scan(const struct cr_ctl *c, int64_t offline_after_ms,
                      json_pack("{s:s, s:I}", "status", "offline",
                                "offline_after_ms",
                                (json_int_t)offline_after_ms));
-  rc = end_txn(c->store, rc);
+  rc = cr_store_end(c->store, rc);
   for (size_t i = 0; i < cnt; i++)
     cr__free(ids[i]);
   cr__free(ids);
@@ -578,7 +570,7 @@ static int report_txn(struct report_ctx *x, const json_t *rep, json_t *results,
   if (rc == 0)
     rc = cr_store_exec_report_set(s, x->eid, x->epoch, seq, txt);
   free(txt);
-  rc = end_txn(s, rc);
+  rc = cr_store_end(s, rc);
   if (rc == 0)
     json_array_append(results, res);
   json_decref(res);
@@ -640,7 +632,7 @@ int cr_ctl_runner_revoke(const struct cr_ctl *c, const char *id,
     rc = emit_runner(c, id, "deleted",
                      json_pack("{s:s, s:I}", "change", "revoked", "released",
                                (json_int_t)n));
-  rc = end_txn(c->store, rc);
+  rc = cr_store_end(c->store, rc);
   if (released != NULL)
     *released = rc == 0 ? n : 0;
   return rc;

@@ -26,16 +26,6 @@ static int emit_work(cr_store *s, const char *work_id, const char *verb,
   return rc;
 }
 
-/* Ends the transaction begun by the caller: commit when rc is 0 (a failed
- * commit is rolled back), rollback otherwise. */
-static int end_txn(cr_store *s, int rc) {
-  if (rc == 0)
-    rc = cr_store_commit(s);
-  if (rc != 0)
-    cr_store_rollback(s);
-  return rc;
-}
-
 static int executing_steps(cr_store *s, const struct cr_exec_final *f) {
   int first = 0;
   int rc = cr_store_exec_transition(s, f->execution_id, f->epoch, "executing",
@@ -53,7 +43,7 @@ int cr_exec_write_executing(cr_store *s, const struct cr_exec_final *f) {
   int rc = cr_store_begin(s);
   if (rc == 0)
     rc = executing_steps(s, f);
-  return end_txn(s, rc);
+  return cr_store_end(s, rc);
 }
 
 int cr_exec_write_checkpoint(cr_store *s, const struct cr_exec_final *f,
@@ -77,7 +67,7 @@ int cr_exec_write_checkpoint(cr_store *s, const struct cr_exec_final *f,
     }
     rc = emit_work(s, f->work_id, "synced", d);
   }
-  rc = end_txn(s, rc);
+  rc = cr_store_end(s, rc);
   cr__free(copy);
   if (rc == 0 && version != NULL)
     *version = v;
@@ -109,7 +99,7 @@ int cr_exec_write_credentials(cr_store *s, const struct cr_exec_final *f,
            : CR_ENOMEM;
     json_decref(d);
   }
-  rc = end_txn(s, rc);
+  rc = cr_store_end(s, rc);
   cr__secret_wipe_free(copy, len);
   return rc;
 }
@@ -141,7 +131,7 @@ int cr_exec_write_completed(cr_store *s, const struct cr_exec_final *f) {
   int rc = cr_store_begin(s);
   if (rc == 0)
     rc = cr_exec_write_final_in_txn(s, f);
-  return end_txn(s, rc);
+  return cr_store_end(s, rc);
 }
 
 int cr_exec_write_failed(cr_store *s, const struct cr_exec_final *f,
@@ -161,7 +151,7 @@ int cr_exec_write_failed(cr_store *s, const struct cr_exec_final *f,
     }
     rc = emit_work(s, f->work_id, "failed", d);
   }
-  return end_txn(s, rc);
+  return cr_store_end(s, rc);
 }
 
 int cr_exec_write_retry(cr_store *s, const struct cr_exec_final *f, int64_t at,
@@ -172,5 +162,5 @@ int cr_exec_write_retry(cr_store *s, const struct cr_exec_final *f, int64_t at,
   if (rc == 0)
     rc =
         cr_store_exec_retry(s, f->execution_id, f->epoch, at, reason, cls, msg);
-  return end_txn(s, rc);
+  return cr_store_end(s, rc);
 }

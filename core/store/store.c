@@ -218,6 +218,14 @@ int cr_store_rollback(cr_store *s) {
   return rc;
 }
 
+int cr_store_end(cr_store *s, int rc) {
+  if (rc == 0)
+    rc = cr_store_commit(s);
+  if (rc != 0)
+    cr_store_rollback(s);
+  return rc;
+}
+
 int cr_store_savepoint(cr_store *s) {
   if (!ready(s))
     return CR_EINVAL;

@@ -294,6 +294,11 @@ int cr_store_begin(cr_store *s);
 int cr_store_commit(cr_store *s);
 int cr_store_rollback(cr_store *s);
 
+/* Ends the transaction begun with cr_store_begin: commits when rc is 0 (a
+ * failed commit is rolled back), rolls back otherwise. Returns rc, or the
+ * commit's error. */
+int cr_store_end(cr_store *s, int rc);
+
 /* Savepoints: several independent changes in one transaction (one commit),
  * each of which may fail on its own. cr_store_savepoint opens a savepoint
  * inside the open transaction; cr_store_savepoint_end(s, rc) ends it: rc == 0
