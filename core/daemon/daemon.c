@@ -434,9 +434,7 @@ void cr_daemon_free(cr_daemon *d) {
     uv_mutex_destroy(&d->cfg_mu);
   cr__free(d->api_listen);
   cr_plugin_host_free(d->plugins);
-  for (size_t i = 0; i < d->n_busy; i++)
-    cr__free(d->busy[i]);
-  cr__free(d->busy);
+  cr__daemon_busy_free(d);
   cr__free(d->config_path);
   cr__free(d);
 }

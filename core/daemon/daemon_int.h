@@ -71,8 +71,9 @@ struct cr_daemon {
   int loop_inited;
   atomic_int running; /* the loop is running: wakeup may be signalled */
   int in_flight;      /* health jobs queued or running */
-  char **busy;        /* ids of authorizations with a check in flight */
-  size_t n_busy;
+  /* ids of authorizations with a check in flight: a hash set of
+   * CR__BUSY_BUCKETS chains (daemon_health.c), NULL until the first */
+  struct cr__busy **busy;
   struct cr__runner runner;
   cr_delivery *delivery; /* webhook exports (loop thread) */
   cr_alerts *alerts;     /* alert rules' state (loop thread) */
@@ -97,6 +98,9 @@ struct cr_daemon {
   int64_t alert_cursor; /* last event id the event rules saw */
   int alerts_in_flight; /* notification jobs on the thread pool */
 };
+
+/* Frees the set of authorizations with a check in flight. */
+void cr__daemon_busy_free(cr_daemon *d);
 
 /* The REST API (daemon_api.c): start (from cr_daemon_run, loop thread;
  * logs and returns the error when it cannot listen), stop (idempotent). */
