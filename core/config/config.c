@@ -1359,12 +1359,42 @@ static void finish_work(struct ld *L, work_t *wk) {
     L->nomem = 1;
 }
 
+/* Duplicate ids among the n entries of a sorted index (by id, then file
+ * order): each later one is an error naming the first. */
+static void dup_sorted(struct ld *L, const char *what, const void *const *idx,
+                       size_t n, size_t id_off, size_t def_off) {
+  char first[300];
+  size_t run = 0;
+  for (size_t k = 1; idx != NULL && k < n; k++) {
+    const char *id = *(const char *const *)((const char *)idx[k] + id_off);
+    const char *prev = *(const char *const *)((const char *)idx[run] + id_off);
+    if (id == NULL || prev == NULL || strcmp(id, prev) != 0) {
+      run = k;
+      continue;
+    }
+    const json_t *di = *(const json_t *const *)((const char *)idx[k] + def_off);
+    const json_t *dj =
+        *(const json_t *const *)((const char *)idx[run] + def_off);
+    const struct cr_mark *here = cr__cfg_mk_val(L, di, "id");
+    cr__cfg_err_at(L, here, "duplicate %s id '%s' (first defined at %s)", what,
+                   id,
+                   cr__cfg_where_first(cr__cfg_mk_val(L, dj, "id"), here, first,
+                                       sizeof first));
+  }
+}
+
 static void finish(struct ld *L) {
   cr_config *cfg = L->cfg;
-  dup_ids(L, "authorization", (const char *)cfg->auths, cfg->n_auths,
-          sizeof(auth_t), offsetof(auth_t, id), offsetof(auth_t, def));
-  dup_ids(L, "work", (const char *)cfg->works, cfg->n_works, sizeof(work_t),
-          offsetof(work_t, id), offsetof(work_t, def));
+  /* The indexes first: linking 10,000 works to their authorizations and
+   * finding duplicates must not compare every pair. */
+  cr__cfg_index_works(L);
+  if (L->nomem)
+    return;
+  const struct cr__config_priv *p = cfg->priv;
+  dup_sorted(L, "authorization", p->auths_by_id, p->n_auths_by_id,
+             offsetof(auth_t, id), offsetof(auth_t, def));
+  dup_sorted(L, "work", p->works_by_id, p->n_works_by_id, offsetof(work_t, id),
+             offsetof(work_t, def));
   dup_ids(L, "subscription", (const char *)cfg->subscriptions,
           cfg->n_subscriptions, sizeof(sub_t), offsetof(sub_t, id),
           offsetof(sub_t, def));
@@ -1374,8 +1404,6 @@ static void finish(struct ld *L) {
     finish_work(L, &cfg->works[i]);
   if (!L->nomem)
     cr__cfg_finish_alerts(L);
-  if (!L->nomem)
-    cr__cfg_index_works(L);
 }
 
 /* ---- Load and free ------------------------------------------------------- */
