@@ -3,6 +3,10 @@
  * (SIGINT/SIGTERM stop, SIGHUP reloads) and the health-check timer. */
 #include "daemon/daemon_int.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -92,6 +96,7 @@ static int add_api_objects(cr_daemon *d, cr_diags *diags) {
   }
   cr__cfg_ref_put(d->cfg);
   d->cfg = ref;
+  d->trim_pending = 1;
   return 0;
 }
 
@@ -240,6 +245,7 @@ static void do_reload(cr_daemon *d, int all_checks) {
   uv_mutex_lock(&d->cfg_mu);
   struct cr__cfg_ref *old = d->cfg;
   d->cfg = ref;
+  d->trim_pending = 1;
   d->runner.sched_due_ms = 0; /* a new configuration: schedule at once */
   uv_mutex_unlock(&d->cfg_mu);
   cr__cfg_ref_put(old);
@@ -328,8 +334,23 @@ static int start_delivery(cr_daemon *d) {
   return rc;
 }
 
+/* Gives the memory freed after a (re)load and its health checks back to
+ * the system once they are over: loading 10,000 authorizations and works
+ * leaves freed but unreturned heap behind (13 MiB of 91 MiB measured). */
+static void trim_after_load(cr_daemon *d) {
+#ifdef __GLIBC__
+  if (d->trim_pending && d->in_flight == 0 && d->health_done == NULL) {
+    d->trim_pending = 0;
+    malloc_trim(0);
+  }
+#else
+  (void)d;
+#endif
+}
+
 static void on_tick(uv_timer_t *t) {
   cr_daemon *d = t->data;
+  trim_after_load(d);
   atomic_store(&d->last_tick_ms, cr__now_ms());
   atomic_store(&d->slots_total, (int)d->runner.concurrency);
   atomic_store(&d->slots_busy, (int)d->runner.running);

@@ -141,6 +141,7 @@ void cr__daemon_health_flush(cr_daemon *d) {
     uv_idle_stop(&d->health_flush);
   if (list == NULL)
     return;
+  d->trim_pending = 1; /* the heap is trimmed once the checks are over */
   int cancel = atomic_load(&d->cancel);
   int txn = !cancel && cr_store_begin(d->store) == 0;
   while (list != NULL) {

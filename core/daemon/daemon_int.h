@@ -97,6 +97,7 @@ struct cr_daemon {
   int health_flush_inited;
   int64_t alert_cursor; /* last event id the event rules saw */
   int alerts_in_flight; /* notification jobs on the thread pool */
+  int trim_pending;     /* a (re)load happened: trim the heap once idle */
 };
 
 /* Frees the set of authorizations with a check in flight. */
