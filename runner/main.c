@@ -29,6 +29,8 @@ static const struct command commands[] = {
      "webhook subscriptions: backlog, success rate, replay"},
     {"events", cr_cmd_events, "list, follow and export system events"},
     {"state", cr_cmd_state, "show, list or roll back a work's sync state"},
+    {"runners", cr_cmd_runners,
+     "remote runners: status, labels, executions; revoke"},
     {"runner", cr_cmd_runner,
      "run a remote runner host that claims executions from a server"},
 };
