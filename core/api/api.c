@@ -249,7 +249,12 @@ static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
       (rt->scope != 0 && authenticate(r, rt->scope, h, t, res) != 0))
     return;
   r->store = cr__api_store_get(a);
+  /* A GET reads one snapshot, in one read transaction. */
+  int snapshot =
+      strcmp(rt->method, "GET") == 0 && cr_store_read_begin(r->store) == 0;
   rt->fn(r, res);
+  if (snapshot)
+    cr_store_read_end(r->store);
   cr__api_store_put(a, r->store);
   r->store = NULL;
 }

@@ -218,6 +218,18 @@ int cr_store_rollback(cr_store *s) {
   return rc;
 }
 
+int cr_store_read_begin(cr_store *s) {
+  if (!ready(s))
+    return CR_EINVAL;
+  return s->ops->read_begin ? s->ops->read_begin(s) : 0;
+}
+
+int cr_store_read_end(cr_store *s) {
+  if (!ready(s))
+    return CR_EINVAL;
+  return s->ops->read_end ? s->ops->read_end(s) : 0;
+}
+
 int cr_store_end(cr_store *s, int rc) {
   if (rc == 0)
     rc = cr_store_commit(s);

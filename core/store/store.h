@@ -294,6 +294,14 @@ int cr_store_begin(cr_store *s);
 int cr_store_commit(cr_store *s);
 int cr_store_rollback(cr_store *s);
 
+/* A read snapshot: the reads until cr_store_read_end see one state of the
+ * store and share one read transaction (a view that reads three times pays
+ * for the locks once). A write inside ends the snapshot first; inside a
+ * cr_store_begin transaction both are no-ops. Backends without snapshots
+ * return 0 and do nothing. */
+int cr_store_read_begin(cr_store *s);
+int cr_store_read_end(cr_store *s);
+
 /* Ends the transaction begun with cr_store_begin: commits when rc is 0 (a
  * failed commit is rolled back), rolls back otherwise. Returns rc, or the
  * commit's error. */

@@ -163,6 +163,10 @@ struct cr_store_ops {
   int (*outbox_replay)(cr_store *s, const char *sub_id, int64_t since_ms,
                        int64_t now, size_t *n);
 
+  /* cr_store_read_begin / cr_store_read_end (store.h). */
+  int (*read_begin)(cr_store *s);
+  int (*read_end)(cr_store *s);
+
   /* Remote runners (store_runners.h). */
   int (*runner_add)(cr_store *s, const struct cr_runner_rec *rec, int64_t now);
   int (*runner_get)(cr_store *s, const char *id, int with_counts,

@@ -666,8 +666,32 @@ static int get_one(struct sq_store *q, sqlite3_stmt *st,
  * BEGIN IMMEDIATE transaction outside a caller's transaction, a savepoint
  * inside one (so a failure undoes the operation only). */
 
+/* A write ends the read snapshot first (its BEGIN IMMEDIATE cannot nest). */
+static void end_read(struct sq_store *q) {
+  if (q->reading) {
+    q->reading = 0;
+    run(q, ST_COMMIT, 1);
+  }
+}
+
 int cr__sq_op_begin(struct sq_store *q) {
+  if (q->depth == 0)
+    end_read(q);
   return run(q, q->depth == 0 ? ST_BEGIN : ST_SAVEPOINT, 0);
+}
+
+static int sq_read_begin(cr_store *s) {
+  struct sq_store *q = sqs(s);
+  if (q->depth > 0 || q->reading || !sqlite3_get_autocommit(q->db))
+    return 0;
+  int rc = run(q, ST_BEGIN_READ, 0);
+  q->reading = rc == 0;
+  return rc;
+}
+
+static int sq_read_end(cr_store *s) {
+  end_read(sqs(s));
+  return 0;
 }
 
 int cr__sq_op_end(struct sq_store *q, int rc) {
@@ -687,6 +711,8 @@ int cr__sq_op_end(struct sq_store *q, int rc) {
 
 static int sq_begin(cr_store *s) {
   struct sq_store *q = sqs(s);
+  if (q->depth == 0)
+    end_read(q);
   if (q->depth == 0) {
     int rc = run(q, ST_BEGIN, 0);
     if (rc != 0)
@@ -1702,6 +1728,8 @@ static const struct cr_store_ops sqlite_ops = {
     .api_object_put = cr__sq_api_object_put,
     .api_object_list = cr__sq_api_object_list,
     .api_object_delete = cr__sq_api_object_delete,
+    .read_begin = sq_read_begin,
+    .read_end = sq_read_end,
     .runner_add = cr__sq_runner_add,
     .runner_get = cr__sq_runner_get,
     .runner_list = cr__sq_runner_list,

@@ -75,6 +75,7 @@
 
 #define STATEMENTS(X) \
   X(BEGIN, "BEGIN IMMEDIATE") \
+  X(BEGIN_READ, "BEGIN DEFERRED") \
   X(COMMIT, "COMMIT") \
   X(ROLLBACK, "ROLLBACK") \
   X(SAVEPOINT, "SAVEPOINT cr_op") \
@@ -474,6 +475,7 @@ struct sq_store {
   } evq[EVQ_CACHE];
   unsigned evq_next;
   int depth;     /* cr_store_begin nesting */
+  int reading;   /* a cr_store_read_begin snapshot is open (no write yet) */
   int doomed;    /* an inner rollback or a lost transaction: refuse writes */
   cr__wlock *wl; /* the file's in-process writer lock (NULL: none) */
   int wl_held;   /* taken for the write transaction open now */
