@@ -24,7 +24,6 @@
 #include "fault_proxy.h"
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -80,11 +79,29 @@ static void write_config(struct env *e, const char *lease, const char *works) {
   e->cfg = cr_test_write_file(e->dir, "server.yaml", text);
 }
 
+/* Prints the end of a child's log (a failure's context). */
+static void dump_log(const char *path) {
+  char *log = path ? cr_test_read_file(path) : NULL;
+  size_t n = log ? strlen(log) : 0;
+  print_message("--- %s:\n%s\n", path ? path : "?",
+                n > 3000 ? log + n - 3000
+                : log    ? log
+                         : "");
+  free(log);
+}
+
 /* Starts the server and waits until it listens (its log is appended to:
  * the starts-th "listening" line). */
 static void serve(struct env *e) {
   e->srv = cr_test_serve(e->dir, e->cfg, NULL, NULL);
-  assert_true(cr_test_wait_log(&e->srv, "api: listening on ", ++e->starts));
+  if (!cr_test_wait_log(&e->srv, "api: listening on ", ++e->starts)) {
+    dump_log(e->srv.log_path);
+    fail_msg("connrun serve did not start");
+  }
+  if (!cr_test_can_connect(e->port)) {
+    dump_log(e->srv.log_path);
+    fail_msg("connrun serve does not accept connections");
+  }
   assert_int_equal(cr_test_serve_port(&e->srv), e->port);
 }
 
@@ -120,29 +137,43 @@ static struct env *env_new(const char *lease, const char *works) {
   return e;
 }
 
-static void env_free(struct env *e) {
+/* Stops what still runs (SIGTERM: each must exit 0, which under the
+ * sanitizers also means no leak) and removes the directory. Returns how
+ * many did not exit 0. */
+static int env_free(struct env *e) {
+  int bad = 0;
   for (int i = 0; i < e->nprocs; i++) {
     if (e->procs[i].pid > 0)
       kill(e->procs[i].pid, SIGCONT);
-    if (e->procs[i].log_path != NULL)
-      cr_test_proc_stop(&e->procs[i]);
+    const char *log = e->procs[i].log_path;
+    if (log != NULL && e->procs[i].pid > 0 &&
+        cr_test_proc_stop(&e->procs[i]) != 0) {
+      print_message("runner %d did not stop cleanly\n", i);
+      bad++;
+    }
+    free(e->procs[i].log_path);
     free(e->data[i]);
   }
   cr_fault_proxy_stop(e->proxy);
-  if (e->srv.log_path != NULL)
-    cr_test_proc_stop(&e->srv);
-  cr_test_rmtree(e->dir);
+  if (e->srv.log_path != NULL && cr_test_proc_stop(&e->srv) != 0) {
+    print_message("connrun serve did not stop cleanly\n");
+    bad++;
+  }
+  if (getenv("CR_TEST_KEEP") == NULL && bad == 0) /* kept to read the logs */
+    cr_test_rmtree(e->dir);
+  else
+    print_message("kept %s\n", e->dir);
   free(e->dir);
   free(e->plug);
   free(e->cfg);
   free(e);
+  return bad;
 }
 
 static int teardown(void **state) {
-  if (*state != NULL)
-    env_free(*state);
+  int bad = *state != NULL ? env_free(*state) : 0;
   *state = NULL;
-  return 0;
+  return bad ? -1 : 0;
 }
 
 /* Starts `connrun runner` named name (its log NAME.log, data dir
@@ -218,6 +249,10 @@ static json_t *exec_view(struct env *e, int64_t eid) {
   char path[64];
   snprintf(path, sizeof path, "/v1/executions/%lld", (long long)eid);
   json_t *v = NULL;
+  if (!cr_test_can_connect(e->port)) {
+    dump_log(e->srv.log_path);
+    fail_msg("the server is not reachable");
+  }
   if (api(e, "GET", path, NULL, &v) != 200) {
     json_decref(v);
     return NULL;
@@ -245,6 +280,7 @@ static json_t *wait_final(struct env *e, int64_t eid, int max_s) {
     json_decref(v);
     usleep(100 * 1000);
   }
+  dump_log(e->srv.log_path);
   fail_msg("execution %lld did not end", (long long)eid);
   return NULL;
 }
@@ -425,44 +461,6 @@ static long long mark_ids(const struct env *e, int i, const char *work,
   return min;
 }
 
-/* The pids of the `connrun worker` children of pid. */
-static int children_of(int pid, int *out, int max) {
-  DIR *d = opendir("/proc");
-  int n = 0;
-  for (struct dirent *de; d && (de = readdir(d)) != NULL && n < max;) {
-    char path[300], buf[512];
-    snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-      continue;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    const char *rp = strrchr(buf, ')');
-    char st;
-    int ppid;
-    if (rp && sscanf(rp + 1, " %c %d", &st, &ppid) == 2 && ppid == pid)
-      out[n++] = atoi(de->d_name);
-  }
-  if (d)
-    closedir(d);
-  return n;
-}
-
-/* 1 when pid is gone or a zombie. */
-static int dead(int pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return 1;
-  size_t len = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[len] = '\0';
-  const char *rp = strrchr(buf, ')');
-  return rp == NULL || rp[2] == 'Z' || rp[2] == 'X';
-}
-
 /* The "next" of the state committed as version (from state_history). */
 static long long next_at(json_t *hist, int64_t version) {
   size_t i;
@@ -512,6 +510,19 @@ static struct env *long_env(const char *lease) {
   return env_new(lease, works);
 }
 
+/* The long work w1 (lease given) and runner "ra" (one slot) running it,
+ * once the execution committed a checkpoint (the env is *state): runner index
+ * in *a, its id in aid, the execution in *eid. */
+static struct env *long_running(void **state, const char *lease, int *a,
+                                char aid[80], int64_t *eid) {
+  struct env *e = *state = long_env(lease); /* torn down if this fails */
+  *a = runner(e, "ra", 1);
+  runner_id(e, *a, aid, 80);
+  *eid = run_now(e, "w1");
+  wait_synced(e, "w1", *eid);
+  return e;
+}
+
 /* The execution's view once it is Executing (bounded). */
 static void wait_executing(struct env *e, int64_t eid) {
   for (int i = 0; i < 300; i++) {
@@ -526,21 +537,19 @@ static void wait_executing(struct env *e, int64_t eid) {
 }
 
 static void test_kill9_mid_sync(void **state) {
-  struct env *e = *state = long_env("2s");
-  int a = runner(e, "ra", 1);
+  int a;
   char aid[80], bid[80];
-  runner_id(e, a, aid, sizeof aid);
-  int64_t eid = run_now(e, "w1");
-  wait_synced(e, "w1", eid);
+  int64_t eid;
+  struct env *e = long_running(state, "2s", &a, aid, &eid);
   int kids[16];
-  int nk = children_of(e->procs[a].pid, kids, 16);
+  size_t nk = cr_test_children(e->procs[a].pid, kids, 16);
   assert_true(nk >= 1); /* the worker running the execution */
   kill(e->procs[a].pid, SIGKILL);
   assert_int_equal(cr_test_proc_wait(&e->procs[a], 10000), 128 + SIGKILL);
-  for (int k = 0; k < nk; k++) { /* the workers die with their runner */
-    for (int i = 0; i < 100 && !dead(kids[k]); i++)
+  for (size_t k = 0; k < nk; k++) { /* the workers die with their runner */
+    for (int i = 0; i < 100 && !cr_test_proc_gone(kids[k]); i++)
       usleep(100 * 1000);
-    assert_true(dead(kids[k]));
+    assert_true(cr_test_proc_gone(kids[k]));
   }
   int b = runner(e, "rb", 1);
   runner_id(e, b, bid, sizeof bid);
@@ -572,12 +581,10 @@ static void test_kill9_mid_sync(void **state) {
 }
 
 static void test_sigstop_past_lease(void **state) {
-  struct env *e = *state = long_env("2s");
-  int a = runner(e, "ra", 1);
+  int a;
   char aid[80], bid[80];
-  runner_id(e, a, aid, sizeof aid);
-  int64_t eid = run_now(e, "w1");
-  wait_synced(e, "w1", eid);
+  int64_t eid;
+  struct env *e = long_running(state, "2s", &a, aid, &eid);
   int64_t mark = max_event_id(e, "w1");
   assert_int_equal(kill(e->procs[a].pid, SIGSTOP), 0);
   int b = runner(e, "rb", 1);
@@ -651,7 +658,7 @@ static void test_fault_proxy(void **state) {
     work_yaml(one, sizeof one, works[k], 1, 30, 10, 0);
     strcat(yaml, one);
   }
-  struct env *e = *state = env_new("2s", yaml);
+  struct env *e = *state = env_new("1s", yaml);
   assert_int_equal(cr_fault_proxy_start(e->port, 7, &e->proxy), 0);
   cr_fault_proxy_set(e->proxy, 10, 20, 2);
   char url[64];
@@ -773,13 +780,13 @@ static void test_revoked_poll_no_reclaim(void **state) {
 }
 
 static void test_server_restart(void **state) {
-  struct env *e = *state = long_env("10s");
-  int a = runner(e, "ra", 1);
+  int a;
   char aid[80];
-  runner_id(e, a, aid, sizeof aid);
-  int64_t eid = run_now(e, "w1");
-  wait_synced(e, "w1", eid);
+  int64_t eid;
+  struct env *e = long_running(state, "10s", &a, aid, &eid);
   assert_int_equal(cr_test_proc_stop(&e->srv), 0);
+  /* The runner's next report finds nobody: it retries with backoff. */
+  assert_true(cr_test_wait_log(&e->procs[a], "report not delivered", 1));
   serve(e);
   json_t *v = wait_final(e, eid, 90);
   assert_string_equal(str_of(v, "state"), "Completed");
@@ -794,7 +801,10 @@ static void test_server_restart(void **state) {
   free(seen);
 }
 
-int main(void) {
+/* An argument runs only the tests matching it (a cmocka filter pattern). */
+int main(int argc, char **argv) {
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_kill9_mid_sync, teardown),
       cmocka_unit_test_teardown(test_sigstop_past_lease, teardown),
