@@ -511,12 +511,12 @@ static struct env *long_env(const char *lease) {
 }
 
 /* The long work w1 (lease given) and runner "ra" (one slot) running it,
- * once the execution committed a checkpoint (the env is *state): runner index
- * in *a, its id in aid, the execution in *eid. */
-static struct env *long_running(void **state, const char *lease, int *a,
-                                char aid[80], int64_t *eid) {
+ * with slots, once the execution committed a checkpoint (the env is *state):
+ * runner index in *a, its id in aid, the execution in *eid. */
+static struct env *long_running(void **state, const char *lease, int slots,
+                                int *a, char aid[80], int64_t *eid) {
   struct env *e = *state = long_env(lease); /* torn down if this fails */
-  *a = runner(e, "ra", 1);
+  *a = runner(e, "ra", slots);
   runner_id(e, *a, aid, 80);
   *eid = run_now(e, "w1");
   wait_synced(e, "w1", *eid);
@@ -540,7 +540,7 @@ static void test_kill9_mid_sync(void **state) {
   int a;
   char aid[80], bid[80];
   int64_t eid;
-  struct env *e = long_running(state, "2s", &a, aid, &eid);
+  struct env *e = long_running(state, "3s", 1, &a, aid, &eid);
   int kids[16];
   size_t nk = cr_test_children(e->procs[a].pid, kids, 16);
   assert_true(nk >= 1); /* the worker running the execution */
@@ -582,7 +582,7 @@ static void test_sigstop_past_lease(void **state) {
   int a;
   char aid[80], bid[80];
   int64_t eid;
-  struct env *e = long_running(state, "2s", &a, aid, &eid);
+  struct env *e = long_running(state, "3s", 1, &a, aid, &eid);
   int64_t mark = max_event_id(e, "w1");
   assert_int_equal(kill(e->procs[a].pid, SIGSTOP), 0);
   int b = runner(e, "rb", 1);
@@ -786,7 +786,7 @@ static void test_server_restart(void **state) {
   int a;
   char aid[80];
   int64_t eid;
-  struct env *e = long_running(state, "10s", &a, aid, &eid);
+  struct env *e = long_running(state, "10s", 2, &a, aid, &eid);
   assert_int_equal(cr_test_proc_stop(&e->srv), 0);
   /* The runner's next report finds nobody: it retries with backoff. */
   assert_true(cr_test_wait_log(&e->procs[a], "report not delivered", 1));
