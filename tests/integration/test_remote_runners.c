@@ -17,7 +17,9 @@
  *   - a revoked runner's waiting long poll does not claim again what its
  *     revocation released;
  *   - the server restarted under a running remote execution: the runner
- *     retries its reports and the execution completes.
+ *     retries its reports and the execution completes;
+ *   - SIGTERM on a runner past its grace period: the execution goes back as
+ *     a new attempt, the runner exits 0, another runner finishes it.
  * Every wait polls with a bound; nothing asserts on durations. */
 #define _GNU_SOURCE
 #include "api_fixture.h"
@@ -536,6 +538,20 @@ static void wait_executing(struct env *e, int64_t eid) {
   fail_msg("execution %lld never ran", (long long)eid);
 }
 
+/* Starts runner name (one slot) to take execution eid over; waits until
+ * the execution completed there (legal transitions, once). Its index in
+ * *idx and id in id; returns the execution's view (caller decrefs). */
+static json_t *finish_on(struct env *e, int64_t eid, const char *name, int *idx,
+                         char id[80]) {
+  *idx = runner(e, name, 1);
+  runner_id(e, *idx, id, 80);
+  json_t *v = wait_final(e, eid, 90);
+  assert_string_equal(str_of(v, "state"), "Completed");
+  assert_int_equal(check_transitions(v), 1);
+  assert_ran_on(v, id);
+  return v;
+}
+
 static void test_kill9_mid_sync(void **state) {
   int a;
   char aid[80], bid[80];
@@ -551,15 +567,11 @@ static void test_kill9_mid_sync(void **state) {
       usleep(100 * 1000);
     assert_true(cr_test_proc_gone(kids[k]));
   }
-  int b = runner(e, "rb", 1);
-  runner_id(e, b, bid, sizeof bid);
-  json_t *v = wait_final(e, eid, 90);
-  assert_string_equal(str_of(v, "state"), "Completed");
+  int b;
+  json_t *v = finish_on(e, eid, "rb", &b, bid);
   assert_int_equal(json_integer_value(json_object_get(v, "attempt")), 2);
-  assert_int_equal(check_transitions(v), 1);
   assert_int_equal(claims_by(v, aid, NULL), 1);
   assert_int_equal(claims_by(v, bid, NULL), 1);
-  assert_ran_on(v, bid);
   json_decref(v);
   /* B resumed from the last checkpoint attempt 1 committed. */
   json_t *ev = work_events(e, "w1");
@@ -585,12 +597,9 @@ static void test_sigstop_past_lease(void **state) {
   struct env *e = long_running(state, "3s", 1, &a, aid, &eid);
   int64_t mark = max_event_id(e, "w1");
   assert_int_equal(kill(e->procs[a].pid, SIGSTOP), 0);
-  int b = runner(e, "rb", 1);
-  runner_id(e, b, bid, sizeof bid);
-  json_t *v = wait_final(e, eid, 90);
-  assert_string_equal(str_of(v, "state"), "Completed");
+  int b;
+  json_t *v = finish_on(e, eid, "rb", &b, bid);
   assert_int_equal(json_integer_value(json_object_get(v, "attempt")), 2);
-  assert_ran_on(v, bid);
   size_t ntrans = json_array_size(json_object_get(v, "transitions"));
   json_decref(v);
   assert_int_equal(kill(e->procs[a].pid, SIGCONT), 0);
@@ -772,14 +781,9 @@ static void test_revoked_poll_no_reclaim(void **state) {
   assert_string_equal(str_of(v, "state"), "Created");
   json_decref(v);
   /* Another runner takes the new attempt and finishes it. */
-  int y = runner(e, "ry", 1);
+  int y;
   char yid[80];
-  runner_id(e, y, yid, sizeof yid);
-  v = wait_final(e, eid, 90);
-  assert_string_equal(str_of(v, "state"), "Completed");
-  assert_int_equal(check_transitions(v), 1);
-  assert_ran_on(v, yid);
-  json_decref(v);
+  json_decref(finish_on(e, eid, "ry", &y, yid));
 }
 
 static void test_server_restart(void **state) {
@@ -804,6 +808,37 @@ static void test_server_restart(void **state) {
   free(seen);
 }
 
+/* SIGTERM on a runner: the grace period (2 s) runs out before the
+ * execution (400 records, 10 ms each) can end; the runner puts it back as a
+ * new attempt and exits 0; another runner finishes it from the checkpoint. */
+static void test_runner_sigterm_releases(void **state) {
+  char works[512];
+  work_yaml(works, sizeof works, "w1", 1, 400, 100, 10000);
+  struct env *e = *state = env_new("3s", works);
+  int a = runner(e, "ra", 1);
+  int64_t eid = run_now(e, "w1");
+  wait_synced(e, "w1", eid);
+  assert_int_equal(cr_test_proc_stop(&e->procs[a]), 0);
+  char *path = cr_test_join(e->dir, "ra.log");
+  char *log = cr_test_read_file(path);
+  free(path);
+  assert_non_null(strstr(log, "grace period over"));
+  free(log);
+  json_t *v = exec_view(e, eid);
+  assert_non_null(v);
+  assert_string_equal(str_of(v, "state"), "Created");
+  assert_int_equal(json_integer_value(json_object_get(v, "attempt")), 2);
+  json_decref(v);
+  int b;
+  char bid[80];
+  json_decref(finish_on(e, eid, "rb", &b, bid));
+  unsigned char *seen = calloc(800, 1);
+  mark_ids(e, a, "w1", seen, 800);
+  mark_ids(e, b, "w1", seen, 800);
+  assert_all_seen(seen, 400);
+  free(seen);
+}
+
 /* An argument runs only the tests matching it (a cmocka filter pattern). */
 int main(int argc, char **argv) {
   if (argc > 1)
@@ -815,6 +850,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_race_routing_revoke, teardown),
       cmocka_unit_test_teardown(test_revoked_poll_no_reclaim, teardown),
       cmocka_unit_test_teardown(test_server_restart, teardown),
+      cmocka_unit_test_teardown(test_runner_sigterm_releases, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
