@@ -26,13 +26,11 @@
 #include "fault_proxy.h"
 #include "testutil.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/types.h>
 #include <unistd.h>
 
 #include <cmocka.h>
