@@ -90,6 +90,18 @@ static void dump_log(const char *path) {
   free(log);
 }
 
+/* Prints the end of the server's and every runner's log (a runner's is
+ * its data dir's path plus ".log": DIR/NAME.log). */
+static void dump_logs(const struct env *e) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/serve.log", e->dir);
+  dump_log(path);
+  for (int i = 0; i < e->nprocs; i++) {
+    snprintf(path, sizeof path, "%s.log", e->data[i]);
+    dump_log(path);
+  }
+}
+
 /* Starts the server and waits until it listens (its log is appended to:
  * the starts-th "listening" line). */
 static void serve(struct env *e) {
@@ -280,7 +292,12 @@ static json_t *wait_final(struct env *e, int64_t eid, int max_s) {
     json_decref(v);
     usleep(100 * 1000);
   }
-  dump_log(e->srv.log_path);
+  dump_logs(e);
+  json_t *v = exec_view(e, eid);
+  char *text = v ? json_dumps(v, JSON_INDENT(1)) : NULL;
+  print_message("execution %lld: %s\n", (long long)eid, text ? text : "?");
+  free(text);
+  json_decref(v);
   fail_msg("execution %lld did not end", (long long)eid);
   return NULL;
 }
@@ -826,6 +843,12 @@ static void test_runner_sigterm_releases(void **state) {
   assert_non_null(v);
   assert_string_equal(str_of(v, "state"), "Created");
   assert_int_equal(json_integer_value(json_object_get(v, "attempt")), 2);
+  json_t *t = json_object_get(v, "transitions");
+  const char *why = str_of(json_array_get(t, json_array_size(t) - 1), "reason");
+  if (strstr(why, "runner stopped") == NULL) { /* else not before a delay */
+    dump_logs(e);
+    fail_msg("put back as: %s", why);
+  }
   json_decref(v);
   int b;
   char bid[80];
