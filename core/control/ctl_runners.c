@@ -14,6 +14,7 @@
 #include "events/events.h"
 #include "exec/exec_writes.h"
 #include "exec/execution.h"
+#include "store/claim_signal.h"
 #include "store/store_runners.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -366,6 +367,10 @@ int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
   int rc = cr_store_runner_get(c->store, id, &r);
   if (rc != 0)
     return rc;
+  if (r.revoked_at != 0) { /* a long poll that began before the revocation */
+    cr_runner_rec_clear(&r);
+    return CR_EPERM;
+  }
   int64_t lease = c->cfg->host.runner_lease_ms;
   struct cr_exec_claim *k = NULL;
   size_t n = 0;
@@ -633,6 +638,8 @@ int cr_ctl_runner_revoke(const struct cr_ctl *c, const char *id,
                      json_pack("{s:s, s:I}", "change", "revoked", "released",
                                (json_int_t)n));
   rc = cr_store_end(c->store, rc);
+  if (rc == 0) /* wake the runner's waiting long poll: it ends refused */
+    cr_claim_signal();
   if (released != NULL)
     *released = rc == 0 ? n : 0;
   return rc;

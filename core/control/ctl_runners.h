@@ -54,7 +54,8 @@ int cr_ctl_runner_checkin(const struct cr_ctl *c, const char *id,
  * "epoch", "lease_ms", "lease_expires_at", "state", "config"}: config holds
  * the work and its authorizations in the configuration's keys, credentials
  * in place. A claim of a work no longer configured is failed (class config)
- * and left out. Errors: CR_EINVAL, store errors. */
+ * and left out. Errors: CR_EINVAL, CR_EPERM (the runner was revoked: a long
+ * poll that began before), store errors. */
 int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
                         const json_t *providers, size_t slots,
                         const char *exclude_json, json_t **out);
@@ -73,8 +74,9 @@ int cr_ctl_runner_report(const struct cr_ctl *c, const char *id, int64_t eid,
 
 /* Revokes runner id: revoked, its pending and executing executions back to
  * Created as new attempts, runner `deleted` event with c->actor, one
- * transaction. *released (may be NULL) gets how many went back. Errors:
- * CR_ENOENT (unknown or already revoked), store errors. */
+ * transaction; then signals the long polls (claim_signal.h) so the runner's
+ * waiting one ends refused. *released (may be NULL) gets how many went back.
+ * Errors: CR_ENOENT (unknown or already revoked), store errors. */
 int cr_ctl_runner_revoke(const struct cr_ctl *c, const char *id,
                          size_t *released);
 

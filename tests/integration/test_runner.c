@@ -9,7 +9,6 @@
  * each daemon's log when it stops. */
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -293,50 +292,6 @@ static int has_transition(cr_store *s, int64_t id, const char *to_state,
   return found;
 }
 
-/* The live children of pid (from /proc); up to max. */
-static size_t children_of(pid_t pid, pid_t *out, size_t max) {
-  DIR *d = opendir("/proc");
-  assert_non_null(d);
-  size_t n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL && n < max) {
-    char *end;
-    long p = strtol(e->d_name, &end, 10);
-    if (*end != '\0' || p <= 0)
-      continue;
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%ld/stat", p);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-      continue;
-    size_t got = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[got] = '\0';
-    const char *rp = strrchr(buf, ')');
-    char st;
-    long ppid;
-    if (rp && sscanf(rp + 1, " %c %ld", &st, &ppid) == 2 && ppid == pid &&
-        st != 'Z')
-      out[n++] = (pid_t)p;
-  }
-  closedir(d);
-  return n;
-}
-
-/* 1 if pid is gone (no such process, or a zombie). */
-static int gone(pid_t pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return 1;
-  size_t got = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[got] = '\0';
-  const char *rp = strrchr(buf, ')');
-  return rp == NULL || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X';
-}
-
 /* Runs argv with stdout and stderr captured separately (caller frees). */
 static int run_split(char *const argv[], const char *dir, char **out,
                      char **err) {
@@ -452,16 +407,16 @@ static void test_kill9_mid_sync_resumes(void **state) {
   cr_store *s = open_store(dir);
   assert_true(wait_versions(s, "big", 3, 20000));
 
-  pid_t kids[16];
-  size_t nk = children_of(d.pid, kids, 16);
+  int kids[16];
+  size_t nk = cr_test_children(d.pid, kids, 16);
   assert_true(nk >= 1); /* the worker running the plugin */
   assert_int_equal(kill(d.pid, SIGKILL), 0);
   assert_int_equal(wait_status(d.pid), 128 + SIGKILL);
   int64_t end = now_ms() + 2000;
   for (size_t i = 0; i < nk; i++) {
-    while (!gone(kids[i]) && now_ms() < end)
+    while (!cr_test_proc_gone(kids[i]) && now_ms() < end)
       sleep_ms(10);
-    if (!gone(kids[i]))
+    if (!cr_test_proc_gone(kids[i]))
       fail_msg("worker %ld outlived its daemon by 2 s", (long)kids[i]);
   }
 

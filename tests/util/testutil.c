@@ -425,3 +425,42 @@ int cr_test_count_containing(char *const *text, int n, const char *needle) {
     count += text[i] != NULL && strstr(text[i], needle) != NULL;
   return count;
 }
+
+/* Reads the state letter and parent pid of process pid from /proc.
+ * 0, or -1 when it is gone. */
+static int proc_stat(long pid, char *state, long *ppid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  size_t got = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[got] = '\0';
+  const char *rp = strrchr(buf, ')'); /* the name may hold spaces */
+  return rp && sscanf(rp + 1, " %c %ld", state, ppid) == 2 ? 0 : -1;
+}
+
+size_t cr_test_children(int pid, int *out, size_t max) {
+  DIR *d = opendir("/proc");
+  assert_non_null(d);
+  size_t n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL && n < max) {
+    char *end;
+    long p = strtol(e->d_name, &end, 10);
+    char st;
+    long ppid;
+    if (*end == '\0' && p > 0 && proc_stat(p, &st, &ppid) == 0 && ppid == pid &&
+        st != 'Z')
+      out[n++] = (int)p;
+  }
+  closedir(d);
+  return n;
+}
+
+int cr_test_proc_gone(int pid) {
+  char st;
+  long ppid;
+  return proc_stat(pid, &st, &ppid) != 0 || st == 'Z' || st == 'X';
+}

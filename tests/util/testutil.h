@@ -101,6 +101,13 @@ int cr_test_proc_wait(struct cr_test_proc *p, int max_ms);
  * status as cr_test_proc_wait does and frees log_path. */
 int cr_test_proc_stop(struct cr_test_proc *p);
 
+/* The live (not zombie) children of pid, from /proc; up to max into out.
+ * Returns how many. */
+size_t cr_test_children(int pid, int *out, size_t max);
+
+/* 1 when process pid is gone (no such process, or a zombie). */
+int cr_test_proc_gone(int pid);
+
 /* Failing allocator: after cr_test_alloc_fail_after(n), the (n+1)th
  * allocation through cr__malloc & co. fails and every later one succeeds
  * again; n < 0 disables. Installed by cr_test_alloc_install(). */
