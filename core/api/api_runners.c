@@ -272,6 +272,11 @@ static void poll_answer(struct cr__claim_poll *p, json_t *claims,
 /* One claim attempt: 1 when the poll has its answer. */
 static int poll_try(struct cr__claim_poll *p) {
   cr_api *a = p->api;
+  if (atomic_load(&a->cancel) || atomic_load(&a->claim_quit)) {
+    /* the server is stopping: claim nothing its answer could lose */
+    poll_answer(p, NULL, NULL);
+    return 1;
+  }
   void *handle = NULL;
   const cr_config *cfg = a->o.hooks.config_acquire(a->o.hooks.ud, &handle);
   struct cr_ctl c = {.store = cr__api_store_get(a),
@@ -283,9 +288,8 @@ static int poll_try(struct cr__claim_poll *p) {
                                p->exclude, &claims);
   cr__api_store_put(a, c.store);
   a->o.hooks.config_release(a->o.hooks.ud, handle);
-  int answer = rc != 0 || json_array_size(claims) > 0 ||
-               cr__now_ms() >= p->deadline_ms || atomic_load(&a->cancel) ||
-               a->claim_quit;
+  int answer =
+      rc != 0 || json_array_size(claims) > 0 || cr__now_ms() >= p->deadline_ms;
   if (answer)
     poll_answer(p, claims, rc != 0 ? cr_strerror(rc) : NULL);
   else
