@@ -41,21 +41,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #include "store/store.h"
 
 #define TOKEN "bench-api-token-7d1e"
 #define SCOPES_BODY "{\"scopes\":[\"marketing.read\",\"mail.send\"]}"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void row(const char *figure, double value, const char *unit,
-                const char *target, const char *ceiling) {
-  printf("%-52s %12.1f %-6s %-14s %s\n", figure, value, unit, target, ceiling);
-}
 
 /* ---- A bare libmicrohttpd server answering fixed bytes ---- */
 
@@ -185,19 +176,6 @@ static double health_span(const char *dir) {
   return s;
 }
 
-static long rss_kib(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  long kib = 0;
-  while (f != NULL && fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, "VmRSS:", 6) == 0)
-      kib = atol(line + 6);
-  if (f != NULL)
-    fclose(f);
-  return kib;
-}
-
 /* ---- Clients ---- */
 
 static size_t sink(char *p, size_t s, size_t n, void *ud) {
@@ -256,19 +234,19 @@ static void page_latency(int port, int n_auths) {
              "http://127.0.0.1:%d/v1/authorizations?limit=100&after=a%05d",
              port, after);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     curl_easy_perform(c);
-    lat[i] = (now_s() - t0) * 1000.0;
+    lat[i] = (bench_now_s() - t0) * 1000.0;
   }
   curl_slist_free_all(h);
   curl_easy_cleanup(c);
   qsort(lat, N, sizeof lat[0], cmp_d);
   char note[64];
   snprintf(note, sizeof note, "%zu KiB/page", bytes / N / 1024);
-  row("page of 100 authorizations with health, p50", lat[N / 2], "ms", "",
-      note);
-  row("page of 100 authorizations with health, p99", lat[N * 99 / 100], "ms",
-      "< 20 ms", "");
+  bench_row("page of 100 authorizations with health, p50", lat[N / 2], "ms", "",
+            note);
+  bench_row("page of 100 authorizations with health, p99", lat[N * 99 / 100],
+            "ms", "< 20 ms", "");
 }
 
 /* wrk's requests/s, or -1 when wrk is missing or fails. */
@@ -303,8 +281,8 @@ static void wrk_figure(int port) {
   char c[96];
   snprintf(c, sizeof c, "bare MHD %.0f/s: %.2f", ceil,
            ceil > 0 ? api / ceil : 0);
-  row("GET /v1/works/{id}, wrk 16 connections", api, "req/s", ">= 0.5 of bare",
-      c);
+  bench_row("GET /v1/works/{id}, wrk 16 connections", api, "req/s",
+            ">= 0.5 of bare", c);
   if (bare)
     MHD_stop_daemon(bare);
   free(body);
@@ -364,7 +342,7 @@ static void hammered(int port) {
              quiet > 0 ? busy / quiet : 0);
     char label[128];
     snprintf(label, sizeof label, "%s, API hammered", figs[i].label);
-    row(label, busy, "/s", "", note);
+    bench_row(label, busy, "/s", "", note);
   }
 }
 
@@ -414,7 +392,7 @@ static void start_with_50_plugins(const char *dir) {
           "  listen: 127.0.0.1:0\n",
           dir);
   fclose(f);
-  double t0 = now_s();
+  double t0 = bench_now_s();
   pid_t pid = start_serve(dir, cfg, log, "serve50.log");
   int port = 0;
   /* The port comes from the log line; then the first 200 of /readyz. */
@@ -433,12 +411,12 @@ static void start_with_50_plugins(const char *dir) {
   }
   for (int i = 0; i < 5000 && port > 0 && !readyz(port); i++)
     usleep(1000);
-  double t = now_s() - t0;
+  double t = bench_now_s() - t0;
   kill(pid, SIGTERM);
   int st;
   waitpid(pid, &st, 0);
-  row("start with 50 plugins: exec to /readyz 200", t * 1000.0, "ms",
-      "<= 100 ms", "");
+  bench_row("start with 50 plugins: exec to /readyz 200", t * 1000.0, "ms",
+            "<= 100 ms", "");
 }
 
 int main(int argc, char **argv) {
@@ -455,7 +433,7 @@ int main(int argc, char **argv) {
   printf("%-52s %12s %-6s %-14s %s\n", "figure", "value", "", "target",
          "ceiling / note");
   char log[4096];
-  double t0 = now_s();
+  double t0 = bench_now_s();
   pid_t pid = start_serve(dir, cfg, log, "serve.log");
   int port = port_from_log(log);
   if (port == 0) {
@@ -463,24 +441,28 @@ int main(int argc, char **argv) {
     kill(pid, SIGKILL);
     return 1;
   }
-  double t_api = now_s() - t0;
+  double t_api = bench_now_s() - t0;
   int64_t done = 0, before = health_checks(dir);
   for (int i = 0; i < 1200 && (done = health_checks(dir)) < n; i++)
     usleep(50 * 1000); /* at most 60 s */
-  double t_health = now_s() - t0;
+  double t_health = bench_now_s() - t0;
   char note[128];
   snprintf(note, sizeof note, "%lld of %d done when the API answered",
            (long long)before, n);
-  row("daemon start to API answering (10k + 10k config)", t_api, "s", "", "");
+  bench_row("daemon start to API answering (10k + 10k config)", t_api, "s", "",
+            "");
   snprintf(note + strlen(note), sizeof note - strlen(note), "; all %lld",
            (long long)done);
-  row("start-up health checks, exec to the last recorded", t_health, "s", "",
-      note);
-  row("health checks of every authorization, first to last", health_span(dir),
-      "s", "<= 1 s", "the store's times of the first and last result");
+  bench_row("start-up health checks, exec to the last recorded", t_health, "s",
+            "", note);
+  bench_row("health checks of every authorization, first to last",
+            health_span(dir), "s", "<= 1 s",
+            "the store's times of the first and last result");
   sleep(2);
-  row("idle daemon RSS", rss_kib(pid) / 1024.0, "MiB", "<= 40 MiB", "");
-  if (argc > 2 && strcmp(argv[2], "health") == 0) { /* the start-up figures alone */
+  bench_row("idle daemon RSS", bench_rss_kib(pid) / 1024.0, "MiB", "<= 40 MiB",
+            "");
+  if (argc > 2 &&
+      strcmp(argv[2], "health") == 0) { /* the start-up figures alone */
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     return 0;

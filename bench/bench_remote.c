@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define TOKEN "bench-remote-ops-token"
 #define REG "bench-remote-registration"
 #define N_WORKS 4000
@@ -30,17 +32,6 @@
 #define N_IDLE 1000
 
 static char g_dir[4096];
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void row(const char *figure, double value, const char *unit,
-                const char *target, const char *ceiling) {
-  printf("%-52s %12.1f %-6s %-14s %s\n", figure, value, unit, target, ceiling);
-}
 
 /* ---- Processes ----------------------------------------------------------- */
 
@@ -297,10 +288,10 @@ static void claim_latency(int port) {
     return;
   }
   qsort(ms, n, sizeof *ms, cmp_d);
-  row("claim latency Created -> Pending, p50 (long polls)", ms[n / 2], "ms", "",
-      "");
-  row("claim latency Created -> Pending, p99 (long polls)",
-      ms[(size_t)((double)n * 0.99)], "ms", "< 50 ms", "");
+  bench_row("claim latency Created -> Pending, p50 (long polls)", ms[n / 2],
+            "ms", "", "");
+  bench_row("claim latency Created -> Pending, p99 (long polls)",
+            ms[(size_t)((double)n * 0.99)], "ms", "< 50 ms", "");
   free(ms);
 }
 
@@ -319,8 +310,8 @@ static void remote_figures(int port, double local) {
   double took = drain("remote");
   char ceiling[96];
   snprintf(ceiling, sizeof ceiling, "in-process (local runner) %.0f/s", local);
-  row("no-op executions through 8 remote runners",
-      took > 0 ? N_WORKS / took : 0, "/s", ">= 2,000/s", ceiling);
+  bench_row("no-op executions through 8 remote runners",
+            took > 0 ? N_WORKS / took : 0, "/s", ">= 2,000/s", ceiling);
   claim_latency(port);
   for (int i = 0; i < N_RUNNERS; i++)
     stop(r[i]);
@@ -328,19 +319,6 @@ static void remote_figures(int port, double local) {
 }
 
 /* ---- Figure 3: idle runners --------------------------------------------- */
-
-static long rss_kib(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  long kib = 0;
-  while (f != NULL && fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, "VmRSS:", 6) == 0)
-      kib = atol(line + 6);
-  if (f != NULL)
-    fclose(f);
-  return kib;
-}
 
 static double cpu_s(pid_t pid) {
   char path[64];
@@ -403,27 +381,27 @@ static void idle_figure(int port) {
     curl_multi_add_handle(m, x->c);
     registered++;
   }
-  long rss0 = rss_kib(s);
+  long rss0 = bench_rss_kib(s);
   int running = 0;
-  double t0 = now_s();
-  while (now_s() - t0 < 3) { /* every poll reaches the server and waits */
+  double t0 = bench_now_s();
+  while (bench_now_s() - t0 < 3) { /* every poll reaches the server and waits */
     curl_multi_perform(m, &running);
     curl_multi_poll(m, NULL, 0, 100, NULL);
   }
-  double c0 = cpu_s(s), w0 = now_s();
-  while (now_s() - w0 < 10) { /* the measured idle window */
+  double c0 = cpu_s(s), w0 = bench_now_s();
+  while (bench_now_s() - w0 < 10) { /* the measured idle window */
     curl_multi_perform(m, &running);
     curl_multi_poll(m, NULL, 0, 100, NULL);
   }
-  double cpu = (cpu_s(s) - c0) / (now_s() - w0) * 100;
-  long rss = rss_kib(s);
+  double cpu = (cpu_s(s) - c0) / (bench_now_s() - w0) * 100;
+  long rss = bench_rss_kib(s);
   char note[96];
   snprintf(note, sizeof note, "%d runners, %d polls open; RSS before %ld KiB",
            registered, running, rss0);
-  row("server RSS, 1,000 idle runners in long polls", (double)rss / 1024, "MiB",
-      "< 64 MiB", note);
-  row("server CPU, 1,000 idle runners in long polls", cpu, "%",
-      "< 5% of a core", "");
+  bench_row("server RSS, 1,000 idle runners in long polls", (double)rss / 1024,
+            "MiB", "< 64 MiB", note);
+  bench_row("server CPU, 1,000 idle runners in long polls", cpu, "%",
+            "< 5% of a core", "");
   for (int i = 0; i < registered; i++) {
     curl_multi_remove_handle(m, ids[i].c);
     curl_easy_cleanup(ids[i].c);
@@ -449,8 +427,8 @@ int main(void) {
          "ceiling / note");
   int port = free_port();
   double local = local_rate(port);
-  row("no-op executions, the server's local runner", local, "/s", "",
-      "same works, inline, 8 slots");
+  bench_row("no-op executions, the server's local runner", local, "/s", "",
+            "same works, inline, 8 slots");
   remote_figures(port + 1, local);
   idle_figure(port + 2);
   curl_global_cleanup();
