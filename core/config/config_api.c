@@ -71,34 +71,51 @@ static const struct field token_fields[] = {
     {"scopes", FT_CUSTOM, 0, 0, 0, 0, NULL, set_scopes},
 };
 
-void cr__cfg_set_api_tokens(struct ld *L, const struct where *w,
-                            const json_t *obj, const struct field *f,
-                            const json_t *v, void *t) {
-  struct cr_config_host *h = t;
-  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_ARRAY))
+/* The name of entry e of a named list (its first member). */
+static const char *entry_name(const void *e) { return *(const char *const *)e; }
+
+void cr__cfg_named_list(struct ld *L, const struct where *w, const json_t *obj,
+                        const char *key, const json_t *v,
+                        const struct cr__cfg_list *spec, void **arr,
+                        size_t *n) {
+  if (!cr__cfg_want(L, w, obj, key, v, JSON_ARRAY))
     return;
   for (size_t i = 0; i < json_array_size(v); i++) {
     const json_t *item = json_array_get(v, i);
     struct where iw;
-    if (!cr__cfg_want_item(L, w, f->key, v, i, JSON_OBJECT))
+    if (!cr__cfg_want_item(L, w, key, v, i, JSON_OBJECT))
       continue;
     const json_t *name = json_object_get(item, "name");
     if (json_is_string(name))
-      cr__cfg_where_set(&iw, "api token '%.64s'", json_string_value(name));
+      cr__cfg_where_set(&iw, "%s '%.64s'", spec->noun, json_string_value(name));
     else
-      cr__cfg_where_set(&iw, "api token #%zu", i + 1);
-    token_t *tok =
-        cr__cfg_grow(L, (void **)&h->api_tokens, &h->n_api_tokens, sizeof *tok);
-    if (tok == NULL)
+      cr__cfg_where_set(&iw, "%s #%zu", spec->noun, i + 1);
+    void *e = cr__cfg_grow(L, arr, n, spec->size);
+    if (e == NULL)
       return;
-    tok->scopes = CR_SCOPE_READ;
-    cr__cfg_apply(L, &iw, item, token_fields, N_OF(token_fields), tok);
-    for (size_t j = 0; tok->name != NULL && j + 1 < h->n_api_tokens; j++)
-      if (h->api_tokens[j].name &&
-          strcmp(h->api_tokens[j].name, tok->name) == 0)
+    if (spec->init != NULL)
+      spec->init(e);
+    cr__cfg_apply(L, &iw, item, spec->fields, spec->n_fields, e);
+    for (size_t j = 0; entry_name(e) != NULL && j + 1 < *n; j++) {
+      const char *other = entry_name((const char *)*arr + j * spec->size);
+      if (other != NULL && strcmp(other, entry_name(e)) == 0)
         cr__cfg_err_at(L, cr__cfg_mk_val(L, item, "name"),
-                       "duplicate api token name '%s'", tok->name);
+                       "duplicate %s name '%s'", spec->noun, entry_name(e));
+    }
   }
+}
+
+static void token_init(void *e) { ((token_t *)e)->scopes = CR_SCOPE_READ; }
+
+void cr__cfg_set_api_tokens(struct ld *L, const struct where *w,
+                            const json_t *obj, const struct field *f,
+                            const json_t *v, void *t) {
+  static const struct cr__cfg_list spec = {"api token", sizeof(token_t),
+                                           token_fields, N_OF(token_fields),
+                                           token_init};
+  struct cr_config_host *h = t;
+  cr__cfg_named_list(L, w, obj, f->key, v, &spec, (void **)&h->api_tokens,
+                     &h->n_api_tokens);
 }
 
 static const struct field rate_fields[] = {

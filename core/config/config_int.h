@@ -174,6 +174,21 @@ void cr__cfg_set_api(struct ld *L, const struct where *w, const json_t *obj,
 void cr__cfg_set_tls(struct ld *L, const struct where *w, const json_t *obj,
                      const struct field *f, const json_t *v, void *t);
 void cr__cfg_api_defaults(struct cr_config_api *a);
+/* A list of mappings with unique names (api tokens, registration tokens):
+ * entries of size bytes whose first member is the name (const char *). */
+struct cr__cfg_list {
+  const char *noun; /* "api token": messages and locations */
+  size_t size;
+  const struct field *fields;
+  size_t n_fields;
+  void (*init)(void *entry); /* defaults of a new entry, or NULL */
+};
+/* config_api.c: reads v (key's value in obj, an array of mappings) into
+ * *arr / *n as spec says; a repeated name is an error at the later one. */
+void cr__cfg_named_list(struct ld *L, const struct where *w, const json_t *obj,
+                        const char *key, const json_t *v,
+                        const struct cr__cfg_list *spec, void **arr, size_t *n);
+
 /* config_runners.c: host.runner_registration_tokens, the remote-runner keys
  * of host.runner (offline_after, lease) and a work's runner: {labels}. */
 void cr__cfg_set_runner_tokens(struct ld *L, const struct where *w,

@@ -79,32 +79,12 @@ static const struct field rtok_fields[] = {
 void cr__cfg_set_runner_tokens(struct ld *L, const struct where *w,
                                const json_t *obj, const struct field *f,
                                const json_t *v, void *t) {
+  static const struct cr__cfg_list spec = {"runner registration token",
+                                           sizeof(rtok_t), rtok_fields,
+                                           N_OF(rtok_fields), NULL};
   struct cr_config_host *h = t;
-  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_ARRAY))
-    return;
-  for (size_t i = 0; i < json_array_size(v); i++) {
-    const json_t *item = json_array_get(v, i);
-    struct where iw;
-    if (!cr__cfg_want_item(L, w, f->key, v, i, JSON_OBJECT))
-      continue;
-    const json_t *name = json_object_get(item, "name");
-    if (json_is_string(name))
-      cr__cfg_where_set(&iw, "runner registration token '%.64s'",
-                        json_string_value(name));
-    else
-      cr__cfg_where_set(&iw, "runner registration token #%zu", i + 1);
-    rtok_t *tok = cr__cfg_grow(L, (void **)&h->runner_tokens,
-                               &h->n_runner_tokens, sizeof *tok);
-    if (tok == NULL)
-      return;
-    cr__cfg_apply(L, &iw, item, rtok_fields, N_OF(rtok_fields), tok);
-    for (size_t j = 0; tok->name != NULL && j + 1 < h->n_runner_tokens; j++)
-      if (h->runner_tokens[j].name &&
-          strcmp(h->runner_tokens[j].name, tok->name) == 0)
-        cr__cfg_err_at(L, cr__cfg_mk_val(L, item, "name"),
-                       "duplicate runner registration token name '%s'",
-                       tok->name);
-  }
+  cr__cfg_named_list(L, w, obj, f->key, v, &spec, (void **)&h->runner_tokens,
+                     &h->n_runner_tokens);
 }
 
 static void set_runner_labels(struct ld *L, const struct where *w,
