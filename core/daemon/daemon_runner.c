@@ -21,6 +21,8 @@
 #include "daemon/daemon_int.h"
 
 #include "control/ctl_runners.h"
+#include "store/claim_signal.h"
+#include "store/store_runners.h"
 #include <inttypes.h>
 #include <string.h>
 
@@ -229,13 +231,22 @@ static void prune_events(cr_daemon *d) {
                     deleted, days);
 }
 
+/* A retry whose time came since the last look is claimable now, though no
+ * write announced it: waiting long-poll claims are told (claim_signal.h). */
+static void retries_due(cr_daemon *d, int64_t since, int64_t now) {
+  int due = 0;
+  if (cr_store_exec_retry_due(d->store, since, now, &due) == 0 && due)
+    cr_claim_signal();
+}
+
 /* Remote runners not seen within host.runner.offline_after go offline (at
- * most once a second). */
+ * most once a second), and retries that came due are announced. */
 static void runners_offline(cr_daemon *d) {
   struct cr__runner *rn = &d->runner;
   int64_t now = cr__now_ms();
   if (now - rn->last_offline_scan_ms < 1000)
     return;
+  retries_due(d, rn->last_offline_scan_ms, now);
   rn->last_offline_scan_ms = now;
   const cr_config *cfg = d->cfg->cfg;
   struct cr_ctl c = {.store = d->store, .cfg = cfg, .plugins = d->plugins};

@@ -1262,6 +1262,14 @@ int cr_store_exec_log_list(cr_store *s, int64_t id, size_t limit,
   return CALL(s, exec_log_list, id, clamp_limit(limit, 200, 1000), out, n);
 }
 
+int cr_store_exec_retry_due(cr_store *s, int64_t after, int64_t until,
+                            int *due) {
+  if (!ready(s) || due == NULL)
+    return CR_EINVAL;
+  *due = 0;
+  return until > after ? CALL(s, exec_retry_due, after, until, due) : 0;
+}
+
 void cr_runner_rec_clear(struct cr_runner_rec *r) {
   if (r == NULL)
     return;

@@ -185,6 +185,7 @@ struct cr_store_ops {
                       const char *text);
   int (*exec_log_list)(cr_store *s, int64_t id, size_t limit,
                        struct cr_exec_log_rec **out, size_t *n);
+  int (*exec_retry_due)(cr_store *s, int64_t after, int64_t until, int *due);
 };
 
 /* The base of every backend's store object (its first member). */

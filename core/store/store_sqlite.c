@@ -1740,6 +1740,7 @@ static const struct cr_store_ops sqlite_ops = {
     .exec_report_set = cr__sq_exec_report_set,
     .exec_log_add = cr__sq_exec_log_add,
     .exec_log_list = cr__sq_exec_log_list,
+    .exec_retry_due = cr__sq_exec_retry_due,
     .idem_get = cr__sq_idem_get,
     .idem_put = cr__sq_idem_put,
     .outbox_enqueue = cr__sq_outbox_enqueue,

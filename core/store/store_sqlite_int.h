@@ -408,6 +408,9 @@
   X(EXEC_LOG_ADD, \
     "INSERT INTO execution_logs (execution_id, at, level, text) " \
     "SELECT id, ?2, ?3, substr(?4, 1, 4000) FROM executions WHERE id = ?1") \
+  X(EXEC_RETRY_DUE, \
+    "SELECT EXISTS (SELECT 1 FROM executions INDEXED BY executions_created " \
+    "WHERE state = 'created' AND not_before > ?1 AND not_before <= ?2)") \
   X(EXEC_LOG_LIST, \
     "SELECT id, at, level, text FROM execution_logs WHERE execution_id = ?1 " \
     "ORDER BY id LIMIT ?2") \
@@ -548,6 +551,7 @@ int cr__sq_exec_log_add(cr_store *s, int64_t id, int64_t at, int level,
                         const char *text);
 int cr__sq_exec_log_list(cr_store *s, int64_t id, size_t limit,
                          struct cr_exec_log_rec **out, size_t *n);
+int cr__sq_exec_retry_due(cr_store *s, int64_t after, int64_t until, int *due);
 int cr__sq_exec_claim_one(cr_store *s, int64_t id, const char *runner_id,
                           int64_t now, int64_t lease_ms,
                           struct cr_exec_claim *out);

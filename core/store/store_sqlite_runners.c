@@ -271,3 +271,17 @@ int cr__sq_exec_log_list(cr_store *s, int64_t id, size_t limit,
   sqlite3_bind_int64(st, 2, (int64_t)limit);
   return cr__sq_collect(q, st, &LOG_ROW, 16, (void **)out, n);
 }
+
+int cr__sq_exec_retry_due(cr_store *s, int64_t after, int64_t until, int *due) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_prep(q, ST_EXEC_RETRY_DUE, &st);
+  if (rc != 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, after);
+  sqlite3_bind_int64(st, 2, until);
+  int64_t v = 0;
+  rc = cr__sq_step_int(q, st, &v, NULL);
+  *due = rc == 0 && v != 0;
+  return rc;
+}

@@ -19,6 +19,7 @@
 #include "events/sub_filter.h"
 #include "exec/execution.h"
 #include "store/store.h"
+#include "store/store_runners.h"
 #include "store/store_sqlite.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -1594,6 +1595,14 @@ static void test_exec_retry(void **state) {
   assert_string_equal(r.error, "HTTP 503");
   assert_int_equal(r.updated_at, T0 + 10);
   cr_exec_rec_clear(&r);
+  /* Its retry time comes due in (T0 + 59 s, T0 + 60 s], not before. */
+  int due = -1;
+  assert_int_equal(cr_store_exec_retry_due(f->s, T0, later - 1, &due), 0);
+  assert_int_equal(due, 0);
+  assert_int_equal(cr_store_exec_retry_due(f->s, later - 1000, later, &due), 0);
+  assert_int_equal(due, 1);
+  assert_int_equal(cr_store_exec_retry_due(f->s, later, later + 1000, &due), 0);
+  assert_int_equal(due, 0);
   int open = 0;
   assert_int_equal(cr_store_exec_work_open(f->s, "w1", &open), 0);
   assert_int_equal(open, 1);
