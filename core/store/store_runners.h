@@ -104,13 +104,13 @@ int cr_store_exec_claim_routed(cr_store *s, const char *runner_id,
                                int64_t lease_ms, struct cr_exec_claim **out,
                                size_t *n);
 
-/* Frees the strings of *r and zeroes it (r itself is the caller's). */
 /* 1 in *due when a Created execution's retry time (not_before) lies in
  * (after, until] (ms): it became claimable in that span without a write to
  * announce it (the daemon signals waiting claims then). */
 int cr_store_exec_retry_due(cr_store *s, int64_t after, int64_t until,
                             int *due);
 
+/* Frees the strings of *r and zeroes it (r itself is the caller's). */
 void cr_runner_rec_clear(struct cr_runner_rec *r);
 /* Frees n records of a list and the list. NULL is a no-op. */
 void cr_runner_rec_free_list(struct cr_runner_rec *r, size_t n);
