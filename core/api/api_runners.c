@@ -31,6 +31,7 @@ struct cr__claim_poll {
   cr_api *api;
   struct MHD_Connection *conn;
   char runner_id[64];
+  char claim_id[72]; /* the request's id ("" = none): retries replay */
   json_t *providers;
   size_t slots;
   char *exclude; /* local runner's providers (JSON), or NULL */
@@ -284,8 +285,9 @@ static int poll_try(struct cr__claim_poll *p) {
                      .plugins = a->o.plugins,
                      .actor = p->runner_id};
   json_t *claims = NULL;
-  int rc = cr_ctl_runner_claim(&c, p->runner_id, p->providers, p->slots,
-                               p->exclude, &claims);
+  int rc =
+      cr_ctl_runner_claim(&c, p->runner_id, p->providers, p->slots, p->exclude,
+                          p->claim_id[0] ? p->claim_id : NULL, &claims);
   cr__api_store_put(a, c.store);
   a->o.hooks.config_release(a->o.hooks.ud, handle);
   int answer =
@@ -341,7 +343,8 @@ static void poll_free(void *cls) {
 }
 
 void cr__api_runner_claims(struct cr__api_req *r, struct cr__api_res *res) {
-  static const char *const keys[] = {"providers", "slots", "wait_ms", NULL};
+  static const char *const keys[] = {"providers", "slots", "wait_ms",
+                                     "claim_id", NULL};
   if (runner_auth(r, res) != 0)
     return;
   if (!secure_peer(r)) {
@@ -358,6 +361,7 @@ void cr__api_runner_claims(struct cr__api_req *r, struct cr__api_res *res) {
   json_t *prov = json_object_get(body, "providers");
   json_t *slots = json_object_get(body, "slots");
   json_t *wait = json_object_get(body, "wait_ms");
+  json_t *cid = json_object_get(body, "claim_id");
   if (!json_is_array(prov) || !json_is_integer(slots) ||
       json_integer_value(slots) < 0 ||
       json_integer_value(slots) > CR_CTL_CLAIM_MAX_SLOTS ||
@@ -367,7 +371,8 @@ void cr__api_runner_claims(struct cr__api_req *r, struct cr__api_res *res) {
     json_decref(body);
     cr__api_error(res, 422, "validation_failed", NULL,
                   "a claim needs providers (a list of names), slots (0 to "
-                  "64) and wait_ms (0 to 30000)");
+                  "64), wait_ms (0 to 30000) and an optional claim_id (1 to "
+                  "64 characters)");
     return;
   }
   struct cr_ctl c;
@@ -382,6 +387,8 @@ void cr__api_runner_claims(struct cr__api_req *r, struct cr__api_res *res) {
   p->api = r->api;
   p->conn = r->conn;
   snprintf(p->runner_id, sizeof p->runner_id, "%s", r->params[0]);
+  snprintf(p->claim_id, sizeof p->claim_id, "%s",
+           cid ? json_string_value(cid) : "");
   p->providers = json_incref(prov);
   p->slots = (size_t)json_integer_value(slots);
   p->exclude = local_providers(r->api);

@@ -347,9 +347,61 @@ static void fail_unknown_work(const struct cr_ctl *c,
                        "the work is no longer in the configuration");
 }
 
+/* The claims of the runner's last claim request again (the answer was lost
+ * and the request retried): those still pending under their epoch. */
+static int replay_claims(const struct cr_ctl *c, const char *id,
+                         const char *last, int64_t lease, json_t *arr) {
+  json_t *list = last ? json_loads(last, 0, NULL) : NULL;
+  size_t i;
+  json_t *v;
+  int rc = 0;
+  json_array_foreach(list, i, v) {
+    struct cr_exec_rec e;
+    memset(&e, 0, sizeof e);
+    int64_t eid = json_integer_value(json_array_get(v, 0));
+    int64_t epoch = json_integer_value(json_array_get(v, 1));
+    if (cr_store_exec_get(c->store, eid, &e) != 0)
+      continue;
+    const struct cr_config_work *w = cr_config_find_work(c->cfg, e.work_id);
+    if (w != NULL && e.state && strcmp(e.state, "pending") == 0 &&
+        e.runner_id && strcmp(e.runner_id, id) == 0 && e.lease_epoch == epoch) {
+      struct cr_exec_claim k = {.execution_id = eid,
+                                .work_id = e.work_id,
+                                .attempt = e.attempt,
+                                .epoch = epoch,
+                                .lease_expires_at = e.lease_expires_at};
+      json_t *one = claim_json(c, &k, w, lease);
+      if (one == NULL)
+        rc = CR_ENOMEM;
+      else
+        json_array_append_new(arr, one);
+    }
+    cr_exec_rec_clear(&e);
+  }
+  json_decref(list);
+  return rc;
+}
+
+/* Records the claims answered to claim_id, for a retry of the request. */
+static void note_claims(const struct cr_ctl *c, const char *id,
+                        const char *claim_id, const struct cr_exec_claim *k,
+                        size_t n) {
+  json_t *list = json_array();
+  for (size_t i = 0; list != NULL && i < n; i++)
+    json_array_append_new(list,
+                          json_pack("[I, I]", (json_int_t)k[i].execution_id,
+                                    (json_int_t)k[i].epoch));
+  char *txt = dumps(list);
+  if (txt != NULL)
+    cr_store_runner_claim_note(c->store, id, claim_id, txt);
+  free(txt);
+  json_decref(list);
+}
+
 int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
                         const json_t *providers, size_t slots,
-                        const char *exclude_json, json_t **out) {
+                        const char *exclude_json, const char *claim_id,
+                        json_t **out) {
   const char *names[CR_EXEC_CLAIM_MAX_PROVIDERS];
   size_t np = 0, i;
   json_t *v;
@@ -372,11 +424,19 @@ int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
     return CR_EPERM;
   }
   int64_t lease = c->cfg->host.runner_lease_ms;
+  if (claim_id != NULL && r.last_claim_id != NULL &&
+      strcmp(claim_id, r.last_claim_id) == 0) { /* a retried request */
+    rc = replay_claims(c, id, r.last_claim_json, lease, arr);
+    cr_runner_rec_clear(&r);
+    return rc;
+  }
   struct cr_exec_claim *k = NULL;
   size_t n = 0;
   rc = cr_store_exec_claim_routed(c->store, id, names, np, r.labels_json,
                                   exclude_json, slots, lease, &k, &n);
   cr_runner_rec_clear(&r);
+  if (rc == 0 && n > 0 && claim_id != NULL)
+    note_claims(c, id, claim_id, k, n);
   for (size_t j = 0; rc == 0 && j < n; j++) {
     const struct cr_config_work *w = cr_config_find_work(c->cfg, k[j].work_id);
     if (w == NULL) {

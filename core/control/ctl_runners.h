@@ -54,11 +54,16 @@ int cr_ctl_runner_checkin(const struct cr_ctl *c, const char *id,
  * "epoch", "lease_ms", "lease_expires_at", "state", "config"}: config holds
  * the work and its authorizations in the configuration's keys, credentials
  * in place. A claim of a work no longer configured is failed (class config)
- * and left out. Errors: CR_EINVAL, CR_EPERM (the runner was revoked: a long
- * poll that began before), store errors. */
+ * and left out. claim_id (borrowed, may be NULL) names the request: the
+ * same id as the runner's last claim request that took executions answers
+ * those again (still pending under their epoch) instead of claiming more,
+ * so a request retried after its answer was lost leases nothing twice.
+ * Errors: CR_EINVAL, CR_EPERM (the runner was revoked: a long poll that
+ * began before), store errors. */
 int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
                         const json_t *providers, size_t slots,
-                        const char *exclude_json, json_t **out);
+                        const char *exclude_json, const char *claim_id,
+                        json_t **out);
 
 /* Applies body {"epoch", "reports": [{"seq", "type", ...}]} (borrowed) from
  * runner id to execution eid, in order, each report with its sequence

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "exec/exec_run.h"
 #include "exec/execution.h"
 #include "plugin/worker_pool.h"
@@ -42,6 +44,9 @@ struct cr_remote_host {
   cr_remote_client *client; /* the claim thread's */
   cr_worker_pool *pool;
   int64_t checkin_every_ms, next_checkin_ms;
+  /* The claim request waiting for an answer: its id is resent until one
+   * arrives, so the server answers a retry with the same executions. */
+  char claim_id[33];
   atomic_int stopping, stop_runs, abort, revoked;
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -244,14 +249,29 @@ static void take_claims(cr_remote_host *h, const json_t *claims) {
   }
 }
 
+/* A new claim request id (hex), unless one still waits for its answer. */
+static void claim_id(cr_remote_host *h) {
+  unsigned char b[16];
+  if (h->claim_id[0] != '\0')
+    return;
+  if (RAND_bytes(b, sizeof b) != 1) /* no id: a lost answer costs a lease */
+    return;
+  for (size_t i = 0; i < sizeof b; i++)
+    snprintf(h->claim_id + 2 * i, 3, "%02x", b[i]);
+}
+
 static int claim(cr_remote_host *h, unsigned n) {
   char path[300];
   path_of(h, "claims", path, sizeof path);
+  claim_id(h);
   json_t *body = json_pack("{s:o, s:i, s:I}", "providers", providers_json(h, 0),
                            "slots", (int)n, "wait_ms", (json_int_t)h->wait_ms);
+  if (body != NULL && h->claim_id[0] != '\0')
+    json_object_set_new(body, "claim_id", json_string(h->claim_id));
   struct cr_remote_answer a = {0};
   int rc = call(h, path, body, h->wait_ms + 30000, &a);
   if (rc == 0) {
+    h->claim_id[0] = '\0'; /* answered: the next request is a new one */
     h->next_checkin_ms = wall_now() + h->checkin_every_ms;
     take_claims(h, json_object_get(a.body, "claims"));
   }

@@ -1221,6 +1221,13 @@ int cr_store_runner_revoke(cr_store *s, const char *id) {
   return CALL(s, runner_revoke, id, cr__now_ms());
 }
 
+int cr_store_runner_claim_note(cr_store *s, const char *id,
+                               const char *claim_id, const char *claims_json) {
+  if (!ready(s) || bad_str(id))
+    return CR_EINVAL;
+  return CALL(s, runner_claim_note, id, claim_id, claims_json);
+}
+
 int cr_store_runner_mark_offline(cr_store *s, int64_t cutoff, char ***ids,
                                  size_t *n) {
   if (!ready(s) || ids == NULL || n == NULL)
@@ -1275,7 +1282,7 @@ void cr_runner_rec_clear(struct cr_runner_rec *r) {
     return;
   char *const f[] = {r->id,          r->name,           r->version,
                      r->labels_json, r->providers_json, r->registration,
-                     r->token_hash};
+                     r->token_hash,  r->last_claim_id,  r->last_claim_json};
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
     cr__free(f[i]);
   memset(r, 0, sizeof *r);

@@ -175,6 +175,8 @@ struct cr_store_ops {
   int (*runner_checkin)(cr_store *s, const struct cr_runner_rec *rec,
                         int64_t now, int *was_online);
   int (*runner_revoke)(cr_store *s, const char *id, int64_t now);
+  int (*runner_claim_note)(cr_store *s, const char *id, const char *claim_id,
+                           const char *claims_json);
   int (*runner_mark_offline)(cr_store *s, int64_t cutoff, char ***ids,
                              size_t *n);
   int (*exec_report_get)(cr_store *s, int64_t id, int64_t *epoch, int64_t *seq,

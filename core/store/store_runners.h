@@ -21,6 +21,7 @@
 struct cr_runner_rec {
   char *id, *name, *version, *labels_json, *providers_json, *registration,
       *token_hash;
+  char *last_claim_id, *last_claim_json; /* cr_store_runner_claim_note */
   int64_t slots, slots_free, registered_at, last_seen_at, revoked_at;
   int online;
   /* read only: its executions pending or executing, completed, failed */
@@ -64,6 +65,11 @@ int cr_store_runner_checkin(cr_store *s, const struct cr_runner_rec *rec,
  * or already revoked. The caller releases its executions
  * (cr_store_exec_release_runner) in the same transaction. */
 int cr_store_runner_revoke(cr_store *s, const char *id);
+
+/* Records the last claim of runner id: claim_id (the runner's, borrowed)
+ * and claims_json (borrowed: [[execution id, epoch], ...]). */
+int cr_store_runner_claim_note(cr_store *s, const char *id,
+                               const char *claim_id, const char *claims_json);
 
 /* Marks offline every online runner last seen at or before cutoff (ms);
  * their ids go to *ids (caller owned: cr__free each and the array; NULL

@@ -362,9 +362,18 @@ static const char MIGRATION_10[] =
   "CREATE INDEX execution_logs_by_execution"
   "  ON execution_logs(execution_id, id);";
 
+/* Version 11: the last claim a runner made (its id and the executions it
+ * took), so a claim retried after its answer was lost returns the same
+ * executions instead of leasing more. */
+static const char MIGRATION_11[] =
+  "ALTER TABLE runners ADD COLUMN last_claim_id TEXT;"
+  "ALTER TABLE runners ADD COLUMN last_claim_json TEXT"
+  "  CHECK (last_claim_json IS NULL OR json_valid(last_claim_json));";
+
 static const char *const migrations[] = {
     MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
-    MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10};
+    MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10,
+    MIGRATION_11};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 // clang-format on
 
@@ -1735,6 +1744,7 @@ static const struct cr_store_ops sqlite_ops = {
     .runner_list = cr__sq_runner_list,
     .runner_checkin = cr__sq_runner_checkin,
     .runner_revoke = cr__sq_runner_revoke,
+    .runner_claim_note = cr__sq_runner_claim_note,
     .runner_mark_offline = cr__sq_runner_mark_offline,
     .exec_report_get = cr__sq_exec_report_get,
     .exec_report_set = cr__sq_exec_report_set,

@@ -28,7 +28,7 @@
 #define RUNNER_COLS \
   "id, name, version, labels_json, providers_json, registration, " \
   "token_hash, slots, slots_free, registered_at, last_seen_at, " \
-  "COALESCE(revoked_at, 0), online"
+  "COALESCE(revoked_at, 0), online, last_claim_id, last_claim_json"
 /* With the executions' counts (views only: each count reads the runner's
  * executions). */
 #define RUNNER_COLS_COUNTS \
@@ -391,6 +391,9 @@
     "slots = CASE WHEN ?6 >= 0 THEN ?6 ELSE slots END, " \
     "slots_free = CASE WHEN ?7 >= 0 THEN ?7 ELSE slots_free END, " \
     "last_seen_at = ?8, online = 1 WHERE id = ?1 AND revoked_at IS NULL") \
+  X(RUNNER_CLAIM_NOTE, \
+    "UPDATE runners SET last_claim_id = ?2, last_claim_json = ?3 " \
+    "WHERE id = ?1") \
   X(RUNNER_STATE, \
     "SELECT online, revoked_at IS NOT NULL FROM runners WHERE id = ?1") \
   X(RUNNER_REVOKE, \
@@ -541,6 +544,8 @@ int cr__sq_runner_list(cr_store *s, struct cr_runner_rec **out, size_t *n);
 int cr__sq_runner_checkin(cr_store *s, const struct cr_runner_rec *rec,
                           int64_t now, int *was_online);
 int cr__sq_runner_revoke(cr_store *s, const char *id, int64_t now);
+int cr__sq_runner_claim_note(cr_store *s, const char *id, const char *claim_id,
+                             const char *claims_json);
 int cr__sq_runner_mark_offline(cr_store *s, int64_t cutoff, char ***ids,
                                size_t *n);
 int cr__sq_exec_report_get(cr_store *s, int64_t id, int64_t *epoch,

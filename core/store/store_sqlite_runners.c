@@ -14,18 +14,20 @@ static int read_runner(sqlite3_stmt *st, void *p) {
   char **const f[] = {&r->id,          &r->name,           &r->version,
                       &r->labels_json, &r->providers_json, &r->registration,
                       &r->token_hash};
+  char **const g[] = {&r->last_claim_id, &r->last_claim_json};
   r->slots = sqlite3_column_int64(st, 7);
   r->slots_free = sqlite3_column_int64(st, 8);
   r->registered_at = sqlite3_column_int64(st, 9);
   r->last_seen_at = sqlite3_column_int64(st, 10);
   r->revoked_at = sqlite3_column_int64(st, 11);
   r->online = sqlite3_column_int(st, 12);
-  if (sqlite3_column_count(st) > 13) {
-    r->running = sqlite3_column_int64(st, 13);
-    r->completed = sqlite3_column_int64(st, 14);
-    r->failed = sqlite3_column_int64(st, 15);
+  if (sqlite3_column_count(st) > 15) {
+    r->running = sqlite3_column_int64(st, 15);
+    r->completed = sqlite3_column_int64(st, 16);
+    r->failed = sqlite3_column_int64(st, 17);
   }
-  return cr__sq_col_strs(st, 0, f, sizeof f / sizeof f[0]);
+  int rc = cr__sq_col_strs(st, 0, f, sizeof f / sizeof f[0]);
+  return rc == 0 ? cr__sq_col_strs(st, 13, g, 2) : rc;
 }
 
 static void clear_runner(void *p) { cr_runner_rec_clear(p); }
@@ -143,6 +145,21 @@ int cr__sq_runner_revoke(cr_store *s, const char *id, int64_t now) {
   if (rc == 0 && sqlite3_changes(q->db) == 0)
     rc = cr__sq_not_found(q, "runner", id);
   return rc;
+}
+
+int cr__sq_runner_claim_note(cr_store *s, const char *id, const char *claim_id,
+                             const char *claims_json) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_doomed(q);
+  if (rc == 0)
+    rc = cr__sq_prep(q, ST_RUNNER_CLAIM_NOTE, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, id);
+  cr__sq_bind_str(st, 2, claim_id);
+  cr__sq_bind_str(st, 3, claims_json);
+  return cr__sq_step_done(q, st);
 }
 
 int cr__sq_runner_mark_offline(cr_store *s, int64_t cutoff, char ***ids,

@@ -332,10 +332,56 @@ static void test_route_poll_report(void **state) {
   json_decref(out);
 }
 
+/* A claim request retried with its claim_id (its answer was lost) gets the
+ * same executions under the same epoch, and leases nothing more. */
+static void test_claim_retry_replays(void **state) {
+  struct fixture *f = *state;
+  char id[64], token[80], path[128];
+  reg(f, "[\"eu\"]", id, token);
+  checkin(f, id, token);
+  int64_t eid = run_now(f);
+  snprintf(path, sizeof path, "/v1/runners/%s/claims", id);
+  const char *body = "{\"providers\": [\"filedrop\"], \"slots\": 2, "
+                     "\"claim_id\": \"c0ffee\"}";
+  json_t *first = NULL, *again = NULL;
+  assert_int_equal(as_runner(f, token, "POST", path, body, &first), 200);
+  assert_int_equal(as_runner(f, token, "POST", path, body, &again), 200);
+  json_t *c1 = json_array_get(json_object_get(first, "claims"), 0);
+  json_t *c2 = json_array_get(json_object_get(again, "claims"), 0);
+  assert_non_null(c1);
+  assert_non_null(c2);
+  assert_int_equal(json_integer_value(json_object_get(c2, "execution_id")),
+                   eid);
+  assert_int_equal(json_integer_value(json_object_get(c2, "epoch")),
+                   json_integer_value(json_object_get(c1, "epoch")));
+  assert_int_equal(json_array_size(json_object_get(again, "claims")), 1);
+  json_decref(first);
+  json_decref(again);
+  /* One claim in the execution's history. */
+  json_t *view = NULL;
+  exec_state(f, eid, &view);
+  size_t claims = 0, i;
+  json_t *t;
+  json_array_foreach(json_object_get(view, "transitions"), i, t) claims +=
+      strcmp(json_string_value(json_object_get(t, "to")), "Pending") == 0;
+  assert_int_equal(claims, 1);
+  json_decref(view);
+  /* A new request id claims anew: nothing is left. */
+  assert_int_equal(as_runner(f, token, "POST", path,
+                             "{\"providers\": [\"filedrop\"], \"slots\": 2, "
+                             "\"claim_id\": \"beef\"}",
+                             &again),
+                   200);
+  assert_int_equal(json_array_size(json_object_get(again, "claims")), 0);
+  json_decref(again);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_register_and_auth, setup, teardown),
       cmocka_unit_test_setup_teardown(test_route_poll_report, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_claim_retry_replays, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
