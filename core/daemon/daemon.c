@@ -164,6 +164,7 @@ int cr_daemon_new(const struct cr_daemon_options *o, cr_daemon **out,
                   cr_diags *diags) {
   if (o == NULL || o->config_path == NULL || out == NULL || diags == NULL)
     return CR_EINVAL;
+  cr__alloc_tune_process();
   cr_daemon *d = cr__calloc(1, sizeof *d);
   if (d == NULL)
     return CR_ENOMEM;

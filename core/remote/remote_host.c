@@ -644,6 +644,7 @@ int cr_remote_host_new(const struct cr_remote_host_opts *o,
       o->slots > CR_REMOTE_HOST_MAX_SLOTS)
     return CR_EINVAL;
   *out = NULL;
+  cr__alloc_tune_process();
   cr_remote_host *h = cr__calloc(1, sizeof *h);
   if (h == NULL)
     return CR_ENOMEM;

@@ -144,13 +144,19 @@ static int claim_candidate(struct sq_store *q, const char *provs,
                            const char *const route[2], int64_t now,
                            int64_t *id) {
   sqlite3_stmt *st = NULL;
-  int rc = cr__sq_prep(q, ST_EXEC_CANDIDATE, &st);
+  /* The local runner (no labels, nothing left to it): labelled works are
+   * not its own, and no per-row label test is paid. */
+  int routed = route[0] != NULL || route[1] != NULL;
+  int rc = cr__sq_prep(q, routed ? ST_EXEC_CANDIDATE_ROUTED : ST_EXEC_CANDIDATE,
+                       &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, provs);
   sqlite3_bind_int64(st, 2, now);
-  cr__sq_bind_str(st, 3, route[0]);
-  cr__sq_bind_str(st, 4, route[1]);
+  if (routed) {
+    cr__sq_bind_str(st, 3, route[0]);
+    cr__sq_bind_str(st, 4, route[1]);
+  }
   int src = sqlite3_step(st);
   if (src == SQLITE_ROW)
     *id = sqlite3_column_int64(st, 0);

@@ -324,6 +324,15 @@
     "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
     "AND w.provider IN (SELECT value FROM json_each(?1)) " \
     "AND (e.not_before IS NULL OR e.not_before <= ?2) " \
+    "AND w.runner_labels_json IS NULL " \
+    "AND NOT EXISTS (SELECT 1 FROM executions o WHERE o.work_id = e.work_id " \
+    "AND o.state IN " EXEC_LEASED ") ORDER BY e.created_at, e.id LIMIT 1") \
+  X(EXEC_CANDIDATE_ROUTED, \
+    "SELECT e.id FROM executions e INDEXED BY executions_created " \
+    "JOIN works w ON w.id = e.work_id " \
+    "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
+    "AND w.provider IN (SELECT value FROM json_each(?1)) " \
+    "AND (e.not_before IS NULL OR e.not_before <= ?2) " \
     "AND (w.runner_labels_json IS NULL OR NOT EXISTS (SELECT 1 FROM " \
     "json_each(w.runner_labels_json) l WHERE l.value NOT IN (SELECT value " \
     "FROM json_each(COALESCE(?3, '[]'))))) " \

@@ -1,9 +1,13 @@
 /* alloc.c: the replaceable allocator (see alloc.h). */
 #include "util/alloc.h"
+
 #include "util/error.h"
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__ /* defined by the libc headers above */
+#include <malloc.h>
+#endif
 
 static struct {
   cr_malloc_func m;
@@ -55,4 +59,10 @@ void cr__secret_wipe(void *p, size_t n) {
 void cr__secret_wipe_free(void *p, size_t n) {
   cr__secret_wipe(p, n);
   cr__free(p);
+}
+
+void cr__alloc_tune_process(void) {
+#ifdef __GLIBC__
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
 }

@@ -36,4 +36,12 @@ void cr__secret_wipe(void *p, size_t n);
 /* Wipes n bytes at p, then cr__free(p). NULL is a no-op. */
 void cr__secret_wipe_free(void *p, size_t n);
 
+/* For the long-lived processes (the daemon, a runner host): glibc's heap is
+ * trimmed only above 64 MiB of free top memory, not at every large free
+ * (SQLite's statement scratch at the heap's top made every claim and
+ * transition pay brk system calls: bench_exec's inline rate fell from
+ * ~4,000/s to ~1,100/s in some runs). The daemon trims explicitly after a
+ * load instead. Idempotent; a no-op off glibc. */
+void cr__alloc_tune_process(void);
+
 #endif
