@@ -919,26 +919,7 @@ static void fx_start(struct fx *f) {
            "objects: [{ name: Account, fields: [Id, Name, SystemModstamp] "
            "}] }\n",
            f->dir, CR_PLUGIN_DIR, f->dir, cr_fake_http_url(G->srv));
-  char *path = cr_test_write_file(f->dir, "connrun.yaml", cfg);
-  struct cr_daemon_options o = {.config_path = path};
-  cr_diags diags;
-  cr_diags_init(&diags);
-  int rc = cr_daemon_new(&o, &f->d, &diags);
-  for (size_t i = 0; rc != 0 && i < diags.count; i++) {
-    char line[1024];
-    cr_diag_format(&diags.items[i], line, sizeof line);
-    print_message("diag: %s\n", line);
-  }
-  cr_diags_free(&diags);
-  free(path);
-  assert_int_equal(rc, 0);
-  struct cr_worker_pool_opts po = {.exe = CR_CONNRUN_BIN};
-  assert_int_equal(cr_worker_pool_new(&po, &f->pool), 0);
-  f->env.cfg = cr_daemon_config(f->d);
-  f->env.plugins = cr_daemon_plugins(f->d);
-  f->env.pool = f->pool;
-  f->env.store = cr_daemon_store(f->d);
-  f->env.retry_base_ms = 10;
+  cr_test_exec_env(f->dir, cfg, &f->d, &f->pool, &f->env);
   f->env.log = collect_log;
   f->env.log_ud = f;
   f->env.log_min_level = CR_LOG_DEBUG;

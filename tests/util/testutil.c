@@ -464,3 +464,27 @@ int cr_test_proc_gone(int pid) {
   long ppid;
   return proc_stat(pid, &st, &ppid) != 0 || st == 'Z' || st == 'X';
 }
+
+void cr_test_exec_env(const char *dir, const char *config, cr_daemon **d,
+                      cr_worker_pool **pool, struct cr_exec_env *env) {
+  char *path = cr_test_write_file(dir, "connrun.yaml", config);
+  struct cr_daemon_options o = {.config_path = path};
+  cr_diags diags;
+  cr_diags_init(&diags);
+  int rc = cr_daemon_new(&o, d, &diags);
+  for (size_t i = 0; rc != 0 && i < diags.count; i++) {
+    char line[1024];
+    cr_diag_format(&diags.items[i], line, sizeof line);
+    print_message("diag: %s\n", line);
+  }
+  cr_diags_free(&diags);
+  free(path);
+  assert_int_equal(rc, 0);
+  struct cr_worker_pool_opts po = {.exe = CR_CONNRUN_BIN};
+  assert_int_equal(cr_worker_pool_new(&po, pool), 0);
+  env->cfg = cr_daemon_config(*d);
+  env->plugins = cr_daemon_plugins(*d);
+  env->pool = *pool;
+  env->store = cr_daemon_store(*d);
+  env->retry_base_ms = 10;
+}

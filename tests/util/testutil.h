@@ -10,7 +10,10 @@
 
 #include <cmocka.h>
 
+#include "daemon/daemon.h"
+#include "exec/exec_run.h"
 #include "plugin/plugin_host.h"
+#include "plugin/worker_pool.h"
 #include "util/redact.h"
 
 /* Creates a fresh directory under $TMPDIR (or /tmp) named after tag and
@@ -127,5 +130,13 @@ void cr_test_alloc_fail_after(long n);
 long cr_test_alloc_count(void);
 /* True if the failure injected by cr_test_alloc_fail_after() happened. */
 int cr_test_alloc_failed(void);
+
+/* A daemon (not running) from config text written to dir/connrun.yaml,
+ * a pool of `connrun worker` processes, and *env filled to run its works
+ * with them (store, config, plugins, pool, retry base 10 ms); the caller
+ * sets the log. Prints the diagnostics and fails the test when the
+ * configuration is refused. The caller frees *d and *pool. */
+void cr_test_exec_env(const char *dir, const char *config, cr_daemon **d,
+                      cr_worker_pool **pool, struct cr_exec_env *env);
 
 #endif
