@@ -150,7 +150,7 @@ static int local_open(const char *file, struct local *l) {
                             NULL);
   cr_diags d;
   cr_diags_init(&d);
-  int rc = cr_ctl_config_load(l->store, file, l->plugins, &l->cfg, &d);
+  int rc = cr_ctl_config_load(l->store, file, l->plugins, 0, &l->cfg, &d);
   cr_diags_free(&d);
   cr_config_free(plain);
   if (rc != 0) {

@@ -74,6 +74,13 @@ static void pool_close(cr_api *a) {
   uv_mutex_destroy(&p->mu);
 }
 
+const cr_plugin_host *cr__api_plugins_acquire(cr_api *a,
+                                              cr_plugin_host **held) {
+  *held = a->o.hooks.plugins_acquire ? a->o.hooks.plugins_acquire(a->o.hooks.ud)
+                                     : NULL;
+  return *held != NULL ? *held : a->o.plugins;
+}
+
 cr_store *cr__api_store_get(cr_api *a) {
   struct cr__store_pool *p = &a->pool;
   uv_mutex_lock(&p->mu);
@@ -242,6 +249,7 @@ static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
   const struct cr__api_route *rt = &cr__api_routes[r->route];
   cr_api *a = r->api;
   r->cfg = a->o.hooks.config_acquire(a->o.hooks.ud, &r->cfg_handle);
+  r->plugins = cr__api_plugins_acquire(a, &r->plugins_held);
   const char *h =
       MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
   const struct cr_config_api_token *t = h ? find_token(r->cfg, h) : NULL;
@@ -268,6 +276,8 @@ static struct MHD_Response *prepare(struct cr__api_req *r, int *status) {
     r->cfg_handle = NULL;
     r->cfg = NULL;
   }
+  cr_plugin_host_free(r->plugins_held);
+  r->plugins_held = NULL;
   struct MHD_Response *m = make_response(&res);
   cr__api_stats_add(r->api->stats, r->route, res.status,
                     cr__api_mono_ns() - r->started_ns);
@@ -396,6 +406,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     return;
   if (r->cfg_handle != NULL)
     r->api->o.hooks.config_release(r->api->o.hooks.ud, r->cfg_handle);
+  cr_plugin_host_free(r->plugins_held);
   if (r->prepared != NULL)
     MHD_destroy_response(r->prepared);
   cr__free(r->body);

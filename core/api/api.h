@@ -32,6 +32,13 @@ struct cr_api_hooks {
    * config_release) to a config that stays valid until released. */
   const cr_config *(*config_acquire)(void *ud, void **handle);
   void (*config_release)(void *ud, void *handle);
+  /* The plugins loaded now (they change when plugins are dropped in): a
+   * held reference, released with cr_plugin_host_free. NULL: the server
+   * uses options.plugins throughout. */
+  cr_plugin_host *(*plugins_acquire)(void *ud);
+  /* Rescan the plugin directories now (POST /v1/plugins/rescan). NULL:
+   * the route answers 501. */
+  void (*plugins_rescan)(void *ud);
   /* Something changed that the runner should look at now (a new execution
    * was created, one was cancelled). */
   void (*kick)(void *ud);
@@ -46,7 +53,7 @@ struct cr_api_hooks {
 struct cr_api_options {
   const char *listen;   /* "HOST:PORT" (port 0: a free one); borrowed */
   const char *data_dir; /* the store the server opens (borrowed) */
-  const cr_plugin_host *plugins; /* borrowed */
+  const cr_plugin_host *plugins; /* borrowed; without plugins_acquire */
   const char *runner_id;         /* the local runner's id (borrowed) */
   struct cr_api_hooks hooks;
   cr_log_fn log; /* may be NULL; must be thread-safe */

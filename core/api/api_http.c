@@ -280,7 +280,7 @@ void cr__api_ctl(struct cr__api_req *r, struct cr_ctl *c) {
   memset(c, 0, sizeof *c);
   c->store = r->store;
   c->cfg = r->cfg;
-  c->plugins = r->api->o.plugins;
+  c->plugins = r->plugins;
   c->actor = r->actor ? r->actor : "api";
 }
 

@@ -78,6 +78,8 @@ struct cr__api_req {
   cr_store *store;
   const cr_config *cfg;
   void *cfg_handle;
+  const cr_plugin_host *plugins; /* held while cfg_handle is */
+  cr_plugin_host *plugins_held;
   struct cr__sse *sse; /* an event stream this request became */
   /* a slow route's answer, prepared on its own thread */
   struct MHD_Response *prepared;
@@ -197,6 +199,10 @@ void cr__api_sub_delete(struct cr__api_req *r, struct cr__api_res *res);
 /* A store connection from the pool (blocks while all are in use). */
 cr_store *cr__api_store_get(cr_api *a);
 void cr__api_store_put(cr_api *a, cr_store *s);
+/* The plugins loaded now (borrowed until *held, which the caller frees
+ * with cr_plugin_host_free, is freed; *held is NULL when nothing was
+ * taken). */
+const cr_plugin_host *cr__api_plugins_acquire(cr_api *a, cr_plugin_host **held);
 /* Logs through the server's sink. */
 void cr__api_logf(cr_api *a, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -231,6 +237,7 @@ void cr__api_sub_replay(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_alert_list(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_plugin_list(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_plugin_get(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_plugin_rescan(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_runner_list(struct cr__api_req *r, struct cr__api_res *res);
 
 /* ---- api_prom.c: request metrics ---- */

@@ -142,10 +142,25 @@ void cr__api_alert_list(struct cr__api_req *r, struct cr__api_res *res) {
 void cr__api_plugin_list(struct cr__api_req *r, struct cr__api_res *res) {
   struct cr_ctl c;
   cr__api_ctl(r, &c);
-  json_t *v = NULL;
+  json_t *v = NULL, *refused = NULL;
   int rc = cr_ctl_plugin_list(&c, 0, &v);
-  cr__api_reply(res, rc, rc == 0 ? json_pack("{s:o}", "items", v) : NULL,
-                "plugins");
+  if (rc == 0 && (rc = cr_ctl_plugin_refused(&c, &refused)) != 0)
+    json_decref(v);
+  cr__api_reply(
+      res, rc,
+      rc == 0 ? json_pack("{s:o, s:o}", "items", v, "refused", refused) : NULL,
+      "plugins");
+}
+
+void cr__api_plugin_rescan(struct cr__api_req *r, struct cr__api_res *res) {
+  const struct cr_api_hooks *h = &r->api->o.hooks;
+  if (h->plugins_rescan == NULL) {
+    cr__api_error(res, 501, "not_supported", NULL,
+                  "this server cannot rescan its plugin directories");
+    return;
+  }
+  h->plugins_rescan(h->ud);
+  cr__api_json(res, 202, json_pack("{s:s}", "status", "rescanning"));
 }
 
 void cr__api_plugin_get(struct cr__api_req *r, struct cr__api_res *res) {

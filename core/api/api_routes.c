@@ -59,6 +59,8 @@ const struct cr__api_route cr__api_routes[] = {
     {"GET", "/v1/alerts", R, cr__api_alert_list, "listAlerts", 0},
     {"GET", "/v1/plugins", R, cr__api_plugin_list, "listPlugins", 0},
     {"GET", "/v1/plugins/{name}", R, cr__api_plugin_get, "getPlugin", 0},
+    {"POST", "/v1/plugins/rescan", A, cr__api_plugin_rescan, "rescanPlugins",
+     0},
     {"GET", "/v1/runners", R, cr__api_runner_list, "listRunners", 0},
     /* Remote runners: registration carries a registration token in its
      * body, and a runner's own calls its token (checked by the handler). */

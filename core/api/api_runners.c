@@ -130,11 +130,10 @@ static json_t *local_runner(struct cr__api_req *r) {
   if (h->runner_slots)
     h->runner_slots(h->ud, &total, &busy);
   json_t *providers = json_array();
-  for (size_t i = 0; i < cr_plugin_host_count(r->api->o.plugins); i++)
+  for (size_t i = 0; i < cr_plugin_host_count(r->plugins); i++)
     json_array_append_new(
         providers,
-        json_string(
-            cr_plugin_desc(cr_plugin_host_at(r->api->o.plugins, i))->name));
+        json_string(cr_plugin_desc(cr_plugin_host_at(r->plugins, i))->name));
   return json_pack(
       "{s:s, s:s, s:s, s:s, s:o, s:i, s:i, s:o}", "id", r->api->runner_id,
       "name", "local runner", "kind", "local", "status",
@@ -247,13 +246,15 @@ static char *local_providers(cr_api *a) {
   if (total <= 0)
     return NULL;
   json_t *arr = json_array();
-  for (size_t i = 0; arr != NULL && i < cr_plugin_host_count(a->o.plugins);
-       i++) {
+  cr_plugin_host *held = NULL;
+  const cr_plugin_host *h = cr__api_plugins_acquire(a, &held);
+  for (size_t i = 0; arr != NULL && i < cr_plugin_host_count(h); i++) {
     const struct cr_plugin_descriptor *d =
-        cr_plugin_desc(cr_plugin_host_at(a->o.plugins, i));
+        cr_plugin_desc(cr_plugin_host_at(h, i));
     if (d->capabilities & CR_PLUGIN_CAP_READ)
       json_array_append_new(arr, json_string(d->name));
   }
+  cr_plugin_host_free(held);
   char *txt = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
   json_decref(arr);
   return txt;
@@ -280,9 +281,10 @@ static int poll_try(struct cr__claim_poll *p) {
   }
   void *handle = NULL;
   const cr_config *cfg = a->o.hooks.config_acquire(a->o.hooks.ud, &handle);
+  cr_plugin_host *held = NULL;
   struct cr_ctl c = {.store = cr__api_store_get(a),
                      .cfg = cfg,
-                     .plugins = a->o.plugins,
+                     .plugins = cr__api_plugins_acquire(a, &held),
                      .actor = p->runner_id};
   json_t *claims = NULL;
   int rc =
@@ -290,6 +292,7 @@ static int poll_try(struct cr__claim_poll *p) {
                           p->claim_id[0] ? p->claim_id : NULL, &claims);
   cr__api_store_put(a, c.store);
   a->o.hooks.config_release(a->o.hooks.ud, handle);
+  cr_plugin_host_free(held);
   int answer =
       rc != 0 || json_array_size(claims) > 0 || cr__now_ms() >= p->deadline_ms;
   if (answer)

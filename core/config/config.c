@@ -1534,14 +1534,17 @@ void cr_config_free(cr_config *cfg) {
   if (cfg == NULL)
     return;
   free_host(&cfg->host);
-  for (size_t i = 0; i < cfg->n_auths; i++)
+  for (size_t i = 0; i < cfg->n_auths; i++) {
     json_decref(cfg->auths[i].credentials);
+    cr__free(cfg->auths[i].unavailable);
+  }
   cr__free(cfg->auths);
   for (size_t i = 0; i < cfg->n_works; i++) {
     cr_schedule_free(cfg->works[i].schedule.sched);
     cr__free(cfg->works[i].destination.path);
     json_decref(cfg->works[i].config);
     cr__free(cfg->works[i].runner_labels);
+    cr__free(cfg->works[i].unavailable);
   }
   cr__free(cfg->works);
   for (size_t i = 0; i < cfg->n_subscriptions; i++) {

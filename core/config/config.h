@@ -113,12 +113,12 @@ struct cr_config_host {
   const char *account_id; /* "aid" in events; default "default" */
   struct cr_config_api_token *api_tokens;
   size_t n_api_tokens;
-  int runner_concurrency;           /* default 4 */
-  int runner_isolation;             /* enum cr_isolation; default process */
+  int runner_concurrency; /* default 4 */
+  int runner_isolation;   /* enum cr_isolation; default process */
   struct cr_config_runner_token *runner_tokens;
   size_t n_runner_tokens;
-  int64_t runner_offline_after_ms; /* host.runner.offline_after; 90 s */
-  int64_t runner_lease_ms;         /* host.runner.lease (remote); 60 s */
+  int64_t runner_offline_after_ms;  /* host.runner.offline_after; 90 s */
+  int64_t runner_lease_ms;          /* host.runner.lease (remote); 60 s */
   int64_t health_check_interval_ms; /* default 24h */
   int event_retention_days;         /* default 90 */
   struct cr_config_api api;         /* REST API settings */
@@ -138,6 +138,9 @@ struct cr_config_auth {
   const json_t *def;      /* as written */
   uint64_t config_hash;
   struct cr_mark mark; /* start of the definition */
+  /* Why its provider cannot serve it on a running daemon (owned; NULL when
+   * it can): set by cr_config_check_plugins_ex(CR_CHECK_DEGRADE). */
+  char *unavailable;
 };
 
 struct cr_config_schedule {
@@ -182,6 +185,7 @@ struct cr_config_work {
   const json_t *def;
   uint64_t config_hash;
   struct cr_mark mark;
+  char *unavailable; /* as for authorizations (owned; NULL: runnable) */
 };
 
 struct cr_config_subscription {
@@ -316,6 +320,23 @@ int cr_config_load_ex(const char *path, const json_t *api_root, cr_config **out,
  * did, CR_ENOMEM. Schema messages are redacted of every known secret. */
 int cr_config_check_plugins(const cr_config *cfg, const cr_plugin_host *h,
                             cr_diags *diags);
+
+/* Flags of cr_config_check_plugins_ex. */
+enum {
+  /* A running daemon's reload: an object its provider cannot serve (the
+   * provider is not loaded, or its schemas no longer accept the object) is
+   * not an error but a warning, and the object keeps the reason in its
+   * `unavailable` field ("provider 'x' is not loaded", or the schema
+   * message); the rest of the configuration applies. A work whose
+   * authorization is unavailable is unavailable too. */
+  CR_CHECK_DEGRADE = 1
+};
+
+/* cr_config_check_plugins with flags (CR_CHECK_DEGRADE or 0). cfg is
+ * borrowed; with CR_CHECK_DEGRADE its objects' `unavailable` fields are
+ * set (owned by cfg). Returns as cr_config_check_plugins. */
+int cr_config_check_plugins_ex(const cr_config *cfg, const cr_plugin_host *h,
+                               cr_diags *diags, int flags);
 
 /* Frees the config and everything it owns; resolved secrets are wiped
  * first. NULL is a no-op. */

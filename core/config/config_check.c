@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "plugin/plugin_host.h"
+#include "util/alloc.h"
 #include "util/error.h"
 
 typedef struct cr_config_auth auth_t;
@@ -224,19 +225,62 @@ static void check_work(struct ld *L, const cr_plugin_host *h,
     need_cap(L, p, CR_PLUGIN_CAP_WRITE, d->def, "provider", "write");
 }
 
-int cr_config_check_plugins(const cr_config *cfg, const cr_plugin_host *h,
-                            cr_diags *diags) {
+/* Degraded mode, after one object was checked from diagnostic `from` on:
+ * its errors become warnings, and *why (owned by the object) says why its
+ * provider cannot serve it: "provider 'x' is not loaded" when it is gone,
+ * else the first error's message. */
+static void degrade(struct ld *L, const cr_plugin_host *h, size_t from,
+                    size_t errors, const char *provider, char **why) {
+  if (L->errors == errors)
+    return;
+  L->errors = errors;
+  for (size_t i = from; i < L->diags->count; i++)
+    L->diags->items[i].severity = CR_DIAG_WARNING;
+  char buf[256];
+  const char *msg = L->diags->count > from ? L->diags->items[from].message
+                                           : "rejected by its provider";
+  if (provider != NULL && cr_plugin_host_find(h, provider) == NULL) {
+    snprintf(buf, sizeof buf, "provider '%s' is not loaded", provider);
+    msg = buf;
+  }
+  if (*why == NULL && (*why = cr__strdup(msg)) == NULL)
+    L->nomem = 1;
+}
+
+int cr_config_check_plugins_ex(const cr_config *cfg, const cr_plugin_host *h,
+                               cr_diags *diags, int flags) {
   struct ld L;
   if (cfg == NULL || h == NULL || diags == NULL)
     return CR_EINVAL;
   memset(&L, 0, sizeof L);
   L.cfg = (cr_config *)cfg;
   L.diags = diags;
-  for (size_t i = 0; i < cfg->n_auths && !L.nomem; i++)
+  int dg = (flags & CR_CHECK_DEGRADE) != 0;
+  for (size_t i = 0; i < cfg->n_auths && !L.nomem; i++) {
+    size_t from = diags->count, errors = L.errors;
     check_auth(&L, h, &cfg->auths[i]);
-  for (size_t i = 0; i < cfg->n_works && !L.nomem; i++)
-    check_work(&L, h, &cfg->works[i]);
+    if (dg)
+      degrade(&L, h, from, errors, cfg->auths[i].provider,
+              &L.cfg->auths[i].unavailable);
+  }
+  for (size_t i = 0; i < cfg->n_works && !L.nomem; i++) {
+    const work_t *w = &cfg->works[i];
+    size_t from = diags->count, errors = L.errors;
+    check_work(&L, h, w);
+    if (dg && w->auth != NULL && w->auth->unavailable != NULL &&
+        L.cfg->works[i].unavailable == NULL &&
+        (L.cfg->works[i].unavailable = cr__strdup(w->auth->unavailable)) ==
+            NULL)
+      L.nomem = 1;
+    if (dg)
+      degrade(&L, h, from, errors, w->provider, &L.cfg->works[i].unavailable);
+  }
   if (L.nomem || diags->nomem)
     return CR_ENOMEM;
   return L.errors > 0 ? CR_ECONFIG : 0;
+}
+
+int cr_config_check_plugins(const cr_config *cfg, const cr_plugin_host *h,
+                            cr_diags *diags) {
+  return cr_config_check_plugins_ex(cfg, h, diags, 0);
 }

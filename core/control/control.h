@@ -164,14 +164,20 @@ int cr_ctl_alert_list(const struct cr_ctl *c, json_t **out);
 int cr_ctl_plugin_list(const struct cr_ctl *c, int with_schemas, json_t **out);
 
 /* One plugin with its schemas. CR_ENOENT when not loaded. */
+/* The plugin files refused by the last load or rescan ([{path, reason}]).
+ * *out is transferred to the caller. Returns 0 or CR_ENOMEM. */
+int cr_ctl_plugin_refused(const struct cr_ctl *c, json_t **out);
 int cr_ctl_plugin_view(const struct cr_ctl *c, const char *name, json_t **out);
 
 /* An RFC 3339 UTC string for ms ("2026-12-04T18:43:34.123Z"), or JSON null
  * for 0: a new reference. */
 json_t *cr_ctl_jtime(int64_t ms);
 
-/* The product name of an integration status from the work and its last
- * execution (NULL when none): Disabled, Error (last one failed), Active. */
-const char *cr_ctl_work_status(int enabled, const struct cr_exec_rec *last);
+/* The product name of an integration status from the work (borrowed),
+ * whether it is enabled and its last execution (NULL when none): Disabled,
+ * Error (its provider cannot serve it: w->unavailable; or the last one
+ * failed), Active. */
+const char *cr_ctl_work_status(const struct cr_config_work *w, int enabled,
+                               const struct cr_exec_rec *last);
 
 #endif

@@ -56,7 +56,7 @@ static json_t *assoc_json(const struct cr_ctl *c,
   json_t *j = json_pack(
       "{s:s, s:s, s:s, s:s, s:o}", "id", w->id, "name", w->name, "type",
       w->destination.type == CR_DEST_PLUGIN ? "export" : "import", "status",
-      cr_ctl_work_status(w->enabled, n ? last : NULL), "created_at",
+      cr_ctl_work_status(w, w->enabled, n ? last : NULL), "created_at",
       cr_ctl_jtime(rec ? rec->created_at : 0));
   cr_exec_rec_free_list(last, n);
   cr_work_rec_free(rec);

@@ -146,6 +146,9 @@ static json_t *plugin_json(const cr_plugin *p, int with_schemas) {
       "display_name", d->display_name, "version", d->version, "description",
       d->description, "abi", abi, "path", cr_plugin_path(p), "methods", methods,
       "capabilities", caps, "streams", parse_or_null(d->streams_json));
+  if (j != NULL)
+    json_object_set_new(j, "loaded_at",
+                        cr_ctl_jtime(cr_plugin_loaded_at_ms(p)));
   if (with_schemas && j) {
     json_object_set_new(j, "credentials_schema",
                         parse_or_null(d->credentials_schema));
@@ -159,6 +162,18 @@ int cr_ctl_plugin_list(const struct cr_ctl *c, int with_schemas, json_t **out) {
   for (size_t i = 0; arr && i < cr_plugin_host_count(c->plugins); i++)
     json_array_append_new(
         arr, plugin_json(cr_plugin_host_at(c->plugins, i), with_schemas));
+  *out = arr;
+  return arr ? 0 : CR_ENOMEM;
+}
+
+int cr_ctl_plugin_refused(const struct cr_ctl *c, json_t **out) {
+  json_t *arr = json_array();
+  for (size_t i = 0; arr && i < cr_plugin_host_refused_count(c->plugins); i++) {
+    const char *path = NULL, *reason = NULL;
+    cr_plugin_host_refused_at(c->plugins, i, &path, &reason);
+    json_array_append_new(
+        arr, json_pack("{s:s, s:s}", "path", path, "reason", reason));
+  }
   *out = arr;
   return arr ? 0 : CR_ENOMEM;
 }

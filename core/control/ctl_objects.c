@@ -137,7 +137,7 @@ int cr_ctl_api_root(cr_store *s, const char *key_path, json_t **root,
 }
 
 int cr_ctl_config_load(cr_store *s, const char *path, const cr_plugin_host *h,
-                       cr_config **out, cr_diags *diags) {
+                       int check_flags, cr_config **out, cr_diags *diags) {
   cr_config *plain = NULL;
   *out = NULL;
   int rc = cr_config_load(path, &plain, diags);
@@ -160,7 +160,8 @@ int cr_ctl_config_load(cr_store *s, const char *path, const cr_plugin_host *h,
   if (objects == 0) {
     json_decref(root);
     *out = plain;
-    return rc != 0 ? rc : cr_config_check_plugins(plain, h, diags);
+    return rc != 0 ? rc
+                   : cr_config_check_plugins_ex(plain, h, diags, check_flags);
   }
   cr_config_free(plain);
   cr_diags_free(diags);
@@ -168,7 +169,7 @@ int cr_ctl_config_load(cr_store *s, const char *path, const cr_plugin_host *h,
   rc = cr_config_load_ex(path, root, out, diags);
   json_decref(root);
   if (rc == 0)
-    rc = cr_config_check_plugins(*out, h, diags);
+    rc = cr_config_check_plugins_ex(*out, h, diags, check_flags);
   return rc;
 }
 

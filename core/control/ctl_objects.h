@@ -33,10 +33,11 @@ int cr_ctl_api_root(cr_store *s, const char *key_path, json_t **root,
                     char *errbuf, size_t errlen);
 
 /* Loads the configuration at path with the API objects of s, checked
- * against plugins h (borrowed). Returns as cr_config_load (diags gets the
- * problems). */
+ * against plugins h (borrowed) with check_flags (cr_config_check_plugins_ex:
+ * CR_CHECK_DEGRADE on a running daemon's reload, else 0). Returns as
+ * cr_config_load (diags gets the problems). */
 int cr_ctl_config_load(cr_store *s, const char *path, const cr_plugin_host *h,
-                       cr_config **out, cr_diags *diags);
+                       int check_flags, cr_config **out, cr_diags *diags);
 
 /* Kinds: "authorization", "work", "subscription". */
 

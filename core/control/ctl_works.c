@@ -19,9 +19,12 @@
 #include "util/alloc.h"
 #include "util/error.h"
 
-const char *cr_ctl_work_status(int enabled, const struct cr_exec_rec *last) {
+const char *cr_ctl_work_status(const struct cr_config_work *w, int enabled,
+                               const struct cr_exec_rec *last) {
   if (!enabled)
     return "Disabled";
+  if (w != NULL && w->unavailable != NULL)
+    return "Error";
   if (last != NULL && strcmp(last->state, "failed") == 0)
     return "Error";
   return "Active";
@@ -62,10 +65,12 @@ static json_t *work_json(const struct cr_ctl *c,
   cr_store_work_get(c->store, w->id, &rec);
   cr_store_exec_list(c->store, w->id, 1, &last, &n);
   int enabled = rec ? rec->enabled : w->enabled;
-  const char *status = cr_ctl_work_status(enabled, n ? last : NULL);
-  const char *reason = !enabled                                  ? "disabled"
-                       : !strcmp(status, "Error") && last->error ? last->error
-                                                                 : NULL;
+  const char *status = cr_ctl_work_status(w, enabled, n ? last : NULL);
+  const char *reason = !enabled         ? "disabled"
+                       : w->unavailable ? w->unavailable
+                       : strcmp(status, "Error") == 0 && last->error
+                           ? last->error
+                           : NULL;
   json_t *j = json_pack(
       "{s:s, s:s, s:s?, s:s, s:s?, s:s, s:b, s:b, s:o, s:s, s:s?, s:o, "
       "s:o, s:o, s:o, s:o, s:o}",

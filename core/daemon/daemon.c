@@ -57,8 +57,10 @@ static void refused_plugin(void *ud, const char *path, const char *reason) {
 static int load_config(cr_daemon *d, cr_config **out, cr_diags *diags) {
   cr_config *cfg = NULL;
   if (d->store != NULL && d->plugins != NULL) {
-    int rc =
-        cr_ctl_config_load(d->store, d->config_path, d->plugins, &cfg, diags);
+    /* Strict at start; once running, an object whose provider went away
+     * or changed its schemas is marked, not the whole reload refused. */
+    int rc = cr_ctl_config_load(d->store, d->config_path, d->plugins,
+                                d->ran ? CR_CHECK_DEGRADE : 0, &cfg, diags);
     if (rc != 0) {
       cr_config_free(cfg);
       return rc;
@@ -205,10 +207,7 @@ int cr_daemon_new(const struct cr_daemon_options *o, cr_daemon **out,
   return 0;
 }
 
-/* Reloads the configuration (with the API's objects). all_checks: health
- * checks of every authorization after (SIGHUP), else only of new ones (a
- * change made through the API). */
-static void do_reload(cr_daemon *d, int all_checks) {
+void cr__daemon_reload(cr_daemon *d, int all_checks) {
   cr_diags diags;
   cr_diags_init(&diags);
   cr_config *cfg = NULL;
@@ -281,6 +280,7 @@ static void begin_stop(cr_daemon *d) {
   if (d->health_flush_inited)
     uv_close((uv_handle_t *)&d->health_flush, close_cb);
   cr__daemon_api_stop(d);
+  cr__daemon_plugins_stop(d);
   cr__daemon_runner_stop(d);
   cr_delivery_close(d->delivery);
   if (d->handle_signals) {
@@ -293,9 +293,11 @@ static void begin_stop(cr_daemon *d) {
 static void on_wakeup(uv_async_t *a) {
   cr_daemon *d = a->data;
   if (atomic_exchange(&d->reload_requested, 0) && !d->stopping)
-    do_reload(d, 1);
+    cr__daemon_plugins_rescan(d, 1);
   if (atomic_exchange(&d->api_reload_requested, 0) && !d->stopping)
-    do_reload(d, 0);
+    cr__daemon_reload(d, 0);
+  if (atomic_exchange(&d->rescan_requested, 0) && !d->stopping)
+    cr__daemon_plugins_rescan(d, 0);
   if (atomic_exchange(&d->kick_requested, 0) && !d->stopping)
     cr__daemon_runner_cycle(d);
   if (atomic_load(&d->stop_requested))
@@ -305,8 +307,9 @@ static void on_wakeup(uv_async_t *a) {
 static void on_signal(uv_signal_t *s, int signum) {
   cr_daemon *d = s->data;
   if (signum == SIGHUP) {
-    cr__daemon_logf(d, CR_LOG_INFO, "SIGHUP: reloading the configuration");
-    do_reload(d, 1);
+    cr__daemon_logf(d, CR_LOG_INFO,
+                    "SIGHUP: rescanning plugins, reloading the configuration");
+    cr__daemon_plugins_rescan(d, 1);
     return;
   }
   cr__daemon_logf(d, CR_LOG_INFO, "%s received",
@@ -379,6 +382,8 @@ static int start_handles(cr_daemon *d) {
     rc = start_delivery(d);
   if (rc == 0)
     rc = cr__daemon_alerts_start(d);
+  if (rc == 0)
+    rc = cr__daemon_plugins_start(d);
   if (rc == 0 && d->handle_signals) {
     rc = start_signal(d, &d->sig_int, SIGINT);
     if (rc == 0)
@@ -451,6 +456,7 @@ void cr_daemon_free(cr_daemon *d) {
   cr_store_close(d->store);
   cr__daemon_api_stop(d);
   cr__daemon_health_free(d);
+  cr__daemon_plugins_free(d);
   cr__cfg_ref_put(d->cfg);
   if (d->cfg_mu_inited)
     uv_mutex_destroy(&d->cfg_mu);

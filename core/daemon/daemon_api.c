@@ -1,7 +1,8 @@
 /* daemon_api.c: the daemon's REST API: starting and stopping the server
  * (api/api.h) and the hooks it calls from its own threads: the current
- * configuration (a reference taken under cfg_mu), a kick of the runner, a
- * reload, the loop's liveness and the local runner's slots. */
+ * configuration and the plugins (references taken under cfg_mu), a kick
+ * of the runner, a plugin rescan, a reload, the loop's liveness and the local
+ * runner's slots. */
 #include "daemon/daemon_int.h"
 
 #include "api/api.h"
@@ -21,6 +22,21 @@ static const cr_config *cfg_acquire(void *ud, void **handle) {
 static void cfg_release(void *ud, void *handle) {
   (void)ud;
   cr__cfg_ref_put(handle);
+}
+
+static cr_plugin_host *plugins_acquire(void *ud) {
+  cr_daemon *d = ud;
+  uv_mutex_lock(&d->cfg_mu);
+  cr_plugin_host *h = cr_plugin_host_retain(d->plugins);
+  uv_mutex_unlock(&d->cfg_mu);
+  return h;
+}
+
+static void plugins_rescan(void *ud) {
+  cr_daemon *d = ud;
+  atomic_store(&d->rescan_requested, 1);
+  if (atomic_load(&d->running))
+    uv_async_send(&d->wakeup);
 }
 
 static void kick(void *ud) {
@@ -60,6 +76,8 @@ int cr__daemon_api_start(cr_daemon *d) {
       .hooks = {.ud = d,
                 .config_acquire = cfg_acquire,
                 .config_release = cfg_release,
+                .plugins_acquire = plugins_acquire,
+                .plugins_rescan = plugins_rescan,
                 .kick = kick,
                 .reload = reload,
                 .loop_alive = loop_alive,

@@ -14,6 +14,7 @@
 #include "events/events.h"
 #include "plugin/health.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 struct health_job {
@@ -22,6 +23,7 @@ struct health_job {
   cr_daemon *d;
   struct cr__cfg_ref *cfg; /* held while the job lives */
   const struct cr_config_auth *auth;
+  cr_plugin_host *plugins; /* held while the job lives: owns plugin */
   const cr_plugin *plugin;
   struct cr_ctl_health_input in; /* credentials wiped before free */
   struct cr_health_outcome out;
@@ -41,6 +43,15 @@ static void health_work(uv_work_t *req) {
       .log_min_level = job->d->log_min_level,
       .cancel = &job->d->cancel,
   };
+  if (job->auth->unavailable != NULL) {
+    /* its provider is not loaded, or no longer accepts it: not called */
+    job->out.status = CR_PLUGIN_HEALTH_UNHEALTHY;
+    job->out.checked_at_ms = cr__now_ms();
+    snprintf(job->out.reason, sizeof job->out.reason, "%s",
+             job->auth->unavailable);
+    job->rc = 0;
+    return;
+  }
   job->rc = cr_ctl_health_exec(job->cfg->cfg, job->plugin, job->auth, &job->in,
                                &opts, &job->out);
 }
@@ -112,6 +123,7 @@ void cr__daemon_busy_free(cr_daemon *d) {
 static void job_free(struct health_job *job) {
   cr_ctl_health_input_clear(&job->in);
   cr__cfg_ref_put(job->cfg);
+  cr_plugin_host_free(job->plugins);
   cr__free(job);
 }
 
@@ -196,7 +208,7 @@ static void health_after(uv_work_t *req, int status) {
 
 static int queue_check(cr_daemon *d, const struct cr_config_auth *auth) {
   const cr_plugin *p = cr_plugin_host_find(d->plugins, auth->provider);
-  if (p == NULL || busy_has(d, auth->id))
+  if ((p == NULL && auth->unavailable == NULL) || busy_has(d, auth->id))
     return 0;
   struct health_job *job = cr__calloc(1, sizeof *job);
   if (job == NULL)
@@ -204,6 +216,7 @@ static int queue_check(cr_daemon *d, const struct cr_config_auth *auth) {
   job->d = d;
   job->auth = auth;
   job->plugin = p;
+  job->plugins = cr_plugin_host_retain(d->plugins);
   job->req.data = job;
   job->cfg = d->cfg;
   cr__cfg_ref_get(job->cfg);
@@ -228,6 +241,21 @@ void cr__daemon_health_cycle(cr_daemon *d) {
     if (rc != 0)
       cr__daemon_logf(d, CR_LOG_ERROR, "auth %s: cannot queue health check: %s",
                       cfg->auths[i].id, cr_strerror(rc));
+  }
+}
+
+void cr__daemon_health_cycle_providers(cr_daemon *d, const char *const *names,
+                                       size_t n) {
+  const cr_config *cfg = d->cfg->cfg;
+  for (size_t i = 0; i < cfg->n_auths && !d->stopping; i++) {
+    const struct cr_config_auth *a = &cfg->auths[i];
+    size_t k = 0;
+    while (k < n && strcmp(names[k], a->provider) != 0)
+      k++;
+    int rc = k < n ? queue_check(d, a) : 0;
+    if (rc != 0)
+      cr__daemon_logf(d, CR_LOG_ERROR, "auth %s: cannot queue health check: %s",
+                      a->id, cr_strerror(rc));
   }
 }
 

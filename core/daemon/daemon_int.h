@@ -16,6 +16,7 @@ typedef struct cr_delivery cr_delivery;
 typedef struct cr_alerts cr_alerts;
 struct cr__run_job;
 struct health_job;
+struct cr__plugwatch;
 
 /* The local runner (daemon_runner.c). Loop-thread fields unless noted. */
 struct cr__runner {
@@ -56,7 +57,12 @@ struct cr_daemon {
   int handle_signals;
 
   struct cr__cfg_ref *cfg; /* current configuration */
+  /* The plugins loaded now (a held reference). A rescan swaps it under
+   * cfg_mu (loop thread); executions and checks hold the set they started
+   * with (daemon_plugins.c). */
   cr_plugin_host *plugins;
+  struct cr__plugwatch *plugwatch; /* watch and rescans, loop thread */
+  atomic_int rescan_requested;     /* POST /v1/plugins/rescan */
   cr_store *store;
 
   uv_loop_t loop;
@@ -99,6 +105,29 @@ struct cr_daemon {
   int alerts_in_flight; /* notification jobs on the thread pool */
   int trim_pending;     /* a (re)load happened: trim the heap once idle */
 };
+
+/* Reloads the configuration (with the API's objects) against the plugins
+ * loaded now; all_checks: health checks of every authorization after, else
+ * only of new ones. On a running daemon objects whose provider cannot
+ * serve them are marked unavailable rather than failing the reload (see
+ * CR_CHECK_DEGRADE). Loop thread. */
+void cr__daemon_reload(cr_daemon *d, int all_checks);
+
+/* Drop-in plugins (daemon_plugins.c, loop thread): start watching the
+ * plugin directories (a directory that cannot be watched is logged, not an
+ * error; returns 0 or CR_ENOMEM / CR_EIO), ask for a rescan (reload: reload
+ * the configuration after it even when nothing changed, as SIGHUP does;
+ * rescans asked for while one runs are merged into one more), stop (close
+ * the handles), free. */
+int cr__daemon_plugins_start(cr_daemon *d);
+void cr__daemon_plugins_rescan(cr_daemon *d, int reload);
+void cr__daemon_plugins_stop(cr_daemon *d);
+void cr__daemon_plugins_free(cr_daemon *d);
+
+/* Queues a health check of the authorizations of the given providers
+ * (names borrowed), e.g. after their plugin changed. Loop thread. */
+void cr__daemon_health_cycle_providers(cr_daemon *d, const char *const *names,
+                                       size_t n);
 
 /* Frees the set of authorizations with a check in flight. */
 void cr__daemon_busy_free(cr_daemon *d);

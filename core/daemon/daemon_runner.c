@@ -39,11 +39,13 @@ struct cr__run_job {
   struct cr__run_job *next;
   struct cr_exec_claim claim; /* owned */
   struct cr__cfg_ref *cfg;    /* reference held until done (loop thread) */
+  cr_plugin_host *plugins;    /* the plugin set it started with (held) */
   struct cr_exec_outcome out;
   int rc;
 };
 
 static void job_free(struct cr__run_job *j) {
+  cr_plugin_host_free(j->plugins); /* may unload a replaced plugin */
   cr__free(j->claim.work_id);
   cr__free(j);
 }
@@ -134,7 +136,7 @@ static void thread_main(void *arg) {
       break;
     struct cr_exec_env env = {
         .cfg = j->cfg->cfg,
-        .plugins = d->plugins,
+        .plugins = j->plugins,
         .pool = rn->pool,
         .store = store,
         .log = d->log,
@@ -203,6 +205,7 @@ static void claim_some(cr_daemon *d) {
     c[i].work_id = NULL;
     j->cfg = d->cfg;
     cr__cfg_ref_get(j->cfg);
+    j->plugins = cr_plugin_host_retain(d->plugins);
     rn->running++;
     enqueue(rn, j);
   }

@@ -584,6 +584,8 @@ int cr_exec_run(const struct cr_exec_env *env,
   if (r.plugin == NULL)
     host_fail(&r, CR_EXEC_CLASS_CONFIG, "no plugin for provider %s",
               r.work->provider);
+  else if (r.work->unavailable != NULL)
+    host_fail(&r, CR_EXEC_CLASS_CONFIG, "%s", r.work->unavailable);
   else if (open_dest(&r) == 0) {
     if (r.work->isolation == CR_ISOLATION_INLINE)
       code = cr__exec_inline(&r, msg, sizeof msg, &after);

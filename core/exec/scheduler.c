@@ -167,6 +167,9 @@ int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
   for (size_t i = 0; i < n; i++) {
     const struct cr_config_work *w = cr_config_find_work(cfg, recs[i].id);
     const cr_schedule *sched = cr_scheduler_effective(sc, w);
+    /* A work its provider cannot serve waits, due, until it can. */
+    if (w != NULL && w->unavailable != NULL)
+      continue;
     if (w == NULL || !w->enabled || sched == NULL) {
       if (recs[i].next_run_at != 0)
         cr_store_work_set_next_run(s, recs[i].id, 0);

@@ -46,26 +46,34 @@
 #include "plugin/host_api.h"
 #include "plugin/plugin_host_internal.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define NAME_MAX_LEN 64
 #define REASON_LEN 2048
 
 struct cr_plugin {
+  atomic_int refs; /* hosts holding it; dlclose()d by the last */
   char *path;
   void *dl;
+  int fd; /* the file as loaded (kept open: its /proc/self/fd name) */
+  struct cr_plugin_file_id id;
+  int64_t loaded_at_ms;
   /* Host-side, full-size, zero-filled copy of the plugin's descriptor. */
   struct cr_plugin_descriptor desc;
   cr_schema *credentials_schema;
@@ -74,10 +82,13 @@ struct cr_plugin {
 };
 
 struct cr_plugin_host {
+  atomic_int refs;
   const struct cr_host_api *api;
   cr_plugin **plugins;
   size_t count;
   size_t cap;
+  struct cr__plugin_refusal *refused; /* files refused by the last scan */
+  size_t n_refused, cap_refused;
 };
 
 __attribute__((format(printf, 4, 5))) static int
@@ -316,26 +327,110 @@ done:
 /* ---- Loading ---- */
 
 static void plugin_free(cr_plugin *p) {
-  if (p == NULL)
+  if (p == NULL || atomic_fetch_sub(&p->refs, 1) > 1)
     return;
   cr_schema_free(p->credentials_schema);
   cr_schema_free(p->config_schema);
   cr_schema_free(p->settings_schema);
   if (p->dl != NULL)
     dlclose(p->dl);
+  if (p->fd >= 0)
+    close(p->fd);
   cr__free(p->path);
   cr__free(p);
 }
 
-/* dlopen + entry + descriptor import (steps 2 to 8). */
+/* The identity of an open file (what a rescan compares). */
+static void file_id_of(const struct stat *st, struct cr_plugin_file_id *id) {
+  id->dev = (uint64_t)st->st_dev;
+  id->ino = (uint64_t)st->st_ino;
+  id->size = (int64_t)st->st_size;
+  id->mtime_ns = (int64_t)st->st_mtim.tv_sec * INT64_C(1000000000) +
+                 (int64_t)st->st_mtim.tv_nsec;
+}
+
+int cr_plugin_file_id_get(const char *path, struct cr_plugin_file_id *out) {
+  struct stat st;
+  if (path == NULL || out == NULL)
+    return CR_EINVAL;
+  if (stat(path, &st) != 0)
+    return errno_to_cr(errno);
+  if (!S_ISREG(st.st_mode))
+    return CR_EPLUGIN;
+  file_id_of(&st, out);
+  return 0;
+}
+
+int cr_plugin_file_id_eq(const struct cr_plugin_file_id *a,
+                         const struct cr_plugin_file_id *b) {
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime_ns == b->mtime_ns;
+}
+
+/* Opens the file that was checked and checks what was opened (the path may
+ * have been replaced in between): p->fd and p->id. */
+static int open_file(cr_plugin *p, char *errbuf, size_t errlen) {
+  p->fd = open(p->path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (p->fd < 0 || fstat(p->fd, &st) != 0) {
+    int e = errno;
+    return refuse(errbuf, errlen, errno_to_cr(e), "cannot stat: %s",
+                  strerror(e));
+  }
+  if (!S_ISREG(st.st_mode))
+    return refuse(errbuf, errlen, CR_EPLUGIN, "not a regular file");
+  if (st.st_mode & 022)
+    return refuse(errbuf, errlen, CR_EPERM,
+                  "file is writable by group or others (mode %04o); refusing "
+                  "to load",
+                  (unsigned)(st.st_mode & 07777));
+  file_id_of(&st, &p->id);
+  return 0;
+}
+
+/* The name dlopen() gets: /proc/self/fd/N of the open file, so that what is
+ * loaded is the file that was checked, and so that a new file renamed over
+ * a path still loaded (an upgrade) is loaded anew: glibc hands back an
+ * already-loaded object whose name matches, whatever is on disk now. The
+ * name is unique while the fd is open, which is as long as the object is
+ * loaded. Without /proc, the path. */
+static const char *dl_name(const cr_plugin *p, char *buf, size_t len) {
+  static atomic_int proc_ok = -1;
+  int ok = atomic_load(&proc_ok);
+  if (ok < 0) {
+    ok = access("/proc/self/fd", F_OK) == 0;
+    atomic_store(&proc_ok, ok);
+  }
+  if (!ok)
+    return p->path;
+  snprintf(buf, len, "/proc/self/fd/%d", p->fd);
+  return buf;
+}
+
+/* dlerror() text with the /proc name replaced by the plugin's path. */
+static int refuse_dlerror(const cr_plugin *p, const char *name, char *errbuf,
+                          size_t errlen) {
+  const char *e = dlerror();
+  if (e == NULL)
+    e = "unknown dlopen error";
+  size_t n = strlen(name);
+  if (strncmp(e, name, n) == 0)
+    return refuse(errbuf, errlen, CR_EPLUGIN, "cannot load: %s%s", p->path,
+                  e + n);
+  return refuse(errbuf, errlen, CR_EPLUGIN, "cannot load: %s", e);
+}
+
+/* open + dlopen + entry + descriptor import (steps 2 to 8). */
 static int open_plugin(const cr_plugin_host *h, cr_plugin *p, char *errbuf,
                        size_t errlen) {
-  p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
-  if (p->dl == NULL) {
-    const char *e = dlerror();
-    return refuse(errbuf, errlen, CR_EPLUGIN, "cannot load: %s",
-                  e ? e : "unknown dlopen error");
-  }
+  int rc = open_file(p, errbuf, errlen);
+  if (rc != 0)
+    return rc;
+  char buf[64];
+  const char *name = dl_name(p, buf, sizeof buf);
+  p->dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+  if (p->dl == NULL)
+    return refuse_dlerror(p, name, errbuf, errlen);
   dlerror();
   void *sym = dlsym(p->dl, CR_PLUGIN_ENTRY_SYMBOL);
   if (sym == NULL)
@@ -405,6 +500,9 @@ int cr_plugin_host_load_file(cr_plugin_host *h, const char *path, char *errbuf,
   cr_plugin *p = cr__calloc(1, sizeof *p);
   if (p == NULL)
     return refuse(errbuf, errlen, CR_ENOMEM, "out of memory");
+  atomic_init(&p->refs, 1);
+  p->fd = -1;
+  p->loaded_at_ms = cr__now_ms();
   p->path = cr__strdup(path);
   if (p->path == NULL) {
     rc = refuse(errbuf, errlen, CR_ENOMEM, "out of memory");
@@ -434,14 +532,14 @@ static int cmp_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void free_names(char **names, size_t n) {
+void cr__plugin_names_free(char **names, size_t n) {
   for (size_t i = 0; i < n; i++)
     cr__free(names[i]);
   cr__free(names);
 }
 
-/* The sorted names of the candidate files in dir. *out is freed with
- * free_names(*out, *n). */
+/* The sorted names of the candidate files in d. *out is freed with
+ * cr__plugin_names_free(*out, *n). */
 static int list_so_files(DIR *d, char ***out, size_t *n) {
   char **names = NULL;
   size_t count = 0, cap = 0;
@@ -464,7 +562,7 @@ static int list_so_files(DIR *d, char ***out, size_t *n) {
     errno = 0;
   }
   if (errno != 0) {
-    free_names(names, count);
+    cr__plugin_names_free(names, count);
     return CR_EIO;
   }
   if (count > 1)
@@ -473,7 +571,7 @@ static int list_so_files(DIR *d, char ***out, size_t *n) {
   *n = count;
   return 0;
 nomem:
-  free_names(names, count);
+  cr__plugin_names_free(names, count);
   return CR_ENOMEM;
 }
 
@@ -490,6 +588,12 @@ static int load_entry(cr_plugin_host *h, const char *dir, const char *name,
   if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) {
     char reason[REASON_LEN];
     rc = cr_plugin_host_load_file(h, path, reason, sizeof reason);
+    struct cr_plugin_file_id id = {0};
+    if (rc != 0 && rc != CR_ENOMEM) {
+      cr_plugin_file_id_get(path, &id);
+      if (cr__plugin_host_add_refusal(h, path, &id, rc, reason) != 0)
+        rc = CR_ENOMEM;
+    }
     if (rc != 0 && rc != CR_ENOMEM && cb != NULL)
       cb(ud, path, reason);
   }
@@ -497,29 +601,37 @@ static int load_entry(cr_plugin_host *h, const char *dir, const char *name,
   return rc == CR_ENOMEM ? CR_ENOMEM : 0;
 }
 
+int cr__plugin_dir_list(const char *dir, char ***names, size_t *n, char *reason,
+                        size_t len) {
+  *names = NULL;
+  *n = 0;
+  DIR *d = opendir(dir);
+  if (d == NULL) {
+    int e = errno;
+    snprintf(reason, len, "cannot open plugin directory: %s", strerror(e));
+    return errno_to_cr(e);
+  }
+  int rc = list_so_files(d, names, n);
+  closedir(d);
+  if (rc == CR_EIO)
+    snprintf(reason, len, "cannot read plugin directory");
+  return rc;
+}
+
 int cr_plugin_host_load_dir(cr_plugin_host *h, const char *dir,
                             cr_plugin_refused_cb cb, void *ud) {
   if (h == NULL || dir == NULL)
     return CR_EINVAL;
-  DIR *d = opendir(dir);
-  if (d == NULL) {
-    int e = errno;
-    char reason[REASON_LEN];
-    snprintf(reason, sizeof reason, "cannot open plugin directory: %s",
-             strerror(e));
-    if (cb != NULL)
-      cb(ud, dir, reason);
-    return errno_to_cr(e);
-  }
-  char **names = NULL;
+  char **names = NULL, reason[REASON_LEN];
   size_t n = 0;
-  int rc = list_so_files(d, &names, &n);
-  closedir(d);
-  if (rc == CR_EIO && cb != NULL)
-    cb(ud, dir, "cannot read plugin directory");
+  int rc = cr__plugin_dir_list(dir, &names, &n, reason, sizeof reason);
+  if (rc != 0 && rc != CR_ENOMEM && cb != NULL)
+    cb(ud, dir, reason);
+  if (rc != 0)
+    return rc;
   for (size_t i = 0; rc == 0 && i < n; i++)
     rc = load_entry(h, dir, names[i], cb, ud);
-  free_names(names, n);
+  cr__plugin_names_free(names, n);
   return rc;
 }
 
@@ -532,18 +644,82 @@ int cr_plugin_host_new(const struct cr_host_api *api, cr_plugin_host **out) {
   cr_plugin_host *h = cr__calloc(1, sizeof *h);
   if (h == NULL)
     return CR_ENOMEM;
+  atomic_init(&h->refs, 1);
   h->api = api != NULL ? api : cr_host_api_default();
   *out = h;
   return 0;
 }
 
+cr_plugin_host *cr_plugin_host_retain(cr_plugin_host *h) {
+  if (h != NULL)
+    atomic_fetch_add(&h->refs, 1);
+  return h;
+}
+
 void cr_plugin_host_free(cr_plugin_host *h) {
-  if (h == NULL)
+  if (h == NULL || atomic_fetch_sub(&h->refs, 1) > 1)
     return;
   for (size_t i = h->count; i > 0; i--)
     plugin_free(h->plugins[i - 1]);
+  for (size_t i = 0; i < h->n_refused; i++) {
+    cr__free(h->refused[i].path);
+    cr__free(h->refused[i].reason);
+  }
+  cr__free(h->refused);
   cr__free(h->plugins);
   cr__free(h);
+}
+
+int cr__plugin_host_adopt(cr_plugin_host *h, const cr_plugin *cp) {
+  cr_plugin *p = (cr_plugin *)cp; /* only its reference count changes */
+  atomic_fetch_add(&p->refs, 1);
+  int rc = push_plugin(h, p);
+  if (rc != 0)
+    atomic_fetch_sub(&p->refs, 1);
+  return rc;
+}
+
+int cr__plugin_host_add_refusal(cr_plugin_host *h, const char *path,
+                                const struct cr_plugin_file_id *id, int rc,
+                                const char *reason) {
+  if (h->n_refused == h->cap_refused) {
+    size_t cap = h->cap_refused ? h->cap_refused * 2 : 4;
+    struct cr__plugin_refusal *g = cr__realloc(h->refused, cap * sizeof *g);
+    if (g == NULL)
+      return CR_ENOMEM;
+    h->refused = g;
+    h->cap_refused = cap;
+  }
+  struct cr__plugin_refusal *r = &h->refused[h->n_refused];
+  r->path = cr__strdup(path);
+  r->reason = cr__strdup(reason);
+  if (r->path == NULL || r->reason == NULL) {
+    cr__free(r->path);
+    cr__free(r->reason);
+    return CR_ENOMEM;
+  }
+  r->id = *id;
+  r->rc = rc;
+  h->n_refused++;
+  return 0;
+}
+
+const struct cr__plugin_refusal *
+cr__plugin_host_refusals(const cr_plugin_host *h, size_t *n) {
+  *n = h != NULL ? h->n_refused : 0;
+  return h != NULL ? h->refused : NULL;
+}
+
+const struct cr_host_api *cr__plugin_host_api(const cr_plugin_host *h) {
+  return h->api;
+}
+
+const struct cr_plugin_file_id *cr_plugin_file(const cr_plugin *p) {
+  return p != NULL ? &p->id : NULL;
+}
+
+int64_t cr_plugin_loaded_at_ms(const cr_plugin *p) {
+  return p != NULL ? p->loaded_at_ms : 0;
 }
 
 size_t cr_plugin_host_count(const cr_plugin_host *h) {
@@ -552,6 +728,17 @@ size_t cr_plugin_host_count(const cr_plugin_host *h) {
 
 const cr_plugin *cr_plugin_host_at(const cr_plugin_host *h, size_t i) {
   return h != NULL && i < h->count ? h->plugins[i] : NULL;
+}
+
+size_t cr_plugin_host_refused_count(const cr_plugin_host *h) {
+  return h != NULL ? h->n_refused : 0;
+}
+
+void cr_plugin_host_refused_at(const cr_plugin_host *h, size_t i,
+                               const char **path, const char **reason) {
+  int in = h != NULL && i < h->n_refused;
+  *path = in ? h->refused[i].path : NULL;
+  *reason = in ? h->refused[i].reason : NULL;
 }
 
 const cr_plugin *cr_plugin_host_find(const cr_plugin_host *h,

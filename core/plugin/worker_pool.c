@@ -46,6 +46,7 @@ struct cr_worker {
   int in_job;         /* JOB sent, RESULT not seen */
   int term;           /* sticky code once the worker is gone */
   unsigned uses;
+  unsigned gen;     /* the pool's generation when it was handed out */
   int64_t deadline; /* monotonic ms; 0 = none */
   uint64_t timeout_ms, limit_mb;
   uint64_t peak_kb; /* largest RSS seen (samples and wait4) */
@@ -76,6 +77,7 @@ struct cr_worker_pool {
   unsigned max_uses, max_idle;
   cr_worker *idle, *busy;
   unsigned n_idle;
+  unsigned gen; /* bumped by cr_worker_pool_retire_idle */
   struct cr_worker_pool_stats st;
 };
 
@@ -609,6 +611,7 @@ int cr_worker_pool_acquire(cr_worker_pool *p, cr_worker **out, char *errbuf,
     pthread_mutex_lock(&p->mu);
     if (ok) {
       p->st.reused++;
+      w->gen = p->gen;
       list_push(&p->busy, w);
       pthread_mutex_unlock(&p->mu);
       w->reason[0] = '\0';
@@ -624,6 +627,7 @@ int cr_worker_pool_acquire(cr_worker_pool *p, cr_worker **out, char *errbuf,
     return rc;
   pthread_mutex_lock(&p->mu);
   p->st.spawned++;
+  w->gen = p->gen;
   list_push(&p->busy, w);
   pthread_mutex_unlock(&p->mu);
   *out = w;
@@ -636,7 +640,8 @@ void cr_worker_pool_release(cr_worker_pool *p, cr_worker *w) {
   int healthy = w->alive && !w->in_job;
   pthread_mutex_lock(&p->mu);
   list_unlink(&p->busy, w);
-  if (healthy && w->uses < p->max_uses && p->n_idle < p->max_idle) {
+  if (healthy && w->uses < p->max_uses && p->n_idle < p->max_idle &&
+      w->gen == p->gen) {
     list_push(&p->idle, w);
     p->n_idle++;
     pthread_mutex_unlock(&p->mu);
@@ -650,6 +655,24 @@ void cr_worker_pool_release(cr_worker_pool *p, cr_worker *w) {
   if (healthy)
     retire(w);
   worker_free(w);
+}
+
+void cr_worker_pool_retire_idle(cr_worker_pool *p) {
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->mu);
+  p->gen++;
+  cr_worker *list = p->idle;
+  p->idle = NULL;
+  p->st.retired += p->n_idle;
+  p->n_idle = 0;
+  pthread_mutex_unlock(&p->mu);
+  while (list) {
+    cr_worker *w = list;
+    list_unlink(&list, w);
+    retire(w);
+    worker_free(w);
+  }
 }
 
 int cr_worker_pool_prespawn(cr_worker_pool *p, unsigned n) {
@@ -667,6 +690,7 @@ int cr_worker_pool_prespawn(cr_worker_pool *p, unsigned n) {
       return rc;
     pthread_mutex_lock(&p->mu);
     p->st.spawned++;
+    w->gen = p->gen;
     list_push(&p->idle, w);
     p->n_idle++;
     pthread_mutex_unlock(&p->mu);

@@ -57,6 +57,12 @@ int cr_worker_pool_acquire(cr_worker_pool *p, cr_worker **out, char *errbuf,
  * healthy, else SIGKILL), reaped and freed. w is consumed; NULL is a no-op. */
 void cr_worker_pool_release(cr_worker_pool *p, cr_worker *w);
 
+/* Thread-safe. Ends the idle workers now (BYE, up to 1 s each) and marks
+ * the busy ones to end when released instead of going idle: workers
+ * spawned afterwards load plugin files afresh (after a plugin upgrade),
+ * while jobs running keep the worker, and plugin version, they have. */
+void cr_worker_pool_retire_idle(cr_worker_pool *p);
+
 /* Spawns workers until n are idle (bounded by max_idle). Errors as
  * cr_worker_pool_acquire (workers spawned before the error stay idle). */
 int cr_worker_pool_prespawn(cr_worker_pool *p, unsigned n);
