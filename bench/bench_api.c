@@ -113,38 +113,6 @@ static char *write_config(const char *dir, int n, int fake_port) {
   return strdup(path);
 }
 
-static pid_t start_serve(const char *dir, const char *cfg, char *log,
-                         const char *log_name) {
-  snprintf(log, 4096, "%s/%s", dir, log_name);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (chdir(dir) != 0 || freopen(log, "w", stderr) == NULL)
-      _exit(127);
-    execl(CR_BINARY_DIR "/bin/connrun", "connrun", "serve", "-c", cfg,
-          (char *)NULL);
-    _exit(127);
-  }
-  return pid;
-}
-
-static int port_from_log(const char *log) {
-  for (int i = 0; i < 600; i++) { /* 60 s */
-    FILE *f = fopen(log, "r");
-    char line[1024];
-    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
-      const char *p = strstr(line, "(port ");
-      if (strstr(line, "api: listening") && p != NULL) {
-        fclose(f);
-        return atoi(p + 6);
-      }
-    }
-    if (f != NULL)
-      fclose(f);
-    usleep(100 * 1000);
-  }
-  return 0;
-}
-
 static int64_t health_checks(const char *dir) {
   char data[4096];
   snprintf(data, sizeof data, "%s/data", dir);
@@ -346,24 +314,6 @@ static void hammered(int port) {
   }
 }
 
-/* Builds 50 plugins into dir/plugins50; returns 0 or -1. */
-static int build_plugins(const char *dir) {
-  char cmd[8192];
-  snprintf(cmd, sizeof cmd,
-           "mkdir -p %s/plugins50 && chmod 755 %s %s/plugins50", dir, dir, dir);
-  if (system(cmd) != 0)
-    return -1;
-  for (int i = 0; i < 50; i++) {
-    snprintf(cmd, sizeof cmd,
-             "cc -O2 -shared -fPIC -DNAME=p%02d -I%s/sdk/include "
-             "%s/bench/many_plugin.c -o %s/plugins50/p%02d.so",
-             i, CR_SOURCE_DIR, CR_SOURCE_DIR, dir, i);
-    if (system(cmd) != 0)
-      return -1;
-  }
-  return 0;
-}
-
 static int readyz(int port) {
   char url[128];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", port);
@@ -380,7 +330,7 @@ static int readyz(int port) {
 }
 
 static void start_with_50_plugins(const char *dir) {
-  if (build_plugins(dir) != 0) {
+  if (bench_build_plugins(dir, "plugins50", 50, CR_SOURCE_DIR) != 0) {
     printf("start with 50 plugins: cannot build them; skipped\n");
     return;
   }
@@ -393,7 +343,8 @@ static void start_with_50_plugins(const char *dir) {
           dir);
   fclose(f);
   double t0 = bench_now_s();
-  pid_t pid = start_serve(dir, cfg, log, "serve50.log");
+  pid_t pid = bench_start_serve(CR_BINARY_DIR "/bin/connrun", dir, cfg, log,
+                                "serve50.log");
   int port = 0;
   /* The port comes from the log line; then the first 200 of /readyz. */
   for (int i = 0; i < 5000 && port == 0; i++) {
@@ -434,8 +385,9 @@ int main(int argc, char **argv) {
          "ceiling / note");
   char log[4096];
   double t0 = bench_now_s();
-  pid_t pid = start_serve(dir, cfg, log, "serve.log");
-  int port = port_from_log(log);
+  pid_t pid = bench_start_serve(CR_BINARY_DIR "/bin/connrun", dir, cfg, log,
+                                "serve.log");
+  int port = bench_port_from_log(log);
   if (port == 0) {
     fprintf(stderr, "bench_api: the daemon did not start (see %s)\n", log);
     kill(pid, SIGKILL);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline double bench_now_s(void) {
   struct timespec ts;
@@ -34,6 +35,61 @@ static inline long bench_rss_kib(pid_t pid) {
 static inline void bench_row(const char *figure, double value, const char *unit,
                              const char *target, const char *ceiling) {
   printf("%-52s %12.1f %-6s %-14s %s\n", figure, value, unit, target, ceiling);
+}
+
+/* Starts `exe serve -c cfg` in dir with stderr to dir/log_name (the path
+ * written into log, 4096 bytes). Returns the pid. */
+static inline pid_t bench_start_serve(const char *exe, const char *dir,
+                                      const char *cfg, char *log,
+                                      const char *log_name) {
+  snprintf(log, 4096, "%s/%s", dir, log_name);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir) != 0 || freopen(log, "w", stderr) == NULL)
+      _exit(127);
+    execl(exe, "connrun", "serve", "-c", cfg, (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+/* The API port a `connrun serve` logged (waits up to 60 s), or 0. */
+static inline int bench_port_from_log(const char *log) {
+  for (int i = 0; i < 600; i++) { /* 60 s */
+    FILE *f = fopen(log, "r");
+    char line[1024];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+      const char *p = strstr(line, "(port ");
+      if (strstr(line, "api: listening") && p != NULL) {
+        fclose(f);
+        return atoi(p + 6);
+      }
+    }
+    if (f != NULL)
+      fclose(f);
+    usleep(100 * 1000);
+  }
+  return 0;
+}
+
+/* Builds n plugins from bench/many_plugin.c (names p00, p01, ...) into
+ * dir/sub with the system compiler; returns 0 or -1. */
+static inline int bench_build_plugins(const char *dir, const char *sub, int n,
+                                      const char *source_dir) {
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "mkdir -p %s/%s && chmod 755 %s %s/%s", dir, sub,
+           dir, dir, sub);
+  if (system(cmd) != 0)
+    return -1;
+  for (int i = 0; i < n; i++) {
+    snprintf(cmd, sizeof cmd,
+             "cc -O2 -shared -fPIC -DNAME=p%02d -I%s/sdk/include "
+             "%s/bench/many_plugin.c -o %s/%s/p%02d.so",
+             i, source_dir, source_dir, dir, sub, i);
+    if (system(cmd) != 0)
+      return -1;
+  }
+  return 0;
 }
 
 #endif

@@ -6,6 +6,9 @@
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
+#ifndef VERSION /* -DVERSION=2.0.0 builds an upgrade (bench_plugins) */
+#define VERSION 1.0.0
+#endif
 
 static int mp_create(const struct cr_host_api *api,
                      const struct cr_plugin_params *params, void **out,
@@ -27,7 +30,7 @@ static const char *const mp_methods[] = {"api_key", NULL};
 static const struct cr_plugin_descriptor mp_desc = {
     CR_PLUGIN_DESCRIPTOR_HEADER,
     .name = STR(NAME),
-    .version = "1.0.0",
+    .version = STR(VERSION),
     .auth_methods = mp_methods,
     .credentials_schema = "{\"type\":\"object\",\"properties\":{\"api_key\":"
                           "{\"type\":\"string\",\"minLength\":4}}}",

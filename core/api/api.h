@@ -48,6 +48,10 @@ struct cr_api_hooks {
   int (*loop_alive)(void *ud);
   /* The local runner's numbers for /v1/runners and /metrics. */
   void (*runner_slots)(void *ud, int *total, int *busy);
+  /* The longest stretch (microseconds) the host's event loop spent on one
+   * iteration's work, not waiting, since the previous call (which it
+   * resets). NULL: not reported. */
+  uint64_t (*loop_stall_us)(void *ud);
 };
 
 struct cr_api_options {

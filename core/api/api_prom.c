@@ -336,6 +336,14 @@ void cr__api_metrics(struct cr__api_req *r, struct cr__api_res *res) {
       r->api->runner_id, busy);
   put(&o, "connrun_runner_slots{runner=\"%s\",use=\"free\"} %d\n",
       r->api->runner_id, total - busy);
+  if (h->loop_stall_us) {
+    help(&o, "connrun_loop_stall_seconds_max", "gauge",
+         "The longest time the daemon's event loop spent on one iteration's "
+         "work (not waiting) since the previous scrape: how late any timer "
+         "could have fired.");
+    put(&o, "connrun_loop_stall_seconds_max %.6f\n",
+        (double)h->loop_stall_us(h->ud) / 1e6);
+  }
   api_requests(&o, r->api->stats);
   uint64_t by_token = 0, by_address = 0;
   cr__api_limit_refused(r->api->limit, &by_token, &by_address);

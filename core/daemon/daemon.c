@@ -198,6 +198,8 @@ int cr_daemon_new(const struct cr_daemon_options *o, cr_daemon **out,
     rc = open_all(d, diags);
   if (rc == 0)
     rc = uv_loop_init(&d->loop) == 0 ? 0 : CR_EIO;
+  if (rc == 0) /* the loop stall figure of /metrics */
+    uv_loop_configure(&d->loop, UV_METRICS_IDLE_TIME);
   if (rc != 0) {
     cr_daemon_free(d);
     return rc;
@@ -276,6 +278,7 @@ static void begin_stop(cr_daemon *d) {
   uv_close((uv_handle_t *)&d->health_timer, close_cb);
   uv_close((uv_handle_t *)&d->wakeup, close_cb);
   uv_close((uv_handle_t *)&d->tick, close_cb);
+  uv_close((uv_handle_t *)&d->stall_prepare, close_cb);
   cr__daemon_health_flush(d);
   if (d->health_flush_inited)
     uv_close((uv_handle_t *)&d->health_flush, close_cb);
@@ -360,8 +363,25 @@ static void on_tick(uv_timer_t *t) {
   atomic_store(&d->slots_busy, (int)d->runner.running);
 }
 
+static void on_prepare(uv_prepare_t *p) {
+  cr_daemon *d = p->data;
+  uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(&d->loop);
+  if (d->stall_last_ns != 0) {
+    uint64_t busy = (now - d->stall_last_ns) - (idle - d->stall_last_idle_ns);
+    if (busy > atomic_load(&d->loop_stall_ns))
+      atomic_store(&d->loop_stall_ns, busy);
+  }
+  d->stall_last_ns = now;
+  d->stall_last_idle_ns = idle;
+}
+
 static int start_handles(cr_daemon *d) {
-  int rc = uv_async_init(&d->loop, &d->wakeup, on_wakeup);
+  int rc = uv_prepare_init(&d->loop, &d->stall_prepare);
+  d->stall_prepare.data = d;
+  if (rc == 0)
+    rc = uv_prepare_start(&d->stall_prepare, on_prepare);
+  if (rc == 0)
+    rc = uv_async_init(&d->loop, &d->wakeup, on_wakeup);
   d->wakeup.data = d;
   if (rc == 0)
     rc = uv_timer_init(&d->loop, &d->tick);

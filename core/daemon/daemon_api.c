@@ -59,6 +59,11 @@ static int loop_alive(void *ud) {
          cr__now_ms() - atomic_load(&d->last_tick_ms) < 5000;
 }
 
+static uint64_t loop_stall_us(void *ud) {
+  cr_daemon *d = ud;
+  return (uint64_t)atomic_exchange(&d->loop_stall_ns, 0) / 1000u;
+}
+
 static void runner_slots(void *ud, int *total, int *busy) {
   cr_daemon *d = ud;
   *total = atomic_load(&d->slots_total);
@@ -81,7 +86,8 @@ int cr__daemon_api_start(cr_daemon *d) {
                 .kick = kick,
                 .reload = reload,
                 .loop_alive = loop_alive,
-                .runner_slots = runner_slots},
+                .runner_slots = runner_slots,
+                .loop_stall_us = loop_stall_us},
       .log = d->log,
       .log_ud = d->log_ud,
       .log_min_level = d->log_min_level,

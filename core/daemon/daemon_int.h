@@ -92,6 +92,13 @@ struct cr_daemon {
   uv_mutex_t cfg_mu;
   int cfg_mu_inited;
   uv_timer_t tick; /* 1 s: loop liveness for /readyz */
+  /* Loop stall: at each prepare (just before the loop waits), the time
+   * since the previous one minus the time spent waiting in between
+   * (uv_metrics_idle_time) is one iteration's work; the longest since the
+   * last read is kept for /metrics. */
+  uv_prepare_t stall_prepare;
+  uint64_t stall_last_ns, stall_last_idle_ns;
+  atomic_ullong loop_stall_ns;
   atomic_llong last_tick_ms;
   atomic_int slots_total, slots_busy;
   atomic_int kick_requested;

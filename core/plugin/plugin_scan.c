@@ -76,8 +76,10 @@ static int scan_file(struct scan *sc, const char *path) {
   if (before != NULL && cr_plugin_file_id_eq(cr_plugin_file(before), &id))
     return carry(sc, before);
   const struct cr__plugin_refusal *r = refusal_at_path(sc->old, path);
-  if (r != NULL && r->rc != CR_EEXIST && cr_plugin_file_id_eq(&r->id, &id))
-    return cr__plugin_host_add_refusal(sc->h, path, &id, r->rc, r->reason);
+  if (r != NULL && r->rc != CR_EEXIST && cr_plugin_file_id_eq(&r->id, &id)) {
+    int rc = cr__plugin_host_add_refusal(sc->h, path, &id, r->rc, r->reason);
+    return rc == 0 && before != NULL ? carry(sc, before) : rc;
+  }
   return load_changed(sc, path, &id, before);
 }
 
@@ -164,10 +166,15 @@ static int same_refusal(const cr_plugin_host *old,
          strcmp(o->reason, r->reason) == 0;
 }
 
-static void add_refusal(struct list *l, const struct cr__plugin_refusal *r) {
+/* A refused file is named after the provider it would have replaced, when
+ * the old set loaded one from its path, else after the file. */
+static void add_refusal(struct list *l, const cr_plugin_host *old,
+                        const struct cr__plugin_refusal *r) {
+  const cr_plugin *was = old_at_path(old, r->path);
   const char *base = strrchr(r->path, '/');
-  struct cr_plugin_change *c =
-      add(l, CR_PLUGIN_FAILED, base ? base + 1 : r->path, r->path);
+  const char *name =
+      was ? cr_plugin_desc(was)->name : (base ? base + 1 : r->path);
+  struct cr_plugin_change *c = add(l, CR_PLUGIN_FAILED, name, r->path);
   if (c != NULL)
     c->reason = dup_or_null(l, r->reason);
 }
@@ -189,7 +196,7 @@ static int diff(const cr_plugin_host *old, const cr_plugin_host *h,
   const struct cr__plugin_refusal *r = cr__plugin_host_refusals(h, &n);
   for (size_t i = 0; i < n; i++)
     if (!same_refusal(old, &r[i]))
-      add_refusal(l, &r[i]);
+      add_refusal(l, old, &r[i]);
   return l->nomem ? CR_ENOMEM : 0;
 }
 

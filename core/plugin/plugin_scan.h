@@ -29,8 +29,8 @@ enum cr_plugin_change_kind {
 /* One change. Strings owned by the change list. */
 struct cr_plugin_change {
   enum cr_plugin_change_kind kind;
-  char *name; /* provider name; for FAILED the file's base name when the
-                 file gave none */
+  char *name; /* provider name; for FAILED the provider the file would
+                 have replaced, else the file's base name */
   char *path; /* the file (the old one for DELETED) */
   char *version, *old_version;   /* new / previous version, NULL when none */
   unsigned abi_major, abi_minor; /* of the version now loaded (0 if none) */
