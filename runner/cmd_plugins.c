@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_client.h"
 #include "plugin/plugin_host.h"
 #include "plugin_dirs.h"
 #include "util/error.h"
 
 static void help(FILE *out) {
   fputs("usage: connrun plugins list [--json] [--plugin-dir DIR]... [-c FILE]\n"
+        "       connrun plugins list --server URL [--json]\n"
+        "       connrun plugins rescan --server URL\n"
         "       connrun plugins inspect NAME [--json] [--plugin-dir DIR]... "
         "[-c FILE]\n"
         "       connrun plugins new NAME [--dir DIR]\n"
@@ -25,7 +28,11 @@ static void help(FILE *out) {
         "\"refused\": true); inspect shows a refused\nplugin's reason. Without "
         "--plugin-dir and -c, the\n"
         "installed plugin directory is used.\n\n"
-        "  list      name, version, ABI, capabilities, auth methods, path\n"
+        "  list      name, version, ABI, capabilities, auth methods, path;\n"
+        "            with --server, what a running daemon has loaded now and\n"
+        "            since when (token from CONNRUN_TOKEN)\n"
+        "  rescan    ask a running daemon to rescan its plugin directories\n"
+        "            (it also does when a file is renamed in, and on SIGHUP)\n"
         "  inspect   one plugin's details and JSON Schemas\n"
         "  new       write a plugin project (NAME.c, Makefile using\n"
         "            pkg-config connrun-plugin) into DIR (default .);\n"
@@ -35,6 +42,8 @@ static void help(FILE *out) {
         "examples:\n"
         "  connrun plugins list --plugin-dir build/plugins\n"
         "  connrun plugins list -c configs/demo.yaml --json\n"
+        "  CONNRUN_TOKEN=... connrun plugins list --server "
+        "http://127.0.0.1:8470\n"
         "  connrun plugins inspect sendgrid -c configs/demo.yaml\n"
         "  connrun plugins new acme --dir acme && make -C acme\n"
         "  connrun plugins test acme/acme.so --credentials creds.json\n\n"
@@ -214,6 +223,67 @@ static int inspect_plugin(cr_plugin_host *h, const struct refusals *r,
   return CR_EXIT_OK;
 }
 
+/* ---- --server: what a running daemon has loaded ---- */
+
+static const char *jstr(const json_t *o, const char *k) {
+  const char *s = json_string_value(json_object_get(o, k));
+  return s ? s : "-";
+}
+
+static void print_remote(const json_t *body) {
+  const json_t *items = json_object_get(body, "items"), *p;
+  size_t i;
+  printf("%-20s  %-10s  %-5s  %-24s  %s\n", "NAME", "VERSION", "ABI", "LOADED",
+         "PATH");
+  json_array_foreach(items, i, p) printf(
+      "%-20s  %-10s  %-5s  %-24s  %s\n", jstr(p, "name"), jstr(p, "version"),
+      jstr(p, "abi"), jstr(p, "loaded_at"), jstr(p, "path"));
+  json_array_foreach(json_object_get(body, "refused"), i, p)
+      printf("REFUSED  %s: %s\n", jstr(p, "path"), jstr(p, "reason"));
+}
+
+/* plugins list|rescan --server URL [--json]. */
+static int remote(int argc, char **argv, int is_list) {
+  const char *server = NULL;
+  int as_json = 0;
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--server") && i + 1 < argc)
+      server = argv[++i];
+    else if (!strcmp(argv[i], "--json"))
+      as_json = 1;
+    else {
+      cr_cli_errorf("plugins: unknown option '%s' with --server", argv[i]);
+      return CR_EXIT_USAGE;
+    }
+  }
+  long status = 0;
+  json_t *body = NULL;
+  if (cr_cli_call("plugins", server, is_list ? "GET" : "POST",
+                  is_list ? "/v1/plugins" : "/v1/plugins/rescan", NULL, &status,
+                  &body) != 0)
+    return CR_EXIT_RUNTIME;
+  int ex = CR_EXIT_OK;
+  if (status / 100 != 2)
+    ex = cr_cli_api_error("plugins", status, body);
+  else if (as_json) {
+    json_dumpf(body, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+  } else if (is_list)
+    print_remote(body);
+  else
+    printf("rescan asked for: the provider events and `connrun plugins "
+           "list --server` show the result\n");
+  json_decref(body);
+  return ex;
+}
+
+static int has_server(int argc, char **argv) {
+  for (int i = 2; i < argc; i++)
+    if (!strcmp(argv[i], "--server"))
+      return 1;
+  return 0;
+}
+
 int cr_cmd_plugins(int argc, char **argv) {
   if (cr_cli_wants_help(argc, argv)) {
     help(stdout);
@@ -230,8 +300,15 @@ int cr_cmd_plugins(int argc, char **argv) {
     return cr_cmd_plugins_test(argc - 1, argv + 1);
   int is_list = strcmp(sub, "list") == 0,
       is_inspect = strcmp(sub, "inspect") == 0;
+  if ((is_list || strcmp(sub, "rescan") == 0) && has_server(argc, argv))
+    return remote(argc, argv, is_list);
+  if (strcmp(sub, "rescan") == 0) {
+    cr_cli_errorf("plugins rescan: needs --server URL (see --help)");
+    return CR_EXIT_USAGE;
+  }
   if (!is_list && !is_inspect) {
-    cr_cli_errorf("plugins: unknown subcommand '%s' (list, inspect, new, test)",
+    cr_cli_errorf("plugins: unknown subcommand '%s' (list, inspect, rescan, "
+                  "new, test)",
                   sub);
     return CR_EXIT_USAGE;
   }

@@ -10,7 +10,8 @@
 #      REST API: shows the API answering (readyz, a work, the CLI with
 #      --server, a subscription posted in the documents' format, /metrics)
 #      and a remote runner (connrun runner) registering, checking in and
-#      running the edge-items work;
+#      running the edge-items work, and a plugin dropped into a watched
+#      directory, then upgraded, without a restart;
 #      Ctrl-C stops it; CONNRUN_DEMO_SECONDS=N stops it after N seconds.
 #      Then shows the works and events it produced.
 set -euo pipefail
@@ -23,7 +24,8 @@ drop=data/demo/drop
 step() { printf '\n== %s\n' "$*"; }
 
 rm -rf data/demo
-mkdir -p "$drop"
+mkdir -p "$drop" data/demo/plugins.d
+chmod 755 data/demo data/demo/plugins.d
 
 step "connrun config check $config"
 "$bin" config check "$config"
@@ -98,6 +100,21 @@ if curl -sf "$api/readyz" >/dev/null 2>&1; then
   curl -s -H "Authorization: Bearer $token" "$api/v1/works/edge-items/executions"; echo
   echo "-- records stay on the runner's host (its --data-dir):"
   wc -l data/demo/runner/out/edge-items/*.jsonl 2>/dev/null || echo "  (not yet)"
+  dropin="$build/test-plugins/dropin"
+  if [[ -f "$dropin/dropin_v1.so" ]]; then
+    step "drop-in plugins: a new plugin renamed into data/demo/plugins.d while serve runs, then v2 over it"
+    echo "\$ cp $dropin/dropin_v1.so data/demo/plugins.d/.dropin.part && mv data/demo/plugins.d/.dropin.part data/demo/plugins.d/dropin.so"
+    cp "$dropin/dropin_v1.so" data/demo/plugins.d/.dropin.part
+    mv data/demo/plugins.d/.dropin.part data/demo/plugins.d/dropin.so
+    sleep 0.5
+    cp "$dropin/dropin_v2.so" data/demo/plugins.d/.dropin.part
+    mv data/demo/plugins.d/.dropin.part data/demo/plugins.d/dropin.so
+    sleep 0.5
+    echo "\$ connrun plugins list --server $api"
+    CONNRUN_TOKEN=$token "$bin" plugins list --server "$api" || true
+    echo "\$ connrun events --server $api --subject-type provider"
+    CONNRUN_TOKEN=$token "$bin" events --server "$api" --subject-type provider || true
+  fi
   echo
   echo "The API stays up while the daemon runs: try"
   echo "  CONNRUN_SERVER=$api CONNRUN_TOKEN=\$(cat configs/demo-secrets/api_token) build/bin/connrun works"

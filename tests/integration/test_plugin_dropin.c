@@ -141,6 +141,18 @@ static void wait_state(const struct env *e, int64_t id, const char *want) {
            jstr(v, "state"), jstr(v, "error"));
 }
 
+/* `connrun plugins ARGS... --server` against the fixture: its output
+ * (malloc'd) and exit status. */
+static char *cli(const struct env *e, const char *sub, const char *flag,
+                 int *status) {
+  char *argv[] = {CR_CONNRUN_BIN,    "plugins",    (char *)sub, "--server",
+                  (char *)e->f.base, (char *)flag, NULL};
+  char *env[] = {"CONNRUN_TOKEN=" TOKEN, NULL};
+  char *out = NULL;
+  *status = cr_test_run(argv, env, &out);
+  return out;
+}
+
 static json_t *work_view(const struct env *e, const char *id) {
   char path[128];
   snprintf(path, sizeof path, "/v1/works/%s", id);
@@ -385,6 +397,17 @@ static void upgrade_during_sync(const char *isolation) {
   assert_string_equal(jstr(data, "old_version"), "1.0.0");
   assert_string_equal(jstr(data, "version"), "2.0.0");
   json_decref(ev);
+  int st = 0;
+  char *out = cli(&e, "list", NULL, &st); /* what is loaded now, since when */
+  assert_int_equal(st, 0);
+  assert_non_null(strstr(out, "dropin"));
+  assert_non_null(strstr(out, "2.0.0"));
+  assert_non_null(strstr(out, "LOADED"));
+  assert_null(strstr(out, "1.0.0"));
+  free(out);
+  out = cli(&e, "rescan", NULL, &st);
+  assert_int_equal(st, 0);
+  free(out);
   assert_int_equal(unlink(hold), 0);
   wait_state(&e, first, "Completed");
   assert_int_equal(records_of(&e, "1.0.0"), 3);
