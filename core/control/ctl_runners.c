@@ -470,6 +470,17 @@ static int64_t jint(const json_t *o, const char *k) {
   return json_integer_value(json_object_get(o, k));
 }
 
+/* A plugin version a runner reported: at most 64 printable characters,
+ * else NULL (not recorded). Borrowed from rep. */
+static const char *version_of(const json_t *rep) {
+  const char *v = json_string_value(json_object_get(rep, "plugin_version"));
+  size_t n = 0;
+  for (const char *c = v; c != NULL && *c != '\0'; c++, n++)
+    if (n >= 64 || *c < 0x20 || *c >= 0x7f)
+      return NULL;
+  return n > 0 ? v : NULL;
+}
+
 static struct cr_exec_final final_from(const struct report_ctx *x,
                                        const json_t *rep) {
   struct cr_exec_final f = {
@@ -482,6 +493,7 @@ static struct cr_exec_final final_from(const struct report_ctx *x,
       .records = jint(rep, "records"),
       .checkpoints = jint(rep, "checkpoints"),
       .duration_ms = jint(rep, "duration_ms"),
+      .plugin_version = version_of(rep),
   };
   return f;
 }

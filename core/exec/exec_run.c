@@ -117,6 +117,7 @@ static struct cr_exec_final final_of(const struct run *r) {
       .records = r->records,
       .checkpoints = r->checkpoints,
       .duration_ms = cr__now_ms() - r->started_ms,
+      .plugin_version = r->plugin ? cr_plugin_desc(r->plugin)->version : NULL,
   };
   return f;
 }

@@ -116,11 +116,11 @@ struct cr_exec_env {
 
 /* How a run ended. */
 struct cr_exec_outcome {
-  int state;            /* enum cr_exec_state written: COMPLETED, FAILED or
-                           CREATED (retry at retry_at); -1 when the lease was
-                           lost and nothing was written */
-  int64_t retry_at;     /* CREATED: not before this time (ms) */
-  int64_t records;      /* records the destination took this attempt */
+  int state;        /* enum cr_exec_state written: COMPLETED, FAILED or
+                       CREATED (retry at retry_at); -1 when the lease was
+                       lost and nothing was written */
+  int64_t retry_at; /* CREATED: not before this time (ms) */
+  int64_t records;  /* records the destination took this attempt */
   /* Of them, those the provider rejected one by one (a plugin destination,
    * ABI 1.2 record_failed; each logged as a line of the execution). */
   int64_t records_failed;

@@ -3,6 +3,7 @@
 #include "exec/exec_writes.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "events/events.h"
@@ -28,14 +29,21 @@ static int emit_work(cr_store *s, const char *work_id, const char *verb,
 
 static int executing_steps(cr_store *s, const struct cr_exec_final *f) {
   int first = 0;
+  char detail[128] = "plugin started";
+  if (f->plugin_version != NULL)
+    snprintf(detail, sizeof detail, "plugin %.64s started", f->plugin_version);
   int rc = cr_store_exec_transition(s, f->execution_id, f->epoch, "executing",
-                                    "plugin started", NULL, NULL);
+                                    detail, NULL, NULL);
   if (rc == 0)
     rc = cr_store_work_mark_started(s, f->work_id, &first);
   if (rc == 0 && first)
     rc = emit_work(s, f->work_id, "started", exec_data(f));
-  if (rc == 0)
-    rc = emit_work(s, f->work_id, "syncing", exec_data(f));
+  if (rc == 0) {
+    json_t *d = exec_data(f);
+    if (d != NULL && f->plugin_version != NULL)
+      json_object_set_new(d, "plugin_version", json_string(f->plugin_version));
+    rc = emit_work(s, f->work_id, "syncing", d);
+  }
   return rc;
 }
 

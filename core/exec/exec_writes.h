@@ -25,6 +25,10 @@ struct cr_exec_final {
   int needs_executing; /* the executing transition is not written yet */
   int one_time;        /* the work is one-time: emit `completed` too */
   int64_t records, checkpoints, duration_ms;
+  /* The version of the plugin the run uses (borrowed; NULL: unknown): in
+   * the executing transition's detail and the `syncing` event, so each
+   * execution tells which version of a drop-in plugin ran it. */
+  const char *plugin_version;
 };
 
 /* The executing transition ("plugin started"), `started` on the work's first

@@ -116,12 +116,13 @@ static int send_pending(cr_remote_port *p, int must,
 /* A new report of type with the attempt's fields; NULL on ENOMEM. */
 static json_t *report(cr_remote_port *p, const char *type,
                       const struct cr_exec_final *f) {
-  return json_pack(
-      "{s:I, s:s, s:I, s:I, s:I, s:b, s:b, s:i}", "seq",
-      (json_int_t)p->next_seq, "type", type, "records", (json_int_t)f->records,
-      "checkpoints", (json_int_t)f->checkpoints, "duration_ms",
-      (json_int_t)f->duration_ms, "needs_executing", f->needs_executing != 0,
-      "one_time", f->one_time != 0, "attempt", f->attempt);
+  return json_pack("{s:I, s:s, s:I, s:I, s:I, s:b, s:b, s:i, s:s?}", "seq",
+                   (json_int_t)p->next_seq, "type", type, "records",
+                   (json_int_t)f->records, "checkpoints",
+                   (json_int_t)f->checkpoints, "duration_ms",
+                   (json_int_t)f->duration_ms, "needs_executing",
+                   f->needs_executing != 0, "one_time", f->one_time != 0,
+                   "attempt", f->attempt, "plugin_version", f->plugin_version);
 }
 
 /* Queues rep (consumed; NULL = out of memory) with the next number. */

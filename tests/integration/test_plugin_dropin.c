@@ -153,6 +153,22 @@ static char *cli(const struct env *e, const char *sub, const char *flag,
   return out;
 }
 
+/* Asserts that execution id's transition to Executing names version v. */
+static void assert_ran_version(const struct env *e, int64_t id, const char *v) {
+  char path[64], want[64];
+  snprintf(path, sizeof path, "/v1/executions/%lld", (long long)id);
+  snprintf(want, sizeof want, "plugin %s started", v);
+  json_t *x = get(e, path), *t;
+  size_t i;
+  int seen = 0;
+  json_array_foreach(json_object_get(x, "transitions"), i,
+                     t) if (!strcmp(jstr(t, "to"), "Executing")) seen =
+      !strcmp(jstr(t, "reason"), want);
+  json_decref(x);
+  if (!seen)
+    fail_msg("execution %lld did not report '%s'", (long long)id, want);
+}
+
 static json_t *work_view(const struct env *e, const char *id) {
   char path[128];
   snprintf(path, sizeof path, "/v1/works/%s", id);
@@ -412,9 +428,11 @@ static void upgrade_during_sync(const char *isolation) {
   wait_state(&e, first, "Completed");
   assert_int_equal(records_of(&e, "1.0.0"), 3);
   assert_int_equal(records_of(&e, "2.0.0"), 0);
+  assert_ran_version(&e, first, "1.0.0");
   int64_t second = run_work(&e, "w");
   wait_state(&e, second, "Completed");
   assert_int_equal(records_of(&e, "2.0.0"), 3);
+  assert_ran_version(&e, second, "2.0.0");
   /* nothing of v1 left: not in this process (inline), not in a worker */
   usleep(300 * 1000);
   assert_int_equal(deleted_mappings(getpid()), 0);
