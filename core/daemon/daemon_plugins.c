@@ -193,6 +193,17 @@ static void swap_set(cr_daemon *d, cr_plugin_host *neu) {
 }
 
 static void start_rescan(cr_daemon *d);
+static void sync_watches(cr_daemon *d, struct cr__plugwatch *pw);
+
+/* Whether the configuration in force names the directories v. */
+static int same_dirs(const struct strv *v, const cr_config *cfg) {
+  if (v->n != cfg->host.n_plugin_dirs)
+    return 0;
+  for (size_t i = 0; i < v->n; i++)
+    if (strcmp(v->v[i], cfg->host.plugin_dirs[i]) != 0)
+      return 0;
+  return 1;
+}
 
 static void job_free(struct rescan_job *j) {
   cr_plugin_host_free(j->old);
@@ -242,6 +253,14 @@ static void rescan_after(uv_work_t *req, int status) {
     apply_changes(d, j);
   else if (j->reload)
     cr__daemon_reload(d, 1);
+  if (!same_dirs(&j->dirs, d->cfg->cfg)) {
+    /* the reload changed host.plugin_dirs: scan those, then apply the
+     * configuration again against what they hold */
+    if (pw->fd >= 0)
+      sync_watches(d, pw);
+    pw->reload = 1;
+    pw->again = 1;
+  }
   job_free(j);
   if (pw->again) {
     pw->again = 0;
@@ -355,23 +374,43 @@ static void on_readable(uv_poll_t *p, int status, int events) {
     uv_timer_start(&pw->settle, on_settled, SETTLE_MS, 0);
 }
 
-static int watch_dirs(cr_daemon *d, struct cr__plugwatch *pw) {
+/* Watches the plugin directories of the configuration in force: new ones
+ * are added, dropped ones removed (a reload may change host.plugin_dirs).
+ * A directory that cannot be watched is logged once. */
+static void sync_watches(cr_daemon *d, struct cr__plugwatch *pw) {
   const cr_config *cfg = d->cfg->cfg;
-  pw->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (pw->fd < 0)
-    return CR_EIO;
-  if (strv_copy(&pw->dirs, (const char *const *)cfg->host.plugin_dirs,
-                cfg->host.n_plugin_dirs) != 0 ||
-      (pw->wd = cr__calloc(pw->dirs.n + 1, sizeof *pw->wd)) == NULL)
-    return CR_ENOMEM;
-  for (size_t i = 0; i < pw->dirs.n; i++) {
-    pw->wd[i] = inotify_add_watch(pw->fd, pw->dirs.v[i], WATCH_MASK);
-    if (pw->wd[i] < 0)
+  struct strv dirs = {0};
+  int *wd = cr__calloc(cfg->host.n_plugin_dirs + 1, sizeof *wd);
+  if (wd == NULL || strv_copy(&dirs, (const char *const *)cfg->host.plugin_dirs,
+                              cfg->host.n_plugin_dirs) != 0) {
+    cr__free(wd);
+    strv_free(&dirs);
+    return; /* out of memory: the watches stay as they were */
+  }
+  for (size_t i = 0; i < dirs.n; i++) {
+    int old = strv_find(&pw->dirs, dirs.v[i]);
+    wd[i] = old >= 0 ? pw->wd[old]
+                     : inotify_add_watch(pw->fd, dirs.v[i], WATCH_MASK);
+    if (old < 0 && wd[i] < 0)
       cr__daemon_logf(d, CR_LOG_WARN,
                       "plugins: cannot watch %s (%s): rescans on SIGHUP and "
                       "POST /v1/plugins/rescan only",
-                      pw->dirs.v[i], strerror(errno));
+                      dirs.v[i], strerror(errno));
   }
+  for (size_t i = 0; i < pw->dirs.n; i++)
+    if (strv_find(&dirs, pw->dirs.v[i]) < 0 && pw->wd[i] >= 0)
+      inotify_rm_watch(pw->fd, pw->wd[i]);
+  strv_free(&pw->dirs);
+  cr__free(pw->wd);
+  pw->dirs = dirs;
+  pw->wd = wd;
+}
+
+static int watch_dirs(cr_daemon *d, struct cr__plugwatch *pw) {
+  pw->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (pw->fd < 0)
+    return CR_EIO;
+  sync_watches(d, pw);
   int rc = uv_poll_init(&d->loop, &pw->poll, pw->fd);
   pw->poll_inited = rc == 0;
   pw->poll.data = d;
@@ -380,6 +419,11 @@ static int watch_dirs(cr_daemon *d, struct cr__plugwatch *pw) {
   return rc == 0 ? 0 : CR_EIO;
 }
 #else
+static void sync_watches(cr_daemon *d, struct cr__plugwatch *pw) {
+  (void)d;
+  (void)pw;
+}
+
 static int watch_dirs(cr_daemon *d, struct cr__plugwatch *pw) {
   (void)d;
   (void)pw;

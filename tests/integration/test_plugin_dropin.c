@@ -396,6 +396,49 @@ static void test_sighup_drop_in(void **state) {
   free(e.tmp);
 }
 
+/* A reload that adds a plugin directory holding a new provider, with works
+ * on it: they apply in that reload (not Error), and the new directory is
+ * watched from then on. */
+static void test_reload_adds_directory(void **state) {
+  (void)state;
+  struct env e;
+  env_start(&e, NULL, NULL);
+  char *second = cr_test_mkdtemp("dropin-plugins2");
+  char *first = e.pdir;
+  e.pdir = second;
+  install(&e, "v1"); /* into the directory not configured yet */
+  char works[2048], cfg[4096];
+  dropin_works(&e, "inline", works, sizeof works);
+  snprintf(cfg, sizeof cfg,
+           "host:\n"
+           "  data_dir: ./data\n"
+           "  plugin_dirs: [\"%s\", \"%s\"]\n"
+           "  api_tokens: [{ name: admin, token: \"%s\", scopes: [read, "
+           "write, admin] }]\n%s",
+           first, second, TOKEN, works);
+  free(cr_test_write_file(e.f.dir, "c.yaml", cfg));
+  cr_daemon_reload(e.f.d);
+  wait_version(&e, "1.0.0");
+  json_t *w = NULL;
+  for (int i = 0; i < 500; i++) {
+    json_decref(w);
+    w = NULL;
+    if (cr_api_call(&e.f, TOKEN, "GET", "/v1/works/w", NULL, NULL, &w, NULL) ==
+            200 &&
+        !strcmp(jstr(w, "status"), "Active"))
+      break;
+    usleep(20 * 1000);
+  }
+  assert_string_equal(jstr(w, "status"), "Active");
+  json_decref(w);
+  install(&e, "v2"); /* watched now: no reload, no API call */
+  wait_version(&e, "2.0.0");
+  e.pdir = first;
+  cr_test_rmtree(second);
+  free(second);
+  env_stop(&e);
+}
+
 /* v1 replaced by v2 while a v1 sync runs: it ends on v1, the next one runs
  * v2, and nothing of v1 stays mapped once it ended. */
 static void upgrade_during_sync(const char *isolation) {
@@ -531,6 +574,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_slow_copy_loaded_once),
       cmocka_unit_test(test_sighup_drop_in),
+      cmocka_unit_test(test_reload_adds_directory),
       cmocka_unit_test(test_upgrade_inline),
       cmocka_unit_test(test_upgrade_process),
       cmocka_unit_test(test_refused_removed_returned),
