@@ -56,10 +56,12 @@ static void refused_plugin(void *ud, const char *path, const char *reason) {
  * objects created through the API once the store is open. */
 static int load_config(cr_daemon *d, cr_config **out, cr_diags *diags) {
   cr_config *cfg = NULL;
-  if (d->store != NULL && d->plugins != NULL) {
+  const cr_plugin_host *plugins =
+      d->plugins_next != NULL ? d->plugins_next : d->plugins;
+  if (d->store != NULL && plugins != NULL) {
     /* Strict at start; once running, an object whose provider went away
      * or changed its schemas is marked, not the whole reload refused. */
-    int rc = cr_ctl_config_load(d->store, d->config_path, d->plugins,
+    int rc = cr_ctl_config_load(d->store, d->config_path, plugins,
                                 d->ran ? CR_CHECK_DEGRADE : 0, &cfg, diags);
     if (rc != 0) {
       cr_config_free(cfg);
@@ -113,10 +115,10 @@ static int load_plugins(cr_daemon *d, const cr_config *cfg) {
   return rc;
 }
 
-static int apply(cr_daemon *d, const char *actor) {
+static int apply(cr_daemon *d, const cr_config *cfg, const char *actor) {
   struct cr_apply_stats st;
   char err[256] = "";
-  int rc = cr_apply_config(d->store, d->cfg->cfg, actor, &st, err, sizeof err);
+  int rc = cr_apply_config(d->store, cfg, actor, &st, err, sizeof err);
   if (rc != 0) {
     cr__daemon_logf(d, CR_LOG_ERROR, "cannot apply configuration: %s", err);
     return rc;
@@ -157,7 +159,7 @@ static int open_all(cr_daemon *d, cr_diags *diags) {
    * 20,000. */
   if ((rc = cr_store_begin(d->store)) != 0)
     return rc;
-  rc = apply(d, "config");
+  rc = apply(d, d->cfg->cfg, "config");
   return rc == 0 ? cr_store_commit(d->store)
                  : (cr_store_rollback(d->store), rc);
 }
@@ -209,7 +211,32 @@ int cr_daemon_new(const struct cr_daemon_options *o, cr_daemon **out,
   return 0;
 }
 
-void cr__daemon_reload(cr_daemon *d, int all_checks) {
+/* Swaps in d->plugins_next (if any) with cfg (if not NULL) under cfg_mu:
+ * an API request sees both or neither. */
+static void swap_in(cr_daemon *d, struct cr__cfg_ref *ref) {
+  cr_plugin_host *neu = d->plugins_next, *old_plugins = NULL;
+  struct cr__cfg_ref *old = NULL;
+  d->plugins_next = NULL;
+  uv_mutex_lock(&d->cfg_mu);
+  if (ref != NULL) {
+    old = d->cfg;
+    d->cfg = ref;
+    d->trim_pending = 1;
+    d->runner.sched_due_ms = 0; /* a new configuration: schedule at once */
+  }
+  if (neu != NULL) {
+    old_plugins = d->plugins;
+    d->plugins = neu;
+  }
+  uv_mutex_unlock(&d->cfg_mu);
+  cr__cfg_ref_put(old);
+  cr_plugin_host_free(old_plugins);
+  if (neu != NULL)
+    cr__daemon_plugins_installed(d);
+}
+
+void cr__daemon_reload(cr_daemon *d, int all_checks, cr_plugin_host *plugins) {
+  d->plugins_next = plugins;
   cr_diags diags;
   cr_diags_init(&diags);
   cr_config *cfg = NULL;
@@ -235,6 +262,7 @@ void cr__daemon_reload(cr_daemon *d, int all_checks) {
                     d->config_path, cr_strerror(rc));
     if (locked)
       cr_store_rollback(d->store);
+    swap_in(d, NULL); /* new plugins, the running configuration */
     return;
   }
   struct cr__cfg_ref *ref = cr__cfg_ref_new(cfg);
@@ -242,28 +270,30 @@ void cr__daemon_reload(cr_daemon *d, int all_checks) {
     cr_config_free(cfg);
     if (locked)
       cr_store_rollback(d->store);
+    swap_in(d, NULL);
     return;
   }
-  uv_mutex_lock(&d->cfg_mu);
-  struct cr__cfg_ref *old = d->cfg;
-  d->cfg = ref;
-  d->trim_pending = 1;
-  d->runner.sched_due_ms = 0; /* a new configuration: schedule at once */
-  uv_mutex_unlock(&d->cfg_mu);
-  cr__cfg_ref_put(old);
-  cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
-  if (d->delivery != NULL)
-    cr_delivery_configure(d->delivery, d->cfg->cfg);
-  rc = apply(d, "config");
+  /* Applied and committed before it is swapped in: an API request that
+   * sees the new configuration finds its objects in the store. */
+  rc = apply(d, cfg, "config");
   if (locked)
     rc =
         rc == 0 ? cr_store_commit(d->store) : (cr_store_rollback(d->store), rc);
-  if (rc == 0) {
-    if (all_checks)
-      cr__daemon_health_cycle(d);
-    else
-      cr__daemon_health_cycle_new(d);
+  if (rc != 0) {
+    cr__daemon_logf(d, CR_LOG_ERROR,
+                    "reload: keeping the running configuration");
+    cr__cfg_ref_put(ref);
+    swap_in(d, NULL);
+    return;
   }
+  swap_in(d, ref);
+  cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
+  if (d->delivery != NULL)
+    cr_delivery_configure(d->delivery, d->cfg->cfg);
+  if (all_checks)
+    cr__daemon_health_cycle(d);
+  else
+    cr__daemon_health_cycle_new(d);
 }
 
 static void close_cb(uv_handle_t *h) { (void)h; }
@@ -298,7 +328,7 @@ static void on_wakeup(uv_async_t *a) {
   if (atomic_exchange(&d->reload_requested, 0) && !d->stopping)
     cr__daemon_plugins_rescan(d, 1);
   if (atomic_exchange(&d->api_reload_requested, 0) && !d->stopping)
-    cr__daemon_reload(d, 0);
+    cr__daemon_reload(d, 0, NULL);
   if (atomic_exchange(&d->rescan_requested, 0) && !d->stopping)
     cr__daemon_plugins_rescan(d, 0);
   if (atomic_exchange(&d->kick_requested, 0) && !d->stopping)

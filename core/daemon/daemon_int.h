@@ -61,6 +61,7 @@ struct cr_daemon {
    * cfg_mu (loop thread); executions and checks hold the set they started
    * with (daemon_plugins.c). */
   cr_plugin_host *plugins;
+  cr_plugin_host *plugins_next;    /* during a reload that installs a set */
   struct cr__plugwatch *plugwatch; /* watch and rescans, loop thread */
   atomic_int rescan_requested;     /* POST /v1/plugins/rescan */
   cr_store *store;
@@ -113,12 +114,20 @@ struct cr_daemon {
   int trim_pending;     /* a (re)load happened: trim the heap once idle */
 };
 
-/* Reloads the configuration (with the API's objects) against the plugins
- * loaded now; all_checks: health checks of every authorization after, else
- * only of new ones. On a running daemon objects whose provider cannot
- * serve them are marked unavailable rather than failing the reload (see
- * CR_CHECK_DEGRADE). Loop thread. */
-void cr__daemon_reload(cr_daemon *d, int all_checks);
+/* Reloads the configuration (with the API's objects) against plugins (a
+ * new set from a rescan, transferred; NULL: the plugins loaded now). The
+ * new set and the new configuration are swapped in together under cfg_mu,
+ * so an API request never sees one without the other; a configuration
+ * that does not load leaves the running one, with the new set. all_checks:
+ * health checks of every authorization after, else only of new ones. On a
+ * running daemon objects whose provider cannot serve them are marked
+ * unavailable rather than failing the reload (CR_CHECK_DEGRADE). Loop
+ * thread. */
+void cr__daemon_reload(cr_daemon *d, int all_checks, cr_plugin_host *plugins);
+
+/* After a new plugin set was swapped in (daemon_plugins.c): the scheduler
+ * takes the providers' default schedules from it. Loop thread. */
+void cr__daemon_plugins_installed(cr_daemon *d);
 
 /* Drop-in plugins (daemon_plugins.c, loop thread): start watching the
  * plugin directories (a directory that cannot be watched is logged, not an

@@ -175,14 +175,7 @@ static void emit_change(cr_daemon *d, const struct cr_plugin_change *c) {
                     cr_strerror(rc));
 }
 
-/* Swaps in the new set: API requests take it under cfg_mu; executions and
- * checks keep the set they started with until they end. */
-static void swap_set(cr_daemon *d, cr_plugin_host *neu) {
-  uv_mutex_lock(&d->cfg_mu);
-  cr_plugin_host *old = d->plugins;
-  d->plugins = neu;
-  uv_mutex_unlock(&d->cfg_mu);
-  cr_plugin_host_free(old);
+void cr__daemon_plugins_installed(cr_daemon *d) {
   struct cr__runner *rn = &d->runner;
   cr_scheduler *sc = NULL;
   if (cr_scheduler_new(d->plugins, &sc) == 0) {
@@ -226,9 +219,10 @@ static void apply_changes(cr_daemon *d, struct rescan_job *j) {
   for (size_t i = 0; i < j->n_ch && n < 64; i++)
     if (j->ch[i].kind != CR_PLUGIN_FAILED)
       names[n++] = j->ch[i].name;
-  swap_set(d, j->neu);
+  /* the new set and the configuration checked against it go in together;
+   * executions and checks keep the set they started with until they end */
+  cr__daemon_reload(d, j->reload, j->neu);
   j->neu = NULL;
-  cr__daemon_reload(d, j->reload);
   if (!j->reload)
     cr__daemon_health_cycle_providers(d, names, n);
   cr_delivery_kick(d->delivery);
@@ -252,7 +246,7 @@ static void rescan_after(uv_work_t *req, int status) {
   if (j->rc == 0 && j->n_ch > 0)
     apply_changes(d, j);
   else if (j->reload)
-    cr__daemon_reload(d, 1);
+    cr__daemon_reload(d, 1, NULL);
   if (!same_dirs(&j->dirs, d->cfg->cfg)) {
     /* the reload changed host.plugin_dirs: scan those, then apply the
      * configuration again against what they hold */
@@ -305,7 +299,7 @@ void cr__daemon_plugins_rescan(cr_daemon *d, int reload) {
     return;
   if (pw == NULL) { /* not started: a plain reload */
     if (reload)
-      cr__daemon_reload(d, 1);
+      cr__daemon_reload(d, 1, NULL);
     return;
   }
   pw->reload |= reload;
