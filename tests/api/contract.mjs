@@ -307,6 +307,9 @@ async function exercise(ajv, doc) {
   await get('/healthz', '/healthz', { token: null });
   await get('/readyz', '/readyz', { token: null });
   await get('/v1/openapi.json', '/v1/openapi.json', { token: null });
+  const me = await get('/v1/whoami', '/v1/whoami', { token: 'writer' });
+  check(JSON.stringify(me?.body) === '{"name":"writer","scopes":["read","write"]}',
+    'GET /v1/whoami: the token\'s name and scopes', JSON.stringify(me?.body));
   const m = await request('GET', '/metrics');
   check(m.status === 200 && m.type.startsWith('text/plain') && /^# (HELP|TYPE) connrun_/m.test(m.text),
     'GET /metrics: 200 text/plain in the exposition format', `${m.status} ${m.type}: ${m.text.slice(0, 200)}`);
