@@ -106,6 +106,7 @@ async function route() {
     cleanup = done;
     // Tests and the bench wait for this: the page has its data.
     document.body.dataset.ready = page === 'authorizations' && parts[1] ? 'summary' : page;
+    performance.mark(`connrun:ready:${document.body.dataset.ready}`);
   } catch (e) {
     if (gen === generation) clear(main, errorBox(e));
   }
