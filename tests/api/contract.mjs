@@ -368,6 +368,11 @@ async function exercise(ajv, doc) {
   await get('/v1/works/{id}', '/v1/works/example-items');
   await get('/v1/works/{id}', '/v1/works/files-import');
   await get('/v1/works/{id}/schedule', '/v1/works/example-items/schedule?next=3');
+  await get('/v1/works/{id}/states', '/v1/works/example-items/states?limit=5');
+  await call(ajv, doc, 'post', '/v1/works/{id}/states', '/v1/works/example-items/states',
+    { token: 'writer', body: '{"rollback_to": 1}', expect: [201, 404, 409] });
+  await call(ajv, doc, 'post', '/v1/works/{id}/states', '/v1/works/example-items/states',
+    { token: 'writer', body: '{"rollback_to": 0}', expect: 422, code: 'invalid_type', field: '/rollback_to' });
   const execs = await get('/v1/works/{id}/executions', '/v1/works/example-items/executions?limit=10');
   const execId = run?.status === 201 ? run.body.id : execs?.body?.items?.[0]?.id;
   check(Number.isInteger(execId), 'an execution of example-items exists', JSON.stringify(execs?.body ?? null).slice(0, 200));
@@ -412,6 +417,7 @@ async function exercise(ajv, doc) {
     ['/v1/works/{id}', '/v1/works/nope'],
     ['/v1/works/{id}/schedule', '/v1/works/nope/schedule'],
     ['/v1/works/{id}/executions', '/v1/works/nope/executions'],
+    ['/v1/works/{id}/states', '/v1/works/nope/states'],
     ['/v1/executions/{id}', '/v1/executions/999999'],
     ['/v1/executions/{id}', '/v1/executions/abc'],
     ['/v1/subscriptions/{id}', '/v1/subscriptions/nope'],

@@ -9,7 +9,7 @@
 // the API's; editing a name shows it and an `updated` event; deleting asks
 // first; the chart's toggle changes the buckets; the associated jobs sort;
 // the e-mail toggle persists; a failing work's tile turns Error and its log
-// shows the failure; the live tail shows a new event; a token without
+// shows the failure; the state history rolls back; the live tail shows a new event; a token without
 // `write` sees no edit or delete and the API refuses it (403); axe-core
 // finds no serious or critical violation on any page; Tab reaches every
 // action; the Content-Security-Policy is sent and nothing breaks it.
@@ -106,7 +106,12 @@ async function seed(api, provider) {
   }
   for (let i = 0; i < 3; i++)
     await want('check api-auth', api('POST', '/v1/authorizations/api-auth/check'), 200);
-  await want('run w-alpha', api('POST', '/v1/works/w-alpha/runs'), 201);
+  // w-alpha runs twice (two state versions to roll back between).
+  for (let i = 0; i < 2; i++) {
+    await want('run w-alpha', api('POST', '/v1/works/w-alpha/runs'), 201);
+    check(await L.until(async () => (await api('GET', '/v1/works/w-alpha')).body?.last_execution?.state === 'Completed', 300),
+      'seed: w-alpha completes');
+  }
   await want('run broken-import', api('POST', '/v1/works/broken-import/runs'), 201);
   const failedRun = await L.until(async () => {
     const w = (await api('GET', '/v1/works/broken-import')).body;
@@ -307,6 +312,18 @@ async function integrationsPage(page, base, api) {
   const tr = await texts(page, '#exec-detail tbody tr td:nth-child(3)');
   check(tr.includes('Failed') && tr[0] === 'Created', 'integrations: the execution\'s transitions end in Failed', tr.join(' → '));
   await review(page, 'integrations-logs');
+
+  // State history: the API's versions, and a rollback (confirmed first).
+  const versions = (await api('GET', '/v1/works/w-alpha/states')).body.items.map((v) => String(v.version));
+  await go(page, base, '#/integrations/w-alpha?tab=state', 'integrations');
+  const shownV = await page.$$eval('#tabpanel tbody tr[data-version]', (t) => t.map((x) => x.dataset.version));
+  check(JSON.stringify(shownV) === JSON.stringify(versions) && versions.length === 2, 'integrations: the state history equals the API\'s', `${shownV} vs ${versions}`);
+  await review(page, 'integrations-state');
+  await page.click('#tabpanel button.rollback[data-version="1"]');
+  await page.click('dialog[open] button[value=ok]');
+  await page.waitForSelector('#tabpanel tbody tr[data-version="3"]');
+  const v3 = (await api('GET', '/v1/works/w-alpha/states')).body.items[0];
+  check(v3.version === 3 && v3.note === 'set by operator: rollback to version 1', 'integrations: the rollback is the API\'s new version', JSON.stringify(v3));
 }
 
 async function eventsPage(page, base, api) {
@@ -385,11 +402,14 @@ async function readerToken(browser, base, reader) {
     'read-only token: no edit, delete or check now on the summary');
   await go(page, base, '#/integrations/w-alpha', 'integrations');
   check(await page.isDisabled('#email-toggle') && (await page.$('#run-now')) === null, 'read-only token: no toggle nor run on a work');
+  await go(page, base, '#/integrations/w-alpha?tab=state', 'integrations');
+  check((await page.$$('#tabpanel tbody tr[data-version]')).length === 3 && (await page.$('button.rollback')) === null,
+    'read-only token: the state history without rollback');
   await go(page, base, '#/subscriptions', 'subscriptions');
   check((await page.$('#sub-json')) === null, 'read-only token: no subscription form');
   await shot(page, 'summary-read-only');
   for (const [m, u, b] of [['PATCH', '/v1/authorizations/api-auth', { name: 'x' }], ['DELETE', '/v1/authorizations/api-auth'],
-    ['PATCH', '/v1/works/w-alpha', { error_email_notifications: false }]]) {
+    ['PATCH', '/v1/works/w-alpha', { error_email_notifications: false }], ['POST', '/v1/works/w-alpha/states', { rollback_to: 1 }]]) {
     const r = await reader(m, u, b);
     check(r.status === 403, `read-only token: the API refuses ${m} ${u} (403)`, r.status);
   }

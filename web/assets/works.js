@@ -3,8 +3,9 @@
 // the selected work with its tabs: Configuration (settings, the error
 // e-mail notifications toggle, enable and run now for writers) and Logs
 // (upcoming collection times, executions with their states, times, records
-// and errors, and each execution's transitions and log lines).
-import { h, clear, badge, dl, table, timeEl, errorBox, announce, debounce } from './dom.js';
+// and errors, and each execution's transitions and log lines) and State
+// history (the plugin's committed cursors, with a rollback for writers).
+import { h, clear, badge, dl, table, timeEl, errorBox, announce, debounce, confirmDialog } from './dom.js';
 import { call, get, can, qs } from './api.js';
 import { subscribe } from './live.js';
 import { recentEvents } from './auths.js';
@@ -108,16 +109,52 @@ async function logsTab(w) {
     detail, await recentEvents('work', w.id));
 }
 
+// The State tab: the versions of the work's sync state (its plugin's
+// cursors), and for writers a rollback to an older one (confirmed first).
+async function stateTab(w, reload) {
+  const enc = encodeURIComponent(w.id);
+  const page = await get(`/v1/works/${enc}/states?limit=50`);
+  const msg = h('div');
+  const newest = page.items[0]?.version;
+  const rollback = async (v) => {
+    const ok = await confirmDialog(`Roll ${w.name || w.id} back to version ${v}?`,
+      `Its next execution resumes from version ${v}'s state; the versions after it stay in the history.`, 'Roll back');
+    if (!ok) return;
+    try {
+      const r = await call(`/v1/works/${enc}/states`, { method: 'POST', body: { rollback_to: v } });
+      announce(`State version ${r.body.version} committed.`);
+      reload();
+    } catch (x) {
+      clear(msg, errorBox(x));
+    }
+  };
+  const cols = [
+    { key: 'version', label: 'Version' },
+    { key: 'committed_at', label: 'Committed', cell: (v) => timeEl(v.committed_at) },
+    { key: 'records', label: 'Records' },
+    { key: 'execution_id', label: 'Set by', cell: (v) => (v.execution_id ? `execution #${v.execution_id}` : (v.note ?? 'a person')) },
+    { key: 'state', label: 'State', cell: (v) => h('code', { class: 'json' }, JSON.stringify(v.state)) },
+  ];
+  if (can('write'))
+    cols.push({ key: 'action', label: 'Action', cell: (v) => (v.version === newest ? 'current'
+      : h('button', { type: 'button', class: 'rollback', dataset: { version: v.version }, onclick: () => rollback(v.version) },
+        `Roll back to ${v.version}`)) });
+  return h('div', {}, msg, table({ caption: `State history of ${w.id}, newest first`, columns: cols, rows: page.items,
+    empty: 'No state committed yet.', rowAttrs: (v) => ({ 'data-version': v.version }) }));
+}
+
 async function panel(id, tabName, onTab, reload) {
   const w = await get(`/v1/works/${encodeURIComponent(id)}`);
-  const tabs = [['config', 'Configuration'], ['logs', 'Logs']];
+  const tabs = [['config', 'Configuration'], ['logs', 'Logs'], ['state', 'State history']];
   const tablist = h('div', { role: 'tablist', 'aria-label': 'Work panel' }, tabs.map(([t, l]) =>
     h('button', { type: 'button', role: 'tab', id: `tab-${t}`, 'aria-selected': t === tabName ? 'true' : 'false',
       'aria-controls': 'tabpanel', tabindex: t === tabName ? '0' : '-1', onclick: () => onTab(t),
       onkeydown: (e) => {
-        if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') onTab(t === 'config' ? 'logs' : 'config');
+        const i = tabs.findIndex(([x]) => x === t);
+        if (e.key === 'ArrowRight') onTab(tabs[(i + 1) % tabs.length][0]);
+        if (e.key === 'ArrowLeft') onTab(tabs[(i + tabs.length - 1) % tabs.length][0]);
       } }, l)));
-  const body = tabName === 'logs' ? await logsTab(w) : configTab(w, reload);
+  const body = tabName === 'logs' ? await logsTab(w) : tabName === 'state' ? await stateTab(w, reload) : configTab(w, reload);
   return h('aside', { class: 'panel', 'aria-labelledby': 'panel-title' },
     h('h2', { id: 'panel-title' }, w.name || w.id), tablist,
     h('div', { role: 'tabpanel', id: 'tabpanel', 'aria-labelledby': `tab-${tabName}`, tabindex: '0' }, body));
@@ -134,7 +171,7 @@ export async function integrations(main, { id, query }) {
   });
   const grid = h('div', { id: 'tiles' });
   const side = h('div', { id: 'panel' });
-  let tab = query.tab === 'logs' ? 'logs' : 'config';
+  let tab = ['logs', 'state'].includes(query.tab) ? query.tab : 'config';
   clear(main, h('h1', {}, 'Integrations'), filter, h('div', { class: 'split' }, grid, side));
   const tail = (s) => qs({ status: query.status, after: query.after, tab: s });
   const loadTiles = async () => {
