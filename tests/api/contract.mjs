@@ -17,12 +17,12 @@
 //     the operation, and its body must validate (ajv, JSON Schema 2020-12)
 //     against the document's schema for that status.
 // Prints every mismatch, then "N passed, N failed"; exits 1 on any failure.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { startServer, stopServer } from '../util/serve.mjs';
 
 const args = {};
 for (let i = 2; i + 1 < process.argv.length; i += 2)
@@ -189,37 +189,6 @@ alerts:
   const file = path.join(dir, 'connrun.yaml');
   fs.writeFileSync(file, cfg);
   return file;
-}
-
-// Starts `connrun serve` and resolves with its port once it logs
-// "api: listening on ... (port N)"; rejects when it exits first.
-function startServer(cfg, log) {
-  const child = spawn(args.bin, ['serve', '-c', cfg, '--listen', '127.0.0.1:0'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  const port = new Promise((resolve, reject) => {
-    let text = '';
-    const onData = (d) => {
-      fs.appendFileSync(log, d);
-      text += d.toString();
-      const m = text.match(/api: listening on \S+ \(port (\d+)\)/);
-      if (m) resolve(Number(m[1]));
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`connrun serve exited (${code}) before listening:\n${text}`)));
-  });
-  return { child, port };
-}
-
-// Stops the server with SIGTERM; resolves with its exit code (under the
-// sanitizers a leak or an error makes it non-zero).
-function stopServer(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null)
-      return resolve(child.exitCode ?? child.signalCode);
-    child.on('exit', (code, signal) => resolve(code ?? signal));
-    child.kill('SIGTERM');
-  });
 }
 
 // ---- Requests -------------------------------------------------------------
@@ -489,9 +458,9 @@ async function main() {
   const routes = parseRoutes(args.routes);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'connrun-contract-'));
   const log = path.join(dir, 'serve.log');
-  const { child, port } = startServer(writeConfig(dir), log);
+  let child = null;
   try {
-    base = `http://127.0.0.1:${await port}`;
+    ({ child, base } = await startServer(args.bin, writeConfig(dir), log));
     const docRes = await request('GET', '/v1/openapi.json', { token: null });
     const doc = JSON.parse(docRes.text);
     checkTable(routes, doc);
@@ -502,8 +471,10 @@ async function main() {
   } catch (e) {
     check(false, 'the contract test ran to its end', e.stack);
   } finally {
-    const code = await stopServer(child);
-    check(code === 0, 'connrun serve stops cleanly on SIGTERM', `exit: ${code}`);
+    if (child) {
+      const code = await stopServer(child);
+      check(code === 0, 'connrun serve stops cleanly on SIGTERM', `exit: ${code}`);
+    }
   }
   const logText = fs.readFileSync(log, 'utf8');
   for (const secret of [...SECRETS, ...Object.values(TOKENS)]) {

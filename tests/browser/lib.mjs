@@ -2,7 +2,6 @@
 // `connrun serve` on 127.0.0.1 (port 0) from a temporary configuration,
 // API calls with a token, and Debian's chromium started by playwright-core
 // (Playwright's own browser download cannot work on these machines).
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,37 +41,7 @@ export function hostYaml(dir, plugins) {
 `;
 }
 
-// Starts `connrun serve -c cfg`; resolves {child, base} once it listens.
-export function startServer(bin, cfg, log, { timeoutMs = 120000 } = {}) {
-  const child = spawn(bin, ['serve', '-c', cfg, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new Error(`connrun serve did not listen in ${timeoutMs} ms:\n${text.slice(-2000)}`)), timeoutMs);
-    const onData = (d) => {
-      fs.appendFileSync(log, d);
-      if (text.length < 100000) text += d.toString();
-      const m = text.match(/api: listening on \S+ \(port (\d+)\)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, base: `http://127.0.0.1:${m[1]}` });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`connrun serve exited (${code}) before listening:\n${text.slice(-2000)}`));
-    });
-  });
-}
-
-export function stopServer(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode ?? child.signalCode);
-    child.on('exit', (code, signal) => resolve(code ?? signal));
-    child.kill('SIGTERM');
-  });
-}
+export { startServer, stopServer } from '../util/serve.mjs';
 
 // An API client of base with token (a TOKENS key).
 export function client(base, who = 'admin') {

@@ -20,7 +20,6 @@
 #define READER "reader-token-Mc74Hs08"
 
 static int setup(void **state) {
-  struct cr_api_fixture *f = calloc(1, sizeof *f);
   static char cfg[2048];
   snprintf(cfg, sizeof cfg,
            "host:\n"
@@ -41,14 +40,7 @@ static int setup(void **state) {
            "  - { id: parked, provider: example, authorization: ex, runner: "
            "{ labels: [nowhere] }, config: { streams: [items] } }\n",
            CR_PLUGIN_DIR);
-  cr_api_fixture_start(f, cfg);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  cr_api_fixture_stop(*state);
-  free(*state);
+  *state = cr_api_fixture_new(cfg);
   return 0;
 }
 
@@ -193,8 +185,9 @@ static void test_refusals(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_history_and_rollback, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+                                      cr_api_fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_refusals, setup,
+                                      cr_api_fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,6 @@
 #define ADMIN "admin-token-Pw62Xe19"
 
 static int setup(void **state) {
-  struct cr_api_fixture *f = calloc(1, sizeof *f);
   static char cfg[2048];
   snprintf(cfg, sizeof cfg,
            "host:\n"
@@ -33,14 +32,7 @@ static int setup(void **state) {
            "authorizations:\n"
            "  - { id: files, provider: filedrop, method: none }\n",
            CR_PLUGIN_DIR);
-  cr_api_fixture_start(f, cfg);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  cr_api_fixture_stop(*state);
-  free(*state);
+  *state = cr_api_fixture_new(cfg);
   return 0;
 }
 
@@ -182,12 +174,16 @@ static void test_whoami(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_every_asset, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_page_policy, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_every_asset, setup,
+                                      cr_api_fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_page_policy, setup,
+                                      cr_api_fixture_teardown),
       cmocka_unit_test_setup_teardown(test_revalidation_and_gzip, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_unknown_and_v1, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_whoami, setup, teardown),
+                                      cr_api_fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_unknown_and_v1, setup,
+                                      cr_api_fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_whoami, setup,
+                                      cr_api_fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

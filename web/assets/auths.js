@@ -7,7 +7,7 @@
 // and exports, sortable by name, type, status and creation date.
 import { h, clear, badge, dl, table, timeEl, confirmDialog, errorBox, announce, debounce } from './dom.js';
 import { call, get, can, qs } from './api.js';
-import { subscribe } from './live.js';
+import { subscribe, liveRefresh } from './live.js';
 import { barChart, fillBuckets } from './chart.js';
 
 const PAGE = 50;
@@ -54,12 +54,7 @@ export async function authList(main, { query }) {
       next ? h('a', { href: next, rel: 'next' }, 'Next →') : null));
   };
   await load();
-  const refresh = debounce(() => load().catch(() => {}), 300);
-  const unsub = subscribe((ev) => { if (ev.subject_type === 'auth') refresh(); });
-  return () => {
-    unsub();
-    refresh.cancel();
-  };
+  return liveRefresh(load, (ev) => ev.subject_type === 'auth');
 }
 
 // The chart section: date window + granularity, redrawn on change.

@@ -13,6 +13,25 @@ export function subscribe(fn) {
   return () => subs.delete(fn);
 }
 
+// Calls load (a debounced refresh, ms after the last matching event) for
+// every event when(event) accepts; returns the page's cleanup, which also
+// drops a refresh still pending. refresh() (the returned .refresh) asks
+// for one by hand.
+export function liveRefresh(load, when, ms = 300) {
+  let t = null;
+  const refresh = () => {
+    clearTimeout(t);
+    t = setTimeout(() => load().catch(() => {}), ms);
+  };
+  const unsub = subscribe((ev) => { if (when(ev)) refresh(); });
+  const cleanup = () => {
+    unsub();
+    clearTimeout(t);
+  };
+  cleanup.refresh = refresh;
+  return cleanup;
+}
+
 export function startLive() {
   if (ctl) return;
   ctl = new AbortController();

@@ -1,9 +1,9 @@
 // runners.js: the Runners page: the local runner and the remote ones,
 // online / offline, labels, slots and running executions; updated from the
 // event stream.
-import { h, clear, badge, table, timeEl, debounce } from './dom.js';
+import { h, clear, badge, table, timeEl } from './dom.js';
 import { get } from './api.js';
-import { subscribe } from './live.js';
+import { liveRefresh } from './live.js';
 
 export async function runnersPage(main) {
   const box = h('div', { id: 'runners' });
@@ -22,10 +22,5 @@ export async function runnersPage(main) {
   };
   clear(main, h('h1', {}, 'Runners'), box);
   await load();
-  const refresh = debounce(() => load().catch(() => {}), 500);
-  const unsub = subscribe((ev) => { if (ev.subject_type === 'runner' || ev.subject_type === 'work') refresh(); });
-  return () => {
-    unsub();
-    refresh.cancel();
-  };
+  return liveRefresh(load, (ev) => ev.subject_type === 'runner' || ev.subject_type === 'work', 500);
 }

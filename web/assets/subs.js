@@ -2,9 +2,9 @@
 // backlog, success rate and recent delivery attempts (status, latency),
 // replay and delete for writers, a subscription created from the
 // documents' JSON; the alert rules with their breach state.
-import { h, clear, badge, dl, table, timeEl, errorBox, announce, debounce } from './dom.js';
+import { h, clear, badge, dl, table, timeEl, errorBox, announce } from './dom.js';
 import { call, get, can } from './api.js';
-import { subscribe } from './live.js';
+import { liveRefresh } from './live.js';
 
 // The audit-log document's "Basic Webhook Setup" example.
 const EXAMPLE = {
@@ -118,10 +118,5 @@ export async function subscriptionsPage(main) {
       can('write') ? createForm(() => load()) : null),
     h('section', { 'aria-labelledby': 'alerts-title' }, h('h2', { id: 'alerts-title' }, 'Alerts'), alertsBox));
   await load();
-  const refresh = debounce(() => load().catch(() => {}), 500);
-  const unsub = subscribe((ev) => { if (ev.subject_type === 'subscription' || ev.verb === 'failed') refresh(); });
-  return () => {
-    unsub();
-    refresh.cancel();
-  };
+  return liveRefresh(load, (ev) => ev.subject_type === 'subscription' || ev.verb === 'failed', 500);
 }

@@ -5,9 +5,9 @@
 // (upcoming collection times, executions with their states, times, records
 // and errors, and each execution's transitions and log lines) and State
 // history (the plugin's committed cursors, with a rollback for writers).
-import { h, clear, badge, dl, table, timeEl, errorBox, announce, debounce, confirmDialog } from './dom.js';
+import { h, clear, badge, dl, table, timeEl, errorBox, announce, confirmDialog } from './dom.js';
 import { call, get, can, qs } from './api.js';
-import { subscribe } from './live.js';
+import { liveRefresh } from './live.js';
 import { recentEvents } from './auths.js';
 
 const PAGE = 60;
@@ -200,11 +200,9 @@ export async function integrations(main, { id, query }) {
       clear(side, errorBox(x));
     }
   };
+  let refresh = () => {};
   await Promise.all([loadTiles(), loadPanel()]);
-  const refresh = debounce(() => Promise.all([loadTiles(), loadPanel()]).catch(() => {}), 300);
-  const unsub = subscribe((ev) => { if (ev.subject_type === 'work') refresh(); });
-  return () => {
-    unsub();
-    refresh.cancel();
-  };
+  const live = liveRefresh(() => Promise.all([loadTiles(), loadPanel()]), (ev) => ev.subject_type === 'work');
+  refresh = live.refresh;
+  return live;
 }
