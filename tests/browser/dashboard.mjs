@@ -197,6 +197,19 @@ async function authListPage(page, base, api) {
   const healthy = (await api('GET', '/v1/authorizations?limit=50&health=Healthy')).body.items.map((a) => a.id);
   const shown = await page.$$eval('#auth-table tbody tr[data-id]', (trs) => trs.map((tr) => tr.dataset.id));
   check(JSON.stringify(shown) === JSON.stringify(healthy), 'authorizations: the health filter shows what the API filters', `${shown} vs ${healthy}`);
+  // Paging with the API's cursors: Next, Next, then Previous back.
+  const pageIds = async (q) => (await api('GET', `/v1/authorizations?limit=2${q}`)).body;
+  const p1 = await pageIds('');
+  const p2 = await pageIds(`&after=${p1.cursor}`);
+  const shownIds = () => page.$$eval('#auth-table tbody tr[data-id]', (trs) => trs.map((tr) => tr.dataset.id).join(','));
+  await go(page, base, '#/authorizations?limit=2', 'authorizations');
+  check(await shownIds() === p1.items.map((a) => a.id).join(','), 'authorizations: the first page of 2', await shownIds());
+  await page.click('a[rel=next]');
+  await page.waitForFunction((c) => location.hash.includes(`after=${c}`) && document.body.dataset.ready === 'authorizations', p1.cursor);
+  check(await shownIds() === p2.items.map((a) => a.id).join(','), 'authorizations: Next shows the API\'s next page', await shownIds());
+  await page.click('a[rel=prev]');
+  await page.waitForFunction(() => !location.hash.includes('after=') && document.body.dataset.ready === 'authorizations');
+  check(await shownIds() === p1.items.map((a) => a.id).join(','), 'authorizations: Previous goes back', await shownIds());
   await go(page, base, '#/authorizations', 'authorizations');
   await review(page, 'authorizations');
 }
@@ -285,6 +298,12 @@ async function integrationsPage(page, base, api) {
   check(JSON.stringify(tiles) === JSON.stringify(works.map((w) => [w.id, w.status])), 'integrations: a tile per work with the API\'s status',
     `${JSON.stringify(tiles)} vs ${JSON.stringify(works.map((w) => [w.id, w.status]))}`);
   check(tiles.find((t) => t[0] === 'broken-import')?.[1] === 'Error', 'integrations: the failing work\'s tile is Error');
+  // Live: a change made elsewhere shows without reloading.
+  await api('PATCH', '/v1/works/w-bravo', { enabled: false });
+  const live = await page.waitForFunction(() => document.querySelector('li.tile[data-id=w-bravo] .tile-status')?.textContent.trim() === 'Disabled',
+    null, { timeout: 10000 }).then(() => true).catch(() => false);
+  check(live, 'integrations: a work disabled through the API turns Disabled without a reload');
+  await api('PATCH', '/v1/works/w-bravo', { enabled: true });
 
   // The e-mail toggle persists (through the API and a reload).
   await go(page, base, '#/integrations/w-alpha', 'integrations');

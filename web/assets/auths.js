@@ -30,11 +30,15 @@ export async function authList(main, { query }) {
   // Cursors of the pages seen, so that Previous goes back.
   const trail = query.trail ? query.trail.split(',') : [];
   const load = async () => {
-    const page = await get(`/v1/authorizations${qs({ limit: PAGE, after: query.after, provider: query.provider, health: query.health })}`);
+    const limit = Math.min(Math.max(Number(query.limit) || PAGE, 1), 1000);
+    const page = await get(`/v1/authorizations${qs({ limit, after: query.after, provider: query.provider, health: query.health })}`);
     const rows = page.items;
-    const nav = (after, tr) => `#/authorizations${qs({ provider: query.provider, health: query.health, after, trail: tr.join(',') })}`;
-    const prev = trail.length ? nav(trail[trail.length - 1] || undefined, trail.slice(0, -1)) : null;
-    const next = page.cursor && page.next ? nav(page.cursor, [...trail, query.after ?? '']) : null;
+    const nav = (after, tr) => `#/authorizations${qs({ provider: query.provider, health: query.health, limit: query.limit, after, trail: tr.join(',') })}`;
+    // The trail holds the cursors of the pages before; '~' (no id has it)
+    // stands for the first page.
+    const back = trail[trail.length - 1];
+    const prev = trail.length ? nav(back === '~' ? undefined : back, trail.slice(0, -1)) : null;
+    const next = page.cursor && page.next ? nav(page.cursor, [...trail, query.after ?? '~']) : null;
     clear(body, table({
       caption: `Authorizations${query.after ? ' (continued)' : ''}`,
       columns: [
