@@ -149,6 +149,7 @@ export async function recentEvents(type, id) {
 export async function authSummary(main, { id }) {
   const path = `/v1/authorizations/${encodeURIComponent(id)}`;
   let res;
+  const events = recentEvents('auth', id).catch((e) => errorBox(e)); // at the same time
   try {
     res = await call(path);
   } catch (e) {
@@ -208,7 +209,7 @@ export async function authSummary(main, { id }) {
     metricsSection(id),
     worksTable('jobs', 'Associated jobs', a.jobs),
     worksTable('exports', 'Associated exports', a.exports),
-    await recentEvents('auth', id));
+    await events);
   const rerender = debounce(async () => {
     if (!location.hash.startsWith(`#/authorizations/${encodeURIComponent(id)}`)) return;
     const un = unsub;

@@ -30,11 +30,14 @@ export function clear(el, ...children) {
   return el;
 }
 
+// One formatter for every time shown (toLocaleString builds one per call).
+const TIME = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+
 // An ISO time as the reader's local date and time; '—' for null.
 export function fmtTime(iso) {
   if (!iso) return '—';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
+  return Number.isNaN(d.getTime()) ? String(iso) : TIME.format(d);
 }
 
 export function timeEl(iso) {
