@@ -11,7 +11,7 @@
 
 #include "cli_common.h"
 #include "config/config.h"
-#include "events/events.h"
+#include "control/control.h"
 #include "store/store.h"
 #include "util/error.h"
 
@@ -111,7 +111,8 @@ static void print_rec(const struct cr_sync_state_rec *r, int json) {
          r->state_json ? r->state_json : "(no state)");
 }
 
-static int show(cr_store *s, const struct opts *o) {
+static int show(const struct cr_ctl *c, const struct opts *o) {
+  cr_store *s = c->store;
   struct cr_sync_state_rec r;
   memset(&r, 0, sizeof r);
   int rc = cr_store_sync_state_latest(s, o->work, &r);
@@ -126,7 +127,8 @@ static int show(cr_store *s, const struct opts *o) {
   return 0;
 }
 
-static int history(cr_store *s, const struct opts *o) {
+static int history(const struct cr_ctl *c, const struct opts *o) {
+  cr_store *s = c->store;
   struct cr_sync_state_rec *list = NULL;
   size_t n = 0;
   int rc = cr_store_sync_state_history(s, o->work, o->limit, &list, &n);
@@ -138,43 +140,23 @@ static int history(cr_store *s, const struct opts *o) {
   return rc;
 }
 
-static int set(cr_store *s, const struct opts *o) {
-  struct cr_sync_state_rec old;
-  memset(&old, 0, sizeof old);
-  const char *state = o->json_state;
-  char note[128];
-  int rc = 0;
-  if (o->version > 0) {
-    rc = cr_store_sync_state_get(s, o->work, o->version, &old);
-    if (rc == CR_ENOENT) {
-      cr_cli_errorf("state set: work %s has no version %" PRId64, o->work,
-                    o->version);
-      return CR_ENOENT;
-    }
-    state = old.state_json;
-    snprintf(note, sizeof note, "set by operator: rollback to version %" PRId64,
-             o->version);
-  } else {
-    snprintf(note, sizeof note, "set by operator: %s",
-             o->reset ? "reset" : "given state");
-  }
+static int set(const struct cr_ctl *c, const struct opts *o) {
+  struct cr_ctl_state_change ch = {.version = o->version > 0 ? o->version : 0,
+                                   .state_json = o->json_state,
+                                   .reset = o->reset};
   int64_t version = 0;
-  if (rc == 0)
-    rc = cr_store_begin(s);
-  if (rc == 0)
-    rc = cr_store_sync_state_commit(s, o->work, o->reset ? NULL : state, 0, 0,
-                                    note, &version);
-  if (rc == 0) {
-    json_t *d = json_pack("{s:s, s:I, s:s}", "change", "state", "version",
-                          (json_int_t)version, "note", note);
-    rc = cr_event_emit(s, "work", o->work, "updated", "cli", d, NULL);
-    json_decref(d);
-  }
-  rc = rc == 0 ? cr_store_commit(s) : (cr_store_rollback(s), rc);
-  cr_sync_state_rec_clear(&old);
-  if (rc == 0)
-    printf("work %s: state version %" PRId64 " committed (%s)\n", o->work,
-           version, note);
+  int rc = cr_ctl_state_set(c, o->work, &ch, &version);
+  if (rc == 0 && ch.version > 0)
+    printf("work %s: state version %" PRId64
+           " committed (set by operator: rollback to version %" PRId64 ")\n",
+           o->work, version, ch.version);
+  else if (rc == 0)
+    printf("work %s: state version %" PRId64
+           " committed (set by operator: %s)\n",
+           o->work, version, o->reset ? "reset" : "given state");
+  else if (rc == CR_ENOENT)
+    cr_cli_errorf("state set: work %s has no version %" PRId64, o->work,
+                  o->version);
   else if (rc == CR_EINVAL)
     cr_cli_errorf("state set: not valid JSON, or no such work");
   return rc;
@@ -188,11 +170,11 @@ int cr_cmd_state(int argc, char **argv) {
   struct opts o;
   if (parse(argc, argv, &o) != 0)
     return CR_EXIT_USAGE;
-  int (*fn)(cr_store *, const struct opts *) = !strcmp(o.verb, "show") ? show
-                                               : !strcmp(o.verb, "history")
-                                                   ? history
-                                               : !strcmp(o.verb, "set") ? set
-                                                                        : NULL;
+  int (*fn)(const struct cr_ctl *, const struct opts *) =
+      !strcmp(o.verb, "show")      ? show
+      : !strcmp(o.verb, "history") ? history
+      : !strcmp(o.verb, "set")     ? set
+                                   : NULL;
   if (fn == NULL) {
     cr_cli_errorf("state: unknown command '%s' (show, history, set)", o.verb);
     return CR_EXIT_USAGE;
@@ -202,14 +184,15 @@ int cr_cmd_state(int argc, char **argv) {
   int rc = cr_cli_store_open("state", o.config, &s, &cfg);
   if (rc != CR_EXIT_OK)
     return rc;
-  int known = cr_config_find_work(cfg, o.work) != NULL;
-  cr_config_free(cfg);
-  if (!known) {
+  if (cr_config_find_work(cfg, o.work) == NULL) {
     cr_cli_errorf("state: no work '%s' in %s", o.work, o.config);
+    cr_config_free(cfg);
     cr_store_close(s);
     return CR_EXIT_INVALID;
   }
-  rc = fn(s, &o);
+  struct cr_ctl c = {.store = s, .cfg = cfg, .actor = "cli"};
+  rc = fn(&c, &o);
+  cr_config_free(cfg);
   cr_store_close(s);
   if (rc == 0)
     return CR_EXIT_OK;

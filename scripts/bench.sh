@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench.sh BUILD_DIR: runs every benchmark of a release build; each prints a
+# bench.sh BUILD_DIR: runs every benchmark of a release build (bench/bench_*,
+# then the dashboard's, tests/browser/bench.mjs); each prints a
 # table of figure, value, target and ratio to the ceiling it measured.
 set -euo pipefail
 build=${1:-build-release}
@@ -16,3 +17,12 @@ for b in "$build"/bench/bench_*; do
   "$b"
   echo
 done
+# The web dashboard's first paint and asset size (tests/browser/bench.mjs:
+# Debian's chromium through playwright-core, installed by make deps).
+if command -v node >/dev/null 2>&1; then
+  echo "== bench_dashboard"
+  node "$(dirname "$0")/../tests/browser/bench.mjs" --bin "$build/bin/connrun" --plugins "$build/plugins"
+  echo
+else
+  echo "bench: node is missing (scripts/deps.sh); bench_dashboard skipped"
+fi

@@ -68,6 +68,7 @@ for _ in $(seq 1 100); do # at most 10 s for the API to come up
 done
 if curl -sf "$api/readyz" >/dev/null 2>&1; then
   step "the REST API answers at $api (token: configs/demo-secrets/api_token)"
+  echo "The dashboard: open $api/ in a browser and sign in with that token."
   echo "\$ curl $api/readyz"
   curl -s "$api/readyz"; echo
   echo "\$ curl -H 'Authorization: Bearer ...' $api/v1/works/files-import"
@@ -116,6 +117,7 @@ if curl -sf "$api/readyz" >/dev/null 2>&1; then
     CONNRUN_TOKEN=$token "$bin" events --server "$api" --subject-type provider || true
   fi
   echo
+  echo "The dashboard is at $api/ (sign in with configs/demo-secrets/api_token)."
   echo "The API stays up while the daemon runs: try"
   echo "  CONNRUN_SERVER=$api CONNRUN_TOKEN=\$(cat configs/demo-secrets/api_token) build/bin/connrun works"
 else

@@ -8,7 +8,8 @@ PKGS=(build-essential cmake pkg-config
       libjsonnet-dev libmicrohttpd-dev libcmocka-dev
       json-schema-test-suite tzdata curl python3 sqlite3
       libssl-dev openssl python3-aiosmtpd
-      prometheus)   # promtool checks /metrics in test_api
+      prometheus    # promtool checks /metrics in test_api
+      chromium)     # the dashboard's browser test (tests/browser, playwright-core)
 # The API contract test and the OpenAPI lint run on Node (tests/api, whose
 # npm packages scripts/npm-deps.sh installs). A machine with a node of its
 # own (e.g. a nodesource build, which ships npm inside) keeps it; otherwise

@@ -4,6 +4,7 @@
  * authentication with scopes, the handler, the response) and the request
  * metrics. */
 #include "api/api_int.h"
+#include "api/api_web.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -227,6 +228,8 @@ static void res_clear(struct cr__api_res *res) {
 static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
   char allow[64] = "";
   const char *path = r->url;
+  if (cr__api_web_serve(r, res)) /* the dashboard's assets: no token */
+    return;
   r->route = cr__api_match(r, path, allow, sizeof allow);
   if (r->route < 0) {
     if (allow[0]) {

@@ -226,6 +226,9 @@ void cr__api_work_delete(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_work_schedule(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_work_run(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_work_execs(struct cr__api_req *r, struct cr__api_res *res);
+/* api_states.c: a work's sync state versions and rollback. */
+void cr__api_work_states(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_work_state_set(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_exec_get(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_exec_cancel(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_event_list(struct cr__api_req *r, struct cr__api_res *res);

@@ -2,6 +2,7 @@
  * OpenAPI operationId side by side, as docs/openapi.yaml lists them) and the
  * path matcher. */
 #include "api/api_int.h"
+#include "api/api_web.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@ const struct cr__api_route cr__api_routes[] = {
     {"GET", "/readyz", 0, cr__api_readyz, "getReadyz", 0},
     {"GET", "/metrics", R, cr__api_metrics, "getMetrics", 0},
     {"GET", "/v1/openapi.json", 0, cr__api_openapi, "getOpenapi", 0},
+    {"GET", "/v1/whoami", R, cr__api_whoami, "getWhoami", 0},
     {"GET", "/v1/authorizations", R, cr__api_auth_list, "listAuthorizations",
      0},
     {"POST", "/v1/authorizations", W, cr__api_auth_create,
@@ -41,6 +43,10 @@ const struct cr__api_route cr__api_routes[] = {
     {"POST", "/v1/works/{id}/runs", W, cr__api_work_run, "runWork", 0},
     {"GET", "/v1/works/{id}/executions", R, cr__api_work_execs,
      "listWorkExecutions", 0},
+    {"GET", "/v1/works/{id}/states", R, cr__api_work_states, "listWorkStates",
+     0},
+    {"POST", "/v1/works/{id}/states", W, cr__api_work_state_set,
+     "rollbackWorkState", 0},
     {"GET", "/v1/executions/{id}", R, cr__api_exec_get, "getExecution", 0},
     {"POST", "/v1/executions/{id}/cancel", W, cr__api_exec_cancel,
      "cancelExecution", 0},

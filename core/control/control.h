@@ -143,6 +143,41 @@ int cr_ctl_exec_view(const struct cr_ctl *c, int64_t id, json_t **out);
  * CR_ESTATE (final), store errors. */
 int cr_ctl_exec_cancel(const struct cr_ctl *c, int64_t id);
 
+/* ---- Sync state (the plugin's committed cursors) ---- */
+
+/* One version of a work's sync state as JSON: work, version, state (the
+ * JSON, or null), records, committed_at, execution_id (null when set by a
+ * person), note. A new reference (NULL on ENOMEM). r is borrowed. */
+json_t *cr_ctl_state_json(const struct cr_sync_state_rec *r);
+
+/* The versions of work_id's (borrowed) sync state, newest first, at most
+ * limit (0: 100; clamped to 10,000): *out is a new array of
+ * cr_ctl_state_json views. Errors: CR_ENOENT (no such work in c->cfg),
+ * CR_ENOMEM, store errors. */
+int cr_ctl_state_history(const struct cr_ctl *c, const char *work_id,
+                         size_t limit, json_t **out);
+
+/* A change of a work's sync state made by a person: a rollback to an older
+ * version (version > 0), else state_json (borrowed JSON text) or, with
+ * reset, no state. if_idle refuses it while an execution of the work is
+ * open (its next checkpoint would overwrite the change). */
+struct cr_ctl_state_change {
+  int64_t version;
+  const char *state_json;
+  int reset;
+  int if_idle;
+};
+
+/* Commits ch (borrowed) as a new version of work_id's (borrowed) sync
+ * state, noted "set by operator: ...", with a `work updated` event by
+ * c->actor, in one transaction; *version_out (may be NULL) gets the new
+ * version. Errors: CR_ENOENT (no such work in c->cfg, or no such version),
+ * CR_ESTATE (if_idle and an execution is open), CR_EINVAL (state_json not
+ * JSON), store errors. */
+int cr_ctl_state_set(const struct cr_ctl *c, const char *work_id,
+                     const struct cr_ctl_state_change *ch,
+                     int64_t *version_out);
+
 /* ---- Events, subscriptions, alerts, plugins ---- */
 
 /* One stored event as its JSON view (the webhook body without template). */

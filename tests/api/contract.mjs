@@ -17,12 +17,12 @@
 //     the operation, and its body must validate (ajv, JSON Schema 2020-12)
 //     against the document's schema for that status.
 // Prints every mismatch, then "N passed, N failed"; exits 1 on any failure.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { startServer, stopServer } from '../util/serve.mjs';
 
 const args = {};
 for (let i = 2; i + 1 < process.argv.length; i += 2)
@@ -191,37 +191,6 @@ alerts:
   return file;
 }
 
-// Starts `connrun serve` and resolves with its port once it logs
-// "api: listening on ... (port N)"; rejects when it exits first.
-function startServer(cfg, log) {
-  const child = spawn(args.bin, ['serve', '-c', cfg, '--listen', '127.0.0.1:0'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  const port = new Promise((resolve, reject) => {
-    let text = '';
-    const onData = (d) => {
-      fs.appendFileSync(log, d);
-      text += d.toString();
-      const m = text.match(/api: listening on \S+ \(port (\d+)\)/);
-      if (m) resolve(Number(m[1]));
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`connrun serve exited (${code}) before listening:\n${text}`)));
-  });
-  return { child, port };
-}
-
-// Stops the server with SIGTERM; resolves with its exit code (under the
-// sanitizers a leak or an error makes it non-zero).
-function stopServer(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null)
-      return resolve(child.exitCode ?? child.signalCode);
-    child.on('exit', (code, signal) => resolve(code ?? signal));
-    child.kill('SIGTERM');
-  });
-}
-
 // ---- Requests -------------------------------------------------------------
 
 let base = '';
@@ -307,6 +276,9 @@ async function exercise(ajv, doc) {
   await get('/healthz', '/healthz', { token: null });
   await get('/readyz', '/readyz', { token: null });
   await get('/v1/openapi.json', '/v1/openapi.json', { token: null });
+  const me = await get('/v1/whoami', '/v1/whoami', { token: 'writer' });
+  check(JSON.stringify(me?.body) === '{"name":"writer","scopes":["read","write"]}',
+    'GET /v1/whoami: the token\'s name and scopes', JSON.stringify(me?.body));
   const m = await request('GET', '/metrics');
   check(m.status === 200 && m.type.startsWith('text/plain') && /^# (HELP|TYPE) connrun_/m.test(m.text),
     'GET /metrics: 200 text/plain in the exposition format', `${m.status} ${m.type}: ${m.text.slice(0, 200)}`);
@@ -365,6 +337,11 @@ async function exercise(ajv, doc) {
   await get('/v1/works/{id}', '/v1/works/example-items');
   await get('/v1/works/{id}', '/v1/works/files-import');
   await get('/v1/works/{id}/schedule', '/v1/works/example-items/schedule?next=3');
+  await get('/v1/works/{id}/states', '/v1/works/example-items/states?limit=5');
+  await call(ajv, doc, 'post', '/v1/works/{id}/states', '/v1/works/example-items/states',
+    { token: 'writer', body: '{"rollback_to": 1}', expect: [201, 404, 409] });
+  await call(ajv, doc, 'post', '/v1/works/{id}/states', '/v1/works/example-items/states',
+    { token: 'writer', body: '{"rollback_to": 0}', expect: 422, code: 'invalid_type', field: '/rollback_to' });
   const execs = await get('/v1/works/{id}/executions', '/v1/works/example-items/executions?limit=10');
   const execId = run?.status === 201 ? run.body.id : execs?.body?.items?.[0]?.id;
   check(Number.isInteger(execId), 'an execution of example-items exists', JSON.stringify(execs?.body ?? null).slice(0, 200));
@@ -409,6 +386,7 @@ async function exercise(ajv, doc) {
     ['/v1/works/{id}', '/v1/works/nope'],
     ['/v1/works/{id}/schedule', '/v1/works/nope/schedule'],
     ['/v1/works/{id}/executions', '/v1/works/nope/executions'],
+    ['/v1/works/{id}/states', '/v1/works/nope/states'],
     ['/v1/executions/{id}', '/v1/executions/999999'],
     ['/v1/executions/{id}', '/v1/executions/abc'],
     ['/v1/subscriptions/{id}', '/v1/subscriptions/nope'],
@@ -480,9 +458,9 @@ async function main() {
   const routes = parseRoutes(args.routes);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'connrun-contract-'));
   const log = path.join(dir, 'serve.log');
-  const { child, port } = startServer(writeConfig(dir), log);
+  let child = null;
   try {
-    base = `http://127.0.0.1:${await port}`;
+    ({ child, base } = await startServer(args.bin, writeConfig(dir), log));
     const docRes = await request('GET', '/v1/openapi.json', { token: null });
     const doc = JSON.parse(docRes.text);
     checkTable(routes, doc);
@@ -493,8 +471,10 @@ async function main() {
   } catch (e) {
     check(false, 'the contract test ran to its end', e.stack);
   } finally {
-    const code = await stopServer(child);
-    check(code === 0, 'connrun serve stops cleanly on SIGTERM', `exit: ${code}`);
+    if (child) {
+      const code = await stopServer(child);
+      check(code === 0, 'connrun serve stops cleanly on SIGTERM', `exit: ${code}`);
+    }
   }
   const logText = fs.readFileSync(log, 'utf8');
   for (const secret of [...SECRETS, ...Object.values(TOKENS)]) {

@@ -49,6 +49,20 @@ void cr_api_fixture_stop(struct cr_api_fixture *f) {
   memset(f, 0, sizeof *f);
 }
 
+struct cr_api_fixture *cr_api_fixture_new(const char *config) {
+  struct cr_api_fixture *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  cr_api_fixture_start(f, config);
+  return f;
+}
+
+int cr_api_fixture_teardown(void **state) {
+  cr_api_fixture_stop(*state);
+  free(*state);
+  *state = NULL;
+  return 0;
+}
+
 struct buf {
   char *p;
   size_t n;

@@ -24,6 +24,12 @@ void cr_api_fixture_start(struct cr_api_fixture *f, const char *config);
 /* Stops the daemon and removes the directory. */
 void cr_api_fixture_stop(struct cr_api_fixture *f);
 
+/* A new fixture (malloc'd) started with config (borrowed), for a cmocka
+ * setup; cr_api_fixture_teardown (a cmocka teardown) stops and frees the
+ * one in *state. */
+struct cr_api_fixture *cr_api_fixture_new(const char *config);
+int cr_api_fixture_teardown(void **state);
+
 /* One request: method, path (borrowed), body (borrowed, may be NULL), with
  * "Authorization: Bearer token" when token is not NULL and extra headers
  * (NULL-terminated list, may be NULL). Returns the status; *out (may be
