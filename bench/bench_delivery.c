@@ -1,5 +1,5 @@
-/* bench_delivery.c: webhook delivery engine (core/events/delivery.c) throughput and
- * latency against a loopback receiver written here (one epoll thread,
+/* bench_delivery.c: webhook delivery engine (core/events/delivery.c) throughput
+ * and latency against a loopback receiver written here (one epoll thread,
  * keep-alive HTTP/1.1, records the arrival time of every webhook-id).
  *
  *   1. throughput: N events emitted from a separate thread with its own store
@@ -42,14 +42,14 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "control/apply.h"
 #include "config/config.h"
+#include "control/apply.h"
 #include "events/delivery.h"
-#include "util/error.h"
 #include "events/events.h"
-#include "util/http_async.h"
 #include "events/stdwebhooks.h"
 #include "store/store.h"
+#include "util/error.h"
+#include "util/http_async.h"
 
 #define MAX_EVENT_ID (1 << 20) /* arrival slots, indexed by event id */
 #define CONN_BUF 65536

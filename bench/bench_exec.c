@@ -26,15 +26,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util/alloc.h"
 #include "daemon/daemon.h"
 #include "dest/dest.h"
-#include "util/error.h"
 #include "exec/exec_group.h"
 #include "exec/exec_run.h"
-#include "store/store.h"
 #include "plugin/wire.h"
 #include "plugin/worker_pool.h"
+#include "store/store.h"
+#include "util/alloc.h"
+#include "util/error.h"
 
 #define NOOP_WORKS 200
 #define BATCH 100

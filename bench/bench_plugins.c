@@ -106,33 +106,16 @@ static void library_figures(void) {
 
 /* ---- The daemon ---- */
 
-struct buf {
-  char *p;
-  size_t n;
-};
-
-static size_t on_data(char *d, size_t s, size_t n, void *ud) {
-  struct buf *b = ud;
-  char *g = realloc(b->p, b->n + s * n + 1);
-  if (g == NULL)
-    return 0;
-  memcpy(g + b->n, d, s * n);
-  b->p = g;
-  b->n += s * n;
-  b->p[b->n] = '\0';
-  return s * n;
-}
-
 /* GET path from the daemon; the body (malloc'd) or NULL. */
 static char *http_get(CURL *c, int port, const char *path) {
   char url[512];
-  struct buf b = {0};
+  struct bench_body b = {0};
   snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
   struct curl_slist *h =
       curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, bench_body_keep);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
   CURLcode rc = curl_easy_perform(c);
   curl_slist_free_all(h);

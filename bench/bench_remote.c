@@ -132,23 +132,6 @@ static pid_t runner(int i, int port) {
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
-struct body {
-  char *p;
-  size_t n;
-};
-
-static size_t keep(char *p, size_t s, size_t n, void *ud) {
-  struct body *b = ud;
-  char *g = realloc(b->p, b->n + s * n + 1);
-  if (g == NULL)
-    return 0;
-  memcpy(g + b->n, p, s * n);
-  b->n += s * n;
-  g[b->n] = '\0';
-  b->p = g;
-  return s * n;
-}
-
 static long call(int port, const char *method, const char *path,
                  const char *token, const char *body, json_t **out) {
   char url[512], auth[256];
@@ -160,13 +143,13 @@ static long call(int port, const char *method, const char *path,
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
     h = curl_slist_append(h, auth);
   }
-  struct body b = {0};
+  struct bench_body b = {0};
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
   if (body != NULL)
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, bench_body_keep);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
   long st = 0;
@@ -340,7 +323,7 @@ struct idle {
   char url[160], auth[160];
   struct curl_slist *h;
   CURL *c;
-  struct body b;
+  struct bench_body b;
 };
 
 static void idle_figure(int port) {
@@ -376,7 +359,7 @@ static void idle_figure(int port) {
     curl_easy_setopt(x->c, CURLOPT_POSTFIELDS,
                      "{\"providers\": [\"behave\"], \"slots\": 1, "
                      "\"wait_ms\": 30000}");
-    curl_easy_setopt(x->c, CURLOPT_WRITEFUNCTION, keep);
+    curl_easy_setopt(x->c, CURLOPT_WRITEFUNCTION, bench_body_keep);
     curl_easy_setopt(x->c, CURLOPT_WRITEDATA, &x->b);
     curl_multi_add_handle(m, x->c);
     registered++;

@@ -37,6 +37,25 @@ static inline void bench_row(const char *figure, double value, const char *unit,
   printf("%-52s %12.1f %-6s %-14s %s\n", figure, value, unit, target, ceiling);
 }
 
+/* A response body collected by a libcurl write callback: bench_body_keep
+ * appends (NUL-terminated); the caller frees p with free(). */
+struct bench_body {
+  char *p;
+  size_t n;
+};
+
+static inline size_t bench_body_keep(char *p, size_t s, size_t n, void *ud) {
+  struct bench_body *b = (struct bench_body *)ud;
+  char *g = (char *)realloc(b->p, b->n + s * n + 1);
+  if (g == NULL)
+    return 0;
+  memcpy(g + b->n, p, s * n);
+  b->n += s * n;
+  g[b->n] = '\0';
+  b->p = g;
+  return s * n;
+}
+
 /* Starts `exe serve -c cfg` in dir with stderr to dir/log_name (the path
  * written into log, 4096 bytes). Returns the pid. */
 static inline pid_t bench_start_serve(const char *exe, const char *dir,

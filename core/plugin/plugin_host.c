@@ -149,23 +149,33 @@ static int check_dir(const char *path, char *errbuf, size_t errlen) {
   return rc;
 }
 
-/* A plugin runs with the daemon's rights: refuse files that someone else
- * could have replaced (writable file or directory). */
-static int check_permissions(const char *path, char *errbuf, size_t errlen) {
-  struct stat st;
-  if (stat(path, &st) != 0) {
+/* The file itself: stat'ed (rc: stat's result), regular, not writable by
+ * group or others. */
+static int check_file(int rc, const struct stat *st, char *errbuf,
+                      size_t errlen) {
+  if (rc != 0) {
     int e = errno;
     return refuse(errbuf, errlen, errno_to_cr(e), "cannot stat: %s",
                   strerror(e));
   }
-  if (!S_ISREG(st.st_mode))
+  if (!S_ISREG(st->st_mode))
     return refuse(errbuf, errlen, CR_EPLUGIN, "not a regular file");
-  if (st.st_mode & 022)
+  if (st->st_mode & 022)
     return refuse(errbuf, errlen, CR_EPERM,
                   "file is writable by group or others (mode %04o); refusing "
                   "to load",
-                  (unsigned)(st.st_mode & 07777));
-  int rc = check_dir(path, errbuf, errlen);
+                  (unsigned)(st->st_mode & 07777));
+  return 0;
+}
+
+/* A plugin runs with the daemon's rights: refuse files that someone else
+ * could have replaced (writable file or directory). */
+static int check_permissions(const char *path, char *errbuf, size_t errlen) {
+  struct stat st;
+  int rc = check_file(stat(path, &st), &st, errbuf, errlen);
+  if (rc != 0)
+    return rc;
+  rc = check_dir(path, errbuf, errlen);
   if (rc != 0)
     return rc;
   struct stat lst;
@@ -372,20 +382,10 @@ int cr_plugin_file_id_eq(const struct cr_plugin_file_id *a,
 static int open_file(cr_plugin *p, char *errbuf, size_t errlen) {
   p->fd = open(p->path, O_RDONLY | O_CLOEXEC);
   struct stat st;
-  if (p->fd < 0 || fstat(p->fd, &st) != 0) {
-    int e = errno;
-    return refuse(errbuf, errlen, errno_to_cr(e), "cannot stat: %s",
-                  strerror(e));
-  }
-  if (!S_ISREG(st.st_mode))
-    return refuse(errbuf, errlen, CR_EPLUGIN, "not a regular file");
-  if (st.st_mode & 022)
-    return refuse(errbuf, errlen, CR_EPERM,
-                  "file is writable by group or others (mode %04o); refusing "
-                  "to load",
-                  (unsigned)(st.st_mode & 07777));
-  file_id_of(&st, &p->id);
-  return 0;
+  int rc = check_file(p->fd < 0 ? -1 : fstat(p->fd, &st), &st, errbuf, errlen);
+  if (rc == 0)
+    file_id_of(&st, &p->id);
+  return rc;
 }
 
 /* The name dlopen() gets: /proc/self/fd/N of the open file, so that what is
