@@ -1530,6 +1530,11 @@ static void free_host(struct cr_config_host *h) {
   cr__free(h->api.secret_key_file);
 }
 
+void cr_config_drop_positions(cr_config *cfg) {
+  if (cfg != NULL)
+    cr_marks_drop_positions(cfg->marks);
+}
+
 void cr_config_free(cr_config *cfg) {
   if (cfg == NULL)
     return;

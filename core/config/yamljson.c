@@ -128,6 +128,18 @@ void cr_marks_free(cr_marks *m) {
   cr__free(m);
 }
 
+void cr_marks_drop_positions(cr_marks *m) {
+  if (m == NULL)
+    return;
+  for (size_t i = 0; i < m->n; i++)
+    cr__free(m->e[i].key);
+  cr__free(m->e);
+  m->e = NULL;
+  m->n = m->cap = 0;
+  rehash(m, 64); /* empty tables: every lookup finds nothing (on ENOMEM
+                    the old tables stay, with no entry to point at) */
+}
+
 const char *cr_marks_file(cr_marks *m, const char *file) {
   for (size_t i = 0; i < m->nfiles; i++)
     if (strcmp(m->files[i], file) == 0)

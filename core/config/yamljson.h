@@ -63,6 +63,12 @@ int cr_marks_new(cr_marks **out);
 /* Frees the table (not the json nodes). NULL is a no-op. */
 void cr_marks_free(cr_marks *m);
 
+/* Frees every node's position (keys and tables), keeping the interned file
+ * names: later lookups find nothing. For a configuration loaded and
+ * checked, whose positions are only needed for its diagnostics. NULL is a
+ * no-op. */
+void cr_marks_drop_positions(cr_marks *m);
+
 /* Interns a file name: returns a copy owned by the table (valid until
  * cr_marks_free), the same pointer for the same name; NULL on ENOMEM. */
 const char *cr_marks_file(cr_marks *m, const char *file);

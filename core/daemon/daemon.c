@@ -67,6 +67,7 @@ static int load_config(cr_daemon *d, cr_config **out, cr_diags *diags) {
       cr_config_free(cfg);
       return rc;
     }
+    cr_config_drop_positions(cfg); /* loaded and checked: 1/3 of its size */
     *out = cfg;
     return 0;
   }
@@ -145,6 +146,7 @@ static int open_all(cr_daemon *d, cr_diags *diags) {
     return rc;
   if ((rc = cr_config_check_plugins(cfg, d->plugins, diags)) != 0)
     return rc;
+  cr_config_drop_positions(cfg);
   char err[512] = "";
   rc = cr_store_open(cfg->host.data_dir, &d->store, err, sizeof err);
   if (rc != 0) {

@@ -75,6 +75,29 @@ static void test_scalar_typing(void **state) {
   done(&p);
 }
 
+/* Dropping the positions forgets every node but keeps the file names
+ * (objects keep pointers to them), and the table still takes new marks. */
+static void test_marks_drop_positions(void **state) {
+  (void)state;
+  struct parsed p;
+  parse(&p, "host:\n  listen: 127.0.0.1:1\nworks: [{id: a}]\n");
+  assert_int_equal(p.rc, 0);
+  json_t *host = json_object_get(p.root, "host");
+  const struct cr_mark *mk = cr_marks_get(p.m, host);
+  assert_mark(mk, 2, 3);
+  const char *file = mk->file;
+  cr_marks_drop_positions(p.m);
+  assert_null(cr_marks_get(p.m, host));
+  assert_null(cr_marks_member(p.m, p.root, "host"));
+  assert_null(cr_marks_key(p.m, host, "listen"));
+  assert_null(cr_marks_item(p.m, json_object_get(p.root, "works"), 0));
+  assert_ptr_equal(cr_marks_file(p.m, "t.yaml"), file); /* still interned */
+  struct cr_mark again = {file, 7, 9};
+  assert_int_equal(cr_marks_set(p.m, host, NULL, NULL, 0, &again, NULL), 0);
+  assert_mark(cr_marks_get(p.m, host), 7, 9);
+  done(&p);
+}
+
 static void test_marks_values_and_keys(void **state) {
   (void)state;
   struct parsed p;
@@ -491,6 +514,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scalar_typing),
       cmocka_unit_test(test_marks_values_and_keys),
+      cmocka_unit_test(test_marks_drop_positions),
       cmocka_unit_test(test_duplicate_key),
       cmocka_unit_test(test_syntax_error_location),
       cmocka_unit_test(test_aliases),
