@@ -37,6 +37,9 @@ static int start_job(struct run *r, cr_worker *wk) {
       cr_wire_cstr(w->auth && w->auth->method ? w->auth->method : "none");
   m.u.job.provider = cr_wire_cstr(w->provider);
   m.u.job.plugin_path = cr_wire_cstr(cr_plugin_path(cr__exec_plugin(r)));
+  char plugin_id[96];
+  m.u.job.plugin_id = cr_wire_cstr(cr_plugin_file_id_format(
+      cr_plugin_file(cr__exec_plugin(r)), plugin_id, sizeof plugin_id));
   m.u.job.credentials_json = cr_wire_cstr(cr__exec_credentials(r));
   m.u.job.config_json = cr_wire_cstr(config);
   m.u.job.state_json = cr_wire_cstr(cr__exec_state(r));

@@ -377,6 +377,14 @@ int cr_plugin_file_id_eq(const struct cr_plugin_file_id *a,
          a->mtime_ns == b->mtime_ns;
 }
 
+char *cr_plugin_file_id_format(const struct cr_plugin_file_id *id, char *buf,
+                               size_t len) {
+  snprintf(buf, len, "%llu:%llu:%lld:%lld", (unsigned long long)id->dev,
+           (unsigned long long)id->ino, (long long)id->size,
+           (long long)id->mtime_ns);
+  return buf;
+}
+
 /* Opens the file that was checked and checks what was opened (the path may
  * have been replaced in between): p->fd and p->id. */
 static int open_file(cr_plugin *p, char *errbuf, size_t errlen) {

@@ -66,6 +66,11 @@ int cr_plugin_file_id_get(const char *path, struct cr_plugin_file_id *out);
 int cr_plugin_file_id_eq(const struct cr_plugin_file_id *a,
                          const struct cr_plugin_file_id *b);
 
+/* id as text, "dev:ino:size:mtime_ns", into buf (len bytes, >= 96 is
+ * always enough). Returns buf. */
+char *cr_plugin_file_id_format(const struct cr_plugin_file_id *id, char *buf,
+                               size_t len);
+
 /* The identity of the file p was loaded from (borrowed from p). */
 const struct cr_plugin_file_id *cr_plugin_file(const cr_plugin *p);
 

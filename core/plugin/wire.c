@@ -25,13 +25,13 @@ struct field {
 static const struct field hello_f[] = {
     FLD(F_U32, hello.version), FLD(F_I32, hello.pid), FLD(F_STR, hello.plugin)};
 static const struct field job_f[] = {
-    FLD(F_STR, job.execution_id), FLD(F_U64, job.epoch),
-    FLD(F_STR, job.work_id),      FLD(F_STR, job.authorization_id),
-    FLD(F_STR, job.auth_method),  FLD(F_STR, job.provider),
-    FLD(F_STR, job.plugin_path),  FLD(F_STR, job.credentials_json),
-    FLD(F_STR, job.config_json),  FLD(F_STR, job.state_json),
-    FLD(F_U64, job.timeout_ms),   FLD(F_U64, job.memory_limit_mb),
-    FLD(F_STR, job.settings_json)};
+    FLD(F_STR, job.execution_id),  FLD(F_U64, job.epoch),
+    FLD(F_STR, job.work_id),       FLD(F_STR, job.authorization_id),
+    FLD(F_STR, job.auth_method),   FLD(F_STR, job.provider),
+    FLD(F_STR, job.plugin_path),   FLD(F_STR, job.credentials_json),
+    FLD(F_STR, job.config_json),   FLD(F_STR, job.state_json),
+    FLD(F_U64, job.timeout_ms),    FLD(F_U64, job.memory_limit_mb),
+    FLD(F_STR, job.settings_json), FLD(F_STR, job.plugin_id)};
 static const struct field record_f[] = {FLD(F_STR, record.stream),
                                         FLD(F_STR, record.json)};
 static const struct field checkpoint_f[] = {

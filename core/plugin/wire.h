@@ -20,7 +20,8 @@
  *                     str authorization_id, str auth_method, str provider,
  *                     str plugin_path, str credentials_json, str config_json,
  *                     str state_json (empty: no state), u64 timeout_ms,
- *                     u64 memory_limit_mb
+ *                     u64 memory_limit_mb, str settings_json (v2),
+ *                     str plugin_id (v3)
  *   RECORD      w->p  str stream, str json
  *   CHECKPOINT  w->p  str state_json, u64 records_since_last
  *   LOG         w->p  i32 level (cr_plugin_log_level), str text
@@ -43,7 +44,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define CR_WIRE_VERSION 2
+#define CR_WIRE_VERSION 3
 /* Largest payload (bytes after the u32 length) accepted or produced. */
 #define CR_WIRE_MAX_FRAME (16u * 1024u * 1024u)
 /* Bytes of the length prefix. */
@@ -96,6 +97,11 @@ struct cr_wire_msg {
       cr_wire_str plugin_path, credentials_json, config_json, state_json;
       uint64_t timeout_ms, memory_limit_mb;
       cr_wire_str settings_json; /* version 2 */
+      /* version 3: the identity of the plugin file the parent loaded
+       * ("dev:ino:size:mtime_ns"; empty: not checked). A worker that finds
+       * another file at plugin_path (a plugin upgraded in between) fails
+       * the job as transient instead of running another version. */
+      cr_wire_str plugin_id;
     } job;
     struct {
       cr_wire_str stream, json;

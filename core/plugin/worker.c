@@ -38,6 +38,7 @@ struct job {
   struct job *next;
   atomic_int cancelled; /* CANCEL arrived before the job started */
   char *work_id, *authorization_id, *auth_method, *provider, *plugin_path;
+  char *plugin_id; /* the file the parent loaded ("" : not checked) */
   char *credentials_json, *config_json, *state_json, *settings_json;
   uint64_t timeout_ms, memory_limit_mb;
 };
@@ -84,6 +85,7 @@ static void job_free(struct job *j) {
   cr__free(j->auth_method);
   cr__free(j->provider);
   cr__free(j->plugin_path);
+  cr__free(j->plugin_id);
   cr__free(j->credentials_json);
   cr__free(j->config_json);
   cr__free(j->state_json);
@@ -101,6 +103,7 @@ static struct job *job_copy(const struct cr_wire_msg *m) {
   j->auth_method = dup_view(m->u.job.auth_method);
   j->provider = dup_view(m->u.job.provider);
   j->plugin_path = dup_view(m->u.job.plugin_path);
+  j->plugin_id = dup_view(m->u.job.plugin_id);
   j->credentials_json = dup_view(m->u.job.credentials_json);
   j->config_json = dup_view(m->u.job.config_json);
   j->state_json = dup_view(m->u.job.state_json);
@@ -108,8 +111,8 @@ static struct job *job_copy(const struct cr_wire_msg *m) {
   j->timeout_ms = m->u.job.timeout_ms;
   j->memory_limit_mb = m->u.job.memory_limit_mb;
   if (!j->work_id || !j->authorization_id || !j->auth_method || !j->provider ||
-      !j->plugin_path || !j->credentials_json || !j->config_json ||
-      !j->state_json || !j->settings_json) {
+      !j->plugin_path || !j->plugin_id || !j->credentials_json ||
+      !j->config_json || !j->state_json || !j->settings_json) {
     job_free(j);
     return NULL;
   }
@@ -342,29 +345,43 @@ static void send_result(struct run *r, const cr_redactor *red, int code,
   }
 }
 
-/* The descriptor of the plugin loaded from path into h, or NULL. */
-static const struct cr_plugin_descriptor *loaded(const cr_plugin_host *h,
-                                                 const char *path) {
+/* The plugin loaded from path into h, or NULL. */
+static const cr_plugin *loaded(const cr_plugin_host *h, const char *path) {
   for (size_t i = 0; i < cr_plugin_host_count(h); i++) {
     const cr_plugin *p = cr_plugin_host_at(h, i);
     if (strcmp(cr_plugin_path(p), path) == 0)
-      return cr_plugin_desc(p);
+      return p;
   }
   return NULL;
 }
 
-/* The plugin for job j, loaded once per path into h (kept until exit). */
-static const struct cr_plugin_descriptor *
-find_plugin(cr_plugin_host *h, const struct job *j, char *err, size_t errlen) {
-  const struct cr_plugin_descriptor *d = loaded(h, j->plugin_path);
-  if (d != NULL)
-    return d;
-  if (cr_plugin_host_load_file(h, j->plugin_path, err, errlen) != 0)
+/* The plugin for job j, loaded once per path into h (kept until exit). A
+ * file other than the one the parent loaded (j->plugin_id) is refused with
+ * *transient set: the plugin is being upgraded, and a retry runs under the
+ * parent's new set in a new worker. */
+static const struct cr_plugin_descriptor *find_plugin(cr_plugin_host *h,
+                                                      const struct job *j,
+                                                      char *err, size_t errlen,
+                                                      int *transient) {
+  const cr_plugin *p = loaded(h, j->plugin_path);
+  if (p == NULL &&
+      cr_plugin_host_load_file(h, j->plugin_path, err, errlen) != 0)
     return NULL;
-  d = loaded(h, j->plugin_path);
-  if (d == NULL)
+  if (p == NULL && (p = loaded(h, j->plugin_path)) == NULL) {
     snprintf(err, errlen, "plugin %s: loaded but not found", j->plugin_path);
-  return d;
+    return NULL;
+  }
+  char id[96];
+  cr_plugin_file_id_format(cr_plugin_file(p), id, sizeof id);
+  if (j->plugin_id[0] != '\0' && strcmp(id, j->plugin_id) != 0) {
+    snprintf(err, errlen,
+             "plugin %s is not the version the daemon loaded (an upgrade in "
+             "progress); retried",
+             j->plugin_path);
+    *transient = 1;
+    return NULL;
+  }
+  return cr_plugin_desc(p);
 }
 
 #ifndef CR_WORKER_ASAN
@@ -452,9 +469,13 @@ static void run_job(struct shared *s, cr_plugin_host *h, int out_fd,
     send_result(&r, red, CR_PLUGIN_ERR_SYSTEM, "out of memory", 0);
     goto done;
   }
-  const struct cr_plugin_descriptor *desc = find_plugin(h, j, err, sizeof err);
+  int transient = 0;
+  const struct cr_plugin_descriptor *desc =
+      find_plugin(h, j, err, sizeof err, &transient);
   if (desc == NULL) {
-    send_result(&r, red, CR_PLUGIN_ERR_SYSTEM, err, 0);
+    send_result(&r, red,
+                transient ? CR_PLUGIN_ERR_TRANSIENT : CR_PLUGIN_ERR_SYSTEM, err,
+                0);
     goto done;
   }
   if (strcmp(desc->name, j->provider) != 0 || desc->read == NULL) {

@@ -3,6 +3,7 @@
  * plugin: records and checkpoints, state continuation, reuse, crashes,
  * exits, error classes, cancel, redaction and credentials updates, BYE and
  * EOF. */
+#include "plugin/plugin_host.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -17,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plugin/wire.h"
 #include "util/alloc.h"
 #include "util/redact.h"
-#include "plugin/wire.h"
 
 extern char **environ;
 
@@ -567,6 +568,40 @@ static void test_bad_plugin(void **state) {
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* A JOB naming a plugin file identity other than the file at its path (a
+ * plugin upgraded between the parent's load and the job) fails as
+ * transient, naming the path; the real identity runs. */
+static void test_plugin_identity(void **state) {
+  (void)state;
+  struct cr_plugin_file_id id;
+  assert_int_equal(cr_plugin_file_id_get(BEHAVE, &id), 0);
+  char real[96], other[96];
+  cr_plugin_file_id_format(&id, real, sizeof real);
+  id.mtime_ns += 1;
+  cr_plugin_file_id_format(&id, other, sizeof other);
+  struct wk w;
+  wk_start(&w);
+  expect_hello(&w);
+  struct cr_wire_msg m = {.type = CR_WIRE_JOB};
+  m.u.job.provider = cr_wire_cstr("behave");
+  m.u.job.plugin_path = cr_wire_cstr(BEHAVE);
+  m.u.job.credentials_json = cr_wire_cstr("{}");
+  m.u.job.config_json = cr_wire_cstr("{\"mode\":\"noop\"}");
+  m.u.job.plugin_id = cr_wire_cstr(other);
+  wk_send(&w, &m);
+  struct outcome o;
+  assert_int_equal(collect(&w, &o), 1);
+  assert_string_equal(o.eclass, "transient");
+  assert_non_null(strstr(o.message, "not the version the daemon loaded"));
+  m.u.job.plugin_id = cr_wire_cstr(real);
+  wk_send(&w, &m);
+  assert_int_equal(collect(&w, &o), 1);
+  assert_int_equal(o.code, 0);
+  send_type(&w, CR_WIRE_BYE);
+  int st = wk_finish(&w);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   alarm(240);
@@ -587,6 +622,7 @@ int main(void) {
       cmocka_unit_test(test_eof_during_job),
       cmocka_unit_test(test_cred_redaction),
       cmocka_unit_test(test_bad_plugin),
+      cmocka_unit_test(test_plugin_identity),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

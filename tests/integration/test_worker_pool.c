@@ -234,12 +234,12 @@ static char *fake_worker(const char *dir, const char *tail) {
            "o() { for b in \"$@\"; do printf \"\\\\$(printf %%03o $b)\"; "
            "done; }\n"
            "p=$$\n"
-           "o 14 0 0 0 2 1 2 0 0 0 $((p & 255)) $(((p >> 8) & 255)) "
+           "o 14 0 0 0 %d 1 %d 0 0 0 $((p & 255)) $(((p >> 8) & 255)) "
            "$(((p >> 16) & 255)) $(((p >> 24) & 255)) 0 0 0 0\n"
            "head -c 1 <&3 >/dev/null\n"
            "%s\n"
            "exec sleep 30\n",
-           tail);
+           CR_WIRE_VERSION, CR_WIRE_VERSION, tail);
   char *path = cr_test_write_file(dir, "fake.sh", script);
   chmod(path, 0755);
   return path;
@@ -270,12 +270,17 @@ static void check_fake(const char *tail, const char *reason) {
 static void test_protocol_errors(void **state) {
   (void)state;
   /* version 9 */
-  check_fake("o 2 0 0 0 9 3", "protocol error: protocol version 9, expected 2");
+  char want[96], hello[96], half[64];
+  snprintf(want, sizeof want, "protocol error: protocol version 9, expected %d",
+           CR_WIRE_VERSION);
+  check_fake("o 2 0 0 0 9 3", want);
   /* a second HELLO during the job */
-  check_fake("o 14 0 0 0 2 1 2 0 0 0 1 0 0 0 0 0 0 0",
-             "protocol error: unexpected HELLO");
+  snprintf(hello, sizeof hello, "o 14 0 0 0 %d 1 %d 0 0 0 1 0 0 0 0 0 0 0",
+           CR_WIRE_VERSION, CR_WIRE_VERSION);
+  check_fake(hello, "protocol error: unexpected HELLO");
   /* half a frame, then exit 0 */
-  check_fake("o 9 0 0 0 2; exit 0", "exited with status 0 during the job");
+  snprintf(half, sizeof half, "o 9 0 0 0 %d; exit 0", CR_WIRE_VERSION);
+  check_fake(half, "exited with status 0 during the job");
 }
 
 static void test_abort(void **state) {

@@ -48,6 +48,7 @@ static void assert_msg_eq(const struct cr_wire_msg *a,
     assert_str_eq(a->u.job.auth_method, b->u.job.auth_method);
     assert_str_eq(a->u.job.provider, b->u.job.provider);
     assert_str_eq(a->u.job.plugin_path, b->u.job.plugin_path);
+    assert_str_eq(a->u.job.plugin_id, b->u.job.plugin_id);
     assert_str_eq(a->u.job.credentials_json, b->u.job.credentials_json);
     assert_str_eq(a->u.job.config_json, b->u.job.config_json);
     assert_str_eq(a->u.job.state_json, b->u.job.state_json);
@@ -117,6 +118,7 @@ static size_t make_samples(struct cr_wire_msg *m) {
   m[n].u.job.auth_method = cr_wire_cstr("api_key");
   m[n].u.job.provider = cr_wire_cstr("sendgrid");
   m[n].u.job.plugin_path = cr_wire_cstr("/x/y.so");
+  m[n].u.job.plugin_id = cr_wire_cstr("2049:131:16384:1733356800000000000");
   m[n].u.job.credentials_json = sv(nul, sizeof nul);
   m[n].u.job.config_json = cr_wire_cstr("{}");
   m[n].u.job.timeout_ms = 0;
@@ -308,7 +310,8 @@ static void test_malformed_frames(void **state) {
     assert_non_null(strstr(err, "unknown message type"));
   }
   uint8_t ve[] = {2, 0, 0, 0, 0, CR_WIRE_BYE};
-  static const uint8_t bad_versions[] = {0, 1, 3, 255}; /* 1: before settings */
+  /* 1: before settings, 2: before plugin_id */
+  static const uint8_t bad_versions[] = {0, 1, 2, 4, 255};
   for (size_t i = 0; i < sizeof bad_versions; i++) {
     ve[4] = bad_versions[i];
     assert_int_equal(decode_raw(ve, sizeof ve, err, sizeof err), CR_EPARSE);
