@@ -163,8 +163,15 @@ async function review(page, name) {
   await keyboard(page, name);
 }
 
-async function go(page, base, hash, ready) {
+// Forgets that the page was ready, before an action that navigates: the
+// hash changes before the router runs, so a wait for "new hash and ready"
+// could otherwise see the new hash with the old page's ready flag.
+async function unready(page) {
   await page.evaluate(() => { delete document.body.dataset.ready; });
+}
+
+async function go(page, base, hash, ready) {
+  await unready(page);
   await page.evaluate((hsh) => {
     if (location.hash === hsh) window.dispatchEvent(new HashChangeEvent('hashchange'));
     else location.hash = hsh;
@@ -192,6 +199,7 @@ async function authListPage(page, base, api) {
     `authorizations: row ${a.id} shows the API's health, name, id, provider, method and owner`, `${JSON.stringify(r)}`);
   });
   await page.selectOption('#f-health', 'Healthy');
+  await unready(page);
   await page.click('form.filters button[type=submit]');
   await page.waitForFunction(() => location.hash.includes('health=Healthy') && document.body.dataset.ready === 'authorizations');
   const healthy = (await api('GET', '/v1/authorizations?limit=50&health=Healthy')).body.items.map((a) => a.id);
@@ -204,9 +212,11 @@ async function authListPage(page, base, api) {
   const shownIds = () => page.$$eval('#auth-table tbody tr[data-id]', (trs) => trs.map((tr) => tr.dataset.id).join(','));
   await go(page, base, '#/authorizations?limit=2', 'authorizations');
   check(await shownIds() === p1.items.map((a) => a.id).join(','), 'authorizations: the first page of 2', await shownIds());
+  await unready(page);
   await page.click('a[rel=next]');
   await page.waitForFunction((c) => location.hash.includes(`after=${c}`) && document.body.dataset.ready === 'authorizations', p1.cursor);
   check(await shownIds() === p2.items.map((a) => a.id).join(','), 'authorizations: Next shows the API\'s next page', await shownIds());
+  await unready(page);
   await page.click('a[rel=prev]');
   await page.waitForFunction(() => !location.hash.includes('after=') && document.body.dataset.ready === 'authorizations');
   check(await shownIds() === p1.items.map((a) => a.id).join(','), 'authorizations: Previous goes back', await shownIds());
