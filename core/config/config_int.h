@@ -54,6 +54,22 @@ struct ld {
   struct cr_mark host_mark; /* where host: was first defined */
 };
 
+/* config_files.c: dir joined with rel (rel alone when absolute), lexically
+ * ("." dropped, ".." against the previous segment); caller frees with
+ * cr__free; NULL on ENOMEM. */
+char *cr__cfg_join_path(const char *dir, const char *rel);
+
+/* config_files.c: reads the file disp (display name; shown in messages as
+ * shown) and, recursively, its includes into L's documents; from is where
+ * it was included (NULL: the top file). Returns 0, or CR_ENOENT / CR_EIO
+ * for a top file that cannot be read (diagnostics added). */
+int cr__cfg_read_tree(struct ld *L, const char *disp,
+                      const struct cr_mark *from, const char *shown);
+
+/* Appends a warning diagnostic at mk (may be NULL: no position). */
+void cr__cfg_warn_at(struct ld *L, const struct cr_mark *mk, const char *fmt,
+                     ...) __attribute__((format(printf, 3, 4)));
+
 /* Appends an error diagnostic at mk (may be NULL: no position). */
 void cr__cfg_err_at(struct ld *L, const struct cr_mark *mk, const char *fmt,
                     ...) __attribute__((format(printf, 3, 4)));
