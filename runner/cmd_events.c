@@ -15,6 +15,7 @@
 #include "api_client.h"
 #include "cli_common.h"
 #include "config/config.h"
+#include "export/export_engine.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -25,6 +26,9 @@ struct opts {
   const char *config;
   const char *server; /* --server / CONNRUN_SERVER: read through the API */
   const char *out;    /* export: the file written */
+  const char *to;     /* export: a table's database (--to URL) */
+  const char *table;  /* export --to: the table (default system_events) */
+  int64_t until_ms;   /* export: only events up to this time */
   struct cr_event_filter f;
   const char *verbs[CR_EVENT_FILTER_MAX_VERBS];
   int format, follow;
@@ -60,6 +64,15 @@ static void help(FILE *out) {
         "       connrun events export -c FILE --format jsonl|csv --out PATH "
         "[filters]\n"
         "  writes every matching event (no default limit) to PATH\n\n"
+        "       connrun events export -c FILE --to URL [--table NAME] "
+        "[--until WHEN]\n                      [filters]\n"
+        "  writes every matching event (up to WHEN) into a table of a SQLite\n"
+        "  file (sqlite:/path/file.db) or a PostgreSQL database\n"
+        "  (postgresql://user@host/db; the password from PGPASSWORD or\n"
+        "  ~/.pgpass, not the command line). The table (default\n"
+        "  system_events) is created if missing and checked if present; an\n"
+        "  event already in it is left as it is, so the export can be run\n"
+        "  again.\n\n"
         "With --server URL (or CONNRUN_SERVER) the events are read from a\n"
         "running server's API, with the token in CONNRUN_TOKEN; --follow\n"
         "then reads its event stream (Server-Sent Events) and, when the\n"
@@ -111,6 +124,13 @@ static int parse(int argc, char **argv, struct opts *o) {
       o->follow = 1;
     else if (!strcmp(a, "--out") && v)
       o->out = argv[++i];
+    else if (!strcmp(a, "--to") && v)
+      o->to = argv[++i];
+    else if (!strcmp(a, "--table") && v)
+      o->table = argv[++i];
+    else if (!strcmp(a, "--until") && v &&
+             cr_cli_parse_since(v, &o->until_ms) == 0)
+      i++;
     else if (!strcmp(a, "--server") && v)
       o->server = argv[++i];
     else
@@ -122,6 +142,38 @@ static int parse(int argc, char **argv, struct opts *o) {
   o->server = cr_cli_server(o->server);
   if (o->config == NULL && o->server == NULL)
     return cr_cli_errorf("events: -c FILE or --server URL is required"), -1;
+  return 0;
+}
+
+/* `connrun events export --to URL [--table T] [--until WHEN] [filters]`:
+ * every matching event into a table (export_table.h), a batch per
+ * destination transaction. */
+static int export_table(cr_store *s, struct opts *o) {
+  char err[512], safe[256];
+  cr_export_table *t = NULL;
+  const char *table = o->table ? o->table : "system_events";
+  cr_export_url_redact(o->to, safe, sizeof safe);
+  int rc = cr_export_table_open(o->to, table, &t, err, sizeof err);
+  size_t want = o->f.limit, total = 0, written = 0, n = 0, w = 0;
+  int64_t cursor = o->f.after_id;
+  while (rc == 0 && (want == 0 || total < want)) {
+    o->f.limit = CR_EVENT_QUERY_MAX_LIMIT;
+    if (want > 0 && want - total < o->f.limit)
+      o->f.limit = want - total;
+    rc = cr_export_batch(s, &o->f, NULL, o->until_ms, t, &cursor, &n, &w, err,
+                         sizeof err);
+    total += n;
+    written += w;
+    if (n < o->f.limit)
+      break;
+  }
+  cr_export_table_close(t);
+  if (rc != 0) {
+    cr_cli_errorf("events export: %s", err);
+    return rc;
+  }
+  fprintf(stderr, "%zu events exported, %zu new rows in table %s of %s\n",
+          total, written, table, safe);
   return 0;
 }
 
@@ -358,9 +410,15 @@ int cr_cmd_events(int argc, char **argv) {
   int export = argc > 1 && strcmp(argv[1], "export") == 0;
   if (parse(argc - export, argv + export, &o) != 0)
     return CR_EXIT_USAGE;
-  if (export && (o.out == NULL || o.format == FMT_TABLE || o.follow)) {
-    cr_cli_errorf("events export: needs --format jsonl|csv and --out FILE "
-                  "(no --follow)");
+  if (export && o.to != NULL && (o.out != NULL || o.server || o.follow)) {
+    cr_cli_errorf("events export: --to writes a table from the store of -c "
+                  "FILE (no --out, --server or --follow)");
+    return CR_EXIT_USAGE;
+  }
+  if (export && o.to == NULL &&
+      (o.out == NULL || o.format == FMT_TABLE || o.follow)) {
+    cr_cli_errorf("events export: needs --format jsonl|csv and --out FILE, "
+                  "or --to URL (no --follow)");
     return CR_EXIT_USAGE;
   }
   cr_store *s = NULL;
@@ -368,7 +426,9 @@ int cr_cmd_events(int argc, char **argv) {
       o.server ? CR_EXIT_OK : cr_cli_store_open("events", o.config, &s, NULL);
   if (rc != CR_EXIT_OK)
     return rc;
-  rc = export ? export_events(s, &o) : run(s, &o);
+  rc = export && o.to ? export_table(s, &o)
+       : export       ? export_events(s, &o)
+                      : run(s, &o);
   cr_store_close(s);
   if (rc == 0)
     return CR_EXIT_OK;

@@ -8,6 +8,7 @@ PKGS=(build-essential cmake pkg-config
       libjsonnet-dev libmicrohttpd-dev libcmocka-dev
       json-schema-test-suite tzdata curl python3 sqlite3
       libssl-dev openssl python3-aiosmtpd
+      libpq-dev postgresql  # table export into PostgreSQL; tests start a private server
       prometheus    # promtool checks /metrics in test_api
       chromium)     # the dashboard's browser test (tests/browser, playwright-core)
 # The API contract test and the OpenAPI lint run on Node (tests/api, whose

@@ -1256,6 +1256,7 @@ void cr_config_free(cr_config *cfg) {
     cr__free(cfg->subscriptions[i].retry_schedule_ms);
     json_decref(cfg->subscriptions[i].headers);
     cr__cfg_free_secret(cfg->subscriptions[i].secret);
+    cr__cfg_free_secret(cfg->subscriptions[i].export_to);
   }
   cr__free(cfg->subscriptions);
   for (size_t i = 0; i < cfg->n_alerts; i++)

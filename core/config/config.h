@@ -191,7 +191,7 @@ struct cr_config_work {
 struct cr_config_subscription {
   const char *id;
   const char *name;         /* defaults to id */
-  const char *workflow;     /* "webhook_system_events" */
+  const char *workflow; /* "webhook_system_events" or "table_system_events" */
   int enabled;              /* default 1 */
   const char **event_types; /* verbs; n_event_types == 0 means every verb */
   size_t n_event_types;
@@ -207,6 +207,11 @@ struct cr_config_subscription {
   size_t n_retry_schedule;    /* attempts, the first included */
   int max_in_flight;          /* default 16 */
   int64_t disable_after_ms;   /* default 5 days */
+  /* workflow table_system_events (export/export_engine.h) */
+  char *export_to;          /* resolved destination URL (may hold a password) */
+  const char *export_table; /* default "system_events" */
+  int export_batch;         /* events per destination transaction; 5000 */
+  int export_from_start;    /* from: start (else now) */
   const json_t *def;
   uint64_t config_hash;
   struct cr_mark mark;

@@ -1,9 +1,10 @@
 /* config_subs.c: the subscriptions: section of the configuration loader
  * (see config_int.h): each subscription's keys, its workflow and that
- * workflow's config (today webhook_system_events: event types and sources,
- * webhook_url, headers, json_template, secret), and the delivery settings
- * (timeout, retry_schedule, max_in_flight, disable_after). Duplicate ids are
- * checked with the other sections in config.c. */
+ * workflow's config (webhook_system_events: event types and sources,
+ * webhook_url, headers, json_template, secret; table_system_events: event
+ * types and sources, destination, table, batch_size, from), and the delivery
+ * settings (timeout, retry_schedule, max_in_flight, disable_after). Duplicate
+ * ids are checked with the other sections in config.c. */
 #include "config/config.h"
 #include "config/config_int.h"
 
@@ -208,6 +209,67 @@ static const struct field webhook_fields[] = {
     {"secret", FT_CUSTOM, 0, 0, 0, 0, NULL, set_sub_secret},
 };
 
+/* table_system_events: destination is a secret reference (a PostgreSQL URL
+ * may hold a password), never echoed. */
+static void set_export_to(struct ld *L, const struct where *w,
+                          const json_t *obj, const struct field *f,
+                          const json_t *v, void *t) {
+  sub_t *s = t;
+  char *r = cr__cfg_resolve_one(L, w, obj, f->key, v, 1);
+  if (r == NULL)
+    return;
+  if (strncmp(r, "sqlite:", 7) != 0 && strncmp(r, "postgresql://", 13) != 0 &&
+      strncmp(r, "postgres://", 11) != 0) {
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                   "'destination' %s must be a sqlite:/path/file.db or "
+                   "postgresql:// URL",
+                   w->in);
+    cr__cfg_free_secret(r);
+    return;
+  }
+  cr__cfg_free_secret(s->export_to);
+  s->export_to = r;
+}
+
+/* A table name: a SQL identifier we quote ourselves, [A-Za-z_][A-Za-z0-9_]*
+ * up to 63 bytes (PostgreSQL's limit). */
+static void set_export_table(struct ld *L, const struct where *w,
+                             const json_t *obj, const struct field *f,
+                             const json_t *v, void *t) {
+  sub_t *s = t;
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_STRING))
+    return;
+  const char *n = json_string_value(v);
+  size_t len = strlen(n),
+         ok = len > 0 && len < 64 && !(n[0] >= '0' && n[0] <= '9');
+  for (size_t i = 0; ok && i < len; i++)
+    ok = (n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
+         (n[i] >= '0' && n[i] <= '9') || n[i] == '_';
+  if (!ok)
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                   "'table' %s must be a name of letters, digits and _ (not "
+                   "starting with a digit, at most 63 bytes)",
+                   w->in);
+  else
+    s->export_table = n;
+}
+
+static const char *const from_names[] = {"now", "start", NULL};
+
+static const struct field table_fields[] = {
+    {"system_event_type", FT_CUSTOM, 0, offsetof(sub_t, event_types), 0, 0,
+     NULL, cr__cfg_set_event_type},
+    {"system_event_multiple_types", FT_CUSTOM, 0, offsetof(sub_t, event_types),
+     0, 0, NULL, cr__cfg_set_event_types},
+    {"system_event_sources", FT_CUSTOM, 0, 0, 0, 0, NULL, set_sources},
+    {"destination", FT_CUSTOM, 1, 0, 0, 0, NULL, set_export_to},
+    {"table", FT_CUSTOM, 0, 0, 0, 0, NULL, set_export_table},
+    {"batch_size", FT_INT, 0, offsetof(sub_t, export_batch), 1, 10000, NULL,
+     NULL},
+    {"from", FT_ENUM, 0, offsetof(sub_t, export_from_start), 0, 0, from_names,
+     NULL},
+};
+
 /* The workflows a subscription can use, each with its config keys. */
 static const struct workflow {
   const char *name;
@@ -215,6 +277,7 @@ static const struct workflow {
   size_t n_fields;
 } workflows[] = {
     {"webhook_system_events", webhook_fields, N_OF(webhook_fields)},
+    {"table_system_events", table_fields, N_OF(table_fields)},
 };
 
 static const struct workflow *find_workflow(const char *name) {
@@ -332,6 +395,8 @@ void cr__cfg_add_subscription(struct ld *L, const json_t *item, size_t index) {
   s->timeout_ms = 15 * MS_PER_S;
   s->max_in_flight = 16;
   s->disable_after_ms = INT64_C(5) * 86400 * MS_PER_S;
+  s->export_table = "system_events";
+  s->export_batch = 5000;
   cr__cfg_apply(L, &w, item, sub_fields, N_OF(sub_fields), s);
   if (s->name == NULL)
     s->name = s->id;

@@ -149,6 +149,9 @@ static int apply_sub(cr_store *s, const struct cr_config_subscription *sub,
   int rc = cr_store_begin(s);
   if (rc == 0)
     rc = cr_store_sub_upsert(s, &rec, &changed);
+  /* A new table export with from: start exports the retained trail. */
+  if (rc == 0 && changed == CR_STORE_CREATED && sub->export_from_start)
+    rc = cr_store_sub_set_cursor(s, sub->id, 0, 0);
   if (rc == 0 && changed != CR_STORE_UNCHANGED) {
     json_t *data = json_pack("{s:s, s:b}", "workflow", sub->workflow, "enabled",
                              sub->enabled);

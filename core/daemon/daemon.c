@@ -2,6 +2,7 @@
  * opening the store, applying the configuration, the libuv loop, signals
  * (SIGINT/SIGTERM stop, SIGHUP reloads) and the health-check timer. */
 #include "daemon/daemon_int.h"
+#include "export/export_engine.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -292,6 +293,8 @@ void cr__daemon_reload(cr_daemon *d, int all_checks, cr_plugin_host *plugins) {
   cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
   if (d->delivery != NULL)
     cr_delivery_configure(d->delivery, d->cfg->cfg);
+  if (d->exports != NULL)
+    cr_export_engine_configure(d->exports, d->cfg->cfg);
   if (all_checks)
     cr__daemon_health_cycle(d);
   else
@@ -370,7 +373,20 @@ static int start_delivery(cr_daemon *d) {
   int rc = cr_delivery_new(&o, &d->delivery);
   if (rc == 0)
     rc = cr_delivery_configure(d->delivery, d->cfg->cfg);
+  struct cr_export_opts eo = {.data_dir = d->cfg->cfg->host.data_dir,
+                              .log = d->log,
+                              .log_ud = d->log_ud,
+                              .log_min_level = d->log_min_level};
+  if (rc == 0)
+    rc = cr_export_engine_new(&eo, &d->exports);
+  if (rc == 0)
+    rc = cr_export_engine_configure(d->exports, d->cfg->cfg);
   return rc;
+}
+
+void cr__daemon_events_written(cr_daemon *d) {
+  cr_delivery_kick(d->delivery);
+  cr_export_engine_kick(d->exports);
 }
 
 /* Gives the memory freed after a (re)load and its health checks back to
@@ -502,6 +518,7 @@ void cr_daemon_free(cr_daemon *d) {
     return;
   cr__daemon_runner_free(d);
   cr_delivery_free(d->delivery);
+  cr_export_engine_free(d->exports);
   cr__daemon_alerts_free(d);
   if (d->loop_inited)
     uv_loop_close(&d->loop);

@@ -168,7 +168,7 @@ void cr__daemon_health_flush(cr_daemon *d) {
                     cr_store_last_error(d->store));
     cr_store_rollback(d->store);
   }
-  cr_delivery_kick(d->delivery);
+  cr__daemon_events_written(d);
 }
 
 static void on_flush(uv_idle_t *h) { cr__daemon_health_flush(h->data); }

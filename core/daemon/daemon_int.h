@@ -83,6 +83,7 @@ struct cr_daemon {
   struct cr__busy **busy;
   struct cr__runner runner;
   cr_delivery *delivery; /* webhook exports (loop thread) */
+  struct cr_export_engine *exports; /* table exports (a thread of its own) */
   cr_alerts *alerts;     /* alert rules' state (loop thread) */
   /* The REST API (api/api.h), when api_listen was given. The API's threads
    * take the configuration through cfg_mu (d->cfg is swapped under it). */
@@ -124,6 +125,10 @@ struct cr_daemon {
  * unavailable rather than failing the reload (CR_CHECK_DEGRADE). Loop
  * thread. */
 void cr__daemon_reload(cr_daemon *d, int all_checks, cr_plugin_host *plugins);
+
+/* New events were committed: kicks the webhook delivery and the table
+ * exports. Loop thread. */
+void cr__daemon_events_written(cr_daemon *d);
 
 /* After a new plugin set was swapped in (daemon_plugins.c): the scheduler
  * takes the providers' default schedules from it. Loop thread. */

@@ -225,7 +225,7 @@ static void apply_changes(cr_daemon *d, struct rescan_job *j) {
   j->neu = NULL;
   if (!j->reload)
     cr__daemon_health_cycle_providers(d, names, n);
-  cr_delivery_kick(d->delivery);
+  cr__daemon_events_written(d);
 }
 
 static void rescan_after(uv_work_t *req, int status) {

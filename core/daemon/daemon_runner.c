@@ -330,7 +330,7 @@ static void on_done(uv_async_t *a) {
     j = next;
   }
   cr__daemon_alerts_scan(d);
-  cr_delivery_kick(d->delivery); /* the executions wrote events */
+  cr__daemon_events_written(d); /* the executions wrote events */
   if (d->stopping && rn->running == 0)
     finish_stop(d);
   else

@@ -507,6 +507,17 @@ int cr_store_sub_delete(cr_store *s, const char *id) {
   return CALL(s, sub_delete, id);
 }
 
+int cr_store_sub_set_cursor(cr_store *s, const char *id, int64_t cursor,
+                            int forward_only) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (id == NULL)
+    return invalid(s, "no subscription id given");
+  if (cursor < 0)
+    return invalid(s, "a subscription cursor is an event id >= 0");
+  return CALL(s, sub_set_cursor, id, cursor, forward_only);
+}
+
 int cr_store_sub_disable(cr_store *s, const char *id, const char *reason) {
   if (!ready(s))
     return CR_EINVAL;

@@ -533,6 +533,16 @@ int cr_store_sub_list(cr_store *s, struct cr_sub_rec **out, size_t *n);
  * attempts. CR_ENOENT if missing. */
 int cr_store_sub_delete(cr_store *s, const char *id);
 
+/* Sets the cursor (the last event id considered) of subscription id
+ * (borrowed). forward_only: only moves it forward (a table export records
+ * what it wrote; an older value is ignored, and a missing subscription is
+ * not an error); else sets it (CR_ENOENT if missing). Webhook subscriptions
+ * are moved by cr_store_outbox_enqueue; table exports
+ * (export/export_engine.h) by this. Errors: CR_EINVAL (cursor < 0), backend
+ * errors. */
+int cr_store_sub_set_cursor(cr_store *s, const char *id, int64_t cursor,
+                            int forward_only);
+
 /* Disables subscription id (borrowed) with reason (borrowed, may be NULL),
  * e.g. "410 Gone from https://...": its outbox rows stay but are not due
  * while it is disabled. Errors: CR_EINVAL, CR_ENOENT, backend errors. */
@@ -550,7 +560,8 @@ int cr_store_sub_stats(cr_store *s, const char *sub_id,
  * turns new events into outbox rows, the delivery engine fetches due rows,
  * sends them and records each attempt. */
 
-/* For every enabled subscription: scans the events with id > its cursor
+/* For every enabled subscription (but table exports, workflow
+ * table_system_events, which keep their cursor themselves): scans the events with id > its cursor
  * (oldest first, at most max_events per subscription; 0 =
  * CR_OUTBOX_ENQUEUE_DEFAULT, clamped to CR_OUTBOX_ENQUEUE_MAX), inserts a
  * pending outbox row (next_attempt_at = now) for each event its filter

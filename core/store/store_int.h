@@ -128,6 +128,9 @@ struct cr_store_ops {
                               const char *config_hash, char **json_out);
 
   /* Webhook outbox: status validated, limits resolved, times defaulted. */
+  /* cursor >= 0 checked */
+  int (*sub_set_cursor)(cr_store *s, const char *id, int64_t cursor,
+                        int forward_only);
   int (*sub_disable)(cr_store *s, const char *id, const char *reason,
                      int64_t now);
   int (*sub_stats)(cr_store *s, const char *sub_id, int64_t now,

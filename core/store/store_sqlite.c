@@ -1745,6 +1745,7 @@ static const struct cr_store_ops sqlite_ops = {
     .sync_state_exec_records = cr__sq_sync_state_exec_records,
     .auth_credentials_set = sq_auth_credentials_set,
     .auth_credentials_get = sq_auth_credentials_get,
+    .sub_set_cursor = cr__sq_sub_set_cursor,
     .sub_disable = cr__sq_sub_disable,
     .sub_stats = cr__sq_sub_stats,
     .sub_attempts = cr__sq_sub_attempts,

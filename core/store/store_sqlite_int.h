@@ -183,13 +183,16 @@
     "updated_at = ?2 WHERE id = ?1") \
   X(SUB_ENABLED, \
     "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
-    "WHERE enabled = 1 ORDER BY id") \
+    "WHERE enabled = 1 AND workflow <> 'table_system_events' ORDER BY id") \
   X(SUB_FILTER, \
     "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
     "WHERE id = ?1") \
   X(SUB_CURSOR, \
     "UPDATE subscriptions SET cursor_event_id = ?2 WHERE id = ?1 " \
     "AND cursor_event_id < ?2") \
+  X(SUB_CURSOR_SET, \
+    "UPDATE subscriptions SET cursor_event_id = ?2 WHERE id = ?1 " \
+    "AND (?3 = 0 OR cursor_event_id < ?2)") \
   X(SUB_FAILING, \
     "UPDATE subscriptions SET failing_since = CASE " \
     "WHEN ?2 IN ('failed','dead') THEN COALESCE(failing_since, ?3) " \
@@ -631,6 +634,8 @@ int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
                          int64_t next_attempt_at, int64_t now);
 int cr__sq_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
                          int64_t now, size_t *n);
+int cr__sq_sub_set_cursor(cr_store *s, const char *id, int64_t cursor,
+                          int forward_only);
 int cr__sq_sub_disable(cr_store *s, const char *id, const char *reason,
                        int64_t now);
 int cr__sq_sub_stats(cr_store *s, const char *sub_id, int64_t now,

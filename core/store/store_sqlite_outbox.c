@@ -375,6 +375,24 @@ int cr__sq_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
   return rc;
 }
 
+int cr__sq_sub_set_cursor(cr_store *s, const char *id, int64_t cursor,
+                          int forward_only) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_doomed(q);
+  if (rc == 0)
+    rc = cr__sq_prep(q, ST_SUB_CURSOR_SET, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, id);
+  sqlite3_bind_int64(st, 2, cursor);
+  sqlite3_bind_int(st, 3, forward_only != 0);
+  rc = cr__sq_step_done(q, st);
+  if (rc == 0 && sqlite3_changes(q->db) == 0 && !forward_only)
+    return cr__sq_not_found(q, "subscription", id);
+  return rc;
+}
+
 int cr__sq_sub_disable(cr_store *s, const char *id, const char *reason,
                        int64_t now) {
   struct sq_store *q = sqs(s);

@@ -629,7 +629,7 @@ static void test_subscriptions(void **state) {
             "webhook_system_event\n", 0,
             "unknown workflow 'webhook_system_event' in subscription 's' (did "
             "you mean 'webhook_system_events'?); expected "
-            "webhook_system_events");
+            "webhook_system_events or table_system_events");
   one_error("subscriptions:\n  - id: s\n    workflow: webhook_system_events\n"
             "    config:\n      webhook_url: 'http://h'\n"
             "      headers: {X-A: [1]}\n",
