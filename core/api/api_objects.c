@@ -185,6 +185,18 @@ static void create(struct cr__api_req *r, struct cr__api_res *res,
   json_t *body = cr__api_body_object(r, res);
   if (body == NULL)
     return;
+  /* A table export writes where its destination says (a file path, a
+   * database): only an admin may create one. */
+  const char *wf = json_string_value(json_object_get(body, "workflow"));
+  if (strcmp(kind, "subscription") == 0 && wf != NULL &&
+      strcmp(wf, "table_system_events") == 0 &&
+      (r->scopes & CR_SCOPE_ADMIN) == 0) {
+    cr__api_error(res, 403, "forbidden", "/workflow",
+                  "a table_system_events subscription writes to a database of "
+                  "its own choosing: it needs the 'admin' scope");
+    json_decref(body);
+    return;
+  }
   const char *key =
       MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
   if (key != NULL && (key[0] == '\0' || strlen(key) > IDEM_KEY_MAX)) {

@@ -8,6 +8,7 @@
 
 #include "control/ctl_int.h"
 #include "events/alerts.h"
+#include "export/export_table.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -31,7 +32,20 @@ static json_t *sub_config(const struct cr_config_subscription *s) {
   json_object_foreach(h, k, v) json_object_set_new(h, k, json_string("***"));
   if (json_object_get(cfg, "secret"))
     json_object_set_new(cfg, "secret", json_string("***"));
+  if (s->export_to != NULL) { /* the resolved URL, without its password */
+    char safe[512];
+    cr_export_url_redact(s->export_to, safe, sizeof safe);
+    json_object_set_new(cfg, "destination", json_string(safe));
+  }
   return cfg;
+}
+
+/* A table export's position: its table and the last event id it wrote
+ * (the events after it are still to come). */
+static json_t *export_json(const struct cr_config_subscription *s,
+                           const struct cr_sub_rec *rec) {
+  return json_pack("{s:s, s:I}", "table", s->export_table, "cursor_event_id",
+                   (json_int_t)(rec ? rec->cursor_event_id : 0));
 }
 
 static json_t *sub_json(const struct cr_ctl *c,
@@ -59,6 +73,8 @@ static json_t *sub_json(const struct cr_ctl *c,
       cr__ctl_declared_at(&s->mark, where), "last_error",
       st.last_error ? json_string(st.last_error) : json_null(), "last_status",
       st.last_status);
+  if (j != NULL && s->export_to != NULL)
+    json_object_set_new(j, "export", export_json(s, rec));
   cr_sub_stats_clear(&st);
   cr_sub_rec_free(rec);
   return j;

@@ -18,6 +18,7 @@
 #include "fake_http.h"
 
 #define TOKEN "subs-test-token-5e1c0a"
+#define ADMIN "subs-admin-token-77d2e1"
 
 /* The document's examples, with only the endpoint placeholders (and the
  * third's first work id) replaced; %s is the receiver URL. */
@@ -75,7 +76,8 @@ static int setup(void **state) {
            "  health_check_interval: 1h\n"
            "  runner: { isolation: inline }\n"
            "  api_tokens: [{name: ops, token: \"" TOKEN "\", "
-           "scopes: [read, write]}]\n"
+           "scopes: [read, write]}, {name: root, token: \"" ADMIN "\", "
+           "scopes: [read, write, admin]}]\n"
            "authorizations:\n"
            "  - { id: files, provider: filedrop, method: none }\n"
            "works:\n"
@@ -200,10 +202,43 @@ static void test_document_examples(void **state) {
   json_decref(list);
 }
 
+/* A table export through the API: only with the admin scope; its view (the
+ * answer to the POST) shows the destination without its password, the table and the cursor. */
+static void test_table_export(void **state) {
+  struct fixture *f = *state;
+  const char *body =
+      "{\"workflow\": \"table_system_events\", \"config\": "
+      "{\"destination\": \"postgresql://u:pw-Api9x@127.0.0.1:1/db\", "
+      "\"table\": \"audit\"}}";
+  json_t *out = NULL;
+  assert_int_equal(call(f, "POST", "/v1/subscriptions", body, &out), 403);
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(out, "error"), "field")),
+                      "/workflow");
+  json_decref(out);
+  assert_int_equal(cr_api_call(&f->api, ADMIN, "POST", "/v1/subscriptions",
+                               body, NULL, &out, NULL),
+                   201);
+  char *text = json_dumps(out, 0);
+  assert_null(strstr(text, "pw-Api9x"));
+  free(text);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(out, "config"),
+                                        "destination")),
+      "postgresql://u:***@127.0.0.1:1/db");
+  json_t *exp = json_object_get(out, "export");
+  assert_string_equal(json_string_value(json_object_get(exp, "table")),
+                      "audit");
+  assert_true(json_integer_value(json_object_get(exp, "cursor_event_id")) >
+              0);
+  json_decref(out);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_document_examples, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_table_export, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
