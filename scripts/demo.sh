@@ -101,6 +101,14 @@ if curl -sf "$api/readyz" >/dev/null 2>&1; then
   curl -s -H "Authorization: Bearer $token" "$api/v1/works/edge-items/executions"; echo
   echo "-- records stay on the runner's host (its --data-dir):"
   wc -l data/demo/runner/out/edge-items/*.jsonl 2>/dev/null || echo "  (not yet)"
+  step "table export: every event, continuously, into data/demo/audit.db (subscription audit-table)"
+  sleep 0.3
+  echo "\$ sqlite3 data/demo/audit.db 'SELECT subject_type, verb, count(*) FROM system_events GROUP BY 1, 2'"
+  sqlite3 data/demo/audit.db "SELECT subject_type, verb, count(*) FROM system_events GROUP BY 1, 2" || true
+  echo "\$ curl -H 'Authorization: Bearer ...' $api/v1/subscriptions/audit-table"
+  curl -s -H "Authorization: Bearer $token" "$api/v1/subscriptions/audit-table"; echo
+  echo "\$ connrun events export -c $config --to sqlite:data/demo/problems.db --verb unhealthy --verb failed   (one-time)"
+  "$bin" events export -c "$config" --to sqlite:data/demo/problems.db --verb unhealthy --verb failed || true
   dropin="$build/test-plugins/dropin"
   if [[ -f "$dropin/dropin_v1.so" ]]; then
     step "drop-in plugins: a new plugin renamed into data/demo/plugins.d while serve runs, then v2 over it"

@@ -10,6 +10,7 @@
 
 #include "events/event_tpl.h"
 #include "events/vocab.h"
+#include "util/alloc.h"
 #include "util/error.h"
 
 #include <stddef.h>
@@ -226,6 +227,21 @@ static void set_export_to(struct ld *L, const struct where *w,
                    w->in);
     cr__cfg_free_secret(r);
     return;
+  }
+  /* A relative SQLite path is relative to this file, as other paths are. */
+  if (strncmp(r, "sqlite:", 7) == 0 && r[7] != '/' && r[7] != '\0') {
+    char *joined = cr__cfg_join_path(L->doc->dir, r + 7);
+    size_t n = joined ? strlen(joined) + 8 : 0;
+    char *abs = joined ? cr__malloc(n) : NULL;
+    if (abs != NULL)
+      snprintf(abs, n, "sqlite:%s", joined);
+    cr__free(joined);
+    cr__cfg_free_secret(r);
+    if (abs == NULL) {
+      L->nomem = 1;
+      return;
+    }
+    r = abs;
   }
   cr__cfg_free_secret(s->export_to);
   s->export_to = r;
