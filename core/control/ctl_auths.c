@@ -207,9 +207,17 @@ int cr_ctl_auth_list(const struct cr_ctl *c, const char *after, size_t limit,
   return 0;
 }
 
+/* FNV-1a of n bytes of p into h. */
+static uint64_t fnv(uint64_t h, const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+  return h;
+}
+
 void cr_ctl_auth_etag(const json_t *view, char *buf) {
   /* Over what an edit changes, not over health or executions, so a
-   * health check between GET and PATCH does not fail the If-Match. */
+   * health check between GET and PATCH does not fail the If-Match. Each
+   * value is hashed with its key and a type tag, without a JSON text. */
   static const char *const keys[] = {"id",
                                      "name",
                                      "description",
@@ -217,18 +225,19 @@ void cr_ctl_auth_etag(const json_t *view, char *buf) {
                                      "error_email_notifications",
                                      "updated_at",
                                      NULL};
-  json_t *sub = json_object();
-  for (size_t i = 0; keys[i] != NULL; i++) {
-    json_t *v = json_object_get(view, keys[i]);
-    if (v != NULL)
-      json_object_set(sub, keys[i], v);
-  }
-  char *text = json_dumps(sub, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(sub);
   uint64_t h = 1469598103934665603ULL;
-  for (const char *p = text ? text : ""; *p; p++)
-    h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-  free(text);
+  for (size_t i = 0; keys[i] != NULL; i++) {
+    const json_t *v = json_object_get(view, keys[i]);
+    char tag = v == NULL           ? '-'
+               : json_is_string(v) ? 's'
+               : json_is_true(v)   ? 't'
+               : json_is_false(v)  ? 'f'
+                                   : 'n';
+    h = fnv(h, keys[i], strlen(keys[i]) + 1);
+    h = fnv(h, &tag, 1);
+    if (json_is_string(v))
+      h = fnv(h, json_string_value(v), json_string_length(v) + 1);
+  }
   snprintf(buf, 24, "\"%016" PRIx64 "\"", h);
 }
 
