@@ -1310,3 +1310,69 @@ void cr_exec_log_rec_free_list(struct cr_exec_log_rec *r, size_t n) {
     cr__free(r[i].text);
   cr__free(r);
 }
+
+/* ---- Cluster (store_cluster.h) ------------------------------------------- */
+
+int cr_store_instance_beat(cr_store *s, const char *id, const char *info_json,
+                           int64_t started_at) {
+  if (!ready(s) || bad_str(id) || info_json == NULL)
+    return CR_EINVAL;
+  return CALL(s, instance_beat, id, info_json, started_at, cr__now_ms());
+}
+
+int cr_store_instance_list(cr_store *s, struct cr_instance_rec **out,
+                           size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  return CALL(s, instance_list, out, n);
+}
+
+int cr_store_duty_acquire(cr_store *s, const char *duty, const char *holder,
+                          int64_t ttl_ms, int *held, struct cr_duty_rec *prev) {
+  if (prev != NULL)
+    memset(prev, 0, sizeof *prev);
+  if (held != NULL)
+    *held = 0;
+  if (!ready(s) || bad_str(duty) || bad_str(holder) || held == NULL ||
+      ttl_ms <= 0)
+    return CR_EINVAL;
+  return CALL(s, duty_acquire, duty, holder, ttl_ms, cr__now_ms(), held, prev);
+}
+
+int cr_store_duty_release(cr_store *s, const char *duty, const char *holder) {
+  if (!ready(s) || bad_str(duty) || bad_str(holder))
+    return CR_EINVAL;
+  return CALL(s, duty_release, duty, holder, cr__now_ms());
+}
+
+int cr_store_duty_list(cr_store *s, struct cr_duty_rec **out, size_t *n) {
+  if (!ready(s) || out == NULL || n == NULL)
+    return CR_EINVAL;
+  *out = NULL;
+  *n = 0;
+  return CALL(s, duty_list, out, n);
+}
+
+void cr_instance_rec_free_list(struct cr_instance_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++) {
+    cr__free(r[i].id);
+    cr__free(r[i].info_json);
+  }
+  cr__free(r);
+}
+
+void cr_duty_rec_clear(struct cr_duty_rec *r) {
+  if (r == NULL)
+    return;
+  cr__free(r->name);
+  cr__free(r->holder);
+  memset(r, 0, sizeof *r);
+}
+
+void cr_duty_rec_free_list(struct cr_duty_rec *r, size_t n) {
+  for (size_t i = 0; r != NULL && i < n; i++)
+    cr_duty_rec_clear(&r[i]);
+  cr__free(r);
+}

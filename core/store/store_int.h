@@ -12,6 +12,7 @@
 #define CR_STORE_INT_H
 
 #include "store/store.h"
+#include "store/store_cluster.h"
 #include "store/store_runners.h"
 
 #include <stdarg.h>
@@ -169,6 +170,17 @@ struct cr_store_ops {
   /* cr_store_read_begin / cr_store_read_end (store.h). */
   int (*read_begin)(cr_store *s);
   int (*read_end)(cr_store *s);
+
+  /* Cluster (store_cluster.h); now and ttl resolved. */
+  int (*instance_beat)(cr_store *s, const char *id, const char *info_json,
+                       int64_t started_at, int64_t now);
+  int (*instance_list)(cr_store *s, struct cr_instance_rec **out, size_t *n);
+  int (*duty_acquire)(cr_store *s, const char *duty, const char *holder,
+                      int64_t ttl_ms, int64_t now, int *held,
+                      struct cr_duty_rec *prev);
+  int (*duty_release)(cr_store *s, const char *duty, const char *holder,
+                      int64_t now);
+  int (*duty_list)(cr_store *s, struct cr_duty_rec **out, size_t *n);
 
   /* Remote runners (store_runners.h). */
   int (*runner_add)(cr_store *s, const struct cr_runner_rec *rec, int64_t now);

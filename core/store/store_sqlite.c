@@ -386,10 +386,25 @@ static const char MIGRATION_11[] =
   "CREATE INDEX execution_logs_by_execution"
   "  ON execution_logs(execution_id, id);";
 
+/* Version 12: the instances sharing the store and the duties they hold
+ * (store_cluster.h). */
+static const char MIGRATION_12[] =
+  "CREATE TABLE instances ("
+  "  id TEXT PRIMARY KEY,"
+  "  info_json TEXT NOT NULL CHECK (json_valid(info_json)),"
+  "  started_at INTEGER NOT NULL,"
+  "  last_seen_at INTEGER NOT NULL);"
+  "CREATE TABLE duties ("
+  "  name TEXT PRIMARY KEY,"
+  "  holder TEXT NOT NULL,"
+  "  since INTEGER NOT NULL,"
+  "  expires_at INTEGER NOT NULL,"
+  "  epoch INTEGER NOT NULL);";
+
 static const char *const migrations[] = {
     MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
     MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10,
-    MIGRATION_11};
+    MIGRATION_11, MIGRATION_12};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 // clang-format on
 
@@ -1746,6 +1761,11 @@ static const struct cr_store_ops sqlite_ops = {
     .auth_credentials_set = sq_auth_credentials_set,
     .auth_credentials_get = sq_auth_credentials_get,
     .sub_set_cursor = cr__sq_sub_set_cursor,
+    .instance_beat = cr__sq_instance_beat,
+    .instance_list = cr__sq_instance_list,
+    .duty_acquire = cr__sq_duty_acquire,
+    .duty_release = cr__sq_duty_release,
+    .duty_list = cr__sq_duty_list,
     .sub_disable = cr__sq_sub_disable,
     .sub_stats = cr__sq_sub_stats,
     .sub_attempts = cr__sq_sub_attempts,

@@ -193,6 +193,32 @@
   X(SUB_CURSOR_SET, \
     "UPDATE subscriptions SET cursor_event_id = ?2 WHERE id = ?1 " \
     "AND (?3 = 0 OR cursor_event_id < ?2)") \
+  X(INSTANCE_BEAT, \
+    "INSERT INTO instances (id, info_json, started_at, last_seen_at) " \
+    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET " \
+    "info_json = excluded.info_json, last_seen_at = excluded.last_seen_at") \
+  X(INSTANCE_FORGET, "DELETE FROM instances WHERE last_seen_at < ?1") \
+  X(INSTANCE_LIST, \
+    "SELECT id, info_json, started_at, last_seen_at FROM instances " \
+    "ORDER BY id") \
+  X(DUTY_GET, \
+    "SELECT name, holder, since, expires_at, epoch FROM duties " \
+    "WHERE name = ?1") \
+  X(DUTY_ACQUIRE, \
+    "INSERT INTO duties (name, holder, since, expires_at, epoch) " \
+    "VALUES (?1, ?2, ?3, ?3 + ?4, 1) ON CONFLICT (name) DO UPDATE SET " \
+    "since = CASE WHEN duties.holder = excluded.holder THEN duties.since " \
+    "ELSE excluded.since END, " \
+    "epoch = CASE WHEN duties.holder = excluded.holder THEN duties.epoch " \
+    "ELSE duties.epoch + 1 END, " \
+    "holder = excluded.holder, expires_at = excluded.expires_at " \
+    "WHERE duties.holder = excluded.holder OR duties.expires_at <= " \
+    "excluded.since") \
+  X(DUTY_RELEASE, \
+    "UPDATE duties SET expires_at = ?3 WHERE name = ?1 AND holder = ?2") \
+  X(DUTY_LIST, \
+    "SELECT name, holder, since, expires_at, epoch FROM duties " \
+    "ORDER BY name") \
   X(SUB_FAILING, \
     "UPDATE subscriptions SET failing_since = CASE " \
     "WHEN ?2 IN ('failed','dead') THEN COALESCE(failing_since, ?3) " \
@@ -634,6 +660,16 @@ int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
                          int64_t next_attempt_at, int64_t now);
 int cr__sq_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
                          int64_t now, size_t *n);
+int cr__sq_instance_beat(cr_store *s, const char *id, const char *info_json,
+                         int64_t started_at, int64_t now);
+int cr__sq_instance_list(cr_store *s, struct cr_instance_rec **out,
+                         size_t *n);
+int cr__sq_duty_acquire(cr_store *s, const char *duty, const char *holder,
+                        int64_t ttl_ms, int64_t now, int *held,
+                        struct cr_duty_rec *prev);
+int cr__sq_duty_release(cr_store *s, const char *duty, const char *holder,
+                        int64_t now);
+int cr__sq_duty_list(cr_store *s, struct cr_duty_rec **out, size_t *n);
 int cr__sq_sub_set_cursor(cr_store *s, const char *id, int64_t cursor,
                           int forward_only);
 int cr__sq_sub_disable(cr_store *s, const char *id, const char *reason,

@@ -19,6 +19,7 @@
 #include "events/sub_filter.h"
 #include "exec/execution.h"
 #include "store/store.h"
+#include "store/store_cluster.h"
 #include "store/store_runners.h"
 #include "store/store_sqlite.h"
 #include "util/alloc.h"
@@ -2707,6 +2708,74 @@ static void test_savepoint_misuse(void **state) {
   assert_int_equal(count_events(f->s), 0);
 }
 
+/* Duties are leases: one holder at a time, renewed by it, taken over only
+ * after they expire (or are released), epoch counting holders. */
+static void test_cluster_duties(void **state) {
+  struct fixture *f = *state;
+  int held = -1;
+  struct cr_duty_rec prev;
+  cr__clock_set_fake(10000);
+  assert_int_equal(
+      cr_store_duty_acquire(f->s, "scheduler", "a", 5000, &held, &prev), 0);
+  assert_int_equal(held, 1);
+  assert_null(prev.name);
+  cr__clock_set_fake(12000);
+  assert_int_equal(
+      cr_store_duty_acquire(f->s, "scheduler", "b", 5000, &held, &prev), 0);
+  assert_int_equal(held, 0);
+  assert_string_equal(prev.holder, "a");
+  cr_duty_rec_clear(&prev);
+  /* a renews: its lease moves on, since and epoch stay. */
+  assert_int_equal(
+      cr_store_duty_acquire(f->s, "scheduler", "a", 5000, &held, NULL), 0);
+  assert_int_equal(held, 1);
+  cr__clock_set_fake(16999);
+  assert_int_equal(
+      cr_store_duty_acquire(f->s, "scheduler", "b", 5000, &held, NULL), 0);
+  assert_int_equal(held, 0);
+  cr__clock_set_fake(17000); /* a's lease (12000 + 5000) is over */
+  assert_int_equal(
+      cr_store_duty_acquire(f->s, "scheduler", "b", 5000, &held, &prev), 0);
+  assert_int_equal(held, 1);
+  assert_string_equal(prev.holder, "a");
+  assert_int_equal(prev.since, 10000);
+  assert_int_equal(prev.epoch, 1);
+  cr_duty_rec_clear(&prev);
+  /* Released: a takes it at once. */
+  assert_int_equal(cr_store_duty_release(f->s, "scheduler", "a"),
+                   0); /* no-op */
+  assert_int_equal(cr_store_duty_release(f->s, "scheduler", "b"), 0);
+  assert_int_equal(
+      cr_store_duty_acquire(f->s, "scheduler", "a", 5000, &held, NULL), 0);
+  assert_int_equal(held, 1);
+  assert_int_equal(
+      cr_store_duty_acquire(f->s, "alerts", "b", 5000, &held, NULL), 0);
+  struct cr_duty_rec *d = NULL;
+  size_t n = 0;
+  assert_int_equal(cr_store_duty_list(f->s, &d, &n), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(d[0].name, "alerts");
+  assert_string_equal(d[1].holder, "a");
+  assert_int_equal(d[1].since, 17000);
+  assert_int_equal(d[1].epoch, 3);
+  cr_duty_rec_free_list(d, n);
+  assert_int_equal(cr_store_duty_acquire(f->s, "x", "a", 0, &held, NULL),
+                   CR_EINVAL);
+  /* Instances: heartbeats, and those unseen for a day forgotten. */
+  assert_int_equal(cr_store_instance_beat(f->s, "a", "{\"pid\": 1}", 10000), 0);
+  cr__clock_set_fake(17000 + INT64_C(86400) * 1000 + 1);
+  assert_int_equal(cr_store_instance_beat(f->s, "b", "{}", 17000), 0);
+  struct cr_instance_rec *in = NULL;
+  assert_int_equal(cr_store_instance_list(f->s, &in, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(in[0].id, "b");
+  assert_int_equal(in[0].started_at, 17000);
+  cr_instance_rec_free_list(in, n);
+  assert_int_equal(cr_store_instance_beat(f->s, "c", "not json", 1),
+                   CR_EINVAL); /* a constraint */
+  cr__clock_set_fake(0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fresh_database_is_latest),
@@ -2755,6 +2824,7 @@ int main(void) {
       T(test_savepoint_undoes_only_its_writes),
       T(test_savepoint_restores_doomed),
       T(test_savepoint_misuse),
+      T(test_cluster_duties),
 #undef T
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
