@@ -31,6 +31,8 @@ static const struct command commands[] = {
     {"state", cr_cmd_state, "show, list or roll back a work's sync state"},
     {"runners", cr_cmd_runners,
      "remote runners: status, labels, executions; revoke"},
+    {"cluster", cr_cmd_cluster,
+     "serve instances sharing the store and the duties each holds"},
     {"runner", cr_cmd_runner,
      "run a remote runner host that claims executions from a server"},
 };

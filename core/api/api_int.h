@@ -242,6 +242,7 @@ void cr__api_plugin_list(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_plugin_get(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_plugin_rescan(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_runner_list(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_cluster_get(struct cr__api_req *r, struct cr__api_res *res);
 
 /* ---- api_prom.c: request metrics ---- */
 int cr__api_stats_new(struct cr__api_stats **out);

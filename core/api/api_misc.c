@@ -2,6 +2,7 @@
  * /v1/subscriptions (views, attempts, replay), /v1/alerts, /v1/plugins and
  * /v1/runners. Thin handlers over control.h and the store. */
 #include "api/api_int.h"
+#include "control/ctl_cluster.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -169,4 +170,12 @@ void cr__api_plugin_get(struct cr__api_req *r, struct cr__api_res *res) {
   json_t *v = NULL;
   int rc = cr_ctl_plugin_view(&c, r->params[0], &v);
   cr__api_reply(res, rc, v, "plugin");
+}
+
+void cr__api_cluster_get(struct cr__api_req *r, struct cr__api_res *res) {
+  struct cr_ctl c;
+  cr__api_ctl(r, &c);
+  json_t *v = NULL;
+  int rc = cr_ctl_cluster_view(&c, &v);
+  cr__api_reply(res, rc, v, "cluster");
 }

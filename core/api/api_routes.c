@@ -68,6 +68,7 @@ const struct cr__api_route cr__api_routes[] = {
     {"POST", "/v1/plugins/rescan", A, cr__api_plugin_rescan, "rescanPlugins",
      0},
     {"GET", "/v1/runners", R, cr__api_runner_list, "listRunners", 0},
+    {"GET", "/v1/cluster", R, cr__api_cluster_get, "getCluster", 0},
     /* Remote runners: registration carries a registration token in its
      * body, and a runner's own calls its token (checked by the handler). */
     {"POST", "/v1/runners/register", 0, cr__api_runner_register,

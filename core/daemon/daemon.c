@@ -292,9 +292,11 @@ void cr__daemon_reload(cr_daemon *d, int all_checks, cr_plugin_host *plugins) {
   swap_in(d, ref);
   cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
   if (d->delivery != NULL)
-    cr_delivery_configure(d->delivery, d->cfg->cfg);
+    cr_delivery_configure(d->delivery,
+                          cr__daemon_duty_cfg(d, CR__DUTY_DELIVERY));
   if (d->exports != NULL)
-    cr_export_engine_configure(d->exports, d->cfg->cfg);
+    cr_export_engine_configure(d->exports,
+                               cr__daemon_duty_cfg(d, CR__DUTY_EXPORTS));
   if (all_checks)
     cr__daemon_health_cycle(d);
   else
@@ -320,6 +322,7 @@ static void begin_stop(cr_daemon *d) {
   cr__daemon_api_stop(d);
   cr__daemon_plugins_stop(d);
   cr__daemon_runner_stop(d);
+  cr__daemon_cluster_stop(d);
   cr_delivery_close(d->delivery);
   if (d->handle_signals) {
     uv_close((uv_handle_t *)&d->sig_int, close_cb);
@@ -372,7 +375,8 @@ static int start_delivery(cr_daemon *d) {
                                .log_min_level = d->log_min_level};
   int rc = cr_delivery_new(&o, &d->delivery);
   if (rc == 0)
-    rc = cr_delivery_configure(d->delivery, d->cfg->cfg);
+    rc = cr_delivery_configure(d->delivery,
+                               cr__daemon_duty_cfg(d, CR__DUTY_DELIVERY));
   struct cr_export_opts eo = {.data_dir = d->cfg->cfg->host.data_dir,
                               .log = d->log,
                               .log_ud = d->log_ud,
@@ -380,7 +384,8 @@ static int start_delivery(cr_daemon *d) {
   if (rc == 0)
     rc = cr_export_engine_new(&eo, &d->exports);
   if (rc == 0)
-    rc = cr_export_engine_configure(d->exports, d->cfg->cfg);
+    rc = cr_export_engine_configure(d->exports,
+                                    cr__daemon_duty_cfg(d, CR__DUTY_EXPORTS));
   return rc;
 }
 
@@ -405,6 +410,8 @@ static void trim_after_load(cr_daemon *d) {
 
 static void on_tick(uv_timer_t *t) {
   cr_daemon *d = t->data;
+  if (d->cluster.ticked) /* the first tick ran at start */
+    cr__daemon_cluster_tick(d);
   trim_after_load(d);
   atomic_store(&d->last_tick_ms, cr__now_ms());
   atomic_store(&d->slots_total, (int)d->runner.concurrency);
@@ -424,6 +431,7 @@ static void on_prepare(uv_prepare_t *p) {
 }
 
 static int start_handles(cr_daemon *d) {
+  cr__daemon_cluster_start(d); /* duties settled before anything acts */
   int rc = uv_prepare_init(&d->loop, &d->stall_prepare);
   d->stall_prepare.data = d;
   if (rc == 0)

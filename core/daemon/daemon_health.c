@@ -236,6 +236,8 @@ static int queue_check(cr_daemon *d, const struct cr_config_auth *auth) {
 
 void cr__daemon_health_cycle(cr_daemon *d) {
   const cr_config *cfg = d->cfg->cfg;
+  if (!cr__daemon_duty(d, CR__DUTY_HEALTH))
+    return; /* another instance checks on schedule */
   for (size_t i = 0; i < cfg->n_auths && !d->stopping; i++) {
     int rc = queue_check(d, &cfg->auths[i]);
     if (rc != 0)
@@ -261,6 +263,8 @@ void cr__daemon_health_cycle_providers(cr_daemon *d, const char *const *names,
 
 void cr__daemon_health_cycle_new(cr_daemon *d) {
   const cr_config *cfg = d->cfg->cfg;
+  if (!cr__daemon_duty(d, CR__DUTY_HEALTH))
+    return;
   for (size_t i = 0; i < cfg->n_auths && !d->stopping; i++) {
     struct cr_health_rec h = {0};
     if (cr_store_auth_health_latest(d->store, cfg->auths[i].id, &h) == 0) {

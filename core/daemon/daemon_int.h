@@ -49,6 +49,27 @@ struct cr__cfg_ref {
   atomic_int refs; /* the loop, jobs and API requests hold references */
 };
 
+/* Work that must happen once across the instances sharing a store
+ * (daemon_cluster.c): each is a duty one instance holds at a time. */
+enum cr__duty {
+  CR__DUTY_SCHEDULER, /* creating executions of due works */
+  CR__DUTY_LEASES,    /* putting back executions whose lease expired */
+  CR__DUTY_RUNNERS,   /* remote runners going offline; retries coming due */
+  CR__DUTY_ALERTS,    /* evaluating alert rules */
+  CR__DUTY_RETENTION, /* pruning old events */
+  CR__DUTY_HEALTH,    /* the scheduled health checks */
+  CR__DUTY_DELIVERY,  /* webhook delivery */
+  CR__DUTY_EXPORTS,   /* table exports */
+  CR__N_DUTIES
+};
+
+struct cr__cluster {
+  char id[128]; /* this instance: host-pid-random */
+  int64_t started_at;
+  int held[CR__N_DUTIES]; /* as of the last tick */
+  int ticked;             /* a tick has run */
+};
+
 struct cr_daemon {
   char *config_path;
   cr_log_fn log;
@@ -82,9 +103,10 @@ struct cr_daemon {
    * CR__BUSY_BUCKETS chains (daemon_health.c), NULL until the first */
   struct cr__busy **busy;
   struct cr__runner runner;
-  cr_delivery *delivery; /* webhook exports (loop thread) */
+  struct cr__cluster cluster;
+  cr_delivery *delivery;            /* webhook exports (loop thread) */
   struct cr_export_engine *exports; /* table exports (a thread of its own) */
-  cr_alerts *alerts;     /* alert rules' state (loop thread) */
+  cr_alerts *alerts;                /* alert rules' state (loop thread) */
   /* The REST API (api/api.h), when api_listen was given. The API's threads
    * take the configuration through cfg_mu (d->cfg is swapped under it). */
   int serve_api;
@@ -125,6 +147,24 @@ struct cr_daemon {
  * unavailable rather than failing the reload (CR_CHECK_DEGRADE). Loop
  * thread. */
 void cr__daemon_reload(cr_daemon *d, int all_checks, cr_plugin_host *plugins);
+
+/* Cluster duties (daemon_cluster.c). Takes this instance's id and runs a
+ * first tick, so the duties are settled before anything acts on them.
+ * Loop thread, before the runner and health checks start. */
+void cr__daemon_cluster_start(cr_daemon *d);
+/* Heartbeat, and acquires or renews every duty (each second): a duty
+ * gained is logged and recorded as an `instance claimed` event; gaining or
+ * losing delivery or exports switches those engines on or off. Loop
+ * thread. */
+void cr__daemon_cluster_tick(cr_daemon *d);
+/* 1 when this instance holds duty now. */
+int cr__daemon_duty(const cr_daemon *d, enum cr__duty duty);
+/* What delivery and the table exports are configured with: the running
+ * configuration while this instance holds their duty, else none. */
+const cr_config *cr__daemon_duty_cfg(const cr_daemon *d, enum cr__duty duty);
+/* Releases the duties held (a clean stop), so another instance takes them
+ * at once. Loop thread. */
+void cr__daemon_cluster_stop(cr_daemon *d);
 
 /* New events were committed: kicks the webhook delivery and the table
  * exports. Loop thread. */

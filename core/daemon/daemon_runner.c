@@ -288,15 +288,22 @@ void cr__daemon_runner_cycle(cr_daemon *d) {
   if (d->stopping || !rn->started)
     return;
   size_t expired = 0;
-  schedule(d);
-  if (cr_store_exec_expire(d->store, 0, &expired) == 0 && expired > 0)
+  /* What must happen once across instances only where its duty is held
+   * (daemon_cluster.c); claiming is every instance's. */
+  if (cr__daemon_duty(d, CR__DUTY_SCHEDULER))
+    schedule(d);
+  if (cr__daemon_duty(d, CR__DUTY_LEASES) &&
+      cr_store_exec_expire(d->store, 0, &expired) == 0 && expired > 0)
     cr__daemon_logf(d, CR_LOG_WARN,
                     "runner: %zu expired lease(s) put back as new attempts",
                     expired);
   claim_some(d);
-  runners_offline(d);
-  cr__daemon_alerts_scan(d);
-  prune_events(d);
+  if (cr__daemon_duty(d, CR__DUTY_RUNNERS))
+    runners_offline(d);
+  if (cr__daemon_duty(d, CR__DUTY_ALERTS))
+    cr__daemon_alerts_scan(d);
+  if (cr__daemon_duty(d, CR__DUTY_RETENTION))
+    prune_events(d);
 }
 
 static void close_cb(uv_handle_t *h) { (void)h; }

@@ -95,6 +95,8 @@ static const struct cr_vocab_entry subject_types[] = {
     {"workflow", "Actions associated with workflow creation, modification, "
                  "or execution."},
     {"runner", "A connrun runner process (check-in, claims)."},
+    {"instance", "A connrun serve process sharing the store (cluster "
+                 "duties)."},
 };
 
 /* Indexed by enum cr_health_status. */

@@ -363,6 +363,11 @@ async function exercise(ajv, doc) {
   await get('/v1/plugins', '/v1/plugins');
   await get('/v1/plugins/{name}', '/v1/plugins/example');
   await get('/v1/runners', '/v1/runners');
+  const cl = await get('/v1/cluster', '/v1/cluster');
+  check(cl?.body?.instances?.length === 1 && cl.body.instances[0].online &&
+        cl.body.instances[0].duties.includes('scheduler') &&
+        cl.body.duties.every((d) => d.holder === cl.body.instances[0].id && d.held),
+    'GET /v1/cluster: one instance online, holding every duty', JSON.stringify(cl?.body));
   await get('/v1/runners/{id}', '/v1/runners/local');
   check(page === null || page.body.items.length <= 1, 'limit=1 answers at most one item');
 

@@ -1472,11 +1472,12 @@ static void test_vocab(void **state) {
   assert_true(cr_vocab_is_verb("delivered"));
   assert_false(cr_vocab_is_verb("update"));
   assert_false(cr_vocab_is_verb(NULL));
-  assert_int_equal(cr_vocab_subject_type_count(), 26);
+  assert_int_equal(cr_vocab_subject_type_count(), 27);
   assert_true(cr_vocab_is_subject_type("topic-document"));
   assert_true(cr_vocab_is_subject_type("runner"));
   assert_false(cr_vocab_is_subject_type("Work"));
   assert_string_equal(cr_vocab_subject_type_at(25)->name, "runner");
+  assert_string_equal(cr_vocab_subject_type_at(26)->name, "instance");
   assert_string_equal(cr_vocab_suggest_verb("faild"), "failed");
   assert_string_equal(cr_vocab_suggest_verb("update"), "updated");
   assert_null(cr_vocab_suggest_verb("failed")); /* exact: nothing to say */

@@ -1,0 +1,174 @@
+/* test_cluster.c: several `connrun serve` instances on one store (here two
+ * real processes on one SQLite file): each duty is held by one instance
+ * (the first), the other holds none; kill -9 of the holder hands every
+ * duty to the other within seconds, with an `instance claimed` event
+ * naming whom they came from; a clean stop releases the duties at once;
+ * `connrun cluster` shows it all from the store and from a server. */
+#include "testutil.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "store/store_cluster.h"
+#include "util/clock.h"
+
+#define TOKEN "cluster-test-token-1f0a"
+#define N_DUTIES 8
+
+struct env {
+  char *dir, *cfg, data[600];
+};
+
+static void env_init(struct env *e) {
+  e->dir = cr_test_mkdtemp("cluster");
+  snprintf(e->data, sizeof e->data, "%s/data", e->dir);
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml,
+           "host:\n  data_dir: %s\n  listen: 127.0.0.1:0\n"
+           "  health_check_interval: 1h\n"
+           "  api_tokens: [{name: ops, token: \"" TOKEN
+           "\", scopes: [read]}]\n",
+           e->data);
+  e->cfg = cr_test_write_file(e->dir, "connrun.yaml", yaml);
+}
+
+static void env_free(struct env *e) {
+  cr_test_rmtree(e->dir);
+  free(e->dir);
+  free(e->cfg);
+}
+
+static struct cr_test_proc start(struct env *e, const char *log) {
+  char *argv[] = {CR_CONNRUN_BIN, "serve", "-c", e->cfg, NULL};
+  struct cr_test_proc p = cr_test_spawn(e->dir, log, argv, NULL);
+  assert_true(cr_test_serve_port(&p) > 0);
+  return p;
+}
+
+/* `connrun cluster --json` against the server on port, parsed. */
+static json_t *cluster_remote(int port) {
+  char url[64], *out = NULL;
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+  char *argv[] = {CR_CONNRUN_BIN, "cluster", "--server", url, "--json", NULL};
+  char *env[] = {"CONNRUN_TOKEN=" TOKEN, NULL};
+  assert_int_equal(cr_test_run(argv, env, &out), 0);
+  json_t *v = json_loads(out, 0, NULL);
+  if (v == NULL)
+    print_error("%s\n", out);
+  free(out);
+  assert_non_null(v);
+  return v;
+}
+
+/* The instance whose duties list has n entries, or NULL. */
+static const json_t *instance_with(const json_t *v, size_t n) {
+  size_t i;
+  const json_t *x;
+  json_array_foreach(json_object_get(v, "instances"), i, x) {
+    if (json_array_size(json_object_get(x, "duties")) == n)
+      return x;
+  }
+  return NULL;
+}
+
+static int pid_of(const json_t *inst) {
+  return (int)json_integer_value(json_object_get(inst, "pid"));
+}
+
+static void test_failover(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e);
+  struct cr_test_proc a = start(&e, "a.log");
+  struct cr_test_proc b = start(&e, "b.log");
+  int port_b = cr_test_serve_port(&b);
+  /* a came first: it holds every duty, b none. */
+  json_t *v = NULL;
+  for (int i = 0; i < 100; i++) { /* until b's first heartbeat shows */
+    json_decref(v);
+    v = cluster_remote(port_b);
+    if (json_array_size(json_object_get(v, "instances")) == 2)
+      break;
+    usleep(100 * 1000);
+  }
+  assert_int_equal(json_array_size(json_object_get(v, "instances")), 2);
+  assert_int_equal(json_array_size(json_object_get(v, "duties")), N_DUTIES);
+  assert_non_null(instance_with(v, N_DUTIES));
+  assert_int_equal(pid_of(instance_with(v, N_DUTIES)), a.pid);
+  assert_int_equal(pid_of(instance_with(v, 0)), b.pid);
+  char a_id[128];
+  snprintf(
+      a_id, sizeof a_id, "%s",
+      json_string_value(json_object_get(instance_with(v, N_DUTIES), "id")));
+  json_decref(v);
+
+  /* kill -9 a: b takes every duty over once a's leases ran out. */
+  int64_t t0 = cr__now_ms();
+  kill(a.pid, SIGKILL);
+  assert_true(cr_test_proc_wait(&a, 10000) >= 0);
+  free(a.log_path);
+  const json_t *holder = NULL;
+  v = NULL;
+  for (int i = 0; i < 150 && holder == NULL; i++) { /* 15 s at most */
+    json_decref(v);
+    v = cluster_remote(port_b);
+    holder = instance_with(v, N_DUTIES);
+    if (holder != NULL && pid_of(holder) != b.pid)
+      holder = NULL; /* a's leases have not run out yet */
+    if (holder == NULL)
+      usleep(100 * 1000);
+  }
+  assert_non_null(holder);
+  assert_int_equal(pid_of(holder), b.pid);
+  int64_t took = cr__now_ms() - t0;
+  print_message("failover: every duty with the other instance %lld ms after "
+                "kill -9\n",
+                (long long)took);
+  assert_true(took < 10000);
+  json_decref(v);
+  assert_true(cr_test_wait_log(&b, "took [", 1));
+
+  /* The takeover is an event naming where each duty came from. */
+  cr_store *s = NULL;
+  char err[256];
+  assert_int_equal(cr_store_open(e.data, &s, err, sizeof err), 0);
+  struct cr_event_filter f = {.subject_type = "instance", .limit = 100};
+  struct cr_event_rec *ev = NULL;
+  size_t n = 0;
+  assert_int_equal(cr_store_event_query(s, &f, &ev, &n), 0);
+  int from_a = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(ev[i].verb, "claimed") == 0 && strstr(ev[i].data_json, a_id))
+      from_a++;
+  cr_event_rec_free_list(ev, n);
+  assert_int_equal(from_a, 1); /* one event for the eight duties */
+
+  /* A clean stop releases the duties: their leases end at once. */
+  assert_int_equal(cr_test_proc_stop(&b), 0);
+  struct cr_duty_rec *d = NULL;
+  assert_int_equal(cr_store_duty_list(s, &d, &n), 0);
+  assert_int_equal(n, N_DUTIES);
+  for (size_t i = 0; i < n; i++)
+    assert_true(d[i].expires_at <= cr__now_ms());
+  cr_duty_rec_free_list(d, n);
+  cr_store_close(s);
+
+  /* From the store: no instance holds anything now. */
+  char *out = NULL;
+  char *argv[] = {CR_CONNRUN_BIN, "cluster", "-c", e.cfg, NULL};
+  assert_int_equal(cr_test_run(argv, NULL, &out), 0);
+  assert_non_null(strstr(out, "scheduler"));
+  assert_non_null(strstr(out, "expired"));
+  free(out);
+  env_free(&e);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_failover)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
