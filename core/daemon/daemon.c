@@ -291,12 +291,7 @@ void cr__daemon_reload(cr_daemon *d, int all_checks, cr_plugin_host *plugins) {
   }
   swap_in(d, ref);
   cr__daemon_logf(d, CR_LOG_INFO, "reload: %s", d->config_path);
-  if (d->delivery != NULL)
-    cr_delivery_configure(d->delivery,
-                          cr__daemon_duty_cfg(d, CR__DUTY_DELIVERY));
-  if (d->exports != NULL)
-    cr_export_engine_configure(d->exports,
-                               cr__daemon_duty_cfg(d, CR__DUTY_EXPORTS));
+  cr__daemon_cluster_engines(d);
   if (all_checks)
     cr__daemon_health_cycle(d);
   else
@@ -374,9 +369,6 @@ static int start_delivery(cr_daemon *d) {
                                .log_ud = d->log_ud,
                                .log_min_level = d->log_min_level};
   int rc = cr_delivery_new(&o, &d->delivery);
-  if (rc == 0)
-    rc = cr_delivery_configure(d->delivery,
-                               cr__daemon_duty_cfg(d, CR__DUTY_DELIVERY));
   struct cr_export_opts eo = {.data_dir = d->cfg->cfg->host.data_dir,
                               .log = d->log,
                               .log_ud = d->log_ud,
@@ -384,8 +376,7 @@ static int start_delivery(cr_daemon *d) {
   if (rc == 0)
     rc = cr_export_engine_new(&eo, &d->exports);
   if (rc == 0)
-    rc = cr_export_engine_configure(d->exports,
-                                    cr__daemon_duty_cfg(d, CR__DUTY_EXPORTS));
+    cr__daemon_cluster_engines(d); /* the subscriptions this instance holds */
   return rc;
 }
 
@@ -527,6 +518,7 @@ void cr_daemon_free(cr_daemon *d) {
   cr__daemon_runner_free(d);
   cr_delivery_free(d->delivery);
   cr_export_engine_free(d->exports);
+  cr__daemon_cluster_free(d);
   cr__daemon_alerts_free(d);
   if (d->loop_inited)
     uv_loop_close(&d->loop);

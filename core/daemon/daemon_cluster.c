@@ -1,18 +1,27 @@
 /* daemon_cluster.c: `connrun serve` as one of several instances sharing a
  * store (store_cluster.h). Each second the instance records a heartbeat
- * and acquires or renews its duties, leases of DUTY_TTL_MS: work that must
- * happen once (scheduling, lease expiry, remote runners' offline scan,
- * alerts, retention, scheduled health checks, webhook delivery, table
- * exports) is done only by the instance holding its duty. When the holder
- * dies its leases run out and the next instance to tick takes them over,
- * within DUTY_TTL_MS plus a tick, with an `instance claimed` event naming
- * the duties and whom they came from. A clean stop releases them at once.
- * Alone on a store an instance holds every duty from its first tick. */
+ * and acquires or renews its duties, leases of DUTY_TTL_MS, all in one
+ * transaction:
+ *   - work that must happen once (scheduling, lease expiry, remote
+ *     runners' offline scan, alerts, retention, scheduled health checks)
+ *     is done only by the instance holding its duty; the first instance
+ *     takes them all;
+ *   - subscriptions (webhook delivery, table exports) are spread: each is
+ *     a duty "subscription:<id>", preferred by the online instance whose
+ *     rank (by id) is the subscription id's hash modulo the online count.
+ *     An instance gives up a subscription whose preferred instance is
+ *     online, takes its preferred ones when free, and takes any other only
+ *     once its lease has been over for ORPHAN_GRACE_MS (its holder died and
+ *     the preferred one did not take it).
+ * When a holder dies its leases run out and the others take them over
+ * within DUTY_TTL_MS plus a tick or two, with an `instance claimed` event
+ * naming the duties and whom they came from. A clean stop releases them. */
 #include "daemon/daemon_int.h"
 #include "events/delivery.h"
 #include "events/events.h"
 #include "export/export_engine.h"
 #include "store/store_cluster.h"
+#include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -24,21 +33,52 @@
 #include <unistd.h>
 
 #define DUTY_TTL_MS INT64_C(5000)
+#define ONLINE_MS INT64_C(10000)
+#define ORPHAN_GRACE_MS INT64_C(2000)
+#define SUB_PREFIX "subscription:"
 
 static const char *const duty_names[CR__N_DUTIES] = {
-    "scheduler", "lease_expiry",  "runner_offline",   "alerts",
-    "retention", "health_checks", "webhook_delivery", "table_exports"};
+    "scheduler", "lease_expiry", "runner_offline",
+    "alerts",    "retention",    "health_checks"};
 
-/* With no subscription: what an engine is configured with while this
- * instance does not hold its duty. */
-static const cr_config no_subscriptions;
+/* What one tick found and decided (loop thread, within the tick). */
+struct tick {
+  int held[CR__N_DUTIES];
+  char **subs; /* subscriptions held after the tick */
+  size_t n_subs;
+  json_t *gained; /* [{duty, from}] */
+  struct cr_duty_rec *duties;
+  size_t n_duties;
+  size_t rank, n_online; /* this instance among the online ones */
+  char **online;         /* their ids, sorted */
+};
 
 int cr__daemon_duty(const cr_daemon *d, enum cr__duty duty) {
   return d->cluster.held[duty];
 }
 
-const cr_config *cr__daemon_duty_cfg(const cr_daemon *d, enum cr__duty duty) {
-  return d->cluster.held[duty] ? d->cfg->cfg : &no_subscriptions;
+static void free_ids(char **v, size_t n) {
+  for (size_t i = 0; v != NULL && i < n; i++)
+    cr__free(v[i]);
+  cr__free(v);
+}
+
+static int has_id(char *const *v, size_t n, const char *id) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(v[i], id) == 0)
+      return 1;
+  return 0;
+}
+
+static int push_id(char ***v, size_t *n, const char *id) {
+  char **g = cr__realloc(*v, (*n + 1) * sizeof **v);
+  if (g == NULL)
+    return CR_ENOMEM;
+  *v = g;
+  if ((g[*n] = cr__strdup(id)) == NULL)
+    return CR_ENOMEM;
+  (*n)++;
+  return 0;
 }
 
 static int beat(cr_daemon *d) {
@@ -56,93 +96,193 @@ static int beat(cr_daemon *d) {
   return rc;
 }
 
-/* Records the duties gained in this tick as one event (in the tick's
- * transaction). */
-static int emit_claimed(cr_daemon *d, json_t *gained) {
-  json_t *data = json_pack("{s:O}", "duties", gained);
-  int rc = data ? cr_event_emit(d->store, "instance", d->cluster.id, "claimed",
-                                CR_ACTOR_SYSTEM, data, NULL)
-                : CR_ENOMEM;
-  json_decref(data);
+/* The online instances (this one included) and this one's rank. */
+static int read_online(cr_daemon *d, struct tick *t) {
+  struct cr_instance_rec *in = NULL;
+  size_t n = 0;
+  int64_t now = cr__now_ms();
+  int rc = cr_store_instance_list(d->store, &in, &n); /* sorted by id */
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    if (now - in[i].last_seen_at < ONLINE_MS ||
+        strcmp(in[i].id, d->cluster.id) == 0) {
+      if (strcmp(in[i].id, d->cluster.id) == 0)
+        t->rank = t->n_online;
+      rc = push_id(&t->online, &t->n_online, in[i].id);
+    }
+  cr_instance_rec_free_list(in, n);
   return rc;
 }
 
-/* Switches delivery and exports on or off after their duty changed. */
-static void engines_follow(cr_daemon *d, enum cr__duty duty) {
-  if (duty == CR__DUTY_DELIVERY && d->delivery != NULL)
-    cr_delivery_configure(d->delivery, cr__daemon_duty_cfg(d, duty));
-  if (duty == CR__DUTY_EXPORTS && d->exports != NULL)
-    cr_export_engine_configure(d->exports, cr__daemon_duty_cfg(d, duty));
+static const struct cr_duty_rec *find_duty(const struct tick *t,
+                                           const char *name) {
+  for (size_t i = 0; i < t->n_duties; i++)
+    if (strcmp(t->duties[i].name, name) == 0)
+      return &t->duties[i];
+  return NULL;
 }
 
-/* Acquires or renews one duty into held[i]; a duty gained is added to
- * gained ({duty, from}). */
-static int acquire(cr_daemon *d, enum cr__duty i, int *held, json_t *gained) {
+/* Acquires or renews duty name; when gained, adds it to t->gained. */
+static int acquire(cr_daemon *d, struct tick *t, const char *name, int *held) {
   struct cr_duty_rec prev;
-  int rc = cr_store_duty_acquire(d->store, duty_names[i], d->cluster.id,
-                                 DUTY_TTL_MS, &held[i], &prev);
-  if (rc == 0 && held[i] && !d->cluster.held[i]) {
-    const char *from =
-        prev.holder && strcmp(prev.holder, d->cluster.id) ? prev.holder : NULL;
+  int rc = cr_store_duty_acquire(d->store, name, d->cluster.id, DUTY_TTL_MS,
+                                 held, &prev);
+  int had = prev.holder != NULL && strcmp(prev.holder, d->cluster.id) == 0 &&
+            prev.expires_at > cr__now_ms() - 1000;
+  if (rc == 0 && *held && !had)
     json_array_append_new(
-        gained, json_pack("{s:s, s:s?}", "duty", duty_names[i], "from", from));
-  }
+        t->gained, json_pack("{s:s, s:s?}", "duty", name, "from",
+                             prev.holder && strcmp(prev.holder, d->cluster.id)
+                                 ? prev.holder
+                                 : NULL));
   cr_duty_rec_clear(&prev);
   return rc;
 }
 
-/* Takes the tick's outcome for duty i: a loss is logged; delivery,
- * exports and health checks follow a change. */
-static void settle(cr_daemon *d, enum cr__duty i, int held) {
-  if (!held && d->cluster.held[i])
-    cr__daemon_logf(d, CR_LOG_WARN, "cluster: lost duty %s", duty_names[i]);
-  int changed = held != d->cluster.held[i];
-  d->cluster.held[i] = held;
-  if (changed && d->cluster.ticked)
-    engines_follow(d, i);
-  if (changed && held && i == CR__DUTY_HEALTH && d->cluster.ticked)
-    cr__daemon_health_cycle(d); /* taken over: check now, then on schedule */
+static uint32_t hash_id(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+/* One subscription: keep, give up, take or leave it. */
+static int tick_sub(cr_daemon *d, struct tick *t, const char *sub) {
+  char name[300];
+  snprintf(name, sizeof name, SUB_PREFIX "%s", sub);
+  size_t pref = t->n_online ? hash_id(sub) % t->n_online : 0;
+  int preferred = pref == t->rank;
+  int mine = has_id(d->cluster.subs, d->cluster.n_subs, sub);
+  const struct cr_duty_rec *cur = find_duty(t, name);
+  int64_t now = cr__now_ms();
+  int free_now = cur == NULL || cur->expires_at <= now;
+  int orphan = cur == NULL || cur->expires_at + ORPHAN_GRACE_MS <= now;
+  if (mine && !preferred) /* its preferred instance is online: hand over */
+    return cr_store_duty_release(d->store, name, d->cluster.id);
+  if (!(mine || (preferred && free_now) || orphan))
+    return 0;
+  int held = 0;
+  int rc = acquire(d, t, name, &held);
+  if (rc == 0 && held)
+    rc = push_id(&t->subs, &t->n_subs, sub);
+  return rc;
 }
 
 /* One transaction: the heartbeat, every duty, and the event of those
  * gained. When it fails nothing is held until the next tick. */
-static int tick_tx(cr_daemon *d, int *held, json_t *gained) {
+static int tick_tx(cr_daemon *d, struct tick *t) {
   int rc = cr_store_begin(d->store);
   if (rc != 0)
     return rc;
   rc = beat(d);
+  if (rc == 0)
+    rc = read_online(d, t);
+  if (rc == 0)
+    rc = cr_store_duty_list(d->store, &t->duties, &t->n_duties);
   for (int i = 0; rc == 0 && i < CR__N_DUTIES; i++)
-    rc = acquire(d, (enum cr__duty)i, held, gained);
-  if (rc == 0 && json_array_size(gained) > 0)
-    rc = emit_claimed(d, gained);
+    rc = acquire(d, t, duty_names[i], &t->held[i]);
+  const cr_config *cfg = d->cfg->cfg;
+  for (size_t i = 0; rc == 0 && i < cfg->n_subscriptions; i++)
+    if (cfg->subscriptions[i].enabled)
+      rc = tick_sub(d, t, cfg->subscriptions[i].id);
+  if (rc == 0 && json_array_size(t->gained) > 0) {
+    json_t *data = json_pack("{s:O}", "duties", t->gained);
+    rc = data ? cr_event_emit(d->store, "instance", d->cluster.id, "claimed",
+                              CR_ACTOR_SYSTEM, data, NULL)
+              : CR_ENOMEM;
+    json_decref(data);
+  }
   if (rc == 0)
     return cr_store_commit(d->store);
   cr_store_rollback(d->store);
   return rc;
 }
 
+/* Takes the tick's outcome for duty i: a loss is logged; health checks
+ * start on a duty taken over. */
+static void settle(cr_daemon *d, enum cr__duty i, int held) {
+  if (!held && d->cluster.held[i])
+    cr__daemon_logf(d, CR_LOG_WARN, "cluster: lost duty %s", duty_names[i]);
+  int gained = held && !d->cluster.held[i];
+  d->cluster.held[i] = held;
+  if (gained && i == CR__DUTY_HEALTH && d->cluster.ticked)
+    cr__daemon_health_cycle(d); /* taken over: check now, then on schedule */
+}
+
+/* 1 when the two sets of subscription ids differ. */
+static int subs_changed(const cr_daemon *d, const struct tick *t) {
+  if (t->n_subs != d->cluster.n_subs)
+    return 1;
+  for (size_t i = 0; i < t->n_subs; i++)
+    if (!has_id(d->cluster.subs, d->cluster.n_subs, t->subs[i]))
+      return 1;
+  return 0;
+}
+
+static void tick_free(struct tick *t) {
+  free_ids(t->subs, t->n_subs);
+  free_ids(t->online, t->n_online);
+  cr_duty_rec_free_list(t->duties, t->n_duties);
+  json_decref(t->gained);
+}
+
 void cr__daemon_cluster_tick(cr_daemon *d) {
   if (d->stopping)
     return;
-  int held[CR__N_DUTIES] = {0};
-  json_t *gained = json_array();
-  int rc = gained ? tick_tx(d, held, gained) : CR_ENOMEM;
+  struct tick t;
+  memset(&t, 0, sizeof t);
+  t.gained = json_array();
+  int rc = t.gained ? tick_tx(d, &t) : CR_ENOMEM;
   if (rc != 0) {
     cr__daemon_logf(d, CR_LOG_WARN, "cluster: tick failed: %s (%s)",
                     cr_strerror(rc), cr_store_last_error(d->store));
-    memset(held, 0, sizeof held);
-    json_array_clear(gained);
+    memset(t.held, 0, sizeof t.held);
+    free_ids(t.subs, t.n_subs);
+    t.subs = NULL;
+    t.n_subs = 0;
+    json_array_clear(t.gained);
   }
   for (int i = 0; i < CR__N_DUTIES; i++)
-    settle(d, (enum cr__duty)i, held[i]);
+    settle(d, (enum cr__duty)i, t.held[i]);
+  if (subs_changed(d, &t)) {
+    free_ids(d->cluster.subs, d->cluster.n_subs);
+    d->cluster.subs = t.subs;
+    d->cluster.n_subs = t.n_subs;
+    t.subs = NULL;
+    t.n_subs = 0;
+    if (d->cluster.ticked)
+      cr__daemon_cluster_engines(d);
+  }
   d->cluster.ticked = 1;
-  if (json_array_size(gained) > 0) {
-    char *text = json_dumps(gained, JSON_COMPACT);
+  if (json_array_size(t.gained) > 0) {
+    char *text = json_dumps(t.gained, JSON_COMPACT);
     cr__daemon_logf(d, CR_LOG_INFO, "cluster: %s took %s", d->cluster.id,
                     text ? text : "duties");
     free(text);
   }
-  json_decref(gained);
+  tick_free(&t);
+}
+
+void cr__daemon_cluster_engines(cr_daemon *d) {
+  const cr_config *cfg = d->cfg->cfg;
+  struct cr_config_subscription *arr =
+      cr__calloc(cfg->n_subscriptions ? cfg->n_subscriptions : 1, sizeof *arr);
+  if (arr == NULL) {
+    cr__daemon_logf(d, CR_LOG_ERROR, "cluster: out of memory");
+    return;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < cfg->n_subscriptions; i++)
+    if (has_id(d->cluster.subs, d->cluster.n_subs, cfg->subscriptions[i].id))
+      arr[n++] = cfg->subscriptions[i];
+  d->cluster.sub_cfg = *cfg; /* a view: the engines only read it */
+  d->cluster.sub_cfg.subscriptions = arr;
+  d->cluster.sub_cfg.n_subscriptions = n;
+  if (d->delivery != NULL)
+    cr_delivery_configure(d->delivery, &d->cluster.sub_cfg);
+  if (d->exports != NULL)
+    cr_export_engine_configure(d->exports, &d->cluster.sub_cfg);
+  cr__free(d->cluster.sub_arr); /* the engines no longer use it */
+  d->cluster.sub_arr = arr;
 }
 
 void cr__daemon_cluster_start(cr_daemon *d) {
@@ -157,9 +297,22 @@ void cr__daemon_cluster_start(cr_daemon *d) {
 }
 
 void cr__daemon_cluster_stop(cr_daemon *d) {
+  char name[300];
   for (int i = 0; i < CR__N_DUTIES; i++)
     if (d->cluster.held[i]) {
       cr_store_duty_release(d->store, duty_names[i], d->cluster.id);
       d->cluster.held[i] = 0;
     }
+  for (size_t i = 0; i < d->cluster.n_subs; i++) {
+    snprintf(name, sizeof name, SUB_PREFIX "%s", d->cluster.subs[i]);
+    cr_store_duty_release(d->store, name, d->cluster.id);
+  }
+}
+
+void cr__daemon_cluster_free(cr_daemon *d) {
+  free_ids(d->cluster.subs, d->cluster.n_subs);
+  d->cluster.subs = NULL;
+  d->cluster.n_subs = 0;
+  cr__free(d->cluster.sub_arr);
+  d->cluster.sub_arr = NULL;
 }

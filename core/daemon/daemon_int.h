@@ -58,8 +58,6 @@ enum cr__duty {
   CR__DUTY_ALERTS,    /* evaluating alert rules */
   CR__DUTY_RETENTION, /* pruning old events */
   CR__DUTY_HEALTH,    /* the scheduled health checks */
-  CR__DUTY_DELIVERY,  /* webhook delivery */
-  CR__DUTY_EXPORTS,   /* table exports */
   CR__N_DUTIES
 };
 
@@ -68,6 +66,13 @@ struct cr__cluster {
   int64_t started_at;
   int held[CR__N_DUTIES]; /* as of the last tick */
   int ticked;             /* a tick has run */
+  /* Subscriptions (webhook delivery and table exports) are spread over
+   * the instances, one duty each: the ids held (cr__malloc'ed), and the
+   * configuration the engines run (the running one with only those). */
+  char **subs;
+  size_t n_subs;
+  cr_config sub_cfg;
+  struct cr_config_subscription *sub_arr;
 };
 
 struct cr_daemon {
@@ -153,18 +158,21 @@ void cr__daemon_reload(cr_daemon *d, int all_checks, cr_plugin_host *plugins);
  * Loop thread, before the runner and health checks start. */
 void cr__daemon_cluster_start(cr_daemon *d);
 /* Heartbeat, and acquires or renews every duty (each second): a duty
- * gained is logged and recorded as an `instance claimed` event; gaining or
- * losing delivery or exports switches those engines on or off. Loop
+ * gained is logged and recorded as an `instance claimed` event; a change
+ * of the subscriptions held reconfigures delivery and exports. Loop
  * thread. */
 void cr__daemon_cluster_tick(cr_daemon *d);
 /* 1 when this instance holds duty now. */
 int cr__daemon_duty(const cr_daemon *d, enum cr__duty duty);
-/* What delivery and the table exports are configured with: the running
- * configuration while this instance holds their duty, else none. */
-const cr_config *cr__daemon_duty_cfg(const cr_daemon *d, enum cr__duty duty);
+/* Configures the webhook delivery and table export engines with the
+ * subscriptions this instance holds (after a reload, or a change of what
+ * it holds). Loop thread. */
+void cr__daemon_cluster_engines(cr_daemon *d);
 /* Releases the duties held (a clean stop), so another instance takes them
  * at once. Loop thread. */
 void cr__daemon_cluster_stop(cr_daemon *d);
+/* Frees what the cluster state holds (after the engines are gone). */
+void cr__daemon_cluster_free(cr_daemon *d);
 
 /* New events were committed: kicks the webhook delivery and the table
  * exports. Loop thread. */

@@ -31,11 +31,14 @@ static const int64_t default_schedule[] = {
     18000000, 36000000, 50400000, 72000000, 86400000};
 
 struct sub_rt {
-  const struct cr_config_subscription *cfg; /* borrowed from the config */
-  char *id;                                 /* owned (outlives a reload) */
-  cr_event_tpl *tpl;                        /* NULL: the event as JSON */
-  char tpl_error[256];                      /* template that did not compile */
-  cr_swh_signer *signer;                    /* NULL: unsigned */
+  /* Owned copies: a removed subscription's requests and results may
+   * outlive the configuration it came from. */
+  char *id, *url;
+  int has_tpl;            /* a json_template was given */
+  int64_t *schedule_copy; /* the retry schedule, when not the default */
+  cr_event_tpl *tpl;      /* NULL: the event as JSON */
+  char tpl_error[256];    /* template that did not compile */
+  cr_swh_signer *signer;  /* NULL: unsigned */
   char **headers;
   size_t n_headers;
   const int64_t *schedule;
@@ -114,6 +117,9 @@ static void rt_free(struct sub_rt *rt) {
   cr__free(rt->headers);
   cr_swh_signer_free(rt->signer);
   cr__free(rt->id);
+  if (rt->url != NULL) /* may embed a token */
+    cr__secret_wipe_free(rt->url, strlen(rt->url));
+  cr__free(rt->schedule_copy);
   cr__free(rt);
 }
 
@@ -171,8 +177,19 @@ static struct sub_rt *rt_new(cr_delivery *d,
     rt_free(rt);
     return NULL;
   }
-  rt->cfg = c;
-  rt->schedule = c->retry_schedule_ms ? c->retry_schedule_ms : default_schedule;
+  rt->url = cr__strdup(c->webhook_url);
+  rt->has_tpl = c->json_template != NULL;
+  if (c->retry_schedule_ms != NULL &&
+      (rt->schedule_copy =
+           cr__calloc(c->n_retry_schedule, sizeof *rt->schedule_copy)) != NULL)
+    memcpy(rt->schedule_copy, c->retry_schedule_ms,
+           c->n_retry_schedule * sizeof *rt->schedule_copy);
+  if (rt->url == NULL ||
+      (c->retry_schedule_ms != NULL && rt->schedule_copy == NULL)) {
+    rt_free(rt);
+    return NULL;
+  }
+  rt->schedule = c->retry_schedule_ms ? rt->schedule_copy : default_schedule;
   rt->n_schedule = c->retry_schedule_ms
                        ? c->n_retry_schedule
                        : sizeof default_schedule / sizeof default_schedule[0];
@@ -504,8 +521,8 @@ static int post(cr_delivery *d, struct req *q) {
     hdrs[nh++] = sig;
   for (size_t i = 0; i < rt->n_headers; i++)
     hdrs[nh++] = rt->headers[i];
-  int rc = cr_http_async_post(d->http, rt->cfg->webhook_url, hdrs, nh, q->body,
-                              len, rt->timeout_ms, on_done, q);
+  int rc = cr_http_async_post(d->http, rt->url, hdrs, nh, q->body, len,
+                              rt->timeout_ms, on_done, q);
   cr__free(q->body);
   q->body = NULL;
   if (rc != 0) {
@@ -555,7 +572,7 @@ static int prepare(cr_delivery *d, const struct sub_rt *rt,
 
 static int send_one(cr_delivery *d, struct sub_rt *rt,
                     const struct cr_outbox_rec *row) {
-  if (rt->cfg->json_template != NULL && rt->tpl == NULL) {
+  if (rt->has_tpl && rt->tpl == NULL) {
     char why[300];
     snprintf(why, sizeof why, "json_template: %s", rt->tpl_error);
     return fail_now(d, rt, row->event_id, why);
@@ -643,6 +660,8 @@ static void take_rows(cr_delivery *d, struct cr__dw_batch *b) {
   }
   for (size_t i = first; i < d->n_spare; i++) {
     struct cr_outbox_rec *row = &d->spare[i];
+    if (row->event_id == 0)
+      continue; /* done already: counted out of spare_left once */
     struct sub_rt *rt = rt_find(d, row->subscription_id);
     if (rt == NULL || window_has(rt, row->event_id)) {
       row->event_id = 0; /* in flight already, or nowhere to send it */

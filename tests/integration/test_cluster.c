@@ -3,8 +3,13 @@
  * (the first), the other holds none; kill -9 of the holder hands every
  * duty to the other within seconds, with an `instance claimed` event
  * naming whom they came from; a clean stop releases the duties at once;
- * `connrun cluster` shows it all from the store and from a server. */
+ * `connrun cluster` shows it all from the store and from a server.
+ * Subscriptions are spread over the instances (three each of six), every
+ * event reaches every subscription in order, and after a kill -9 the
+ * survivor delivers the dead one's subscriptions too. */
 #include "testutil.h"
+
+#include "fake_http.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -13,27 +18,29 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "events/events.h"
 #include "store/store.h"
 #include "store/store_cluster.h"
 #include "util/clock.h"
 
 #define TOKEN "cluster-test-token-1f0a"
-#define N_DUTIES 8
+#define N_DUTIES 6
 
 struct env {
   char *dir, *cfg, data[600];
 };
 
-static void env_init(struct env *e) {
+/* extra: YAML appended to the configuration (may be ""). */
+static void env_init(struct env *e, const char *extra) {
   e->dir = cr_test_mkdtemp("cluster");
   snprintf(e->data, sizeof e->data, "%s/data", e->dir);
-  char yaml[1024];
+  char yaml[4096];
   snprintf(yaml, sizeof yaml,
            "host:\n  data_dir: %s\n  listen: 127.0.0.1:0\n"
            "  health_check_interval: 1h\n"
-           "  api_tokens: [{name: ops, token: \"" TOKEN
-           "\", scopes: [read]}]\n",
-           e->data);
+           "  api_tokens: [{name: ops, token: \"" TOKEN "\", scopes: [read]}]\n"
+           "%s",
+           e->data, extra);
   e->cfg = cr_test_write_file(e->dir, "connrun.yaml", yaml);
 }
 
@@ -83,7 +90,7 @@ static int pid_of(const json_t *inst) {
 static void test_failover(void **state) {
   (void)state;
   struct env e;
-  env_init(&e);
+  env_init(&e, "");
   struct cr_test_proc a = start(&e, "a.log");
   struct cr_test_proc b = start(&e, "b.log");
   int port_b = cr_test_serve_port(&b);
@@ -168,7 +175,136 @@ static void test_failover(void **state) {
   env_free(&e);
 }
 
+/* ---- Subscriptions spread over the instances ----------------------------- */
+
+#define N_SUBS 6
+#define N_EVENTS 60
+static const char *const subs[N_SUBS] = {"hook-a", "hook-b", "hook-c",
+                                         "hook-d", "hook-e", "hook-f"};
+
+static void accept_all(void *ud, const struct cr_fake_http_request *req,
+                       struct cr_fake_http_response *resp) {
+  (void)ud;
+  (void)req;
+  resp->status = 204;
+}
+
+/* The subscription duties instance x holds. */
+static size_t sub_duties(const json_t *x) {
+  size_t i, n = 0;
+  const json_t *v;
+  json_array_foreach(json_object_get(x, "duties"), i, v) {
+    n += strncmp(json_string_value(v), "subscription:", 13) == 0;
+  }
+  return n;
+}
+
+/* 1 when each of the two instances holds N_SUBS / 2 subscriptions. */
+static int spread(int port) {
+  json_t *v = cluster_remote(port);
+  const json_t *inst = json_object_get(v, "instances");
+  int ok = json_array_size(inst) == 2 &&
+           sub_duties(json_array_get(inst, 0)) == N_SUBS / 2 &&
+           sub_duties(json_array_get(inst, 1)) == N_SUBS / 2;
+  json_decref(v);
+  return ok;
+}
+
+/* 1 when every path got events first..last at least once; fails the test
+ * when one was first seen out of id order. */
+static int all_arrived(cr_fake_http *rx, int64_t first, int64_t last) {
+  for (int k = 0; k < N_SUBS; k++) {
+    char path[32];
+    snprintf(path, sizeof path, "/%s", subs[k]);
+    int64_t next = first; /* the next id expected first-time */
+    for (size_t i = 0; i < cr_fake_http_count(rx); i++) {
+      const struct cr_fake_http_request *r = cr_fake_http_request_at(rx, i);
+      const char *wid = cr_fake_http_header(r, "webhook-id");
+      if (strcmp(r->path, path) != 0 || wid == NULL)
+        continue;
+      int64_t id = strtoll(wid + 4, NULL, 10); /* evt_<id> */
+      if (id == next)
+        next++;
+      else if (id > next) {
+        print_error("%s: event %lld before %lld\n", path, (long long)id,
+                    (long long)next);
+        fail();
+      }
+    }
+    if (next <= last)
+      return 0;
+  }
+  return 1;
+}
+
+static void emit_events(const char *data, int64_t *first, int64_t *last) {
+  cr_store *s = NULL;
+  char err[256];
+  assert_int_equal(cr_store_open(data, &s, err, sizeof err), 0);
+  assert_int_equal(cr_store_begin(s), 0);
+  for (int i = 0; i < N_EVENTS; i++) {
+    json_t *d = json_pack("{s:i}", "i", i);
+    int64_t id = 0;
+    assert_int_equal(cr_event_emit(s, "work", "w", "synced", "test", d, &id),
+                     0);
+    json_decref(d);
+    if (i == 0)
+      *first = id;
+    *last = id;
+  }
+  assert_int_equal(cr_store_commit(s), 0);
+  cr_store_close(s);
+}
+
+static int wait_arrived(cr_fake_http *rx, int64_t first, int64_t last) {
+  for (int i = 0; i < 200; i++) { /* 20 s */
+    if (all_arrived(rx, first, last))
+      return 1;
+    usleep(100 * 1000);
+  }
+  return 0;
+}
+
+static void test_subscriptions_spread(void **state) {
+  (void)state;
+  cr_fake_http *rx = NULL;
+  assert_int_equal(cr_fake_http_start(accept_all, NULL, &rx), 0);
+  char extra[2048];
+  size_t off = (size_t)snprintf(extra, sizeof extra, "subscriptions:\n");
+  for (int k = 0; k < N_SUBS; k++)
+    off += (size_t)snprintf(
+        extra + off, sizeof extra - off,
+        "  - id: %s\n    workflow: webhook_system_events\n"
+        "    config: { system_event_type: synced, webhook_url: \"%s/%s\" }\n"
+        "    delivery: { max_in_flight: 1 }\n",
+        subs[k], cr_fake_http_url(rx), subs[k]);
+  struct env e;
+  env_init(&e, extra);
+  struct cr_test_proc a = start(&e, "a.log");
+  struct cr_test_proc b = start(&e, "b.log");
+  int port_b = cr_test_serve_port(&b);
+  int ok = 0;
+  for (int i = 0; i < 150 && !ok; i++) /* hand-overs take a tick or two */
+    if (!(ok = spread(port_b)))
+      usleep(100 * 1000);
+  assert_true(ok);
+  int64_t first = 0, last = 0, first2 = 0, last2 = 0;
+  emit_events(e.data, &first, &last);
+  assert_true(wait_arrived(rx, first, last));
+
+  kill(a.pid, SIGKILL); /* its three subscriptions go to b */
+  assert_true(cr_test_proc_wait(&a, 10000) >= 0);
+  free(a.log_path);
+  emit_events(e.data, &first2, &last2);
+  assert_true(wait_arrived(rx, first, last2));
+  assert_int_equal(cr_test_proc_stop(&b), 0);
+  cr_fake_http_stop(rx);
+  env_free(&e);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_failover)};
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_failover),
+      cmocka_unit_test(test_subscriptions_spread)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
