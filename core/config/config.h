@@ -207,6 +207,13 @@ struct cr_config_subscription {
   size_t n_retry_schedule;    /* attempts, the first included */
   int max_in_flight;          /* default 16 */
   int64_t disable_after_ms;   /* default 5 days */
+  /* delivery.batch (events/batch_delivery.h); batch 0: one POST per event */
+  int batch;
+  int batch_max_events;      /* default 1000, at most 10,000 */
+  int64_t batch_max_bytes;   /* default 1 MiB */
+  int batch_max_bytes_i;     /* (as parsed) */
+  int64_t batch_max_wait_ms; /* default 1 s */
+  int batch_ndjson;          /* format: ndjson (else a JSON array) */
   /* workflow table_system_events (export/export_engine.h) */
   char *export_to;          /* resolved destination URL (may hold a password) */
   const char *export_table; /* default "system_events" */

@@ -366,6 +366,32 @@ static void set_retry_schedule(struct ld *L, const struct where *w,
   }
 }
 
+static const char *const batch_format_names[] = {"json", "ndjson", NULL};
+
+static const struct field batch_fields[] = {
+    {"max_events", FT_INT, 0, offsetof(sub_t, batch_max_events), 1, 10000, NULL,
+     NULL},
+    {"max_bytes", FT_INT, 0, offsetof(sub_t, batch_max_bytes_i), 1024,
+     16 * 1024 * 1024, NULL, NULL},
+    {"max_wait", FT_DURATION, 0, offsetof(sub_t, batch_max_wait_ms), 0,
+     MS_PER_S * 60, NULL, NULL},
+    {"format", FT_ENUM, 0, offsetof(sub_t, batch_ndjson), 0, 0,
+     batch_format_names, NULL},
+};
+
+/* delivery.batch: POST events in batches (events/batch_delivery.h). */
+static void set_batch(struct ld *L, const struct where *w, const json_t *obj,
+                      const struct field *f, const json_t *v, void *t) {
+  sub_t *s = t;
+  struct where bw;
+  if (!cr__cfg_want(L, w, obj, f->key, v, JSON_OBJECT))
+    return;
+  s->batch = 1;
+  cr__cfg_where_set(&bw, "batch of %s", w->noun);
+  cr__cfg_apply(L, &bw, v, batch_fields, N_OF(batch_fields), t);
+  s->batch_max_bytes = s->batch_max_bytes_i;
+}
+
 static const struct field delivery_fields[] = {
     {"timeout", FT_DURATION, 0, offsetof(sub_t, timeout_ms), MS_PER_S,
      MS_PER_S * 300, NULL, NULL},
@@ -374,6 +400,7 @@ static const struct field delivery_fields[] = {
      NULL},
     {"disable_after", FT_DURATION, 0, offsetof(sub_t, disable_after_ms),
      MS_PER_S * 60, MS_PER_S * 86400 * 365, NULL, NULL},
+    {"batch", FT_CUSTOM, 0, 0, 0, 0, NULL, set_batch},
 };
 
 static void set_delivery(struct ld *L, const struct where *w, const json_t *obj,
@@ -411,6 +438,10 @@ void cr__cfg_add_subscription(struct ld *L, const json_t *item, size_t index) {
   s->timeout_ms = 15 * MS_PER_S;
   s->max_in_flight = 16;
   s->disable_after_ms = INT64_C(5) * 86400 * MS_PER_S;
+  s->batch_max_events = 1000;
+  s->batch_max_bytes_i = 1024 * 1024;
+  s->batch_max_bytes = s->batch_max_bytes_i;
+  s->batch_max_wait_ms = MS_PER_S;
   s->export_table = "system_events";
   s->export_batch = 5000;
   cr__cfg_apply(L, &w, item, sub_fields, N_OF(sub_fields), s);

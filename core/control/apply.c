@@ -144,6 +144,7 @@ static int apply_sub(cr_store *s, const struct cr_config_subscription *sub,
       .config_hash = hash,
       .enabled = sub->enabled,
       .filter_json = filter,
+      .batched = sub->batch,
   };
   int changed = CR_STORE_UNCHANGED;
   int rc = cr_store_begin(s);

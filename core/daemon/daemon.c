@@ -2,6 +2,7 @@
  * opening the store, applying the configuration, the libuv loop, signals
  * (SIGINT/SIGTERM stop, SIGHUP reloads) and the health-check timer. */
 #include "daemon/daemon_int.h"
+#include "events/batch_delivery.h"
 #include "export/export_engine.h"
 
 #ifdef __GLIBC__
@@ -375,6 +376,12 @@ static int start_delivery(cr_daemon *d) {
                               .log_min_level = d->log_min_level};
   if (rc == 0)
     rc = cr_export_engine_new(&eo, &d->exports);
+  struct cr_batch_opts bo = {.data_dir = d->cfg->cfg->host.data_dir,
+                             .log = d->log,
+                             .log_ud = d->log_ud,
+                             .log_min_level = d->log_min_level};
+  if (rc == 0)
+    rc = cr_batch_engine_new(&bo, &d->batches);
   if (rc == 0)
     cr__daemon_cluster_engines(d); /* the subscriptions this instance holds */
   return rc;
@@ -383,6 +390,7 @@ static int start_delivery(cr_daemon *d) {
 void cr__daemon_events_written(cr_daemon *d) {
   cr_delivery_kick(d->delivery);
   cr_export_engine_kick(d->exports);
+  cr_batch_engine_kick(d->batches);
 }
 
 /* Gives the memory freed after a (re)load and its health checks back to
@@ -518,6 +526,7 @@ void cr_daemon_free(cr_daemon *d) {
   cr__daemon_runner_free(d);
   cr_delivery_free(d->delivery);
   cr_export_engine_free(d->exports);
+  cr_batch_engine_free(d->batches);
   cr__daemon_cluster_free(d);
   cr__daemon_alerts_free(d);
   if (d->loop_inited)

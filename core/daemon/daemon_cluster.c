@@ -17,6 +17,7 @@
  * within DUTY_TTL_MS plus a tick or two, with an `instance claimed` event
  * naming the duties and whom they came from. A clean stop releases them. */
 #include "daemon/daemon_int.h"
+#include "events/batch_delivery.h"
 #include "events/delivery.h"
 #include "events/events.h"
 #include "export/export_engine.h"
@@ -281,6 +282,8 @@ void cr__daemon_cluster_engines(cr_daemon *d) {
     cr_delivery_configure(d->delivery, &d->cluster.sub_cfg);
   if (d->exports != NULL)
     cr_export_engine_configure(d->exports, &d->cluster.sub_cfg);
+  if (d->batches != NULL)
+    cr_batch_engine_configure(d->batches, &d->cluster.sub_cfg);
   cr__free(d->cluster.sub_arr); /* the engines no longer use it */
   d->cluster.sub_arr = arr;
 }

@@ -111,6 +111,7 @@ struct cr_daemon {
   struct cr__cluster cluster;
   cr_delivery *delivery;            /* webhook exports (loop thread) */
   struct cr_export_engine *exports; /* table exports (a thread of its own) */
+  struct cr_batch_engine *batches;  /* batched webhooks (a thread of its own) */
   cr_alerts *alerts;                /* alert rules' state (loop thread) */
   /* The REST API (api/api.h), when api_listen was given. The API's threads
    * take the configuration through cfg_mu (d->cfg is swapped under it). */

@@ -248,8 +248,8 @@ int cr_delivery_configure(cr_delivery *d, const cr_config *cfg) {
   int rc = 0;
   for (size_t i = 0; i < cfg->n_subscriptions && rc == 0; i++) {
     const struct cr_config_subscription *c = &cfg->subscriptions[i];
-    if (!c->enabled || c->webhook_url == NULL)
-      continue;
+    if (!c->enabled || c->webhook_url == NULL || c->batch)
+      continue; /* batched: events/batch_delivery.h */
     struct sub_rt *rt = rt_new(d, c);
     if (rt == NULL) {
       rc = CR_ENOMEM;

@@ -1376,3 +1376,41 @@ void cr_duty_rec_free_list(struct cr_duty_rec *r, size_t n) {
     cr_duty_rec_clear(&r[i]);
   cr__free(r);
 }
+
+/* ---- Batched webhook delivery (store_batches.h) -------------------------- */
+
+int cr_store_batch_get(cr_store *s, const char *sub_id,
+                       struct cr_batch_rec *out) {
+  if (!ready(s) || bad_str(sub_id) || out == NULL)
+    return CR_EINVAL;
+  memset(out, 0, sizeof *out);
+  return CALL(s, batch_get, sub_id, out);
+}
+
+int cr_store_batch_open(cr_store *s, const char *sub_id, int64_t first,
+                        int64_t last, int64_t count) {
+  if (!ready(s) || bad_str(sub_id))
+    return CR_EINVAL;
+  if (first <= 0 || last < first || count <= 0)
+    return invalid(s, "a batch needs first <= last and a count");
+  return CALL(s, batch_open, sub_id, first, last, count, cr__now_ms());
+}
+
+int cr_store_batch_record(cr_store *s, const char *sub_id,
+                          const struct cr_batch_result *r) {
+  if (!ready(s) || bad_str(sub_id) || r == NULL || r->status == NULL)
+    return CR_EINVAL;
+  if (strcmp(r->status, "delivered") && strcmp(r->status, "dead") &&
+      strcmp(r->status, "failed") && strcmp(r->status, "halved")) {
+    cr__store_set_error(s, "unknown batch status '%s'", r->status);
+    return CR_EINVAL;
+  }
+  return CALL(s, batch_record, sub_id, r, cr__now_ms());
+}
+
+int cr_store_batch_note_dead(cr_store *s, const char *sub_id, int64_t event_id,
+                             const char *error) {
+  if (!ready(s) || bad_str(sub_id) || event_id <= 0)
+    return CR_EINVAL;
+  return CALL(s, batch_note_dead, sub_id, event_id, error, cr__now_ms());
+}

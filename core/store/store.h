@@ -131,6 +131,7 @@ struct cr_sub_rec {
   char *filter_json;
   int64_t cursor_event_id;
   int64_t failing_since;
+  int batched; /* delivered in batches (store_batches.h): no outbox rows */
 };
 
 /* One webhook delivery (outbox row) of an event to a subscription. status is

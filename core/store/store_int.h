@@ -12,6 +12,7 @@
 #define CR_STORE_INT_H
 
 #include "store/store.h"
+#include "store/store_batches.h"
 #include "store/store_cluster.h"
 #include "store/store_runners.h"
 
@@ -170,6 +171,15 @@ struct cr_store_ops {
   /* cr_store_read_begin / cr_store_read_end (store.h). */
   int (*read_begin)(cr_store *s);
   int (*read_end)(cr_store *s);
+
+  /* Batched webhook delivery (store_batches.h); now resolved. */
+  int (*batch_get)(cr_store *s, const char *sub_id, struct cr_batch_rec *out);
+  int (*batch_open)(cr_store *s, const char *sub_id, int64_t first,
+                    int64_t last, int64_t count, int64_t now);
+  int (*batch_record)(cr_store *s, const char *sub_id,
+                      const struct cr_batch_result *r, int64_t now);
+  int (*batch_note_dead)(cr_store *s, const char *sub_id, int64_t event_id,
+                         const char *error, int64_t now);
 
   /* Cluster (store_cluster.h); now and ttl resolved. */
   int (*instance_beat)(cr_store *s, const char *id, const char *info_json,

@@ -401,10 +401,27 @@ static const char MIGRATION_12[] =
   "  expires_at INTEGER NOT NULL,"
   "  epoch INTEGER NOT NULL);";
 
+/* Version 13: batched webhook delivery (store_batches.h): a flag on the
+ * subscription (no outbox rows for it), its open batch, and attempts that
+ * cover a range of events. */
+static const char MIGRATION_13[] =
+  "ALTER TABLE subscriptions ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;"
+  "ALTER TABLE delivery_attempts ADD COLUMN last_event_id INTEGER;"
+  "ALTER TABLE delivery_attempts ADD COLUMN event_count INTEGER;"
+  "CREATE TABLE webhook_batches ("
+  "  subscription_id TEXT PRIMARY KEY"
+  "    REFERENCES subscriptions(id) ON DELETE CASCADE,"
+  "  first_id INTEGER NOT NULL,"
+  "  last_id INTEGER NOT NULL CHECK (last_id >= first_id),"
+  "  count INTEGER NOT NULL CHECK (count > 0),"
+  "  attempts INTEGER NOT NULL DEFAULT 0,"
+  "  next_attempt_at INTEGER NOT NULL,"
+  "  first_attempt_at INTEGER);";
+
 static const char *const migrations[] = {
     MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
     MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10,
-    MIGRATION_11, MIGRATION_12};
+    MIGRATION_11, MIGRATION_12, MIGRATION_13};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 // clang-format on
 
@@ -599,6 +616,7 @@ static int read_sub(sqlite3_stmt *st, void *p) {
   r->updated_at = sqlite3_column_int64(st, 6);
   r->cursor_event_id = sqlite3_column_int64(st, 8);
   r->failing_since = sqlite3_column_int64(st, 9);
+  r->batched = sqlite3_column_int(st, 10);
   if (cr__sq_col_str(st, 4, &r->disabled_reason) != 0 ||
       cr__sq_col_str(st, 7, &r->filter_json) != 0)
     return CR_ENOMEM;
@@ -953,6 +971,7 @@ static int sub_write(struct sq_store *q, const struct cr_sub_rec *r,
   sqlite3_bind_int64(st, 6, created);
   sqlite3_bind_int64(st, 7, now);
   cr__sq_bind_str(st, 8, r->filter_json);
+  sqlite3_bind_int(st, 9, r->batched != 0);
   return cr__sq_step_done(q, st);
 }
 
@@ -1761,6 +1780,10 @@ static const struct cr_store_ops sqlite_ops = {
     .auth_credentials_set = sq_auth_credentials_set,
     .auth_credentials_get = sq_auth_credentials_get,
     .sub_set_cursor = cr__sq_sub_set_cursor,
+    .batch_get = cr__sq_batch_get,
+    .batch_open = cr__sq_batch_open,
+    .batch_record = cr__sq_batch_record,
+    .batch_note_dead = cr__sq_batch_note_dead,
     .instance_beat = cr__sq_instance_beat,
     .instance_list = cr__sq_instance_list,
     .duty_acquire = cr__sq_duty_acquire,

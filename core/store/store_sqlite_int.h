@@ -50,7 +50,7 @@
   "work_id, version, state_json, records, committed_at, execution_id, note"
 #define SUB_COLS \
   "id, workflow, config_hash, enabled, disabled_reason, created_at, " \
-  "updated_at, filter_json, cursor_event_id, failing_since"
+  "updated_at, filter_json, cursor_event_id, failing_since, batched"
 #define UNDELIVERED "status IN ('pending','failed')"
 #define OUTBOX_COLS \
   "o.subscription_id, o.event_id, o.status, o.attempts, o.next_attempt_at, " \
@@ -172,8 +172,9 @@
   X(SUB_WRITE, \
     "INSERT INTO subscriptions (id, workflow, config_hash, enabled, " \
     "disabled_reason, created_at, updated_at, filter_json, " \
-    "cursor_event_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, " EVENTS_SEQ \
-    ") ON CONFLICT (id) DO UPDATE SET workflow = excluded.workflow, " \
+    "cursor_event_id, batched) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, " \
+    EVENTS_SEQ ", ?9) ON CONFLICT (id) DO UPDATE SET " \
+    "workflow = excluded.workflow, batched = excluded.batched, " \
     "config_hash = excluded.config_hash, enabled = excluded.enabled, " \
     "disabled_reason = excluded.disabled_reason, " \
     "created_at = excluded.created_at, updated_at = excluded.updated_at, " \
@@ -183,7 +184,8 @@
     "updated_at = ?2 WHERE id = ?1") \
   X(SUB_ENABLED, \
     "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
-    "WHERE enabled = 1 AND workflow <> 'table_system_events' ORDER BY id") \
+    "WHERE enabled = 1 AND workflow <> 'table_system_events' AND " \
+    "batched = 0 ORDER BY id") \
   X(SUB_FILTER, \
     "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
     "WHERE id = ?1") \
@@ -193,6 +195,23 @@
   X(SUB_CURSOR_SET, \
     "UPDATE subscriptions SET cursor_event_id = ?2 WHERE id = ?1 " \
     "AND (?3 = 0 OR cursor_event_id < ?2)") \
+  X(BATCH_GET, \
+    "SELECT first_id, last_id, count, attempts, next_attempt_at, " \
+    "COALESCE(first_attempt_at, 0) FROM webhook_batches " \
+    "WHERE subscription_id = ?1") \
+  X(BATCH_OPEN, \
+    "INSERT INTO webhook_batches (subscription_id, first_id, last_id, " \
+    "count, next_attempt_at) SELECT ?1, ?2, ?3, ?4, ?5 FROM subscriptions " \
+    "WHERE id = ?1 AND cursor_event_id < ?2") \
+  X(BATCH_ATTEMPT, \
+    "INSERT INTO delivery_attempts (subscription_id, event_id, at, " \
+    "http_status, latency_ms, error, last_event_id, event_count) " \
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
+  X(BATCH_CLOSE, "DELETE FROM webhook_batches WHERE subscription_id = ?1") \
+  X(BATCH_RETRY, \
+    "UPDATE webhook_batches SET attempts = attempts + 1, " \
+    "next_attempt_at = ?2, first_attempt_at = COALESCE(first_attempt_at, " \
+    "?3), last_id = ?4, count = ?5 WHERE subscription_id = ?1") \
   X(INSTANCE_BEAT, \
     "INSERT INTO instances (id, info_json, started_at, last_seen_at) " \
     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET " \
@@ -660,6 +679,14 @@ int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
                          int64_t next_attempt_at, int64_t now);
 int cr__sq_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
                          int64_t now, size_t *n);
+int cr__sq_batch_get(cr_store *s, const char *sub_id,
+                     struct cr_batch_rec *out);
+int cr__sq_batch_open(cr_store *s, const char *sub_id, int64_t first,
+                      int64_t last, int64_t count, int64_t now);
+int cr__sq_batch_record(cr_store *s, const char *sub_id,
+                        const struct cr_batch_result *r, int64_t now);
+int cr__sq_batch_note_dead(cr_store *s, const char *sub_id, int64_t event_id,
+                           const char *error, int64_t now);
 int cr__sq_instance_beat(cr_store *s, const char *id, const char *info_json,
                          int64_t started_at, int64_t now);
 int cr__sq_instance_list(cr_store *s, struct cr_instance_rec **out,

@@ -2446,8 +2446,13 @@ static void test_upgrade_attempts_v8(void **state) {
   struct fixture *f = *state;
   char path[4096], err[256] = "";
   cr_store *s = open_old(f, "v7", 7, path, sizeof path);
-  put_sub(s, "a", NULL, "h");
-  put_sub(s, "b", NULL, "h");
+  /* In v7's columns (today's statements write columns v7 lacks). */
+  assert_int_equal(
+      cr__store_sqlite_exec(
+          s, "INSERT INTO subscriptions (id, workflow, config_hash, enabled, "
+             "created_at, updated_at) VALUES ('a', 'webhook_system_events', "
+             "'h', 1, 1, 1), ('b', 'webhook_system_events', 'h', 1, 1, 1);"),
+      0);
   int64_t e1 = append(s, "work", "w1", "failed", 100);
   char sql[1024];
   snprintf(sql, sizeof sql,

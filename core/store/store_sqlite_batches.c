@@ -1,0 +1,133 @@
+/* store_sqlite_batches.c: the SQLite store backend's batched webhook
+ * delivery (store_batches.h): the open batch per subscription and the
+ * attempts that cover a range of events. */
+#include "store/store_int.h"
+#include "store/store_sqlite_int.h"
+#include "util/error.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+int cr__sq_batch_get(cr_store *s, const char *sub_id,
+                     struct cr_batch_rec *out) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_prep(q, ST_BATCH_GET, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, sub_id);
+  int src = sqlite3_step(st);
+  if (src == SQLITE_ROW) {
+    int64_t *const f[] = {&out->first_id,        &out->last_id,
+                          &out->count,           &out->attempts,
+                          &out->next_attempt_at, &out->first_attempt_at};
+    for (int i = 0; i < 6; i++)
+      *f[i] = sqlite3_column_int64(st, i);
+  }
+  cr__sq_done(st);
+  if (src == SQLITE_ROW)
+    return 0;
+  return src == SQLITE_DONE ? cr__sq_not_found(q, "open batch of", sub_id)
+                            : cr__sq_fail(q, src);
+}
+
+int cr__sq_batch_open(cr_store *s, const char *sub_id, int64_t first,
+                      int64_t last, int64_t count, int64_t now) {
+  struct sq_store *q = sqs(s);
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_doomed(q);
+  if (rc == 0)
+    rc = cr__sq_prep(q, ST_BATCH_OPEN, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, sub_id);
+  sqlite3_bind_int64(st, 2, first);
+  sqlite3_bind_int64(st, 3, last);
+  sqlite3_bind_int64(st, 4, count);
+  sqlite3_bind_int64(st, 5, now);
+  rc = cr__sq_step_done(q, st);
+  if (rc == 0 && sqlite3_changes(q->db) == 0) {
+    cr__store_set_error(s,
+                        "batch %lld..%lld of '%s' is not after its cursor "
+                        "(or no such subscription)",
+                        (long long)first, (long long)last, sub_id);
+    return CR_EINVAL;
+  }
+  return rc;
+}
+
+static int attempt(struct sq_store *q, const char *sub_id,
+                   const struct cr_batch_rec *b, int64_t now, int http,
+                   int64_t latency, const char *error) {
+  sqlite3_stmt *st = NULL;
+  int rc = cr__sq_prep(q, ST_BATCH_ATTEMPT, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, sub_id);
+  sqlite3_bind_int64(st, 2, b->first_id);
+  sqlite3_bind_int64(st, 3, now);
+  if (http > 0)
+    sqlite3_bind_int(st, 4, http);
+  else
+    sqlite3_bind_null(st, 4);
+  sqlite3_bind_int64(st, 5, latency);
+  cr__sq_bind_str(st, 6, error);
+  sqlite3_bind_int64(st, 7, b->last_id);
+  sqlite3_bind_int64(st, 8, b->count);
+  return cr__sq_step_done(q, st);
+}
+
+/* After the attempt: closes the batch (moving the cursor) or sets it up
+ * for its retry. */
+static int move_on(struct sq_store *q, const char *sub_id,
+                   const struct cr_batch_rec *b,
+                   const struct cr_batch_result *r, int64_t now) {
+  sqlite3_stmt *st = NULL;
+  int done = !strcmp(r->status, "delivered") || !strcmp(r->status, "dead");
+  int halved = !strcmp(r->status, "halved");
+  int rc = cr__sq_prep(q, done ? ST_BATCH_CLOSE : ST_BATCH_RETRY, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, sub_id);
+  if (!done) {
+    sqlite3_bind_int64(st, 2, halved ? now : r->next_attempt_at);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, halved ? r->new_last_id : b->last_id);
+    sqlite3_bind_int64(st, 5, halved ? r->new_count : b->count);
+  }
+  rc = cr__sq_step_done(q, st);
+  if (rc == 0 && done)
+    rc = cr__sq_sub_set_cursor(&q->base, sub_id, b->last_id, 1);
+  return rc;
+}
+
+int cr__sq_batch_record(cr_store *s, const char *sub_id,
+                        const struct cr_batch_result *r, int64_t now) {
+  struct sq_store *q = sqs(s);
+  struct cr_batch_rec b;
+  memset(&b, 0, sizeof b);
+  int rc = cr__sq_doomed(q);
+  if (rc == 0)
+    rc = cr__sq_op_begin(q);
+  if (rc != 0)
+    return rc;
+  rc = cr__sq_batch_get(s, sub_id, &b);
+  if (rc == 0 && !strcmp(r->status, "halved") &&
+      (r->new_count <= 0 || r->new_count >= b.count ||
+       r->new_last_id < b.first_id || r->new_last_id >= b.last_id)) {
+    cr__store_set_error(s, "a halved batch must be shorter");
+    rc = CR_EINVAL;
+  }
+  if (rc == 0)
+    rc = attempt(q, sub_id, &b, now, r->http_status, r->latency_ms, r->error);
+  if (rc == 0)
+    rc = move_on(q, sub_id, &b, r, now);
+  return cr__sq_op_end(q, rc);
+}
+
+int cr__sq_batch_note_dead(cr_store *s, const char *sub_id, int64_t event_id,
+                           const char *error, int64_t now) {
+  struct cr_batch_rec one = {
+      .first_id = event_id, .last_id = event_id, .count = 1};
+  return attempt(sqs(s), sub_id, &one, now, 0, 0, error);
+}
