@@ -16,7 +16,8 @@
  * dead). 410: dead, and the subscription is disabled. Other 4xx: dead. An
  * event whose json_template fails is left out of its batch and recorded
  * dead on its own. Order per subscription holds batch by batch: the next
- * batch opens only when the previous one is delivered or dead.
+ * batch opens only when the previous one is delivered or dead. Replay
+ * (cr_store_outbox_replay) rewinds the cursor and drops the open batch.
  *
  * Each request carries Content-Type (application/json or
  * application/x-ndjson), webhook-id, webhook-timestamp, webhook-signature

@@ -131,3 +131,45 @@ int cr__sq_batch_note_dead(cr_store *s, const char *sub_id, int64_t event_id,
       .first_id = event_id, .last_id = event_id, .count = 1};
   return attempt(sqs(s), sub_id, &one, now, 0, 0, error);
 }
+
+/* Replay of a batched subscription: its cursor goes back to the last event
+ * before since_ms (never forward), its open batch is dropped (its events
+ * come again in the new batches, in order); *n gets the events now after
+ * the cursor that were before it (before filtering). *batched = 0 (and
+ * nothing done) for a per-event subscription. Inside the caller's
+ * transaction. */
+int cr__sq_batch_rewind(struct sq_store *q, const char *sub_id,
+                        int64_t since_ms, int *batched, size_t *n) {
+  sqlite3_stmt *st = NULL;
+  int64_t v = 0, old = 0;
+  int found = 0;
+  int rc = cr__sq_prep(q, ST_BATCH_IS, &st);
+  if (rc == 0) {
+    cr__sq_bind_str(st, 1, sub_id);
+    rc = cr__sq_step_int(q, st, &v, &found);
+  }
+  *batched = rc == 0 && found && v != 0;
+  if (rc != 0 || !*batched)
+    return rc;
+  struct cr_sub_rec *sub = NULL;
+  if ((rc = q->base.ops->sub_get(&q->base, sub_id, &sub)) != 0)
+    return rc;
+  old = sub->cursor_event_id;
+  cr_sub_rec_free(sub);
+  if ((rc = cr__sq_prep(q, ST_BATCH_CLOSE, &st)) == 0) {
+    cr__sq_bind_str(st, 1, sub_id);
+    rc = cr__sq_step_done(q, st);
+  }
+  if (rc == 0 && (rc = cr__sq_prep(q, ST_BATCH_REWIND, &st)) == 0) {
+    cr__sq_bind_str(st, 1, sub_id);
+    sqlite3_bind_int64(st, 2, since_ms);
+    rc = cr__sq_step_done(q, st);
+  }
+  if (rc == 0 && (rc = cr__sq_prep(q, ST_BATCH_REPLAYED, &st)) == 0) {
+    cr__sq_bind_str(st, 1, sub_id);
+    sqlite3_bind_int64(st, 2, old);
+    rc = cr__sq_step_int(q, st, &v, &found);
+    *n = found ? (size_t)v : 0;
+  }
+  return rc;
+}

@@ -208,6 +208,14 @@
     "http_status, latency_ms, error, last_event_id, event_count) " \
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
   X(BATCH_CLOSE, "DELETE FROM webhook_batches WHERE subscription_id = ?1") \
+  X(BATCH_IS, "SELECT batched FROM subscriptions WHERE id = ?1") \
+  X(BATCH_REWIND, \
+    "UPDATE subscriptions SET cursor_event_id = min(cursor_event_id, " \
+    "COALESCE((SELECT max(id) FROM events WHERE at < ?2), 0)) " \
+    "WHERE id = ?1") \
+  X(BATCH_REPLAYED, \
+    "SELECT count(*) FROM events WHERE id > (SELECT cursor_event_id FROM " \
+    "subscriptions WHERE id = ?1) AND id <= ?2") \
   X(BATCH_RETRY, \
     "UPDATE webhook_batches SET attempts = attempts + 1, " \
     "next_attempt_at = ?2, first_attempt_at = COALESCE(first_attempt_at, " \
@@ -687,6 +695,8 @@ int cr__sq_batch_record(cr_store *s, const char *sub_id,
                         const struct cr_batch_result *r, int64_t now);
 int cr__sq_batch_note_dead(cr_store *s, const char *sub_id, int64_t event_id,
                            const char *error, int64_t now);
+int cr__sq_batch_rewind(struct sq_store *q, const char *sub_id,
+                        int64_t since_ms, int *batched, size_t *n);
 int cr__sq_instance_beat(cr_store *s, const char *id, const char *info_json,
                          int64_t started_at, int64_t now);
 int cr__sq_instance_list(cr_store *s, struct cr_instance_rec **out,

@@ -438,9 +438,12 @@ int cr__sq_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
     rc = cr__sq_op_begin(q);
   if (rc != 0)
     return rc;
+  int batched = 0;
   rc = cr__sq_get_by(q, ST_SUB_FILTER, sub_id, &ENQ_SUB_ROW, (void **)&sub,
                      "subscription");
-  if (rc == 0)
+  if (rc == 0) /* a batched subscription replays by rewinding its cursor */
+    rc = cr__sq_batch_rewind(q, sub_id, since_ms, &batched, &count);
+  if (rc == 0 && !batched)
     rc = replay_sub(q, sub, since_ms, now, &count);
   free_enq_subs(sub, sub != NULL);
   rc = cr__sq_op_end(q, rc);

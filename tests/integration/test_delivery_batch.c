@@ -382,6 +382,42 @@ static void test_template_failure(void **state) {
   cr_fake_http_stop(srv);
 }
 
+/* Replay of a batched subscription sends the same batches again (same
+ * ranges, same webhook-ids), in order. */
+static void test_replay(void **state) {
+  (void)state;
+  struct rx x = {0};
+  cr_fake_http *srv = NULL;
+  assert_int_equal(cr_fake_http_start(handler, &x, &srv), 0);
+  char subs[1024];
+  snprintf(subs, sizeof subs,
+           "  - id: rp\n    workflow: webhook_system_events\n"
+           "    config: { system_event_type: synced, webhook_url: \"%s/r\" }\n"
+           "    delivery: { batch: { max_events: 10, max_wait: 0s } }\n",
+           cr_fake_http_url(srv));
+  struct env e;
+  env_start(&e, subs);
+  int64_t first = 0, last = 0;
+  emit(&e, 30, &first, &last);
+  assert_true(wait_all(&srv, first, last));
+  for (int i = 0; i < 50 && cr_fake_http_count(srv) < 3; i++)
+    usleep(50 * 1000);
+  assert_int_equal(cr_fake_http_count(srv), 3);
+  size_t n = 0;
+  assert_int_equal(cr_store_outbox_replay(e.store, "rp", 0, &n), 0);
+  assert_true(n >= 30);
+  cr_batch_engine_kick(e.eng);
+  for (int i = 0; i < 300 && cr_fake_http_count(srv) < 6; i++)
+    usleep(50 * 1000);
+  assert_int_equal(cr_fake_http_count(srv), 6);
+  for (size_t i = 0; i < 3; i++)
+    assert_string_equal(
+        cr_fake_http_header(cr_fake_http_request_at(srv, i), "webhook-id"),
+        cr_fake_http_header(cr_fake_http_request_at(srv, i + 3), "webhook-id"));
+  env_finish(&e);
+  cr_fake_http_stop(srv);
+}
+
 static void expect_error(const char *batch_yaml, const char *needle, int line) {
   char *dir = cr_test_mkdtemp("batchcfg");
   char yaml[1024];
@@ -422,6 +458,7 @@ int main(void) {
       cmocka_unit_test(test_413_halving),
       cmocka_unit_test(test_413_down_to_one),
       cmocka_unit_test(test_template_failure),
+      cmocka_unit_test(test_replay),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
