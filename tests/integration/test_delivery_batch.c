@@ -35,6 +35,7 @@
  * answer 413 to everything. */
 struct rx {
   int max_items;
+  int fail_first; /* answer 503 to this many requests first */
 };
 
 static size_t items_in(const struct cr_fake_http_request *r) {
@@ -56,6 +57,11 @@ static size_t items_in(const struct cr_fake_http_request *r) {
 static void handler(void *ud, const struct cr_fake_http_request *req,
                     struct cr_fake_http_response *resp) {
   struct rx *x = ud;
+  if (x->fail_first > 0) {
+    x->fail_first--;
+    resp->status = 503;
+    return;
+  }
   resp->status = x->max_items < 0 || (x->max_items > 0 &&
                                       items_in(req) > (size_t)x->max_items)
                      ? 413
@@ -237,6 +243,21 @@ static void test_restart_order_signatures(void **state) {
       assert_true(ids[k] > ids[k - 1]);
     prev_last = ids[n - 1];
   }
+  /* A 503: the same batch again, same webhook-id, same body. */
+  size_t before = cr_fake_http_count(srv);
+  x.fail_first = 1;
+  int64_t f3 = 0, last3 = 0;
+  emit(&e, 5, &f3, &last3);
+  for (int i = 0; i < 100 && cr_fake_http_count(srv) < before + 2; i++)
+    usleep(50 * 1000); /* the 503, then its retry 300 ms later */
+  assert_true(cr_fake_http_count(srv) >= before + 2);
+  const struct cr_fake_http_request *r1 = cr_fake_http_request_at(srv, before),
+                                    *r2 = cr_fake_http_request_at(srv,
+                                                                  before + 1);
+  assert_string_equal(cr_fake_http_header(r1, "webhook-id"),
+                      cr_fake_http_header(r2, "webhook-id"));
+  assert_int_equal(r1->body_len, r2->body_len);
+  assert_memory_equal(r1->body, r2->body, r1->body_len);
   verify_with_python(e.dir, cr_fake_http_request_at(srv, 0));
   verify_with_python(e.dir,
                      cr_fake_http_request_at(srv, cr_fake_http_count(srv) - 1));
