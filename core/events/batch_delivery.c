@@ -1,6 +1,6 @@
 /* batch_delivery.c: the batched webhook delivery engine (batch_delivery.h):
- * its thread and jobs (copies of the batched subscriptions). One batch of
- * one subscription: batch_send.c. */
+ * its jobs (copies of the batched subscriptions) on a background thread
+ * (util/bgthread.h). One batch of one subscription: batch_send.c. */
 #include "events/batch_int.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static void job_free(struct cr__bjob *j) {
+static void job_free(void *list) {
+  struct cr__bjob *j = list;
   while (j != NULL) {
     struct cr__bjob *next = j->next;
     cr_sub_filter_free(j->filter);
@@ -85,38 +86,18 @@ static struct cr__bjob *job_new(const struct cr_config_subscription *c,
   return j;
 }
 
-/* ---- The thread ---------------------------------------------------------- */
-
-static void thread_main(void *arg) {
-  cr_batch_engine *e = arg;
-  uv_mutex_lock(&e->mu);
-  while (!e->stop) {
-    if (e->have_pending) {
-      job_free(e->jobs);
-      e->jobs = e->pending;
-      e->pending = NULL;
-      e->have_pending = 0;
-    }
-    e->kicked = 0;
-    uv_mutex_unlock(&e->mu);
-    int64_t wait = e->poll_ms;
-    int more = 0;
-    for (struct cr__bjob *j = e->jobs; j != NULL; j = j->next) {
-      int64_t now = cr__now_ms();
-      if (j->retry_at > now) {
-        if (j->retry_at - now < wait)
-          wait = j->retry_at - now;
-        continue;
-      }
+/* One pass over every job (cr__bg_pass_fn). */
+static int pass(void *owner, void *list, int64_t *wait) {
+  cr_batch_engine *e = owner;
+  int more = 0;
+  for (struct cr__bjob *j = list; j != NULL; j = j->next) {
+    int64_t now = cr__now_ms();
+    if (j->retry_at <= now)
       more |= cr__batch_pass(e, j);
-      if (j->retry_at > now && j->retry_at - now < wait)
-        wait = j->retry_at - now;
-    }
-    uv_mutex_lock(&e->mu);
-    if (!more && !e->kicked && !e->stop && !e->have_pending && wait > 0)
-      uv_cond_timedwait(&e->cv, &e->mu, (uint64_t)wait * 1000000u);
+    if (j->retry_at > now && j->retry_at - now < *wait)
+      *wait = j->retry_at - now;
   }
-  uv_mutex_unlock(&e->mu);
+  return more;
 }
 
 /* ---- Public -------------------------------------------------------------- */
@@ -144,15 +125,12 @@ int cr_batch_engine_new(const struct cr_batch_opts *o, cr_batch_engine **out) {
     cr__free(e);
     return rc;
   }
-  uv_mutex_init(&e->mu);
-  uv_cond_init(&e->cv);
-  if (uv_thread_create(&e->thread, thread_main, e) != 0) {
-    uv_cond_destroy(&e->cv);
-    uv_mutex_destroy(&e->mu);
+  rc = cr__bg_start(&e->bg, e, pass, job_free, NULL, e->poll_ms);
+  if (rc != 0) {
     curl_easy_cleanup(e->curl);
     cr_store_close(e->store);
     cr__free(e);
-    return CR_ENOMEM;
+    return rc;
   }
   *out = e;
   return 0;
@@ -170,43 +148,26 @@ int cr_batch_engine_configure(cr_batch_engine *e, const cr_config *cfg) {
     }
     tail = &(*tail)->next;
   }
-  uv_mutex_lock(&e->mu);
-  job_free(e->pending);
-  e->pending = head;
-  e->have_pending = 1;
-  uv_cond_signal(&e->cv);
-  uv_mutex_unlock(&e->mu);
+  cr__bg_offer(&e->bg, head);
   return 0;
 }
 
 void cr_batch_engine_kick(cr_batch_engine *e) {
-  if (e == NULL)
-    return;
-  uv_mutex_lock(&e->mu);
-  e->kicked = 1;
-  uv_cond_signal(&e->cv);
-  uv_mutex_unlock(&e->mu);
+  if (e != NULL)
+    cr__bg_kick(&e->bg);
 }
 
 void cr_batch_engine_get_stats(cr_batch_engine *e, struct cr_batch_stats *out) {
-  uv_mutex_lock(&e->mu);
+  cr__bg_lock(&e->bg);
   *out = e->stats;
-  uv_mutex_unlock(&e->mu);
+  cr__bg_unlock(&e->bg);
 }
 
 void cr_batch_engine_free(cr_batch_engine *e) {
   if (e == NULL)
     return;
-  uv_mutex_lock(&e->mu);
-  e->stop = 1;
-  uv_cond_signal(&e->cv);
-  uv_mutex_unlock(&e->mu);
-  uv_thread_join(&e->thread);
-  job_free(e->pending);
-  job_free(e->jobs);
+  cr__bg_stop(&e->bg);
   curl_easy_cleanup(e->curl);
   cr_store_close(e->store);
-  uv_cond_destroy(&e->cv);
-  uv_mutex_destroy(&e->mu);
   cr__free(e);
 }

@@ -14,6 +14,7 @@
 #include "events/sub_filter.h"
 #include "store/store.h"
 #include "store/store_batches.h"
+#include "util/bgthread.h"
 
 /* One batched subscription, as configure copied it (thread only after). */
 struct cr__bjob {
@@ -36,14 +37,9 @@ struct cr__bjob {
 };
 
 struct cr_batch_engine {
-  uv_thread_t thread;
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int stop, kicked, have_pending;
-  struct cr__bjob *pending;
-  struct cr_batch_stats stats;
+  struct cr__bg bg;            /* the thread and the job set */
+  struct cr_batch_stats stats; /* under bg's lock */
   /* thread only */
-  struct cr__bjob *jobs;
   cr_store *store;
   CURL *curl;
   cr_log_fn log;

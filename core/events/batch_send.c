@@ -5,6 +5,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/jsonbuf.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -109,28 +110,6 @@ static int open_batch(cr_batch_engine *e, struct cr__bjob *j, int *opened) {
 
 /* ---- The body ------------------------------------------------------------ */
 
-struct body {
-  char *p;
-  size_t len, cap;
-};
-
-static int put(struct body *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 65536;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *g = cr__realloc(b->p, cap);
-    if (g == NULL)
-      return CR_ENOMEM;
-    b->p = g;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-  return 0;
-}
-
 /* One event's text (its template's, or the event as JSON); a template
  * failure is recorded as that event's death and leaves *text NULL. */
 static int render(cr_batch_engine *e, const struct cr__bjob *j,
@@ -170,26 +149,28 @@ static int render(cr_batch_engine *e, const struct cr__bjob *j,
 
 /* The batch's body: a JSON array, or one event per line. */
 static int build_body(cr_batch_engine *e, const struct cr__bjob *j,
-                      const struct evs *x, struct body *b, size_t *parts) {
-  int rc = put(b, j->ndjson ? "" : "[", j->ndjson ? 0 : 1);
+                      const struct evs *x, struct cr__jsonbuf *b,
+                      size_t *parts) {
+  int rc = 0;
   *parts = 0;
+  if (!j->ndjson)
+    cr__jb_raw(b, "[", 1);
   for (size_t i = 0; rc == 0 && i < x->n; i++) {
     char *t = NULL;
     rc = render(e, j, &x->v[i], &t);
     if (rc == 0 && t != NULL) {
       if (*parts > 0 && !j->ndjson)
-        rc = put(b, ",", 1);
-      if (rc == 0)
-        rc = put(b, t, strlen(t));
-      if (rc == 0 && j->ndjson)
-        rc = put(b, "\n", 1);
+        cr__jb_raw(b, ",", 1);
+      cr__jb_raw(b, t, strlen(t));
+      if (j->ndjson)
+        cr__jb_raw(b, "\n", 1);
       (*parts)++;
     }
     cr__free(t);
   }
-  if (rc == 0 && !j->ndjson)
-    rc = put(b, "]", 1);
-  return rc;
+  if (!j->ndjson)
+    cr__jb_raw(b, "]", 1);
+  return rc != 0 ? rc : b->err;
 }
 
 /* ---- The POST ------------------------------------------------------------ */
@@ -213,7 +194,7 @@ static struct curl_slist *add(struct curl_slist *l, const char *line,
 }
 
 static int post(cr_batch_engine *e, const struct cr__bjob *j,
-                const struct cr_batch_rec *b, const struct body *body,
+                const struct cr_batch_rec *b, const struct cr__jsonbuf *body,
                 size_t parts, struct outcome *o) {
   char id[96], line[320], sig[256] = "";
   int64_t now_s = cr__now_ms() / 1000;
@@ -317,7 +298,7 @@ static void classify(const struct cr__bjob *j, const struct cr_batch_rec *b,
 static int record(cr_batch_engine *e, struct cr__bjob *j,
                   const struct cr_batch_result *r, size_t parts) {
   int rc = cr_store_batch_record(e->store, j->id, r);
-  uv_mutex_lock(&e->mu);
+  cr__bg_lock(&e->bg);
   e->stats.posts++;
   if (!strcmp(r->status, "delivered")) {
     e->stats.batches_delivered++;
@@ -327,7 +308,7 @@ static int record(cr_batch_engine *e, struct cr__bjob *j,
   } else {
     e->stats.retried++;
   }
-  uv_mutex_unlock(&e->mu);
+  cr__bg_unlock(&e->bg);
   if (!strcmp(r->status, "failed"))
     j->retry_at = r->next_attempt_at;
   if (r->http_status == 410 && rc == 0)
@@ -342,7 +323,7 @@ static int record(cr_batch_engine *e, struct cr__bjob *j,
 static int send_batch(cr_batch_engine *e, struct cr__bjob *j,
                       const struct cr_batch_rec *b) {
   struct evs x = {0};
-  struct body body = {0};
+  struct cr__jsonbuf body = {0};
   struct outcome o;
   struct cr_batch_result r = {0};
   char why[300];
@@ -359,7 +340,7 @@ static int send_batch(cr_batch_engine *e, struct cr__bjob *j,
     classify(j, b, &x, &o, &r, why, sizeof why);
     rc = record(e, j, &r, parts);
   }
-  cr__free(body.p);
+  cr__jb_clear(&body);
   evs_free(&x);
   return rc;
 }

@@ -1,9 +1,11 @@
 /* export_engine.c: the continuous table export engine (export_engine.h):
- * its thread, its jobs (copies of the table_system_events subscriptions)
+ * its jobs (copies of the table_system_events subscriptions) on a
+ * background thread (util/bgthread.h)
  * and one batch of events from the store into a table. */
 #include "export/export_engine.h"
 #include "events/events.h"
 #include "util/alloc.h"
+#include "util/bgthread.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -29,20 +31,13 @@ struct job {
 };
 
 struct cr_export_engine {
-  uv_thread_t thread;
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int stop, kicked;
-  struct job *pending; /* a new configuration, taken by the thread */
-  int have_pending;
-  struct cr_export_stats stats;
+  struct cr__bg bg;             /* the thread and the job set */
+  struct cr_export_stats stats; /* under bg's lock */
   /* thread only */
-  struct job *jobs;
   cr_store *store;
   cr_log_fn log;
   void *log_ud;
   int log_min_level;
-  int64_t poll_ms;
 };
 
 #define LOGF(e, level, ...)                                                    \
@@ -51,7 +46,8 @@ struct cr_export_engine {
       cr__logf((e)->log, (e)->log_ud, (level), __VA_ARGS__);                   \
   } while (0)
 
-static void job_free(struct job *j) {
+static void job_free(void *list) {
+  struct job *j = list;
   while (j != NULL) {
     struct job *next = j->next;
     cr_export_table_close(j->t);
@@ -143,9 +139,9 @@ static void job_failed(cr_export_engine *e, struct job *j, int rc,
   if (j->backoff_ms > BACKOFF_MAX_MS)
     j->backoff_ms = BACKOFF_MAX_MS;
   j->retry_at = now + j->backoff_ms;
-  uv_mutex_lock(&e->mu);
+  cr__bg_lock(&e->bg);
   e->stats.failures++;
-  uv_mutex_unlock(&e->mu);
+  cr__bg_unlock(&e->bg);
   LOGF(e, CR_LOG_WARN, "export %s: %s (%s); retrying in %lld ms", j->id, why,
        cr_strerror(rc), (long long)j->backoff_ms);
   if (!j->failing)
@@ -189,18 +185,19 @@ static void job_pass(cr_export_engine *e, struct job *j, int *more) {
     LOGF(e, CR_LOG_INFO, "export %s: writing again", j->id);
   j->failing = 0;
   j->retry_at = 0;
-  uv_mutex_lock(&e->mu);
+  cr__bg_lock(&e->bg);
   e->stats.batches += read > 0;
   e->stats.written += written;
-  uv_mutex_unlock(&e->mu);
+  cr__bg_unlock(&e->bg);
   *more |= read == (size_t)j->batch;
 }
 
-/* Takes a pending configuration: jobs with the same id, destination and
- * table keep their open table and backoff. */
-static void take_pending(cr_export_engine *e, struct job *fresh) {
-  for (struct job *n = fresh; n != NULL; n = n->next)
-    for (struct job *o = e->jobs; o != NULL; o = o->next)
+/* A new job set: jobs with the same id, destination and table keep their
+ * open table and backoff (cr__bg_take_fn). */
+static void take_jobs(void *owner, void *old_list, void *new_list) {
+  (void)owner;
+  for (struct job *n = new_list; n != NULL; n = n->next)
+    for (struct job *o = old_list; o != NULL; o = o->next)
       if (o->t != NULL && !strcmp(o->id, n->id) && !strcmp(o->to, n->to) &&
           !strcmp(o->table, n->table)) {
         n->t = o->t;
@@ -209,39 +206,22 @@ static void take_pending(cr_export_engine *e, struct job *fresh) {
         n->retry_at = o->retry_at;
         o->t = NULL;
       }
-  job_free(e->jobs);
-  e->jobs = fresh;
 }
 
-static void thread_main(void *arg) {
-  cr_export_engine *e = arg;
-  uv_mutex_lock(&e->mu);
-  while (!e->stop) {
-    if (e->have_pending) {
-      struct job *fresh = e->pending;
-      e->pending = NULL;
-      e->have_pending = 0;
-      uv_mutex_unlock(&e->mu);
-      take_pending(e, fresh);
-      uv_mutex_lock(&e->mu);
+/* One pass over every job (cr__bg_pass_fn). */
+static int pass(void *owner, void *list, int64_t *wait) {
+  cr_export_engine *e = owner;
+  int more = 0;
+  int64_t now = cr__now_ms();
+  for (struct job *j = list; j != NULL; j = j->next) {
+    if (j->retry_at > now) {
+      if (j->retry_at - now < *wait)
+        *wait = j->retry_at - now;
+      continue;
     }
-    e->kicked = 0;
-    uv_mutex_unlock(&e->mu);
-    int more = 0;
-    int64_t now = cr__now_ms(), wait = e->poll_ms;
-    for (struct job *j = e->jobs; j != NULL; j = j->next) {
-      if (j->retry_at > now) {
-        if (j->retry_at - now < wait)
-          wait = j->retry_at - now;
-        continue;
-      }
-      job_pass(e, j, &more);
-    }
-    uv_mutex_lock(&e->mu);
-    if (!more && !e->kicked && !e->stop && !e->have_pending)
-      uv_cond_timedwait(&e->cv, &e->mu, (uint64_t)wait * 1000000u);
+    job_pass(e, j, &more);
   }
-  uv_mutex_unlock(&e->mu);
+  return more;
 }
 
 /* ---- Public -------------------------------------------------------------- */
@@ -259,21 +239,17 @@ int cr_export_engine_new(const struct cr_export_opts *o,
   e->log = o->log;
   e->log_ud = o->log_ud;
   e->log_min_level = o->log_min_level;
-  e->poll_ms = o->poll_ms > 0 ? o->poll_ms : 100;
   int rc = cr_store_open(o->data_dir, &e->store, err, sizeof err);
   if (rc != 0) {
     LOGF(e, CR_LOG_ERROR, "export: %s", err);
     cr__free(e);
     return rc;
   }
-  uv_mutex_init(&e->mu);
-  uv_cond_init(&e->cv);
-  if (uv_thread_create(&e->thread, thread_main, e) != 0) {
-    uv_cond_destroy(&e->cv);
-    uv_mutex_destroy(&e->mu);
+  rc = cr__bg_start(&e->bg, e, pass, job_free, take_jobs, o->poll_ms);
+  if (rc != 0) {
     cr_store_close(e->store);
     cr__free(e);
-    return CR_ENOMEM;
+    return rc;
   }
   *out = e;
   return 0;
@@ -307,43 +283,26 @@ int cr_export_engine_configure(cr_export_engine *e, const cr_config *cfg) {
     }
     tail = &(*tail)->next;
   }
-  uv_mutex_lock(&e->mu);
-  job_free(e->pending);
-  e->pending = head;
-  e->have_pending = 1;
-  uv_cond_signal(&e->cv);
-  uv_mutex_unlock(&e->mu);
+  cr__bg_offer(&e->bg, head);
   return 0;
 }
 
 void cr_export_engine_kick(cr_export_engine *e) {
-  if (e == NULL)
-    return;
-  uv_mutex_lock(&e->mu);
-  e->kicked = 1;
-  uv_cond_signal(&e->cv);
-  uv_mutex_unlock(&e->mu);
+  if (e != NULL)
+    cr__bg_kick(&e->bg);
 }
 
 void cr_export_engine_get_stats(cr_export_engine *e,
                                 struct cr_export_stats *out) {
-  uv_mutex_lock(&e->mu);
+  cr__bg_lock(&e->bg);
   *out = e->stats;
-  uv_mutex_unlock(&e->mu);
+  cr__bg_unlock(&e->bg);
 }
 
 void cr_export_engine_free(cr_export_engine *e) {
   if (e == NULL)
     return;
-  uv_mutex_lock(&e->mu);
-  e->stop = 1;
-  uv_cond_signal(&e->cv);
-  uv_mutex_unlock(&e->mu);
-  uv_thread_join(&e->thread);
-  job_free(e->pending);
-  job_free(e->jobs);
+  cr__bg_stop(&e->bg);
   cr_store_close(e->store);
-  uv_cond_destroy(&e->cv);
-  uv_mutex_destroy(&e->mu);
   cr__free(e);
 }

@@ -107,6 +107,22 @@ static void env_finish(struct env *e) {
   free(e->dir);
 }
 
+/* Starts the receiver (x) and an engine with one batched subscription id
+ * (a synced-only webhook to the receiver) whose delivery is delivery_yaml. */
+static cr_fake_http *start_case(struct env *e, struct rx *x, const char *id,
+                                const char *delivery_yaml) {
+  cr_fake_http *srv = NULL;
+  assert_int_equal(cr_fake_http_start(handler, x, &srv), 0);
+  char subs[1024];
+  snprintf(subs, sizeof subs,
+           "  - id: %s\n    workflow: webhook_system_events\n"
+           "    config: { system_event_type: synced, webhook_url: \"%s/%s\" }\n"
+           "    delivery: %s\n",
+           id, cr_fake_http_url(srv), id, delivery_yaml);
+  env_start(e, subs);
+  return srv;
+}
+
 static void emit(struct env *e, int n, int64_t *first, int64_t *last) {
   assert_int_equal(cr_store_begin(e->store), 0);
   for (int i = 0; i < n; i++) {
@@ -309,16 +325,9 @@ static int wait_db(struct env *e, const char *where, long long want) {
 static void test_413_halving(void **state) {
   (void)state;
   struct rx x = {.max_items = 10};
-  cr_fake_http *srv = NULL;
-  assert_int_equal(cr_fake_http_start(handler, &x, &srv), 0);
-  char subs[1024];
-  snprintf(subs, sizeof subs,
-           "  - id: small\n    workflow: webhook_system_events\n"
-           "    config: { system_event_type: synced, webhook_url: \"%s/s\" }\n"
-           "    delivery: { batch: { max_events: 80, max_wait: 0s } }\n",
-           cr_fake_http_url(srv));
   struct env e;
-  env_start(&e, subs);
+  cr_fake_http *srv = start_case(&e, &x, "small",
+                                 "{ batch: { max_events: 80, max_wait: 0s } }");
   int64_t first = 0, last = 0;
   emit(&e, 80, &first, &last);
   assert_true(wait_all(&srv, first, last));
@@ -334,16 +343,9 @@ static void test_413_halving(void **state) {
 static void test_413_down_to_one(void **state) {
   (void)state;
   struct rx x = {.max_items = -1};
-  cr_fake_http *srv = NULL;
-  assert_int_equal(cr_fake_http_start(handler, &x, &srv), 0);
-  char subs[1024];
-  snprintf(subs, sizeof subs,
-           "  - id: one\n    workflow: webhook_system_events\n"
-           "    config: { system_event_type: synced, webhook_url: \"%s/o\" }\n"
-           "    delivery: { batch: { max_events: 4, max_wait: 0s } }\n",
-           cr_fake_http_url(srv));
   struct env e;
-  env_start(&e, subs);
+  cr_fake_http *srv =
+      start_case(&e, &x, "one", "{ batch: { max_events: 4, max_wait: 0s } }");
   int64_t first = 0, last = 0;
   emit(&e, 4, &first, &last);
   assert_true(wait_db(&e, "error = 'HTTP 413' AND event_count = 1", 1));
@@ -408,16 +410,9 @@ static void test_template_failure(void **state) {
 static void test_replay(void **state) {
   (void)state;
   struct rx x = {0};
-  cr_fake_http *srv = NULL;
-  assert_int_equal(cr_fake_http_start(handler, &x, &srv), 0);
-  char subs[1024];
-  snprintf(subs, sizeof subs,
-           "  - id: rp\n    workflow: webhook_system_events\n"
-           "    config: { system_event_type: synced, webhook_url: \"%s/r\" }\n"
-           "    delivery: { batch: { max_events: 10, max_wait: 0s } }\n",
-           cr_fake_http_url(srv));
   struct env e;
-  env_start(&e, subs);
+  cr_fake_http *srv =
+      start_case(&e, &x, "rp", "{ batch: { max_events: 10, max_wait: 0s } }");
   int64_t first = 0, last = 0;
   emit(&e, 30, &first, &last);
   assert_true(wait_all(&srv, first, last));
