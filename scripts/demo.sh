@@ -11,7 +11,9 @@
 #      --server, a subscription posted in the documents' format, /metrics)
 #      and a remote runner (connrun runner) registering, checking in and
 #      running the edge-items work, and a plugin dropped into a watched
-#      directory, then upgraded, without a restart;
+#      directory, then upgraded, without a restart; the audit trail exported
+#      into a SQLite table and in signed batches to a loopback receiver; the
+#      cluster duties this instance holds;
 #      Ctrl-C stops it; CONNRUN_DEMO_SECONDS=N stops it after N seconds.
 #      Then shows the works and events it produced.
 set -euo pipefail
@@ -52,13 +54,16 @@ step "connrun works -c $config files-import   (executions and transitions)"
 step "connrun events -c $config --subject-type work"
 "$bin" events -c "$config" --subject-type work
 
+# A loopback webhook receiver for the batched subscription audit-bulk.
+python3 scripts/demo_receiver.py 8479 data/demo/receiver.log &
+rxpid=$!
 step "connrun serve -c $config   (Ctrl-C stops it)"
 "$bin" serve -c "$config" &
 pid=$!
 trap 'kill -INT "$pid" 2>/dev/null || true' INT TERM
 # Whatever happens below, the daemon does not outlive the demo.
 rpid=
-trap 'kill -INT "$pid" ${rpid:+"$rpid"} 2>/dev/null || true' EXIT
+trap 'kill -INT "$pid" ${rpid:+"$rpid"} 2>/dev/null || true; kill "$rxpid" 2>/dev/null || true' EXIT
 api=http://127.0.0.1:8470
 token=$(cat configs/demo-secrets/api_token)
 for _ in $(seq 1 100); do # at most 10 s for the API to come up
@@ -109,6 +114,13 @@ if curl -sf "$api/readyz" >/dev/null 2>&1; then
   curl -s -H "Authorization: Bearer $token" "$api/v1/subscriptions/audit-table"; echo
   echo "\$ connrun events export -c $config --to sqlite:data/demo/problems.db --verb unhealthy --verb failed   (one-time)"
   "$bin" events export -c "$config" --to sqlite:data/demo/problems.db --verb unhealthy --verb failed || true
+  step "batched webhook delivery: the audit trail in signed batches (subscription audit-bulk)"
+  sleep 0.5 # a partial batch waits max_wait (200ms) for more events
+  echo "-- what the loopback receiver got (data/demo/receiver.log):"
+  cat data/demo/receiver.log 2>/dev/null || echo "  (not yet)"
+  step "several instances: the duties this serve holds (connrun cluster --server)"
+  echo "\$ connrun cluster --server $api"
+  CONNRUN_TOKEN=$token "$bin" cluster --server "$api" || true
   dropin="$build/test-plugins/dropin"
   if [[ -f "$dropin/dropin_v1.so" ]]; then
     step "drop-in plugins: a new plugin renamed into data/demo/plugins.d while serve runs, then v2 over it"
