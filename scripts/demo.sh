@@ -57,6 +57,10 @@ step "connrun events -c $config --subject-type work"
 # A loopback webhook receiver for the batched subscription audit-bulk.
 python3 scripts/demo_receiver.py 8479 data/demo/receiver.log &
 rxpid=$!
+for _ in $(seq 1 50); do # at most 5 s for it to listen
+  curl -s -o /dev/null http://127.0.0.1:8479/ && break
+  sleep 0.1
+done
 step "connrun serve -c $config   (Ctrl-C stops it)"
 "$bin" serve -c "$config" &
 pid=$!
@@ -114,13 +118,6 @@ if curl -sf "$api/readyz" >/dev/null 2>&1; then
   curl -s -H "Authorization: Bearer $token" "$api/v1/subscriptions/audit-table"; echo
   echo "\$ connrun events export -c $config --to sqlite:data/demo/problems.db --verb unhealthy --verb failed   (one-time)"
   "$bin" events export -c "$config" --to sqlite:data/demo/problems.db --verb unhealthy --verb failed || true
-  step "batched webhook delivery: the audit trail in signed batches (subscription audit-bulk)"
-  sleep 0.5 # a partial batch waits max_wait (200ms) for more events
-  echo "-- what the loopback receiver got (data/demo/receiver.log):"
-  cat data/demo/receiver.log 2>/dev/null || echo "  (not yet)"
-  step "several instances: the duties this serve holds (connrun cluster --server)"
-  echo "\$ connrun cluster --server $api"
-  CONNRUN_TOKEN=$token "$bin" cluster --server "$api" || true
   dropin="$build/test-plugins/dropin"
   if [[ -f "$dropin/dropin_v1.so" ]]; then
     step "drop-in plugins: a new plugin renamed into data/demo/plugins.d while serve runs, then v2 over it"
@@ -136,6 +133,13 @@ if curl -sf "$api/readyz" >/dev/null 2>&1; then
     echo "\$ connrun events --server $api --subject-type provider"
     CONNRUN_TOKEN=$token "$bin" events --server "$api" --subject-type provider || true
   fi
+  step "batched webhook delivery: the audit trail in signed batches (subscription audit-bulk)"
+  sleep 0.5 # a partial batch waits max_wait (200ms) for more events
+  echo "-- what the loopback receiver got (data/demo/receiver.log):"
+  cat data/demo/receiver.log 2>/dev/null || echo "  (not yet)"
+  step "several instances: the duties this serve holds (connrun cluster --server)"
+  echo "\$ connrun cluster --server $api"
+  CONNRUN_TOKEN=$token "$bin" cluster --server "$api" || true
   echo
   echo "The dashboard is at $api/ (sign in with configs/demo-secrets/api_token)."
   echo "The API stays up while the daemon runs: try"

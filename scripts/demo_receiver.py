@@ -16,8 +16,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             n = body.count(b"\n")
         with open(sys.argv[2], "a") as log:
-            log.write("%s first=%s last=%s count=%s events-in-body=%d signed=%s\n" % (
-                self.headers.get("webhook-id"),
+            log.write("%.3f %s first=%s last=%s count=%s events-in-body=%d signed=%s\n" % (
+                __import__("time").time(), self.headers.get("webhook-id"),
                 self.headers.get("connrun-batch-first-id"),
                 self.headers.get("connrun-batch-last-id"),
                 self.headers.get("connrun-batch-count"), n,

@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #define DUTY_TTL_MS INT64_C(5000)
-#define ONLINE_MS INT64_C(10000)
+#define ONLINE_MS INT64_C(3000) /* in the ranking: three missed beats */
 #define ORPHAN_GRACE_MS INT64_C(2000)
 #define SUB_PREFIX "subscription:"
 
