@@ -152,7 +152,9 @@ struct cr_outbox_rec {
 };
 
 /* Delivery statistics of one subscription (cr_store_sub_stats). backlog
- * counts pending + failed rows; attempts_24h and ok_24h (HTTP 2xx) count
+ * counts pending + failed rows (a batched subscription: the events after
+ * its cursor, before filtering; delivered and dead then count the events
+ * of its delivered and dead batches); attempts_24h and ok_24h (HTTP 2xx) count
  * delivery attempts of the last 24 hours; last_* describe the newest attempt
  * (0 / NULL when none). */
 struct cr_sub_stats {

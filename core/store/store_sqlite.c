@@ -408,6 +408,7 @@ static const char MIGRATION_13[] =
   "ALTER TABLE subscriptions ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;"
   "ALTER TABLE delivery_attempts ADD COLUMN last_event_id INTEGER;"
   "ALTER TABLE delivery_attempts ADD COLUMN event_count INTEGER;"
+  "ALTER TABLE delivery_attempts ADD COLUMN batch_status TEXT;"
   "CREATE TABLE webhook_batches ("
   "  subscription_id TEXT PRIMARY KEY"
   "    REFERENCES subscriptions(id) ON DELETE CASCADE,"

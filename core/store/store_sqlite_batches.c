@@ -58,7 +58,7 @@ int cr__sq_batch_open(cr_store *s, const char *sub_id, int64_t first,
 
 static int attempt(struct sq_store *q, const char *sub_id,
                    const struct cr_batch_rec *b, int64_t now, int http,
-                   int64_t latency, const char *error) {
+                   int64_t latency, const char *error, const char *status) {
   sqlite3_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_BATCH_ATTEMPT, &st);
   if (rc != 0)
@@ -74,6 +74,7 @@ static int attempt(struct sq_store *q, const char *sub_id,
   cr__sq_bind_str(st, 6, error);
   sqlite3_bind_int64(st, 7, b->last_id);
   sqlite3_bind_int64(st, 8, b->count);
+  cr__sq_bind_str(st, 9, status);
   return cr__sq_step_done(q, st);
 }
 
@@ -119,7 +120,8 @@ int cr__sq_batch_record(cr_store *s, const char *sub_id,
     rc = CR_EINVAL;
   }
   if (rc == 0)
-    rc = attempt(q, sub_id, &b, now, r->http_status, r->latency_ms, r->error);
+    rc = attempt(q, sub_id, &b, now, r->http_status, r->latency_ms, r->error,
+                 r->status);
   if (rc == 0)
     rc = move_on(q, sub_id, &b, r, now);
   return cr__sq_op_end(q, rc);
@@ -129,7 +131,7 @@ int cr__sq_batch_note_dead(cr_store *s, const char *sub_id, int64_t event_id,
                            const char *error, int64_t now) {
   struct cr_batch_rec one = {
       .first_id = event_id, .last_id = event_id, .count = 1};
-  return attempt(sqs(s), sub_id, &one, now, 0, 0, error);
+  return attempt(sqs(s), sub_id, &one, now, 0, 0, error, "dead");
 }
 
 /* Replay of a batched subscription: its cursor goes back to the last event

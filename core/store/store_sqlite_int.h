@@ -205,8 +205,8 @@
     "WHERE id = ?1 AND cursor_event_id < ?2") \
   X(BATCH_ATTEMPT, \
     "INSERT INTO delivery_attempts (subscription_id, event_id, at, " \
-    "http_status, latency_ms, error, last_event_id, event_count) " \
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
+    "http_status, latency_ms, error, last_event_id, event_count, " \
+    "batch_status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)") \
   X(BATCH_CLOSE, "DELETE FROM webhook_batches WHERE subscription_id = ?1") \
   X(BATCH_IS, "SELECT batched FROM subscriptions WHERE id = ?1") \
   X(BATCH_REWIND, \
@@ -253,14 +253,23 @@
     "AND ((?2 IN ('failed','dead') AND failing_since IS NULL) OR " \
     "(?2 = 'delivered' AND failing_since IS NOT NULL))") \
   X(SUB_STATS, \
-    "SELECT (SELECT count(*) FROM outbox WHERE subscription_id = ?1 AND " \
-    UNDELIVERED "), (SELECT count(*) FROM outbox WHERE " \
-    "subscription_id = ?1 AND status = 'delivered'), (SELECT count(*) " \
-    "FROM outbox WHERE subscription_id = ?1 AND status = 'dead'), " \
+    "SELECT CASE WHEN b THEN (SELECT count(*) FROM events WHERE id > " \
+    "(SELECT cursor_event_id FROM subscriptions WHERE id = ?1)) ELSE " \
+    "(SELECT count(*) FROM outbox WHERE subscription_id = ?1 AND " \
+    UNDELIVERED ") END, CASE WHEN b THEN (SELECT " \
+    "COALESCE(sum(event_count), 0) FROM delivery_attempts WHERE " \
+    "subscription_id = ?1 AND batch_status = 'delivered') ELSE (SELECT " \
+    "count(*) FROM outbox WHERE subscription_id = ?1 AND status = " \
+    "'delivered') END, CASE WHEN b THEN (SELECT COALESCE(sum(event_count), " \
+    "0) FROM delivery_attempts WHERE subscription_id = ?1 AND batch_status " \
+    "= 'dead') ELSE (SELECT count(*) FROM outbox WHERE subscription_id = " \
+    "?1 AND status = 'dead') END, " \
     "(SELECT count(*) FROM delivery_attempts WHERE subscription_id = ?1 " \
     "AND at >= ?2), (SELECT count(*) FROM delivery_attempts WHERE " \
     "subscription_id = ?1 AND at >= ?2 AND http_status BETWEEN 200 AND " \
-    "299), EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1)") \
+    "299), EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1) FROM " \
+    "(SELECT COALESCE((SELECT batched FROM subscriptions WHERE id = ?1), " \
+    "0) = 1 AS b)") \
   X(SUB_ATTEMPTS, \
     "SELECT id, event_id, at, http_status, latency_ms, error FROM " \
     "delivery_attempts WHERE subscription_id = ?1 AND id < ?2 ORDER BY id " \

@@ -274,6 +274,20 @@ static void test_restart_order_signatures(void **state) {
                       cr_fake_http_header(r2, "webhook-id"));
   assert_int_equal(r1->body_len, r2->body_len);
   assert_memory_equal(r1->body, r2->body, r1->body_len);
+  /* The subscription's stats count the batches' events. */
+  struct cr_sub_stats ss;
+  memset(&ss, 0, sizeof ss);
+  for (int i = 0; i < 100; i++) {
+    cr_sub_stats_clear(&ss);
+    assert_int_equal(cr_store_sub_stats(e.store, "bulk", &ss), 0);
+    if (ss.delivered == 905)
+      break;
+    usleep(50 * 1000);
+  }
+  assert_int_equal(ss.delivered, 905); /* 450 + 450 + 5 */
+  assert_int_equal(ss.dead, 0);
+  assert_int_equal(ss.backlog, 0);
+  cr_sub_stats_clear(&ss);
   verify_with_python(e.dir, cr_fake_http_request_at(srv, 0));
   verify_with_python(e.dir,
                      cr_fake_http_request_at(srv, cr_fake_http_count(srv) - 1));
@@ -363,6 +377,12 @@ static void test_413_down_to_one(void **state) {
   }
   assert_true(rec->cursor_event_id >= first);
   cr_sub_rec_free(rec);
+  struct cr_sub_stats st;
+  memset(&st, 0, sizeof st);
+  assert_int_equal(cr_store_sub_stats(e.store, "one", &st), 0);
+  assert_true(st.dead >= 1);
+  assert_int_equal(st.delivered, 0);
+  cr_sub_stats_clear(&st);
   env_finish(&e);
   cr_fake_http_stop(srv);
 }
