@@ -7,7 +7,7 @@
 #include "exec/execution.h"
 #include "store/claim_signal.h"
 #include "store/store_int.h"
-#include "store/store_sqlite.h"
+#include "store/store_sql.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -70,6 +70,17 @@ static int make_dirs(const char *path, char *errbuf, size_t errlen) {
   return rc;
 }
 
+static int has_scheme(const char *url, const char *scheme) {
+  size_t n = strlen(scheme);
+  return strncmp(url, scheme, n) == 0 && url[n] == ':';
+}
+
+int cr_store_is_url(const char *where) {
+  return where != NULL &&
+         (has_scheme(where, "postgres") || has_scheme(where, "postgresql") ||
+          has_scheme(where, "sqlite"));
+}
+
 int cr_store_open(const char *data_dir, cr_store **out, char *errbuf,
                   size_t errlen) {
   if (out != NULL)
@@ -78,6 +89,8 @@ int cr_store_open(const char *data_dir, cr_store **out, char *errbuf,
     cr__store_errbuf(errbuf, errlen, "no data directory given");
     return CR_EINVAL;
   }
+  if (cr_store_is_url(data_dir))
+    return cr_store_open_url(data_dir, out, errbuf, errlen);
   int rc = make_dirs(data_dir, errbuf, errlen);
   if (rc != 0)
     return rc;
@@ -93,11 +106,6 @@ int cr_store_open(const char *data_dir, cr_store **out, char *errbuf,
   return rc;
 }
 
-static int has_scheme(const char *url, const char *scheme) {
-  size_t n = strlen(scheme);
-  return strncmp(url, scheme, n) == 0 && url[n] == ':';
-}
-
 int cr_store_open_url(const char *url, cr_store **out, char *errbuf,
                       size_t errlen) {
   if (out != NULL)
@@ -106,11 +114,8 @@ int cr_store_open_url(const char *url, cr_store **out, char *errbuf,
     cr__store_errbuf(errbuf, errlen, "no store URL given");
     return CR_EINVAL;
   }
-  if (has_scheme(url, "postgres") || has_scheme(url, "postgresql")) {
-    cr__store_errbuf(errbuf, errlen,
-                     "PostgreSQL stores are not supported by this build yet");
-    return CR_ENOTSUP;
-  }
+  if (has_scheme(url, "postgres") || has_scheme(url, "postgresql"))
+    return cr__store_pg_open(url, out, errbuf, errlen);
   if (!has_scheme(url, "sqlite")) {
     cr__store_errbuf(
         errbuf, errlen,

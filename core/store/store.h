@@ -254,7 +254,9 @@ struct cr_store_counts {
  */
 
 /* Opens (creating if needed) the SQLite store in data_dir (borrowed; created
- * with mode 0700, parents included, when missing): data_dir/connrun.db in WAL
+ * with mode 0700, parents included, when missing), or, when data_dir is a
+ * store URL (cr_store_is_url), the store that URL names, as
+ * cr_store_open_url does. The SQLite store is data_dir/connrun.db in WAL
  * mode, schema migrated to the latest version, each migration in its own
  * transaction. On success *out is a new store the caller frees with
  * cr_store_close. Errors: CR_EINVAL, CR_EIO (data_dir cannot be created),
@@ -268,10 +270,15 @@ int cr_store_open(const char *data_dir, cr_store **out, char *errbuf,
 /* Like cr_store_open, from a URL (borrowed): "sqlite:/path/to/file.db" (also
  * "sqlite:///abs/path.db", and "sqlite::memory:" for a private in-memory
  * database) opens that file; its directory must exist. "postgres:" and
- * "postgresql:" URLs give CR_ENOTSUP (not implemented yet); anything else
- * CR_EINVAL. */
+ * "postgresql:" URLs are libpq connection URLs: the PostgreSQL store, its
+ * schema created or migrated (CR_ESTORE when the server cannot be reached;
+ * the password never appears in errbuf). Anything else CR_EINVAL. */
 int cr_store_open_url(const char *url, cr_store **out, char *errbuf,
                       size_t errlen);
+
+/* 1 when where (may be NULL) is a store URL (sqlite:, postgres:,
+ * postgresql:) rather than a data directory. */
+int cr_store_is_url(const char *where);
 
 /* Closes the store and frees it (an open transaction is rolled back). NULL
  * is a no-op. */
@@ -564,8 +571,8 @@ int cr_store_sub_stats(cr_store *s, const char *sub_id,
  * sends them and records each attempt. */
 
 /* For every enabled subscription (but table exports, workflow
- * table_system_events, which keep their cursor themselves): scans the events with id > its cursor
- * (oldest first, at most max_events per subscription; 0 =
+ * table_system_events, which keep their cursor themselves): scans the events
+ * with id > its cursor (oldest first, at most max_events per subscription; 0 =
  * CR_OUTBOX_ENQUEUE_DEFAULT, clamped to CR_OUTBOX_ENQUEUE_MAX), inserts a
  * pending outbox row (next_attempt_at = now) for each event its filter
  * matches, and advances the cursor to the last scanned id, all in one

@@ -26,7 +26,7 @@
 #include "events/events.h"
 #include "fake_http.h"
 #include "store/store.h"
-#include "store/store_sqlite.h"
+#include "store/store_sql.h"
 
 #define MAX_HITS 4096
 #define FAST_DELIVERY                                                          \

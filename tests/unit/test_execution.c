@@ -9,7 +9,7 @@
 #include "util/error.h"
 #include "exec/execution.h"
 #include "store/store.h"
-#include "store/store_sqlite.h"
+#include "store/store_sql.h"
 
 #include <stdio.h>
 #include <stdlib.h>

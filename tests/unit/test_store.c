@@ -10,6 +10,7 @@
  * schema version 4: the webhook outbox (enqueue through subscription
  * filters, cursors, due rows, attempts, failing streaks, disable and
  * re-enable, replay, stats, pruning against cursors, upgrade from 3). */
+#include "pgserver.h"
 #include "testutil.h"
 
 #include <pthread.h>
@@ -21,7 +22,7 @@
 #include "store/store.h"
 #include "store/store_cluster.h"
 #include "store/store_runners.h"
-#include "store/store_sqlite.h"
+#include "store/store_sql.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -54,9 +55,16 @@ static const char *const V2_TABLES[] = {"metrics", "subscriptions", "outbox",
 
 /* ---- Helpers ------------------------------------------------------------- */
 
+/* --pg: the same tests against a private PostgreSQL server (the store's
+ * contract holds on both backends); the SQLite-only ones (file format,
+ * migrations from old versions, pragmas) are left out there. */
+static int g_use_pg;
+static struct cr_pgserver g_pg;
+
 struct fixture {
   char *dir;
   char db[4096];
+  char where[4096]; /* the data directory, or the PostgreSQL URL */
   cr_store *s;
 };
 
@@ -64,8 +72,16 @@ static int setup(void **state) {
   struct fixture *f = calloc(1, sizeof *f);
   f->dir = cr_test_mkdtemp("store");
   snprintf(f->db, sizeof f->db, "%s/%s", f->dir, CR_STORE_DB_NAME);
+  snprintf(f->where, sizeof f->where, "%s", f->dir);
+  if (g_use_pg) { /* a new database per test */
+    static int n;
+    char name[32];
+    snprintf(name, sizeof name, "t%d", ++n);
+    if (cr_pgserver_createdb(&g_pg, name, f->where, sizeof f->where) != 0)
+      fail_msg("createdb: %s", g_pg.error);
+  }
   char err[256] = "";
-  int rc = cr_store_open(f->dir, &f->s, err, sizeof err);
+  int rc = cr_store_open(f->where, &f->s, err, sizeof err);
   if (rc != 0)
     fprintf(stderr, "open: %s\n", err);
   assert_int_equal(rc, 0);
@@ -237,7 +253,7 @@ static void test_reopen_applies_nothing_and_keeps_data(void **state) {
   cr_store_close(f->s);
   cr__clock_set_fake(INT64_C(4000000000000)); /* a later "now" */
   char err[256] = "";
-  assert_int_equal(cr_store_open(f->dir, &f->s, err, sizeof err), 0);
+  assert_int_equal(cr_store_open(f->where, &f->s, err, sizeof err), 0);
   assert_int_equal(cr__store_sqlite_query_text(f->s, hist, after, sizeof after),
                    0);
   assert_string_equal(before, after);
@@ -388,7 +404,7 @@ static void test_newer_schema_is_refused_untouched(void **state) {
   char *before = slurp(f->db, &len0);
   char err[256] = "";
   cr_store *s = (cr_store *)1;
-  assert_int_equal(cr_store_open(f->dir, &s, err, sizeof err), CR_ESCHEMAVER);
+  assert_int_equal(cr_store_open(f->where, &s, err, sizeof err), CR_ESCHEMAVER);
   assert_null(s);
   char want[256];
   snprintf(want, sizeof want,
@@ -465,7 +481,7 @@ static void test_busy_wait(void **state) {
   struct fixture *f = *state;
   cr_store *s2 = NULL;
   char err[256] = "";
-  assert_int_equal(cr_store_open(f->dir, &s2, err, sizeof err), 0);
+  assert_int_equal(cr_store_open(f->where, &s2, err, sizeof err), 0);
   assert_int_equal(cr_store_begin(s2), 0); /* BEGIN IMMEDIATE: write lock */
   put_auth(s2, "held");
   struct lock_holder h = {s2, 150};
@@ -485,12 +501,16 @@ static void test_open_url(void **state) {
   struct fixture *f = *state;
   char err[256] = "";
   cr_store *s = (cr_store *)1;
-  assert_int_equal(
-      cr_store_open_url("postgres://db/connrun", &s, err, sizeof err),
-      CR_ENOTSUP);
+  /* Nothing listens on port 1: a clear error without the password. */
+  assert_int_equal(cr_store_open_url("postgres://u:hunter2@127.0.0.1:1/c", &s,
+                                     err, sizeof err),
+                   CR_ESTORE);
   assert_null(s);
-  assert_int_equal(cr_store_open_url("postgresql://x", &s, err, sizeof err),
-                   CR_ENOTSUP);
+  assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
+  assert_null(strstr(err, "hunter2"));
+  assert_true(cr_store_is_url("postgresql://x"));
+  assert_true(cr_store_is_url("sqlite:/x.db"));
+  assert_false(cr_store_is_url("/var/lib/connrun"));
   assert_int_equal(cr_store_open_url("mysql://x", &s, err, sizeof err),
                    CR_EINVAL);
   assert_int_equal(cr_store_open_url("sqlite:", &s, err, sizeof err),
@@ -788,7 +808,7 @@ static void test_event_seq_across_connections(void **state) {
   struct fixture *f = *state;
   cr_store *s2 = NULL;
   char err[256];
-  assert_int_equal(cr_store_open(f->dir, &s2, err, sizeof err), 0);
+  assert_int_equal(cr_store_open(f->where, &s2, err, sizeof err), 0);
   for (int i = 0; i < 20; i++)
     append(i % 2 ? s2 : f->s, "work", "w", "updated", 0);
   struct cr_event_filter q = {0};
@@ -1065,7 +1085,7 @@ static void test_transactions(void **state) {
   assert_int_equal(cr_store_commit(f->s), 0); /* inner: nothing yet */
   cr_store *s2 = NULL;
   char err[256];
-  assert_int_equal(cr_store_open(f->dir, &s2, err, sizeof err), 0);
+  assert_int_equal(cr_store_open(f->where, &s2, err, sizeof err), 0);
   assert_int_equal(cr_store_auth_get(s2, "a1", &a), CR_ENOENT);
   assert_int_equal(cr_store_commit(f->s), 0);
   assert_int_equal(cr_store_auth_get(s2, "a1", &a), 0);
@@ -2636,7 +2656,7 @@ static void test_savepoint_undoes_only_its_writes(void **state) {
   /* Nothing is visible to another connection before the commit. */
   cr_store *s2 = NULL;
   char err[256];
-  assert_int_equal(cr_store_open(f->dir, &s2, err, sizeof err), 0);
+  assert_int_equal(cr_store_open(f->where, &s2, err, sizeof err), 0);
   assert_false(has_auth(s2, "a1"));
   assert_int_equal(cr_store_commit(f->s), 0);
   assert_true(has_auth(s2, "a1"));
@@ -2781,16 +2801,26 @@ static void test_cluster_duties(void **state) {
   cr__clock_set_fake(0);
 }
 
-int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_fresh_database_is_latest),
+/* Markers of the SQLite-only tests. */
+static int setup_lite(void **state) { return setup(state); }
+static int lite_alone(void **state) {
+  (void)state;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  g_use_pg = argc > 1 && strcmp(argv[1], "--pg") == 0;
+  struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_fresh_database_is_latest, lite_alone,
+                                      NULL),
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-      T(test_reopen_applies_nothing_and_keeps_data),
-      T(test_upgrade_from_version_1),
-      T(test_newer_schema_is_refused_untouched),
-      T(test_foreign_files_are_refused),
-      T(test_wal_and_pragmas),
-      T(test_busy_wait),
+#define S(name) cmocka_unit_test_setup_teardown(name, setup_lite, teardown)
+      S(test_reopen_applies_nothing_and_keeps_data),
+      S(test_upgrade_from_version_1),
+      S(test_newer_schema_is_refused_untouched),
+      S(test_foreign_files_are_refused),
+      S(test_wal_and_pragmas),
+      S(test_busy_wait),
       T(test_open_url),
       T(test_auth_upsert_changed_and_delete),
       T(test_work_upsert_get_delete),
@@ -2804,33 +2834,47 @@ int main(void) {
       T(test_metrics_aggregation),
       T(test_health),
       T(test_counts),
-      T(test_allocation_failures),
-      T(test_upgrade_from_version_2),
+      S(test_allocation_failures),
+      S(test_upgrade_from_version_2),
       T(test_sync_state_versions),
       T(test_sync_state_validation),
       T(test_exec_retry),
       T(test_exec_release_runner),
       T(test_work_open_and_first_run),
       T(test_auth_credentials),
-      T(test_v3_allocation_failures),
+      S(test_v3_allocation_failures),
       T(test_outbox_enqueue_filters),
       T(test_outbox_new_sub_gets_no_past),
       T(test_outbox_due_and_record),
       T(test_outbox_due_after),
-      T(test_upgrade_attempts_v8),
+      S(test_upgrade_attempts_v8),
       T(test_outbox_record_many),
       T(test_outbox_record_many_streaks),
       T(test_outbox_disable_and_reenable),
       T(test_outbox_replay),
       T(test_sub_stats),
       T(test_prune_keeps_owed_events),
-      T(test_upgrade_from_version_3),
-      T(test_outbox_allocation_failures),
+      S(test_upgrade_from_version_3),
+      S(test_outbox_allocation_failures),
       T(test_savepoint_undoes_only_its_writes),
       T(test_savepoint_restores_doomed),
       T(test_savepoint_misuse),
       T(test_cluster_duties),
 #undef T
+#undef S
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  size_t n = sizeof tests / sizeof tests[0];
+  if (!g_use_pg)
+    return _cmocka_run_group_tests("test_store", tests, n, NULL, NULL);
+  if (cr_pgserver_start(&g_pg, 1) != 0) {
+    fprintf(stderr, "PostgreSQL: %s\n", g_pg.error);
+    return 1;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (tests[i].setup_func != setup_lite && tests[i].setup_func != lite_alone)
+      tests[k++] = tests[i];
+  int rc = _cmocka_run_group_tests("test_store_pg", tests, k, NULL, NULL);
+  cr_pgserver_stop(&g_pg);
+  return rc;
 }

@@ -3,20 +3,19 @@
  * may be shared by several `connrun serve` processes on one machine; the
  * leases are what PostgreSQL's several machines use too. */
 #include "store/store_int.h"
-#include "store/store_sqlite_int.h"
+#include "store/store_sql_int.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
-#include <sqlite3.h>
 #include <string.h>
 
 #define FORGET_AFTER_MS (INT64_C(86400) * 1000)
 
-static int read_instance(sqlite3_stmt *st, void *p) {
+static int read_instance(cr_sql_stmt *st, void *p) {
   struct cr_instance_rec *r = p;
   char **const f[] = {&r->id, &r->info_json};
-  r->started_at = sqlite3_column_int64(st, 2);
-  r->last_seen_at = sqlite3_column_int64(st, 3);
+  r->started_at = cr__sql_col_i64(st, 2);
+  r->last_seen_at = cr__sql_col_i64(st, 3);
   return cr__sq_col_strs(st, 0, f, 2);
 }
 
@@ -30,12 +29,12 @@ static void clear_instance(void *p) {
 static const struct row_type INSTANCE_ROW = {sizeof(struct cr_instance_rec),
                                              read_instance, clear_instance};
 
-static int read_duty(sqlite3_stmt *st, void *p) {
+static int read_duty(cr_sql_stmt *st, void *p) {
   struct cr_duty_rec *r = p;
   char **const f[] = {&r->name, &r->holder};
-  r->since = sqlite3_column_int64(st, 2);
-  r->expires_at = sqlite3_column_int64(st, 3);
-  r->epoch = sqlite3_column_int64(st, 4);
+  r->since = cr__sql_col_i64(st, 2);
+  r->expires_at = cr__sql_col_i64(st, 3);
+  r->epoch = cr__sql_col_i64(st, 4);
   return cr__sq_col_strs(st, 0, f, 2);
 }
 
@@ -47,7 +46,7 @@ static const struct row_type DUTY_ROW = {sizeof(struct cr_duty_rec), read_duty,
 int cr__sq_instance_beat(cr_store *s, const char *id, const char *info_json,
                          int64_t started_at, int64_t now) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_op_begin(q);
@@ -57,12 +56,12 @@ int cr__sq_instance_beat(cr_store *s, const char *id, const char *info_json,
   if (rc == 0) {
     cr__sq_bind_str(st, 1, id);
     cr__sq_bind_str(st, 2, info_json);
-    sqlite3_bind_int64(st, 3, started_at);
-    sqlite3_bind_int64(st, 4, now);
+    cr__sql_bind_i64(st, 3, started_at);
+    cr__sql_bind_i64(st, 4, now);
     rc = cr__sq_step_done(q, st);
   }
   if (rc == 0 && (rc = cr__sq_prep(q, ST_INSTANCE_FORGET, &st)) == 0) {
-    sqlite3_bind_int64(st, 1, now - FORGET_AFTER_MS);
+    cr__sql_bind_i64(st, 1, now - FORGET_AFTER_MS);
     rc = cr__sq_step_done(q, st);
   }
   return cr__sq_op_end(q, rc);
@@ -93,7 +92,7 @@ int cr__sq_duty_acquire(cr_store *s, const char *duty, const char *holder,
                         struct cr_duty_rec *prev) {
   struct sq_store *q = sqs(s);
   struct cr_duty_rec before = {0};
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_op_begin(q);
@@ -105,12 +104,12 @@ int cr__sq_duty_acquire(cr_store *s, const char *duty, const char *holder,
   if (rc == 0) {
     cr__sq_bind_str(st, 1, duty);
     cr__sq_bind_str(st, 2, holder);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, ttl_ms);
+    cr__sql_bind_i64(st, 3, now);
+    cr__sql_bind_i64(st, 4, ttl_ms);
     rc = cr__sq_step_done(q, st);
   }
   if (rc == 0)
-    *held = sqlite3_changes(q->db) > 0;
+    *held = cr__sql_changes(q->db) > 0;
   rc = cr__sq_op_end(q, rc);
   if (rc == 0 && prev != NULL)
     *prev = before;
@@ -122,7 +121,7 @@ int cr__sq_duty_acquire(cr_store *s, const char *duty, const char *holder,
 int cr__sq_duty_release(cr_store *s, const char *duty, const char *holder,
                         int64_t now) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_DUTY_RELEASE, &st);
@@ -130,7 +129,7 @@ int cr__sq_duty_release(cr_store *s, const char *duty, const char *holder,
     return rc;
   cr__sq_bind_str(st, 1, duty);
   cr__sq_bind_str(st, 2, holder);
-  sqlite3_bind_int64(st, 3, now);
+  cr__sql_bind_i64(st, 3, now);
   return cr__sq_step_done(q, st);
 }
 

@@ -1,17 +1,17 @@
-/* store_sqlite_int.h: the SQLite store backend's shared internals, used by
- * store_sqlite.c (schema, helpers, most operations), store_sqlite_exec.c
- * (executions, sync state) and store_sqlite_outbox.c (webhook outbox): the
+/* store_sql_int.h: the SQLite store backend's shared internals, used by
+ * store_sql.c (schema, helpers, most operations), store_sql_exec.c
+ * (executions, sync state) and store_sql_outbox.c (webhook outbox): the
  * prepared-statement list (SQL text), struct sq_store, the row collector's
  * types, the shared statement helpers and the operations the ops table in
- * store_sqlite.c points to. Internal to the backend; nothing else includes it.
+ * store_sql.c points to. Internal to the backend; nothing else includes it.
  */
-#ifndef CR_STORE_SQLITE_INT_H
-#define CR_STORE_SQLITE_INT_H
+#ifndef CR_STORE_SQL_INT_H
+#define CR_STORE_SQL_INT_H
 
+#include "store/sql/sql.h"
 #include "store/store_int.h"
 #include "store/wlock.h"
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +58,18 @@
   "e.subject_type, e.subject_id, e.verb, e.actor, e.data_json"
 #define EVENTS_SEQ \
   "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
+
+/* A subscription written; a new one starts after the last event id. */
+#define SUB_WRITE_SQL(events_seq) \
+    "INSERT INTO subscriptions (id, workflow, config_hash, enabled, " \
+    "disabled_reason, created_at, updated_at, filter_json, " \
+    "cursor_event_id, batched) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, " \
+    events_seq ", ?9) ON CONFLICT (id) DO UPDATE SET " \
+    "workflow = excluded.workflow, batched = excluded.batched, " \
+    "config_hash = excluded.config_hash, enabled = excluded.enabled, " \
+    "disabled_reason = excluded.disabled_reason, " \
+    "created_at = excluded.created_at, updated_at = excluded.updated_at, " \
+    "filter_json = excluded.filter_json, failing_since = NULL"
 
 /* Metrics periods from hour buckets. 1970-01-01 was a Thursday: the Monday
  * of day d is d - (d + 3) % 7. */
@@ -141,7 +153,7 @@
     "INSERT INTO events (at, subject_type, subject_id, verb, actor, seq, " \
     "data_json) VALUES (?1, ?2, ?3, ?4, ?5, COALESCE((SELECT last_seq FROM " \
     "event_subjects WHERE subject_type = ?2 AND subject_id = ?3), 0) + 1, " \
-    "?6)") \
+    "?6) RETURNING id") \
   X(EVENT_PRUNE, \
     "DELETE FROM events WHERE at < ?1 AND id NOT IN (SELECT event_id " \
     "FROM outbox WHERE status IN ('pending','failed')) AND id <= (SELECT " \
@@ -169,16 +181,7 @@
   X(SUB_STATE, \
     "SELECT config_hash = ?2, 0, created_at FROM subscriptions " \
     "WHERE id = ?1") \
-  X(SUB_WRITE, \
-    "INSERT INTO subscriptions (id, workflow, config_hash, enabled, " \
-    "disabled_reason, created_at, updated_at, filter_json, " \
-    "cursor_event_id, batched) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, " \
-    EVENTS_SEQ ", ?9) ON CONFLICT (id) DO UPDATE SET " \
-    "workflow = excluded.workflow, batched = excluded.batched, " \
-    "config_hash = excluded.config_hash, enabled = excluded.enabled, " \
-    "disabled_reason = excluded.disabled_reason, " \
-    "created_at = excluded.created_at, updated_at = excluded.updated_at, " \
-    "filter_json = excluded.filter_json, failing_since = NULL") \
+  X(SUB_WRITE, SUB_WRITE_SQL(EVENTS_SEQ)) \
   X(SUB_DISABLE, \
     "UPDATE subscriptions SET enabled = 0, disabled_reason = ?3, " \
     "updated_at = ?2 WHERE id = ?1") \
@@ -210,8 +213,9 @@
   X(BATCH_CLOSE, "DELETE FROM webhook_batches WHERE subscription_id = ?1") \
   X(BATCH_IS, "SELECT batched FROM subscriptions WHERE id = ?1") \
   X(BATCH_REWIND, \
-    "UPDATE subscriptions SET cursor_event_id = min(cursor_event_id, " \
-    "COALESCE((SELECT max(id) FROM events WHERE at < ?2), 0)) " \
+    "UPDATE subscriptions SET cursor_event_id = CASE WHEN " \
+    "cursor_event_id < r THEN cursor_event_id ELSE r END FROM (SELECT " \
+    "COALESCE((SELECT max(id) FROM events WHERE at < ?2), 0) AS r) " \
     "WHERE id = ?1") \
   X(BATCH_REPLAYED, \
     "SELECT count(*) FROM events WHERE id > (SELECT cursor_event_id FROM " \
@@ -370,7 +374,7 @@
   X(EXEC_CREATE, \
     "INSERT INTO executions (work_id, state, attempt, lease_epoch, " \
     "created_at, updated_at) SELECT id, 'created', 1, 0, ?2, ?2 FROM works " \
-    "WHERE id = ?1 AND deleted_at IS NULL") \
+    "WHERE id = ?1 AND deleted_at IS NULL RETURNING id") \
   X(EXEC_LOG, \
     "INSERT INTO execution_transitions (execution_id, from_state, " \
     "to_state, at, reason) VALUES (?1, ?2, ?3, ?4, ?5)") \
@@ -418,7 +422,7 @@
   X(EXEC_SET_STATE, \
     "UPDATE executions SET state = ?2, " \
     "error_class = COALESCE(?3, error_class), error = COALESCE(?4, error), " \
-    "lease_expires_at = CASE WHEN ?5 THEN NULL ELSE lease_expires_at END, " \
+    "lease_expires_at = CASE WHEN ?5 <> 0 THEN NULL ELSE lease_expires_at END, " \
     "updated_at = ?6 WHERE id = ?1") \
   X(EXEC_RENEW, \
     "UPDATE executions SET lease_expires_at = ?3, updated_at = ?4 " \
@@ -511,9 +515,6 @@
   X(SYNC_EXEC_RECORDS, \
     "SELECT COALESCE(SUM(records), 0) FROM sync_state " \
     "WHERE execution_id = ?1") \
-  X(CRED_IS_OBJECT, \
-    "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object' " \
-    "ELSE 0 END") \
   X(CRED_SET, \
     "INSERT INTO auth_credentials (auth_id, config_hash, scheme, key_id, " \
     "blob, updated_at) VALUES (?1, ?2, 'plain', NULL, ?3, ?4) " \
@@ -547,11 +548,11 @@ enum stmt_id {
 
 struct sq_store {
   struct cr_store base;
-  sqlite3 *db;
-  sqlite3_stmt *stmt[ST_COUNT];
+  cr_sql *db;
+  cr_sql_stmt *stmt[ST_COUNT];
   struct {
     int key; /* 0: empty slot */
-    sqlite3_stmt *stmt;
+    cr_sql_stmt *stmt;
   } evq[EVQ_CACHE];
   unsigned evq_next;
   int depth;     /* cr_store_begin nesting */
@@ -561,8 +562,39 @@ struct sq_store {
   int wl_held;   /* taken for the write transaction open now */
 };
 
+/* The operations of both SQL stores (store_sql.c). */
+extern const struct cr_store_ops cr__sq_ops;
+
+/* PostgreSQL's text of the statements whose SQLite text does not serve it
+ * as it is (store_sql_pg.c); NULL entries use the SQLite text. */
+extern const char *const cr__sq_pg_sql[ST_COUNT];
+
+/* PostgreSQL's schema at the latest version (store_sql_pg.c), and its
+ * migrations from version CR__SQ_PG_FIRST_VERSION on (the first takes it to
+ * the next version). */
+#define CR__SQ_PG_FIRST_VERSION 13
+
+/* The key of PostgreSQL's write lock (pg_advisory_xact_lock), taken by
+ * every write transaction of every connection (store_sql_pg.c). */
+#define CR__SQ_PG_WRITE_LOCK "4627518003"
+extern const char cr__sq_pg_schema[];
+extern const char *const cr__sq_pg_migrations[];
+
+/* store_sql_open.c: the ops of the same name. */
+void cr__sq_close(cr_store *s);
+int cr__sq_schema_version(cr_store *s, int *out);
+
+/* The SQL of statement id for q's database. */
+const char *cr__sq_stmt_sql(const struct sq_store *q, enum stmt_id id);
+
+/* Opens the store on an open connection db (owned from here on), checking
+ * and migrating the schema to version target; name is the database file
+ * or URL (without password) for messages. store_sql_open.c. */
+int cr__sq_open_on(cr_sql *db, const char *name, int target, cr_store **out,
+                   char *errbuf, size_t errlen);
+
 /* A row type for cr__sq_collect: record size, reader, clearer. */
-typedef int (*row_fn)(sqlite3_stmt *st, void *rec);
+typedef int (*row_fn)(cr_sql_stmt *st, void *rec);
 typedef void (*clear_fn)(void *rec);
 
 struct row_type {
@@ -574,18 +606,17 @@ struct row_type {
 /* The SQLite store behind a cr_store created by this backend. */
 static inline struct sq_store *sqs(cr_store *s) { return (struct sq_store *)s; }
 
-/* ---- Shared helpers (store_sqlite.c) --------------------------------------
+/* ---- Shared helpers (store_sql.c) --------------------------------------
  * Each is documented at its definition. */
 
-void cr__sq_bind_str(sqlite3_stmt *st, int i, const char *v);
-void cr__sq_bind_time(sqlite3_stmt *st, int i, int64_t v);
-int cr__sq_col_str(sqlite3_stmt *st, int i, char **dst);
-int cr__sq_col_strs(sqlite3_stmt *st, int first, char **const *fields,
-                    size_t n);
-int cr__sq_collect(struct sq_store *q, sqlite3_stmt *st,
+void cr__sq_bind_str(cr_sql_stmt *st, int i, const char *v);
+void cr__sq_bind_time(cr_sql_stmt *st, int i, int64_t v);
+int cr__sq_col_str(cr_sql_stmt *st, int i, char **dst);
+int cr__sq_col_strs(cr_sql_stmt *st, int first, char **const *fields, size_t n);
+int cr__sq_collect(struct sq_store *q, cr_sql_stmt *st,
                    const struct row_type *t, size_t cap0, void **out,
                    size_t *n);
-void cr__sq_done(sqlite3_stmt *st);
+void cr__sq_done(cr_sql_stmt *st);
 int cr__sq_doomed(struct sq_store *q);
 int cr__sq_get_by(struct sq_store *q, enum stmt_id id, const char *key,
                   const struct row_type *t, void **out, const char *what);
@@ -595,13 +626,13 @@ int cr__sq_nomem(struct sq_store *q);
 int cr__sq_not_found(struct sq_store *q, const char *what, const char *id);
 int cr__sq_op_begin(struct sq_store *q);
 int cr__sq_op_end(struct sq_store *q, int rc);
-int cr__sq_prep(struct sq_store *q, enum stmt_id id, sqlite3_stmt **out);
+int cr__sq_prep(struct sq_store *q, enum stmt_id id, cr_sql_stmt **out);
 int cr__sq_fail(struct sq_store *q, int rc);
-int cr__sq_step_done(struct sq_store *q, sqlite3_stmt *st);
-int cr__sq_step_int(struct sq_store *q, sqlite3_stmt *st, int64_t *out,
+int cr__sq_step_done(struct sq_store *q, cr_sql_stmt *st);
+int cr__sq_step_int(struct sq_store *q, cr_sql_stmt *st, int64_t *out,
                     int *found);
 
-/* ---- Operations (store_sqlite_exec.c, store_sqlite_outbox.c) --------------
+/* ---- Operations (store_sql_exec.c, store_sql_outbox.c) --------------
  * The cr_store_ops entries of the same name without cr__sq_; see store.h. */
 
 int cr__sq_exec_claim(cr_store *s, const char *runner_id,
@@ -609,7 +640,7 @@ int cr__sq_exec_claim(cr_store *s, const char *runner_id,
                       const char *labels_json, const char *exclude_json,
                       size_t slots, int64_t now, int64_t lease_ms,
                       struct cr_exec_claim **out, size_t *n);
-/* store_sqlite_runners.c: remote runners, reports and execution logs. */
+/* store_sql_runners.c: remote runners, reports and execution logs. */
 int cr__sq_runner_add(cr_store *s, const struct cr_runner_rec *rec,
                       int64_t now);
 int cr__sq_runner_get(cr_store *s, const char *id, int with_counts,
@@ -672,7 +703,7 @@ int cr__sq_outbox_due(cr_store *s, int64_t now, const struct cr_outbox_pos *pos,
 int cr__sq_outbox_enqueue(cr_store *s, size_t max_events, int64_t now,
                           size_t *enqueued);
 int cr__sq_outbox_next_due(cr_store *s, int64_t *at);
-/* store_sqlite_api.c: what the REST API reads beyond the core tables. */
+/* store_sql_api.c: what the REST API reads beyond the core tables. */
 int cr__sq_sub_attempts(cr_store *s, const char *sub_id, int64_t before_id,
                         size_t limit, struct cr_delivery_attempt_rec **out,
                         size_t *n);
@@ -696,8 +727,7 @@ int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
                          int64_t next_attempt_at, int64_t now);
 int cr__sq_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
                          int64_t now, size_t *n);
-int cr__sq_batch_get(cr_store *s, const char *sub_id,
-                     struct cr_batch_rec *out);
+int cr__sq_batch_get(cr_store *s, const char *sub_id, struct cr_batch_rec *out);
 int cr__sq_batch_open(cr_store *s, const char *sub_id, int64_t first,
                       int64_t last, int64_t count, int64_t now);
 int cr__sq_batch_record(cr_store *s, const char *sub_id,
@@ -708,8 +738,7 @@ int cr__sq_batch_rewind(struct sq_store *q, const char *sub_id,
                         int64_t since_ms, int *batched, size_t *n);
 int cr__sq_instance_beat(cr_store *s, const char *id, const char *info_json,
                          int64_t started_at, int64_t now);
-int cr__sq_instance_list(cr_store *s, struct cr_instance_rec **out,
-                         size_t *n);
+int cr__sq_instance_list(cr_store *s, struct cr_instance_rec **out, size_t *n);
 int cr__sq_duty_acquire(cr_store *s, const char *duty, const char *holder,
                         int64_t ttl_ms, int64_t now, int *held,
                         struct cr_duty_rec *prev);

@@ -2,51 +2,50 @@
  * delivery (store_batches.h): the open batch per subscription and the
  * attempts that cover a range of events. */
 #include "store/store_int.h"
-#include "store/store_sqlite_int.h"
+#include "store/store_sql_int.h"
 #include "util/error.h"
 
-#include <sqlite3.h>
 #include <string.h>
 
 int cr__sq_batch_get(cr_store *s, const char *sub_id,
                      struct cr_batch_rec *out) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_BATCH_GET, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, sub_id);
-  int src = sqlite3_step(st);
-  if (src == SQLITE_ROW) {
+  int src = cr__sql_step(st);
+  if (src == CR_SQL_ROW) {
     int64_t *const f[] = {&out->first_id,        &out->last_id,
                           &out->count,           &out->attempts,
                           &out->next_attempt_at, &out->first_attempt_at};
     for (int i = 0; i < 6; i++)
-      *f[i] = sqlite3_column_int64(st, i);
+      *f[i] = cr__sql_col_i64(st, i);
   }
   cr__sq_done(st);
-  if (src == SQLITE_ROW)
+  if (src == CR_SQL_ROW)
     return 0;
-  return src == SQLITE_DONE ? cr__sq_not_found(q, "open batch of", sub_id)
+  return src == CR_SQL_DONE ? cr__sq_not_found(q, "open batch of", sub_id)
                             : cr__sq_fail(q, src);
 }
 
 int cr__sq_batch_open(cr_store *s, const char *sub_id, int64_t first,
                       int64_t last, int64_t count, int64_t now) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_BATCH_OPEN, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, sub_id);
-  sqlite3_bind_int64(st, 2, first);
-  sqlite3_bind_int64(st, 3, last);
-  sqlite3_bind_int64(st, 4, count);
-  sqlite3_bind_int64(st, 5, now);
+  cr__sql_bind_i64(st, 2, first);
+  cr__sql_bind_i64(st, 3, last);
+  cr__sql_bind_i64(st, 4, count);
+  cr__sql_bind_i64(st, 5, now);
   rc = cr__sq_step_done(q, st);
-  if (rc == 0 && sqlite3_changes(q->db) == 0) {
+  if (rc == 0 && cr__sql_changes(q->db) == 0) {
     cr__store_set_error(s,
                         "batch %lld..%lld of '%s' is not after its cursor "
                         "(or no such subscription)",
@@ -59,21 +58,21 @@ int cr__sq_batch_open(cr_store *s, const char *sub_id, int64_t first,
 static int attempt(struct sq_store *q, const char *sub_id,
                    const struct cr_batch_rec *b, int64_t now, int http,
                    int64_t latency, const char *error, const char *status) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_BATCH_ATTEMPT, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, sub_id);
-  sqlite3_bind_int64(st, 2, b->first_id);
-  sqlite3_bind_int64(st, 3, now);
+  cr__sql_bind_i64(st, 2, b->first_id);
+  cr__sql_bind_i64(st, 3, now);
   if (http > 0)
-    sqlite3_bind_int(st, 4, http);
+    cr__sql_bind_i64(st, 4, http);
   else
-    sqlite3_bind_null(st, 4);
-  sqlite3_bind_int64(st, 5, latency);
+    cr__sql_bind_null(st, 4);
+  cr__sql_bind_i64(st, 5, latency);
   cr__sq_bind_str(st, 6, error);
-  sqlite3_bind_int64(st, 7, b->last_id);
-  sqlite3_bind_int64(st, 8, b->count);
+  cr__sql_bind_i64(st, 7, b->last_id);
+  cr__sql_bind_i64(st, 8, b->count);
   cr__sq_bind_str(st, 9, status);
   return cr__sq_step_done(q, st);
 }
@@ -83,7 +82,7 @@ static int attempt(struct sq_store *q, const char *sub_id,
 static int move_on(struct sq_store *q, const char *sub_id,
                    const struct cr_batch_rec *b,
                    const struct cr_batch_result *r, int64_t now) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int done = !strcmp(r->status, "delivered") || !strcmp(r->status, "dead");
   int halved = !strcmp(r->status, "halved");
   int rc = cr__sq_prep(q, done ? ST_BATCH_CLOSE : ST_BATCH_RETRY, &st);
@@ -91,10 +90,10 @@ static int move_on(struct sq_store *q, const char *sub_id,
     return rc;
   cr__sq_bind_str(st, 1, sub_id);
   if (!done) {
-    sqlite3_bind_int64(st, 2, halved ? now : r->next_attempt_at);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, halved ? r->new_last_id : b->last_id);
-    sqlite3_bind_int64(st, 5, halved ? r->new_count : b->count);
+    cr__sql_bind_i64(st, 2, halved ? now : r->next_attempt_at);
+    cr__sql_bind_i64(st, 3, now);
+    cr__sql_bind_i64(st, 4, halved ? r->new_last_id : b->last_id);
+    cr__sql_bind_i64(st, 5, halved ? r->new_count : b->count);
   }
   rc = cr__sq_step_done(q, st);
   if (rc == 0 && done)
@@ -142,7 +141,7 @@ int cr__sq_batch_note_dead(cr_store *s, const char *sub_id, int64_t event_id,
  * transaction. */
 int cr__sq_batch_rewind(struct sq_store *q, const char *sub_id,
                         int64_t since_ms, int *batched, size_t *n) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int64_t v = 0, old = 0;
   int found = 0;
   int rc = cr__sq_prep(q, ST_BATCH_IS, &st);
@@ -164,12 +163,12 @@ int cr__sq_batch_rewind(struct sq_store *q, const char *sub_id,
   }
   if (rc == 0 && (rc = cr__sq_prep(q, ST_BATCH_REWIND, &st)) == 0) {
     cr__sq_bind_str(st, 1, sub_id);
-    sqlite3_bind_int64(st, 2, since_ms);
+    cr__sql_bind_i64(st, 2, since_ms);
     rc = cr__sq_step_done(q, st);
   }
   if (rc == 0 && (rc = cr__sq_prep(q, ST_BATCH_REPLAYED, &st)) == 0) {
     cr__sq_bind_str(st, 1, sub_id);
-    sqlite3_bind_int64(st, 2, old);
+    cr__sql_bind_i64(st, 2, old);
     rc = cr__sq_step_int(q, st, &v, &found);
     *n = found ? (size_t)v : 0;
   }

@@ -2,29 +2,28 @@
  * (registration, check-in, revocation, online state), the last report
  * applied per execution and the executions' log lines (store_runners.h). */
 #include "store/store_int.h"
-#include "store/store_sqlite_int.h"
+#include "store/store_sql_int.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
-#include <sqlite3.h>
 #include <string.h>
 
-static int read_runner(sqlite3_stmt *st, void *p) {
+static int read_runner(cr_sql_stmt *st, void *p) {
   struct cr_runner_rec *r = p;
   char **const f[] = {&r->id,          &r->name,           &r->version,
                       &r->labels_json, &r->providers_json, &r->registration,
                       &r->token_hash};
   char **const g[] = {&r->last_claim_id, &r->last_claim_json};
-  r->slots = sqlite3_column_int64(st, 7);
-  r->slots_free = sqlite3_column_int64(st, 8);
-  r->registered_at = sqlite3_column_int64(st, 9);
-  r->last_seen_at = sqlite3_column_int64(st, 10);
-  r->revoked_at = sqlite3_column_int64(st, 11);
-  r->online = sqlite3_column_int(st, 12);
-  if (sqlite3_column_count(st) > 15) {
-    r->running = sqlite3_column_int64(st, 15);
-    r->completed = sqlite3_column_int64(st, 16);
-    r->failed = sqlite3_column_int64(st, 17);
+  r->slots = cr__sql_col_i64(st, 7);
+  r->slots_free = cr__sql_col_i64(st, 8);
+  r->registered_at = cr__sql_col_i64(st, 9);
+  r->last_seen_at = cr__sql_col_i64(st, 10);
+  r->revoked_at = cr__sql_col_i64(st, 11);
+  r->online = (int)cr__sql_col_i64(st, 12);
+  if (cr__sql_ncols(st) > 15) {
+    r->running = cr__sql_col_i64(st, 15);
+    r->completed = cr__sql_col_i64(st, 16);
+    r->failed = cr__sql_col_i64(st, 17);
   }
   int rc = cr__sq_col_strs(st, 0, f, sizeof f / sizeof f[0]);
   return rc == 0 ? cr__sq_col_strs(st, 13, g, 2) : rc;
@@ -38,7 +37,7 @@ static const struct row_type RUNNER_ROW = {sizeof(struct cr_runner_rec),
 int cr__sq_runner_add(cr_store *s, const struct cr_runner_rec *rec,
                       int64_t now) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_RUNNER_ADD, &st);
@@ -49,9 +48,9 @@ int cr__sq_runner_add(cr_store *s, const struct cr_runner_rec *rec,
                      rec->token_hash};
   for (int i = 0; i < 7; i++)
     cr__sq_bind_str(st, i + 1, v[i]);
-  sqlite3_bind_int64(st, 8, rec->slots);
-  sqlite3_bind_int64(st, 9, rec->slots_free);
-  sqlite3_bind_int64(st, 10, now);
+  cr__sql_bind_i64(st, 8, rec->slots);
+  cr__sql_bind_i64(st, 9, rec->slots_free);
+  cr__sql_bind_i64(st, 10, now);
   return cr__sq_step_done(q, st);
 }
 
@@ -76,18 +75,18 @@ int cr__sq_runner_list(cr_store *s, struct cr_runner_rec **out, size_t *n) {
 /* Reads (online, revoked) of runner id; CR_ENOENT when unknown. */
 static int runner_state(struct sq_store *q, const char *id, int *online,
                         int *revoked) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_RUNNER_STATE, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, id);
-  int src = sqlite3_step(st);
-  if (src == SQLITE_ROW) {
-    *online = sqlite3_column_int(st, 0);
-    *revoked = sqlite3_column_int(st, 1);
+  int src = cr__sql_step(st);
+  if (src == CR_SQL_ROW) {
+    *online = (int)cr__sql_col_i64(st, 0);
+    *revoked = (int)cr__sql_col_i64(st, 1);
   }
-  rc = src == SQLITE_ROW    ? 0
-       : src == SQLITE_DONE ? cr__sq_not_found(q, "runner", id)
+  rc = src == CR_SQL_ROW    ? 0
+       : src == CR_SQL_DONE ? cr__sq_not_found(q, "runner", id)
                             : cr__sq_fail(q, src);
   cr__sq_done(st);
   return rc;
@@ -95,7 +94,7 @@ static int runner_state(struct sq_store *q, const char *id, int *online,
 
 static int checkin_update(struct sq_store *q, const struct cr_runner_rec *rec,
                           int64_t now) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_RUNNER_CHECKIN, &st);
   if (rc != 0)
     return rc;
@@ -103,9 +102,9 @@ static int checkin_update(struct sq_store *q, const struct cr_runner_rec *rec,
                      rec->providers_json};
   for (int i = 0; i < 5; i++)
     cr__sq_bind_str(st, i + 1, v[i]);
-  sqlite3_bind_int64(st, 6, rec->slots);
-  sqlite3_bind_int64(st, 7, rec->slots_free);
-  sqlite3_bind_int64(st, 8, now);
+  cr__sql_bind_i64(st, 6, rec->slots);
+  cr__sql_bind_i64(st, 7, rec->slots_free);
+  cr__sql_bind_i64(st, 8, now);
   return cr__sq_step_done(q, st);
 }
 
@@ -133,16 +132,16 @@ int cr__sq_runner_checkin(cr_store *s, const struct cr_runner_rec *rec,
 
 int cr__sq_runner_revoke(cr_store *s, const char *id, int64_t now) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_RUNNER_REVOKE, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, id);
-  sqlite3_bind_int64(st, 2, now);
+  cr__sql_bind_i64(st, 2, now);
   rc = cr__sq_step_done(q, st);
-  if (rc == 0 && sqlite3_changes(q->db) == 0)
+  if (rc == 0 && cr__sql_changes(q->db) == 0)
     rc = cr__sq_not_found(q, "runner", id);
   return rc;
 }
@@ -150,7 +149,7 @@ int cr__sq_runner_revoke(cr_store *s, const char *id, int64_t now) {
 int cr__sq_runner_claim_note(cr_store *s, const char *id, const char *claim_id,
                              const char *claims_json) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_RUNNER_CLAIM_NOTE, &st);
@@ -165,17 +164,17 @@ int cr__sq_runner_claim_note(cr_store *s, const char *id, const char *claim_id,
 int cr__sq_runner_mark_offline(cr_store *s, int64_t cutoff, char ***ids,
                                size_t *n) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_RUNNER_OFFLINE, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, cutoff);
+  cr__sql_bind_i64(st, 1, cutoff);
   char **arr = NULL;
   size_t cnt = 0, cap = 0;
   int src;
-  while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+  while (rc == 0 && (src = cr__sql_step(st)) == CR_SQL_ROW) {
     if (cnt == cap) {
       size_t ncap = cap ? cap * 2 : 8;
       char **g = cr__realloc(arr, ncap * sizeof *g);
@@ -191,7 +190,7 @@ int cr__sq_runner_mark_offline(cr_store *s, int64_t cutoff, char ***ids,
     else
       cnt++;
   }
-  if (rc == 0 && src != SQLITE_DONE)
+  if (rc == 0 && src != CR_SQL_DONE)
     rc = cr__sq_fail(q, src);
   cr__sq_done(st);
   if (rc != 0) {
@@ -208,17 +207,17 @@ int cr__sq_runner_mark_offline(cr_store *s, int64_t cutoff, char ***ids,
 int cr__sq_exec_report_get(cr_store *s, int64_t id, int64_t *epoch,
                            int64_t *seq, char **result) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_REPORT_GET, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
-  int src = sqlite3_step(st);
-  if (src == SQLITE_ROW) {
-    *epoch = sqlite3_column_int64(st, 0);
-    *seq = sqlite3_column_int64(st, 1);
+  cr__sql_bind_i64(st, 1, id);
+  int src = cr__sql_step(st);
+  if (src == CR_SQL_ROW) {
+    *epoch = cr__sql_col_i64(st, 0);
+    *seq = cr__sql_col_i64(st, 1);
     rc = cr__sq_col_str(st, 2, result) != 0 ? cr__sq_nomem(q) : 0;
-  } else if (src == SQLITE_DONE) {
+  } else if (src == CR_SQL_DONE) {
     cr__store_set_error(s, "execution %lld not found", (long long)id);
     rc = CR_ENOENT;
   } else {
@@ -231,15 +230,15 @@ int cr__sq_exec_report_get(cr_store *s, int64_t id, int64_t *epoch,
 int cr__sq_exec_report_set(cr_store *s, int64_t id, int64_t epoch, int64_t seq,
                            const char *result) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_EXEC_REPORT_SET, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
-  sqlite3_bind_int64(st, 2, epoch);
-  sqlite3_bind_int64(st, 3, seq);
+  cr__sql_bind_i64(st, 1, id);
+  cr__sql_bind_i64(st, 2, epoch);
+  cr__sql_bind_i64(st, 3, seq);
   cr__sq_bind_str(st, 4, result);
   return cr__sq_step_done(q, st);
 }
@@ -247,24 +246,24 @@ int cr__sq_exec_report_set(cr_store *s, int64_t id, int64_t epoch, int64_t seq,
 int cr__sq_exec_log_add(cr_store *s, int64_t id, int64_t at, int level,
                         const char *text) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_EXEC_LOG_ADD, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
-  sqlite3_bind_int64(st, 2, at);
-  sqlite3_bind_int(st, 3, level);
+  cr__sql_bind_i64(st, 1, id);
+  cr__sql_bind_i64(st, 2, at);
+  cr__sql_bind_i64(st, 3, level);
   cr__sq_bind_str(st, 4, text);
   return cr__sq_step_done(q, st);
 }
 
-static int read_log(sqlite3_stmt *st, void *p) {
+static int read_log(cr_sql_stmt *st, void *p) {
   struct cr_exec_log_rec *r = p;
-  r->id = sqlite3_column_int64(st, 0);
-  r->at = sqlite3_column_int64(st, 1);
-  r->level = sqlite3_column_int(st, 2);
+  r->id = cr__sql_col_i64(st, 0);
+  r->at = cr__sql_col_i64(st, 1);
+  r->level = (int)cr__sql_col_i64(st, 2);
   return cr__sq_col_str(st, 3, &r->text);
 }
 
@@ -280,23 +279,23 @@ static const struct row_type LOG_ROW = {sizeof(struct cr_exec_log_rec),
 int cr__sq_exec_log_list(cr_store *s, int64_t id, size_t limit,
                          struct cr_exec_log_rec **out, size_t *n) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_LOG_LIST, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
-  sqlite3_bind_int64(st, 2, (int64_t)limit);
+  cr__sql_bind_i64(st, 1, id);
+  cr__sql_bind_i64(st, 2, (int64_t)limit);
   return cr__sq_collect(q, st, &LOG_ROW, 16, (void **)out, n);
 }
 
 int cr__sq_exec_retry_due(cr_store *s, int64_t after, int64_t until, int *due) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_RETRY_DUE, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, after);
-  sqlite3_bind_int64(st, 2, until);
+  cr__sql_bind_i64(st, 1, after);
+  cr__sql_bind_i64(st, 2, until);
   int64_t v = 0;
   rc = cr__sq_step_int(q, st, &v, NULL);
   *due = rc == 0 && v != 0;

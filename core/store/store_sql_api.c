@@ -1,7 +1,7 @@
 /* store_sqlite_api.c: the SQLite store backend's reads for the REST API
  * beyond the core tables' own: a subscription's delivery attempts, the
  * newest event id (for event streams). */
-#include "store/store_sqlite_int.h"
+#include "store/store_sql_int.h"
 
 #include <string.h>
 
@@ -9,7 +9,7 @@
 #include "util/error.h"
 
 static int sub_exists(struct sq_store *q, const char *sub_id) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int64_t one = 0;
   int found = 0;
   int rc = cr__sq_prep(q, ST_SUB_EXISTS, &st);
@@ -27,7 +27,7 @@ int cr__sq_sub_attempts(cr_store *s, const char *sub_id, int64_t before_id,
                         size_t *n) {
   struct sq_store *q = sqs(s);
   int rc = sub_exists(q, sub_id);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   if (rc == 0)
     rc = cr__sq_prep(q, ST_SUB_ATTEMPTS, &st);
   if (rc != 0)
@@ -38,20 +38,20 @@ int cr__sq_sub_attempts(cr_store *s, const char *sub_id, int64_t before_id,
     return cr__sq_nomem(q);
   }
   cr__sq_bind_str(st, 1, sub_id);
-  sqlite3_bind_int64(st, 2, before_id > 0 ? before_id : INT64_MAX);
-  sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+  cr__sql_bind_i64(st, 2, before_id > 0 ? before_id : INT64_MAX);
+  cr__sql_bind_i64(st, 3, (int64_t)limit);
   size_t k = 0;
-  int src = SQLITE_DONE;
-  while (rc == 0 && k < limit && (src = sqlite3_step(st)) == SQLITE_ROW) {
-    a[k].id = sqlite3_column_int64(st, 0);
-    a[k].event_id = sqlite3_column_int64(st, 1);
-    a[k].at = sqlite3_column_int64(st, 2);
-    a[k].http_status = sqlite3_column_int(st, 3);
-    a[k].latency_ms = sqlite3_column_int64(st, 4);
+  int src = CR_SQL_DONE;
+  while (rc == 0 && k < limit && (src = cr__sql_step(st)) == CR_SQL_ROW) {
+    a[k].id = cr__sql_col_i64(st, 0);
+    a[k].event_id = cr__sql_col_i64(st, 1);
+    a[k].at = cr__sql_col_i64(st, 2);
+    a[k].http_status = (int)cr__sql_col_i64(st, 3);
+    a[k].latency_ms = cr__sql_col_i64(st, 4);
     rc = cr__sq_col_str(st, 5, &a[k].error);
     k++;
   }
-  if (rc == 0 && k < limit && src != SQLITE_DONE)
+  if (rc == 0 && k < limit && src != CR_SQL_DONE)
     rc = cr__sq_fail(q, src);
   cr__sq_done(st);
   if (rc != 0) {
@@ -67,7 +67,7 @@ int cr__sq_sub_attempts(cr_store *s, const char *sub_id, int64_t before_id,
 
 int cr__sq_event_last_id(cr_store *s, int64_t *id) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int found = 0;
   int rc = cr__sq_prep(q, ST_EVENT_LAST_ID, &st);
   if (rc == 0)
@@ -81,26 +81,26 @@ static const enum stmt_id stat_stmts[] = {
 
 /* Reads one aggregate row: two label columns (the second NULL when the
  * stat has one label), then the numbers. */
-static int stat_row(sqlite3_stmt *st, struct cr_stat_row *r) {
-  int cols = sqlite3_column_count(st);
+static int stat_row(cr_sql_stmt *st, struct cr_stat_row *r) {
+  int cols = cr__sql_ncols(st);
   int rc = cr__sq_col_str(st, 0, &r->label[0]);
   if (rc == 0)
     rc = cr__sq_col_str(st, 1, &r->label[1]);
   for (int i = 2; i < cols && i - 2 < CR_STAT_VALUES; i++)
-    r->v[i - 2] = sqlite3_column_int64(st, i);
+    r->v[i - 2] = cr__sql_col_i64(st, i);
   return rc;
 }
 
 int cr__sq_stats(cr_store *s, int which, struct cr_stat_row **out, size_t *n) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, stat_stmts[which], &st);
   if (rc != 0)
     return rc;
   size_t cap = 0, k = 0;
   struct cr_stat_row *rows = NULL;
-  int src = SQLITE_DONE;
-  while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+  int src = CR_SQL_DONE;
+  while (rc == 0 && (src = cr__sql_step(st)) == CR_SQL_ROW) {
     if (k == cap) {
       size_t ncap = cap ? cap * 2 : 16;
       struct cr_stat_row *g = cr__realloc(rows, ncap * sizeof *g);
@@ -114,7 +114,7 @@ int cr__sq_stats(cr_store *s, int which, struct cr_stat_row **out, size_t *n) {
     memset(&rows[k], 0, sizeof rows[k]);
     rc = stat_row(st, &rows[k++]);
   }
-  if (rc == 0 && src != SQLITE_DONE)
+  if (rc == 0 && src != CR_SQL_DONE)
     rc = cr__sq_fail(q, src);
   cr__sq_done(st);
   if (rc != 0) {
@@ -131,7 +131,7 @@ int cr__sq_stats(cr_store *s, int which, struct cr_stat_row **out, size_t *n) {
 int cr__sq_api_object_put(cr_store *s, const struct cr_api_object_rec *rec,
                           int64_t now) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_API_OBJECT_PUT, &st);
@@ -141,18 +141,18 @@ int cr__sq_api_object_put(cr_store *s, const struct cr_api_object_rec *rec,
   cr__sq_bind_str(st, 2, rec->id);
   cr__sq_bind_str(st, 3, rec->def_json);
   if (rec->sealed != NULL)
-    sqlite3_bind_blob(st, 4, rec->sealed, (int)rec->sealed_len, SQLITE_STATIC);
+    cr__sql_bind_blob(st, 4, rec->sealed, rec->sealed_len);
   cr__sq_bind_str(st, 5, rec->key_id);
   cr__sq_bind_str(st, 6, rec->created_by);
-  sqlite3_bind_int64(st, 7, now);
+  cr__sql_bind_i64(st, 7, now);
   return cr__sq_step_done(q, st);
 }
 
-static int object_row(sqlite3_stmt *st, struct cr_api_object_rec *r) {
+static int object_row(cr_sql_stmt *st, struct cr_api_object_rec *r) {
   char **const f[] = {&r->kind, &r->id, &r->def_json};
   int rc = cr__sq_col_strs(st, 0, f, 3);
-  const void *b = sqlite3_column_blob(st, 3);
-  int n = sqlite3_column_bytes(st, 3);
+  size_t n = 0;
+  const void *b = cr__sql_col_blob(st, 3, &n);
   if (rc == 0 && b != NULL && n > 0) {
     if ((r->sealed = cr__malloc((size_t)n)) == NULL)
       return CR_ENOMEM;
@@ -163,22 +163,22 @@ static int object_row(sqlite3_stmt *st, struct cr_api_object_rec *r) {
     rc = cr__sq_col_str(st, 4, &r->key_id);
   if (rc == 0)
     rc = cr__sq_col_str(st, 5, &r->created_by);
-  r->created_at = sqlite3_column_int64(st, 6);
-  r->updated_at = sqlite3_column_int64(st, 7);
+  r->created_at = cr__sql_col_i64(st, 6);
+  r->updated_at = cr__sql_col_i64(st, 7);
   return rc;
 }
 
 int cr__sq_api_object_list(cr_store *s, struct cr_api_object_rec **out,
                            size_t *n) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_API_OBJECT_LIST, &st);
   if (rc != 0)
     return rc;
   size_t cap = 0, k = 0;
   struct cr_api_object_rec *rows = NULL;
-  int src = SQLITE_DONE;
-  while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+  int src = CR_SQL_DONE;
+  while (rc == 0 && (src = cr__sql_step(st)) == CR_SQL_ROW) {
     if (k == cap) {
       size_t ncap = cap ? cap * 2 : 16;
       struct cr_api_object_rec *g = cr__realloc(rows, ncap * sizeof *g);
@@ -192,7 +192,7 @@ int cr__sq_api_object_list(cr_store *s, struct cr_api_object_rec **out,
     memset(&rows[k], 0, sizeof rows[k]);
     rc = object_row(st, &rows[k++]);
   }
-  if (rc == 0 && src != SQLITE_DONE)
+  if (rc == 0 && src != CR_SQL_DONE)
     rc = cr__sq_fail(q, src);
   cr__sq_done(st);
   if (rc != 0) {
@@ -206,7 +206,7 @@ int cr__sq_api_object_list(cr_store *s, struct cr_api_object_rec **out,
 
 int cr__sq_api_object_delete(cr_store *s, const char *kind, const char *id) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_API_OBJECT_DELETE, &st);
@@ -215,7 +215,7 @@ int cr__sq_api_object_delete(cr_store *s, const char *kind, const char *id) {
   cr__sq_bind_str(st, 1, kind);
   cr__sq_bind_str(st, 2, id);
   rc = cr__sq_step_done(q, st);
-  if (rc == 0 && sqlite3_changes(q->db) == 0)
+  if (rc == 0 && cr__sql_changes(q->db) == 0)
     rc = cr__sq_not_found(q, kind, id);
   return rc;
 }
@@ -225,21 +225,21 @@ int cr__sq_api_object_delete(cr_store *s, const char *kind, const char *id) {
 int cr__sq_idem_get(cr_store *s, const char *token, const char *key,
                     int64_t now, struct cr_idem_rec *out) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_IDEM_GET, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, token);
   cr__sq_bind_str(st, 2, key);
-  sqlite3_bind_int64(st, 3, now - CR_IDEM_TTL_MS);
-  int src = sqlite3_step(st);
-  if (src == SQLITE_ROW) {
+  cr__sql_bind_i64(st, 3, now - CR_IDEM_TTL_MS);
+  int src = cr__sql_step(st);
+  if (src == CR_SQL_ROW) {
     char **const f[] = {&out->route, &out->body_hash, &out->response_json};
     rc = cr__sq_col_strs(st, 0, f, 3);
-    out->status = sqlite3_column_int(st, 3);
-    out->created_at = sqlite3_column_int64(st, 4);
+    out->status = (int)cr__sql_col_i64(st, 3);
+    out->created_at = cr__sql_col_i64(st, 4);
   } else {
-    rc = src == SQLITE_DONE ? CR_ENOENT : cr__sq_fail(q, src);
+    rc = src == CR_SQL_DONE ? CR_ENOENT : cr__sq_fail(q, src);
   }
   cr__sq_done(st);
   if (rc != 0)
@@ -250,13 +250,13 @@ int cr__sq_idem_get(cr_store *s, const char *token, const char *key,
 int cr__sq_idem_put(cr_store *s, const char *token, const char *key,
                     const struct cr_idem_rec *rec, int64_t now) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_IDEM_PRUNE, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, now - CR_IDEM_TTL_MS);
+  cr__sql_bind_i64(st, 1, now - CR_IDEM_TTL_MS);
   rc = cr__sq_step_done(q, st);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_IDEM_PUT, &st);
@@ -266,8 +266,8 @@ int cr__sq_idem_put(cr_store *s, const char *token, const char *key,
   cr__sq_bind_str(st, 2, key);
   cr__sq_bind_str(st, 3, rec->route);
   cr__sq_bind_str(st, 4, rec->body_hash);
-  sqlite3_bind_int(st, 5, rec->status);
+  cr__sql_bind_i64(st, 5, rec->status);
   cr__sq_bind_str(st, 6, rec->response_json);
-  sqlite3_bind_int64(st, 7, now);
+  cr__sql_bind_i64(st, 7, now);
   return cr__sq_step_done(q, st);
 }

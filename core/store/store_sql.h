@@ -1,9 +1,9 @@
-/* store_sqlite.h: the SQLite store backend's entry points (internal to the
+/* store_sql.h: the SQL store backends' entry points (internal to the
  * core and its tests): opening a database file, the schema version it
  * migrates to, and test hooks (open at an older schema version, run raw SQL).
- * No SQLite type appears here; only store_sqlite*.c know SQLite. */
-#ifndef CR_STORE_SQLITE_H
-#define CR_STORE_SQLITE_H
+ * No SQLite or libpq type appears here; only store_sql*.c and sql/ know SQL. */
+#ifndef CR_STORE_SQL_H
+#define CR_STORE_SQL_H
 
 #include "store/store.h"
 
@@ -16,6 +16,13 @@
  * cr_store_open. */
 int cr__store_sqlite_open(const char *path, cr_store **out, char *errbuf,
                           size_t errlen);
+
+/* Opens the PostgreSQL database at url (borrowed; a libpq connection URL,
+ * postgresql://user:password@host:port/db?...) and migrates it to the latest
+ * version. The URL's password never appears in errbuf. Same results as
+ * cr_store_open. */
+int cr__store_pg_open(const char *url, cr_store **out, char *errbuf,
+                      size_t errlen);
 
 /* The schema version this build migrates to. */
 int cr__store_sqlite_latest_version(void);

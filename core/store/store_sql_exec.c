@@ -4,12 +4,11 @@
  * execution). Shared helpers and statements: store_sqlite_int.h. */
 #include "exec/execution.h"
 #include "store/store_int.h"
-#include "store/store_sqlite_int.h"
+#include "store/store_sql_int.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/jsonbuf.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,15 +18,15 @@
  * the caller's transaction, itself BEGIN IMMEDIATE) before reading the
  * candidates: two connections can never both see an execution as created. */
 
-static int read_exec(sqlite3_stmt *st, void *p) {
+static int read_exec(cr_sql_stmt *st, void *p) {
   struct cr_exec_rec *r = p;
-  r->id = sqlite3_column_int64(st, 0);
-  r->attempt = sqlite3_column_int(st, 3);
-  r->lease_epoch = sqlite3_column_int64(st, 5);
-  r->lease_expires_at = sqlite3_column_int64(st, 6);
-  r->created_at = sqlite3_column_int64(st, 9);
-  r->updated_at = sqlite3_column_int64(st, 10);
-  r->not_before = sqlite3_column_int64(st, 11);
+  r->id = cr__sql_col_i64(st, 0);
+  r->attempt = (int)cr__sql_col_i64(st, 3);
+  r->lease_epoch = cr__sql_col_i64(st, 5);
+  r->lease_expires_at = cr__sql_col_i64(st, 6);
+  r->created_at = cr__sql_col_i64(st, 9);
+  r->updated_at = cr__sql_col_i64(st, 10);
+  r->not_before = cr__sql_col_i64(st, 11);
   if (cr__sq_col_str(st, 1, &r->work_id) != 0 ||
       cr__sq_col_str(st, 2, &r->state) != 0 ||
       cr__sq_col_str(st, 4, &r->runner_id) != 0 ||
@@ -36,11 +35,11 @@ static int read_exec(sqlite3_stmt *st, void *p) {
   return cr__sq_col_str(st, 8, &r->error);
 }
 
-static int read_transition(sqlite3_stmt *st, void *p) {
+static int read_transition(cr_sql_stmt *st, void *p) {
   struct cr_exec_transition_rec *r = p;
   char **const f[] = {&r->from_state, &r->to_state, &r->reason};
-  r->id = sqlite3_column_int64(st, 0);
-  r->at = sqlite3_column_int64(st, 1);
+  r->id = cr__sql_col_i64(st, 0);
+  r->at = cr__sql_col_i64(st, 1);
   return cr__sq_col_strs(st, 2, f, sizeof f / sizeof f[0]);
 }
 
@@ -61,14 +60,14 @@ static const struct row_type TRANSITION_ROW = {
 /* Writes one execution_transitions row. */
 static int exec_log(struct sq_store *q, int64_t id, const char *from,
                     const char *to, int64_t at, const char *reason) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_LOG, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
+  cr__sql_bind_i64(st, 1, id);
   cr__sq_bind_str(st, 2, from);
   cr__sq_bind_str(st, 3, to);
-  sqlite3_bind_int64(st, 4, at);
+  cr__sql_bind_i64(st, 4, at);
   cr__sq_bind_str(st, 5, reason);
   return cr__sq_step_done(q, st);
 }
@@ -81,21 +80,22 @@ static int exec_not_found(struct sq_store *q, int64_t id) {
 int cr__sq_exec_create(cr_store *s, const char *work_id, int64_t now,
                        int64_t *id_out) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_op_begin(q);
   if (rc != 0)
     return rc;
+  int64_t id = 0;
   rc = cr__sq_prep(q, ST_EXEC_CREATE, &st);
   if (rc == 0) {
     cr__sq_bind_str(st, 1, work_id);
-    sqlite3_bind_int64(st, 2, now);
-    rc = cr__sq_step_done(q, st);
+    cr__sql_bind_i64(st, 2, now);
+    int found = 0;
+    rc = cr__sq_step_int(q, st, &id, &found);
+    if (rc == 0 && !found)
+      rc = cr__sq_not_found(q, "work", work_id);
   }
-  if (rc == 0 && sqlite3_changes(q->db) == 0)
-    rc = cr__sq_not_found(q, "work", work_id);
-  int64_t id = rc == 0 ? sqlite3_last_insert_rowid(q->db) : 0;
   if (rc == 0)
     rc = exec_log(q, id, NULL, "created", now, "created");
   rc = cr__sq_op_end(q, rc);
@@ -106,11 +106,11 @@ int cr__sq_exec_create(cr_store *s, const char *work_id, int64_t now,
 
 int cr__sq_exec_get(cr_store *s, int64_t id, struct cr_exec_rec *out) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_GET, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
+  cr__sql_bind_i64(st, 1, id);
   struct cr_exec_rec *rows = NULL;
   size_t n = 0;
   rc = cr__sq_collect(q, st, &EXEC_ROW, 1, (void **)&rows, &n);
@@ -143,7 +143,7 @@ static int providers_json(const char *const *p, size_t n, char **out) {
 static int claim_candidate(struct sq_store *q, const char *provs,
                            const char *const route[2], int64_t now,
                            int64_t *id) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   /* The local runner (no labels, nothing left to it): labelled works are
    * not its own, and no per-row label test is paid. */
   int routed = route[0] != NULL || route[1] != NULL;
@@ -152,16 +152,16 @@ static int claim_candidate(struct sq_store *q, const char *provs,
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, provs);
-  sqlite3_bind_int64(st, 2, now);
+  cr__sql_bind_i64(st, 2, now);
   if (routed) {
     cr__sq_bind_str(st, 3, route[0]);
     cr__sq_bind_str(st, 4, route[1]);
   }
-  int src = sqlite3_step(st);
-  if (src == SQLITE_ROW)
-    *id = sqlite3_column_int64(st, 0);
-  rc = src == SQLITE_ROW    ? 0
-       : src == SQLITE_DONE ? CR_ENOENT
+  int src = cr__sql_step(st);
+  if (src == CR_SQL_ROW)
+    *id = cr__sql_col_i64(st, 0);
+  rc = src == CR_SQL_ROW    ? 0
+       : src == CR_SQL_DONE ? CR_ENOENT
                             : cr__sq_fail(q, src);
   cr__sq_done(st);
   return rc;
@@ -170,30 +170,30 @@ static int claim_candidate(struct sq_store *q, const char *provs,
 /* Moves execution id to pending for runner, filling *c. */
 static int claim_take(struct sq_store *q, int64_t id, const char *runner,
                       int64_t now, int64_t lease_ms, struct cr_exec_claim *c) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_TAKE, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
+  cr__sql_bind_i64(st, 1, id);
   cr__sq_bind_str(st, 2, runner);
-  sqlite3_bind_int64(st, 3, now + lease_ms);
-  sqlite3_bind_int64(st, 4, now);
-  int src = sqlite3_step(st);
-  if (src == SQLITE_ROW) {
+  cr__sql_bind_i64(st, 3, now + lease_ms);
+  cr__sql_bind_i64(st, 4, now);
+  int src = cr__sql_step(st);
+  if (src == CR_SQL_ROW) {
     c->execution_id = id;
-    c->attempt = sqlite3_column_int(st, 1);
-    c->epoch = sqlite3_column_int64(st, 2);
+    c->attempt = (int)cr__sql_col_i64(st, 1);
+    c->epoch = cr__sql_col_i64(st, 2);
     c->lease_expires_at = now + lease_ms;
     rc = cr__sq_col_str(st, 0, &c->work_id) != 0 ? cr__sq_nomem(q) : 0;
     if (rc == 0)
-      src = sqlite3_step(st);
+      src = cr__sql_step(st);
   }
   if (rc == 0 && c->work_id == NULL) {
     cr__store_set_error(&q->base, "execution %lld changed under the lock",
                         (long long)id);
     rc = CR_ESTORE;
-  } else if (rc == 0 && src != SQLITE_DONE) {
-    rc = src == SQLITE_ROW ? CR_ESTORE : cr__sq_fail(q, src);
+  } else if (rc == 0 && src != CR_SQL_DONE) {
+    rc = src == CR_SQL_ROW ? CR_ESTORE : cr__sq_fail(q, src);
   }
   cr__sq_done(st);
   return rc;
@@ -245,19 +245,19 @@ static int claim_rounds(struct sq_store *q, const char *runner,
 /* Reads the state (into buf) and lease epoch of execution id. */
 static int exec_state(struct sq_store *q, int64_t id, char *buf, size_t len,
                       int64_t *epoch) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_STATE, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
-  int src = sqlite3_step(st);
-  if (src == SQLITE_ROW) {
-    const char *t = (const char *)sqlite3_column_text(st, 0);
+  cr__sql_bind_i64(st, 1, id);
+  int src = cr__sql_step(st);
+  if (src == CR_SQL_ROW) {
+    const char *t = (const char *)cr__sql_col_text(st, 0);
     snprintf(buf, len, "%s", t != NULL ? t : "");
-    *epoch = sqlite3_column_int64(st, 1);
+    *epoch = cr__sql_col_i64(st, 1);
   }
-  rc = src == SQLITE_ROW    ? 0
-       : src == SQLITE_DONE ? exec_not_found(q, id)
+  rc = src == CR_SQL_ROW    ? 0
+       : src == CR_SQL_DONE ? exec_not_found(q, id)
                             : cr__sq_fail(q, src);
   cr__sq_done(st);
   return rc;
@@ -265,15 +265,15 @@ static int exec_state(struct sq_store *q, int64_t id, char *buf, size_t len,
 
 /* 1 in *busy when a sibling of execution id (same work) holds a lease. */
 static int work_leased(struct sq_store *q, int64_t id, int *busy) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_WORK_LEASED, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
-  int src = sqlite3_step(st);
-  if (src == SQLITE_ROW)
-    *busy = sqlite3_column_int(st, 0);
-  rc = src == SQLITE_ROW ? 0 : cr__sq_fail(q, src);
+  cr__sql_bind_i64(st, 1, id);
+  int src = cr__sql_step(st);
+  if (src == CR_SQL_ROW)
+    *busy = (int)cr__sql_col_i64(st, 0);
+  rc = src == CR_SQL_ROW ? 0 : cr__sq_fail(q, src);
   cr__sq_done(st);
   return rc;
 }
@@ -386,16 +386,16 @@ static int fence(struct sq_store *q, int64_t id, const char *state,
 
 static int set_state(struct sq_store *q, int64_t id, const char *to,
                      const char *error_class, const char *error, int64_t now) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_SET_STATE, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
+  cr__sql_bind_i64(st, 1, id);
   cr__sq_bind_str(st, 2, to);
   cr__sq_bind_str(st, 3, error_class);
   cr__sq_bind_str(st, 4, error);
-  sqlite3_bind_int(st, 5, cr_exec_state_final(cr_exec_state_from_name(to)));
-  sqlite3_bind_int64(st, 6, now);
+  cr__sql_bind_i64(st, 5, cr_exec_state_final(cr_exec_state_from_name(to)));
+  cr__sql_bind_i64(st, 6, now);
   return cr__sq_step_done(q, st);
 }
 
@@ -429,18 +429,18 @@ int cr__sq_exec_transition(cr_store *s, int64_t id, int64_t epoch,
 int cr__sq_exec_renew(cr_store *s, int64_t id, int64_t epoch, int64_t now,
                       int64_t lease_ms) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_EXEC_RENEW, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
-  sqlite3_bind_int64(st, 2, epoch);
-  sqlite3_bind_int64(st, 3, now + lease_ms);
-  sqlite3_bind_int64(st, 4, now);
+  cr__sql_bind_i64(st, 1, id);
+  cr__sql_bind_i64(st, 2, epoch);
+  cr__sql_bind_i64(st, 3, now + lease_ms);
+  cr__sql_bind_i64(st, 4, now);
   rc = cr__sq_step_done(q, st);
-  if (rc != 0 || sqlite3_changes(q->db) > 0)
+  if (rc != 0 || cr__sql_changes(q->db) > 0)
     return rc;
   /* Nothing renewed: say why. */
   char state[32] = "";
@@ -458,7 +458,7 @@ int cr__sq_exec_renew(cr_store *s, int64_t id, int64_t epoch, int64_t now,
 
 int cr__sq_exec_expire(cr_store *s, int64_t now, size_t *n_expired) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_op_begin(q);
@@ -466,16 +466,16 @@ int cr__sq_exec_expire(cr_store *s, int64_t now, size_t *n_expired) {
     return rc;
   rc = cr__sq_prep(q, ST_EXEC_EXPIRE_LOG, &st);
   if (rc == 0) {
-    sqlite3_bind_int64(st, 1, now);
+    cr__sql_bind_i64(st, 1, now);
     rc = cr__sq_step_done(q, st);
   }
   if (rc == 0)
     rc = cr__sq_prep(q, ST_EXEC_EXPIRE, &st);
   int64_t changed = 0;
   if (rc == 0) {
-    sqlite3_bind_int64(st, 1, now);
+    cr__sql_bind_i64(st, 1, now);
     rc = cr__sq_step_done(q, st);
-    changed = sqlite3_changes64(q->db);
+    changed = cr__sql_changes(q->db);
   }
   rc = cr__sq_op_end(q, rc);
   if (rc == 0)
@@ -486,7 +486,7 @@ int cr__sq_exec_expire(cr_store *s, int64_t now, size_t *n_expired) {
 int cr__sq_exec_list(cr_store *s, const char *work_id, size_t limit,
                      struct cr_exec_rec **out, size_t *n) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(
       q, work_id != NULL ? ST_EXEC_LIST_WORK : ST_EXEC_LIST_ALL, &st);
   if (rc != 0)
@@ -494,7 +494,7 @@ int cr__sq_exec_list(cr_store *s, const char *work_id, size_t limit,
   int i = 1;
   if (work_id != NULL)
     cr__sq_bind_str(st, i++, work_id);
-  sqlite3_bind_int64(st, i, (sqlite3_int64)limit);
+  cr__sql_bind_i64(st, i, (int64_t)limit);
   return cr__sq_collect(q, st, &EXEC_ROW, limit < 16 ? limit : 16, (void **)out,
                         n);
 }
@@ -502,11 +502,11 @@ int cr__sq_exec_list(cr_store *s, const char *work_id, size_t limit,
 int cr__sq_exec_transitions(cr_store *s, int64_t id,
                             struct cr_exec_transition_rec **out, size_t *n) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_TRANSITIONS, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
+  cr__sql_bind_i64(st, 1, id);
   return cr__sq_collect(q, st, &TRANSITION_ROW, 8, (void **)out, n);
 }
 
@@ -514,15 +514,15 @@ int cr__sq_exec_transitions(cr_store *s, int64_t id,
 static int retry_write(struct sq_store *q, int64_t id, int64_t not_before,
                        const char *error_class, const char *error,
                        int64_t now) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_RETRY, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, id);
+  cr__sql_bind_i64(st, 1, id);
   cr__sq_bind_time(st, 2, not_before);
   cr__sq_bind_str(st, 3, error_class);
   cr__sq_bind_str(st, 4, error);
-  sqlite3_bind_int64(st, 5, now);
+  cr__sql_bind_i64(st, 5, now);
   return cr__sq_step_done(q, st);
 }
 
@@ -555,12 +555,12 @@ int cr__sq_exec_retry(cr_store *s, int64_t id, int64_t epoch,
 /* Binds ?1 runner, ?2 now (and ?3 reason when given) and runs st. */
 static int release_step(struct sq_store *q, enum stmt_id id, const char *runner,
                         int64_t now, int has_reason, const char *reason) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, id, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, runner);
-  sqlite3_bind_int64(st, 2, now);
+  cr__sql_bind_i64(st, 2, now);
   if (has_reason)
     cr__sq_bind_str(st, 3, reason);
   return cr__sq_step_done(q, st);
@@ -579,7 +579,7 @@ int cr__sq_exec_release_runner(cr_store *s, const char *runner_id,
   if (rc == 0)
     rc = release_step(q, ST_EXEC_RELEASE, runner_id, now, 0, NULL);
   if (rc == 0)
-    changed = sqlite3_changes64(q->db);
+    changed = cr__sql_changes(q->db);
   rc = cr__sq_op_end(q, rc);
   if (rc == 0)
     *n = (size_t)changed;
@@ -588,7 +588,7 @@ int cr__sq_exec_release_runner(cr_store *s, const char *runner_id,
 
 int cr__sq_exec_work_open(cr_store *s, const char *work_id, int *open) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_EXEC_WORK_OPEN, &st);
   if (rc != 0)
     return rc;
@@ -603,18 +603,18 @@ int cr__sq_exec_work_open(cr_store *s, const char *work_id, int *open) {
 int cr__sq_work_mark_started(cr_store *s, const char *id, int64_t now,
                              int *first) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_WORK_FIRST_RUN, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, id);
-  sqlite3_bind_int64(st, 2, now);
+  cr__sql_bind_i64(st, 2, now);
   rc = cr__sq_step_done(q, st);
   if (rc != 0)
     return rc;
-  if (sqlite3_changes(q->db) > 0) {
+  if (cr__sql_changes(q->db) > 0) {
     *first = 1;
     return 0;
   }
@@ -632,12 +632,12 @@ int cr__sq_work_mark_started(cr_store *s, const char *id, int64_t now,
 
 /* ---- Sync state ---------------------------------------------------------- */
 
-static int read_sync(sqlite3_stmt *st, void *p) {
+static int read_sync(cr_sql_stmt *st, void *p) {
   struct cr_sync_state_rec *r = p;
-  r->version = sqlite3_column_int64(st, 1);
-  r->records = sqlite3_column_int64(st, 3);
-  r->committed_at = sqlite3_column_int64(st, 4);
-  r->execution_id = sqlite3_column_int64(st, 5);
+  r->version = cr__sql_col_i64(st, 1);
+  r->records = cr__sql_col_i64(st, 3);
+  r->committed_at = cr__sql_col_i64(st, 4);
+  r->execution_id = cr__sql_col_i64(st, 5);
   if (cr__sq_col_str(st, 0, &r->work_id) != 0 ||
       cr__sq_col_str(st, 2, &r->state_json) != 0)
     return CR_ENOMEM;
@@ -654,7 +654,7 @@ int cr__sq_sync_state_commit(cr_store *s, const char *work_id,
                              int64_t execution_id, const char *note,
                              int64_t now, int64_t *version_out) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_SYNC_COMMIT, &st);
@@ -662,17 +662,17 @@ int cr__sq_sync_state_commit(cr_store *s, const char *work_id,
     return rc;
   cr__sq_bind_str(st, 1, work_id);
   cr__sq_bind_str(st, 2, state_json);
-  sqlite3_bind_int64(st, 3, records);
-  sqlite3_bind_int64(st, 4, now);
+  cr__sql_bind_i64(st, 3, records);
+  cr__sql_bind_i64(st, 4, now);
   cr__sq_bind_time(st, 5, execution_id);
   cr__sq_bind_str(st, 6, note);
-  int src = sqlite3_step(st);
+  int src = cr__sql_step(st);
   int64_t version = 0;
-  if (src == SQLITE_ROW) {
-    version = sqlite3_column_int64(st, 0);
-    src = sqlite3_step(st);
+  if (src == CR_SQL_ROW) {
+    version = cr__sql_col_i64(st, 0);
+    src = cr__sql_step(st);
   }
-  if (src != SQLITE_DONE)
+  if (src != CR_SQL_DONE)
     rc = cr__sq_fail(q, src);
   else if (version == 0) {
     cr__store_set_error(s, "sync state of unknown work '%s'", work_id);
@@ -687,12 +687,12 @@ int cr__sq_sync_state_commit(cr_store *s, const char *work_id,
 int cr__sq_sync_state_get(cr_store *s, const char *work_id, int64_t version,
                           struct cr_sync_state_rec *out) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, version == 0 ? ST_SYNC_LATEST : ST_SYNC_GET, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, work_id);
-  sqlite3_bind_int64(st, 2, version == 0 ? 1 : version);
+  cr__sql_bind_i64(st, 2, version == 0 ? 1 : version);
   struct cr_sync_state_rec *rows = NULL;
   size_t n = 0;
   rc = cr__sq_collect(q, st, &SYNC_ROW, 1, (void **)&rows, &n);
@@ -711,12 +711,12 @@ int cr__sq_sync_state_get(cr_store *s, const char *work_id, int64_t version,
 int cr__sq_sync_state_history(cr_store *s, const char *work_id, size_t limit,
                               struct cr_sync_state_rec **out, size_t *n) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_SYNC_LATEST, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, work_id);
-  sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+  cr__sql_bind_i64(st, 2, (int64_t)limit);
   return cr__sq_collect(q, st, &SYNC_ROW, limit < 16 ? limit : 16, (void **)out,
                         n);
 }
@@ -724,10 +724,10 @@ int cr__sq_sync_state_history(cr_store *s, const char *work_id, size_t limit,
 int cr__sq_sync_state_exec_records(cr_store *s, int64_t exec_id,
                                    int64_t *records) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_SYNC_EXEC_RECORDS, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, exec_id);
+  cr__sql_bind_i64(st, 1, exec_id);
   return cr__sq_step_int(q, st, records, NULL);
 }

@@ -4,11 +4,10 @@
  * Shared helpers and statements: store_sqlite_int.h. */
 #include "events/sub_filter.h"
 #include "store/store_int.h"
-#include "store/store_sqlite_int.h"
+#include "store/store_sql_int.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,9 +22,9 @@ struct enq_sub {
   int64_t cursor;
 };
 
-static int read_enq_sub(sqlite3_stmt *st, void *p) {
+static int read_enq_sub(cr_sql_stmt *st, void *p) {
   struct enq_sub *r = p;
-  r->cursor = sqlite3_column_int64(st, 2);
+  r->cursor = cr__sql_col_i64(st, 2);
   if (cr__sq_col_str(st, 0, &r->id) != 0)
     return CR_ENOMEM;
   return cr__sq_col_str(st, 1, &r->filter_json);
@@ -66,33 +65,31 @@ static int sub_filter_of(struct sq_store *q, const struct enq_sub *sub,
  * end; for each event f matches (NULL: all) runs ins (?1 sub id, ?2 event
  * id, ?3 now). *count gets the rows ins changed, *last the last scanned id.
  * Resets scan. */
-static int scan_events(struct sq_store *q, sqlite3_stmt *scan,
+static int scan_events(struct sq_store *q, cr_sql_stmt *scan,
                        const cr_sub_filter *f, const char *sub_id,
                        enum stmt_id ins_id, int64_t now, size_t *count,
                        int64_t *last) {
-  sqlite3_stmt *ins = NULL;
-  int rc = cr__sq_prep(q, ins_id, &ins), src = SQLITE_DONE;
-  if (rc == 0) {
-    cr__sq_bind_str(ins, 1, sub_id);
-    sqlite3_bind_int64(ins, 3, now);
-  }
-  while (rc == 0 && (src = sqlite3_step(scan)) == SQLITE_ROW) {
-    int64_t id = sqlite3_column_int64(scan, 0);
+  cr_sql_stmt *ins = NULL;
+  int rc = cr__sq_prep(q, ins_id, &ins), src = CR_SQL_DONE;
+  while (rc == 0 && (src = cr__sql_step(scan)) == CR_SQL_ROW) {
+    int64_t id = cr__sql_col_i64(scan, 0);
     *last = id;
     if (f != NULL &&
-        !cr_sub_filter_match(f, (const char *)sqlite3_column_text(scan, 1),
-                             (const char *)sqlite3_column_text(scan, 2),
-                             (const char *)sqlite3_column_text(scan, 3)))
+        !cr_sub_filter_match(f, (const char *)cr__sql_col_text(scan, 1),
+                             (const char *)cr__sql_col_text(scan, 2),
+                             (const char *)cr__sql_col_text(scan, 3)))
       continue;
-    sqlite3_bind_int64(ins, 2, id);
-    int irc = sqlite3_step(ins);
-    sqlite3_reset(ins);
-    if (irc != SQLITE_DONE)
+    cr__sq_bind_str(ins, 1, sub_id);
+    cr__sql_bind_i64(ins, 2, id);
+    cr__sql_bind_i64(ins, 3, now);
+    int irc = cr__sql_step(ins);
+    cr__sql_reset(ins);
+    if (irc != CR_SQL_DONE)
       rc = cr__sq_fail(q, irc);
     else
-      *count += (size_t)sqlite3_changes(q->db);
+      *count += (size_t)cr__sql_changes(q->db);
   }
-  if (rc == 0 && src != SQLITE_DONE)
+  if (rc == 0 && src != CR_SQL_DONE)
     rc = cr__sq_fail(q, src);
   cr__sq_done(scan);
   if (ins != NULL)
@@ -104,23 +101,23 @@ static int scan_events(struct sq_store *q, sqlite3_stmt *scan,
 static int enqueue_sub(struct sq_store *q, const struct enq_sub *sub,
                        size_t max_events, int64_t now, size_t *count) {
   cr_sub_filter *f = NULL;
-  sqlite3_stmt *scan = NULL;
+  cr_sql_stmt *scan = NULL;
   int rc = sub_filter_of(q, sub, &f);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_EVENT_SCAN, &scan);
   int64_t last = sub->cursor;
   if (rc == 0) {
-    sqlite3_bind_int64(scan, 1, sub->cursor);
-    sqlite3_bind_int64(scan, 2, (sqlite3_int64)max_events);
+    cr__sql_bind_i64(scan, 1, sub->cursor);
+    cr__sql_bind_i64(scan, 2, (int64_t)max_events);
     rc = scan_events(q, scan, f, sub->id, ST_OUTBOX_INSERT, now, count, &last);
   }
   cr_sub_filter_free(f);
-  sqlite3_stmt *cur = NULL;
+  cr_sql_stmt *cur = NULL;
   if (rc == 0 && last > sub->cursor)
     rc = cr__sq_prep(q, ST_SUB_CURSOR, &cur);
   if (cur != NULL) {
     cr__sq_bind_str(cur, 1, sub->id);
-    sqlite3_bind_int64(cur, 2, last);
+    cr__sql_bind_i64(cur, 2, last);
     rc = cr__sq_step_done(q, cur);
   }
   return rc;
@@ -147,19 +144,19 @@ int cr__sq_outbox_enqueue(cr_store *s, size_t max_events, int64_t now,
   return rc;
 }
 
-static int read_outbox(sqlite3_stmt *st, void *p) {
+static int read_outbox(cr_sql_stmt *st, void *p) {
   struct cr_outbox_rec *r = p;
   struct cr_event_rec *e = &r->event;
   char **const f[] = {&e->subject_type, &e->subject_id, &e->verb, &e->actor,
                       &e->data_json};
-  r->event_id = sqlite3_column_int64(st, 1);
-  r->attempts = sqlite3_column_int(st, 3);
-  r->next_attempt_at = sqlite3_column_int64(st, 4);
-  r->first_attempt_at = sqlite3_column_int64(st, 5);
-  r->last_status = sqlite3_column_int(st, 6);
-  e->id = sqlite3_column_int64(st, 8);
-  e->at = sqlite3_column_int64(st, 9);
-  e->seq = sqlite3_column_int64(st, 10);
+  r->event_id = cr__sql_col_i64(st, 1);
+  r->attempts = (int)cr__sql_col_i64(st, 3);
+  r->next_attempt_at = cr__sql_col_i64(st, 4);
+  r->first_attempt_at = cr__sql_col_i64(st, 5);
+  r->last_status = (int)cr__sql_col_i64(st, 6);
+  e->id = cr__sql_col_i64(st, 8);
+  e->at = cr__sql_col_i64(st, 9);
+  e->seq = cr__sql_col_i64(st, 10);
   if (cr__sq_col_str(st, 0, &r->subscription_id) != 0 ||
       cr__sq_col_str(st, 2, &r->status) != 0 ||
       cr__sq_col_str(st, 7, &r->last_error) != 0)
@@ -185,14 +182,14 @@ static int64_t pos_after(const struct cr_outbox_pos *pos, size_t n_pos,
 static int due_after_sub(struct sq_store *q, int64_t now, const char *sub_id,
                          int64_t after, size_t limit,
                          struct cr_outbox_rec **out, size_t *n) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_OUTBOX_DUE_AFTER, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, sub_id);
-  sqlite3_bind_int64(st, 2, after);
-  sqlite3_bind_int64(st, 3, now);
-  sqlite3_bind_int64(st, 4, (sqlite3_int64)(limit - *n));
+  cr__sql_bind_i64(st, 2, after);
+  cr__sql_bind_i64(st, 3, now);
+  cr__sql_bind_i64(st, 4, (int64_t)(limit - *n));
   struct cr_outbox_rec *rows = NULL;
   size_t got = 0;
   rc = cr__sq_collect(q, st, &OUTBOX_ROW, 16, (void **)&rows, &got);
@@ -218,7 +215,7 @@ static int due_after_sub(struct sq_store *q, int64_t now, const char *sub_id,
 static int due_by_pos(struct sq_store *q, int64_t now,
                       const struct cr_outbox_pos *pos, size_t n_pos,
                       size_t limit, struct cr_outbox_rec **out, size_t *n) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   struct enq_sub *subs = NULL; /* only the ids are read */
   size_t nsubs = 0;
   int rc = cr__sq_prep(q, ST_SUB_ENABLED_IDS, &st);
@@ -242,19 +239,19 @@ int cr__sq_outbox_due(cr_store *s, int64_t now, const struct cr_outbox_pos *pos,
   struct sq_store *q = sqs(s);
   if (pos != NULL)
     return due_by_pos(q, now, pos, n_pos, limit, out, n);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_OUTBOX_DUE, &st);
   if (rc != 0)
     return rc;
-  sqlite3_bind_int64(st, 1, now);
-  sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+  cr__sql_bind_i64(st, 1, now);
+  cr__sql_bind_i64(st, 2, (int64_t)limit);
   return cr__sq_collect(q, st, &OUTBOX_ROW, limit < 64 ? limit : 64,
                         (void **)out, n);
 }
 
 int cr__sq_outbox_next_due(cr_store *s, int64_t *at) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_OUTBOX_NEXT_DUE, &st);
   if (rc != 0)
     return rc;
@@ -266,19 +263,19 @@ int cr__sq_outbox_next_due(cr_store *s, int64_t *at) {
 static int outbox_set(struct sq_store *q, const char *sub_id, int64_t event_id,
                       const char *status, int http_status, const char *error,
                       int64_t next_attempt_at, int64_t now) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_OUTBOX_SET, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, sub_id);
-  sqlite3_bind_int64(st, 2, event_id);
+  cr__sql_bind_i64(st, 2, event_id);
   cr__sq_bind_str(st, 3, status);
-  sqlite3_bind_int64(st, 4, next_attempt_at);
+  cr__sql_bind_i64(st, 4, next_attempt_at);
   cr__sq_bind_time(st, 5, http_status);
   cr__sq_bind_str(st, 6, error);
-  sqlite3_bind_int64(st, 7, now);
+  cr__sql_bind_i64(st, 7, now);
   rc = cr__sq_step_done(q, st);
-  if (rc == 0 && sqlite3_changes(q->db) == 0) {
+  if (rc == 0 && cr__sql_changes(q->db) == 0) {
     cr__store_set_error(&q->base,
                         "no outbox row for subscription '%s' and "
                         "event %lld",
@@ -291,28 +288,28 @@ static int outbox_set(struct sq_store *q, const char *sub_id, int64_t event_id,
 static int attempt_insert(struct sq_store *q, const char *sub_id,
                           int64_t event_id, int http_status, int64_t latency,
                           const char *error, int64_t now) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_ATTEMPT_INSERT, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, sub_id);
-  sqlite3_bind_int64(st, 2, event_id);
-  sqlite3_bind_int64(st, 3, now);
+  cr__sql_bind_i64(st, 2, event_id);
+  cr__sql_bind_i64(st, 3, now);
   cr__sq_bind_time(st, 4, http_status);
-  sqlite3_bind_int64(st, 5, latency);
+  cr__sql_bind_i64(st, 5, latency);
   cr__sq_bind_str(st, 6, error);
   return cr__sq_step_done(q, st);
 }
 
 static int sub_failing(struct sq_store *q, const char *sub_id,
                        const char *status, int64_t now) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_SUB_FAILING, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, sub_id);
   cr__sq_bind_str(st, 2, status);
-  sqlite3_bind_int64(st, 3, now);
+  cr__sql_bind_i64(st, 3, now);
   return cr__sq_step_done(q, st);
 }
 
@@ -378,17 +375,17 @@ int cr__sq_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
 int cr__sq_sub_set_cursor(cr_store *s, const char *id, int64_t cursor,
                           int forward_only) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_SUB_CURSOR_SET, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, id);
-  sqlite3_bind_int64(st, 2, cursor);
-  sqlite3_bind_int(st, 3, forward_only != 0);
+  cr__sql_bind_i64(st, 2, cursor);
+  cr__sql_bind_i64(st, 3, forward_only != 0);
   rc = cr__sq_step_done(q, st);
-  if (rc == 0 && sqlite3_changes(q->db) == 0 && !forward_only)
+  if (rc == 0 && cr__sql_changes(q->db) == 0 && !forward_only)
     return cr__sq_not_found(q, "subscription", id);
   return rc;
 }
@@ -396,17 +393,17 @@ int cr__sq_sub_set_cursor(cr_store *s, const char *id, int64_t cursor,
 int cr__sq_sub_disable(cr_store *s, const char *id, const char *reason,
                        int64_t now) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_SUB_DISABLE, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, id);
-  sqlite3_bind_int64(st, 2, now);
+  cr__sql_bind_i64(st, 2, now);
   cr__sq_bind_str(st, 3, reason);
   rc = cr__sq_step_done(q, st);
-  if (rc == 0 && sqlite3_changes(q->db) == 0)
+  if (rc == 0 && cr__sql_changes(q->db) == 0)
     return cr__sq_not_found(q, "subscription", id);
   return rc;
 }
@@ -414,14 +411,14 @@ int cr__sq_sub_disable(cr_store *s, const char *id, const char *reason,
 static int replay_sub(struct sq_store *q, const struct enq_sub *sub,
                       int64_t since_ms, int64_t now, size_t *n) {
   cr_sub_filter *f = NULL;
-  sqlite3_stmt *scan = NULL;
+  cr_sql_stmt *scan = NULL;
   int rc = sub_filter_of(q, sub, &f);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_EVENT_SCAN_SINCE, &scan);
   if (rc == 0) {
     int64_t last = 0;
-    sqlite3_bind_int64(scan, 1, since_ms);
-    sqlite3_bind_int64(scan, 2, sub->cursor);
+    cr__sql_bind_i64(scan, 1, since_ms);
+    cr__sql_bind_i64(scan, 2, sub->cursor);
     rc = scan_events(q, scan, f, sub->id, ST_OUTBOX_REQUEUE, now, n, &last);
   }
   cr_sub_filter_free(f);
@@ -454,18 +451,18 @@ int cr__sq_outbox_replay(cr_store *s, const char *sub_id, int64_t since_ms,
 
 static int sub_last_attempt(struct sq_store *q, const char *sub_id,
                             struct cr_sub_stats *out) {
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_SUB_LAST_ATTEMPT, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, sub_id);
-  int src = sqlite3_step(st);
-  if (src == SQLITE_ROW) {
-    out->last_attempt_at = sqlite3_column_int64(st, 0);
-    out->last_status = sqlite3_column_int(st, 1);
+  int src = cr__sql_step(st);
+  if (src == CR_SQL_ROW) {
+    out->last_attempt_at = cr__sql_col_i64(st, 0);
+    out->last_status = (int)cr__sql_col_i64(st, 1);
     if (cr__sq_col_str(st, 2, &out->last_error) != 0)
       rc = cr__sq_nomem(q);
-  } else if (src != SQLITE_DONE) {
+  } else if (src != CR_SQL_DONE) {
     rc = cr__sq_fail(q, src);
   }
   cr__sq_done(st);
@@ -475,19 +472,19 @@ static int sub_last_attempt(struct sq_store *q, const char *sub_id,
 int cr__sq_sub_stats(cr_store *s, const char *sub_id, int64_t now,
                      struct cr_sub_stats *out) {
   struct sq_store *q = sqs(s);
-  sqlite3_stmt *st = NULL;
+  cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_SUB_STATS, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, sub_id);
-  sqlite3_bind_int64(st, 2, now - INT64_C(86400000));
-  int src = sqlite3_step(st), exists = 0;
-  if (src == SQLITE_ROW) {
+  cr__sql_bind_i64(st, 2, now - INT64_C(86400000));
+  int src = cr__sql_step(st), exists = 0;
+  if (src == CR_SQL_ROW) {
     int64_t *const f[] = {&out->backlog, &out->delivered, &out->dead,
                           &out->attempts_24h, &out->ok_24h};
     for (int i = 0; i < 5; i++)
-      *f[i] = sqlite3_column_int64(st, i);
-    exists = sqlite3_column_int(st, 5);
+      *f[i] = cr__sql_col_i64(st, i);
+    exists = (int)cr__sql_col_i64(st, 5);
   } else {
     rc = cr__sq_fail(q, src);
   }

@@ -1,0 +1,234 @@
+/* store_sql_pg.c: what the SQL store says differently to PostgreSQL: the
+ * schema at the latest version (a new database gets it in one step) and
+ * the text of the statements whose SQLite text PostgreSQL does not accept
+ * or runs differently (JSON arrays, month arithmetic, the last event id,
+ * boolean sums, claims with FOR UPDATE SKIP LOCKED, and the write lock).
+ *
+ * Write transactions take one transaction-scoped advisory lock
+ * (CR__SQ_PG_WRITE_LOCK), as SQLite's BEGIN IMMEDIATE takes its file's
+ * write lock: writers are serialized across every connection of every
+ * instance, so event ids commit in increasing order (a delivery cursor never
+ * passes an event that commits later) and each operation keeps the meaning
+ * it has on SQLite. Reads run on their own MVCC snapshots without the lock.
+ * docs/design.md ("PostgreSQL") explains the choice. */
+#include "store/store_sql_int.h"
+
+#include <stddef.h>
+
+// clang-format off
+#define I "BIGINT"
+#define JSON_OK(col) " CHECK (" col " IS NULL OR " col "::jsonb IS NOT NULL)"
+#define STATES \
+  "('created','pending','executing','completed','failed','cancelled')"
+
+const char cr__sq_pg_schema[] =
+  "CREATE TABLE schema_migrations (version " I " PRIMARY KEY,"
+  "  applied_at " I " NOT NULL);"
+  "CREATE TABLE authorizations (id TEXT PRIMARY KEY NOT NULL, name TEXT,"
+  "  description TEXT, provider TEXT NOT NULL, method TEXT, owner TEXT,"
+  "  config_hash TEXT NOT NULL, created_at " I " NOT NULL,"
+  "  updated_at " I " NOT NULL, deleted_at " I ");"
+  "CREATE TABLE auth_health (id BIGSERIAL PRIMARY KEY,"
+  "  auth_id TEXT NOT NULL REFERENCES authorizations(id) ON DELETE CASCADE,"
+  "  checked_at " I " NOT NULL, status TEXT NOT NULL"
+  "  CHECK (status IN ('healthy','unhealthy','unknown')), reason TEXT);"
+  "CREATE TABLE works (id TEXT PRIMARY KEY NOT NULL, name TEXT,"
+  "  provider TEXT NOT NULL,"
+  "  authorization_id TEXT REFERENCES authorizations(id),"
+  "  schedule_json TEXT" JSON_OK("schedule_json") ","
+  "  destination_json TEXT" JSON_OK("destination_json") ","
+  "  config_json TEXT" JSON_OK("config_json") ","
+  "  enabled " I " NOT NULL DEFAULT 1 CHECK (enabled IN (0,1)),"
+  "  error_email_notifications " I " NOT NULL DEFAULT 0"
+  "    CHECK (error_email_notifications IN (0,1)),"
+  "  max_attempts " I " NOT NULL DEFAULT 1 CHECK (max_attempts >= 1),"
+  "  config_hash TEXT NOT NULL, next_run_at " I ","
+  "  created_at " I " NOT NULL, updated_at " I " NOT NULL,"
+  "  deleted_at " I ", first_run_at " I ","
+  "  runner_labels_json TEXT" JSON_OK("runner_labels_json") ");"
+  "CREATE TABLE executions (id BIGSERIAL PRIMARY KEY,"
+  "  work_id TEXT NOT NULL REFERENCES works(id),"
+  "  state TEXT NOT NULL CHECK (state IN " STATES "),"
+  "  attempt " I " NOT NULL DEFAULT 1 CHECK (attempt >= 1), runner_id TEXT,"
+  "  lease_epoch " I " NOT NULL DEFAULT 0 CHECK (lease_epoch >= 0),"
+  "  lease_expires_at " I ", error_class TEXT, error TEXT,"
+  "  created_at " I " NOT NULL, updated_at " I " NOT NULL,"
+  "  not_before " I ", report_epoch " I " NOT NULL DEFAULT 0,"
+  "  report_seq " I " NOT NULL DEFAULT 0, report_result TEXT);"
+  "CREATE TABLE execution_transitions (id BIGSERIAL PRIMARY KEY,"
+  "  execution_id " I " NOT NULL REFERENCES executions(id) ON DELETE CASCADE,"
+  "  from_state TEXT CHECK (from_state IS NULL OR from_state IN " STATES "),"
+  "  to_state TEXT NOT NULL CHECK (to_state IN " STATES "),"
+  "  at " I " NOT NULL, reason TEXT);"
+  "CREATE TABLE events (id BIGSERIAL PRIMARY KEY, at " I " NOT NULL,"
+  "  subject_type TEXT NOT NULL, subject_id TEXT NOT NULL,"
+  "  verb TEXT NOT NULL, actor TEXT, seq " I " NOT NULL CHECK (seq >= 1),"
+  "  data_json TEXT" JSON_OK("data_json") ","
+  "  UNIQUE (subject_type, subject_id, seq));"
+  "CREATE TABLE event_subjects (subject_type TEXT NOT NULL,"
+  "  subject_id TEXT NOT NULL, last_seq " I " NOT NULL,"
+  "  PRIMARY KEY (subject_type, subject_id));"
+  "CREATE FUNCTION events_subject_seq() RETURNS trigger LANGUAGE plpgsql AS"
+  "  $f$ BEGIN INSERT INTO event_subjects (subject_type, subject_id,"
+  "  last_seq) VALUES (NEW.subject_type, NEW.subject_id, NEW.seq)"
+  "  ON CONFLICT (subject_type, subject_id) DO UPDATE"
+  "  SET last_seq = excluded.last_seq; RETURN NULL; END $f$;"
+  "CREATE TRIGGER events_subject_seq AFTER INSERT ON events FOR EACH ROW"
+  "  EXECUTE FUNCTION events_subject_seq();"
+  "CREATE TABLE runners (id TEXT PRIMARY KEY NOT NULL, name TEXT,"
+  "  providers_json TEXT" JSON_OK("providers_json") ","
+  "  slots " I " NOT NULL DEFAULT 1 CHECK (slots >= 0),"
+  "  last_seen_at " I ", token_hash TEXT,"
+  "  labels_json TEXT" JSON_OK("labels_json") ", version TEXT,"
+  "  slots_free " I " NOT NULL DEFAULT 0, registered_at " I ","
+  "  revoked_at " I ", online " I " NOT NULL DEFAULT 0, registration TEXT,"
+  "  last_claim_id TEXT,"
+  "  last_claim_json TEXT" JSON_OK("last_claim_json") ");"
+  "CREATE TABLE sync_state (work_id TEXT NOT NULL REFERENCES works(id),"
+  "  version " I " NOT NULL CHECK (version >= 1),"
+  "  state_json TEXT" JSON_OK("state_json") ","
+  "  records " I " NOT NULL DEFAULT 0 CHECK (records >= 0),"
+  "  committed_at " I " NOT NULL,"
+  "  execution_id " I " REFERENCES executions(id) ON DELETE SET NULL,"
+  "  note TEXT, PRIMARY KEY (work_id, version));"
+  "CREATE TABLE metrics ("
+  "  auth_id TEXT NOT NULL REFERENCES authorizations(id) ON DELETE CASCADE,"
+  "  bucket_start " I " NOT NULL"
+  "    CHECK (bucket_start >= 0 AND bucket_start % 3600000 = 0),"
+  "  requests " I " NOT NULL DEFAULT 0 CHECK (requests >= 0),"
+  "  errors " I " NOT NULL DEFAULT 0 CHECK (errors >= 0),"
+  "  PRIMARY KEY (auth_id, bucket_start));"
+  "CREATE INDEX metrics_by_bucket ON metrics(bucket_start);"
+  "CREATE TABLE subscriptions (id TEXT PRIMARY KEY NOT NULL,"
+  "  workflow TEXT NOT NULL, config_hash TEXT NOT NULL,"
+  "  enabled " I " NOT NULL DEFAULT 1 CHECK (enabled IN (0,1)),"
+  "  disabled_reason TEXT, created_at " I " NOT NULL,"
+  "  updated_at " I " NOT NULL, filter_json TEXT" JSON_OK("filter_json") ","
+  "  cursor_event_id " I " NOT NULL DEFAULT 0, max_in_flight " I
+  "    CHECK (max_in_flight IS NULL OR max_in_flight >= 1),"
+  "  failing_since " I ", batched " I " NOT NULL DEFAULT 0);"
+  "CREATE TABLE outbox (subscription_id TEXT NOT NULL"
+  "    REFERENCES subscriptions(id) ON DELETE CASCADE,"
+  "  event_id " I " NOT NULL REFERENCES events(id) ON DELETE CASCADE,"
+  "  status TEXT NOT NULL DEFAULT 'pending'"
+  "    CHECK (status IN ('pending','delivered','failed','dead')),"
+  "  attempts " I " NOT NULL DEFAULT 0 CHECK (attempts >= 0),"
+  "  next_attempt_at " I ", last_status " I ", last_error TEXT,"
+  "  first_attempt_at " I ", PRIMARY KEY (subscription_id, event_id));"
+  "CREATE INDEX auth_health_by_auth ON auth_health(auth_id, checked_at);"
+  "CREATE INDEX works_by_auth ON works(authorization_id);"
+  "CREATE INDEX works_due ON works(next_run_at)"
+  "  WHERE deleted_at IS NULL AND enabled = 1;"
+  "CREATE INDEX executions_by_work ON executions(work_id, id);"
+  "CREATE INDEX execution_transitions_by_execution"
+  "  ON execution_transitions(execution_id, id);"
+  "CREATE INDEX events_by_at ON events(at);"
+  "CREATE INDEX sync_state_by_execution ON sync_state(execution_id);"
+  "CREATE TABLE auth_credentials (auth_id TEXT PRIMARY KEY NOT NULL"
+  "    REFERENCES authorizations(id) ON DELETE CASCADE,"
+  "  config_hash TEXT NOT NULL, scheme TEXT NOT NULL, key_id TEXT,"
+  "  blob BYTEA NOT NULL, updated_at " I " NOT NULL);"
+  "CREATE INDEX executions_by_runner ON executions(runner_id)"
+  "  WHERE runner_id IS NOT NULL;"
+  "CREATE INDEX outbox_undelivered"
+  "  ON outbox(subscription_id, event_id, next_attempt_at)"
+  "  WHERE status IN ('pending','failed');"
+  "CREATE INDEX executions_leased_by_work ON executions(work_id)"
+  "  WHERE state IN ('pending','executing');"
+  "CREATE INDEX executions_created ON executions(created_at, id)"
+  "  WHERE state = 'created';"
+  "CREATE INDEX outbox_by_event_id ON outbox(event_id);"
+  "CREATE INDEX executions_lease_expiry ON executions(lease_expires_at)"
+  "  WHERE state IN ('pending','executing');"
+  "CREATE TABLE delivery_attempts (id BIGSERIAL PRIMARY KEY,"
+  "  subscription_id TEXT NOT NULL, event_id " I " NOT NULL,"
+  "  at " I " NOT NULL, http_status " I ","
+  "  latency_ms " I " CHECK (latency_ms IS NULL OR latency_ms >= 0),"
+  "  error TEXT, last_event_id " I ", event_count " I ", batch_status TEXT);"
+  "CREATE INDEX delivery_attempts_by_sub_at"
+  "  ON delivery_attempts(subscription_id, at);"
+  "CREATE FUNCTION delivery_attempts_of_subscription() RETURNS trigger"
+  "  LANGUAGE plpgsql AS $f$ BEGIN DELETE FROM delivery_attempts"
+  "  WHERE subscription_id = OLD.id; RETURN NULL; END $f$;"
+  "CREATE TRIGGER delivery_attempts_of_subscription AFTER DELETE ON"
+  "  subscriptions FOR EACH ROW"
+  "  EXECUTE FUNCTION delivery_attempts_of_subscription();"
+  "CREATE TABLE api_objects (kind TEXT NOT NULL CHECK (kind IN"
+  "  ('authorization', 'work', 'subscription')), id TEXT NOT NULL,"
+  "  def_json TEXT NOT NULL CHECK (def_json::jsonb IS NOT NULL),"
+  "  sealed BYTEA, key_id TEXT, created_by TEXT,"
+  "  created_at " I " NOT NULL, updated_at " I " NOT NULL,"
+  "  PRIMARY KEY (kind, id));"
+  "CREATE TABLE api_idempotency (token TEXT NOT NULL, key TEXT NOT NULL,"
+  "  route TEXT NOT NULL, body_hash TEXT NOT NULL, status " I " NOT NULL,"
+  "  response_json TEXT, created_at " I " NOT NULL,"
+  "  PRIMARY KEY (token, key));"
+  "CREATE INDEX api_idempotency_by_age ON api_idempotency(created_at);"
+  "CREATE TABLE execution_logs (id BIGSERIAL PRIMARY KEY,"
+  "  execution_id " I " NOT NULL, at " I " NOT NULL,"
+  "  level " I " NOT NULL, text TEXT NOT NULL);"
+  "CREATE INDEX execution_logs_by_execution"
+  "  ON execution_logs(execution_id, id);"
+  "CREATE TABLE instances (id TEXT PRIMARY KEY,"
+  "  info_json TEXT NOT NULL CHECK (info_json::jsonb IS NOT NULL),"
+  "  started_at " I " NOT NULL, last_seen_at " I " NOT NULL);"
+  "CREATE TABLE duties (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+  "  since " I " NOT NULL, expires_at " I " NOT NULL, epoch " I " NOT NULL);"
+  "CREATE TABLE webhook_batches (subscription_id TEXT PRIMARY KEY"
+  "    REFERENCES subscriptions(id) ON DELETE CASCADE,"
+  "  first_id " I " NOT NULL,"
+  "  last_id " I " NOT NULL CHECK (last_id >= first_id),"
+  "  count " I " NOT NULL CHECK (count > 0),"
+  "  attempts " I " NOT NULL DEFAULT 0, next_attempt_at " I " NOT NULL,"
+  "  first_attempt_at " I ");";
+
+/* None yet: the next version adds its PostgreSQL migration here. */
+const char *const cr__sq_pg_migrations[] = {NULL};
+
+/* The last event id ever given (events may have been pruned since). */
+#define PG_EVENTS_SEQ \
+  "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM " \
+  "events_id_seq)"
+#define PG_MQ_MONTH \
+  "(extract(epoch FROM date_trunc('month', to_timestamp(bucket_start / " \
+  "1000) AT TIME ZONE 'UTC'))::bigint * 1000)"
+/* A JSON array of strings as rows. */
+#define ARR(p) "(SELECT jsonb_array_elements_text(" p "::jsonb))"
+#define CANDIDATE(route) \
+  "SELECT e.id FROM executions e JOIN works w ON w.id = e.work_id " \
+  "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
+  "AND w.provider IN " ARR("?1") " " \
+  "AND (e.not_before IS NULL OR e.not_before <= ?2) " route \
+  "AND NOT EXISTS (SELECT 1 FROM executions o WHERE o.work_id = e.work_id " \
+  "AND o.state IN ('pending','executing')) ORDER BY e.created_at, e.id " \
+  "LIMIT 1 FOR UPDATE OF e SKIP LOCKED"
+#define LE(n) "sum(CASE WHEN d <= " #n " THEN 1 ELSE 0 END), "
+
+const char *const cr__sq_pg_sql[ST_COUNT] = {
+  [ST_BEGIN] = "BEGIN; SELECT pg_advisory_xact_lock(" CR__SQ_PG_WRITE_LOCK ")",
+  [ST_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ",
+  [ST_SUB_WRITE] = SUB_WRITE_SQL(PG_EVENTS_SEQ),
+  [ST_EVENT_LAST_ID] =
+    "SELECT COALESCE(" PG_EVENTS_SEQ ", (SELECT max(id) FROM events), 0)",
+  [ST_MQ_MONTH_AUTH] = MQ(PG_MQ_MONTH, MQ_AUTH),
+  [ST_MQ_MONTH_ALL] = MQ(PG_MQ_MONTH, ""),
+  [ST_EXEC_CANDIDATE] = CANDIDATE("AND w.runner_labels_json IS NULL "),
+  [ST_EXEC_CANDIDATE_ROUTED] = CANDIDATE(
+    "AND (w.runner_labels_json IS NULL OR NOT EXISTS (SELECT 1 FROM "
+    "jsonb_array_elements_text(w.runner_labels_json::jsonb) l(value) "
+    "WHERE l.value NOT IN " ARR("COALESCE(?3::text, '[]')") ")) "
+    "AND (w.runner_labels_json IS NOT NULL OR w.provider NOT IN "
+    ARR("COALESCE(?4::text, '[]')") ") "),
+  [ST_STAT_EXEC_DURATIONS] =
+    "SELECT w.provider, NULL, " LE(100) LE(500) LE(1000) LE(5000) LE(30000)
+    LE(60000) LE(300000) LE(1800000) LE(3600000) LE(21600000) "count(*), "
+    "sum(d) FROM (SELECT work_id, updated_at - created_at AS d FROM "
+    "executions WHERE state IN ('completed', 'failed')) e JOIN works w ON "
+    "w.id = e.work_id GROUP BY w.provider",
+  [ST_SYNC_COMMIT] =
+    "INSERT INTO sync_state (" SYNC_COLS ") SELECT id, COALESCE((SELECT "
+    "MAX(version) FROM sync_state WHERE work_id = ?1), 0) + 1, ?2::text, "
+    "?3::bigint, ?4::bigint, ?5::bigint, ?6::text FROM works WHERE id = ?1 "
+    "RETURNING version",
+};
+// clang-format on
