@@ -25,10 +25,10 @@ int cr_cli_store_open(const char *cmd, const char *config_path, cr_store **out,
     return rc == CR_ECONFIG ? CR_EXIT_INVALID : CR_EXIT_RUNTIME;
   }
   char err[512] = "";
-  rc = cr_store_open(cfg->host.data_dir, out, err, sizeof err);
+  rc = cr_store_open(cr_config_store_at(cfg), out, err, sizeof err);
   if (rc != 0) {
     cr_cli_errorf("%s: cannot open the store in %s: %s", cmd,
-                  cfg->host.data_dir, err);
+                  cr_config_store_label(cfg), err);
     cr_config_free(cfg);
     return CR_EXIT_RUNTIME;
   }

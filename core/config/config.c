@@ -596,6 +596,46 @@ static const struct field runner_fields[] = {
      MS_PER_DAY, NULL, NULL},
 };
 
+/* host.store: a secret reference (a PostgreSQL URL holds a password),
+ * never echoed; a relative SQLite path is relative to the file. */
+static void set_store(struct ld *L, const struct where *w, const json_t *obj,
+                      const struct field *f, const json_t *v, void *t) {
+  host_t *h = t;
+  char *r = cr__cfg_resolve_one(L, w, obj, f->key, v, 1);
+  if (r == NULL)
+    return;
+  int lite = strncmp(r, "sqlite:", 7) == 0;
+  if (!lite && strncmp(r, "postgresql://", 13) != 0 &&
+      strncmp(r, "postgres://", 11) != 0) {
+    cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                   "'store' %s must be a postgresql:// URL or "
+                   "sqlite:/path/file.db",
+                   w->in);
+    cr__cfg_free_secret(r);
+    return;
+  }
+  if (lite && r[7] != '/') {
+    char *joined = r[7] ? cr__cfg_join_path(L->doc->dir, r + 7) : NULL;
+    size_t n = joined ? strlen(joined) + 8 : 0;
+    char *abs = joined ? cr__malloc(n) : NULL;
+    if (abs != NULL)
+      snprintf(abs, n, "sqlite:%s", joined);
+    cr__free(joined);
+    cr__cfg_free_secret(r);
+    if (abs == NULL && n > 0)
+      L->nomem = 1;
+    if (abs == NULL) {
+      if (n == 0)
+        cr__cfg_err_at(L, cr__cfg_mk_val(L, obj, f->key),
+                       "'store' %s has no path", w->in);
+      return;
+    }
+    r = abs;
+  }
+  cr__cfg_free_secret(h->store);
+  h->store = r;
+}
+
 static void set_runner(struct ld *L, const struct where *w, const json_t *obj,
                        const struct field *f, const json_t *v, void *t) {
   struct where rw;
@@ -607,6 +647,7 @@ static void set_runner(struct ld *L, const struct where *w, const json_t *obj,
 
 static const struct field host_fields[] = {
     {"data_dir", FT_PATH, 0, offsetof(host_t, data_dir), 0, 0, NULL, NULL},
+    {"store", FT_CUSTOM, 0, 0, 0, 0, NULL, set_store},
     {"plugin_dirs", FT_CUSTOM, 0, 0, 0, 0, NULL, set_plugin_dirs},
     {"listen", FT_CUSTOM, 0, 0, 0, 0, NULL, set_listen},
     {"account_id", FT_ID, 0, offsetof(host_t, account_id), 0, 0, NULL, NULL},
@@ -1217,6 +1258,7 @@ static void free_docs(struct cr__config_priv *p) {
 
 static void free_host(struct cr_config_host *h) {
   cr__free(h->data_dir);
+  cr__cfg_free_secret(h->store);
   for (size_t i = 0; i < h->n_plugin_dirs; i++)
     cr__free(h->plugin_dirs[i]);
   cr__free(h->plugin_dirs);
@@ -1275,6 +1317,14 @@ void cr_config_free(cr_config *cfg) {
 
 cr_redactor *cr_config_redactor(const cr_config *cfg) {
   return cfg && cfg->priv ? cfg->priv->redactor : NULL;
+}
+
+const char *cr_config_store_at(const cr_config *cfg) {
+  return cfg->host.store != NULL ? cfg->host.store : cfg->host.data_dir;
+}
+
+const char *cr_config_store_label(const cr_config *cfg) {
+  return cfg->host.store != NULL ? "host.store" : cfg->host.data_dir;
 }
 
 char *cr_config_settings_json(const struct cr_config_auth *a) {

@@ -106,6 +106,8 @@ struct cr_config_runner_token {
 
 struct cr_config_host {
   char *data_dir;     /* absolute; default <config dir>/data */
+  char *store;        /* host.store: a resolved secret, postgresql://... or
+                         sqlite:/abs/path.db; NULL: data_dir/connrun.db */
   char **plugin_dirs; /* absolute paths; may be empty; when the file names
                          none, the default directory if one is set */
   size_t n_plugin_dirs;
@@ -190,9 +192,9 @@ struct cr_config_work {
 
 struct cr_config_subscription {
   const char *id;
-  const char *name;         /* defaults to id */
+  const char *name;     /* defaults to id */
   const char *workflow; /* "webhook_system_events" or "table_system_events" */
-  int enabled;              /* default 1 */
+  int enabled;          /* default 1 */
   const char **event_types; /* verbs; n_event_types == 0 means every verb */
   size_t n_event_types;
   const json_t *sources; /* {subject type: [ids]} ([] = all), NULL = all */
@@ -363,6 +365,14 @@ void cr_config_free(cr_config *cfg);
 /* The authorization's settings as a JSON object text ("{}" when none), a
  * new string the caller frees with free(); NULL on ENOMEM. */
 char *cr_config_settings_json(const struct cr_config_auth *a);
+
+/* Where the store is, for cr_store_open: host.store when set, else
+ * host.data_dir (borrowed from cfg). */
+const char *cr_config_store_at(const cr_config *cfg);
+
+/* What to call the store in messages: host.data_dir, or "host.store" (its
+ * URL may hold a password). Borrowed from cfg or static. */
+const char *cr_config_store_label(const cr_config *cfg);
 
 /* The first enabled work (in file order) that uses authorization auth_id
  * (borrowed), or NULL: the config a health check is given. O(log n). */

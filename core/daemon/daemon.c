@@ -150,10 +150,10 @@ static int open_all(cr_daemon *d, cr_diags *diags) {
     return rc;
   cr_config_drop_positions(cfg);
   char err[512] = "";
-  rc = cr_store_open(cfg->host.data_dir, &d->store, err, sizeof err);
+  rc = cr_store_open(cr_config_store_at(cfg), &d->store, err, sizeof err);
   if (rc != 0) {
     cr__daemon_logf(d, CR_LOG_ERROR, "cannot open store in %s: %s",
-                    cfg->host.data_dir, err);
+                    cr_config_store_label(cfg), err);
     return rc;
   }
   if ((rc = add_api_objects(d, diags)) != 0)
@@ -365,18 +365,18 @@ static int start_signal(cr_daemon *d, uv_signal_t *s, int signum) {
 static int start_delivery(cr_daemon *d) {
   struct cr_delivery_opts o = {.loop = &d->loop,
                                .store = d->store,
-                               .data_dir = d->cfg->cfg->host.data_dir,
+                               .data_dir = cr_config_store_at(d->cfg->cfg),
                                .log = d->log,
                                .log_ud = d->log_ud,
                                .log_min_level = d->log_min_level};
   int rc = cr_delivery_new(&o, &d->delivery);
-  struct cr_export_opts eo = {.data_dir = d->cfg->cfg->host.data_dir,
+  struct cr_export_opts eo = {.data_dir = cr_config_store_at(d->cfg->cfg),
                               .log = d->log,
                               .log_ud = d->log_ud,
                               .log_min_level = d->log_min_level};
   if (rc == 0)
     rc = cr_export_engine_new(&eo, &d->exports);
-  struct cr_batch_opts bo = {.data_dir = d->cfg->cfg->host.data_dir,
+  struct cr_batch_opts bo = {.data_dir = cr_config_store_at(d->cfg->cfg),
                              .log = d->log,
                              .log_ud = d->log_ud,
                              .log_min_level = d->log_min_level};
@@ -456,6 +456,8 @@ static int start_handles(cr_daemon *d) {
   if (rc == 0)
     rc = start_delivery(d);
   if (rc == 0)
+    cr__daemon_listen_start(d);
+  if (rc == 0)
     rc = cr__daemon_alerts_start(d);
   if (rc == 0)
     rc = cr__daemon_plugins_start(d);
@@ -482,7 +484,7 @@ int cr_daemon_run(cr_daemon *d) {
                   "serving: %zu authorizations, %zu works, %zu plugins; "
                   "store %s; health checks every %lld s",
                   cfg->n_auths, cfg->n_works, cr_plugin_host_count(d->plugins),
-                  cfg->host.data_dir,
+                  cr_config_store_label(cfg),
                   (long long)(cfg->host.health_check_interval_ms / 1000));
   if (rc == 0 && d->serve_api)
     rc = cr__daemon_api_start(d);
@@ -523,6 +525,7 @@ const cr_plugin_host *cr_daemon_plugins(const cr_daemon *d) {
 void cr_daemon_free(cr_daemon *d) {
   if (d == NULL)
     return;
+  cr__daemon_listen_stop(d);
   cr__daemon_runner_free(d);
   cr_delivery_free(d->delivery);
   cr_export_engine_free(d->exports);

@@ -75,7 +75,7 @@ int cr__daemon_api_start(cr_daemon *d) {
   const char *listen = d->api_listen ? d->api_listen : cfg->host.listen;
   struct cr_api_options o = {
       .listen = listen,
-      .data_dir = cfg->host.data_dir,
+      .data_dir = cr_config_store_at(cfg),
       .plugins = d->plugins,
       .runner_id = d->runner.runner_id,
       .hooks = {.ud = d,

@@ -21,7 +21,9 @@
 #include "events/delivery.h"
 #include "events/events.h"
 #include "export/export_engine.h"
+#include "store/claim_signal.h"
 #include "store/store_cluster.h"
+#include "store/store_listen.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -318,4 +320,35 @@ void cr__daemon_cluster_free(cr_daemon *d) {
   d->cluster.n_subs = 0;
   cr__free(d->cluster.sub_arr);
   d->cluster.sub_arr = NULL;
+}
+
+/* ---- News from the other instances (PostgreSQL) -------------------------- */
+
+static void on_news(void *ud, int news) {
+  cr_daemon *d = ud;
+  if (news & CR_STORE_NEWS_CLAIMS) {
+    cr_claim_signal();                   /* the API's long polls */
+    atomic_store(&d->kick_requested, 1); /* the local runner */
+    if (atomic_load(&d->running))
+      uv_async_send(&d->wakeup);
+  }
+  if (news & CR_STORE_NEWS_EVENTS)
+    cr__daemon_events_written(d);
+}
+
+void cr__daemon_listen_start(cr_daemon *d) {
+  const char *at = cr_config_store_at(d->cfg->cfg);
+  char err[256] = "";
+  int rc =
+      cr_store_listen(at, on_news, d, &d->cluster.listener, err, sizeof err);
+  if (rc != 0 && rc != CR_ENOTSUP)
+    cr__daemon_logf(d, CR_LOG_WARN,
+                    "no notifications from the other instances (%s); "
+                    "they are found on each tick instead",
+                    err);
+}
+
+void cr__daemon_listen_stop(cr_daemon *d) {
+  cr_store_listen_stop(d->cluster.listener);
+  d->cluster.listener = NULL;
 }

@@ -73,6 +73,8 @@ struct cr__cluster {
   size_t n_subs;
   cr_config sub_cfg;
   struct cr_config_subscription *sub_arr;
+  /* On PostgreSQL: news from the other instances (store_listen.h). */
+  struct cr_store_listener *listener;
 };
 
 struct cr_daemon {
@@ -174,6 +176,14 @@ void cr__daemon_cluster_engines(cr_daemon *d);
 void cr__daemon_cluster_stop(cr_daemon *d);
 /* Frees what the cluster state holds (after the engines are gone). */
 void cr__daemon_cluster_free(cr_daemon *d);
+
+/* On a PostgreSQL store, listens for the other instances' news: claimable
+ * executions wake the local runner and the API's long polls, committed
+ * events the delivery and export engines. Elsewhere a no-op. A listener
+ * that cannot start is a warning: the instances then find the news on
+ * their own ticks. cr__daemon_listen_stop before the engines are freed. */
+void cr__daemon_listen_start(cr_daemon *d);
+void cr__daemon_listen_stop(cr_daemon *d);
 
 /* New events were committed: kicks the webhook delivery and the table
  * exports. Loop thread. */

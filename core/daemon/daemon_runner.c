@@ -358,7 +358,7 @@ static void on_grace(uv_timer_t *t) {
 int cr__daemon_runner_start(cr_daemon *d) {
   struct cr__runner *rn = &d->runner;
   const cr_config *cfg = d->cfg->cfg;
-  if ((rn->data_dir = cr__strdup(cfg->host.data_dir)) == NULL)
+  if ((rn->data_dir = cr__strdup(cr_config_store_at(cfg))) == NULL)
     return CR_ENOMEM;
   rn->concurrency = cfg->host.runner_concurrency > 0
                         ? (unsigned)cfg->host.runner_concurrency

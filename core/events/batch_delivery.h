@@ -35,7 +35,8 @@
 typedef struct cr_batch_engine cr_batch_engine;
 
 struct cr_batch_opts {
-  const char *data_dir; /* borrowed: the store's directory (required) */
+  const char *data_dir; /* borrowed: the store's directory or URL
+                           (cr_store_open; required) */
   cr_log_fn log;        /* may be NULL; called from the engine's thread */
   void *log_ud;
   int log_min_level;

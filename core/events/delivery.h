@@ -32,18 +32,19 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "util/log.h"
 #include "store/store.h"
+#include "util/log.h"
 
 typedef struct cr_delivery cr_delivery;
 
 struct cr_delivery_opts {
   uv_loop_t *loop; /* borrowed */
   cr_store *store; /* borrowed: the loop thread's connection */
-  /* borrowed: the store's data directory; the engine's store thread opens
+  /* borrowed: the store's data directory or URL (cr_store_open); the
+   * engine's store thread opens
    * its own connection there (required) */
   const char *data_dir;
-  cr_log_fn log;   /* may be NULL */
+  cr_log_fn log; /* may be NULL */
   void *log_ud;
   int log_min_level;
   long max_connections; /* total concurrent requests; 0 = 64 */

@@ -176,9 +176,23 @@ int cr_store_schema_version(cr_store *s, int *out) {
 /* Claimable executions are announced (claim_signal.h) once the change is
  * committed: at once outside a transaction, else when the outermost one
  * commits. */
+/* Other processes learn of news through the backend (store_listen.h):
+ * once per transaction. A failure only costs them their wake-up (they also
+ * look on their own every few seconds), so it is not the caller's error. */
+static void announce(cr_store *s, int news) {
+  if (s->ops->notify == NULL || (s->txn_depth > 0 && (s->announced & news)))
+    return;
+  char saved[CR_STORE_ERRLEN];
+  memcpy(saved, s->last_error, sizeof saved);
+  if (s->ops->notify(s, news) == 0 && s->txn_depth > 0)
+    s->announced |= news;
+  memcpy(s->last_error, saved, sizeof saved);
+}
+
 static int claimable(cr_store *s, int rc) {
   if (rc != 0)
     return rc;
+  announce(s, CR_STORE_NEWS_CLAIMS);
   if (s->txn_depth > 0)
     s->signal_pending = 1;
   else
@@ -203,6 +217,7 @@ static void txn_end(cr_store *s, int committed) {
     if (committed && s->signal_pending)
       cr_claim_signal();
     s->signal_pending = 0;
+    s->announced = 0;
   }
 }
 
@@ -396,8 +411,11 @@ int cr_store_event_append(cr_store *s, const struct cr_event_rec *in,
       bad_str(in->verb) || in->at < 0)
     return invalid(s, "event needs a subject type, a subject id and a verb");
   int64_t dummy;
-  return CALL(s, event_append, in, or_now(in->at),
-              id_out != NULL ? id_out : &dummy);
+  int rc = CALL(s, event_append, in, or_now(in->at),
+                id_out != NULL ? id_out : &dummy);
+  if (rc == 0)
+    announce(s, CR_STORE_NEWS_EVENTS);
+  return rc;
 }
 
 int cr_store_event_query(cr_store *s, const struct cr_event_filter *f,

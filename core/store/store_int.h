@@ -14,6 +14,7 @@
 #include "store/store.h"
 #include "store/store_batches.h"
 #include "store/store_cluster.h"
+#include "store/store_listen.h"
 #include "store/store_runners.h"
 
 #include <stdarg.h>
@@ -213,6 +214,11 @@ struct cr_store_ops {
   int (*exec_log_list)(cr_store *s, int64_t id, size_t limit,
                        struct cr_exec_log_rec **out, size_t *n);
   int (*exec_retry_due)(cr_store *s, int64_t after, int64_t until, int *due);
+
+  /* Tells other processes' listeners (store_listen.h) about news (enum
+   * cr_store_news) once the current transaction commits, or at once. A
+   * no-op where the database has no channel. */
+  int (*notify)(cr_store *s, int news);
 };
 
 /* The base of every backend's store object (its first member). */
@@ -225,6 +231,8 @@ struct cr_store {
   /* cr_store_begin levels open (store.c), and a claimable execution waits
    * for the outermost commit to be announced (claim_signal.h). */
   int txn_depth, signal_pending;
+  /* news already sent (notify) in the transaction open now */
+  int announced;
 };
 
 /* Formats the message cr_store_last_error() returns (printf-style,

@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -1021,7 +1022,28 @@ static int sq_auth_credentials_get(cr_store *s, const char *auth_id,
 
 /* ---- The function table -------------------------------------------------- */
 
+/* News for the other processes' listeners (store_listen.h): a NOTIFY on
+ * PostgreSQL, sent when the transaction commits; nothing on SQLite. */
+static int sq_notify(cr_store *s, int news) {
+  struct sq_store *q = sqs(s);
+  if (q->db->drv->dialect != CR_SQL_PG)
+    return 0;
+  cr_sql_stmt *st = NULL;
+  int rc = cr__sq_prep(q, ST_NOTIFY, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1,
+                  news == CR_STORE_NEWS_CLAIMS   ? "claims"
+                  : news == CR_STORE_NEWS_EVENTS ? "events"
+                                                 : "all");
+  int src = cr__sql_step(st);
+  rc = src == CR_SQL_ROW || src == CR_SQL_DONE ? 0 : cr__sq_fail(q, src);
+  cr__sq_done(st);
+  return rc;
+}
+
 const struct cr_store_ops cr__sq_ops = {
+    .notify = sq_notify,
     .name = "sql",
     .close = cr__sq_close,
     .schema_version = cr__sq_schema_version,

@@ -89,6 +89,7 @@
   X(BEGIN, "BEGIN IMMEDIATE") \
   X(BEGIN_READ, "BEGIN DEFERRED") \
   X(COMMIT, "COMMIT") \
+  X(NOTIFY, "SELECT ?1") /* PostgreSQL only: see store_sql_pg.c */ \
   X(ROLLBACK, "ROLLBACK") \
   X(SAVEPOINT, "SAVEPOINT cr_op") \
   X(RELEASE, "RELEASE cr_op") \
@@ -135,9 +136,9 @@
     "error_email_notifications = excluded.error_email_notifications, " \
     "max_attempts = excluded.max_attempts, " \
     "runner_labels_json = excluded.runner_labels_json, " \
-    "next_run_at = CASE WHEN deleted_at IS NOT NULL " \
+    "next_run_at = CASE WHEN works.deleted_at IS NOT NULL " \
     "THEN excluded.next_run_at " \
-    "ELSE COALESCE(excluded.next_run_at, next_run_at) END, " \
+    "ELSE COALESCE(excluded.next_run_at, works.next_run_at) END, " \
     "created_at = excluded.created_at, updated_at = excluded.updated_at, " \
     "deleted_at = NULL") \
   X(WORK_GET, \
@@ -168,8 +169,8 @@
   X(METRICS_ADD, \
     "INSERT INTO metrics (auth_id, bucket_start, requests, errors) " \
     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (auth_id, bucket_start) DO UPDATE " \
-    "SET requests = requests + excluded.requests, " \
-    "errors = errors + excluded.errors") \
+    "SET requests = metrics.requests + excluded.requests, " \
+    "errors = metrics.errors + excluded.errors") \
   X(MQ_HOUR_AUTH, MQ("bucket_start", MQ_AUTH)) \
   X(MQ_HOUR_ALL, MQ("bucket_start", "")) \
   X(MQ_DAY_AUTH, MQ(MQ_DAY, MQ_AUTH)) \
@@ -273,7 +274,7 @@
     "subscription_id = ?1 AND at >= ?2 AND http_status BETWEEN 200 AND " \
     "299), EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1) FROM " \
     "(SELECT COALESCE((SELECT batched FROM subscriptions WHERE id = ?1), " \
-    "0) = 1 AS b)") \
+    "0) = 1 AS b) AS kind") \
   X(SUB_ATTEMPTS, \
     "SELECT id, event_id, at, http_status, latency_ms, error FROM " \
     "delivery_attempts WHERE subscription_id = ?1 AND id < ?2 ORDER BY id " \

@@ -206,6 +206,7 @@ const char *const cr__sq_pg_migrations[] = {NULL};
 
 const char *const cr__sq_pg_sql[ST_COUNT] = {
   [ST_BEGIN] = "BEGIN; SELECT pg_advisory_xact_lock(" CR__SQ_PG_WRITE_LOCK ")",
+  [ST_NOTIFY] = "SELECT pg_notify('connrun', ?1)",
   [ST_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ",
   [ST_SUB_WRITE] = SUB_WRITE_SQL(PG_EVENTS_SEQ),
   [ST_EVENT_LAST_ID] =

@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include "fake_http.h"
+#include "pgserver.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -26,21 +27,36 @@
 #define TOKEN "cluster-test-token-1f0a"
 #define N_DUTIES 6
 
+/* --pg: the same on a private PostgreSQL server (host.store). */
+static int g_use_pg;
+static struct cr_pgserver g_pg;
+
 struct env {
   char *dir, *cfg, data[600];
+  char store[600]; /* what cr_store_open opens: data, or the URL */
 };
 
 /* extra: YAML appended to the configuration (may be ""). */
 static void env_init(struct env *e, const char *extra) {
   e->dir = cr_test_mkdtemp("cluster");
   snprintf(e->data, sizeof e->data, "%s/data", e->dir);
+  snprintf(e->store, sizeof e->store, "%s", e->data);
+  char store_yaml[700] = "";
+  if (g_use_pg) {
+    static int n;
+    char name[32];
+    snprintf(name, sizeof name, "c%d", ++n);
+    assert_int_equal(
+        cr_pgserver_createdb(&g_pg, name, e->store, sizeof e->store), 0);
+    snprintf(store_yaml, sizeof store_yaml, "  store: \"%s\"\n", e->store);
+  }
   char yaml[4096];
   snprintf(yaml, sizeof yaml,
-           "host:\n  data_dir: %s\n  listen: 127.0.0.1:0\n"
+           "host:\n  data_dir: %s\n%s  listen: 127.0.0.1:0\n"
            "  health_check_interval: 1h\n"
            "  api_tokens: [{name: ops, token: \"" TOKEN "\", scopes: [read]}]\n"
            "%s",
-           e->data, extra);
+           e->data, store_yaml, extra);
   e->cfg = cr_test_write_file(e->dir, "connrun.yaml", yaml);
 }
 
@@ -143,7 +159,7 @@ static void test_failover(void **state) {
   /* The takeover is an event naming where each duty came from. */
   cr_store *s = NULL;
   char err[256];
-  assert_int_equal(cr_store_open(e.data, &s, err, sizeof err), 0);
+  assert_int_equal(cr_store_open(e.store, &s, err, sizeof err), 0);
   struct cr_event_filter f = {.subject_type = "instance", .limit = 100};
   struct cr_event_rec *ev = NULL;
   size_t n = 0;
@@ -289,22 +305,30 @@ static void test_subscriptions_spread(void **state) {
       usleep(100 * 1000);
   assert_true(ok);
   int64_t first = 0, last = 0, first2 = 0, last2 = 0;
-  emit_events(e.data, &first, &last);
+  emit_events(e.store, &first, &last);
   assert_true(wait_arrived(rx, first, last));
 
   kill(a.pid, SIGKILL); /* its three subscriptions go to b */
   assert_true(cr_test_proc_wait(&a, 10000) >= 0);
   free(a.log_path);
-  emit_events(e.data, &first2, &last2);
+  emit_events(e.store, &first2, &last2);
   assert_true(wait_arrived(rx, first, last2));
   assert_int_equal(cr_test_proc_stop(&b), 0);
   cr_fake_http_stop(rx);
   env_free(&e);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_failover),
       cmocka_unit_test(test_subscriptions_spread)};
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  g_use_pg = argc > 1 && strcmp(argv[1], "--pg") == 0;
+  if (g_use_pg && cr_pgserver_start(&g_pg, 0) != 0) {
+    fprintf(stderr, "PostgreSQL: %s\n", g_pg.error);
+    return 1;
+  }
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  if (g_use_pg)
+    cr_pgserver_stop(&g_pg);
+  return rc;
 }

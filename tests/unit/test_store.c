@@ -1326,7 +1326,8 @@ static void test_counts(void **state) {
                                          "INSERT INTO runners (id) VALUES "
                                          "('r1')"),
                    CR_EEXIST);
-  assert_non_null(strstr(cr_store_last_error(f->s), "UNIQUE"));
+  assert_non_null(
+      strstr(cr_store_last_error(f->s), g_use_pg ? "unique" : "UNIQUE"));
   assert_int_equal(cr__store_sqlite_exec(f->s, "SELEC nonsense"), CR_ESTORE);
   assert_true(strlen(cr_store_last_error(f->s)) > 0);
   /* A successful call clears the last error. */
@@ -1806,9 +1807,14 @@ static void test_auth_credentials(void **state) {
   assert_int_equal(cr_store_auth_credentials_get(f->s, "a1", "h2", &json), 0);
   assert_string_equal(json, c2);
   cr__free(json);
-  assert_int_equal(qint(f->s, "SELECT count(*) FROM auth_credentials WHERE "
-                              "scheme = 'plain' AND key_id IS NULL AND "
-                              "typeof(blob) = 'blob'"),
+  assert_int_equal(qint(f->s, g_use_pg
+                                  ? "SELECT count(*) FROM auth_credentials "
+                                    "WHERE scheme = 'plain' AND key_id IS "
+                                    "NULL AND pg_typeof(blob) = 'bytea'::"
+                                    "regtype"
+                                  : "SELECT count(*) FROM auth_credentials "
+                                    "WHERE scheme = 'plain' AND key_id IS "
+                                    "NULL AND typeof(blob) = 'blob'"),
                    1);
   /* A scheme this build cannot decode. */
   assert_int_equal(cr__store_sqlite_exec(f->s, "UPDATE auth_credentials SET "

@@ -27,6 +27,8 @@
 
 #define INT8OID 20
 #define BYTEAOID 17
+#define TEXTOID 25
+#define CR__PG_MAXP 256 /* parameters the store's statements use, at most */
 
 struct pg {
   struct cr_sql base;
@@ -42,6 +44,7 @@ struct pg_stmt {
   struct cr_sql_stmt base;
   char *sql;
   int nparams, simple, write, persistent;
+  char used[CR__PG_MAXP]; /* $n appears in the SQL */
   char name[24];
   unsigned prepared_gen; /* 0: not prepared */
   const char **vals;
@@ -130,7 +133,7 @@ static int starts(const char *s, const char *word) {
 }
 
 /* SQLite's dialect to PostgreSQL's: parameters and INDEXED BY hints. */
-static char *translate(const char *in, int *nparams) {
+static char *translate(const char *in, int *nparams, char *used) {
   size_t cap = strlen(in) * 2 + 16, o = 0;
   char *out = cr__malloc(cap);
   int anon = 0, quote = 0, maxp = 0;
@@ -147,6 +150,8 @@ static char *translate(const char *in, int *nparams) {
       else
         n = ++anon;
       o += (size_t)snprintf(out + o, cap - o, "$%d", n);
+      if (n > 0 && n <= CR__PG_MAXP)
+        used[n - 1] = 1;
       maxp = n > maxp ? n : maxp;
       continue;
     }
@@ -172,7 +177,7 @@ static int pg_prepare(cr_sql *conn, const char *sql, int persistent,
   if (s == NULL)
     return CR_ENOMEM;
   s->base.conn = conn;
-  s->sql = translate(sql, &s->nparams);
+  s->sql = translate(sql, &s->nparams, s->used);
   int n = s->nparams > 0 ? s->nparams : 1;
   s->vals = cr__calloc((size_t)n, sizeof *s->vals);
   s->lens = cr__calloc((size_t)n, sizeof *s->lens);
@@ -183,6 +188,8 @@ static int pg_prepare(cr_sql *conn, const char *sql, int persistent,
     conn->drv->finalize(&s->base);
     return CR_ENOMEM;
   }
+  for (int k = 0; k < s->nparams; k++)
+    s->types[k] = k < CR__PG_MAXP && s->used[k] ? 0 : TEXTOID;
   s->simple = s->nparams == 0 && strchr(s->sql, ';') != NULL;
   s->write = starts(s->sql, "INSERT") || starts(s->sql, "UPDATE") ||
              starts(s->sql, "DELETE") || starts(s->sql, "WITH");
@@ -237,6 +244,8 @@ static void pg_bind_i64(cr_sql_stmt *st, int i, int64_t v) {
   s->types[k] = INT8OID;
 }
 
+/* Text lets the server infer the type; a parameter the statement leaves
+ * out (bound all the same) must be given one. */
 static void pg_bind_text(cr_sql_stmt *st, int i, const char *v) {
   struct pg_stmt *s = PS(st);
   int k = slot(s, i);
@@ -245,7 +254,7 @@ static void pg_bind_text(cr_sql_stmt *st, int i, const char *v) {
   s->vals[k] = v;
   s->lens[k] = 0;
   s->fmts[k] = 0;
-  s->types[k] = 0;
+  s->types[k] = k < CR__PG_MAXP && s->used[k] ? 0 : TEXTOID;
 }
 
 static void pg_bind_blob(cr_sql_stmt *st, int i, const void *v, size_t n) {
@@ -338,7 +347,9 @@ static int run(struct pg *c, struct pg_stmt *s) {
     if (tuples != NULL && *tuples != '\0')
       c->changes = strtoll(tuples, NULL, 10);
     s->res = r;
-    s->nrows = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
+    /* several statements (a BEGIN and its lock) return no rows */
+    s->nrows =
+        PQresultStatus(r) == PGRES_TUPLES_OK && !s->simple ? PQntuples(r) : 0;
     s->row = -1;
     return 0;
   }
@@ -366,7 +377,7 @@ static void pg_reset(cr_sql_stmt *st) {
   clear_result(s);
   for (int k = 0; k < s->nparams; k++) {
     s->vals[k] = NULL;
-    s->types[k] = 0;
+    s->types[k] = k < CR__PG_MAXP && s->used[k] ? 0 : TEXTOID;
     s->fmts[k] = 0;
     s->lens[k] = 0;
   }
