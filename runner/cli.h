@@ -29,6 +29,7 @@ int cr_cmd_events(int argc, char **argv);
 int cr_cmd_subscriptions(int argc, char **argv);
 int cr_cmd_runners(int argc, char **argv);
 int cr_cmd_cluster(int argc, char **argv);
+int cr_cmd_store(int argc, char **argv);
 int cr_cmd_works(int argc, char **argv);
 int cr_cmd_cancel(int argc, char **argv);
 int cr_cmd_auth(int argc, char **argv);

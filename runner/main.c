@@ -33,6 +33,8 @@ static const struct command commands[] = {
      "remote runners: status, labels, executions; revoke"},
     {"cluster", cr_cmd_cluster,
      "serve instances sharing the store and the duties each holds"},
+    {"store", cr_cmd_store,
+     "copy a SQLite installation into PostgreSQL (store migrate)"},
     {"runner", cr_cmd_runner,
      "run a remote runner host that claims executions from a server"},
 };

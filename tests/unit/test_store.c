@@ -21,6 +21,7 @@
 #include "exec/execution.h"
 #include "store/store.h"
 #include "store/store_cluster.h"
+#include "store/store_copy.h"
 #include "store/store_runners.h"
 #include "store/store_sql.h"
 #include "util/alloc.h"
@@ -2807,8 +2808,88 @@ static void test_cluster_duties(void **state) {
   cr__clock_set_fake(0);
 }
 
+/* --pg: a SQLite installation copied into PostgreSQL with `connrun store
+ * migrate` (the binary), verified; ids and per-subject sequences go on
+ * after the copied ones; a second migrate into the now full target is
+ * refused and changes nothing; the SQLite store is not a target. */
+static void test_migrate_from_sqlite(void **state) {
+  struct fixture *f = *state;
+  char *dir = cr_test_mkdtemp("migrate"), err[256] = "";
+  cr_store *lite = NULL;
+  assert_int_equal(cr_store_open(dir, &lite, err, sizeof err), 0);
+  put_work(lite, "a1", "w1");
+  int64_t x = new_exec(lite, "w1");
+  assert_int_equal(
+      cr_store_exec_transition(lite, x, 0, "cancelled", "test", NULL, NULL), 0);
+  put_sub(lite, "s1", NULL, "h");
+  int64_t last = 0;
+  for (int i = 0; i < 50; i++)
+    last =
+        append(lite, i % 2 ? "work" : "auth", i % 3 ? "w1" : "a1", "synced", 0);
+  assert_int_equal(cr_store_outbox_enqueue(lite, 0, NULL), 0);
+  assert_int_equal(
+      cr_store_auth_credentials_set(lite, "a1", "h", "{\"token\":\"t\"}"), 0);
+  assert_int_equal(cr_store_metrics_add(lite, "a1", 7200000, 5, 1), 0);
+  int64_t ver = 0;
+  assert_int_equal(
+      cr_store_sync_state_commit(lite, "w1", "{\"c\":3}", 9, x, "n", &ver), 0);
+  struct cr_store_counts before;
+  assert_int_equal(cr_store_counts(lite, &before), 0);
+  cr_store_close(lite);
+
+  /* The fixture's PostgreSQL store is empty: migrate into it. */
+  char db[4300];
+  snprintf(db, sizeof db, "%s/%s", dir, CR_STORE_DB_NAME);
+  char *argv[] = {CR_CONNRUN_BIN, "store",  "migrate", "--from", db,
+                  "--to",         f->where, "--json",  NULL};
+  char *out = NULL;
+  assert_int_equal(cr_test_run(argv, NULL, &out), 0);
+  assert_non_null(strstr(out, "\"verified\": true"));
+  free(out);
+  struct cr_store_counts after;
+  assert_int_equal(cr_store_counts(f->s, &after), 0);
+  assert_int_equal(after.events, before.events);
+  assert_int_equal(after.executions, before.executions);
+  assert_int_equal(after.outbox, before.outbox);
+  assert_int_equal(after.sync_states, before.sync_states);
+  char *cred = NULL;
+  assert_int_equal(cr_store_auth_credentials_get(f->s, "a1", "h", &cred), 0);
+  assert_string_equal(cred, "{\"token\":\"t\"}");
+  cr__free(cred);
+  /* Ids and sequences continue. */
+  int64_t next = append(f->s, "work", "w1", "synced", 0);
+  assert_int_equal(next, last + 1);
+  struct cr_event_rec *ev = NULL;
+  size_t n = 0;
+  struct cr_event_filter flt = {.after_id = last, .limit = 10};
+  assert_int_equal(cr_store_event_query(f->s, &flt, &ev, &n), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(ev[0].seq, 17 + 1); /* w1's work events: i odd, i%3 */
+  cr_event_rec_free_list(ev, n);
+  assert_true(new_exec(f->s, "w1") > x);
+
+  /* Again: refused, nothing changed. */
+  assert_int_not_equal(cr_test_run(argv, NULL, &out), 0);
+  assert_non_null(strstr(out, "not empty"));
+  free(out);
+  struct cr_store_counts again;
+  assert_int_equal(cr_store_counts(f->s, &again), 0);
+  assert_int_equal(again.events, after.events + 1);
+  /* Only PostgreSQL is a target. */
+  cr_store *l2 = NULL, *l3 = NULL;
+  assert_int_equal(cr_store_open(dir, &l2, err, sizeof err), 0);
+  assert_int_equal(cr_store_open_url("sqlite::memory:", &l3, err, sizeof err),
+                   0);
+  assert_int_equal(cr_store_copy(l2, l3, NULL, err, sizeof err), CR_EINVAL);
+  cr_store_close(l2);
+  cr_store_close(l3);
+  cr_test_rmtree(dir);
+  free(dir);
+}
+
 /* Markers of the SQLite-only tests. */
 static int setup_lite(void **state) { return setup(state); }
+static int setup_pg(void **state) { return setup(state); } /* --pg only */
 static int lite_alone(void **state) {
   (void)state;
   return 0;
@@ -2821,6 +2902,7 @@ int main(int argc, char **argv) {
                                       NULL),
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 #define S(name) cmocka_unit_test_setup_teardown(name, setup_lite, teardown)
+#define P(name) cmocka_unit_test_setup_teardown(name, setup_pg, teardown)
       S(test_reopen_applies_nothing_and_keeps_data),
       S(test_upgrade_from_version_1),
       S(test_newer_schema_is_refused_untouched),
@@ -2866,17 +2948,23 @@ int main(int argc, char **argv) {
       T(test_savepoint_restores_doomed),
       T(test_savepoint_misuse),
       T(test_cluster_duties),
+      P(test_migrate_from_sqlite),
 #undef T
 #undef S
+#undef P
   };
   size_t n = sizeof tests / sizeof tests[0];
-  if (!g_use_pg)
-    return _cmocka_run_group_tests("test_store", tests, n, NULL, NULL);
-  if (cr_pgserver_start(&g_pg, 1) != 0) {
+  if (g_use_pg && cr_pgserver_start(&g_pg, 1) != 0) {
     fprintf(stderr, "PostgreSQL: %s\n", g_pg.error);
     return 1;
   }
   size_t k = 0;
+  if (!g_use_pg) {
+    for (size_t i = 0; i < n; i++)
+      if (tests[i].setup_func != setup_pg)
+        tests[k++] = tests[i];
+    return _cmocka_run_group_tests("test_store", tests, k, NULL, NULL);
+  }
   for (size_t i = 0; i < n; i++)
     if (tests[i].setup_func != setup_lite && tests[i].setup_func != lite_alone)
       tests[k++] = tests[i];
