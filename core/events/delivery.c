@@ -73,8 +73,11 @@ struct cr_delivery {
   struct cr_outbox_rec *spare;
   size_t n_spare, spare_left, spare_first; /* first not done */
   int reread; /* rows were let go: the next read is full */
-  int dry;    /* the last read brought nothing new: do not ask again until
-                 a kick, a poll or a result (an idle engine must not spin) */
+  /* Until that full read arrives, rows of reads after the positions are
+   * let go too: sent now, they would pass the rows let go before them. */
+  int await_full;
+  int dry; /* the last read brought nothing new: do not ask again until
+              a kick, a poll or a result (an idle engine must not spin) */
   int total_in_flight;
   struct cr_delivery_stats stats;
 };
@@ -241,6 +244,14 @@ static void rt_collect(cr_delivery *d) {
   }
 }
 
+/* The store thread's positions are past rows the loop let go (they stay
+ * undelivered in the store): the next read is a full one, and rows read
+ * after the positions until then are let go as well. */
+static void want_full(cr_delivery *d) {
+  d->reread = 1;
+  d->await_full = 1;
+}
+
 int cr_delivery_configure(cr_delivery *d, const cr_config *cfg) {
   for (struct sub_rt *rt = d->subs; rt != NULL; rt = rt->next)
     rt->removed = 1;
@@ -259,11 +270,6 @@ int cr_delivery_configure(cr_delivery *d, const cr_config *cfg) {
     for (struct sub_rt *o = d->subs; o != NULL; o = o->next)
       if (o->removed && strcmp(o->id, c->id) == 0 && old == NULL)
         old = o;
-    /* A subscription new to the engine may already have rows the store
-     * thread read and the loop let go (it did not know it yet, e.g. one
-     * created through the API before this reload): read everything again. */
-    if (old == NULL)
-      d->reread = 1;
     if (old != NULL) { /* keep the window of in-flight requests */
       memcpy(rt->in_flight, old->in_flight, sizeof rt->in_flight);
       rt->n_in_flight = old->n_in_flight;
@@ -275,6 +281,13 @@ int cr_delivery_configure(cr_delivery *d, const cr_config *cfg) {
     rt->next = d->subs;
     d->subs = rt;
   }
+  /* The store thread's positions may be past rows the loop let go: rows of
+   * a subscription it did not have yet (one created through the API before
+   * this reload, or one this instance just took over), or of one it
+   * dropped and now has again while requests of the old one are still in
+   * flight. Read everything again, or such a subscription would skip them
+   * and send newer events first. */
+  want_full(d);
   rt_collect(d);
   if (!d->closing)
     submit(d); /* the capacity to fill */
@@ -314,7 +327,7 @@ static void push_result(cr_delivery *d, struct cr__dw_result *r) {
  * window, reference dropped; it stays pending in the store. */
 static void drop_delivery(cr_delivery *d, struct sub_rt *rt, int64_t id) {
   struct sub_rt *live = rt_live(d, rt);
-  d->reread = 1; /* the store thread's positions are past it */
+  want_full(d); /* the store thread's positions are past it */
   window_remove(live, id);
   live->requests--;
   d->total_in_flight--;
@@ -651,11 +664,19 @@ static void fill(cr_delivery *d) {
  * the positions is appended. Rows in a window or without a subscription
  * are done at once. */
 static void take_rows(cr_delivery *d, struct cr__dw_batch *b) {
+  if (!b->full && d->await_full) {
+    cr__dw_dispose(d->w, b->rows, b->n_rows); /* the full read brings them */
+    b->rows = NULL;
+    b->n_rows = 0;
+    return;
+  }
+  if (b->full)
+    d->await_full = 0;
   size_t first = b->full ? 0 : d->spare_left; /* where the new rows go */
   if (b->full)
     spare_set(d, b->rows, b->n_rows);
   else if (spare_append(d, b->rows, b->n_rows) != 0) {
-    d->reread = 1; /* out of memory: those rows are gone */
+    want_full(d); /* out of memory: those rows are gone */
     return;
   }
   for (size_t i = first; i < d->n_spare; i++) {

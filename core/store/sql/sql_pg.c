@@ -33,7 +33,9 @@
 struct pg {
   struct cr_sql base;
   PGconn *conn;
-  const char *begin_write; /* static SQL */
+  const char *begin_write; /* static SQL: BEGIN; then the lock */
+  const char *lock;        /* the lock alone (inside begin_write) */
+  int locked;              /* the open transaction holds the lock */
   int64_t changes;
   unsigned gen;   /* connection generation (prepared statements die) */
   unsigned names; /* server-side statement names given */
@@ -294,9 +296,28 @@ static int ok(const PGresult *r) {
   return t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK;
 }
 
+/* A write inside a transaction that began without the write lock (a read
+ * snapshot) takes it first: no write ever runs unserialized. */
+static int lock_for_write(struct pg *c) {
+  if (c->lock == NULL || c->locked)
+    return 0;
+  PGresult *r = PQexec(c->conn, c->lock);
+  int rc = ok(r) ? 0 : pg_fail(c, r);
+  PQclear(r);
+  c->locked = rc == 0;
+  return rc;
+}
+
 /* Runs s: wrapped in the write transaction when it writes outside one. */
 static int run(struct pg *c, struct pg_stmt *s) {
   int idle = PQtransactionStatus(c->conn) == PQTRANS_IDLE || lost(c);
+  if (idle)
+    c->locked = 0;
+  if (!idle && s->write) {
+    int rc = lock_for_write(c);
+    if (rc != 0)
+      return rc;
+  }
   int wrap = s->write && idle && c->begin_write != NULL;
   int safe = idle && (!s->write || wrap); /* retry after a lost connection */
   for (int attempt = 0;; attempt++) {
@@ -322,10 +343,14 @@ static int run(struct pg *c, struct pg_stmt *s) {
       PQclear(r);
       if (lost(c) && attempt == 0 && safe && !wrap)
         continue;
-      if (wrap && !lost(c))
+      /* a BEGIN whose lock failed (lock_timeout) leaves no transaction */
+      if ((wrap || (idle && starts(s->sql, "BEGIN"))) && !lost(c))
         PQclear(PQexec(c->conn, "ROLLBACK"));
       return rc;
     }
+    if (s->simple && idle && c->begin_write != NULL &&
+        strcmp(s->sql, c->begin_write) == 0)
+      c->locked = 1;
     if (wrap) {
       PGresult *e = PQexec(c->conn, "COMMIT");
       if (!ok(e)) {
@@ -481,6 +506,8 @@ int cr__sql_pg_open(const char *url, const char *begin_write, cr_sql **out,
   }
   c->base.drv = &pg_driver;
   c->begin_write = begin_write;
+  const char *semi = begin_write != NULL ? strchr(begin_write, ';') : NULL;
+  c->lock = semi != NULL ? semi + 1 : NULL;
   c->gen = 1;
   c->conn = PQconnectdb(url);
   if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK) {
