@@ -1,0 +1,493 @@
+/* bench_scaleout.c: several `connrun serve` instances on one PostgreSQL
+ * database, next to one instance on SQLite measured in the same run.
+ *   (1) No-op executions end to end through 4 `connrun runner` processes
+ *       (long-poll claims, reports over HTTP), 1 instance on SQLite, 1 on
+ *       PostgreSQL, 3 on PostgreSQL with the runners spread over them.
+ *   (2) Events delivered per second to a loopback receiver by 6 webhook
+ *       subscriptions (spread over the instances), 1 SQLite instance, 1 and
+ *       3 PostgreSQL instances; events written into the store directly.
+ *   (3) Claim latency, Created -> Pending, executions started one at a time
+ *       through one instance while the runners long-poll another (the
+ *       wake-up crosses instances through LISTEN/NOTIFY), next to the same
+ *       on one SQLite instance.
+ * PostgreSQL is a private server (tests/util/pgserver.h) with fsync on, as
+ * SQLite syncs too. Everything on 127.0.0.1; every wait is bounded.
+ *
+ * Usage: bench_scaleout; the connrun binary and the behave test plugin are
+ * found in the build tree. Prints figure, value, target, ceiling. */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "events/events.h"
+#include "pgserver.h"
+#include "store/store.h"
+#include "store/store_sql.h"
+
+#define TOKEN "bench-scaleout-ops-token"
+#define REG "bench-scaleout-registration"
+#define N_WORKS 300
+#define N_RUNNERS 4
+#define N_LATENCY 100
+#define N_SUBS 6
+#define N_EVENTS 6000 /* each to every subscription */
+#define MAX_INST 3
+
+static char g_dir[4096];
+static struct cr_pgserver g_pg;
+static int g_port = 21000;
+
+/* ---- Processes ----------------------------------------------------------- */
+
+static pid_t spawn(const char *log, char *const argv[]) {
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    if (chdir(g_dir) != 0 || freopen(log, "w", stderr) == NULL ||
+        freopen("/dev/null", "w", stdout) == NULL)
+      _exit(127);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+static void stop(pid_t pid) {
+  if (pid <= 0)
+    return;
+  kill(-pid, SIGTERM);
+  for (int i = 0; i < 100; i++) { /* 10 s, then kill */
+    if (waitpid(pid, NULL, WNOHANG) == pid)
+      return;
+    usleep(100 * 1000);
+  }
+  kill(-pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+/* The configuration: the store (NULL: SQLite in its data directory), works
+ * for the remote runners or subscriptions to the receiver at rx_port. */
+static void write_config(const char *name, const char *store, int n_works,
+                         int rx_port) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", g_dir, name);
+  FILE *f = fopen(path, "w");
+  if (f == NULL)
+    return;
+  fprintf(f,
+          "host:\n  data_dir: ./data-%s\n%s%s%s"
+          "  plugin_dirs: [\"%s/test-plugins\"]\n"
+          "  health_check_interval: 1d\n"
+          "  api: { max_connections: 1024, threads: 2 }\n"
+          "  runner: { concurrency: 1, isolation: inline }\n"
+          "  api_tokens: [{name: ops, token: %s, scopes: [read, write, "
+          "admin]}]\n"
+          "  runner_registration_tokens: [{name: bench, token: %s, labels: "
+          "[bench]}]\n"
+          "authorizations:\n  - {id: none, provider: behave, method: none}\n",
+          name, store ? "  store: \"" : "", store ? store : "",
+          store ? "\"\n" : "", CR_BINARY_DIR, TOKEN, REG);
+  if (n_works > 0)
+    fprintf(f, "works:\n");
+  for (int i = 0; i < n_works; i++)
+    fprintf(f,
+            "  - {id: w%04d, provider: behave, authorization: none, "
+            "isolation: inline, schedule: {every: 1d}, "
+            "runner: {labels: [bench]}, config: {mode: noop}}\n",
+            i);
+  if (rx_port > 0) {
+    fprintf(f, "subscriptions:\n");
+    for (int k = 0; k < N_SUBS; k++)
+      fprintf(f,
+              "  - id: hook-%d\n    workflow: webhook_system_events\n"
+              "    config: { system_event_type: synced, webhook_url: "
+              "\"http://127.0.0.1:%d/h%d\" }\n",
+              k, rx_port, k);
+  }
+  fclose(f);
+}
+
+static pid_t serve(const char *cfg, int port, int idx) {
+  char c[4200], l[4200], listen[64];
+  snprintf(c, sizeof c, "%s/%s", g_dir, cfg);
+  snprintf(l, sizeof l, "%s/%s-%d.log", g_dir, cfg, idx);
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+  char *argv[] = {CR_BINARY_DIR "/bin/connrun",
+                  "serve",
+                  "-c",
+                  c,
+                  "--listen",
+                  listen,
+                  "--log-level",
+                  "warn",
+                  NULL};
+  return spawn(l, argv);
+}
+
+static pid_t runner(int i, int port, const char *tag) {
+  char url[64], data[4200], log[4200], name[32];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+  snprintf(data, sizeof data, "%s/runner-%s-%d", g_dir, tag, i);
+  snprintf(log, sizeof log, "%s/runner-%s-%d.log", g_dir, tag, i);
+  snprintf(name, sizeof name, "bench-%d", i);
+  char *argv[] = {CR_BINARY_DIR "/bin/connrun",
+                  "runner",
+                  "--server",
+                  url,
+                  "--registration-token",
+                  REG,
+                  "--name",
+                  name,
+                  "--slots",
+                  "4",
+                  "--plugin-dir",
+                  CR_BINARY_DIR "/test-plugins",
+                  "--data-dir",
+                  data,
+                  "--log-level",
+                  "warn",
+                  NULL};
+  return spawn(log, argv);
+}
+
+static long call(int port, const char *method, const char *path,
+                 const char *body) {
+  char url[512], auth[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", TOKEN);
+  CURL *c = curl_easy_init();
+  struct curl_slist *h =
+      curl_slist_append(NULL, "Content-Type: application/json");
+  h = curl_slist_append(h, auth);
+  struct bench_body b = {0};
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  if (body != NULL)
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, bench_body_keep);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+  long st = 0;
+  if (curl_easy_perform(c) == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+  free(b.p);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  return st;
+}
+
+static int wait_ready(int port, pid_t pid) {
+  for (int i = 0; i < 600; i++) { /* 60 s */
+    if (call(port, "GET", "/readyz", NULL) == 200)
+      return 1;
+    if (waitpid(pid, NULL, WNOHANG) == pid)
+      return 0;
+    usleep(100 * 1000);
+  }
+  return 0;
+}
+
+/* A setup: n instances on one store (where: data directory or URL). */
+struct setup {
+  const char *tag, *where;
+  int n, port[MAX_INST];
+  pid_t inst[MAX_INST], run[N_RUNNERS];
+};
+
+static int start(struct setup *s, const char *cfg) {
+  for (int i = 0; i < s->n; i++) {
+    s->port[i] = g_port++;
+    s->inst[i] = serve(cfg, s->port[i], i);
+    if (!wait_ready(s->port[i], s->inst[i])) {
+      printf("bench_scaleout: %s instance %d did not start\n", s->tag, i);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void stop_all(struct setup *s) {
+  for (int i = 0; i < N_RUNNERS; i++)
+    stop(s->run[i]);
+  for (int i = 0; i < s->n; i++)
+    stop(s->inst[i]);
+  memset(s->run, 0, sizeof s->run);
+  memset(s->inst, 0, sizeof s->inst);
+}
+
+static long long qint(const char *where, const char *sql) {
+  cr_store *st = NULL;
+  char err[256];
+  int64_t v = -1;
+  if (cr_store_open(where, &st, err, sizeof err) != 0)
+    return -1;
+  if (cr__store_sqlite_query_int(st, sql, &v) != 0)
+    v = -1;
+  cr_store_close(st);
+  return v;
+}
+
+/* ---- (1) executions ------------------------------------------------------ */
+
+/* Waits (bounded: 180 s) until every execution completed; the seconds from
+ * the first completion to the last (the store's times), or -1. */
+static double drain(const char *where) {
+  for (int i = 0; i < 1800; i++) {
+    if (qint(where, "SELECT count(*) FROM executions WHERE state = "
+                    "'completed'") >= N_WORKS) {
+      long long ms = qint(where, "SELECT max(updated_at) - min(updated_at) "
+                                 "FROM executions WHERE state = 'completed'");
+      return ms > 0 ? (double)ms / 1000 : -1;
+    }
+    usleep(100 * 1000);
+  }
+  return -1;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Created -> Pending of executions started one at a time through instance
+ * `via` (ms): p50 and p99 into out[0], out[1]. */
+static void claim_latency(struct setup *s, int via, double out[2]) {
+  out[0] = out[1] = -1;
+  long long first = qint(s->where, "SELECT COALESCE(max(id), 0) FROM "
+                                   "executions");
+  for (int i = 0; i < N_LATENCY; i++) {
+    char path[64];
+    snprintf(path, sizeof path, "/v1/works/w%04d/runs", i);
+    call(s->port[via], "POST", path, "{}");
+    usleep(20 * 1000);
+  }
+  usleep(1000 * 1000);
+  cr_store *st = NULL;
+  char err[256], sql[512], text[65536];
+  if (cr_store_open(s->where, &st, err, sizeof err) != 0)
+    return;
+  int pg = strncmp(s->where, "postgres", 8) == 0;
+  snprintf(sql, sizeof sql,
+           "SELECT %s FROM (SELECT p.at - c.at AS d FROM "
+           "execution_transitions c JOIN execution_transitions p ON "
+           "p.execution_id = c.execution_id AND p.from_state = 'created' AND "
+           "p.to_state = 'pending' WHERE c.to_state = 'created' AND "
+           "c.from_state IS NULL AND c.execution_id > %lld) x",
+           pg ? "string_agg(d::text, ' ')" : "group_concat(d, ' ')", first);
+  double *ms = calloc(N_LATENCY, sizeof *ms);
+  size_t n = 0;
+  if (cr__store_sqlite_query_text(st, sql, text, sizeof text) == 0)
+    for (char *p = text, *end; *p && n < N_LATENCY; p = end) {
+      ms[n++] = strtod(p, &end);
+      if (end == p)
+        break;
+    }
+  cr_store_close(st);
+  if (n > 0) {
+    qsort(ms, n, sizeof *ms, cmp_d);
+    out[0] = ms[n / 2];
+    out[1] = ms[(size_t)((double)n * 0.99)];
+  }
+  free(ms);
+}
+
+/* Executions/s through 4 runners (runner i on instance i % n), then the
+ * claim latency with the runners on instance 0 and starts through the last
+ * instance. */
+static double executions(struct setup *s, double lat[2]) {
+  char cfg[64];
+  snprintf(cfg, sizeof cfg, "exec-%s.yaml", s->tag);
+  write_config(cfg, strncmp(s->where, "postgres", 8) == 0 ? s->where : NULL,
+               N_WORKS, 0);
+  double rate = 0;
+  if (start(s, cfg) == 0) {
+    for (int i = 0; i < N_RUNNERS; i++)
+      s->run[i] = runner(i, s->port[i % s->n], s->tag);
+    double took = drain(s->where);
+    rate = took > 0 ? N_WORKS / took : 0;
+    for (int i = 0; i < N_RUNNERS; i++) /* all long-poll instance 0 now */
+      stop(s->run[i]);
+    for (int i = 0; i < N_RUNNERS; i++)
+      s->run[i] = runner(i, s->port[0], s->tag);
+    usleep(2000 * 1000);
+    claim_latency(s, s->n - 1, lat);
+  }
+  stop_all(s);
+  return rate;
+}
+
+/* ---- (2) delivery -------------------------------------------------------- */
+
+static atomic_long g_received;
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con,
+                                  const char *url, const char *method,
+                                  const char *version, const char *data,
+                                  size_t *size, void **ctx) {
+  (void)cls, (void)url, (void)method, (void)version, (void)data;
+  if (*ctx == NULL) {
+    *ctx = con;
+    return MHD_YES;
+  }
+  if (*size > 0) {
+    *size = 0;
+    return MHD_YES;
+  }
+  atomic_fetch_add(&g_received, 1);
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+  enum MHD_Result ok = MHD_queue_response(con, 204, r);
+  MHD_destroy_response(r);
+  return ok;
+}
+
+/* Writes N_EVENTS `synced` events into the store in transactions of 100. */
+static int emit(const char *where) {
+  cr_store *st = NULL;
+  char err[256];
+  if (cr_store_open(where, &st, err, sizeof err) != 0)
+    return -1;
+  int rc = 0;
+  for (int i = 0; i < N_EVENTS && rc == 0; i += 100) {
+    rc = cr_store_begin(st);
+    for (int k = 0; k < 100 && rc == 0; k++) {
+      char id[32];
+      snprintf(id, sizeof id, "w%d", (i + k) % 50);
+      rc = cr_event_emit(st, "work", id, "synced", "bench", NULL, NULL);
+    }
+    rc = rc == 0 ? cr_store_commit(st) : rc;
+  }
+  cr_store_close(st);
+  return rc;
+}
+
+/* Events delivered per second by n instances: from the first to the last
+ * delivery attempt recorded (the store's times). */
+static double delivery(struct setup *s, int rx_port) {
+  char cfg[64];
+  snprintf(cfg, sizeof cfg, "deliver-%s.yaml", s->tag);
+  write_config(cfg, strncmp(s->where, "postgres", 8) == 0 ? s->where : NULL, 0,
+               rx_port);
+  double rate = 0;
+  long long want = (long long)N_EVENTS * N_SUBS;
+  if (start(s, cfg) == 0) {
+    usleep(6000 * 1000); /* the subscriptions spread over the instances */
+    atomic_store(&g_received, 0);
+    if (emit(s->where) == 0) {
+      for (int i = 0; i < 1800 && atomic_load(&g_received) < want; i++)
+        usleep(100 * 1000);
+      usleep(1500 * 1000); /* the last attempts recorded */
+      long long ms = qint(s->where, "SELECT max(at) - min(at) FROM "
+                                    "delivery_attempts");
+      long long got = qint(s->where, "SELECT count(*) FROM "
+                                     "delivery_attempts WHERE http_status = "
+                                     "204");
+      if (ms > 0 && got >= want)
+        rate = (double)got / ((double)ms / 1000);
+    }
+  }
+  stop_all(s);
+  return rate;
+}
+
+/* ---- Main ---------------------------------------------------------------- */
+
+static void row_vs(const char *figure, double v, const char *unit,
+                   const char *target, double ref, const char *what) {
+  char note[128];
+  snprintf(note, sizeof note, "%s %.1f%s (x%.2f)", what, ref, unit,
+           ref > 0 ? v / ref : 0);
+  bench_row(figure, v, unit, target, note);
+}
+
+int main(void) {
+  snprintf(g_dir, sizeof g_dir, "/tmp/connrun-bench-scaleout-XXXXXX");
+  if (mkdtemp(g_dir) == NULL)
+    return 1;
+  g_port = 21000 + (int)(getpid() % 20000);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (cr_pgserver_start(&g_pg, 0) != 0) {
+    fprintf(stderr, "bench_scaleout: PostgreSQL: %s\n", g_pg.error);
+    return 1;
+  }
+  char urls[4][400], lite[4200];
+  const char *dbs[4] = {"exec1", "exec3", "deliver1", "deliver3"};
+  for (int i = 0; i < 4; i++)
+    if (cr_pgserver_createdb(&g_pg, dbs[i], urls[i], sizeof urls[i]) != 0) {
+      fprintf(stderr, "bench_scaleout: %s\n", g_pg.error);
+      return 1;
+    } else if (getenv("BENCH_PG_ASYNC") != NULL) {
+      size_t len = strlen(urls[i]);
+      snprintf(urls[i] + len, sizeof urls[i] - len, "%s",
+               "?options=-c%20synchronous_commit%3Doff");
+    }
+  printf("%-52s %12s %-6s %-14s %s\n", "figure", "value", "", "target",
+         "ceiling / note");
+
+  double lat_l[2], lat_1[2], lat_3[2];
+  snprintf(lite, sizeof lite, "%s/data-exec-sqlite.yaml", g_dir);
+  struct setup a = {.tag = "sqlite", .where = lite, .n = 1};
+  double ex_l = executions(&a, lat_l);
+  struct setup b = {.tag = "pg1", .where = urls[0], .n = 1};
+  double ex_1 = executions(&b, lat_1);
+  struct setup c = {.tag = "pg3", .where = urls[1], .n = 3};
+  double ex_3 = executions(&c, lat_3);
+  bench_row("no-op executions, 4 runners, 1 instance, SQLite", ex_l, "/s", "",
+            "the reference");
+  row_vs("no-op executions, 4 runners, 1 instance, PostgreSQL", ex_1, "/s", "",
+         ex_l, "SQLite");
+  row_vs("no-op executions, 4 runners, 3 instances, PostgreSQL", ex_3, "/s",
+         ">= SQLite", ex_l, "SQLite");
+  row_vs("claim latency p50, 1 SQLite instance", lat_l[0], "ms", "", lat_l[0],
+         "");
+  row_vs("claim latency p99, 1 SQLite instance", lat_l[1], "ms", "< 50 ms",
+         lat_l[1], "");
+  row_vs("claim latency p50, 3 PG instances, across", lat_3[0], "ms", "",
+         lat_l[0], "SQLite");
+  row_vs("claim latency p99, 3 PG instances, across", lat_3[1], "ms", "< 50 ms",
+         lat_l[1], "SQLite");
+
+  struct MHD_Daemon *rx = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY,
+      (uint16_t)(g_port + 50), NULL, NULL, on_request, NULL,
+      MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT, 512u,
+      MHD_OPTION_END);
+  if (rx == NULL) {
+    printf("bench_scaleout: cannot start the receiver\n");
+  } else {
+    int rx_port = g_port + 50;
+    g_port += 51;
+    snprintf(lite, sizeof lite, "%s/data-deliver-sqlite.yaml", g_dir);
+    struct setup d = {.tag = "sqlite", .where = lite, .n = 1};
+    double dl_l = delivery(&d, rx_port);
+    struct setup e = {.tag = "pg1", .where = urls[2], .n = 1};
+    double dl_1 = delivery(&e, rx_port);
+    struct setup f = {.tag = "pg3", .where = urls[3], .n = 3};
+    double dl_3 = delivery(&f, rx_port);
+    bench_row("events delivered, 6 subscriptions, 1 instance, SQLite", dl_l,
+              "/s", "", "the reference");
+    row_vs("events delivered, 6 subscriptions, 1 instance, PG", dl_1, "/s", "",
+           dl_l, "SQLite");
+    row_vs("events delivered, 6 subscriptions, 3 instances, PG", dl_3, "/s",
+           ">= SQLite", dl_l, "SQLite");
+    MHD_stop_daemon(rx);
+  }
+  cr_pgserver_stop(&g_pg);
+  curl_global_cleanup();
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+  if (system(cmd) != 0)
+    return 1;
+  return 0;
+}
