@@ -15,7 +15,9 @@
 #      into a SQLite table and in signed batches to a loopback receiver; the
 #      cluster duties this instance holds;
 #      Ctrl-C stops it; CONNRUN_DEMO_SECONDS=N stops it after N seconds.
-#      Then shows the works and events it produced.
+#      Then shows the works and events it produced, and copies the store
+#      into a private PostgreSQL server with `connrun store migrate` (what a
+#      company does to run several instances on PostgreSQL).
 set -euo pipefail
 build=${1:-build}
 config=${2:-configs/demo.yaml}
@@ -162,4 +164,38 @@ step "connrun works -c $config   (after serve)"
 "$bin" works -c "$config"
 step "connrun events -c $config --since 1h --verb synccomplete --verb failed"
 "$bin" events -c "$config" --since 1h --verb synccomplete --verb failed
+
+# The same store moved to PostgreSQL: a throw-away server on loopback
+# (initdb in /tmp, as nobody when root, since PostgreSQL refuses root).
+pg_demo() {
+  local pgbin d port url as=()
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [[ -z "$pgbin" || ! -x "$pgbin/initdb" ]]; then
+    echo "(PostgreSQL is not installed: scripts/deps.sh installs it)"
+    return 0
+  fi
+  d=$(mktemp -d /tmp/connrun-demo-pg.XXXXXX)
+  chmod 755 "$d"
+  if [[ $(id -u) -eq 0 ]]; then
+    chown nobody "$d"
+    as=(runuser -u nobody --)
+  fi
+  port=$((40000 + RANDOM % 20000))
+  url="postgresql://connrun@127.0.0.1:$port/connrun"
+  if "${as[@]}" "$pgbin/initdb" -D "$d/data" -U connrun -A trust >"$d/init.log" 2>&1 &&
+    "${as[@]}" "$pgbin/pg_ctl" -D "$d/data" -l "$d/log" -w \
+      -o "-p $port -k $d -c listen_addresses=127.0.0.1" start >/dev/null &&
+    "${as[@]}" "$pgbin/createdb" -h 127.0.0.1 -p "$port" -U connrun connrun; then
+    step "connrun store migrate --from data/demo/connrun.db --to $url"
+    "$bin" store migrate --from data/demo/connrun.db --to "$url" || true
+    step "again: a target that holds data is refused and left as it is"
+    "$bin" store migrate --from data/demo/connrun.db --to "$url" || true
+    echo "(set host.store to that URL and start as many connrun serve as needed)"
+  else
+    echo "(could not start a private PostgreSQL server: see $d)"
+  fi
+  "${as[@]}" "$pgbin/pg_ctl" -D "$d/data" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$d"
+}
+pg_demo
 exit "$rc"
