@@ -36,31 +36,10 @@ static char g_dir[4096];
 /* ---- Processes ----------------------------------------------------------- */
 
 static pid_t spawn(const char *log, char *const argv[]) {
-  fflush(stdout); /* the child must not print the parent's buffer again */
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    if (chdir(g_dir) != 0 || freopen(log, "w", stderr) == NULL ||
-        freopen("/dev/null", "w", stdout) == NULL)
-      _exit(127);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  return pid;
+  return bench_spawn(g_dir, log, argv);
 }
 
-static void stop(pid_t pid) {
-  if (pid <= 0)
-    return;
-  kill(-pid, SIGTERM);
-  for (int i = 0; i < 100; i++) { /* 10 s, then kill */
-    if (waitpid(pid, NULL, WNOHANG) == pid)
-      return;
-    usleep(100 * 1000);
-  }
-  kill(-pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-}
+static void stop(pid_t pid) { bench_stop(pid); }
 
 static int free_port(void) {
   /* Ports from a range seeded by the pid; the server refuses a busy one

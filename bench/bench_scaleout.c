@@ -49,31 +49,10 @@ static int g_port = 21000;
 /* ---- Processes ----------------------------------------------------------- */
 
 static pid_t spawn(const char *log, char *const argv[]) {
-  fflush(stdout);
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    if (chdir(g_dir) != 0 || freopen(log, "w", stderr) == NULL ||
-        freopen("/dev/null", "w", stdout) == NULL)
-      _exit(127);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  return pid;
+  return bench_spawn(g_dir, log, argv);
 }
 
-static void stop(pid_t pid) {
-  if (pid <= 0)
-    return;
-  kill(-pid, SIGTERM);
-  for (int i = 0; i < 100; i++) { /* 10 s, then kill */
-    if (waitpid(pid, NULL, WNOHANG) == pid)
-      return;
-    usleep(100 * 1000);
-  }
-  kill(-pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-}
+static void stop(pid_t pid) { bench_stop(pid); }
 
 /* The configuration: the store (NULL: SQLite in its data directory), works
  * for the remote runners or subscriptions to the receiver at rx_port. */

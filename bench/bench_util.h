@@ -5,10 +5,12 @@
 #ifndef CR_BENCH_UTIL_H
 #define CR_BENCH_UTIL_H
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +32,37 @@ static inline long bench_rss_kib(pid_t pid) {
   if (f != NULL)
     fclose(f);
   return kib;
+}
+
+/* Starts argv (argv[0] a path) in its own process group, in directory dir,
+ * with stderr to log (a path) and stdout to /dev/null. */
+static inline pid_t bench_spawn(const char *dir, const char *log,
+                                char *const argv[]) {
+  fflush(stdout); /* the child must not print the parent's buffer again */
+  pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    if (chdir(dir) != 0 || freopen(log, "w", stderr) == NULL ||
+        freopen("/dev/null", "w", stdout) == NULL)
+      _exit(127);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+/* SIGTERM to pid's process group, then (after 10 s) SIGKILL; reaps it. */
+static inline void bench_stop(pid_t pid) {
+  if (pid <= 0)
+    return;
+  kill(-pid, SIGTERM);
+  for (int i = 0; i < 100; i++) {
+    if (waitpid(pid, NULL, WNOHANG) == pid)
+      return;
+    usleep(100 * 1000);
+  }
+  kill(-pid, SIGKILL);
+  waitpid(pid, NULL, 0);
 }
 
 static inline void bench_row(const char *figure, double value, const char *unit,
