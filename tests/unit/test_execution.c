@@ -2,14 +2,15 @@
  * store's execution interface (cr_store_exec_*) on real SQLite files:
  * transitions and their history, claims, leases, fencing, expiry and two
  * processes racing to claim. */
+#include "pgserver.h"
 #include "testutil.h"
 
-#include "util/alloc.h"
-#include "util/clock.h"
-#include "util/error.h"
 #include "exec/execution.h"
 #include "store/store.h"
 #include "store/store_sql.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,16 +23,30 @@
 
 /* ---- Helpers ------------------------------------------------------------- */
 
+/* --pg: the same tests against a private PostgreSQL server (the execution
+ * contract holds on both stores), less the allocation-failure one. */
+static int g_use_pg;
+static struct cr_pgserver g_pg;
+
 struct fixture {
   char *dir;
+  char where[4096]; /* the data directory, or the PostgreSQL URL */
   cr_store *s;
 };
 
 static int setup(void **state) {
   struct fixture *f = calloc(1, sizeof *f);
   f->dir = cr_test_mkdtemp("execution");
+  snprintf(f->where, sizeof f->where, "%s", f->dir);
+  if (g_use_pg) {
+    static int n;
+    char name[32];
+    snprintf(name, sizeof name, "e%d", ++n);
+    if (cr_pgserver_createdb(&g_pg, name, f->where, sizeof f->where) != 0)
+      fail_msg("createdb: %s", g_pg.error);
+  }
   char err[256] = "";
-  int rc = cr_store_open(f->dir, &f->s, err, sizeof err);
+  int rc = cr_store_open(f->where, &f->s, err, sizeof err);
   if (rc != 0)
     fprintf(stderr, "open: %s\n", err);
   assert_int_equal(rc, 0);
@@ -686,7 +701,7 @@ static void test_two_claimers_race(void **state) {
     if (pid[k] == 0) {
       close(start[1]);
       close(out[k][0]);
-      race_child(f->dir, runners[k], start[0], out[k][1]);
+      race_child(f->where, runners[k], start[0], out[k][1]);
     }
     close(out[k][1]);
   }
@@ -709,7 +724,7 @@ static void test_two_claimers_race(void **state) {
   assert_int_equal(n[0] + n[1], RACE_N);
 
   char err[256];
-  assert_int_equal(cr_store_open(f->dir, &f->s, err, sizeof err), 0);
+  assert_int_equal(cr_store_open(f->where, &f->s, err, sizeof err), 0);
   static int owner[RACE_N + 1];
   memset(owner, 0, sizeof owner);
   for (int k = 0; k < 2; k++)
@@ -787,8 +802,11 @@ static void test_allocation_failures(void **state) {
   assert_true(i > 2 && i < 200);
 }
 
-int main(void) {
-  const struct CMUnitTest tests[] = {
+static int setup_lite(void **state) { return setup(state); }
+
+int main(int argc, char **argv) {
+  g_use_pg = argc > 1 && strcmp(argv[1], "--pg") == 0;
+  struct CMUnitTest tests[] = {
       cmocka_unit_test(test_transition_table),
       cmocka_unit_test(test_failure_classes),
       cmocka_unit_test(test_backoff),
@@ -803,8 +821,22 @@ int main(void) {
       T(test_provider_filter_and_slots),
       T(test_list),
       T(test_two_claimers_race),
-      T(test_allocation_failures),
+      cmocka_unit_test_setup_teardown(test_allocation_failures, setup_lite,
+                                      teardown),
 #undef T
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  size_t n = sizeof tests / sizeof tests[0];
+  if (!g_use_pg)
+    return _cmocka_run_group_tests("test_execution", tests, n, NULL, NULL);
+  if (cr_pgserver_start(&g_pg, 1) != 0) {
+    fprintf(stderr, "PostgreSQL: %s\n", g_pg.error);
+    return 1;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (tests[i].setup_func != setup_lite)
+      tests[k++] = tests[i];
+  int rc = _cmocka_run_group_tests("test_execution_pg", tests, k, NULL, NULL);
+  cr_pgserver_stop(&g_pg);
+  return rc;
 }
