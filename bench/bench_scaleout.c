@@ -35,7 +35,7 @@
 
 #define TOKEN "bench-scaleout-ops-token"
 #define REG "bench-scaleout-registration"
-#define N_WORKS 300
+#define N_WORKS 1000
 #define N_RUNNERS 4
 #define N_LATENCY 100
 #define N_SUBS 6
@@ -300,6 +300,12 @@ static double executions(struct setup *s, double lat[2]) {
     for (int i = 0; i < N_RUNNERS; i++)
       s->run[i] = runner(i, s->port[0], s->tag);
     usleep(2000 * 1000);
+    if (getenv("BENCH_VERBOSE") != NULL)
+      printf("%s: %lld executions, %lld not completed, before the latency "
+             "phase\n",
+             s->tag, qint(s->where, "SELECT count(*) FROM executions"),
+             qint(s->where, "SELECT count(*) FROM executions WHERE state "
+                            "<> 'completed'"));
     claim_latency(s, s->n - 1, lat);
   }
   stop_all(s);

@@ -60,6 +60,19 @@ int cr__daemon_duty(const cr_daemon *d, enum cr__duty duty) {
   return d->cluster.held[duty];
 }
 
+int cr__daemon_duty_fence(cr_daemon *d, enum cr__duty duty) {
+  int held = 0;
+  int rc = cr_store_duty_acquire(d->store, duty_names[duty], d->cluster.id,
+                                 DUTY_TTL_MS, &held, NULL);
+  if (rc == 0 && !held && d->cluster.held[duty]) {
+    d->cluster.held[duty] = 0;
+    cr__daemon_logf(d, CR_LOG_WARN,
+                    "cluster: lost duty %s (another instance holds it)",
+                    duty_names[duty]);
+  }
+  return rc == 0 && held;
+}
+
 static void free_ids(char **v, size_t n) {
   for (size_t i = 0; v != NULL && i < n; i++)
     cr__free(v[i]);

@@ -167,6 +167,13 @@ void cr__daemon_cluster_start(cr_daemon *d);
 void cr__daemon_cluster_tick(cr_daemon *d);
 /* 1 when this instance holds duty now. */
 int cr__daemon_duty(const cr_daemon *d, enum cr__duty duty);
+
+/* Fencing: renews duty inside the caller's open store transaction and
+ * returns 1 when this instance still holds it, so what the caller writes in
+ * that transaction is written only by the holder (another instance may
+ * have taken the duty over while this one stalled between ticks: it then
+ * stops acting at once). 0 when lost or on a store error. */
+int cr__daemon_duty_fence(cr_daemon *d, enum cr__duty duty);
 /* Configures the webhook delivery and table export engines with the
  * subscriptions this instance holds (after a reload, or a change of what
  * it holds). Loop thread. */

@@ -264,6 +264,10 @@ static void runners_offline(cr_daemon *d) {
                     "runners: %zu remote runner(s) went offline", n);
 }
 
+static int fence_scheduler(void *ud) {
+  return cr__daemon_duty_fence(ud, CR__DUTY_SCHEDULER);
+}
+
 /* The scheduler pass reads every work: it runs when a work is due (the
  * pass tells when), after a reload, and at least once a second, not after
  * every completion (with 4,000 works it was most of the loop's time). */
@@ -274,8 +278,13 @@ static void schedule(cr_daemon *d) {
     return;
   size_t created = 0;
   int64_t wake = 0;
+  /* Fenced: each execution is created in a transaction that first renews
+   * the duty, so an instance that lost it while stalled creates none. */
+  cr_scheduler_set_fence(rn->sched, fence_scheduler, d);
   int rc =
       cr_scheduler_pass(rn->sched, d->store, d->cfg->cfg, 0, &created, &wake);
+  if (rc == CR_ECANCELED)
+    return; /* the duty is another instance's now */
   if (rc != 0)
     cr__daemon_logf(d, CR_LOG_WARN, "scheduler: %s (%s)", cr_strerror(rc),
                     cr_store_last_error(d->store));

@@ -19,7 +19,15 @@ struct provider_default {
 struct cr_scheduler {
   struct provider_default *defs;
   size_t n;
+  cr_scheduler_fence_fn fence;
+  void *fence_ud;
 };
+
+void cr_scheduler_set_fence(cr_scheduler *sc, cr_scheduler_fence_fn fn,
+                            void *ud) {
+  sc->fence = fn;
+  sc->fence_ud = ud;
+}
 
 /* A period estimate to compare schedules: the gap between two runs. */
 static int64_t period_of(const cr_schedule *s) {
@@ -115,9 +123,10 @@ static int first_run(const struct cr_config_work *w, const cr_schedule *s,
   return cr_schedule_next(s, anchor, now, at);
 }
 
-static int pass_work(cr_store *s, const struct cr_config_work *w,
-                     const cr_schedule *sched, const struct cr_work_rec *rec,
-                     int64_t now, size_t *created, int64_t *next_out) {
+static int pass_work(const cr_scheduler *sc, cr_store *s,
+                     const struct cr_config_work *w, const cr_schedule *sched,
+                     const struct cr_work_rec *rec, int64_t now,
+                     size_t *created, int64_t *next_out) {
   int64_t anchor = rec->created_at, next = rec->next_run_at, slot = 0;
   int rc = cr_schedule_next(sched, anchor, now, &slot);
   if (rc != 0)
@@ -139,6 +148,8 @@ static int pass_work(cr_store *s, const struct cr_config_work *w,
   if (rc != 0 || open)
     return rc; /* waits for the open one: stays due */
   rc = cr_store_begin(s);
+  if (rc == 0 && sc->fence != NULL && !sc->fence(sc->fence_ud))
+    rc = CR_ECANCELED; /* not ours to schedule any more */
   if (rc == 0)
     rc = cr_store_exec_create(s, w->id, NULL);
   if (rc == 0)
@@ -176,9 +187,11 @@ int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
       continue;
     }
     int64_t next = 0;
-    int rc = pass_work(s, w, sched, &recs[i], now, &n_created, &next);
+    int rc = pass_work(sc, s, w, sched, &recs[i], now, &n_created, &next);
     if (rc != 0 && first_err == 0)
       first_err = rc;
+    if (rc == CR_ECANCELED)
+      break;
     if (next > now && (wake == 0 || next < wake))
       wake = next;
   }

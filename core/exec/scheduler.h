@@ -50,6 +50,14 @@ const cr_schedule *cr_scheduler_effective(const cr_scheduler *sc,
 int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
                       int64_t now, size_t *created, int64_t *next_wake);
 
+/* Fencing (several instances): fence(ud) is called inside each work's
+ * transaction before its execution is created; an execution is created
+ * only when it returns 1, else the pass stops creating (the duty was lost).
+ * fn NULL: no fence. Both borrowed until changed. */
+typedef int (*cr_scheduler_fence_fn)(void *ud);
+void cr_scheduler_set_fence(cr_scheduler *sc, cr_scheduler_fence_fn fn,
+                            void *ud);
+
 /* Creates an execution of work id now, unless one is already open: *exec_id
  * gets the new id, or the open one's (*existing = 1). CR_ENOENT when the
  * work is not stored (or deleted). */

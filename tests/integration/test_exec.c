@@ -26,6 +26,7 @@
 #include "exec/scheduler.h"
 #include "plugin/worker_pool.h"
 #include "store/store.h"
+#include "store/store_cluster.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -954,6 +955,82 @@ static void test_scheduler_interval(void **state) {
   fx_close(&f);
 }
 
+/* Two instances' schedulers on one store, each fenced by the scheduler
+ * duty (a lease in the store): only the holder creates executions; once its
+ * lease ran out without renewal, the other one takes the duty in the same
+ * transaction as the execution it creates. */
+struct fence_ctx {
+  cr_store *s;
+  const char *holder;
+  int calls;
+};
+
+static int fence_duty(void *ud) {
+  struct fence_ctx *c = ud;
+  int held = 0;
+  c->calls++;
+  assert_int_equal(
+      cr_store_duty_acquire(c->s, "scheduler", c->holder, 5000, &held, NULL),
+      0);
+  return held;
+}
+
+static void test_scheduler_fenced(void **state) {
+  (void)state;
+  struct fx f;
+  fx_open(&f, "exec-fence", "inline", 1, "mode: noop",
+          "    schedule: { every: 1h }\n");
+  cr_scheduler *a = NULL, *b = NULL;
+  assert_int_equal(cr_scheduler_new(f.env.plugins, &a), 0);
+  assert_int_equal(cr_scheduler_new(f.env.plugins, &b), 0);
+  struct fence_ctx fa = {st(&f), "instance-a", 0},
+                   fb = {st(&f), "instance-b", 0};
+  cr_scheduler_set_fence(a, fence_duty, &fa);
+  cr_scheduler_set_fence(b, fence_duty, &fb);
+  int64_t now = cr__now_ms();
+  cr__clock_set_fake(now);
+  int held = 0;
+  assert_int_equal(cr_store_duty_acquire(st(&f), "scheduler", "instance-a",
+                                         5000, &held, NULL),
+                   0);
+  assert_true(held);
+  size_t created = 0;
+  int64_t wake = 0;
+  /* b believes it may schedule (a stalled tick): the fence says no. */
+  assert_int_equal(
+      cr_scheduler_pass(b, st(&f), f.env.cfg, now, &created, &wake),
+      CR_ECANCELED);
+  assert_int_equal(created, 0);
+  assert_int_equal(fb.calls, 1);
+  assert_int_equal(exec_count(&f, "w"), 0);
+  assert_int_equal(
+      cr_scheduler_pass(a, st(&f), f.env.cfg, now, &created, &wake), 0);
+  assert_int_equal(created, 1);
+  assert_int_equal(exec_count(&f, "w"), 1);
+  /* a stops renewing; after its lease b takes over at its next due run. */
+  struct cr_exec_rec *ex = NULL;
+  size_t n = 0;
+  assert_int_equal(cr_store_exec_list(st(&f), "w", 0, &ex, &n), 0);
+  struct cr_exec_outcome o;
+  assert_int_equal(cr_exec_run_to_end(&f.env, ex[0].id, "test", &o), 0);
+  cr_exec_rec_free_list(ex, n);
+  int64_t later = now + 2 * HOUR;
+  cr__clock_set_fake(later);
+  assert_int_equal(
+      cr_scheduler_pass(b, st(&f), f.env.cfg, later, &created, &wake), 0);
+  assert_int_equal(created, 1);
+  assert_int_equal(exec_count(&f, "w"), 2);
+  assert_int_equal(
+      cr_scheduler_pass(a, st(&f), f.env.cfg, later + 1, &created, &wake),
+      0); /* not due: the fence is not even asked */
+  assert_int_equal(created, 0);
+  assert_int_equal(exec_count(&f, "w"), 2);
+  cr__clock_set_fake(0);
+  cr_scheduler_free(a);
+  cr_scheduler_free(b);
+  fx_close(&f);
+}
+
 /* UTC ms of a civil time in Europe/Paris, via the C library's tz data. */
 static int64_t paris_ms(int y, int mon, int d, int h) {
   const char *old = getenv("TZ");
@@ -1480,6 +1557,7 @@ int main(void) {
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_survives_crashes),
       cmocka_unit_test(test_scheduler_interval),
+      cmocka_unit_test(test_scheduler_fenced),
       cmocka_unit_test(test_scheduler_cron_tz),
       cmocka_unit_test(test_group_commit),
       cmocka_unit_test(test_group_lease_fencing),
