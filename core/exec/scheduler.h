@@ -50,11 +50,14 @@ const cr_schedule *cr_scheduler_effective(const cr_scheduler *sc,
 int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
                       int64_t now, size_t *created, int64_t *next_wake);
 
+/* A fence (below): 1 when the caller may still schedule. */
+typedef int (*cr_scheduler_fence_fn)(void *ud);
+
 /* Fencing (several instances): fence(ud) is called inside each work's
  * transaction before its execution is created; an execution is created
- * only when it returns 1, else the pass stops creating (the duty was lost).
- * fn NULL: no fence. Both borrowed until changed. */
-typedef int (*cr_scheduler_fence_fn)(void *ud);
+ * only when it returns 1, else the pass stops creating and returns
+ * CR_ECANCELED (the duty was lost). fn NULL: no fence. Both borrowed until
+ * changed. */
 void cr_scheduler_set_fence(cr_scheduler *sc, cr_scheduler_fence_fn fn,
                             void *ud);
 
