@@ -45,8 +45,9 @@ struct cr_daemon_options {
 #define CR_DAEMON_GRACE_MS INT64_C(30000)
 
 /* Loads and checks the configuration, loads its plugins (refused ones are
- * logged as warnings), opens the store under host.data_dir and applies the
- * configuration (created/updated/deleted events, actor "config").
+ * logged as warnings), opens the store (host.store, else SQLite under
+ * host.data_dir) and applies the configuration (created/updated/deleted
+ * events, actor "config").
  * Configuration problems are appended to diags (borrowed, caller-owned).
  * Returns 0, CR_ECONFIG (see diags), CR_ENOENT/CR_EIO (config unreadable),
  * CR_ENOMEM, or a store error. *out is set only on success; free with

@@ -41,8 +41,7 @@ struct cr_delivery_opts {
   uv_loop_t *loop; /* borrowed */
   cr_store *store; /* borrowed: the loop thread's connection */
   /* borrowed: the store's data directory or URL (cr_store_open); the
-   * engine's store thread opens
-   * its own connection there (required) */
+   * engine's store thread opens its own connection there (required) */
   const char *data_dir;
   cr_log_fn log; /* may be NULL */
   void *log_ud;
