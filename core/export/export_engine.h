@@ -32,8 +32,7 @@ typedef struct cr_export_engine cr_export_engine;
 
 struct cr_export_opts {
   /* borrowed: the store's data directory or URL (cr_store_open); the
-   * engine opens its own
-   * connection there (required) */
+   * engine opens its own connection there (required) */
   const char *data_dir;
   cr_log_fn log; /* may be NULL; called from the engine's thread */
   void *log_ud;
