@@ -39,8 +39,9 @@
 #define N_INST 3
 #define N_RUN 4
 #define N_WORKS 6
-#define COUNT 120 /* records per execution */
-#define EVERY 20  /* a checkpoint every EVERY records */
+#define N_SCHEDULED 4 /* works with a schedule, never started by hand */
+#define COUNT 120     /* records per execution */
+#define EVERY 20      /* a checkpoint every EVERY records */
 
 static struct cr_pgserver g_pg;
 
@@ -76,6 +77,13 @@ static void write_config(struct env *e) {
         "    config: { mode: emit, count: %d, checkpoint_every: %d, "
         "delay_us: 3000 }\n",
         w, COUNT, EVERY);
+  for (int w = 0; w < N_SCHEDULED; w++) /* the scheduler's: once an hour */
+    off += (size_t)snprintf(
+        works + off, sizeof works - off,
+        "  - id: s%d\n    provider: behave\n    authorization: none\n"
+        "    runner: { labels: [edge] }\n    schedule: { every: 1h }\n"
+        "    config: { mode: emit, count: 10 }\n",
+        w);
   char text[8192];
   snprintf(
       text, sizeof text,
@@ -465,7 +473,36 @@ static void wait_all(struct env *e, int64_t *ids, size_t n) {
   }
 }
 
+/* Each scheduled work ran exactly once (its first slot), Completed: the
+ * scheduler duty moved with the instances killed, and no two instances
+ * scheduled it. */
+static void check_scheduled(struct env *e) {
+  cr_store *s = NULL;
+  char err[256], sql[160];
+  assert_int_equal(cr_store_open(e->url, &s, err, sizeof err), 0);
+  for (int w = 0; w < N_SCHEDULED; w++) {
+    int64_t n = -1, done = -1;
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM executions WHERE work_id = 's%d'", w);
+    assert_int_equal(cr__store_sqlite_query_int(s, sql, &n), 0);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM executions WHERE work_id = 's%d' AND "
+             "state = 'completed'",
+             w);
+    for (int i = 0; i < 300 && done != 1; i++) { /* bounded: 30 s */
+      assert_int_equal(cr__store_sqlite_query_int(s, sql, &done), 0);
+      if (done != 1)
+        usleep(100 * 1000);
+    }
+    if (n != 1 || done != 1)
+      fail_msg("s%d: %lld executions, %lld completed (want 1 and 1)", w,
+               (long long)n, (long long)done);
+  }
+  cr_store_close(s);
+}
+
 static void check_all(struct env *e) {
+  check_scheduled(e);
   for (int w = 0; w < N_WORKS; w++) {
     long long n = check_checkpoints(e, w);
     check_records(e, w, n);
