@@ -84,29 +84,9 @@ static pid_t serve(const char *cfg, const char *log) {
 }
 
 static pid_t runner(int i, int port) {
-  char url[64], data[4200], log[4200], name[32];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
-  snprintf(data, sizeof data, "%s/runner%d", g_dir, i);
-  snprintf(log, sizeof log, "%s/runner%d.log", g_dir, i);
-  snprintf(name, sizeof name, "bench-%d", i);
-  char *argv[] = {CR_BINARY_DIR "/bin/connrun",
-                  "runner",
-                  "--server",
-                  url,
-                  "--registration-token",
-                  REG,
-                  "--name",
-                  name,
-                  "--slots",
-                  "4",
-                  "--plugin-dir",
-                  CR_BINARY_DIR "/test-plugins",
-                  "--data-dir",
-                  data,
-                  "--log-level",
-                  "warn",
-                  NULL};
-  return spawn(log, argv);
+  char suffix[16];
+  snprintf(suffix, sizeof suffix, "%d", i);
+  return bench_runner(CR_BINARY_DIR, g_dir, suffix, i, port, REG);
 }
 
 /* ---- HTTP ---------------------------------------------------------------- */

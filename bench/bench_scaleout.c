@@ -114,29 +114,9 @@ static pid_t serve(const char *cfg, int port, int idx) {
 }
 
 static pid_t runner(int i, int port, const char *tag) {
-  char url[64], data[4200], log[4200], name[32];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
-  snprintf(data, sizeof data, "%s/runner-%s-%d", g_dir, tag, i);
-  snprintf(log, sizeof log, "%s/runner-%s-%d.log", g_dir, tag, i);
-  snprintf(name, sizeof name, "bench-%d", i);
-  char *argv[] = {CR_BINARY_DIR "/bin/connrun",
-                  "runner",
-                  "--server",
-                  url,
-                  "--registration-token",
-                  REG,
-                  "--name",
-                  name,
-                  "--slots",
-                  "4",
-                  "--plugin-dir",
-                  CR_BINARY_DIR "/test-plugins",
-                  "--data-dir",
-                  data,
-                  "--log-level",
-                  "warn",
-                  NULL};
-  return spawn(log, argv);
+  char suffix[64];
+  snprintf(suffix, sizeof suffix, "-%s-%d", tag, i);
+  return bench_runner(CR_BINARY_DIR, g_dir, suffix, i, port, REG);
 }
 
 static long call(int port, const char *method, const char *path,

@@ -65,6 +65,40 @@ static inline void bench_stop(pid_t pid) {
   waitpid(pid, NULL, 0);
 }
 
+/* Starts `connrun runner` (bindir/bin/connrun) named bench-I with 4 slots
+ * and the test plugins of bindir/test-plugins against the server on port,
+ * registered with reg; its data directory DIR/runnerSUFFIX, its log that
+ * plus ".log". */
+static inline pid_t bench_runner(const char *bindir, const char *dir,
+                                 const char *suffix, int i, int port,
+                                 const char *reg) {
+  char exe[4200], plugins[4200], url[64], data[4200], log[4300], name[32];
+  snprintf(exe, sizeof exe, "%s/bin/connrun", bindir);
+  snprintf(plugins, sizeof plugins, "%s/test-plugins", bindir);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+  snprintf(data, sizeof data, "%s/runner%s", dir, suffix);
+  snprintf(log, sizeof log, "%s.log", data);
+  snprintf(name, sizeof name, "bench-%d", i);
+  char *argv[] = {exe,
+                  "runner",
+                  "--server",
+                  url,
+                  "--registration-token",
+                  (char *)reg,
+                  "--name",
+                  name,
+                  "--slots",
+                  "4",
+                  "--plugin-dir",
+                  plugins,
+                  "--data-dir",
+                  data,
+                  "--log-level",
+                  "warn",
+                  NULL};
+  return bench_spawn(dir, log, argv);
+}
+
 static inline void bench_row(const char *figure, double value, const char *unit,
                              const char *target, const char *ceiling) {
   printf("%-52s %12.1f %-6s %-14s %s\n", figure, value, unit, target, ceiling);
