@@ -61,6 +61,7 @@ static int load_config(cr_daemon *d, cr_config **out, cr_diags *diags) {
   const cr_plugin_host *plugins =
       d->plugins_next != NULL ? d->plugins_next : d->plugins;
   if (d->store != NULL && plugins != NULL) {
+    cr_store_api_generation(d->store, &d->api_gen); /* before the objects */
     /* Strict at start; once running, an object whose provider went away
      * or changed its schemas is marked, not the whole reload refused. */
     int rc = cr_ctl_config_load(d->store, d->config_path, plugins,
@@ -89,6 +90,7 @@ static int load_config(cr_daemon *d, cr_config **out, cr_diags *diags) {
 static int add_api_objects(cr_daemon *d, cr_diags *diags) {
   struct cr_api_object_rec *o = NULL;
   size_t n = 0;
+  cr_store_api_generation(d->store, &d->api_gen);
   int rc = cr_store_api_object_list(d->store, &o, &n);
   cr_api_object_rec_free_list(o, n);
   if (rc != 0 || n == 0)
@@ -201,6 +203,9 @@ int cr_daemon_new(const struct cr_daemon_options *o, cr_daemon **out,
     rc = uv_mutex_init(&d->cfg_mu) == 0 ? 0 : CR_ENOMEM;
   d->cfg_mu_inited = rc == 0;
   if (rc == 0)
+    rc = uv_cond_init(&d->reload_cond) == 0 ? 0 : CR_ENOMEM;
+  d->reload_cond_inited = rc == 0;
+  if (rc == 0)
     rc = open_all(d, diags);
   if (rc == 0)
     rc = uv_loop_init(&d->loop) == 0 ? 0 : CR_EIO;
@@ -301,6 +306,23 @@ void cr__daemon_reload(cr_daemon *d, int all_checks, cr_plugin_host *plugins) {
 
 static void close_cb(uv_handle_t *h) { (void)h; }
 
+/* Wakes the API requests waiting for reloads up to `asked` (daemon_api.c);
+ * with off, all of them and any later one: the daemon is stopping. */
+static void reloads_release(cr_daemon *d, int off) {
+  uv_mutex_lock(&d->cfg_mu);
+  d->reload_waits_off |= off;
+  uv_cond_broadcast(&d->reload_cond);
+  uv_mutex_unlock(&d->cfg_mu);
+}
+
+static void reloads_finished(cr_daemon *d, uint64_t asked) {
+  uv_mutex_lock(&d->cfg_mu);
+  if (asked > d->reloads_done)
+    d->reloads_done = asked;
+  uv_mutex_unlock(&d->cfg_mu);
+  reloads_release(d, 0);
+}
+
 static void begin_stop(cr_daemon *d) {
   if (d->stopping)
     return;
@@ -315,6 +337,7 @@ static void begin_stop(cr_daemon *d) {
   cr__daemon_health_flush(d);
   if (d->health_flush_inited)
     uv_close((uv_handle_t *)&d->health_flush, close_cb);
+  reloads_release(d, 1);
   cr__daemon_api_stop(d);
   cr__daemon_plugins_stop(d);
   cr__daemon_runner_stop(d);
@@ -331,8 +354,13 @@ static void on_wakeup(uv_async_t *a) {
   cr_daemon *d = a->data;
   if (atomic_exchange(&d->reload_requested, 0) && !d->stopping)
     cr__daemon_plugins_rescan(d, 1);
-  if (atomic_exchange(&d->api_reload_requested, 0) && !d->stopping)
+  if (atomic_exchange(&d->api_reload_requested, 0) && !d->stopping) {
+    uv_mutex_lock(&d->cfg_mu);
+    uint64_t asked = d->reloads_asked; /* all changes committed before */
+    uv_mutex_unlock(&d->cfg_mu);
     cr__daemon_reload(d, 0, NULL);
+    reloads_finished(d, asked);
+  }
   if (atomic_exchange(&d->rescan_requested, 0) && !d->stopping)
     cr__daemon_plugins_rescan(d, 0);
   if (atomic_exchange(&d->kick_requested, 0) && !d->stopping)
@@ -407,10 +435,22 @@ static void trim_after_load(cr_daemon *d) {
 #endif
 }
 
+/* Reloads when the API objects changed since the last load: through
+ * another instance sharing the store, or the CLI writing it. */
+static void api_objects_check(cr_daemon *d) {
+  int64_t gen = 0;
+  if (!d->stopping && cr_store_api_generation(d->store, &gen) == 0 &&
+      gen != d->api_gen) {
+    atomic_store(&d->api_reload_requested, 1);
+    uv_async_send(&d->wakeup);
+  }
+}
+
 static void on_tick(uv_timer_t *t) {
   cr_daemon *d = t->data;
   if (d->cluster.ticked) /* the first tick ran at start */
     cr__daemon_cluster_tick(d);
+  api_objects_check(d);
   trim_after_load(d);
   atomic_store(&d->last_tick_ms, cr__now_ms());
   atomic_store(&d->slots_total, (int)d->runner.concurrency);
@@ -541,6 +581,8 @@ void cr_daemon_free(cr_daemon *d) {
   cr__cfg_ref_put(d->cfg);
   if (d->cfg_mu_inited)
     uv_mutex_destroy(&d->cfg_mu);
+  if (d->reload_cond_inited)
+    uv_cond_destroy(&d->reload_cond);
   cr__free(d->api_listen);
   cr_plugin_host_free(d->plugins);
   cr__daemon_busy_free(d);

@@ -46,11 +46,28 @@ static void kick(void *ud) {
     uv_async_send(&d->wakeup);
 }
 
+/* The API changed an object: asks the loop to reload and waits (10 s at
+ * most) until a configuration read after the change is swapped in, so that
+ * a client's next request sees what it just wrote (read-your-writes). Runs
+ * on an API thread, never on the loop. */
 static void reload(void *ud) {
   cr_daemon *d = ud;
+  uv_mutex_lock(&d->cfg_mu);
+  uint64_t ticket = ++d->reloads_asked;
+  uv_mutex_unlock(&d->cfg_mu);
   atomic_store(&d->api_reload_requested, 1);
-  if (atomic_load(&d->running))
-    uv_async_send(&d->wakeup);
+  if (!atomic_load(&d->running))
+    return;
+  uv_async_send(&d->wakeup);
+  uint64_t deadline = uv_hrtime() + UINT64_C(10000000000);
+  uv_mutex_lock(&d->cfg_mu);
+  while (d->reloads_done < ticket && !d->reload_waits_off) {
+    uint64_t now = uv_hrtime();
+    if (now >= deadline ||
+        uv_cond_timedwait(&d->reload_cond, &d->cfg_mu, deadline - now) != 0)
+      break;
+  }
+  uv_mutex_unlock(&d->cfg_mu);
 }
 
 static int loop_alive(void *ud) {

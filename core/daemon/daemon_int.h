@@ -123,6 +123,14 @@ struct cr_daemon {
   atomic_int api_port;
   uv_mutex_t cfg_mu;
   int cfg_mu_inited;
+  /* Read-your-writes for the API (daemon_api.c): a change asks for reload
+   * number ++reloads_asked and waits on reload_cond until reloads_done
+   * reaches it, or reload_waits_off is set when the daemon stops. All
+   * three under cfg_mu. */
+  uv_cond_t reload_cond;
+  int reload_cond_inited;
+  uint64_t reloads_asked, reloads_done;
+  int reload_waits_off;
   uv_timer_t tick; /* 1 s: loop liveness for /readyz */
   /* Loop stall: at each prepare (just before the loop waits), the time
    * since the previous one minus the time spent waiting in between
@@ -141,6 +149,10 @@ struct cr_daemon {
   uv_idle_t health_flush;
   int health_flush_inited;
   int64_t alert_cursor; /* last event id the event rules saw */
+  /* The API objects' generation (cr_store_api_generation) read before the
+   * last load: a tick that reads another reloads, so an object created
+   * through another instance's API (or the CLI) is applied here too. */
+  int64_t api_gen;
   int alerts_in_flight; /* notification jobs on the thread pool */
   int trim_pending;     /* a (re)load happened: trim the heap once idle */
 };

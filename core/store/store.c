@@ -1000,6 +1000,13 @@ int cr_store_api_object_delete(cr_store *s, const char *kind, const char *id) {
   return CALL(s, api_object_delete, kind, id);
 }
 
+int cr_store_api_generation(cr_store *s, int64_t *out) {
+  if (!ready(s) || out == NULL)
+    return CR_EINVAL;
+  *out = 0;
+  return CALL(s, api_generation, out);
+}
+
 void cr_api_object_rec_free_list(struct cr_api_object_rec *r, size_t n) {
   for (size_t i = 0; r != NULL && i < n; i++) {
     cr__free(r[i].kind);

@@ -852,6 +852,11 @@ int cr_store_api_object_list(cr_store *s, struct cr_api_object_rec **out,
 
 /* Deletes one. CR_ENOENT when missing. */
 int cr_store_api_object_delete(cr_store *s, const char *kind, const char *id);
+
+/* The API objects' generation into *out: a counter that every put and
+ * delete raises in its own transaction, so an instance sharing the store
+ * knows with one read whether the objects changed since it loaded them. */
+int cr_store_api_generation(cr_store *s, int64_t *out);
 void cr_api_object_rec_free_list(struct cr_api_object_rec *r, size_t n);
 
 /* The stored result of a POST made with an Idempotency-Key. */

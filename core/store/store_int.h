@@ -150,6 +150,7 @@ struct cr_store_ops {
   int (*api_object_list)(cr_store *s, struct cr_api_object_rec **out,
                          size_t *n);
   int (*api_object_delete)(cr_store *s, const char *kind, const char *id);
+  int (*api_generation)(cr_store *s, int64_t *out);
   int (*idem_get)(cr_store *s, const char *token, const char *key, int64_t now,
                   struct cr_idem_rec *out);
   int (*idem_put)(cr_store *s, const char *token, const char *key,

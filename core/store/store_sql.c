@@ -1111,6 +1111,7 @@ const struct cr_store_ops cr__sq_ops = {
     .api_object_put = cr__sq_api_object_put,
     .api_object_list = cr__sq_api_object_list,
     .api_object_delete = cr__sq_api_object_delete,
+    .api_generation = cr__sq_api_generation,
     .read_begin = sq_read_begin,
     .read_end = sq_read_end,
     .runner_add = cr__sq_runner_add,

@@ -128,6 +128,14 @@ int cr__sq_stats(cr_store *s, int which, struct cr_stat_row **out, size_t *n) {
 
 /* ---- API objects --------------------------------------------------------- */
 
+/* Raises the objects' generation (cr_store_api_generation), in the write's
+ * transaction. */
+static int bump_generation(struct sq_store *q) {
+  cr_sql_stmt *st = NULL;
+  int rc = cr__sq_prep(q, ST_API_GEN_BUMP, &st);
+  return rc == 0 ? cr__sq_step_done(q, st) : rc;
+}
+
 int cr__sq_api_object_put(cr_store *s, const struct cr_api_object_rec *rec,
                           int64_t now) {
   struct sq_store *q = sqs(s);
@@ -145,7 +153,8 @@ int cr__sq_api_object_put(cr_store *s, const struct cr_api_object_rec *rec,
   cr__sq_bind_str(st, 5, rec->key_id);
   cr__sq_bind_str(st, 6, rec->created_by);
   cr__sql_bind_i64(st, 7, now);
-  return cr__sq_step_done(q, st);
+  rc = cr__sq_step_done(q, st);
+  return rc == 0 ? bump_generation(q) : rc;
 }
 
 static int object_row(cr_sql_stmt *st, struct cr_api_object_rec *r) {
@@ -217,6 +226,20 @@ int cr__sq_api_object_delete(cr_store *s, const char *kind, const char *id) {
   rc = cr__sq_step_done(q, st);
   if (rc == 0 && cr__sql_changes(q->db) == 0)
     rc = cr__sq_not_found(q, kind, id);
+  return rc == 0 ? bump_generation(q) : rc;
+}
+
+int cr__sq_api_generation(cr_store *s, int64_t *out) {
+  struct sq_store *q = sqs(s);
+  cr_sql_stmt *st = NULL;
+  int rc = cr__sq_prep(q, ST_API_GEN_GET, &st);
+  if (rc != 0)
+    return rc;
+  int src = cr__sql_step(st);
+  if (src == CR_SQL_ROW)
+    *out = cr__sql_col_i64(st, 0);
+  rc = src == CR_SQL_ROW || src == CR_SQL_DONE ? 0 : cr__sq_fail(q, src);
+  cr__sq_done(st);
   return rc;
 }
 

@@ -411,10 +411,18 @@ static const char MIGRATION_13[] =
   "  next_attempt_at INTEGER NOT NULL,"
   "  first_attempt_at INTEGER);";
 
+/* Version 14: the API objects' generation (cr_store_api_generation), one
+ * row that every change to api_objects raises. */
+static const char MIGRATION_14[] =
+  "CREATE TABLE api_generation ("
+  "  one INTEGER PRIMARY KEY CHECK (one = 1),"
+  "  value INTEGER NOT NULL);"
+  "INSERT INTO api_generation VALUES (1, 0);";
+
 static const char *const migrations[] = {
     MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
     MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10,
-    MIGRATION_11, MIGRATION_12, MIGRATION_13};
+    MIGRATION_11, MIGRATION_12, MIGRATION_13, MIGRATION_14};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 // clang-format on
 

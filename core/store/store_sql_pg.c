@@ -21,6 +21,12 @@
 #define STATES \
   "('created','pending','executing','completed','failed','cancelled')"
 
+/* Version 14: the API objects' generation (cr_store_api_generation). */
+#define PG_MIGRATION_14 \
+  "CREATE TABLE api_generation (one " I " PRIMARY KEY CHECK (one = 1)," \
+  "  value " I " NOT NULL);" \
+  "INSERT INTO api_generation VALUES (1, 0);"
+
 const char cr__sq_pg_schema[] =
   "CREATE TABLE schema_migrations (version " I " PRIMARY KEY,"
   "  applied_at " I " NOT NULL);"
@@ -180,10 +186,11 @@ const char cr__sq_pg_schema[] =
   "  last_id " I " NOT NULL CHECK (last_id >= first_id),"
   "  count " I " NOT NULL CHECK (count > 0),"
   "  attempts " I " NOT NULL DEFAULT 0, next_attempt_at " I " NOT NULL,"
-  "  first_attempt_at " I ");";
+  "  first_attempt_at " I ");"
+  PG_MIGRATION_14;
 
-/* None yet: the next version adds its PostgreSQL migration here. */
-const char *const cr__sq_pg_migrations[] = {NULL};
+/* From version 13 (the first on PostgreSQL) on. */
+const char *const cr__sq_pg_migrations[] = {PG_MIGRATION_14, NULL};
 
 /* The last event id ever given (events may have been pruned since). */
 #define PG_EVENTS_SEQ \

@@ -298,7 +298,8 @@ async function deletion(page, base, api) {
   await page.click('#delete');
   await page.click('dialog[open] button[value=ok]');
   await page.waitForFunction(() => location.hash === '#/authorizations');
-  check((await api('GET', '/v1/authorizations/api-doomed')).status === 404, 'delete: confirmed, the API no longer has it');
+  const gone = await api('GET', '/v1/authorizations/api-doomed');
+  check(gone.status === 404, 'delete: confirmed, the API no longer has it', `HTTP ${gone.status}`);
 }
 
 async function integrationsPage(page, base, api) {

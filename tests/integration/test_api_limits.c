@@ -6,7 +6,9 @@
  * address while the probes are not, the refusals in /metrics, bad
  * rate_limit values reported at FILE:LINE:COLUMN; and a forced delete that
  * disables the works using the authorization, with its events, or writes
- * nothing when a work of the configuration file uses it. */
+ * nothing when a work of the configuration file uses it; and
+ * read-your-writes: the request right after a create, rename or delete
+ * answers with the change, no polling. */
 #include "testutil.h"
 
 #include <curl/curl.h>
@@ -410,6 +412,45 @@ static void test_force_delete(void **state) {
   json_decref(err);
 }
 
+/* ---- Read-your-writes ---- */
+
+/* GET path right away, once, with no polling: its status (and name). */
+static long get_once(struct cr_api_fixture *f, const char *path,
+                     char name[64]) {
+  json_t *v = NULL;
+  long st = cr_api_call(f, OPS, "GET", path, NULL, NULL, &v, NULL);
+  const char *n = json_string_value(json_object_get(v, "name"));
+  snprintf(name, 64, "%s", n ? n : "");
+  json_decref(v);
+  return st;
+}
+
+static void test_read_your_writes(void **state) {
+  struct cr_api_fixture *f = *state;
+  char name[64];
+  for (int i = 0; i < 20; i++) {
+    char body[256], path[64], patch[128], want[64];
+    snprintf(body, sizeof body,
+             "{\"id\": \"ryw%d\", \"provider\": \"filedrop\", "
+             "\"method\": \"none\"}",
+             i);
+    snprintf(path, sizeof path, "/v1/authorizations/ryw%d", i);
+    assert_int_equal(cr_api_call(f, OPS, "POST", "/v1/authorizations", body,
+                                 NULL, NULL, NULL),
+                     201);
+    assert_int_equal(get_once(f, path, name), 200);
+    snprintf(want, sizeof want, "Renamed %d", i);
+    snprintf(patch, sizeof patch, "{\"name\": \"%s\"}", want);
+    assert_int_equal(
+        cr_api_call(f, OPS, "PATCH", path, patch, NULL, NULL, NULL), 200);
+    assert_int_equal(get_once(f, path, name), 200);
+    assert_string_equal(name, want);
+    assert_int_equal(
+        cr_api_call(f, OPS, "DELETE", path, NULL, NULL, NULL, NULL), 204);
+    assert_int_equal(get_once(f, path, name), 404);
+  }
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
@@ -418,6 +459,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_by_address, setup_limited, teardown),
       cmocka_unit_test(test_config_errors),
       cmocka_unit_test_setup_teardown(test_force_delete, setup_plain, teardown),
+      cmocka_unit_test_setup_teardown(test_read_your_writes, setup_plain,
+                                      teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();

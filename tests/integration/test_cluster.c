@@ -6,7 +6,9 @@
  * `connrun cluster` shows it all from the store and from a server.
  * Subscriptions are spread over the instances (three each of six), every
  * event reaches every subscription in order, and after a kill -9 the
- * survivor delivers the dead one's subscriptions too. */
+ * survivor delivers the dead one's subscriptions too. An object created
+ * or deleted through one instance's API is seen at once there and within a
+ * tick or two through the other's. */
 #include "testutil.h"
 
 #include "fake_http.h"
@@ -19,12 +21,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api_fixture.h"
 #include "events/events.h"
 #include "store/store.h"
 #include "store/store_cluster.h"
 #include "util/clock.h"
 
 #define TOKEN "cluster-test-token-1f0a"
+#define WTOKEN "cluster-write-token-8c3d"
 #define N_DUTIES 6
 
 /* --pg: the same on a private PostgreSQL server (host.store). */
@@ -54,7 +58,8 @@ static void env_init(struct env *e, const char *extra) {
   snprintf(yaml, sizeof yaml,
            "host:\n  data_dir: %s\n%s  listen: 127.0.0.1:0\n"
            "  health_check_interval: 1h\n"
-           "  api_tokens: [{name: ops, token: \"" TOKEN "\", scopes: [read]}]\n"
+           "  api_tokens: [{name: ops, token: \"" TOKEN "\", scopes: [read]},\n"
+           "    {name: dev, token: \"" WTOKEN "\", scopes: [read, write]}]\n"
            "%s",
            e->data, store_yaml, extra);
   e->cfg = cr_test_write_file(e->dir, "connrun.yaml", yaml);
@@ -318,10 +323,63 @@ static void test_subscriptions_spread(void **state) {
   env_free(&e);
 }
 
+/* ---- Objects created through the API reach every instance -------------- */
+
+static long call_at(int port, const char *method, const char *path,
+                    const char *body) {
+  struct cr_api_fixture f;
+  memset(&f, 0, sizeof f);
+  snprintf(f.base, sizeof f.base, "http://127.0.0.1:%d", port);
+  return cr_api_call(&f, WTOKEN, method, path, body, NULL, NULL, NULL);
+}
+
+/* Polls GET path on port (10 s at most) until it answers want; the
+ * milliseconds it took, or -1. */
+static int64_t await_status(int port, const char *path, long want) {
+  int64_t t0 = cr__now_ms();
+  for (int i = 0; i < 200; i++) {
+    if (call_at(port, "GET", path, NULL) == want)
+      return cr__now_ms() - t0;
+    usleep(50 * 1000);
+  }
+  return -1;
+}
+
+static void test_api_objects_everywhere(void **state) {
+  (void)state;
+  struct env e;
+  env_init(&e, "");
+  struct cr_test_proc a = start(&e, "a.log");
+  struct cr_test_proc b = start(&e, "b.log");
+  int port_a = cr_test_serve_port(&a), port_b = cr_test_serve_port(&b);
+  const char *path = "/v1/subscriptions/from-a";
+  assert_int_equal(call_at(port_b, "GET", path, NULL), 404);
+  assert_int_equal(
+      call_at(port_a, "POST", "/v1/subscriptions",
+              "{\"id\": \"from-a\", \"workflow\": \"webhook_system_events\", "
+              "\"config\": {\"system_event_type\": \"synced\", "
+              "\"webhook_url\": \"http://127.0.0.1:9/x\"}}"),
+      201);
+  assert_int_equal(call_at(port_a, "GET", path, NULL), 200); /* at once */
+  int64_t seen = await_status(port_b, path, 200);
+  print_message("created through one instance, seen through the other after "
+                "%lld ms\n",
+                (long long)seen);
+  assert_true(seen >= 0 && seen < 5000);
+  assert_int_equal(call_at(port_b, "DELETE", path, NULL), 204);
+  assert_int_equal(call_at(port_b, "GET", path, NULL), 404); /* at once */
+  int64_t gone = await_status(port_a, path, 404);
+  assert_true(gone >= 0 && gone < 5000);
+  assert_int_equal(cr_test_proc_stop(&a), 0);
+  assert_int_equal(cr_test_proc_stop(&b), 0);
+  env_free(&e);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_failover),
-      cmocka_unit_test(test_subscriptions_spread)};
+      cmocka_unit_test(test_subscriptions_spread),
+      cmocka_unit_test(test_api_objects_everywhere)};
   g_use_pg = argc > 1 && strcmp(argv[1], "--pg") == 0;
   if (g_use_pg && cr_pgserver_start(&g_pg, 0) != 0) {
     fprintf(stderr, "PostgreSQL: %s\n", g_pg.error);
