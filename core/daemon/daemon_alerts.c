@@ -1,7 +1,9 @@
-/* daemon_alerts.c: the daemon's alerting: error-rate rules evaluated when an
- * execution ends, event rules over each new stored event, and the sending of
- * notifications on the libuv thread pool (SMTP and webhook calls block). The
- * rules themselves live in alerts.c. */
+/* daemon_alerts.c: the daemon's alerting, done by the holder of the alerts
+ * duty: over each new stored event, event rules, and error-rate rules for a
+ * work whose execution ended (wherever it ran: the local runner, a remote
+ * one, another instance), with the cursor kept in the store for the next
+ * holder; and the sending of notifications on the libuv thread pool (SMTP
+ * and webhook calls block). The rules themselves live in alerts.c. */
 #include "daemon/daemon_int.h"
 
 #include <string.h>
@@ -68,55 +70,107 @@ static void send_notes(cr_daemon *d, struct cr_alert_note *notes, size_t n) {
     send_after(&j->req, -1);
 }
 
+/* The cursor of the events the rules evaluated (store.h named cursors). */
+#define CURSOR "alerts"
+
 int cr__daemon_alerts_start(cr_daemon *d) {
   int rc = cr_alerts_new(&d->alerts);
-  if (rc == 0)
-    rc = cr_alerts_load_state(d->alerts, d->store);
-  /* Event rules look at events stored from now on. */
-  struct cr_event_filter f = {.limit = 1};
-  struct cr_event_rec *ev = NULL;
-  size_t n = 0;
-  while (rc == 0) {
-    f.after_id = d->alert_cursor;
-    f.limit = CR_EVENT_QUERY_MAX_LIMIT;
-    rc = cr_store_event_query(d->store, &f, &ev, &n);
-    if (rc != 0 || n == 0)
-      break;
-    d->alert_cursor = ev[n - 1].id;
-    cr_event_rec_free_list(ev, n);
-    ev = NULL;
+  d->alerts_stale = 1; /* state and cursor read by the duty's holder */
+  /* Event rules look at events stored from the first start on: the cursor
+   * is set once, in a transaction, unless another instance set it. */
+  int64_t at = 0;
+  if (rc == 0 && (rc = cr_store_begin(d->store)) == 0) {
+    rc = cr_store_cursor_get(d->store, CURSOR, &at);
+    if (rc == CR_ENOENT && (rc = cr_store_event_last_id(d->store, &at)) == 0)
+      rc = cr_store_cursor_set(d->store, CURSOR, at);
+    rc =
+        rc == 0 ? cr_store_commit(d->store) : (cr_store_rollback(d->store), rc);
   }
-  cr_event_rec_free_list(ev, n);
   return rc;
 }
 
-void cr__daemon_alerts_execution_end(cr_daemon *d, const char *work_id) {
-  if (d->alerts == NULL)
-    return;
-  struct cr_alert_note *notes = NULL;
-  size_t n = 0;
-  int rc = cr_alerts_on_execution_end(d->alerts, d->store, d->cfg->cfg, work_id,
-                                      cr__now_ms(), &notes, &n);
-  if (rc != 0)
-    cr__daemon_logf(d, CR_LOG_WARN, "alerts: work %s: %s", work_id,
-                    cr_strerror(rc));
-  send_notes(d, notes, n);
+/* Reads what the last holder of the alerts duty left: the breach state
+ * (from the alerted/recovered events) and the cursor. */
+static int resume(cr_daemon *d) {
+  int rc = cr_alerts_load_state(d->alerts, d->store);
+  if (rc == 0)
+    rc = cr_store_cursor_get(d->store, CURSOR, &d->alert_cursor);
+  d->alerts_stale = rc != 0;
+  return rc;
+}
+
+/* Adds id (borrowed) to the set v[0..*n) unless it is there. */
+static int add_work(const char ***v, size_t *n, const char *id) {
+  for (size_t i = 0; i < *n; i++)
+    if (strcmp((*v)[i], id) == 0)
+      return 0;
+  const char **g = cr__realloc(*v, (*n + 1) * sizeof *g);
+  if (g == NULL)
+    return CR_ENOMEM;
+  g[(*n)++] = id;
+  *v = g;
+  return 0;
+}
+
+/* The rules over events ev[0..n): event rules on each, error-rate rules on
+ * each work with an execution that ended; the notes into *notes / *nn. */
+static int evaluate(cr_daemon *d, const struct cr_event_rec *ev, size_t n,
+                    struct cr_alert_note **notes, size_t *nn) {
+  const cr_config *cfg = d->cfg->cfg;
+  const char **ended = NULL;
+  size_t nended = 0;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    rc = cr_alerts_on_event(d->alerts, cfg, &ev[i], notes, nn);
+    if (rc == 0 && strcmp(ev[i].subject_type, "work") == 0 &&
+        (strcmp(ev[i].verb, "completed") == 0 ||
+         strcmp(ev[i].verb, "failed") == 0))
+      rc = add_work(&ended, &nended, ev[i].subject_id);
+  }
+  int64_t now = cr__now_ms();
+  for (size_t i = 0; rc == 0 && i < nended; i++)
+    rc = cr_alerts_on_execution_end(d->alerts, d->store, cfg, ended[i], now,
+                                    notes, nn);
+  cr__free(ended);
+  return rc;
 }
 
 void cr__daemon_alerts_scan(cr_daemon *d) {
-  if (d->alerts == NULL || d->cfg->cfg->n_alerts == 0)
+  if (d->alerts == NULL || d->cfg->cfg->n_alerts == 0 ||
+      !cr__daemon_duty(d, CR__DUTY_ALERTS) ||
+      (d->alerts_stale && resume(d) != 0))
     return;
   struct cr_event_filter f = {.after_id = d->alert_cursor, .limit = 1000};
   struct cr_event_rec *ev = NULL;
   size_t n = 0;
-  if (cr_store_event_query(d->store, &f, &ev, &n) != 0)
+  if (cr_store_event_query(d->store, &f, &ev, &n) != 0 || n == 0) {
+    cr_event_rec_free_list(ev, n);
     return;
-  for (size_t i = 0; i < n; i++) {
-    struct cr_alert_note *notes = NULL;
-    size_t nn = 0;
-    if (cr_alerts_on_event(d->alerts, d->cfg->cfg, &ev[i], &notes, &nn) == 0)
-      send_notes(d, notes, nn);
-    d->alert_cursor = ev[i].id;
+  }
+  /* One transaction, fenced by the duty: the alerted/recovered events and
+   * the cursor move together, and only while this instance holds the duty,
+   * so an instance that lost it meanwhile notifies nothing twice. */
+  struct cr_alert_note *notes = NULL;
+  size_t nn = 0;
+  int rc = cr_store_begin(d->store);
+  if (rc == 0) {
+    rc = cr__daemon_duty_fence(d, CR__DUTY_ALERTS) ? 0 : CR_ECANCELED;
+    if (rc == 0)
+      rc = evaluate(d, ev, n, &notes, &nn);
+    if (rc == 0)
+      rc = cr_store_cursor_set(d->store, CURSOR, ev[n - 1].id);
+    rc =
+        rc == 0 ? cr_store_commit(d->store) : (cr_store_rollback(d->store), rc);
+  }
+  if (rc == 0) {
+    d->alert_cursor = ev[n - 1].id;
+    send_notes(d, notes, nn);
+  } else {
+    /* The breach state may hold what was rolled back: read it again. */
+    d->alerts_stale = 1;
+    cr_alert_note_free_list(notes, nn);
+    if (rc != CR_ECANCELED)
+      cr__daemon_logf(d, CR_LOG_WARN, "alerts: %s", cr_strerror(rc));
   }
   cr_event_rec_free_list(ev, n);
 }

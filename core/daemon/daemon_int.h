@@ -148,7 +148,8 @@ struct cr_daemon {
   struct health_job *health_done;
   uv_idle_t health_flush;
   int health_flush_inited;
-  int64_t alert_cursor; /* last event id the event rules saw */
+  int64_t alert_cursor; /* last event id the alert rules evaluated */
+  int alerts_stale;     /* breach state and cursor to be read from the store */
   /* The API objects' generation (cr_store_api_generation) read before the
    * last load: a tick that reads another reloads, so an object created
    * through another instance's API (or the CLI) is applied here too. */
@@ -261,12 +262,11 @@ void cr__daemon_health_free(cr_daemon *d);
  * once no execution runs), free (joins the threads). */
 int cr__daemon_runner_start(cr_daemon *d);
 
-/* Alerts (daemon_alerts.c, loop thread): start (state from the store, event
- * cursor at the current end), after an execution of work_id ended, a scan of
- * new events for event rules, free. Notifications go out on the thread
- * pool. */
+/* Alerts (daemon_alerts.c, loop thread): start (the stored cursor, set at
+ * the current end on the very first start), a scan of the new events by the
+ * alerts duty's holder (event rules; error-rate rules of works whose
+ * execution ended), free. Notifications go out on the thread pool. */
 int cr__daemon_alerts_start(cr_daemon *d);
-void cr__daemon_alerts_execution_end(cr_daemon *d, const char *work_id);
 void cr__daemon_alerts_scan(cr_daemon *d);
 void cr__daemon_alerts_free(cr_daemon *d);
 void cr__daemon_runner_cycle(cr_daemon *d);

@@ -339,7 +339,6 @@ static void on_done(uv_async_t *a) {
       cr__daemon_logf(d, CR_LOG_ERROR, "execution %" PRId64 " of work %s: %s",
                       j->claim.execution_id, j->claim.work_id,
                       cr_strerror(j->rc));
-    cr__daemon_alerts_execution_end(d, j->claim.work_id);
     cr__cfg_ref_put(j->cfg);
     job_free(j);
     rn->running--;

@@ -63,8 +63,10 @@ int cr_alerts_breach_at(const cr_alerts *a, size_t i, const char **alert_id,
  * (borrowed; an unknown work gives nothing) at now (ms) after an execution
  * of it ended (see the top of this file). Each alerted / recovered event is
  * written in its own store transaction together with the in-memory state
- * change (undone if the commit fails), so the state always matches the
- * stored events; call it outside any caller transaction. Each notification
+ * change (undone if the commit fails), so the state matches the stored
+ * events. Inside a caller's transaction that one is a savepoint and the
+ * event commits with the caller's: after a rollback there, reload the state
+ * with cr_alerts_load_state (the daemon does). Each notification
  * is appended to *notes (an array of *n, grown with cr__realloc; start with
  * NULL / 0; free with cr_alert_note_free_list). Event data: alert,
  * error_rate (percent, 1 decimal), failed, executions, window_s, threshold,

@@ -1007,6 +1007,19 @@ int cr_store_api_generation(cr_store *s, int64_t *out) {
   return CALL(s, api_generation, out);
 }
 
+int cr_store_cursor_get(cr_store *s, const char *name, int64_t *out) {
+  if (!ready(s) || name == NULL || out == NULL)
+    return CR_EINVAL;
+  *out = 0;
+  return CALL(s, cursor_get, name, out);
+}
+
+int cr_store_cursor_set(cr_store *s, const char *name, int64_t value) {
+  if (!ready(s) || name == NULL)
+    return CR_EINVAL;
+  return CALL(s, cursor_set, name, value);
+}
+
 void cr_api_object_rec_free_list(struct cr_api_object_rec *r, size_t n) {
   for (size_t i = 0; r != NULL && i < n; i++) {
     cr__free(r[i].kind);

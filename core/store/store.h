@@ -857,6 +857,17 @@ int cr_store_api_object_delete(cr_store *s, const char *kind, const char *id);
  * delete raises in its own transaction, so an instance sharing the store
  * knows with one read whether the objects changed since it loaded them. */
 int cr_store_api_generation(cr_store *s, int64_t *out);
+
+/* ---- Named cursors ---------------------------------------------------------
+ * A position (an event id) that outlives the process holding it, so the
+ * instance that takes a duty over resumes where the last holder stopped:
+ * "alerts" is the last event the alert rules evaluated. */
+
+/* The cursor name (borrowed) into *out. CR_ENOENT when it was never set. */
+int cr_store_cursor_get(cr_store *s, const char *name, int64_t *out);
+
+/* Sets cursor name (borrowed) to value, in the caller's transaction. */
+int cr_store_cursor_set(cr_store *s, const char *name, int64_t value);
 void cr_api_object_rec_free_list(struct cr_api_object_rec *r, size_t n);
 
 /* The stored result of a POST made with an Idempotency-Key. */

@@ -151,6 +151,8 @@ struct cr_store_ops {
                          size_t *n);
   int (*api_object_delete)(cr_store *s, const char *kind, const char *id);
   int (*api_generation)(cr_store *s, int64_t *out);
+  int (*cursor_get)(cr_store *s, const char *name, int64_t *out);
+  int (*cursor_set)(cr_store *s, const char *name, int64_t value);
   int (*idem_get)(cr_store *s, const char *token, const char *key, int64_t now,
                   struct cr_idem_rec *out);
   int (*idem_put)(cr_store *s, const char *token, const char *key,

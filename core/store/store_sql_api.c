@@ -1,6 +1,7 @@
-/* store_sqlite_api.c: the SQLite store backend's reads for the REST API
- * beyond the core tables' own: a subscription's delivery attempts, the
- * newest event id (for event streams). */
+/* store_sql_api.c: the SQL store's operations for the REST API beyond the
+ * core tables' own: a subscription's delivery attempts, the newest event id
+ * (for event streams), statistics, the objects created through the API and
+ * their generation, idempotency keys, and named cursors. */
 #include "store/store_sql_int.h"
 
 #include <string.h>
@@ -229,18 +230,38 @@ int cr__sq_api_object_delete(cr_store *s, const char *kind, const char *id) {
   return rc == 0 ? bump_generation(q) : rc;
 }
 
+/* ---- Named cursors ------------------------------------------------------- */
+
+int cr__sq_cursor_get(cr_store *s, const char *name, int64_t *out) {
+  struct sq_store *q = sqs(s);
+  cr_sql_stmt *st = NULL;
+  int rc = cr__sq_prep(q, ST_CURSOR_GET, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, name);
+  int found = 0;
+  rc = cr__sq_step_int(q, st, out, &found);
+  return rc == 0 && !found ? CR_ENOENT : rc;
+}
+
+int cr__sq_cursor_set(cr_store *s, const char *name, int64_t value) {
+  struct sq_store *q = sqs(s);
+  cr_sql_stmt *st = NULL;
+  int rc = cr__sq_doomed(q);
+  if (rc == 0)
+    rc = cr__sq_prep(q, ST_CURSOR_SET, &st);
+  if (rc != 0)
+    return rc;
+  cr__sq_bind_str(st, 1, name);
+  cr__sql_bind_i64(st, 2, value);
+  return cr__sq_step_done(q, st);
+}
+
 int cr__sq_api_generation(cr_store *s, int64_t *out) {
   struct sq_store *q = sqs(s);
   cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_API_GEN_GET, &st);
-  if (rc != 0)
-    return rc;
-  int src = cr__sql_step(st);
-  if (src == CR_SQL_ROW)
-    *out = cr__sql_col_i64(st, 0);
-  rc = src == CR_SQL_ROW || src == CR_SQL_DONE ? 0 : cr__sq_fail(q, src);
-  cr__sq_done(st);
-  return rc;
+  return rc == 0 ? cr__sq_step_int(q, st, out, NULL) : rc;
 }
 
 /* ---- Idempotency keys ---------------------------------------------------- */

@@ -61,6 +61,7 @@ static const struct table tables[] = {
   {"execution_logs", "id, execution_id, at, level, text", "iiiit", 1},
   {"webhook_batches", "subscription_id, first_id, last_id, count, attempts, "
    "next_attempt_at, first_attempt_at", "tiiiiii", 0},
+  {"cursors", "name, value", "ti", 0},
 };
 // clang-format on
 #define N_TABLES (sizeof tables / sizeof tables[0])

@@ -291,6 +291,10 @@
   X(API_OBJECT_DELETE, "DELETE FROM api_objects WHERE kind = ?1 AND id = ?2") \
   X(API_GEN_BUMP, "UPDATE api_generation SET value = value + 1") \
   X(API_GEN_GET, "SELECT value FROM api_generation") \
+  X(CURSOR_GET, "SELECT value FROM cursors WHERE name = ?1") \
+  X(CURSOR_SET, \
+    "INSERT INTO cursors (name, value) VALUES (?1, ?2) ON CONFLICT (name) " \
+    "DO UPDATE SET value = ?2") \
   X(IDEM_GET, \
     "SELECT route, body_hash, response_json, status, created_at FROM " \
     "api_idempotency WHERE token = ?1 AND key = ?2 AND created_at >= ?3") \
@@ -718,6 +722,8 @@ int cr__sq_api_object_list(cr_store *s, struct cr_api_object_rec **out,
                            size_t *n);
 int cr__sq_api_object_delete(cr_store *s, const char *kind, const char *id);
 int cr__sq_api_generation(cr_store *s, int64_t *out);
+int cr__sq_cursor_get(cr_store *s, const char *name, int64_t *out);
+int cr__sq_cursor_set(cr_store *s, const char *name, int64_t value);
 int cr__sq_idem_get(cr_store *s, const char *token, const char *key,
                     int64_t now, struct cr_idem_rec *out);
 int cr__sq_idem_put(cr_store *s, const char *token, const char *key,

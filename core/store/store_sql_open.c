@@ -419,10 +419,17 @@ static const char MIGRATION_14[] =
   "  value INTEGER NOT NULL);"
   "INSERT INTO api_generation VALUES (1, 0);";
 
+/* Version 15: named cursors (cr_store_cursor_get), such as the alert
+ * rules' last evaluated event, kept for the next holder of their duty. */
+static const char MIGRATION_15[] =
+  "CREATE TABLE cursors ("
+  "  name TEXT PRIMARY KEY,"
+  "  value INTEGER NOT NULL) WITHOUT ROWID;";
+
 static const char *const migrations[] = {
     MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
     MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10,
-    MIGRATION_11, MIGRATION_12, MIGRATION_13, MIGRATION_14};
+    MIGRATION_11, MIGRATION_12, MIGRATION_13, MIGRATION_14, MIGRATION_15};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 // clang-format on
 

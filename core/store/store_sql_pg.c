@@ -27,6 +27,10 @@
   "  value " I " NOT NULL);" \
   "INSERT INTO api_generation VALUES (1, 0);"
 
+/* Version 15: named cursors (cr_store_cursor_get). */
+#define PG_MIGRATION_15 \
+  "CREATE TABLE cursors (name TEXT PRIMARY KEY, value " I " NOT NULL);"
+
 const char cr__sq_pg_schema[] =
   "CREATE TABLE schema_migrations (version " I " PRIMARY KEY,"
   "  applied_at " I " NOT NULL);"
@@ -187,10 +191,11 @@ const char cr__sq_pg_schema[] =
   "  count " I " NOT NULL CHECK (count > 0),"
   "  attempts " I " NOT NULL DEFAULT 0, next_attempt_at " I " NOT NULL,"
   "  first_attempt_at " I ");"
-  PG_MIGRATION_14;
+  PG_MIGRATION_14 PG_MIGRATION_15;
 
 /* From version 13 (the first on PostgreSQL) on. */
-const char *const cr__sq_pg_migrations[] = {PG_MIGRATION_14, NULL};
+const char *const cr__sq_pg_migrations[] = {PG_MIGRATION_14, PG_MIGRATION_15,
+                                             NULL};
 
 /* The last event id ever given (events may have been pruned since). */
 #define PG_EVENTS_SEQ \

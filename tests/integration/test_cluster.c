@@ -6,7 +6,9 @@
  * `connrun cluster` shows it all from the store and from a server.
  * Subscriptions are spread over the instances (three each of six), every
  * event reaches every subscription in order, and after a kill -9 the
- * survivor delivers the dead one's subscriptions too. An object created
+ * survivor delivers the dead one's subscriptions too. An event alert sends
+ * one notification per event across a kill -9 of the alerts duty's holder
+ * (the next holder resumes at the stored cursor). An object created
  * or deleted through one instance's API is seen at once there and within a
  * tick or two through the other's. */
 #include "testutil.h"
@@ -203,13 +205,6 @@ static void test_failover(void **state) {
 static const char *const subs[N_SUBS] = {"hook-a", "hook-b", "hook-c",
                                          "hook-d", "hook-e", "hook-f"};
 
-static void accept_all(void *ud, const struct cr_fake_http_request *req,
-                       struct cr_fake_http_response *resp) {
-  (void)ud;
-  (void)req;
-  resp->status = 204;
-}
-
 /* The subscription duties instance x holds. */
 static size_t sub_duties(const json_t *x) {
   size_t i, n = 0;
@@ -289,7 +284,7 @@ static int wait_arrived(cr_fake_http *rx, int64_t first, int64_t last) {
 static void test_subscriptions_spread(void **state) {
   (void)state;
   cr_fake_http *rx = NULL;
-  assert_int_equal(cr_fake_http_start(accept_all, NULL, &rx), 0);
+  assert_int_equal(cr_fake_http_start(cr_fake_http_no_content, NULL, &rx), 0);
   char extra[2048];
   size_t off = (size_t)snprintf(extra, sizeof extra, "subscriptions:\n");
   for (int k = 0; k < N_SUBS; k++)
@@ -318,6 +313,54 @@ static void test_subscriptions_spread(void **state) {
   free(a.log_path);
   emit_events(e.store, &first2, &last2);
   assert_true(wait_arrived(rx, first, last2));
+  assert_int_equal(cr_test_proc_stop(&b), 0);
+  cr_fake_http_stop(rx);
+  env_free(&e);
+}
+
+/* ---- Alerts across a failover ------------------------------------------- */
+
+/* The requests rx got on path. */
+static size_t count_path(cr_fake_http *rx, const char *path) {
+  size_t k = 0;
+  for (size_t i = 0; i < cr_fake_http_count(rx); i++)
+    k += strcmp(cr_fake_http_request_at(rx, i)->path, path) == 0;
+  return k;
+}
+
+/* Waits (20 s at most) until rx got want requests on path; then 1.5 s more
+ * for any extra one; returns the count. */
+static size_t settle_count(cr_fake_http *rx, const char *path, size_t want) {
+  for (int i = 0; i < 200 && count_path(rx, path) < want; i++)
+    usleep(100 * 1000);
+  usleep(1500 * 1000);
+  return count_path(rx, path);
+}
+
+static void test_alerts_failover(void **state) {
+  (void)state;
+  cr_fake_http *rx = NULL;
+  assert_int_equal(cr_fake_http_start(cr_fake_http_no_content, NULL, &rx), 0);
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "alerts:\n"
+           "  - id: synced-hook\n"
+           "    channel: { webhook: { url: \"%s/alert\" } }\n"
+           "    events: { system_event_type: synced }\n",
+           cr_fake_http_url(rx));
+  struct env e;
+  env_init(&e, extra);
+  struct cr_test_proc a = start(&e, "a.log");
+  struct cr_test_proc b = start(&e, "b.log");
+  int64_t first = 0, last = 0;
+  emit_events(e.store, &first, &last);
+  assert_int_equal(settle_count(rx, "/alert", N_EVENTS), N_EVENTS);
+  kill(a.pid, SIGKILL); /* b takes the alerts duty over */
+  assert_true(cr_test_proc_wait(&a, 10000) >= 0);
+  free(a.log_path);
+  emit_events(e.store, &first, &last);
+  /* Each event once: b resumes at a's cursor, not at its own start. */
+  assert_int_equal(settle_count(rx, "/alert", 2 * N_EVENTS), 2 * N_EVENTS);
   assert_int_equal(cr_test_proc_stop(&b), 0);
   cr_fake_http_stop(rx);
   env_free(&e);
@@ -379,7 +422,8 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_failover),
       cmocka_unit_test(test_subscriptions_spread),
-      cmocka_unit_test(test_api_objects_everywhere)};
+      cmocka_unit_test(test_api_objects_everywhere),
+      cmocka_unit_test(test_alerts_failover)};
   g_use_pg = argc > 1 && strcmp(argv[1], "--pg") == 0;
   if (g_use_pg && cr_pgserver_start(&g_pg, 0) != 0) {
     fprintf(stderr, "PostgreSQL: %s\n", g_pg.error);

@@ -19,10 +19,13 @@
  *   - the server restarted under a running remote execution: the runner
  *     retries its reports and the execution completes;
  *   - SIGTERM on a runner past its grace period: the execution goes back as
- *     a new attempt, the runner exits 0, another runner finishes it.
+ *     a new attempt, the runner exits 0, another runner finishes it;
+ *   - an error-rate alert on a work that only remote runners run: its
+ *     failures raise one `alerted` event and one notification.
  * Every wait polls with a bound; nothing asserts on durations. */
 #define _GNU_SOURCE
 #include "api_fixture.h"
+#include "fake_http.h"
 #include "fault_proxy.h"
 #include "testutil.h"
 
@@ -861,6 +864,57 @@ static void test_runner_sigterm_releases(void **state) {
 }
 
 /* An argument runs only the tests matching it (a cmocka filter pattern). */
+/* ---- Alerts on remotely run works ---------------------------------------- */
+
+/* The work's events with verb (a count). */
+static size_t count_verb(struct env *e, const char *work, const char *verb) {
+  json_t *all = work_events(e, work);
+  size_t i, k = 0;
+  const json_t *ev;
+  json_array_foreach(all, i, ev) k += strcmp(str_of(ev, "verb"), verb) == 0;
+  json_decref(all);
+  return k;
+}
+
+static void test_error_rate_alert_remote(void **state) {
+  cr_fake_http *rx = NULL;
+  assert_int_equal(cr_fake_http_start(cr_fake_http_no_content, NULL, &rx), 0);
+  char yaml[2048];
+  snprintf(yaml, sizeof yaml,
+           "  - id: bad\n"
+           "    provider: behave\n"
+           "    authorization: none\n"
+           "    runner: { labels: [edge] }\n"
+           "    config: { mode: config_error }\n"
+           "alerts:\n"
+           "  - id: rate\n"
+           "    channel: { webhook: { url: \"%s/alert\" } }\n"
+           "    error_rate: { threshold: 30, window: 24h, min_executions: 2, "
+           "works: [bad] }\n",
+           cr_fake_http_url(rx));
+  struct env *e = *state = env_new("3s", yaml);
+  int a = runner(e, "ra", 1);
+  char aid[80];
+  runner_id(e, a, aid, sizeof aid);
+  for (int k = 0; k < 3; k++) {
+    json_t *v = wait_final(e, run_now(e, "bad"), 60);
+    assert_string_equal(str_of(v, "state"), "Failed");
+    assert_string_equal(str_of(v, "runner"), aid); /* not the server's */
+    json_decref(v);
+  }
+  size_t alerted = 0;
+  for (int i = 0; i < 100 && (alerted = count_verb(e, "bad", "alerted")) == 0;
+       i++)
+    usleep(100 * 1000); /* the alerts scan runs at least once a second */
+  assert_int_equal(alerted, 1); /* once per breach, not per failure */
+  size_t posts = 0;
+  for (int i = 0; i < 100 && (posts = cr_fake_http_count(rx)) == 0; i++)
+    usleep(100 * 1000);
+  assert_int_equal(posts, 1);
+  assert_string_equal(cr_fake_http_request_at(rx, 0)->path, "/alert");
+  cr_fake_http_stop(rx);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1)
     cmocka_set_test_filter(argv[1]);
@@ -872,6 +926,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_teardown(test_revoked_poll_no_reclaim, teardown),
       cmocka_unit_test_teardown(test_server_restart, teardown),
       cmocka_unit_test_teardown(test_runner_sigterm_releases, teardown),
+      cmocka_unit_test_teardown(test_error_rate_alert_remote, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

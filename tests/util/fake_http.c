@@ -369,3 +369,10 @@ int cr_fake_http_dead_url(char *buf, size_t len) {
     snprintf(buf, len, "http://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
   return rc;
 }
+
+void cr_fake_http_no_content(void *ud, const struct cr_fake_http_request *req,
+                             struct cr_fake_http_response *resp) {
+  (void)ud;
+  (void)req;
+  resp->status = 204;
+}

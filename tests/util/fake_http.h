@@ -53,6 +53,10 @@ typedef void (*cr_fake_http_handler)(void *ud,
                                      const struct cr_fake_http_request *req,
                                      struct cr_fake_http_response *resp);
 
+/* A handler answering every request 204 No Content (ud unused). */
+void cr_fake_http_no_content(void *ud, const struct cr_fake_http_request *req,
+                             struct cr_fake_http_response *resp);
+
 /* Starts a server. handler may be NULL (every request gets 404). ud is
  * borrowed. Returns 0 and *out (free with cr_fake_http_stop), or -1. */
 int cr_fake_http_start(cr_fake_http_handler handler, void *ud,
