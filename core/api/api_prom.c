@@ -344,6 +344,21 @@ void cr__api_metrics(struct cr__api_req *r, struct cr__api_res *res) {
     put(&o, "connrun_loop_stall_seconds_max %.6f\n",
         (double)h->loop_stall_us(h->ud) / 1e6);
   }
+  struct cr_store_conn_counters cc;
+  cr_store_conn_counters(&cc);
+  help(&o, "connrun_store_reconnects_total", "counter",
+       "PostgreSQL connections of this process made again after they "
+       "dropped.");
+  put(&o, "connrun_store_reconnects_total %" PRIu64 "\n", cc.reconnects);
+  help(&o, "connrun_store_retries_total", "counter",
+       "Store statements run again on a new connection after theirs was "
+       "lost (reads and transaction starts only).");
+  put(&o, "connrun_store_retries_total %" PRIu64 "\n", cc.retries);
+  help(&o, "connrun_store_lost_statements_total", "counter",
+       "Store statements that failed because their connection was lost, "
+       "retried or not.");
+  put(&o, "connrun_store_lost_statements_total %" PRIu64 "\n",
+      cc.lost_statements);
   api_requests(&o, r->api->stats);
   uint64_t by_token = 0, by_address = 0;
   cr__api_limit_refused(r->api->limit, &by_token, &by_address);

@@ -2,6 +2,7 @@
  * opening the store, applying the configuration, the libuv loop, signals
  * (SIGINT/SIGTERM stop, SIGHUP reloads) and the health-check timer. */
 #include "daemon/daemon_int.h"
+
 #include "events/batch_delivery.h"
 #include "export/export_engine.h"
 
@@ -9,6 +10,7 @@
 #include <malloc.h>
 #endif
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -446,8 +448,26 @@ static void api_objects_check(cr_daemon *d) {
   }
 }
 
+/* Logs what happened to the store's connections since the last tick: a
+ * retry is never silent. */
+static void conn_report(cr_daemon *d) {
+  struct cr_store_conn_counters now, *was = &d->conn_seen;
+  cr_store_conn_counters(&now);
+  if (now.reconnects != was->reconnects || now.retries != was->retries ||
+      now.lost_statements != was->lost_statements)
+    cr__daemon_logf(d, CR_LOG_WARN,
+                    "store: %" PRIu64 " reconnection(s), %" PRIu64
+                    " statement(s) retried, %" PRIu64
+                    " failed on a lost connection since the last report",
+                    now.reconnects - was->reconnects,
+                    now.retries - was->retries,
+                    now.lost_statements - was->lost_statements);
+  *was = now;
+}
+
 static void on_tick(uv_timer_t *t) {
   cr_daemon *d = t->data;
+  conn_report(d);
   if (d->cluster.ticked) /* the first tick ran at start */
     cr__daemon_cluster_tick(d);
   api_objects_check(d);

@@ -154,6 +154,8 @@ struct cr_daemon {
    * last load: a tick that reads another reloads, so an object created
    * through another instance's API (or the CLI) is applied here too. */
   int64_t api_gen;
+  /* The store's connection counters as last logged (on_tick). */
+  struct cr_store_conn_counters conn_seen;
   int alerts_in_flight; /* notification jobs on the thread pool */
   int trim_pending;     /* a (re)load happened: trim the heap once idle */
 };

@@ -6,6 +6,7 @@
 #include "events/sub_filter.h"
 #include "exec/execution.h"
 #include "store/claim_signal.h"
+#include "store/sql/sql.h"
 #include "store/store_int.h"
 #include "store/store_sql.h"
 #include "util/alloc.h"
@@ -1456,4 +1457,8 @@ int cr_store_batch_note_dead(cr_store *s, const char *sub_id, int64_t event_id,
   if (!ready(s) || bad_str(sub_id) || event_id <= 0)
     return CR_EINVAL;
   return CALL(s, batch_note_dead, sub_id, event_id, error, cr__now_ms());
+}
+
+void cr_store_conn_counters(struct cr_store_conn_counters *out) {
+  cr__sql_pg_counters(&out->reconnects, &out->retries, &out->lost_statements);
 }

@@ -858,6 +858,19 @@ int cr_store_api_object_delete(cr_store *s, const char *kind, const char *id);
  * knows with one read whether the objects changed since it loaded them. */
 int cr_store_api_generation(cr_store *s, int64_t *out);
 
+/* ---- Connections ----------------------------------------------------------
+ * PostgreSQL connections are re-made when they drop, and a statement is run
+ * again when that is safe; never silently: these count it, process-wide
+ * (all 0 on SQLite). */
+struct cr_store_conn_counters {
+  uint64_t reconnects;      /* connections made again */
+  uint64_t retries;         /* statements run again after a lost connection */
+  uint64_t lost_statements; /* statements that failed on a lost connection */
+};
+
+/* Fills *out. */
+void cr_store_conn_counters(struct cr_store_conn_counters *out);
+
 /* ---- Named cursors ---------------------------------------------------------
  * A position (an event id) that outlives the process holding it, so the
  * instance that takes a duty over resumes where the last holder stopped:

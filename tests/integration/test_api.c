@@ -1125,6 +1125,9 @@ static void test_metrics(void **state) {
       "# TYPE connrun_authorization_health gauge",
       "# TYPE connrun_runner_slots gauge",
       "connrun_executions{provider=\"example\",state=\"completed\"}",
+      "connrun_store_reconnects_total 0\n", /* SQLite: never */
+      "# TYPE connrun_store_retries_total counter",
+      "# TYPE connrun_store_lost_statements_total counter",
       NULL};
   for (size_t i = 0; families[i] != NULL; i++)
     if (strstr(r.body.p, families[i]) == NULL)

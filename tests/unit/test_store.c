@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "config/config.h"
+#include "events/events.h"
 #include "events/sub_filter.h"
 #include "exec/execution.h"
 #include "store/store.h"
@@ -2887,6 +2888,44 @@ static void test_migrate_from_sqlite(void **state) {
   free(dir);
 }
 
+/* --pg: the server restarted under an open store. A read is run again on
+ * a new connection; a transaction that lost its connection fails saying
+ * so; the next lone write works; each is counted, never silent. */
+static void test_pg_connection_lost(void **state) {
+  struct fixture *f = *state;
+  int64_t id = 0;
+  struct cr_store_conn_counters c0, c1, c2;
+  assert_int_equal(cr_store_event_last_id(f->s, &id), 0); /* connected */
+  cr_store_conn_counters(&c0);
+  cr_pgserver_halt(&g_pg);
+  assert_int_equal(cr_pgserver_restart(&g_pg), 0);
+  assert_int_equal(cr_store_event_last_id(f->s, &id), 0);
+  cr_store_conn_counters(&c1);
+  assert_true(c1.reconnects > c0.reconnects);
+  assert_true(c1.retries > c0.retries);
+  assert_true(c1.lost_statements > c0.lost_statements);
+
+  assert_int_equal(cr_store_begin(f->s), 0);
+  cr_pgserver_halt(&g_pg);
+  assert_int_equal(cr_pgserver_restart(&g_pg), 0);
+  json_t *data = json_object();
+  int rc = cr_event_emit(f->s, "work", "w", "synced", "test", data, &id);
+  if (rc == 0)
+    rc = cr_store_commit(f->s);
+  assert_int_not_equal(rc, 0);
+  char why[512];
+  snprintf(why, sizeof why, "%s", cr_store_last_error(f->s));
+  cr_store_rollback(f->s); /* when the emit failed; harmless otherwise */
+  if (strstr(why, "lost") == NULL)
+    fail_msg("rc %d: %s", rc, why);
+  assert_int_equal(
+      cr_event_emit(f->s, "work", "w", "synced", "test", data, &id), 0);
+  json_decref(data);
+  cr_store_conn_counters(&c2);
+  assert_true(c2.lost_statements > c1.lost_statements);
+  assert_true(c2.reconnects > c1.reconnects);
+}
+
 /* Markers of the SQLite-only tests. */
 static int setup_lite(void **state) { return setup(state); }
 static int setup_pg(void **state) { return setup(state); } /* --pg only */
@@ -2949,6 +2988,7 @@ int main(int argc, char **argv) {
       T(test_savepoint_misuse),
       T(test_cluster_duties),
       P(test_migrate_from_sqlite),
+      P(test_pg_connection_lost),
 #undef T
 #undef S
 #undef P

@@ -12,7 +12,8 @@
  * statement outside a transaction; a statement that fails because the
  * connection dropped is retried once on a new connection only when that
  * is safe: a read, or a transaction's BEGIN, outside a transaction. Never
- * silently otherwise: the error says the connection was lost. */
+ * silently otherwise: the error says the connection was lost. Either way
+ * it is counted (cr__sql_pg_counters: /metrics, and the daemon's log). */
 #include "store/sql/sql.h"
 
 #include "store/store.h"
@@ -21,6 +22,7 @@
 
 #include <ctype.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,9 @@
 #define BYTEAOID 17
 #define TEXTOID 25
 #define CR__PG_MAXP 256 /* parameters the store's statements use, at most */
+
+/* What happened to this process's connections (cr__sql_pg_counters). */
+static atomic_ullong n_reconnects, n_retries, n_lost;
 
 struct pg {
   struct cr_sql base;
@@ -73,6 +78,7 @@ static int pg_fail(struct pg *c, const PGresult *res) {
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   if (PQstatus(c->conn) != CONNECTION_OK) {
     snprintf(c->err, sizeof c->err, "the connection to PostgreSQL was lost");
+    atomic_fetch_add(&n_lost, 1);
     return CR_ESTORE;
   }
   if (state == NULL)
@@ -123,7 +129,15 @@ static int ensure(struct pg *c) {
              PQerrorMessage(c->conn));
     return CR_ESTORE;
   }
+  atomic_fetch_add(&n_reconnects, 1);
   return setup(c);
+}
+
+void cr__sql_pg_counters(uint64_t *reconnects, uint64_t *retries,
+                         uint64_t *lost_statements) {
+  *reconnects = atomic_load(&n_reconnects);
+  *retries = atomic_load(&n_retries);
+  *lost_statements = atomic_load(&n_lost);
 }
 
 /* ---- Statements ---------------------------------------------------------- */
@@ -329,8 +343,10 @@ static int run(struct pg *c, struct pg_stmt *s) {
       if (!ok(b)) {
         rc = pg_fail(c, b);
         PQclear(b);
-        if (lost(c) && attempt == 0)
+        if (lost(c) && attempt == 0) {
+          atomic_fetch_add(&n_retries, 1);
           continue;
+        }
         if (PQtransactionStatus(c->conn) != PQTRANS_IDLE)
           PQclear(PQexec(c->conn, "ROLLBACK"));
         return rc;
@@ -341,8 +357,10 @@ static int run(struct pg *c, struct pg_stmt *s) {
     if (!ok(r)) {
       rc = pg_fail(c, r);
       PQclear(r);
-      if (lost(c) && attempt == 0 && safe && !wrap)
+      if (lost(c) && attempt == 0 && safe && !wrap) {
+        atomic_fetch_add(&n_retries, 1);
         continue;
+      }
       /* a BEGIN whose lock failed (lock_timeout) leaves no transaction */
       if ((wrap || (idle && starts(s->sql, "BEGIN"))) && !lost(c))
         PQclear(PQexec(c->conn, "ROLLBACK"));
