@@ -375,6 +375,27 @@
   X(ATTEMPT_INSERT, \
     "INSERT INTO delivery_attempts (subscription_id, event_id, at, " \
     "http_status, latency_ms, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
+  /* Set-based forms (PostgreSQL, store_sql_pg.c: one round trip for a \
+   * batch): ?2 a JSON array of event ids; ?1 a JSON array of attempts \
+   * {s, e, st, nx, hs, lt, er}, ?2 now. */ \
+  X(OUTBOX_INSERT_SET, \
+    "INSERT INTO outbox (subscription_id, event_id, status, attempts, " \
+    "next_attempt_at) SELECT ?1, value, 'pending', 0, ?3 FROM json_each(?2) " \
+    "WHERE true ON CONFLICT DO NOTHING") \
+  X(OUTBOX_SET_MANY, \
+    "UPDATE outbox SET status = x.st, attempts = attempts + 1, " \
+    "next_attempt_at = CASE WHEN x.st IN ('pending','failed') THEN x.nx " \
+    "ELSE NULL END, last_status = x.hs, last_error = x.er, " \
+    "first_attempt_at = COALESCE(first_attempt_at, ?2) FROM (SELECT " \
+    "value->>'s' AS s, value->>'e' AS e, value->>'st' AS st, value->>'nx' " \
+    "AS nx, value->>'hs' AS hs, value->>'er' AS er FROM json_each(?1)) AS x " \
+    "WHERE subscription_id = x.s AND event_id = x.e") \
+  X(ATTEMPT_INSERT_MANY, \
+    "INSERT INTO delivery_attempts (subscription_id, event_id, at, " \
+    "http_status, latency_ms, error) SELECT value->>'s', value->>'e', ?2, " \
+    "value->>'hs', value->>'lt', value->>'er' FROM json_each(?1) WHERE " \
+    "EXISTS (SELECT 1 FROM outbox o WHERE o.subscription_id = value->>'s' " \
+    "AND o.event_id = value->>'e')") \
   X(SUB_GET, "SELECT " SUB_COLS " FROM subscriptions WHERE id = ?1") \
   X(SUB_LIST, "SELECT " SUB_COLS " FROM subscriptions ORDER BY id") \
   X(SUB_DELETE, "DELETE FROM subscriptions WHERE id = ?1") \

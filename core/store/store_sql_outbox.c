@@ -1,15 +1,43 @@
-/* store_sqlite_outbox.c: the SQLite store backend's webhook outbox:
- * enqueueing events for subscriptions, due rows, delivery attempts and their
- * outcome, disabling a subscription, replay and per-subscription stats.
- * Shared helpers and statements: store_sqlite_int.h. */
+/* store_sql_outbox.c: the SQL store's webhook outbox: enqueueing events
+ * for subscriptions, due rows, delivery attempts and their outcome,
+ * disabling a subscription, replay and per-subscription stats. On
+ * PostgreSQL, where every statement is a round trip, enqueueing and
+ * recording a batch are one statement each (set-based, a JSON array of
+ * rows) rather than one per row. Shared helpers and statements:
+ * store_sql_int.h. */
 #include "events/sub_filter.h"
 #include "store/store_int.h"
 #include "store/store_sql_int.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+
+static int is_pg(const struct sq_store *q) {
+  return q->db->drv->dialect == CR_SQL_PG;
+}
+
+/* Runs the set-based statement id with the JSON text json (borrowed; NULL
+ * is out of memory) at ?json_at, text at ?1 when not NULL and the integer i
+ * at ?i_at. *changed (may be NULL) gets the rows it changed. */
+static int run_set(struct sq_store *q, enum stmt_id id, const char *json,
+                   int json_at, const char *text, int i_at, int64_t i,
+                   size_t *changed) {
+  cr_sql_stmt *st = NULL;
+  int rc = json == NULL ? cr__sq_nomem(q) : cr__sq_prep(q, id, &st);
+  if (rc == 0) {
+    if (text != NULL)
+      cr__sq_bind_str(st, 1, text);
+    cr__sq_bind_str(st, json_at, json);
+    cr__sql_bind_i64(st, i_at, i);
+    rc = cr__sq_step_done(q, st);
+  }
+  if (rc == 0 && changed != NULL)
+    *changed = (size_t)cr__sql_changes(q->db);
+  return rc;
+}
 
 /* ---- Webhook outbox -------------------------------------------------------
  * Enqueue and replay scan events in id order and match them in C against
@@ -70,7 +98,8 @@ static int scan_events(struct sq_store *q, cr_sql_stmt *scan,
                        enum stmt_id ins_id, int64_t now, size_t *count,
                        int64_t *last) {
   cr_sql_stmt *ins = NULL;
-  int rc = cr__sq_prep(q, ins_id, &ins), src = CR_SQL_DONE;
+  json_t *ids = is_pg(q) && ins_id == ST_OUTBOX_INSERT ? json_array() : NULL;
+  int rc = ids != NULL ? 0 : cr__sq_prep(q, ins_id, &ins), src = CR_SQL_DONE;
   while (rc == 0 && (src = cr__sql_step(scan)) == CR_SQL_ROW) {
     int64_t id = cr__sql_col_i64(scan, 0);
     *last = id;
@@ -79,6 +108,11 @@ static int scan_events(struct sq_store *q, cr_sql_stmt *scan,
                              (const char *)cr__sql_col_text(scan, 2),
                              (const char *)cr__sql_col_text(scan, 3)))
       continue;
+    if (ids != NULL) { /* inserted together below */
+      if (json_array_append_new(ids, json_integer(id)) != 0)
+        rc = cr__sq_nomem(q);
+      continue;
+    }
     cr__sq_bind_str(ins, 1, sub_id);
     cr__sql_bind_i64(ins, 2, id);
     cr__sql_bind_i64(ins, 3, now);
@@ -94,6 +128,14 @@ static int scan_events(struct sq_store *q, cr_sql_stmt *scan,
   cr__sq_done(scan);
   if (ins != NULL)
     cr__sq_done(ins);
+  size_t added = 0;
+  if (rc == 0 && json_array_size(ids) > 0) {
+    char *json = json_dumps(ids, JSON_COMPACT);
+    rc = run_set(q, ST_OUTBOX_INSERT_SET, json, 2, sub_id, 3, now, &added);
+    free(json); /* jansson's allocator: the C library's */
+  }
+  *count += added;
+  json_decref(ids);
   return rc;
 }
 
@@ -346,6 +388,52 @@ int cr__sq_outbox_record(cr_store *s, const char *sub_id, int64_t event_id,
   return cr__sq_op_end(q, record_one(q, &a, NULL, now));
 }
 
+/* The attempts a[0..n) as a JSON array for the set-based statements, or
+ * NULL (out of memory, or one outbox row twice: an UPDATE ... FROM applies
+ * one of them only, so that batch goes row by row). */
+static char *attempts_json(const struct cr_outbox_attempt *a, size_t n,
+                           int64_t now) {
+  json_t *arr = json_array();
+  for (size_t i = 0; arr != NULL && i < n; i++) {
+    for (size_t j = 0; j < i; j++)
+      if (a[j].event_id == a[i].event_id && !strcmp(a[j].sub_id, a[i].sub_id))
+        goto fail;
+    json_t *o = json_pack(
+        "{s:s, s:I, s:s, s:I, s:o, s:I, s:s?}", "s", a[i].sub_id, "e",
+        (json_int_t)a[i].event_id, "st", a[i].status, "nx",
+        (json_int_t)(a[i].next_attempt_at ? a[i].next_attempt_at : now), "hs",
+        a[i].http_status ? json_integer(a[i].http_status) : json_null(), "lt",
+        (json_int_t)a[i].latency_ms, "er", a[i].error);
+    if (o == NULL || json_array_append_new(arr, o) != 0)
+      goto fail;
+  }
+  char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+  json_decref(arr);
+  return text;
+fail:
+  json_decref(arr);
+  return NULL;
+}
+
+/* The batch in three statements (PostgreSQL): the outbox rows, the attempts
+ * of the rows still there, the subscriptions' failing streaks. 1 when it
+ * could not be expressed so (attempts_json) and nothing was written. */
+static int record_set(struct sq_store *q, const struct cr_outbox_attempt *a,
+                      size_t n, int64_t now, size_t *done) {
+  char *json = attempts_json(a, n, now);
+  if (json == NULL)
+    return 1;
+  int rc = run_set(q, ST_OUTBOX_SET_MANY, json, 1, NULL, 2, now, done);
+  if (rc == 0)
+    rc = run_set(q, ST_ATTEMPT_INSERT_MANY, json, 1, NULL, 2, now, NULL);
+  free(json); /* jansson's allocator: the C library's */
+  for (size_t i = 0; rc == 0 && i < n; i++) /* a no-op for a deleted one */
+    if (i == 0 || strcmp(a[i - 1].status, a[i].status) != 0 ||
+        strcmp(a[i - 1].sub_id, a[i].sub_id) != 0)
+      rc = sub_failing(q, a[i].sub_id, a[i].status, now);
+  return rc;
+}
+
 /* One operation for the batch: no savepoint per attempt. */
 int cr__sq_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
                               size_t n, int64_t now, size_t *recorded) {
@@ -357,6 +445,10 @@ int cr__sq_outbox_record_many(cr_store *s, const struct cr_outbox_attempt *a,
     return rc;
   size_t done = 0;
   const struct cr_outbox_attempt *prev = NULL; /* last one written */
+  if (is_pg(q) && n > 1 && (rc = record_set(q, a, n, now, &done)) != 1)
+    n = 0; /* done set-based (or failed) */
+  else
+    rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     rc = record_one(q, &a[i], prev, now);
     if (rc == CR_ENOENT) /* its subscription was deleted meanwhile */

@@ -219,6 +219,25 @@ const char *const cr__sq_pg_migrations[] = {PG_MIGRATION_14, PG_MIGRATION_15,
 const char *const cr__sq_pg_sql[ST_COUNT] = {
   [ST_BEGIN] = "BEGIN; SELECT pg_advisory_xact_lock(" CR__SQ_PG_WRITE_LOCK ")",
   [ST_NOTIFY] = "SELECT pg_notify('connrun', ?1)",
+  [ST_OUTBOX_INSERT_SET] =
+      "INSERT INTO outbox (subscription_id, event_id, status, attempts, "
+      "next_attempt_at) SELECT ?1, x::bigint, 'pending', 0, ?3 FROM "
+      "jsonb_array_elements_text(?2::jsonb) AS t(x) ON CONFLICT DO NOTHING",
+  [ST_OUTBOX_SET_MANY] =
+      "UPDATE outbox o SET status = x.st, attempts = o.attempts + 1, "
+      "next_attempt_at = CASE WHEN x.st IN ('pending','failed') THEN x.nx "
+      "ELSE NULL END, last_status = x.hs, last_error = x.er, "
+      "first_attempt_at = COALESCE(o.first_attempt_at, ?2) FROM "
+      "jsonb_to_recordset(?1::jsonb) AS x(s text, e bigint, st text, "
+      "nx bigint, hs bigint, lt bigint, er text) WHERE o.subscription_id = "
+      "x.s AND o.event_id = x.e",
+  [ST_ATTEMPT_INSERT_MANY] =
+      "INSERT INTO delivery_attempts (subscription_id, event_id, at, "
+      "http_status, latency_ms, error) SELECT x.s, x.e, ?2, x.hs, x.lt, "
+      "x.er FROM jsonb_to_recordset(?1::jsonb) AS x(s text, e bigint, "
+      "st text, nx bigint, hs bigint, lt bigint, er text) WHERE EXISTS "
+      "(SELECT 1 FROM outbox o WHERE o.subscription_id = x.s AND "
+      "o.event_id = x.e)",
   [ST_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ",
   [ST_SUB_WRITE] = SUB_WRITE_SQL(PG_EVENTS_SEQ),
   [ST_EVENT_LAST_ID] =

@@ -2264,6 +2264,22 @@ static void test_outbox_record_many(void **state) {
            "event_id IN (%lld, %lld)",
            (long long)e1, (long long)(e1 + 2));
   assert_int_equal(qint(f->s, sql), 3);
+  /* One row twice in a batch (PostgreSQL's set-based UPDATE would apply
+   * one): both attempts count. */
+  struct cr_outbox_attempt twice[] = {
+      {"b", e1 + 2, "failed", 500, 1, "HTTP 500", T4 + 6000},
+      {"b", e1 + 2, "delivered", 200, 1, NULL, 0},
+  };
+  assert_int_equal(cr_store_outbox_record_many(f->s, twice, 2, &rec), 0);
+  assert_int_equal(rec, 2);
+  snprintf(
+      sql, sizeof sql,
+      "SELECT attempts * 10 + CASE WHEN status = 'delivered' THEN 1 ELSE 0 "
+      "END FROM outbox WHERE "
+      "subscription_id = 'b' AND event_id = %lld",
+      (long long)(e1 + 2));
+  assert_int_equal(qint(f->s, sql), 21);
+  assert_int_equal(qint(f->s, "SELECT count(*) FROM delivery_attempts"), 7);
   assert_int_equal(cr_store_outbox_record_many(f->s, NULL, 0, NULL), 0);
   assert_int_equal(cr_store_outbox_record_many(f->s, NULL, 1, NULL), CR_EINVAL);
 }
