@@ -82,7 +82,8 @@ static const enum stmt_id stat_stmts[] = {
 
 /* Reads one aggregate row: two label columns (the second NULL when the
  * stat has one label), then the numbers. */
-static int stat_row(cr_sql_stmt *st, struct cr_stat_row *r) {
+static int stat_row(cr_sql_stmt *st, void *p) {
+  struct cr_stat_row *r = p;
   int cols = cr__sql_ncols(st);
   int rc = cr__sq_col_str(st, 0, &r->label[0]);
   if (rc == 0)
@@ -92,39 +93,20 @@ static int stat_row(cr_sql_stmt *st, struct cr_stat_row *r) {
   return rc;
 }
 
+static void stat_clear(void *p) {
+  struct cr_stat_row *r = p;
+  cr__free(r->label[0]);
+  cr__free(r->label[1]);
+}
+
+static const struct row_type STAT_ROW = {sizeof(struct cr_stat_row), stat_row,
+                                         stat_clear};
+
 int cr__sq_stats(cr_store *s, int which, struct cr_stat_row **out, size_t *n) {
   struct sq_store *q = sqs(s);
   cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, stat_stmts[which], &st);
-  if (rc != 0)
-    return rc;
-  size_t cap = 0, k = 0;
-  struct cr_stat_row *rows = NULL;
-  int src = CR_SQL_DONE;
-  while (rc == 0 && (src = cr__sql_step(st)) == CR_SQL_ROW) {
-    if (k == cap) {
-      size_t ncap = cap ? cap * 2 : 16;
-      struct cr_stat_row *g = cr__realloc(rows, ncap * sizeof *g);
-      if (g == NULL) {
-        rc = CR_ENOMEM;
-        break;
-      }
-      rows = g;
-      cap = ncap;
-    }
-    memset(&rows[k], 0, sizeof rows[k]);
-    rc = stat_row(st, &rows[k++]);
-  }
-  if (rc == 0 && src != CR_SQL_DONE)
-    rc = cr__sq_fail(q, src);
-  cr__sq_done(st);
-  if (rc != 0) {
-    cr_stat_row_free_list(rows, k);
-    return rc == CR_ENOMEM ? cr__sq_nomem(q) : rc;
-  }
-  *out = rows;
-  *n = k;
-  return 0;
+  return rc == 0 ? cr__sq_collect(q, st, &STAT_ROW, 16, (void **)out, n) : rc;
 }
 
 /* ---- API objects --------------------------------------------------------- */
@@ -158,7 +140,8 @@ int cr__sq_api_object_put(cr_store *s, const struct cr_api_object_rec *rec,
   return rc == 0 ? bump_generation(q) : rc;
 }
 
-static int object_row(cr_sql_stmt *st, struct cr_api_object_rec *r) {
+static int object_row(cr_sql_stmt *st, void *p) {
+  struct cr_api_object_rec *r = p;
   char **const f[] = {&r->kind, &r->id, &r->def_json};
   int rc = cr__sq_col_strs(st, 0, f, 3);
   size_t n = 0;
@@ -178,40 +161,27 @@ static int object_row(cr_sql_stmt *st, struct cr_api_object_rec *r) {
   return rc;
 }
 
+/* Frees one record's fields (cr_api_object_rec_free_list's, one row). */
+static void object_clear(void *p) {
+  struct cr_api_object_rec *r = p;
+  cr__free(r->kind);
+  cr__free(r->id);
+  cr__free(r->def_json);
+  if (r->sealed != NULL)
+    cr__secret_wipe_free(r->sealed, r->sealed_len);
+  cr__free(r->key_id);
+  cr__free(r->created_by);
+}
+
+static const struct row_type OBJECT_ROW = {sizeof(struct cr_api_object_rec),
+                                           object_row, object_clear};
+
 int cr__sq_api_object_list(cr_store *s, struct cr_api_object_rec **out,
                            size_t *n) {
   struct sq_store *q = sqs(s);
   cr_sql_stmt *st = NULL;
   int rc = cr__sq_prep(q, ST_API_OBJECT_LIST, &st);
-  if (rc != 0)
-    return rc;
-  size_t cap = 0, k = 0;
-  struct cr_api_object_rec *rows = NULL;
-  int src = CR_SQL_DONE;
-  while (rc == 0 && (src = cr__sql_step(st)) == CR_SQL_ROW) {
-    if (k == cap) {
-      size_t ncap = cap ? cap * 2 : 16;
-      struct cr_api_object_rec *g = cr__realloc(rows, ncap * sizeof *g);
-      if (g == NULL) {
-        rc = CR_ENOMEM;
-        break;
-      }
-      rows = g;
-      cap = ncap;
-    }
-    memset(&rows[k], 0, sizeof rows[k]);
-    rc = object_row(st, &rows[k++]);
-  }
-  if (rc == 0 && src != CR_SQL_DONE)
-    rc = cr__sq_fail(q, src);
-  cr__sq_done(st);
-  if (rc != 0) {
-    cr_api_object_rec_free_list(rows, k);
-    return rc == CR_ENOMEM ? cr__sq_nomem(q) : rc;
-  }
-  *out = rows;
-  *n = k;
-  return 0;
+  return rc == 0 ? cr__sq_collect(q, st, &OBJECT_ROW, 16, (void **)out, n) : rc;
 }
 
 int cr__sq_api_object_delete(cr_store *s, const char *kind, const char *id) {
