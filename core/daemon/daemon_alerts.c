@@ -76,11 +76,15 @@ static void send_notes(cr_daemon *d, struct cr_alert_note *notes, size_t n) {
 int cr__daemon_alerts_start(cr_daemon *d) {
   int rc = cr_alerts_new(&d->alerts);
   d->alerts_stale = 1; /* state and cursor read by the duty's holder */
-  /* Event rules look at events stored from the first start on: the cursor
-   * is set once, in a transaction, unless another instance set it. */
+  /* Rules look at the events stored while there are rules: the cursor is
+   * set at the end at the first start, and at every start without rules
+   * (so rules added later do not fire on the past); otherwise it stays
+   * where the last holder left it. */
   int64_t at = 0;
   if (rc == 0 && (rc = cr_store_begin(d->store)) == 0) {
-    rc = cr_store_cursor_get(d->store, CURSOR, &at);
+    rc = d->cfg->cfg->n_alerts == 0
+             ? CR_ENOENT
+             : cr_store_cursor_get(d->store, CURSOR, &at);
     if (rc == CR_ENOENT && (rc = cr_store_event_last_id(d->store, &at)) == 0)
       rc = cr_store_cursor_set(d->store, CURSOR, at);
     rc =
@@ -89,13 +93,35 @@ int cr__daemon_alerts_start(cr_daemon *d) {
   return rc;
 }
 
+/* Moves the cursor to the last event (fenced by the duty): while there are
+ * no rules, so that rules added later start there. */
+static int follow_end(cr_daemon *d) {
+  int64_t last = 0;
+  int rc = cr_store_event_last_id(d->store, &last);
+  if (rc != 0 || last == d->alert_cursor)
+    return rc;
+  if ((rc = cr_store_begin(d->store)) != 0)
+    return rc;
+  rc = cr__daemon_duty_fence(d, CR__DUTY_ALERTS) ? 0 : CR_ECANCELED;
+  if (rc == 0)
+    rc = cr_store_cursor_set(d->store, CURSOR, last);
+  rc = rc == 0 ? cr_store_commit(d->store) : (cr_store_rollback(d->store), rc);
+  if (rc == 0)
+    d->alert_cursor = last;
+  return rc;
+}
+
 /* Reads what the last holder of the alerts duty left: the breach state
- * (from the alerted/recovered events) and the cursor. */
+ * (from the alerted/recovered events) and the cursor; after a time without
+ * rules (alerts_stale 2), the cursor moves to the end instead. */
 static int resume(cr_daemon *d) {
   int rc = cr_alerts_load_state(d->alerts, d->store);
   if (rc == 0)
-    rc = cr_store_cursor_get(d->store, CURSOR, &d->alert_cursor);
-  d->alerts_stale = rc != 0;
+    rc = d->alerts_stale == 2
+             ? follow_end(d)
+             : cr_store_cursor_get(d->store, CURSOR, &d->alert_cursor);
+  if (rc == 0)
+    d->alerts_stale = 0; /* else tried again at the next scan */
   return rc;
 }
 
@@ -136,9 +162,18 @@ static int evaluate(cr_daemon *d, const struct cr_event_rec *ev, size_t n,
 }
 
 void cr__daemon_alerts_scan(cr_daemon *d) {
-  if (d->alerts == NULL || d->cfg->cfg->n_alerts == 0 ||
-      !cr__daemon_duty(d, CR__DUTY_ALERTS) ||
-      (d->alerts_stale && resume(d) != 0))
+  if (d->alerts == NULL || !cr__daemon_duty(d, CR__DUTY_ALERTS))
+    return;
+  if (d->cfg->cfg->n_alerts == 0) { /* rules added later start at the end */
+    int64_t now = cr__now_ms();
+    d->alerts_stale = 2;
+    if (now - d->alerts_followed_ms >= 1000) { /* one read a second */
+      d->alerts_followed_ms = now;
+      follow_end(d);
+    }
+    return;
+  }
+  if (d->alerts_stale && resume(d) != 0)
     return;
   struct cr_event_filter f = {.after_id = d->alert_cursor, .limit = 1000};
   struct cr_event_rec *ev = NULL;

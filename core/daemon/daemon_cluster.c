@@ -222,7 +222,7 @@ static void settle(cr_daemon *d, enum cr__duty i, int held) {
   d->cluster.held[i] = held;
   if (gained && i == CR__DUTY_HEALTH && d->cluster.ticked)
     cr__daemon_health_cycle(d); /* taken over: check now, then on schedule */
-  if (gained && i == CR__DUTY_ALERTS)
+  if (gained && i == CR__DUTY_ALERTS && d->alerts_stale == 0)
     d->alerts_stale = 1; /* resume from the last holder's cursor */
 }
 

@@ -148,8 +148,10 @@ struct cr_daemon {
   struct health_job *health_done;
   uv_idle_t health_flush;
   int health_flush_inited;
-  int64_t alert_cursor; /* last event id the alert rules evaluated */
-  int alerts_stale;     /* breach state and cursor to be read from the store */
+  int64_t alert_cursor;       /* last event id the alert rules evaluated */
+  int64_t alerts_followed_ms; /* without rules: the cursor last moved */
+  int alerts_stale; /* 1: breach state and cursor to be read from the store;
+                     2: the same, the cursor moved to the end (no rules) */
   /* The API objects' generation (cr_store_api_generation) read before the
    * last load: a tick that reads another reloads, so an object created
    * through another instance's API (or the CLI) is applied here too. */

@@ -42,20 +42,12 @@ struct env {
   char store[600]; /* what cr_store_open opens: data, or the URL */
 };
 
-/* extra: YAML appended to the configuration (may be ""). */
-static void env_init(struct env *e, const char *extra) {
-  e->dir = cr_test_mkdtemp("cluster");
-  snprintf(e->data, sizeof e->data, "%s/data", e->dir);
-  snprintf(e->store, sizeof e->store, "%s", e->data);
+/* Writes the configuration with extra (YAML appended, may be "") into
+ * e->cfg (replacing it). */
+static void env_config(struct env *e, const char *extra) {
   char store_yaml[700] = "";
-  if (g_use_pg) {
-    static int n;
-    char name[32];
-    snprintf(name, sizeof name, "c%d", ++n);
-    assert_int_equal(
-        cr_pgserver_createdb(&g_pg, name, e->store, sizeof e->store), 0);
+  if (g_use_pg)
     snprintf(store_yaml, sizeof store_yaml, "  store: \"%s\"\n", e->store);
-  }
   char yaml[4096];
   snprintf(yaml, sizeof yaml,
            "host:\n  data_dir: %s\n%s  listen: 127.0.0.1:0\n"
@@ -64,7 +56,24 @@ static void env_init(struct env *e, const char *extra) {
            "    {name: dev, token: \"" WTOKEN "\", scopes: [read, write]}]\n"
            "%s",
            e->data, store_yaml, extra);
+  free(e->cfg);
   e->cfg = cr_test_write_file(e->dir, "connrun.yaml", yaml);
+}
+
+/* extra: YAML appended to the configuration (may be ""). */
+static void env_init(struct env *e, const char *extra) {
+  e->dir = cr_test_mkdtemp("cluster");
+  snprintf(e->data, sizeof e->data, "%s/data", e->dir);
+  snprintf(e->store, sizeof e->store, "%s", e->data);
+  if (g_use_pg) {
+    static int n;
+    char name[32];
+    snprintf(name, sizeof name, "c%d", ++n);
+    assert_int_equal(
+        cr_pgserver_createdb(&g_pg, name, e->store, sizeof e->store), 0);
+  }
+  e->cfg = NULL;
+  env_config(e, extra);
 }
 
 static void env_free(struct env *e) {
@@ -366,6 +375,35 @@ static void test_alerts_failover(void **state) {
   env_free(&e);
 }
 
+/* Rules added to a running store fire on the events from then on, not on
+ * those stored while there were none. */
+static void test_alerts_added_later(void **state) {
+  (void)state;
+  cr_fake_http *rx = NULL;
+  assert_int_equal(cr_fake_http_start(cr_fake_http_no_content, NULL, &rx), 0);
+  struct env e;
+  env_init(&e, "");
+  struct cr_test_proc a = start(&e, "a.log");
+  int64_t first = 0, last = 0;
+  emit_events(e.store, &first, &last); /* no rules yet */
+  usleep(2500 * 1000); /* without rules the cursor follows within 1 s */
+  assert_int_equal(cr_test_proc_stop(&a), 0);
+  char extra[1024];
+  snprintf(extra, sizeof extra,
+           "alerts:\n"
+           "  - id: synced-hook\n"
+           "    channel: { webhook: { url: \"%s/alert\" } }\n"
+           "    events: { system_event_type: synced }\n",
+           cr_fake_http_url(rx));
+  env_config(&e, extra);
+  a = start(&e, "a2.log");
+  emit_events(e.store, &first, &last);
+  assert_int_equal(settle_count(rx, "/alert", N_EVENTS), N_EVENTS);
+  assert_int_equal(cr_test_proc_stop(&a), 0);
+  cr_fake_http_stop(rx);
+  env_free(&e);
+}
+
 /* ---- Objects created through the API reach every instance -------------- */
 
 static long call_at(int port, const char *method, const char *path,
@@ -423,7 +461,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_failover),
       cmocka_unit_test(test_subscriptions_spread),
       cmocka_unit_test(test_api_objects_everywhere),
-      cmocka_unit_test(test_alerts_failover)};
+      cmocka_unit_test(test_alerts_failover),
+      cmocka_unit_test(test_alerts_added_later)};
   g_use_pg = argc > 1 && strcmp(argv[1], "--pg") == 0;
   if (g_use_pg && cr_pgserver_start(&g_pg, 0) != 0) {
     fprintf(stderr, "PostgreSQL: %s\n", g_pg.error);
