@@ -346,17 +346,22 @@ static size_t settle_count(cr_fake_http *rx, const char *path, size_t want) {
   return count_path(rx, path);
 }
 
-static void test_alerts_failover(void **state) {
-  (void)state;
-  cr_fake_http *rx = NULL;
-  assert_int_equal(cr_fake_http_start(cr_fake_http_no_content, NULL, &rx), 0);
-  char extra[1024];
-  snprintf(extra, sizeof extra,
+/* An alert posting every `synced` event to rx's /alert, as YAML. */
+static void synced_alert(char *buf, size_t len, cr_fake_http *rx) {
+  snprintf(buf, len,
            "alerts:\n"
            "  - id: synced-hook\n"
            "    channel: { webhook: { url: \"%s/alert\" } }\n"
            "    events: { system_event_type: synced }\n",
            cr_fake_http_url(rx));
+}
+
+static void test_alerts_failover(void **state) {
+  (void)state;
+  cr_fake_http *rx = NULL;
+  assert_int_equal(cr_fake_http_start(cr_fake_http_no_content, NULL, &rx), 0);
+  char extra[1024];
+  synced_alert(extra, sizeof extra, rx);
   struct env e;
   env_init(&e, extra);
   struct cr_test_proc a = start(&e, "a.log");
@@ -389,12 +394,7 @@ static void test_alerts_added_later(void **state) {
   usleep(2500 * 1000); /* without rules the cursor follows within 1 s */
   assert_int_equal(cr_test_proc_stop(&a), 0);
   char extra[1024];
-  snprintf(extra, sizeof extra,
-           "alerts:\n"
-           "  - id: synced-hook\n"
-           "    channel: { webhook: { url: \"%s/alert\" } }\n"
-           "    events: { system_event_type: synced }\n",
-           cr_fake_http_url(rx));
+  synced_alert(extra, sizeof extra, rx);
   env_config(&e, extra);
   a = start(&e, "a2.log");
   emit_events(e.store, &first, &last);
