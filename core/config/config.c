@@ -1306,6 +1306,7 @@ void cr_config_free(cr_config *cfg) {
   cr__free(cfg->alerts);
   if (cfg->priv != NULL) {
     free_docs(cfg->priv);
+    cr__cfg_pool_free(cfg->priv->pool);
     cr_redactor_free(cfg->priv->redactor);
     cr__free(cfg->priv);
   }
@@ -1327,8 +1328,3 @@ const char *cr_config_store_label(const cr_config *cfg) {
   return cfg->host.store != NULL ? "host.store" : cfg->host.data_dir;
 }
 
-char *cr_config_settings_json(const struct cr_config_auth *a) {
-  if (a == NULL || a->settings == NULL)
-    return strdup("{}");
-  return json_dumps(a->settings, JSON_COMPACT);
-}

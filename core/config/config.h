@@ -138,6 +138,11 @@ struct cr_config_auth {
   int unresolved;         /* a secret reference in credentials failed */
   const json_t *settings; /* non-secret settings as written, NULL if none */
   const json_t *def;      /* as written */
+  /* After cr_config_compact the three trees above are NULL and these hold
+   * them as compact JSON (owned): read through cr_config_auth_credentials*
+   * and cr_config_settings_json, which serve both forms. */
+  char *credentials_json; /* resolved secrets: wiped when freed */
+  char *settings_json;    /* NULL when the authorization has no settings */
   uint64_t config_hash;
   struct cr_mark mark; /* start of the definition */
   /* Why its provider cannot serve it on a running daemon (owned; NULL when
@@ -185,6 +190,11 @@ struct cr_config_work {
                                     array, borrowed strings); NULL = none */
   size_t n_runner_labels;
   const json_t *def;
+  /* After cr_config_compact, config, def, schedule.def and destination.def
+   * are NULL and these hold them as compact JSON (owned): read through
+   * cr_config_work_config_text and cr_config_work_def. */
+  char *config_json;
+  char *def_json;
   uint64_t config_hash;
   struct cr_mark mark;
   char *unavailable; /* as for authorizations (owned; NULL: runnable) */
@@ -357,6 +367,40 @@ int cr_config_check_plugins_ex(const cr_config *cfg, const cr_plugin_host *h,
  * configuration's memory). Diagnostics made on cfg afterwards have no
  * position; the objects' own `mark` fields stay. cfg is borrowed. */
 void cr_config_drop_positions(cr_config *cfg);
+
+/* Drops the JSON trees of cfg's authorizations and works (their
+ * definitions as written, work configs, credentials and settings), keeping
+ * each as compact JSON text, and copies the strings that pointed into them
+ * into one pool owned by cfg: about 1.2 KiB less per object, for a daemon
+ * that holds 10,000s of them. Also drops the positions
+ * (cr_config_drop_positions). For a configuration that is loaded, checked
+ * and applied, before it is shared with other threads: afterwards
+ * cr_config_check_plugins has nothing to check, and the trees are read only
+ * through the accessors below, which serve both forms. Compacting twice is
+ * a no-op. Returns 0 or CR_ENOMEM (cfg then stays usable, partly
+ * compacted). */
+int cr_config_compact(cr_config *cfg);
+
+/* The authorization's resolved credentials as compact JSON text ("{}" when
+ * none): a new string the caller wipes (it is secret) and frees with
+ * free(); NULL on ENOMEM. */
+char *cr_config_auth_credentials_text(const struct cr_config_auth *a);
+
+/* The authorization's resolved credentials as a new object the caller owns
+ * (json_decref) and may change; NULL on ENOMEM. */
+json_t *cr_config_auth_credentials(const struct cr_config_auth *a);
+
+/* The authorization's settings as a new object the caller owns, NULL when
+ * it has none (or on ENOMEM). */
+json_t *cr_config_auth_settings(const struct cr_config_auth *a);
+
+/* The work's provider config as compact JSON text ("{}" when absent): a new
+ * string the caller frees with free(); NULL on ENOMEM. */
+char *cr_config_work_config_text(const struct cr_config_work *w);
+
+/* The work's definition as written, as a new object the caller owns
+ * (json_decref) and may change; NULL on ENOMEM. */
+json_t *cr_config_work_def(const struct cr_config_work *w);
 
 /* Frees the config and everything it owns; resolved secrets are wiped
  * first. NULL is a no-op. */

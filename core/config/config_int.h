@@ -33,7 +33,12 @@ struct cr__config_priv {
    * cr_config_find_work / cr_config_find_auth; NULL while loading */
   const void **works_by_id, **auths_by_id;
   size_t n_works_by_id, n_auths_by_id;
+  /* config_compact.c: the strings and JSON texts of compacted objects */
+  struct cr__cfg_pool *pool;
 };
+
+/* config_compact.c: frees (and wipes) the chunks of a pool. */
+void cr__cfg_pool_free(struct cr__cfg_pool *c);
 
 /* config_index.c: the entry of id in an index built by cr__cfg_index_works
  * (NULL when absent); id_off is the offset of the id in the entries. */

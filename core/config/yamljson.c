@@ -129,8 +129,8 @@ void cr_marks_free(cr_marks *m) {
 }
 
 void cr_marks_drop_positions(cr_marks *m) {
-  if (m == NULL)
-    return;
+  if (m == NULL || (m->n == 0 && m->e == NULL))
+    return; /* nothing to drop (dropped before) */
   for (size_t i = 0; i < m->n; i++)
     cr__free(m->e[i].key);
   cr__free(m->e);

@@ -79,8 +79,16 @@ static int apply_work(cr_store *s, const struct cr_config_work *w,
                       const char *actor, struct cr_apply_stats *st) {
   char hash[17];
   hash_text(w->config_hash, hash);
-  char *sched = dump(w->schedule.def), *dest = dump(w->destination.def),
-       *conf = dump(w->config), *labels = NULL;
+  /* A compacted configuration keeps the definition as text only. */
+  json_t *own = w->def == NULL ? cr_config_work_def(w) : NULL;
+  const json_t *def = w->def != NULL ? w->def : own;
+  const json_t *cv = w->config ? w->config : json_object_get(def, "config");
+  char *sched =
+           dump(w->def ? w->schedule.def : json_object_get(def, "schedule")),
+       *dest = dump(w->def ? w->destination.def
+                           : json_object_get(def, "destination")),
+       *conf = cv ? dump(cv) : strdup("{}"), *labels = NULL;
+  json_decref(own);
   if (w->runner_labels != NULL) {
     json_t *arr = json_array();
     for (size_t i = 0; arr != NULL && i < w->n_runner_labels; i++)

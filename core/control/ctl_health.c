@@ -32,12 +32,12 @@ int cr_ctl_health_prepare(cr_store *s, const cr_config *cfg,
     in->credentials = strdup(stored);
     cr__secret_wipe_free(stored, strlen(stored));
   } else {
-    in->credentials = json_dumps(a->credentials, JSON_COMPACT);
+    in->credentials = cr_config_auth_credentials_text(a);
   }
   in->settings = cr_config_settings_json(a);
   const struct cr_config_work *w = cr_config_first_work_of(cfg, a->id);
   if (w != NULL) {
-    in->config = json_dumps(w->config, JSON_COMPACT);
+    in->config = cr_config_work_config_text(w);
     in->work_id = w->id;
   }
   if (in->credentials == NULL || in->settings == NULL ||

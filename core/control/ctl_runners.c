@@ -295,21 +295,24 @@ static json_t *auth_for_runner(const struct cr_ctl *c,
     cr__secret_wipe_free(stored, strlen(stored));
   }
   if (creds == NULL)
-    creds = json_deep_copy(a->credentials ? a->credentials : json_object());
+    creds = cr_config_auth_credentials(a);
   json_t *o =
       json_pack("{s:s, s:s, s:s, s:o}", "id", a->id, "provider", a->provider,
                 "method", a->method ? a->method : "none", "credentials", creds);
   if (o != NULL && a->name != NULL)
     json_object_set_new(o, "name", json_string(a->name));
-  if (o != NULL && a->settings != NULL)
-    json_object_set_new(o, "settings", json_deep_copy(a->settings));
+  json_t *settings = cr_config_auth_settings(a);
+  if (o != NULL && settings != NULL)
+    json_object_set_new(o, "settings", settings);
+  else
+    json_decref(settings);
   return o;
 }
 
 /* {"authorizations": [...], "works": [w]} for work w. */
 static json_t *config_for_runner(const struct cr_ctl *c,
                                  const struct cr_config_work *w) {
-  json_t *auths = json_array(), *work = json_deep_copy(w->def);
+  json_t *auths = json_array(), *work = cr_config_work_def(w);
   if (w->auth != NULL)
     json_array_append_new(auths, auth_for_runner(c, w->auth));
   const struct cr_config_auth *da = w->destination.auth;

@@ -72,7 +72,7 @@ int cr__exec_inline(struct run *r, char *msg, size_t msglen,
   const struct cr_exec_env *env = cr__exec_env(r);
   const struct cr_config_work *w = cr__exec_work(r);
   const struct cr_plugin_descriptor *desc = cr_plugin_desc(cr__exec_plugin(r));
-  char *config = json_dumps(w->config, JSON_COMPACT);
+  char *config = cr_config_work_config_text(w);
   char *settings = cr_config_settings_json(w->auth);
   struct cr_plugin_params params = {
       .struct_size = sizeof params,

@@ -23,7 +23,7 @@
 static int start_job(struct run *r, cr_worker *wk) {
   const struct cr_config_work *w = cr__exec_work(r);
   const struct cr_exec_claim *c = cr__exec_claim(r);
-  char *config = json_dumps(w->config, JSON_COMPACT);
+  char *config = cr_config_work_config_text(w);
   if (config == NULL)
     return CR_ENOMEM;
   char exec_id[32];

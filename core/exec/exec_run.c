@@ -450,9 +450,7 @@ static int open_plugin_dest(struct run *r, char *err, size_t errlen) {
     return CR_EINVAL;
   }
   char *settings = cr_config_settings_json(dc->auth);
-  char *creds = dc->auth && dc->auth->credentials
-                    ? json_dumps(dc->auth->credentials, JSON_COMPACT)
-                    : NULL;
+  char *creds = dc->auth ? cr_config_auth_credentials_text(dc->auth) : NULL;
   struct cr_plugin_params params = {
       .struct_size = sizeof params,
       .authorization_id = dc->auth ? dc->auth->id : "",
@@ -534,8 +532,7 @@ static int load_credentials(struct run *r) {
   }
   if (rc != CR_ENOENT)
     return rc;
-  char *txt =
-      json_dumps(a->credentials ? a->credentials : json_object(), JSON_COMPACT);
+  char *txt = cr_config_auth_credentials_text(a);
   if (txt == NULL)
     return CR_ENOMEM;
   r->credentials = cr__strdup(txt);

@@ -118,14 +118,11 @@ int cr_remote_claim_credentials(const struct cr_remote_claim *c,
       c && cfg ? cr_config_find_work(cfg, c->work_id) : NULL;
   if (w == NULL)
     return CR_ENOENT;
-  const json_t *cred = w->auth ? w->auth->credentials : NULL;
-  char *t = cred ? json_dumps(cred, JSON_COMPACT) : NULL;
-  if (cred != NULL && t == NULL)
+  char *t = cr_config_auth_credentials_text(w->auth);
+  if (t == NULL)
     return CR_ENOMEM;
-  *out = cr__strdup(t ? t : "{}");
-  if (t != NULL) {
-    cr__secret_wipe(t, strlen(t));
-    free(t);
-  }
+  *out = cr__strdup(t);
+  cr__secret_wipe(t, strlen(t));
+  free(t);
   return *out ? 0 : CR_ENOMEM;
 }
