@@ -4,7 +4,9 @@
  *   1. GET /v1/works/{id} at 16 connections with wrk against a real
  *      `connrun serve`, next to a bare libmicrohttpd handler started here
  *      (same mode: internal thread pool of 2 epoll loops) answering the same
- *      bytes: requests/s of both and the ratio (target >= 50%);
+ *      bytes: requests/s of both and the ratio (target >= 50%), in three
+ *      interleaved pairs of 3 s runs, the median pair printed with all three
+ *      ratios;
  *   2. a daemon with 10,000 authorizations (the sendgrid plugin, its
  *      base_url a loopback fake provider started here that answers
  *      GET /v3/scopes) and 10,000 works (disabled, so nothing runs):
@@ -234,6 +236,22 @@ static double wrk_rps(int port, const char *path, int with_token) {
   return rps;
 }
 
+#define PAIRS 3
+
+/* The index of the median of n (odd) values. */
+static int median_of(const double *v, int n) {
+  for (int i = 0; i < n; i++) {
+    int below = 0, same = 0;
+    for (int j = 0; j < n; j++) {
+      below += v[j] < v[i];
+      same += v[j] == v[i];
+    }
+    if (below <= n / 2 && below + same > n / 2)
+      return i;
+  }
+  return 0;
+}
+
 static void wrk_figure(int port) {
   if (system("command -v wrk >/dev/null 2>&1") != 0) {
     printf("GET /v1/works/{id}: wrk is not installed (apt-get install "
@@ -244,13 +262,21 @@ static void wrk_figure(int port) {
   struct fixed f = {body ? body : "{}", body ? strlen(body) : 2};
   int bare_port = 0;
   struct MHD_Daemon *bare = fixed_server(&f, 2, &bare_port);
-  double api = wrk_rps(port, "/v1/works/w00001", 1);
-  double ceil = bare ? wrk_rps(bare_port, "/v1/works/w00001", 0) : -1;
-  char c[96];
-  snprintf(c, sizeof c, "bare MHD %.0f/s: %.2f", ceil,
-           ceil > 0 ? api / ceil : 0);
-  bench_row("GET /v1/works/{id}, wrk 16 connections", api, "req/s",
-            ">= 0.5 of bare", c);
+  /* Three interleaved pairs (the API, then the bare server), so that a
+   * slow moment of a shared machine lands on both sides of one pair; the
+   * median pair is the figure, every pair is printed. */
+  double api[PAIRS], ceil[PAIRS], ratio[PAIRS];
+  for (int i = 0; i < PAIRS; i++) {
+    api[i] = wrk_rps(port, "/v1/works/w00001", 1);
+    ceil[i] = bare ? wrk_rps(bare_port, "/v1/works/w00001", 0) : -1;
+    ratio[i] = ceil[i] > 0 ? api[i] / ceil[i] : 0;
+  }
+  int m = median_of(ratio, PAIRS);
+  char c[160];
+  snprintf(c, sizeof c, "bare MHD %.0f/s: %.2f (pairs: %.2f %.2f %.2f)",
+           ceil[m], ratio[m], ratio[0], ratio[1], ratio[2]);
+  bench_row("GET /v1/works/{id}, wrk 16 connections (median pair)", api[m],
+            "req/s", ">= 0.5 of bare", c);
   if (bare)
     MHD_stop_daemon(bare);
   free(body);

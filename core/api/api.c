@@ -102,9 +102,20 @@ void cr__api_store_put(cr_api *a, cr_store *s) {
 
 /* ---- Authentication ------------------------------------------------------ */
 
+/* SHA-256, fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up
+ * under a read-write lock at every digest, which every API thread then
+ * takes for every request. */
+static EVP_MD *g_sha256;
+static void fetch_sha256(void) {
+  g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static void sha256(const char *s, size_t n, unsigned char out[32]) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, fetch_sha256);
   unsigned int len = 32;
-  if (EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) != 1)
+  const EVP_MD *md = g_sha256 != NULL ? g_sha256 : EVP_sha256();
+  if (EVP_Digest(s, n, out, &len, md, NULL) != 1)
     memset(out, 0, 32);
 }
 
@@ -173,16 +184,37 @@ static int authenticate(struct cr__api_req *r, int scope, const char *h,
 
 /* ---- Responses ----------------------------------------------------------- */
 
+/* body as compact JSON (malloc'd, *n bytes and a NUL). Most bodies fit the
+ * stack buffer and cost one allocation of their size: json_dumps grows a
+ * buffer by doubling, and the 1 KiB step sends glibc's malloc through its
+ * large-chunk path (malloc_consolidate) on every request. */
+static char *dump_body(const json_t *body, size_t *n) {
+  const size_t flags = JSON_COMPACT | JSON_ENSURE_ASCII;
+  char buf[8192];
+  size_t need = json_dumpb(body, buf, sizeof buf, flags);
+  if (need == 0 || need > sizeof buf) {
+    char *text = json_dumps(body, flags);
+    *n = text ? strlen(text) : 0;
+    return text;
+  }
+  char *text = malloc(need + 1);
+  if (text != NULL) {
+    memcpy(text, buf, need);
+    text[need] = '\0';
+  }
+  *n = need;
+  return text;
+}
+
 static struct MHD_Response *make_response(struct cr__api_res *res) {
   if (res->raw != NULL)
     return res->raw;
   struct MHD_Response *m;
   if (res->body != NULL) {
-    char *text = json_dumps(res->body, JSON_COMPACT | JSON_ENSURE_ASCII);
+    size_t n = 0;
+    char *text = dump_body(res->body, &n);
     if (text == NULL)
       return NULL;
-    size_t n = strlen(text);
-    text[n] = '\0';
     m = MHD_create_response_from_buffer_with_free_callback(n, text, free);
     if (m == NULL)
       free(text);

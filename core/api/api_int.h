@@ -65,7 +65,9 @@ struct cr__api_req {
   struct MHD_Connection *conn;
   const char *method, *url; /* borrowed from libmicrohttpd */
   const char *params[CR_API_MAX_PARAMS];
-  char param_buf[1024];
+  /* the parameters' text: CR_API_MAX_PARAMS ids of at most 128 bytes; kept
+   * under 1 KiB so that the struct stays a small allocation for malloc */
+  char param_buf[CR_API_MAX_PARAMS * 130];
   int route;  /* index in the route table, -1 unknown */
   char *body; /* request body (NUL-terminated), or NULL */
   size_t body_len;
