@@ -178,7 +178,32 @@ static int busy_wait(void *ud, int count) {
  * reads none, and keeping them takes a process-wide mutex on every SQLite
  * allocation, shared by all store threads). Refused (SQLITE_MISUSE, kept
  * as is) if the process already used SQLite. */
-static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+static sqlite3_mutex_methods g_mutex;
+
+/* SQLite's mutexes, entered after a short spin: the store threads (the API's
+ * above all) take SQLite's process-wide WAL-index mutex at the start and
+ * end of every read, for well under a microsecond; a plain pthread mutex
+ * puts the loser of a race to sleep and wakes it through the kernel. */
+static void spin_enter(sqlite3_mutex *m) {
+  for (int i = 0; i < 64; i++) {
+    if (g_mutex.xMutexTry(m) == SQLITE_OK)
+      return;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  g_mutex.xMutexEnter(m);
+}
+
+static void sqlite_setup(void) {
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  if (sqlite3_config(SQLITE_CONFIG_GETMUTEX, &g_mutex) == SQLITE_OK &&
+      g_mutex.xMutexTry != NULL) {
+    sqlite3_mutex_methods m = g_mutex;
+    m.xMutexEnter = spin_enter;
+    sqlite3_config(SQLITE_CONFIG_MUTEX, &m);
+  }
+}
 
 int cr__sql_sqlite_open(const char *path, cr_sql **out, char *errbuf,
                         size_t errlen) {
