@@ -82,21 +82,35 @@ const cr_plugin_host *cr__api_plugins_acquire(cr_api *a,
   return *held != NULL ? *held : a->o.plugins;
 }
 
-cr_store *cr__api_store_get(cr_api *a) {
+/* A connection of the pool, with the read snapshot a GET kept on it (see
+ * dispatch) when `kept`, else with none. */
+static cr_store *store_get(cr_api *a, int kept) {
   struct cr__store_pool *p = &a->pool;
   uv_mutex_lock(&p->mu);
   while (p->n_free == 0)
     uv_cond_wait(&p->cv, &p->mu);
   cr_store *s = p->free[--p->n_free];
   uv_mutex_unlock(&p->mu);
+  if (!kept)
+    cr_store_read_end(s);
   return s;
 }
+
+cr_store *cr__api_store_get(cr_api *a) { return store_get(a, 0); }
 
 void cr__api_store_put(cr_api *a, cr_store *s) {
   struct cr__store_pool *p = &a->pool;
   uv_mutex_lock(&p->mu);
   p->free[p->n_free++] = s;
   uv_cond_signal(&p->cv);
+  uv_mutex_unlock(&p->mu);
+}
+
+void cr__api_store_sweep(cr_api *a) {
+  struct cr__store_pool *p = &a->pool;
+  uv_mutex_lock(&p->mu);
+  for (size_t i = 0; i < p->n_free; i++)
+    cr_store_read_end(p->free[i]);
   uv_mutex_unlock(&p->mu);
 }
 
@@ -291,13 +305,16 @@ static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
   if (cr__api_rate_limited(r, t ? t->name : NULL, res) ||
       (rt->scope != 0 && authenticate(r, rt->scope, h, t, res) != 0))
     return;
-  r->store = cr__api_store_get(a);
-  /* A GET reads one snapshot, in one read transaction. */
-  int snapshot =
-      strcmp(rt->method, "GET") == 0 && cr_store_read_begin(r->store) == 0;
+  /* A GET reads one snapshot, in one read transaction; while GETs follow
+   * each other and nothing in this process commits, they share it for up
+   * to CR_API_SNAPSHOT_MS (their locks are a fifth of a GET's cost). Writes
+   * of other processes show at most that late. */
+  int get = strcmp(rt->method, "GET") == 0;
+  r->store = store_get(a, get);
+  int snapshot = get && cr_store_read_begin(r->store) == 0;
   rt->fn(r, res);
   if (snapshot)
-    cr_store_read_end(r->store);
+    cr_store_read_keep(r->store, CR_API_SNAPSHOT_MS);
   cr__api_store_put(a, r->store);
   r->store = NULL;
 }

@@ -339,6 +339,7 @@ static void watch(void *arg) {
   uv_mutex_lock(&a->sse_mu);
   while (!a->sse_quit) {
     uv_cond_timedwait(&a->sse_cv, &a->sse_mu, (uint64_t)WATCH_MS * 1000000);
+    cr__api_store_sweep(a); /* no idle connection keeps a snapshot */
     if (a->sse_quit || a->sse_waiting == NULL)
       continue;
     uv_mutex_unlock(&a->sse_mu);

@@ -16,6 +16,10 @@
 #include "store/store.h"
 
 #define CR_API_MAX_PARAMS 4
+
+/* How long consecutive GETs may share a read snapshot when nothing in this
+ * process committed meanwhile (cr_store_read_keep). */
+#define CR_API_SNAPSHOT_MS 10
 #define CR_API_ROUTE_SEGMENTS 8
 
 struct cr__api_stats; /* api_prom.c */
@@ -198,9 +202,14 @@ void cr__api_sub_create(struct cr__api_req *r, struct cr__api_res *res);
 void cr__api_sub_delete(struct cr__api_req *r, struct cr__api_res *res);
 
 /* ---- api.c ---- */
-/* A store connection from the pool (blocks while all are in use). */
+/* A store connection from the pool (blocks while all are in use), with no
+ * read snapshot open. */
 cr_store *cr__api_store_get(cr_api *a);
 void cr__api_store_put(cr_api *a, cr_store *s);
+/* Ends the read snapshots GETs kept on the idle connections of the pool
+ * (a kept snapshot holds back the WAL's checkpoints): called every 250 ms
+ * by the event watcher (api_events.c). */
+void cr__api_store_sweep(cr_api *a);
 /* The plugins loaded now (borrowed until *held, which the caller frees
  * with cr_plugin_host_free, is freed; *held is NULL when nothing was
  * taken). */

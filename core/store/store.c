@@ -251,6 +251,14 @@ int cr_store_read_end(cr_store *s) {
   return s->ops->read_end ? s->ops->read_end(s) : 0;
 }
 
+int cr_store_read_keep(cr_store *s, int64_t max_age_ms) {
+  if (!ready(s))
+    return CR_EINVAL;
+  if (s->ops->read_keep != NULL)
+    return s->ops->read_keep(s, max_age_ms);
+  return s->ops->read_end ? s->ops->read_end(s) : 0;
+}
+
 int cr_store_end(cr_store *s, int rc) {
   if (rc == 0)
     rc = cr_store_commit(s);

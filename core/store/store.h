@@ -312,6 +312,17 @@ int cr_store_rollback(cr_store *s);
 int cr_store_read_begin(cr_store *s);
 int cr_store_read_end(cr_store *s);
 
+/* Ends the read snapshot as cr_store_read_end does, except that the backend
+ * may keep it for the next cr_store_read_begin of s, which then reuses it
+ * if no connection of this process has committed since it was taken and it
+ * is at most max_age_ms old (SQLite: the commits are counted by a WAL hook;
+ * other backends end it). A reader that keeps snapshots sees every write of
+ * its own process at once, and those of other processes at most
+ * max_age_ms late. Statements run on s while a kept snapshot is open read
+ * it: end it with cr_store_read_end before using s for anything else than
+ * the next read_begin. Every write ends it first. */
+int cr_store_read_keep(cr_store *s, int64_t max_age_ms);
+
 /* Ends the transaction begun with cr_store_begin: commits when rc is 0 (a
  * failed commit is rolled back), rolls back otherwise. Returns rc, or the
  * commit's error. */

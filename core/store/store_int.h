@@ -175,6 +175,7 @@ struct cr_store_ops {
   /* cr_store_read_begin / cr_store_read_end (store.h). */
   int (*read_begin)(cr_store *s);
   int (*read_end)(cr_store *s);
+  int (*read_keep)(cr_store *s, int64_t max_age_ms); /* NULL: read_end */
 
   /* Batched webhook delivery (store_batches.h); now resolved. */
   int (*batch_get)(cr_store *s, const char *sub_id, struct cr_batch_rec *out);

@@ -88,6 +88,8 @@ int cr__sq_doomed(struct sq_store *q) {
 
 /* ---- Statement helpers --------------------------------------------------- */
 
+static void end_read(struct sq_store *q);
+
 int cr__sq_prep(struct sq_store *q, enum stmt_id id, cr_sql_stmt **out) {
   if (q->stmt[id] == NULL) {
     int rc = cr__sql_prepare(q->db, cr__sq_stmt_sql(q, id), 1, &q->stmt[id]);
@@ -95,6 +97,10 @@ int cr__sq_prep(struct sq_store *q, enum stmt_id id, cr_sql_stmt **out) {
       return cr__sq_fail(q, rc);
   }
   *out = q->stmt[id];
+  /* A write never runs in a kept snapshot (sq_read_keep): it would stay
+   * uncommitted in it. */
+  if (q->kept && !cr__sql_sqlite_readonly(*out))
+    end_read(q);
   return 0;
 }
 
@@ -318,6 +324,7 @@ static int get_one(struct sq_store *q, cr_sql_stmt *st,
 
 /* A write ends the read snapshot first (its BEGIN IMMEDIATE cannot nest). */
 static void end_read(struct sq_store *q) {
+  q->kept = 0;
   if (q->reading) {
     q->reading = 0;
     run(q, ST_COMMIT, 1);
@@ -332,8 +339,17 @@ int cr__sq_op_begin(struct sq_store *q) {
 
 static int sq_read_begin(cr_store *s) {
   struct sq_store *q = sqs(s);
+  if (q->kept) { /* still current: no commit in this process since */
+    q->kept = 0;
+    if (q->read_gen == cr__sql_sqlite_commits() &&
+        cr__now_ms() - q->read_at_ms <= q->keep_ms)
+      return 0;
+    end_read(q);
+  }
   if (q->depth > 0 || q->reading || !!cr__sql_in_txn(q->db))
     return 0;
+  q->read_gen = cr__sql_sqlite_commits(); /* before: a later commit shows */
+  q->read_at_ms = cr__now_ms();
   int rc = run(q, ST_BEGIN_READ, 0);
   q->reading = rc == 0;
   return rc;
@@ -341,6 +357,18 @@ static int sq_read_begin(cr_store *s) {
 
 static int sq_read_end(cr_store *s) {
   end_read(sqs(s));
+  return 0;
+}
+
+static int sq_read_keep(cr_store *s, int64_t max_age_ms) {
+  struct sq_store *q = sqs(s);
+  /* Not a snapshot that wrote (a write inside one upgraded it): its
+   * writes are committed now. */
+  if (!q->reading || !q->counted || max_age_ms <= 0 ||
+      cr__sql_sqlite_wrote(q->db))
+    return sq_read_end(s);
+  q->kept = 1;
+  q->keep_ms = max_age_ms;
   return 0;
 }
 
@@ -1116,6 +1144,7 @@ const struct cr_store_ops cr__sq_ops = {
     .cursor_set = cr__sq_cursor_set,
     .read_begin = sq_read_begin,
     .read_end = sq_read_end,
+    .read_keep = sq_read_keep,
     .runner_add = cr__sq_runner_add,
     .runner_get = cr__sq_runner_get,
     .runner_list = cr__sq_runner_list,

@@ -583,8 +583,14 @@ struct sq_store {
     cr_sql_stmt *stmt;
   } evq[EVQ_CACHE];
   unsigned evq_next;
-  int depth;     /* cr_store_begin nesting */
-  int reading;   /* a cr_store_read_begin snapshot is open (no write yet) */
+  int depth;   /* cr_store_begin nesting */
+  int reading; /* a cr_store_read_begin snapshot is open (no write yet) */
+  /* cr_store_read_keep: the open snapshot is kept for the next read_begin,
+   * taken when the process had made read_gen commits, at read_at_ms */
+  int kept;
+  int counted; /* the process's commits are counted (a WAL file) */
+  uint64_t read_gen;
+  int64_t read_at_ms, keep_ms;
   int doomed;    /* an inner rollback or a lost transaction: refuse writes */
   cr__wlock *wl; /* the file's in-process writer lock (NULL: none) */
   int wl_held;   /* taken for the write transaction open now */

@@ -598,7 +598,8 @@ static int configure_sqlite(struct sq_store *q, const char *path) {
     rc = read_version(q, &version);
   if (rc == 0 && version > LATEST_VERSION)
     return too_new(q, path, version);
-  if (rc == 0 && strcmp(path, ":memory:") != 0)
+  int wal = strcmp(path, ":memory:") != 0;
+  if (rc == 0 && wal)
     rc = set_wal(q);
   if (rc == 0)
     rc = exec(q, "PRAGMA synchronous = NORMAL");
@@ -606,6 +607,9 @@ static int configure_sqlite(struct sq_store *q, const char *path) {
    * copied, with a quarter of the fsyncs on the writers' path. */
   if (rc == 0)
     rc = exec(q, "PRAGMA wal_autocheckpoint = 4000");
+  /* A file's readers may keep snapshots (sq_read_keep): the process's
+   * commits, counted by the driver, tell whether one is still current. */
+  q->counted = rc == 0 && wal;
   return rc;
 }
 

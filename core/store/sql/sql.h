@@ -132,6 +132,18 @@ static inline void cr__sql_close(cr_sql *c) {
 
 /* Opens the SQLite database file at path (":memory:" for a private one).
  * On failure *out may hold a connection to close and errbuf the reason. */
+/* Write transactions ended so far by the SQLite connections of this
+ * process, counted once they ended (their steps and resets run through this
+ * driver): when it has not changed, no connection of this process wrote
+ * since. */
+uint64_t cr__sql_sqlite_commits(void);
+
+/* Whether statement st (of a SQLite connection) never writes. */
+int cr__sql_sqlite_readonly(cr_sql_stmt *st);
+
+/* Whether the transaction open on SQLite connection c has written. */
+int cr__sql_sqlite_wrote(cr_sql *c);
+
 int cr__sql_sqlite_open(const char *path, cr_sql **out, char *errbuf,
                         size_t errlen);
 

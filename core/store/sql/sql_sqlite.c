@@ -9,6 +9,8 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -82,15 +84,49 @@ static void lite_bind_null(cr_sql_stmt *st, int i) {
   sqlite3_bind_null(ST(st), i);
 }
 
+/* Write transactions ended by this process's store connections (see
+ * cr__sql_sqlite_commits), counted after the end: by lite_step and
+ * lite_reset, which see every statement of the driver. */
+static atomic_uint_fast64_t g_commits;
+
+/* Whether a step or reset of s may end a write transaction: it writes, or
+ * the connection's transaction has written (a COMMIT, a RELEASE). */
+static int may_end_write(sqlite3_stmt *s) {
+  return !sqlite3_stmt_readonly(s) ||
+         sqlite3_txn_state(sqlite3_db_handle(s), NULL) == SQLITE_TXN_WRITE;
+}
+
+/* Counts a write transaction that ended (committed or rolled back: both
+ * mean that what readers may see changed or may have). Counting a
+ * statement still running in autocommit once more is harmless. */
+static void count_end(sqlite3_stmt *s, int writing) {
+  if (writing && sqlite3_get_autocommit(sqlite3_db_handle(s)))
+    atomic_fetch_add(&g_commits, 1);
+}
+
+uint64_t cr__sql_sqlite_commits(void) { return atomic_load(&g_commits); }
+
+int cr__sql_sqlite_readonly(cr_sql_stmt *st) {
+  return sqlite3_stmt_readonly(ST(st));
+}
+
+int cr__sql_sqlite_wrote(cr_sql *c) {
+  return sqlite3_txn_state(DB(c), NULL) == SQLITE_TXN_WRITE;
+}
+
 static int lite_step(cr_sql_stmt *st) {
+  int writing = may_end_write(ST(st));
   int rc = sqlite3_step(ST(st));
+  count_end(ST(st), writing);
   return rc == SQLITE_ROW    ? CR_SQL_ROW
          : rc == SQLITE_DONE ? CR_SQL_DONE
                              : lite_err(st->conn, rc);
 }
 
 static void lite_reset(cr_sql_stmt *st) {
+  int writing = may_end_write(ST(st));
   sqlite3_reset(ST(st));
+  count_end(ST(st), writing);
   sqlite3_clear_bindings(ST(st));
 }
 
@@ -122,6 +158,7 @@ static const char *lite_errmsg(cr_sql *c) { return sqlite3_errmsg(DB(c)); }
 
 static int lite_exec(cr_sql *c, const char *sql) {
   int rc = sqlite3_exec(DB(c), sql, NULL, NULL, NULL);
+  atomic_fetch_add(&g_commits, 1); /* a script may have written */
   return rc == SQLITE_OK ? 0 : lite_err(c, rc);
 }
 
@@ -178,6 +215,7 @@ static int busy_wait(void *ud, int count) {
  * reads none, and keeping them takes a process-wide mutex on every SQLite
  * allocation, shared by all store threads). Refused (SQLITE_MISUSE, kept
  * as is) if the process already used SQLite. */
+
 static sqlite3_mutex_methods g_mutex;
 
 /* SQLite's mutexes, entered after a short spin: the store threads (the API's
