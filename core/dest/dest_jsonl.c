@@ -1,7 +1,8 @@
 /* dest_jsonl.c: the JSON lines destination: <dir>/<stream>.jsonl per stream,
- * opened O_APPEND, one record per line, a 256 KiB user-space buffer per
- * stream, write()+fsync() of every touched file on flush (and of the
- * directory after a file was created).
+ * the directory made and each file opened (O_APPEND) by its first record,
+ * one record per line, a 256 KiB user-space buffer per stream,
+ * write()+fsync() of every touched file on flush (and of the directory
+ * after a file was created).
  *
  * Crash safety: a crash can leave a torn last line (a record that was never
  * flushed). When a stream's file is opened, a last line without its '\n' is
@@ -91,8 +92,27 @@ cut:
   return 0;
 }
 
+/* Makes the directory (mkdir -p, each new level made durable) and opens
+ * it, once: before the first stream's file. */
+static int open_dir(struct jdest *j) {
+  if (j->dirfd >= 0)
+    return 0;
+  char err[256] = "";
+  int rc = cr__dest_mkdirs(j->dir, err, sizeof err);
+  if (rc != 0)
+    return cr__dest_errf(&j->base, rc, "%s", err);
+  j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (j->dirfd < 0)
+    return cr__dest_errf(&j->base, CR_EIO, "open %s: %s", j->dir,
+                         strerror(errno));
+  return 0;
+}
+
 static int open_file(struct jdest *j, const char *name, int *fdout) {
   char file[160];
+  int rc = open_dir(j);
+  if (rc != 0)
+    return rc;
   snprintf(file, sizeof file, "%s.jsonl", name);
   for (;;) {
     int fd = openat(j->dirfd, file, O_RDWR | O_APPEND | O_CLOEXEC);
@@ -243,9 +263,15 @@ int cr_dest_open_jsonl(const char *dir, cr_dest **out, char *errbuf,
   *out = NULL;
   if (!dir || !dir[0])
     return cr__dest_buf_errf(errbuf, errlen, CR_EINVAL, "empty directory");
-  int rc = cr__dest_mkdirs(dir, errbuf, errlen);
-  if (rc != 0)
-    return rc;
+  /* The directory is made by the first record (open_dir): an execution
+   * that writes nothing creates nothing. What can already be seen to be
+   * wrong (a file in the way, no permission) is refused now. */
+  struct stat st;
+  int e = stat(dir, &st) == 0 ? (S_ISDIR(st.st_mode) ? 0 : ENOTDIR)
+                              : (errno == ENOENT ? 0 : errno);
+  if (e != 0)
+    return cr__dest_buf_errf(errbuf, errlen, CR_EIO, "%s: %s", dir,
+                             strerror(e));
   struct jdest *j = cr__calloc(1, sizeof *j);
   if (!j)
     return cr__dest_buf_errf(errbuf, errlen, CR_ENOMEM, "out of memory");
@@ -253,18 +279,9 @@ int cr_dest_open_jsonl(const char *dir, cr_dest **out, char *errbuf,
   j->dirfd = -1;
   j->dir = cr__strdup(dir);
   if (!j->dir) {
-    rc = cr__dest_buf_errf(errbuf, errlen, CR_ENOMEM, "out of memory");
-    goto fail;
-  }
-  j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (j->dirfd < 0) {
-    rc = cr__dest_buf_errf(errbuf, errlen, CR_EIO, "open %s: %s", dir,
-                           strerror(errno));
-    goto fail;
+    jsonl_close(&j->base);
+    return cr__dest_buf_errf(errbuf, errlen, CR_ENOMEM, "out of memory");
   }
   *out = &j->base;
   return 0;
-fail:
-  jsonl_close(&j->base);
-  return rc;
 }

@@ -8,8 +8,8 @@
  * (printed, not asserted) and allocation failures. */
 #include "testutil.h"
 
-#include "util/alloc.h"
 #include "dest/dest.h"
+#include "util/alloc.h"
 #include "util/error.h"
 
 #include <signal.h>
@@ -106,6 +106,43 @@ static size_t count_lines(const char *text) {
 }
 
 /* ---- jsonl --------------------------------------------------------------- */
+
+/* The directory is made by the first record: an execution that writes
+ * nothing leaves nothing behind, even after a flush. A file where the
+ * directory should be is refused by the first record too, when it appeared
+ * after the open. */
+static void jsonl_directory_made_by_first_record(void **state) {
+  (void)state;
+  char *tmp = cr_test_mkdtemp("dest");
+  char *dir = path_in(tmp, "x/y/out");
+  struct stat st;
+  cr_dest *d = open_jsonl(dir);
+  assert_int_equal(cr_dest_flush(d), 0);
+  cr_dest_close(d);
+  char *x = path_in(tmp, "x");
+  assert_int_equal(stat(x, &st), -1); /* not even the first level */
+  d = open_jsonl(dir);
+  assert_int_equal(wr(d, "users", "{\"id\":1}"), 0);
+  assert_int_equal(cr_dest_flush(d), 0);
+  cr_dest_close(d);
+  assert_int_equal(stat(dir, &st), 0);
+  assert_true(S_ISDIR(st.st_mode));
+  char *text = read_in(dir, "users.jsonl");
+  assert_string_equal(text, "{\"id\":1}\n");
+  free(text);
+  /* A file put in the way between the open and the first record. */
+  char *late = path_in(tmp, "late");
+  d = open_jsonl(late);
+  free(cr_test_write_file(tmp, "late", "x"));
+  assert_int_equal(wr(d, "users", "{\"id\":1}"), CR_EIO);
+  assert_non_null(strstr(cr_dest_last_error(d), "late"));
+  cr_dest_close(d);
+  free(late);
+  free(x);
+  free(dir);
+  cr_test_rmtree(tmp);
+  free(tmp);
+}
 
 static void jsonl_streams_order_and_flush(void **state) {
   (void)state;
@@ -658,6 +695,7 @@ static void alloc_failures(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(jsonl_streams_order_and_flush),
+      cmocka_unit_test(jsonl_directory_made_by_first_record),
       cmocka_unit_test(jsonl_refusals),
       cmocka_unit_test(jsonl_reopen_appends_close_drops),
       cmocka_unit_test(jsonl_torn_tail_repaired),
