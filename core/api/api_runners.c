@@ -39,6 +39,7 @@ struct cr__claim_poll {
   char *buf; /* the answer, once decided */
   size_t len, off;
   int waiting;
+  int checked_in; /* the request's check-in is written (first attempt) */
   struct cr__claim_poll *next;
 };
 
@@ -287,9 +288,11 @@ static int poll_try(struct cr__claim_poll *p) {
                      .plugins = cr__api_plugins_acquire(a, &held),
                      .actor = p->runner_id};
   json_t *claims = NULL;
-  int rc =
-      cr_ctl_runner_claim(&c, p->runner_id, p->providers, p->slots, p->exclude,
-                          p->claim_id[0] ? p->claim_id : NULL, &claims);
+  int rc = cr_ctl_runner_claim(&c, p->runner_id, p->providers, p->slots,
+                               p->exclude, p->claim_id[0] ? p->claim_id : NULL,
+                               !p->checked_in, &claims);
+  if (rc == 0)
+    p->checked_in = 1;
   cr__api_store_put(a, c.store);
   a->o.hooks.config_release(a->o.hooks.ud, handle);
   cr_plugin_host_free(held);
@@ -378,9 +381,8 @@ void cr__api_runner_claims(struct cr__api_req *r, struct cr__api_res *res) {
                   "64 characters)");
     return;
   }
-  struct cr_ctl c;
-  cr__api_ctl(r, &c);
-  cr_ctl_runner_checkin(&c, r->params[0], NULL, NULL, 0);
+  /* The check-in is written by the first claim attempt, in its
+   * transaction. */
   struct cr__claim_poll *p = cr__calloc(1, sizeof *p);
   if (p == NULL) {
     json_decref(body);

@@ -401,10 +401,46 @@ static void note_claims(const struct cr_ctl *c, const char *id,
   json_decref(list);
 }
 
+/* The claim's writes, in one transaction: the check-in (when asked), the
+ * leases, and the note of what claim_id took. *k gets the claims made, or
+ * *replay the note of the request's earlier answer (a retry). */
+static int claim_txn(const struct cr_ctl *c, const char *id, const char **names,
+                     size_t np, size_t slots, const char *exclude_json,
+                     const char *claim_id, int check_in,
+                     struct cr_exec_claim **k, size_t *n, char **replay) {
+  struct cr_runner_rec r;
+  int was_online = 1;
+  int rc = cr_store_begin(c->store);
+  if (rc == 0 && check_in) {
+    struct cr_runner_rec rec = {
+        .id = (char *)id, .slots = -1, .slots_free = -1};
+    rc = cr_store_runner_checkin(c->store, &rec, &was_online);
+    if (rc == 0 && !was_online)
+      rc = emit_runner(c, id, "checked_in",
+                       json_pack("{s:s}", "status", "online"));
+  }
+  if (rc == 0 && np > 0 && slots > 0 &&
+      (rc = cr_store_runner_get(c->store, id, &r)) == 0) {
+    if (r.revoked_at != 0) /* a long poll that began before the revocation */
+      rc = CR_EPERM;
+    else if (claim_id != NULL && r.last_claim_id != NULL &&
+             strcmp(claim_id, r.last_claim_id) == 0) /* a retried request */
+      *replay = r.last_claim_json ? cr__strdup(r.last_claim_json) : NULL;
+    else
+      rc = cr_store_exec_claim_routed(c->store, id, names, np, r.labels_json,
+                                      exclude_json, slots,
+                                      c->cfg->host.runner_lease_ms, k, n);
+    cr_runner_rec_clear(&r);
+    if (rc == 0 && *n > 0 && claim_id != NULL)
+      note_claims(c, id, claim_id, *k, *n);
+  }
+  return cr_store_end(c->store, rc);
+}
+
 int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
                         const json_t *providers, size_t slots,
                         const char *exclude_json, const char *claim_id,
-                        json_t **out) {
+                        int check_in, json_t **out) {
   const char *names[CR_EXEC_CLAIM_MAX_PROVIDERS];
   size_t np = 0, i;
   json_t *v;
@@ -416,30 +452,17 @@ int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
   if (arr == NULL)
     return CR_ENOMEM;
   *out = arr;
-  if (np == 0 || slots == 0)
+  if (!check_in && (np == 0 || slots == 0))
     return 0;
-  struct cr_runner_rec r;
-  int rc = cr_store_runner_get(c->store, id, &r);
-  if (rc != 0)
-    return rc;
-  if (r.revoked_at != 0) { /* a long poll that began before the revocation */
-    cr_runner_rec_clear(&r);
-    return CR_EPERM;
-  }
   int64_t lease = c->cfg->host.runner_lease_ms;
-  if (claim_id != NULL && r.last_claim_id != NULL &&
-      strcmp(claim_id, r.last_claim_id) == 0) { /* a retried request */
-    rc = replay_claims(c, id, r.last_claim_json, lease, arr);
-    cr_runner_rec_clear(&r);
-    return rc;
-  }
   struct cr_exec_claim *k = NULL;
   size_t n = 0;
-  rc = cr_store_exec_claim_routed(c->store, id, names, np, r.labels_json,
-                                  exclude_json, slots, lease, &k, &n);
-  cr_runner_rec_clear(&r);
-  if (rc == 0 && n > 0 && claim_id != NULL)
-    note_claims(c, id, claim_id, k, n);
+  char *replay = NULL;
+  int rc = claim_txn(c, id, names, np, slots, exclude_json, claim_id, check_in,
+                     &k, &n, &replay);
+  if (rc == 0 && replay != NULL)
+    rc = replay_claims(c, id, replay, lease, arr);
+  cr__free(replay);
   for (size_t j = 0; rc == 0 && j < n; j++) {
     const struct cr_config_work *w = cr_config_find_work(c->cfg, k[j].work_id);
     if (w == NULL) {

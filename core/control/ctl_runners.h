@@ -58,12 +58,15 @@ int cr_ctl_runner_checkin(const struct cr_ctl *c, const char *id,
  * same id as the runner's last claim request that took executions answers
  * those again (still pending under their epoch) instead of claiming more,
  * so a request retried after its answer was lost leases nothing twice.
+ * check_in: the runner's check-in (cr_ctl_runner_checkin without a body)
+ * is written in the claim's transaction, with the leases and the note of
+ * claim_id: one commit for a claim request.
  * Errors: CR_EINVAL, CR_EPERM (the runner was revoked: a long poll that
  * began before), store errors. */
 int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
                         const json_t *providers, size_t slots,
                         const char *exclude_json, const char *claim_id,
-                        json_t **out);
+                        int check_in, json_t **out);
 
 /* Applies body {"epoch", "reports": [{"seq", "type", ...}]} (borrowed) from
  * runner id to execution eid, in order, each report with its sequence

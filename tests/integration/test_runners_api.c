@@ -376,10 +376,46 @@ static void test_claim_retry_replays(void **state) {
   json_decref(again);
 }
 
+/* A claim request is a check-in, written in the claim's own transaction:
+ * with nothing to claim, and with no free slot, the runner's last check-in
+ * still moves. */
+static void test_claim_checks_in(void **state) {
+  struct fixture *f = *state;
+  char id[64], token[80], path[128];
+  reg(f, "[\"eu\"]", id, token);
+  snprintf(path, sizeof path, "/v1/runners/%s", id);
+  const char *bodies[] = {
+      "{\"providers\": [\"filedrop\"], \"slots\": 1, \"wait_ms\": 0}",
+      "{\"providers\": [\"filedrop\"], \"slots\": 0}"};
+  for (size_t i = 0; i < 2; i++) {
+    json_t *before = NULL, *after = NULL, *out = NULL;
+    assert_int_equal(ops(f, "GET", path, NULL, &before), 200);
+    char last[64];
+    snprintf(last, sizeof last, "%s",
+             json_string_value(json_object_get(before, "last_check_in")));
+    usleep(30 * 1000);
+    char cpath[160];
+    snprintf(cpath, sizeof cpath, "%s/claims", path);
+    assert_int_equal(as_runner(f, token, "POST", cpath, bodies[i], &out), 200);
+    assert_int_equal(json_array_size(json_object_get(out, "claims")), 0);
+    assert_int_equal(ops(f, "GET", path, NULL, &after), 200);
+    const char *now =
+        json_string_value(json_object_get(after, "last_check_in"));
+    assert_non_null(now);
+    assert_true(strcmp(now, last) > 0);
+    assert_string_equal(json_string_value(json_object_get(after, "status")),
+                        "online");
+    json_decref(before);
+    json_decref(after);
+    json_decref(out);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_register_and_auth, setup, teardown),
       cmocka_unit_test_setup_teardown(test_route_poll_report, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_claim_checks_in, setup, teardown),
       cmocka_unit_test_setup_teardown(test_claim_retry_replays, setup,
                                       teardown),
   };
