@@ -153,6 +153,20 @@ int cr_dest_flush(cr_dest *d) {
   return rc;
 }
 
+int cr_dest_drain_fds(cr_dest *d, int *fds, size_t max, size_t *n) {
+  if (!d || !fds || !n)
+    return CR_EINVAL;
+  *n = 0;
+  if (d->failed)
+    return d->failed;
+  if (d->ops->drain_fds == NULL)
+    return CR_ENOTSUP;
+  int rc = d->ops->drain_fds(d, fds, max, n);
+  if (rc == CR_EIO)
+    d->failed = rc;
+  return rc;
+}
+
 int64_t cr_dest_records(const cr_dest *d) { return d ? d->records : 0; }
 
 int64_t cr_dest_records_failed(const cr_dest *d) {

@@ -107,6 +107,16 @@ int cr_dest_write(cr_dest *d, const char *stream, const char *json, size_t len);
  * CR_EBUSY (sqlite locked by another writer), CR_ENOMEM. */
 int cr_dest_flush(cr_dest *d);
 
+/* The first half of cr_dest_flush, for a caller that fsync()s elsewhere
+ * (exec_ckpt.h: on another thread, while records keep coming): writes
+ * every buffered record to the kernel and puts in fds (max entries, owned
+ * by d: valid until cr_dest_close; *n set) the descriptors that a flush
+ * would fsync() now; d counts them as flushed from then on, so the caller
+ * must fsync() every one before it treats the records as durable. jsonl
+ * only. Errors: CR_ENOTSUP (another variant, or more than max descriptors:
+ * nothing was done, use cr_dest_flush), CR_EIO, CR_EINVAL. */
+int cr_dest_drain_fds(cr_dest *d, int *fds, size_t max, size_t *n);
+
 /* Records accepted by cr_dest_write() since open (flushed or not). */
 int64_t cr_dest_records(const cr_dest *d);
 

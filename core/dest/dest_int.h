@@ -14,6 +14,8 @@ struct cr__dest_ops {
   int (*declare_stream)(cr_dest *d, const struct cr_dest_stream *s);
   int (*write)(cr_dest *d, const char *stream, const char *json, size_t len);
   int (*flush)(cr_dest *d);
+  /* Optional (NULL: cr_dest_drain_fds answers CR_ENOTSUP). */
+  int (*drain_fds)(cr_dest *d, int *fds, size_t max, size_t *n);
   void (*close)(cr_dest *d); /* frees d, without flushing */
 };
 

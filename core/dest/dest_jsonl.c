@@ -234,6 +234,28 @@ static int jsonl_flush(cr_dest *d) {
   return 0;
 }
 
+static int jsonl_drain_fds(cr_dest *d, int *fds, size_t max, size_t *n) {
+  struct jdest *j = (struct jdest *)d;
+  size_t need = j->dir_dirty ? 1 : 0;
+  for (size_t i = 0; i < j->n; i++)
+    need += j->s[i].dirty || j->s[i].len > 0;
+  if (need > max)
+    return CR_ENOTSUP;
+  for (size_t i = 0; i < j->n; i++) {
+    struct jstream *s = &j->s[i];
+    int rc = drain(j, s);
+    if (rc != 0)
+      return rc;
+    if (s->dirty)
+      fds[(*n)++] = s->fd;
+    s->dirty = 0;
+  }
+  if (j->dir_dirty)
+    fds[(*n)++] = j->dirfd;
+  j->dir_dirty = 0;
+  return 0;
+}
+
 static void jsonl_close(cr_dest *d) {
   struct jdest *j = (struct jdest *)d;
   for (size_t i = 0; i < j->n; i++) {
@@ -253,6 +275,7 @@ static const struct cr__dest_ops JSONL_OPS = {
     .declare_stream = jsonl_declare,
     .write = jsonl_write,
     .flush = jsonl_flush,
+    .drain_fds = jsonl_drain_fds,
     .close = jsonl_close,
 };
 

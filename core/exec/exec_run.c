@@ -10,6 +10,7 @@
 
 #include "dest/dest.h"
 #include "events/events.h"
+#include "exec/exec_ckpt.h"
 #include "exec/exec_run_int.h"
 #include "exec/execution.h"
 #include "plugin/host_api.h"
@@ -21,6 +22,12 @@
 #include "util/redact.h"
 
 #define MAX_STREAMS 64
+/* Descriptors a pipelined checkpoint may fsync (jsonl: a file per stream
+ * and the directory); more falls back to cr_dest_flush. */
+#define MAX_SYNC_FDS (MAX_STREAMS + 1)
+/* Checkpoints that may wait for the helper's fsync before the plugin is
+ * held up. */
+#define MAX_WAITING 64
 
 struct stream_count {
   char name[129];
@@ -46,6 +53,19 @@ struct run {
   int64_t started_ms, last_renew_ms, last_progress_ms, deadline_ms;
   struct stream_count streams[MAX_STREAMS];
   size_t nstreams;
+  /* Pipelined checkpoints (exec_ckpt.h): those whose records the helper
+   * is making durable, and those made since, oldest first. Owned. */
+  cr__ckpt_sync *sync;
+  struct ckpt *fly, *wait, **wait_tail;
+  size_t n_wait;
+};
+
+/* A checkpoint waiting for its records to be durable. */
+struct ckpt {
+  struct ckpt *next;
+  int64_t records; /* records since the one before */
+  size_t len;
+  char state[]; /* NUL-terminated */
 };
 
 static int64_t lease_ms(const struct run *r) {
@@ -226,26 +246,18 @@ int cr__exec_on_record(struct run *r, const char *stream, size_t stream_len,
   return 0;
 }
 
-int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len) {
-  if (r->failed || r->lost)
-    return CR_ECANCELED;
-  if (ensure_executing(r) != 0)
-    return CR_ESTALE;
-  int rc = cr_dest_flush(r->dest);
-  if (rc != 0) {
-    host_fail(r, CR_EXEC_CLASS_TRANSIENT, "destination flush failed: %s",
-              cr_dest_last_error(r->dest));
-    return rc;
-  }
+/* Commits a checkpoint whose records are durable: the lease renewed, the
+ * state stored with the count of records it covers. */
+static int commit_checkpoint(struct run *r, const char *state, size_t len,
+                             int64_t records) {
   struct cr_exec_final f = final_of(r);
   int64_t version = 0;
-  rc = port(r) ? port(r)->checkpoint(port(r)->ud, &f, lease_ms(r), state, len,
-                                     r->since_ckpt, &version)
-               : cr_exec_write_checkpoint(r->env->store, &f, lease_ms(r), state,
-                                          len, r->since_ckpt, &version);
+  int rc = port(r) ? port(r)->checkpoint(port(r)->ud, &f, lease_ms(r), state,
+                                         len, records, &version)
+                   : cr_exec_write_checkpoint(r->env->store, &f, lease_ms(r),
+                                              state, len, records, &version);
   note_lost(r, rc);
   if (rc == 0) {
-    r->since_ckpt = 0;
     r->checkpoints++;
     r->last_renew_ms = cr__now_ms();
     report_progress(r, NULL, 0, 1);
@@ -256,6 +268,136 @@ int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len) {
   else if (!r->lost)
     host_fail(r, CR_EXEC_CLASS_TRANSIENT, "cannot commit checkpoint: %s",
               cr_strerror(rc));
+  return rc;
+}
+
+static void free_ckpts(struct ckpt *c) {
+  while (c != NULL) {
+    struct ckpt *next = c->next;
+    cr__free(c);
+    c = next;
+  }
+}
+
+static void drop_pipelined(struct run *r) {
+  free_ckpts(r->fly);
+  free_ckpts(r->wait);
+  r->fly = r->wait = NULL;
+  r->wait_tail = &r->wait;
+  r->n_wait = 0;
+}
+
+/* Drains the destination and hands its descriptors to the helper for the
+ * checkpoints list (consumed). CR_ENOTSUP: this destination cannot. */
+static int start_sync(struct run *r, struct ckpt *list) {
+  int fds[MAX_SYNC_FDS];
+  size_t n = 0;
+  int rc = cr_dest_drain_fds(r->dest, fds, MAX_SYNC_FDS, &n);
+  if (rc == 0 && r->sync == NULL)
+    rc = cr__ckpt_sync_new(&r->sync);
+  if (rc == 0)
+    rc = cr__ckpt_sync_start(r->sync, fds, n);
+  if (rc != 0) {
+    free_ckpts(list);
+    if (rc != CR_ENOTSUP)
+      host_fail(r, CR_EXEC_CLASS_TRANSIENT, "destination flush failed: %s",
+                rc == CR_EIO && cr_dest_last_error(r->dest)[0]
+                    ? cr_dest_last_error(r->dest)
+                    : cr_strerror(rc));
+    return rc;
+  }
+  r->fly = list;
+  return 0;
+}
+
+/* Once the helper made their records durable, commits the checkpoints it
+ * covered, in order, then hands it those made meanwhile (one fsync for
+ * all of them). wait: blocks until everything is committed. Returns 0 or
+ * the failure (recorded). */
+static int settle(struct run *r, int wait) {
+  while (r->fly != NULL) {
+    int err = 0;
+    if (!cr__ckpt_sync_collect(r->sync, wait, &err))
+      return 0;
+    if (err != 0) {
+      drop_pipelined(r);
+      host_fail(r, CR_EXEC_CLASS_TRANSIENT, "destination flush failed: %s",
+                strerror(err));
+      return CR_EIO;
+    }
+    int rc = 0;
+    /* Made before any failure that came since: their records are durable. */
+    for (struct ckpt *c = r->fly; c != NULL && rc == 0; c = c->next)
+      rc = r->lost ? CR_ESTALE
+                   : commit_checkpoint(r, c->state, c->len, c->records);
+    free_ckpts(r->fly);
+    r->fly = NULL;
+    if (rc != 0) {
+      drop_pipelined(r);
+      return rc;
+    }
+    if (r->wait != NULL) {
+      struct ckpt *list = r->wait;
+      r->wait = NULL;
+      r->wait_tail = &r->wait;
+      r->n_wait = 0;
+      if ((rc = start_sync(r, list)) != 0)
+        return rc;
+    }
+  }
+  return 0;
+}
+
+/* A checkpoint: committed once the destination made the records before it
+ * durable, every one in order. With a destination that can (jsonl), the
+ * fsync()s run on a helper thread while the records go on (exec_ckpt.h);
+ * checkpoints made meanwhile wait for the next fsync, which covers them
+ * all (at most MAX_WAITING, then this blocks). The plugin learns of a
+ * failed commit at its next checkpoint, or from the run's end. Otherwise
+ * the destination is flushed here. */
+int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len) {
+  if (r->failed || r->lost)
+    return CR_ECANCELED;
+  if (ensure_executing(r) != 0)
+    return CR_ESTALE;
+  int rc = settle(r, r->n_wait >= MAX_WAITING);
+  if (rc != 0)
+    return rc;
+  struct ckpt *c = cr__malloc(sizeof *c + len + 1);
+  if (c == NULL) {
+    host_fail(r, CR_EXEC_CLASS_SYSTEM, "out of memory");
+    return CR_ENOMEM;
+  }
+  c->next = NULL;
+  c->records = r->since_ckpt;
+  c->len = len;
+  memcpy(c->state, state, len);
+  c->state[len] = '\0';
+  if (r->fly != NULL) { /* the helper is busy: wait for the next fsync */
+    if (r->wait_tail == NULL)
+      r->wait_tail = &r->wait;
+    *r->wait_tail = c;
+    r->wait_tail = &c->next;
+    r->n_wait++;
+    r->since_ckpt = 0;
+    return 0;
+  }
+  rc = start_sync(r, c);
+  if (rc == 0) {
+    r->since_ckpt = 0;
+    return 0;
+  }
+  if (rc != CR_ENOTSUP)
+    return rc;
+  rc = cr_dest_flush(r->dest);
+  if (rc != 0) {
+    host_fail(r, CR_EXEC_CLASS_TRANSIENT, "destination flush failed: %s",
+              cr_dest_last_error(r->dest));
+    return rc;
+  }
+  rc = commit_checkpoint(r, state, len, r->since_ckpt);
+  if (rc == 0)
+    r->since_ckpt = 0;
   return rc;
 }
 
@@ -381,6 +523,8 @@ static int64_t retry_delay(const struct run *r, int cls, int64_t after_ms) {
  * reported them, unless a host-side failure came first. */
 static int finish(struct run *r, int code, const char *msg, int64_t after_ms,
                   struct cr_exec_outcome *out) {
+  if (r->fly != NULL)
+    settle(r, 1); /* checkpoints made durable meanwhile are committed */
   if (!r->failed && !r->lost && r->dest != NULL) {
     int frc = cr_dest_flush(r->dest);
     if (frc != 0)
@@ -542,6 +686,8 @@ static int load_credentials(struct run *r) {
 }
 
 static void run_cleanup(struct run *r) {
+  cr__ckpt_sync_free(r->sync); /* before the destination's descriptors go */
+  drop_pipelined(r);
   cr_dest_close(r->dest);
   cr__free(r->state_json);
   if (r->credentials != NULL)
@@ -633,6 +779,8 @@ static void maybe_commit_group(struct run *r) {
 }
 
 int cr__exec_tick(struct run *r) {
+  if (r->fly != NULL)
+    settle(r, 0);
   maybe_renew(r);
   maybe_commit_group(r);
   if (!r->failed && r->work->timeout_ms > 0 &&

@@ -1,11 +1,12 @@
 /* test_dest.c: destinations on real files. jsonl: per-stream files, order,
- * buffering until flush, reopen appends, torn-tail repair, records larger
- * than the buffer, refusal of bad stream names / newlines / empty records,
- * SIGKILL after a flush keeps exactly the flushed records. sqlite: upsert by
- * (composite) primary key, missing key fields, append without a key, flush
- * is the commit point (seen from another connection), close rolls back,
- * table shape mismatches, SIGKILL after a flush. The factory, throughput
- * (printed, not asserted) and allocation failures. */
+ * buffering until flush, the directory made by the first record, draining
+ * to the kernel with the descriptors to fsync, reopen appends, torn-tail
+ * repair, records larger than the buffer, refusal of bad stream names /
+ * newlines / empty records, SIGKILL after a flush keeps exactly the flushed
+ * records. sqlite: upsert by (composite) primary key, missing key fields,
+ * append without a key, flush is the commit point (seen from another
+ * connection), close rolls back, table shape mismatches, SIGKILL after a flush.
+ * The factory, throughput (printed, not asserted) and allocation failures. */
 #include "testutil.h"
 
 #include "dest/dest.h"
@@ -139,6 +140,49 @@ static void jsonl_directory_made_by_first_record(void **state) {
   cr_dest_close(d);
   free(late);
   free(x);
+  free(dir);
+  cr_test_rmtree(tmp);
+  free(tmp);
+}
+
+/* cr_dest_drain_fds: the records reach the file (readable, not yet
+ * fsync()ed) and the descriptors to fsync are the file written and the
+ * directory that got a file; nothing new, nothing listed; a list too short
+ * and a variant without it are refused without a change. */
+static void jsonl_drain_fds(void **state) {
+  (void)state;
+  char *tmp = cr_test_mkdtemp("dest");
+  char *dir = path_in(tmp, "out");
+  cr_dest *d = open_jsonl(dir);
+  int fds[4] = {-1, -1, -1, -1};
+  size_t n = 9;
+  assert_int_equal(cr_dest_drain_fds(d, fds, 4, &n), 0);
+  assert_int_equal(n, 0); /* nothing written yet */
+  assert_int_equal(wr(d, "users", "{\"id\":1}"), 0);
+  assert_int_equal(wr(d, "orders", "{\"o\":1}"), 0);
+  assert_int_equal(cr_dest_drain_fds(d, fds, 2, &n), CR_ENOTSUP);
+  char *text = read_in(dir, "users.jsonl");
+  assert_string_equal(text, ""); /* refused: still buffered */
+  free(text);
+  assert_int_equal(cr_dest_drain_fds(d, fds, 4, &n), 0);
+  assert_int_equal(n, 3); /* two files and the directory */
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(fsync(fds[i]), 0);
+  text = read_in(dir, "users.jsonl");
+  assert_string_equal(text, "{\"id\":1}\n");
+  free(text);
+  assert_int_equal(cr_dest_drain_fds(d, fds, 4, &n), 0);
+  assert_int_equal(n, 0); /* counted as flushed */
+  assert_int_equal(wr(d, "users", "{\"id\":2}"), 0);
+  assert_int_equal(cr_dest_drain_fds(d, fds, 4, &n), 0);
+  assert_int_equal(n, 1); /* only the file written since */
+  cr_dest_close(d);
+  char *db = path_in(tmp, "d.db");
+  d = open_sqlite(db);
+  assert_int_equal(cr_dest_drain_fds(d, fds, 4, &n), CR_ENOTSUP);
+  assert_int_equal(cr_dest_drain_fds(NULL, fds, 4, &n), CR_EINVAL);
+  cr_dest_close(d);
+  free(db);
   free(dir);
   cr_test_rmtree(tmp);
   free(tmp);
@@ -696,6 +740,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(jsonl_streams_order_and_flush),
       cmocka_unit_test(jsonl_directory_made_by_first_record),
+      cmocka_unit_test(jsonl_drain_fds),
       cmocka_unit_test(jsonl_refusals),
       cmocka_unit_test(jsonl_reopen_appends_close_drops),
       cmocka_unit_test(jsonl_torn_tail_repaired),

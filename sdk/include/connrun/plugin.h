@@ -163,9 +163,11 @@ struct cr_host_api {
 
   /* Proposes a checkpoint: the plugin's cursor (a JSON text) covering every
    * record emitted before this call. The host commits it only after the
-   * destination has durably taken those records. Returns 0 (accepted: with
-   * isolation inline it is committed when this returns, with a worker process
-   * it is committed by the parent soon after, in order), CR_PLUGIN_ERR_
+   * destination has durably taken those records. Returns 0 (accepted: every
+   * accepted checkpoint is committed, in order, soon after; the read goes
+   * on meanwhile: a worker process's parent and a jsonl destination's
+   * fsync do not hold it up; a commit that fails makes a later emit or
+   * checkpoint return CR_PLUGIN_ERR_CANCELLED), CR_PLUGIN_ERR_
    * CANCELLED (the host wants the read to stop: the run was cancelled, lost
    * its lease or the destination failed; return from read at once, the
    * checkpoint is not committed) or CR_PLUGIN_ERR_SYSTEM (refused: NULL or
