@@ -46,6 +46,22 @@ static void handler(void *ud, const struct cr_fake_http_request *req,
     static char big[5001];
     memset(big, 'b', 5000);
     resp->body = big;
+  } else if (strcmp(req->path, "/large") == 0) {
+    static char large[300001];
+    for (size_t i = 0; i < 300000; i++)
+      large[i] = (char)('a' + i % 26);
+    resp->body = large;
+  } else if (strcmp(req->path, "/gzip") == 0) {
+    /* 20,000 'a' gzip-compressed: the body outgrows its Content-Length. */
+    static const unsigned char gz[] = {
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xed,
+        0xc1, 0x31, 0x01, 0x00, 0x00, 0x00, 0xc2, 0xa0, 0xac, 0xeb, 0x5f,
+        0xc2, 0x1a, 0x1e, 0x40, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0xf0, 0x60, 0x31, 0x87, 0xbd, 0xca, 0x20, 0x4e, 0x00, 0x00};
+    resp->body = (const char *)gz;
+    resp->body_len = sizeof gz;
+    resp->headers[0] = "Content-Encoding: gzip";
   } else if (strcmp(req->path, "/redir") == 0) {
     resp->status = 302;
     resp->headers[0] = "Location: /hello";
@@ -414,6 +430,32 @@ static void test_http_max_body(void **state) {
   f->ctx.http.max_body = 5000;
   assert_int_equal(f->api->http(&f->ctx, &req, &resp), CR_PLUGIN_OK);
   assert_int_equal(resp.body_len, 5000);
+  f->api->http_response_free(&f->ctx, &resp);
+}
+
+/* Bodies larger than libcurl's buffer arrive whole, sized from their
+ * Content-Length; a compressed one grows past it and still arrives whole,
+ * within max_body. */
+static void test_http_large_and_compressed(void **state) {
+  struct fx *f = *state;
+  struct cr_http_request req;
+  struct cr_http_response resp;
+  cr_http_request_init(&req);
+  req.url = url(f, "/large");
+  assert_int_equal(f->api->http(&f->ctx, &req, &resp), CR_PLUGIN_OK);
+  assert_int_equal(resp.body_len, 300000);
+  for (size_t i = 0; i < 300000; i += 997)
+    assert_int_equal(resp.body[i], 'a' + (int)(i % 26));
+  assert_int_equal(resp.body[300000], '\0');
+  f->api->http_response_free(&f->ctx, &resp);
+  req.url = url(f, "/gzip");
+  assert_int_equal(f->api->http(&f->ctx, &req, &resp), CR_PLUGIN_OK);
+  assert_int_equal(resp.body_len, 20000);
+  assert_int_equal(strspn(resp.body, "a"), 20000);
+  f->api->http_response_free(&f->ctx, &resp);
+  f->ctx.http.max_body = 10000;
+  assert_int_equal(f->api->http(&f->ctx, &req, &resp), CR_PLUGIN_ERR_SYSTEM);
+  assert_null(resp.body);
   f->api->http_response_free(&f->ctx, &resp);
 }
 
@@ -851,6 +893,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_http_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_bad_requests, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_max_body, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_http_large_and_compressed, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_http_redirects, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_log_line_redacts_url, setup,
                                       teardown),
