@@ -169,7 +169,15 @@ static int start(struct setup *s, const char *cfg) {
     s->port[i] = g_port++;
     s->inst[i] = serve(cfg, s->port[i], i);
     if (!wait_ready(s->port[i], s->inst[i])) {
-      printf("bench_scaleout: %s instance %d did not start\n", s->tag, i);
+      printf("bench_scaleout: %s instance %d did not start; its log:\n", s->tag,
+             i);
+      char log[4300], line[512];
+      snprintf(log, sizeof log, "%s/%s-%d.log", g_dir, cfg, i);
+      FILE *f = fopen(log, "r");
+      for (int k = 0; f != NULL && k < 20 && fgets(line, sizeof line, f); k++)
+        printf("  %s", line);
+      if (f != NULL)
+        fclose(f);
       return -1;
     }
   }
