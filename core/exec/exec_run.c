@@ -287,23 +287,46 @@ static void drop_pipelined(struct run *r) {
   r->n_wait = 0;
 }
 
-/* Drains the destination and hands its descriptors to the helper for the
- * checkpoints list (consumed). CR_ENOTSUP: this destination cannot. */
+/* Commits the checkpoints of list (consumed), in order, until one fails.
+ * Their records must be durable. */
+static int commit_list(struct run *r, struct ckpt *list) {
+  int rc = 0;
+  /* Made before any failure that came since: their records are durable. */
+  for (struct ckpt *c = list; c != NULL && rc == 0; c = c->next)
+    rc = r->lost ? CR_ESTALE
+                 : commit_checkpoint(r, c->state, c->len, c->records);
+  free_ckpts(list);
+  return rc;
+}
+
+/* Makes the records of the checkpoints of list (consumed) durable and
+ * commits them: drains the destination and hands its descriptors to the
+ * helper (committed by settle once it is done), or, for a destination that
+ * cannot (not jsonl, or too many files), flushes it here and commits at
+ * once. Returns 0 or the failure (recorded). */
 static int start_sync(struct run *r, struct ckpt *list) {
   int fds[MAX_SYNC_FDS];
   size_t n = 0;
   int rc = cr_dest_drain_fds(r->dest, fds, MAX_SYNC_FDS, &n);
+  if (rc == CR_ENOTSUP) {
+    rc = cr_dest_flush(r->dest);
+    if (rc == 0)
+      return commit_list(r, list);
+    free_ckpts(list);
+    host_fail(r, CR_EXEC_CLASS_TRANSIENT, "destination flush failed: %s",
+              cr_dest_last_error(r->dest));
+    return rc;
+  }
   if (rc == 0 && r->sync == NULL)
     rc = cr__ckpt_sync_new(&r->sync);
   if (rc == 0)
     rc = cr__ckpt_sync_start(r->sync, fds, n);
   if (rc != 0) {
     free_ckpts(list);
-    if (rc != CR_ENOTSUP)
-      host_fail(r, CR_EXEC_CLASS_TRANSIENT, "destination flush failed: %s",
-                rc == CR_EIO && cr_dest_last_error(r->dest)[0]
-                    ? cr_dest_last_error(r->dest)
-                    : cr_strerror(rc));
+    host_fail(r, CR_EXEC_CLASS_TRANSIENT, "destination flush failed: %s",
+              rc == CR_EIO && cr_dest_last_error(r->dest)[0]
+                  ? cr_dest_last_error(r->dest)
+                  : cr_strerror(rc));
     return rc;
   }
   r->fly = list;
@@ -325,13 +348,9 @@ static int settle(struct run *r, int wait) {
                 strerror(err));
       return CR_EIO;
     }
-    int rc = 0;
-    /* Made before any failure that came since: their records are durable. */
-    for (struct ckpt *c = r->fly; c != NULL && rc == 0; c = c->next)
-      rc = r->lost ? CR_ESTALE
-                   : commit_checkpoint(r, c->state, c->len, c->records);
-    free_ckpts(r->fly);
+    struct ckpt *done = r->fly;
     r->fly = NULL;
+    int rc = commit_list(r, done);
     if (rc != 0) {
       drop_pipelined(r);
       return rc;
@@ -354,7 +373,7 @@ static int settle(struct run *r, int wait) {
  * checkpoints made meanwhile wait for the next fsync, which covers them
  * all (at most MAX_WAITING, then this blocks). The plugin learns of a
  * failed commit at its next checkpoint, or from the run's end. Otherwise
- * the destination is flushed here. */
+ * the destination is flushed and the checkpoint committed here. */
 int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len) {
   if (r->failed || r->lost)
     return CR_ECANCELED;
@@ -373,32 +392,15 @@ int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len) {
   c->len = len;
   memcpy(c->state, state, len);
   c->state[len] = '\0';
-  if (r->fly != NULL) { /* the helper is busy: wait for the next fsync */
-    if (r->wait_tail == NULL)
-      r->wait_tail = &r->wait;
-    *r->wait_tail = c;
-    r->wait_tail = &c->next;
-    r->n_wait++;
-    r->since_ckpt = 0;
-    return 0;
-  }
-  rc = start_sync(r, c);
-  if (rc == 0) {
-    r->since_ckpt = 0;
-    return 0;
-  }
-  if (rc != CR_ENOTSUP)
-    return rc;
-  rc = cr_dest_flush(r->dest);
-  if (rc != 0) {
-    host_fail(r, CR_EXEC_CLASS_TRANSIENT, "destination flush failed: %s",
-              cr_dest_last_error(r->dest));
-    return rc;
-  }
-  rc = commit_checkpoint(r, state, len, r->since_ckpt);
-  if (rc == 0)
-    r->since_ckpt = 0;
-  return rc;
+  r->since_ckpt = 0;
+  if (r->fly == NULL)
+    return start_sync(r, c);
+  if (r->wait_tail == NULL) /* the helper is busy: wait for the next fsync */
+    r->wait_tail = &r->wait;
+  *r->wait_tail = c;
+  r->wait_tail = &c->next;
+  r->n_wait++;
+  return 0;
 }
 
 int cr__exec_on_credentials(struct run *r, const char *json, size_t len) {

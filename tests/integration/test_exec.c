@@ -366,6 +366,44 @@ static void test_emit_process_and_continue(void **state) {
 }
 
 /* 3: the same inline. */
+/* 70 streams and a checkpoint every 10 records: the first checkpoints
+ * touch few files and go to the helper thread (exec_ckpt.h); the records
+ * written while it fsyncs touch more files than it takes, so the waiting
+ * checkpoints are flushed in line instead. Every checkpoint is still
+ * committed, in order, with its records, and every record is in its
+ * stream's file. */
+static void test_emit_many_streams(void **state) {
+  (void)state;
+  struct fx f;
+  fx_open(&f, "exec-streams", "process", 1,
+          "mode: emit, count: 1000, checkpoint_every: 10, streams: 70", NULL);
+  struct cr_exec_outcome o;
+  run_once(&f, "w", &o);
+  assert_int_equal(o.state, CR_EXEC_COMPLETED);
+  assert_int_equal(o.records, 1000);
+  assert_int_equal(o.checkpoints, 100);
+  size_t nv = 0;
+  int64_t recs = 0;
+  history(&f, "w", &nv, &recs);
+  assert_int_equal(nv, 100);
+  assert_int_equal(recs, 1000);
+  long lines = 0;
+  for (int k = 0; k < 70; k++) {
+    char path[4200];
+    if (k == 0)
+      snprintf(path, sizeof path, "%s/out/w/items.jsonl", f.dir);
+    else
+      snprintf(path, sizeof path, "%s/out/w/items_%d.jsonl", f.dir, k);
+    char *txt = cr_test_read_file(path);
+    assert_non_null(txt);
+    for (char *p = txt; *p; p++)
+      lines += *p == '\n';
+    free(txt);
+  }
+  assert_int_equal(lines, 1000);
+  fx_close(&f);
+}
+
 static void test_emit_inline(void **state) {
   (void)state;
   struct fx f;
@@ -1544,6 +1582,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_emit_process_and_continue),
       cmocka_unit_test(test_emit_inline),
+      cmocka_unit_test(test_emit_many_streams),
       cmocka_unit_test(test_export_partial_failures),
       cmocka_unit_test(test_bug_event_order_synccomplete_then_completed),
       cmocka_unit_test(test_crash_abort_exit),

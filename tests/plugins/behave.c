@@ -7,8 +7,10 @@
  * Config (all optional): mode ("emit" | "crash" | "abort" | "exit" | "hang" |
  * "oom" | "flaky" | "ratelimit" | "config_error" | "cred" | "noop"), count
  * (10), checkpoint_every (0: one checkpoint at the end), record_bytes (100),
- * delay_us (0), counter_file (flaky). Records {"id":N,"pad":"xx.."} on stream
- * "items"; state {"next":N}. */
+ * delay_us (0), counter_file (flaky), streams (1). Records
+ * {"id":N,"pad":"xx.."} on stream "items" (with streams > 1: record N on
+ * "items" when N % streams is 0, else on "items_<N % streams>"); state
+ * {"next":N}. */
 #include <connrun/plugin.h>
 #include <connrun/plugin_util.h>
 
@@ -21,7 +23,7 @@
 struct behave {
   const struct cr_host_api *api;
   char mode[32];
-  long long count, checkpoint_every, record_bytes, delay_us;
+  long long count, checkpoint_every, record_bytes, delay_us, streams;
   char counter_file[1024];
   char api_key[256];
 };
@@ -48,6 +50,7 @@ static int behave_create(const struct cr_host_api *api,
   b->checkpoint_every = get_int(cfg, "checkpoint_every", 0);
   b->record_bytes = get_int(cfg, "record_bytes", 100);
   b->delay_us = get_int(cfg, "delay_us", 0);
+  b->streams = get_int(cfg, "streams", 1);
   cr_json_get_string(cfg, "counter_file", b->counter_file,
                      sizeof b->counter_file);
   cr_json_get_string(params->credentials_json, "api_key", b->api_key,
@@ -109,7 +112,10 @@ static int emit_all(struct behave *b, cr_plugin_ctx *ctx) {
     int n = snprintf(rec, 64, "{\"id\":%lld,\"pad\":\"", next);
     memset(rec + n, 'x', pad);
     memcpy(rec + n + pad, "\"}", 3);
-    rc = b->api->emit(ctx, "items", rec, (size_t)n + pad + 2);
+    char stream[32] = "items";
+    if (b->streams > 1 && next % b->streams != 0)
+      snprintf(stream, sizeof stream, "items_%lld", next % b->streams);
+    rc = b->api->emit(ctx, stream, rec, (size_t)n + pad + 2);
     next++;
     if (rc == CR_PLUGIN_OK && b->checkpoint_every > 0 &&
         (i + 1) % b->checkpoint_every == 0 && i + 1 < b->count)
