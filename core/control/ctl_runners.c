@@ -424,9 +424,10 @@ static int claim_txn(const struct cr_ctl *c, const char *id, const char **names,
     if (r.revoked_at != 0) /* a long poll that began before the revocation */
       rc = CR_EPERM;
     else if (claim_id != NULL && r.last_claim_id != NULL &&
-             strcmp(claim_id, r.last_claim_id) == 0) /* a retried request */
-      *replay = r.last_claim_json ? cr__strdup(r.last_claim_json) : NULL;
-    else
+             strcmp(claim_id, r.last_claim_id) == 0) { /* a retried request */
+      *replay = cr__strdup(r.last_claim_json ? r.last_claim_json : "[]");
+      rc = *replay != NULL ? 0 : CR_ENOMEM;
+    } else
       rc = cr_store_exec_claim_routed(c->store, id, names, np, r.labels_json,
                                       exclude_json, slots,
                                       c->cfg->host.runner_lease_ms, k, n);

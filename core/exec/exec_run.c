@@ -395,9 +395,7 @@ int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len) {
   r->since_ckpt = 0;
   if (r->fly == NULL)
     return start_sync(r, c);
-  if (r->wait_tail == NULL) /* the helper is busy: wait for the next fsync */
-    r->wait_tail = &r->wait;
-  *r->wait_tail = c;
+  *r->wait_tail = c; /* the helper is busy: wait for the next fsync */
   r->wait_tail = &c->next;
   r->n_wait++;
   return 0;
@@ -710,6 +708,7 @@ int cr_exec_run(const struct cr_exec_env *env,
   memset(&r, 0, sizeof r);
   r.env = env;
   r.claim = claim;
+  r.wait_tail = &r.wait;
   r.work = cr_config_find_work(env->cfg, claim->work_id);
   if (r.work == NULL)
     return CR_ENOENT;
