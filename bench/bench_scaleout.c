@@ -16,14 +16,17 @@
  * Usage: bench_scaleout; the connrun binary and the behave test plugin are
  * found in the build tree. Prints figure, value, target, ceiling. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -164,9 +167,29 @@ struct setup {
   pid_t inst[MAX_INST], run[N_RUNNERS];
 };
 
+/* The next port from g_port that nothing on 127.0.0.1 holds now (at most
+ * 100 tried). */
+static int free_port(void) {
+  for (int k = 0; k < 100; k++, g_port++) {
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)g_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    int ok = fd >= 0 &&
+             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+             bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+      close(fd);
+    if (ok)
+      return g_port++;
+  }
+  return g_port++;
+}
+
 static int start(struct setup *s, const char *cfg) {
   for (int i = 0; i < s->n; i++) {
-    s->port[i] = g_port++;
+    s->port[i] = free_port();
     s->inst[i] = serve(cfg, s->port[i], i);
     if (!wait_ready(s->port[i], s->inst[i])) {
       printf("bench_scaleout: %s instance %d did not start; its log:\n", s->tag,
@@ -388,7 +411,9 @@ int main(void) {
   snprintf(g_dir, sizeof g_dir, "/tmp/connrun-bench-scaleout-XXXXXX");
   if (mkdtemp(g_dir) == NULL)
     return 1;
-  g_port = 21000 + (int)(getpid() % 20000);
+  /* Below the kernel's ephemeral range (32768 and up here), where a
+   * client socket of this machine may hold any port. */
+  g_port = 21000 + (int)(getpid() % 10000);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (cr_pgserver_start(&g_pg, 0) != 0) {
     fprintf(stderr, "bench_scaleout: PostgreSQL: %s\n", g_pg.error);
