@@ -658,8 +658,9 @@ static int report_txn(struct report_ctx *x, const json_t *rep, json_t *results,
         res ? res
             : json_pack("{s:I, s:b}", "seq", (json_int_t)seq, "duplicate", 1));
     cr__free(stored);
-    cr_store_rollback(s);
-    return 0;
+    /* nothing written: ended, not rolled back, so that a batch holding
+     * this transaction (api_batch.c) is not doomed by a retry */
+    return cr_store_end(s, 0);
   }
   cr__free(stored);
   cr_exec_rec_clear(&x->e);

@@ -339,7 +339,10 @@ int cr_store_end(cr_store *s, int rc);
  * or the release's error, CR_ESTATE when none is open or the transaction
  * depth changed since (an unbalanced begin/commit inside), and a backend
  * failure when the whole transaction was lost (then doomed: roll it back).
- * With rc != 0 cr_store_last_error keeps the failed call's message. */
+ * A rollback inside the savepoint (an inner cr_store_begin level that was
+ * rolled back) already undid its work: cr_store_savepoint_end(s, 0) then
+ * returns CR_ECANCELED and the transaction goes on as the savepoint found
+ * it. With rc != 0 cr_store_last_error keeps the failed call's message. */
 int cr_store_savepoint(cr_store *s);
 int cr_store_savepoint_end(cr_store *s, int rc);
 

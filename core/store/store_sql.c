@@ -499,6 +499,12 @@ static int sq_savepoint_end(cr_store *s, int rc) {
       cr__store_set_error(s, "the transaction was rolled back");
     return rc != 0 ? rc : CR_ECANCELED;
   }
+  if (rc == 0 && q->doomed && !s->sp_doomed) {
+    /* a rollback inside undid the savepoint's work: say so, and revive
+     * the transaction as the savepoint found it */
+    cr__store_set_error(s, "a rollback inside the savepoint undid it");
+    rc = CR_ECANCELED;
+  }
   if (rc == 0 && (rc = run(q, ST_RELEASE, 0)) == 0)
     return 0;
   if (!cr__sql_in_txn(q->db) || run(q, ST_ROLLBACK_TO, 1) != 0 ||
