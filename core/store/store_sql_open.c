@@ -589,7 +589,8 @@ static int set_wal(struct sq_store *q) {
   return rc;
 }
 
-/* SQLite's settings: foreign keys, WAL, synchronous=NORMAL. */
+/* SQLite's settings: foreign keys, WAL, synchronous=NORMAL, temporary
+ * storage in memory. */
 static int configure_sqlite(struct sq_store *q, const char *path) {
   int rc = exec(q, "PRAGMA foreign_keys = ON");
   int version = 0;
@@ -607,6 +608,11 @@ static int configure_sqlite(struct sq_store *q, const char *path) {
    * copied, with a quarter of the fsyncs on the writers' path. */
   if (rc == 0)
     rc = exec(q, "PRAGMA wal_autocheckpoint = 4000");
+  /* Savepoints (every operation inside a transaction has one) journal the
+   * pages they change; past 64 KiB SQLite spills that journal to a temporary
+   * file, a pwrite per page. In memory it costs the transaction's size. */
+  if (rc == 0)
+    rc = exec(q, "PRAGMA temp_store = MEMORY");
   /* A file's readers may keep snapshots (sq_read_keep): the process's
    * commits, counted by the driver, tell whether one is still current. */
   q->counted = rc == 0 && wal;
