@@ -123,10 +123,66 @@ static int first_run(const struct cr_config_work *w, const cr_schedule *s,
   return cr_schedule_next(s, anchor, now, at);
 }
 
-static int pass_work(const cr_scheduler *sc, cr_store *s,
-                     const struct cr_config_work *w, const cr_schedule *sched,
-                     const struct cr_work_rec *rec, int64_t now,
-                     size_t *created, int64_t *next_out) {
+/* The pass writes in groups: one transaction, fenced first, for up to
+ * SCHED_GROUP changed works, each work in a savepoint of its own (a
+ * failing work undoes only its own writes). With thousands of due works a
+ * transaction each was most of the writer's time, and runners claiming
+ * the new executions waited for it. */
+#define SCHED_GROUP 64
+
+struct group {
+  const cr_scheduler *sc;
+  cr_store *s;
+  int open;
+  size_t n;       /* works changed in the open transaction */
+  size_t created; /* executions created in it */
+  size_t *total;  /* executions created and committed */
+};
+
+static int group_commit(struct group *g) {
+  if (!g->open)
+    return 0;
+  g->open = 0;
+  int rc = cr_store_commit(g->s);
+  if (rc == 0)
+    *g->total += g->created;
+  return rc;
+}
+
+/* Runs one work's writes: create (an execution) and/or set next_run. */
+static int group_write(struct group *g, const char *work_id, int create,
+                       int64_t next_run) {
+  int rc = 0;
+  if (!g->open) {
+    if ((rc = cr_store_begin(g->s)) != 0)
+      return rc;
+    if (g->sc->fence != NULL && !g->sc->fence(g->sc->fence_ud)) {
+      cr_store_rollback(g->s);
+      return CR_ECANCELED; /* not ours to schedule any more */
+    }
+    g->open = 1;
+    g->n = g->created = 0;
+  }
+  rc = cr_store_savepoint(g->s);
+  int wrc = rc;
+  if (rc == 0) {
+    wrc = create ? cr_store_exec_create(g->s, work_id, NULL) : 0;
+    if (wrc == 0)
+      wrc = cr_store_work_set_next_run(g->s, work_id, next_run);
+    rc = cr_store_savepoint_end(g->s, wrc);
+  }
+  if (rc == 0 && create)
+    g->created++;
+  if (++g->n >= SCHED_GROUP) {
+    int crc = group_commit(g);
+    rc = rc != 0 ? rc : crc;
+  }
+  return rc;
+}
+
+static int pass_work(struct group *g, const struct cr_config_work *w,
+                     const cr_schedule *sched, const struct cr_work_rec *rec,
+                     int64_t now, int64_t *next_out) {
   int64_t anchor = rec->created_at, next = rec->next_run_at, slot = 0;
   int rc = cr_schedule_next(sched, anchor, now, &slot);
   if (rc != 0)
@@ -135,7 +191,7 @@ static int pass_work(const cr_scheduler *sc, cr_store *s,
     /* New, or the schedule became more frequent. */
     rc = first_run(w, sched, anchor, now, &next);
     if (rc == 0)
-      rc = cr_store_work_set_next_run(s, w->id, next);
+      rc = group_write(g, w->id, 0, next);
     if (rc != 0)
       return rc;
   }
@@ -144,24 +200,13 @@ static int pass_work(const cr_scheduler *sc, cr_store *s,
     return 0;
   }
   int open = 0;
-  rc = cr_store_exec_work_open(s, w->id, &open);
+  rc = cr_store_exec_work_open(g->s, w->id, &open);
   if (rc != 0 || open)
     return rc; /* waits for the open one: stays due */
-  rc = cr_store_begin(s);
-  if (rc == 0 && sc->fence != NULL && !sc->fence(sc->fence_ud))
-    rc = CR_ECANCELED; /* not ours to schedule any more */
+  rc = group_write(g, w->id, 1, slot);
   if (rc == 0)
-    rc = cr_store_exec_create(s, w->id, NULL);
-  if (rc == 0)
-    rc = cr_store_work_set_next_run(s, w->id, slot);
-  rc = rc == 0 ? cr_store_commit(s) : rc;
-  if (rc != 0) {
-    cr_store_rollback(s);
-    return rc;
-  }
-  (*created)++;
-  *next_out = slot;
-  return 0;
+    *next_out = slot;
+  return rc;
 }
 
 int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
@@ -171,6 +216,7 @@ int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
   if (now <= 0)
     now = cr__now_ms();
   size_t n_created = 0;
+  struct group g = {.sc = sc, .s = s, .total = &n_created};
   int64_t wake = 0;
   struct cr_work_rec *recs = NULL;
   size_t n = 0;
@@ -181,13 +227,15 @@ int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
     /* A work its provider cannot serve waits, due, until it can. */
     if (w != NULL && w->unavailable != NULL)
       continue;
-    if (w == NULL || !w->enabled || sched == NULL) {
-      if (recs[i].next_run_at != 0)
-        cr_store_work_set_next_run(s, recs[i].id, 0);
-      continue;
-    }
+    int rc = 0;
     int64_t next = 0;
-    int rc = pass_work(sc, s, w, sched, &recs[i], now, &n_created, &next);
+    if (w == NULL || !w->enabled || sched == NULL) {
+      if (recs[i].next_run_at != 0 &&
+          group_write(&g, recs[i].id, 0, 0) == CR_ECANCELED)
+        rc = CR_ECANCELED; /* else it is cleared at the next pass */
+    } else {
+      rc = pass_work(&g, w, sched, &recs[i], now, &next);
+    }
     if (rc != 0 && first_err == 0)
       first_err = rc;
     if (rc == CR_ECANCELED)
@@ -195,6 +243,9 @@ int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
     if (next > now && (wake == 0 || next < wake))
       wake = next;
   }
+  int rc = group_commit(&g);
+  if (rc != 0 && first_err == 0)
+    first_err = rc;
   cr_work_rec_free_list(recs, n);
   if (created != NULL)
     *created = n_created;

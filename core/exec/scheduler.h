@@ -45,19 +45,20 @@ const cr_schedule *cr_scheduler_effective(const cr_scheduler *sc,
 /* One pass at now (ms; 0 = the current time) over the works of cfg
  * (borrowed) stored in s. *created (may be NULL) gets the number of
  * executions created; *next_wake (may be NULL) the earliest future next run
- * (0 when none). Works are handled one transaction each; a failing work is
- * skipped and the first error returned after the pass. */
+ * (0 when none). The works that change are written in transactions of up
+ * to 64 works, each work in a savepoint of its own; a failing work is
+ * skipped (its writes undone) and the first error returned after the
+ * pass. */
 int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
                       int64_t now, size_t *created, int64_t *next_wake);
 
 /* A fence (below): 1 when the caller may still schedule. */
 typedef int (*cr_scheduler_fence_fn)(void *ud);
 
-/* Fencing (several instances): fence(ud) is called inside each work's
- * transaction before its execution is created; an execution is created
- * only when it returns 1, else the pass stops creating and returns
- * CR_ECANCELED (the duty was lost). fn NULL: no fence. Both borrowed until
- * changed. */
+/* Fencing (several instances): fence(ud) is called first in each of the
+ * pass's write transactions; executions are created only when it returns
+ * 1, else the pass stops creating and returns CR_ECANCELED (the duty was
+ * lost). fn NULL: no fence. Both borrowed until changed. */
 void cr_scheduler_set_fence(cr_scheduler *sc, cr_scheduler_fence_fn fn,
                             void *ud);
 
