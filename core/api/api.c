@@ -269,6 +269,22 @@ static void res_clear(struct cr__api_res *res) {
   cr__free(res->text);
 }
 
+int cr__api_thread_start(uv_mutex_t *mu, uv_cond_t *cv, uv_thread_t *t,
+                         void (*fn)(void *), void *arg) {
+  if (uv_mutex_init(mu) != 0)
+    return CR_ENOMEM;
+  if (uv_cond_init(cv) != 0) {
+    uv_mutex_destroy(mu);
+    return CR_ENOMEM;
+  }
+  if (uv_thread_create(t, fn, arg) != 0) {
+    uv_cond_destroy(cv);
+    uv_mutex_destroy(mu);
+    return CR_ENOMEM;
+  }
+  return 0;
+}
+
 /* ---- One request --------------------------------------------------------- */
 
 static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
@@ -309,6 +325,12 @@ static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
    * each other and nothing in this process commits, they share it for up
    * to CR_API_SNAPSHOT_MS (their locks are a fifth of a GET's cost). Writes
    * of other processes show at most that late. */
+  if (r->txn_store != NULL) { /* a batch's transaction (api_batch.c) */
+    r->store = r->txn_store;
+    rt->fn(r, res);
+    r->store = NULL;
+    return;
+  }
   int get = strcmp(rt->method, "GET") == 0;
   r->store = store_get(a, get);
   int snapshot = get && cr_store_read_begin(r->store) == 0;
@@ -319,10 +341,8 @@ static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
   r->store = NULL;
 }
 
-/* Runs the request and builds its response (NULL on ENOMEM). */
-static struct MHD_Response *prepare(struct cr__api_req *r, int *status) {
-  struct cr__api_res res = {.status = 200};
-  dispatch(r, &res);
+void cr__api_run_handler(struct cr__api_req *r, struct cr__api_res *res) {
+  dispatch(r, res);
   if (r->cfg_handle != NULL) {
     r->api->o.hooks.config_release(r->api->o.hooks.ud, r->cfg_handle);
     r->cfg_handle = NULL;
@@ -330,12 +350,25 @@ static struct MHD_Response *prepare(struct cr__api_req *r, int *status) {
   }
   cr_plugin_host_free(r->plugins_held);
   r->plugins_held = NULL;
-  struct MHD_Response *m = make_response(&res);
-  cr__api_stats_add(r->api->stats, r->route, res.status,
+}
+
+void cr__api_prepare_response(struct cr__api_req *r, struct cr__api_res *res) {
+  r->prepared = make_response(res);
+  r->prepared_status = res->status;
+  cr__api_stats_add(r->api->stats, r->route, res->status,
                     cr__api_mono_ns() - r->started_ns);
-  *status = res.status;
-  res.raw = NULL;
-  res_clear(&res);
+  res->raw = NULL;
+  res_clear(res);
+}
+
+/* Runs the request and builds its response (NULL on ENOMEM). */
+static struct MHD_Response *prepare(struct cr__api_req *r, int *status) {
+  struct cr__api_res res = {.status = 200};
+  cr__api_run_handler(r, &res);
+  cr__api_prepare_response(r, &res);
+  struct MHD_Response *m = r->prepared;
+  r->prepared = NULL;
+  *status = r->prepared_status;
   return m;
 }
 
@@ -360,13 +393,15 @@ static void *slow_thread(void *arg) {
 }
 
 /* A slow route: the connection is suspended while a thread of its own
- * runs the handler, so no server thread waits on a provider. 1 when it was
- * started. */
+ * runs the handler, so no server thread waits on a provider. A batched
+ * route: suspended until its batch commits. 1 when it was started. */
 static int start_slow(struct cr__api_req *r) {
   char allow[64];
   int route = cr__api_match(r, r->url, allow, sizeof allow);
-  if (route < 0 || !cr__api_routes[route].slow || r->too_large)
+  if (route < 0 || r->too_large || cr__api_routes[route].mode == CR_API_INLINE)
     return 0;
+  if (cr__api_routes[route].mode == CR_API_BATCH)
+    return cr__api_batch_request(r);
   pthread_t t;
   pthread_attr_t at;
   atomic_fetch_add(&r->api->slow_running, 1);
@@ -461,6 +496,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   cr_plugin_host_free(r->plugins_held);
   if (r->prepared != NULL)
     MHD_destroy_response(r->prepared);
+  cr__free(r->batch_res);
   cr__free(r->body);
   cr__free(r);
   *con_cls = NULL;
@@ -631,7 +667,9 @@ int cr_api_start(const struct cr_api_options *o, const cr_config *cfg,
   if (rc == 0)
     rc = cr__api_limit_new(&a->limit);
   if (rc == 0)
-    rc = pool_open(a, (size_t)c->threads + 1, errbuf, errlen);
+    rc = pool_open(a, (size_t)c->threads + 2, errbuf, errlen);
+  if (rc == 0)
+    rc = cr__api_batch_start(a);
   if (rc == 0)
     rc = cr__api_sse_start(a);
   if (rc == 0)
@@ -656,12 +694,14 @@ void cr_api_free(cr_api *a) {
   atomic_store(&a->cancel, 1);
   for (int i = 0; i < 60000 && atomic_load(&a->slow_running) > 0; i++)
     usleep(1000);
+  cr__api_batch_stop(a);
   cr__api_sse_stop(a);
   cr__api_claims_stop(a);
   if (a->mhd != NULL)
     MHD_stop_daemon(a->mhd);
   cr__api_sse_end(a);
   cr__api_claims_end(a);
+  cr__api_batch_end(a);
   pool_close(a);
   cr__api_stats_free(a->stats);
   cr__api_limit_free(a->limit);

@@ -359,17 +359,10 @@ static void watch(void *arg) {
 }
 
 int cr__api_sse_start(cr_api *a) {
-  if (uv_mutex_init(&a->sse_mu) != 0)
-    return CR_ENOMEM;
-  if (uv_cond_init(&a->sse_cv) != 0) {
-    uv_mutex_destroy(&a->sse_mu);
-    return CR_ENOMEM;
-  }
-  if (uv_thread_create(&a->sse_thread, watch, a) != 0) {
-    uv_cond_destroy(&a->sse_cv);
-    uv_mutex_destroy(&a->sse_mu);
-    return CR_ENOMEM;
-  }
+  int rc =
+      cr__api_thread_start(&a->sse_mu, &a->sse_cv, &a->sse_thread, watch, a);
+  if (rc != 0)
+    return rc;
   a->sse_started = 1;
   return 0;
 }

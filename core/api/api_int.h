@@ -25,7 +25,8 @@
 struct cr__api_stats; /* api_prom.c */
 struct cr__api_limit; /* api_limit.c */
 
-/* A pool of store connections, one per server thread plus one. */
+/* A pool of store connections: one per server thread, one for the batch
+ * thread, one shared by the watchers and slow routes. */
 struct cr__store_pool {
   uv_mutex_t mu;
   uv_cond_t cv;
@@ -57,10 +58,32 @@ struct cr_api {
   struct cr__claim_poll *claim_waiting;
   atomic_int claim_quit;
   int claim_signalled, claim_started;
+  atomic_uint claim_gen; /* counts the claim signals */
+  /* Batched routes: requests waiting for the next group commit
+   * (api_batch.c). */
+  uv_mutex_t batch_mu;
+  uv_cond_t batch_cv;
+  uv_thread_t batch_thread;
+  struct cr__api_batch_item *batch_head, *batch_tail;
+  int batch_quit, batch_started;
   /* Slow routes run on threads of their own (see api.c). */
   atomic_int slow_running;
   atomic_int cancel;           /* set on stop: slow handlers give up */
   struct cr__api_limit *limit; /* the rate limiter's buckets */
+};
+
+/* Something the batch thread runs in its group commit (api_batch.c). */
+struct cr__api_batch_item {
+  struct cr__api_batch_item *next;
+  /* Runs inside the batch's transaction on s, in a savepoint of its own:
+   * returns 0 to keep its writes, non-zero to have them undone (its answer
+   * already says why). */
+  int (*run)(struct cr__api_batch_item *it, cr_store *s);
+  /* After the commit: lost is 0 when what run decided stands, else the
+   * error that undid writes run meant to keep (answer: retry). Answers
+   * and resumes the connection (or leaves it suspended, waiting). */
+  void (*done)(struct cr__api_batch_item *it, int lost);
+  int lost, own; /* the batch's scratch */
 };
 
 /* One request, from its first byte to its completion. */
@@ -87,9 +110,12 @@ struct cr__api_req {
   const cr_plugin_host *plugins; /* held while cfg_handle is */
   cr_plugin_host *plugins_held;
   struct cr__sse *sse; /* an event stream this request became */
-  /* a slow route's answer, prepared on its own thread */
+  /* a slow or batched route's answer, prepared on another thread */
   struct MHD_Response *prepared;
   int prepared_status, slow_started;
+  struct cr__api_batch_item batch; /* a batched route's */
+  struct cr__api_res *batch_res;   /* its answer, until sent */
+  cr_store *txn_store;             /* set: the handler runs on it (a batch's) */
 };
 
 /* What a handler answers. */
@@ -116,9 +142,14 @@ struct cr__api_route {
   int scope;
   cr__api_handler fn;
   const char *op_id;
-  int slow; /* may block (a provider call): runs on a thread of its own
-               while the connection is suspended */
+  int mode; /* CR_API_INLINE, CR_API_SLOW or CR_API_BATCH */
 };
+
+/* How a route runs. INLINE: on the server thread that read it. SLOW: it may
+ * block (a provider call), so it runs on a thread of its own while the
+ * connection is suspended. BATCH: a write that commits with the others
+ * waiting at the same time, in one transaction (api_batch.c). */
+enum { CR_API_INLINE = 0, CR_API_SLOW = 1, CR_API_BATCH = 2 };
 
 /* api_routes.c: the table and its size. */
 extern const struct cr__api_route cr__api_routes[];
@@ -284,6 +315,32 @@ int64_t cr__api_mono_ns(void);
 /* Start: the watcher thread. Stop: ends every stream and joins the
  * watcher (before libmicrohttpd stops). End: frees what start made (after
  * libmicrohttpd stopped: streams release themselves until then). */
+/* api.c: initialises mu and cv and starts fn(arg) on *t, undoing what it
+ * did on failure: the server's helper threads. 0 or CR_ENOMEM. */
+int cr__api_thread_start(uv_mutex_t *mu, uv_cond_t *cv, uv_thread_t *t,
+                         void (*fn)(void *), void *arg);
+
+/* api.c: runs r's route (through r->txn_store when set) into res and
+ * releases the configuration it held; then cr__api_prepare_response turns
+ * res (cleared) into r->prepared and r->prepared_status and counts it. */
+void cr__api_run_handler(struct cr__api_req *r, struct cr__api_res *res);
+void cr__api_prepare_response(struct cr__api_req *r, struct cr__api_res *res);
+
+/* api_batch.c: group commit. start: the batch thread; offer: suspends
+ * conn and queues it, returning 1, or returns 0 when batches have stopped
+ * (the caller then runs it inline);
+ * request: offers a CR_API_BATCH route's request r, suspending its
+ * connection (resumed with r->prepared set once its batch committed or
+ * failed); 0 when it must run inline; stop: stops taking items, runs every
+ * queued one and joins the thread; end (once the server threads are
+ * gone): frees the rest. */
+int cr__api_batch_start(cr_api *a);
+int cr__api_batch_offer(cr_api *a, struct cr__api_batch_item *it,
+                        struct MHD_Connection *conn);
+int cr__api_batch_request(struct cr__api_req *r);
+void cr__api_batch_stop(cr_api *a);
+void cr__api_batch_end(cr_api *a);
+
 /* api_runners.c: the long-poll claims' watcher: start (also watches the
  * store's claim signal), stop (resumes every waiting poll), end. */
 int cr__api_claims_start(cr_api *a);

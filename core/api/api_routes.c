@@ -32,7 +32,7 @@ const struct cr__api_route cr__api_routes[] = {
     {"GET", "/v1/authorizations/{id}/health", R, cr__api_auth_health,
      "getAuthorizationHealth", 0},
     {"POST", "/v1/authorizations/{id}/check", W, cr__api_auth_check,
-     "checkAuthorization", 1},
+     "checkAuthorization", CR_API_SLOW},
     {"GET", "/v1/works", R, cr__api_work_list, "listWorks", 0},
     {"POST", "/v1/works", W, cr__api_work_create, "createWork", 0},
     {"GET", "/v1/works/{id}", R, cr__api_work_get, "getWork", 0},
@@ -80,7 +80,7 @@ const struct cr__api_route cr__api_routes[] = {
     {"POST", "/v1/runners/{id}/claims", 0, cr__api_runner_claims,
      "claimExecutions", 0},
     {"POST", "/v1/runners/{id}/executions/{eid}/reports", 0,
-     cr__api_runner_report, "reportExecution", 0},
+     cr__api_runner_report, "reportExecution", CR_API_BATCH},
 };
 
 const size_t cr__api_n_routes =

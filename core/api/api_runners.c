@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -41,6 +42,8 @@ struct cr__claim_poll {
   int waiting;
   int checked_in; /* the request's check-in is written (first attempt) */
   struct cr__claim_poll *next;
+  struct cr__api_batch_item item; /* its attempts run in group commits */
+  unsigned gen;                   /* claim_gen when the attempt was queued */
 };
 
 /* ---- Runner authentication ---------------------------------------------- */
@@ -272,18 +275,19 @@ static void poll_answer(struct cr__claim_poll *p, json_t *claims,
   json_decref(body);
 }
 
-/* One claim attempt: 1 when the poll has its answer. */
-static int poll_try(struct cr__claim_poll *p) {
+/* One claim attempt on store s (NULL: one of the pool's): 0 or the
+ * claim's error; p->buf is set when the poll has its answer. */
+static int poll_try(struct cr__claim_poll *p, cr_store *s) {
   cr_api *a = p->api;
   if (atomic_load(&a->cancel) || atomic_load(&a->claim_quit)) {
     /* the server is stopping: claim nothing its answer could lose */
     poll_answer(p, NULL, NULL);
-    return 1;
+    return 0;
   }
   void *handle = NULL;
   const cr_config *cfg = a->o.hooks.config_acquire(a->o.hooks.ud, &handle);
   cr_plugin_host *held = NULL;
-  struct cr_ctl c = {.store = cr__api_store_get(a),
+  struct cr_ctl c = {.store = s ? s : cr__api_store_get(a),
                      .cfg = cfg,
                      .plugins = cr__api_plugins_acquire(a, &held),
                      .actor = p->runner_id};
@@ -293,7 +297,8 @@ static int poll_try(struct cr__claim_poll *p) {
                                !p->checked_in, &claims);
   if (rc == 0)
     p->checked_in = 1;
-  cr__api_store_put(a, c.store);
+  if (s == NULL)
+    cr__api_store_put(a, c.store);
   a->o.hooks.config_release(a->o.hooks.ud, handle);
   cr_plugin_host_free(held);
   int answer =
@@ -302,14 +307,56 @@ static int poll_try(struct cr__claim_poll *p) {
     poll_answer(p, claims, rc != 0 ? cr_strerror(rc) : NULL);
   else
     json_decref(claims);
-  return answer;
+  return rc;
+}
+
+/* ---- Claim attempts in group commits (api_batch.c) ----------------------- */
+
+#define POLL_OF(it)                                                            \
+  ((struct cr__claim_poll *)(void *)((char *)(it)-offsetof(                    \
+      struct cr__claim_poll, item)))
+
+static int poll_run(struct cr__api_batch_item *it, cr_store *s) {
+  return poll_try(POLL_OF(it), s);
+}
+
+/* After the attempt's commit: the answer goes out, or the poll waits (its
+ * connection stays suspended) for a signal or its deadline. A signal that
+ * came since the attempt was queued may be for it: it tries again. */
+static void poll_done(struct cr__api_batch_item *it, int lost) {
+  struct cr__claim_poll *p = POLL_OF(it);
+  cr_api *a = p->api;
+  if (lost != 0) { /* what it claimed was not committed: none of it holds */
+    free(p->buf);
+    p->checked_in = 0;
+    poll_answer(p, NULL, cr_strerror(lost));
+  }
+  uv_mutex_lock(&a->claim_mu);
+  if (p->buf == NULL && a->claim_quit)
+    poll_answer(p, NULL, NULL);
+  if (p->buf == NULL && atomic_load(&a->claim_gen) == p->gen) {
+    p->waiting = 1;
+    p->next = a->claim_waiting;
+    a->claim_waiting = p;
+  } else {
+    MHD_resume_connection(p->conn);
+  }
+  uv_mutex_unlock(&a->claim_mu);
 }
 
 static ssize_t poll_read(void *cls, uint64_t pos, char *out, size_t max) {
   (void)pos;
   struct cr__claim_poll *p = cls;
   cr_api *a = p->api;
-  if (p->buf == NULL && !poll_try(p)) {
+  if (p->buf == NULL) {
+    p->item.run = poll_run;
+    p->item.done = poll_done;
+    p->gen = atomic_load(&a->claim_gen);
+    if (cr__api_batch_offer(a, &p->item, p->conn))
+      return 0;        /* suspended: resumed once answered */
+    poll_try(p, NULL); /* the server is stopping: at once, here */
+  }
+  if (p->buf == NULL) {
     uv_mutex_lock(&a->claim_mu);
     if (!a->claim_quit) {
       p->waiting = 1;
@@ -436,6 +483,7 @@ static void on_claimable(void *ud) {
   cr_api *a = ud;
   uv_mutex_lock(&a->claim_mu);
   a->claim_signalled = 1;
+  atomic_fetch_add(&a->claim_gen, 1);
   uv_cond_signal(&a->claim_cv);
   uv_mutex_unlock(&a->claim_mu);
 }
@@ -459,17 +507,10 @@ static void watch(void *arg) {
 }
 
 int cr__api_claims_start(cr_api *a) {
-  if (uv_mutex_init(&a->claim_mu) != 0)
-    return CR_ENOMEM;
-  if (uv_cond_init(&a->claim_cv) != 0) {
-    uv_mutex_destroy(&a->claim_mu);
-    return CR_ENOMEM;
-  }
-  if (uv_thread_create(&a->claim_thread, watch, a) != 0) {
-    uv_cond_destroy(&a->claim_cv);
-    uv_mutex_destroy(&a->claim_mu);
-    return CR_ENOMEM;
-  }
+  int rc = cr__api_thread_start(&a->claim_mu, &a->claim_cv, &a->claim_thread,
+                                watch, a);
+  if (rc != 0)
+    return rc;
   a->claim_started = 1;
   if (cr_claim_signal_watch(on_claimable, a) != 0)
     cr__api_logf(a, CR_LOG_WARN,

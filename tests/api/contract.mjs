@@ -52,8 +52,9 @@ const SCOPES = { 0: 'none', R: 'read', W: 'write', A: 'admin' };
 function parseRoutes(file) {
   const text = fs.readFileSync(file, 'utf8');
   const table = text.slice(text.indexOf('cr__api_routes[] = {'));
-  // {"GET", "/v1/works", R, handler, "listWorks", SLOW}: SLOW is 0 or 1.
-  const re = /\{\s*"([A-Z]+)",\s*"([^"]+)",\s*(\w+),\s*\w+,\s*"(\w+)"(?:,\s*\d+)?\s*\}/g;
+  // {"GET", "/v1/works", R, handler, "listWorks", MODE}: MODE is 0 or a
+  // CR_API_* name (inline, slow, batch).
+  const re = /\{\s*"([A-Z]+)",\s*"([^"]+)",\s*(\w+),\s*\w+,\s*"(\w+)"(?:,\s*\w+)?\s*\}/g;
   const routes = [];
   for (const m of table.slice(0, table.indexOf('};')).matchAll(re))
     routes.push({ method: m[1].toLowerCase(), path: m[2], scope: SCOPES[m[3]] ?? m[3], opId: m[4] });

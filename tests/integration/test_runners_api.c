@@ -45,33 +45,47 @@ static long as_runner(struct fixture *f, const char *token, const char *method,
   return cr_api_call(&f->api, token, method, path, body, NULL, out, NULL);
 }
 
-static int setup(void **state) {
+#define N_MANY 16
+
+/* The daemon with the work edge-sync and n_many more like it (many-00...). */
+static int start(void **state, int n_many) {
   struct fixture *f = calloc(1, sizeof *f);
-  char cfg[4096];
-  snprintf(cfg, sizeof cfg,
-           "host:\n"
-           "  data_dir: ./data\n"
-           "  plugin_dirs: [\"%s\"]\n"
-           "  health_check_interval: 1h\n"
-           "  runner: { isolation: inline, lease: 1s, offline_after: 1h }\n"
-           "  api_tokens: [{name: ops, token: \"" TOKEN "\", "
-           "scopes: [read, write, admin]}]\n"
-           "  runner_registration_tokens:\n"
-           "    - { name: edge, token: \"" REG "\", labels: [dmz] }\n"
-           "authorizations:\n"
-           "  - { id: files, provider: filedrop, method: none }\n"
-           "works:\n"
-           "  - id: edge-sync\n"
-           "    provider: filedrop\n"
-           "    authorization: files\n"
-           "    runner: { labels: [dmz, eu] }\n"
-           "    config: { directory: /nonexistent/connrun-edge, streams: "
-           "[{name: x, pattern: \"*.csv\"}] }\n",
-           CR_PLUGIN_DIR);
+  char cfg[16384];
+  int n =
+      snprintf(cfg, sizeof cfg,
+               "host:\n"
+               "  data_dir: ./data\n"
+               "  plugin_dirs: [\"%s\"]\n"
+               "  health_check_interval: 1h\n"
+               "  runner: { isolation: inline, lease: 1s, offline_after: 1h }\n"
+               "  api_tokens: [{name: ops, token: \"" TOKEN "\", "
+               "scopes: [read, write, admin]}]\n"
+               "  runner_registration_tokens:\n"
+               "    - { name: edge, token: \"" REG "\", labels: [dmz] }\n"
+               "authorizations:\n"
+               "  - { id: files, provider: filedrop, method: none }\n"
+               "works:\n"
+               "  - id: edge-sync\n"
+               "    provider: filedrop\n"
+               "    authorization: files\n"
+               "    runner: { labels: [dmz, eu] }\n"
+               "    config: { directory: /nonexistent/connrun-edge, streams: "
+               "[{name: x, pattern: \"*.csv\"}] }\n",
+               CR_PLUGIN_DIR);
+  for (int i = 0; i < n_many; i++)
+    n += snprintf(cfg + n, sizeof cfg - (size_t)n,
+                  "  - { id: many-%02d, provider: filedrop, authorization: "
+                  "files, runner: { labels: [dmz, eu] }, config: { directory: "
+                  "/nonexistent/connrun-many, streams: [{name: x, pattern: "
+                  "\"*.csv\"}] } }\n",
+                  i);
   cr_api_fixture_start(&f->api, cfg);
   *state = f;
   return 0;
 }
+
+static int setup(void **state) { return start(state, 0); }
+static int setup_many(void **state) { return start(state, N_MANY); }
 
 static int teardown(void **state) {
   struct fixture *f = *state;
@@ -411,12 +425,128 @@ static void test_claim_checks_in(void **state) {
   }
 }
 
+/* ---- Group commit -------------------------------------------------------
+ * Reports of many executions arrive at once and are committed in groups
+ * (api_batch.c), each request in a savepoint of its own: a retried report
+ * (nothing to write), a stale epoch (409, undone) and completions in the same
+ * group each get their own answer, and every completion is applied once. */
+
+struct rep_arg {
+  struct fixture *f;
+  const char *id, *token;
+  int64_t eid, epoch;
+  const char *reports;
+  long status;
+};
+
+static void *rep_thread(void *p) {
+  struct rep_arg *a = p;
+  a->status = report(a->f, a->id, a->token, a->eid, a->epoch, a->reports, NULL);
+  return NULL;
+}
+
+/* Sends the n reports of args at once (one thread each) and waits. */
+static void send_all(struct rep_arg *args, size_t n) {
+  pthread_t t[3 * N_MANY];
+  assert_true(n <= 3 * N_MANY);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, rep_thread, &args[i]), 0);
+  for (size_t i = 0; i < n; i++)
+    pthread_join(t[i], NULL);
+}
+
+static void test_reports_in_group_commits(void **state) {
+  struct fixture *f = *state;
+  char id[64], token[80], path[160];
+  reg(f, "[\"eu\"]", id, token);
+  checkin(f, id, token);
+  for (int i = 0; i < N_MANY; i++) {
+    snprintf(path, sizeof path, "/v1/works/many-%02d/runs", i);
+    long st = ops(f, "POST", path, "{}", NULL);
+    assert_true(st == 200 || st == 201 || st == 202);
+  }
+  char body[160];
+  snprintf(body, sizeof body,
+           "{\"providers\": [\"filedrop\"], \"slots\": %d, \"wait_ms\": 0}",
+           N_MANY);
+  snprintf(path, sizeof path, "/v1/runners/%s/claims", id);
+  json_t *out = NULL;
+  assert_int_equal(as_runner(f, token, "POST", path, body, &out), 200);
+  json_t *claims = json_object_get(out, "claims");
+  assert_int_equal(json_array_size(claims), N_MANY);
+  struct rep_arg args[3 * N_MANY];
+  for (int i = 0; i < N_MANY; i++) {
+    json_t *c = json_array_get(claims, (size_t)i);
+    args[i] = (struct rep_arg){
+        .f = f,
+        .id = id,
+        .token = token,
+        .eid = json_integer_value(json_object_get(c, "execution_id")),
+        .epoch = json_integer_value(json_object_get(c, "epoch")),
+        .reports = "{\"seq\": 1, \"type\": \"executing\"}"};
+  }
+  json_decref(out);
+  send_all(args, N_MANY);
+  for (int i = 0; i < N_MANY; i++)
+    assert_int_equal(args[i].status, 200);
+  /* At once: each execution's first report again (a retry), its
+   * completion, and for half of them a report under a stale epoch. */
+  size_t n = 0;
+  for (int i = 0; i < N_MANY; i++) {
+    struct rep_arg a = args[i];
+    args[N_MANY + n++] = (struct rep_arg){
+        .f = f,
+        .id = id,
+        .token = token,
+        .eid = a.eid,
+        .epoch = a.epoch,
+        .reports = "{\"seq\": 2, \"type\": \"completed\", \"records\": 0, "
+                   "\"checkpoints\": 0}"};
+    if (i % 2 == 0)
+      args[N_MANY + n++] =
+          (struct rep_arg){.f = f,
+                           .id = id,
+                           .token = token,
+                           .eid = a.eid,
+                           .epoch = a.epoch + 1,
+                           .reports = "{\"seq\": 9, \"type\": \"renew\"}"};
+  }
+  send_all(args, N_MANY + n);
+  for (size_t i = 0; i < N_MANY + n; i++) {
+    int stale = strstr(args[i].reports, "renew") != NULL;
+    assert_int_equal(args[i].status, stale ? 409 : 200);
+  }
+  for (int i = 0; i < N_MANY; i++) {
+    json_t *view = NULL;
+    assert_string_equal(exec_state(f, args[i].eid, &view), "Completed");
+    json_decref(view);
+    /* applied once: the completion retried is a duplicate */
+    assert_int_equal(report(f, id, token, args[i].eid, args[i].epoch,
+                            "{\"seq\": 2, \"type\": \"completed\"}", &out),
+                     200);
+    json_t *r0 = json_array_get(json_object_get(out, "results"), 0);
+    assert_true(json_is_true(json_object_get(r0, "ok")) ||
+                json_is_true(json_object_get(r0, "duplicate")));
+    json_decref(out);
+  }
+  json_t *events = NULL;
+  assert_int_equal(ops(f, "GET",
+                       "/v1/events?subject_type=work&verb=synccomplete&"
+                       "limit=100",
+                       NULL, &events),
+                   200);
+  assert_int_equal(json_array_size(json_object_get(events, "items")), N_MANY);
+  json_decref(events);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_register_and_auth, setup, teardown),
       cmocka_unit_test_setup_teardown(test_route_poll_report, setup, teardown),
       cmocka_unit_test_setup_teardown(test_claim_checks_in, setup, teardown),
       cmocka_unit_test_setup_teardown(test_claim_retry_replays, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_reports_in_group_commits, setup_many,
                                       teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
