@@ -123,61 +123,73 @@ static int first_run(const struct cr_config_work *w, const cr_schedule *s,
   return cr_schedule_next(s, anchor, now, at);
 }
 
-/* The pass writes in groups: one transaction, fenced first, for up to
- * SCHED_GROUP changed works, each work in a savepoint of its own (a
- * failing work undoes only its own writes). With thousands of due works a
- * transaction each was most of the writer's time, and runners claiming
- * the new executions waited for it. */
+/* The pass writes in groups: it reads every work outside any transaction
+ * and queues the writes; each SCHED_GROUP of them go in one transaction,
+ * fenced first, each write in a savepoint of its own (a failing work undoes
+ * only its own). With thousands of due works a transaction each was most
+ * of the writer's time, and runners claiming the new executions waited for
+ * it. A store shared by several instances (cr_store_shared) gets one write
+ * per transaction: there every instance's writes queue for one lock, and
+ * groups held it long enough to halve the executions of 3 instances. */
 #define SCHED_GROUP 64
+
+struct pending {
+  const char *work_id; /* borrowed from the pass's records */
+  int create;          /* an execution, then next_run */
+  int64_t next_run;
+};
 
 struct group {
   const cr_scheduler *sc;
   cr_store *s;
-  int open;
-  size_t n;       /* works changed in the open transaction */
-  size_t created; /* executions created in it */
-  size_t *total;  /* executions created and committed */
+  struct pending q[SCHED_GROUP];
+  size_t n, max;
+  size_t *total; /* executions created and committed */
 };
 
-static int group_commit(struct group *g) {
-  if (!g->open)
+/* Writes the queued works in one transaction. Returns the first error
+ * (CR_ECANCELED: the fence refused; nothing written). */
+static int group_flush(struct group *g) {
+  if (g->n == 0)
     return 0;
-  g->open = 0;
-  int rc = cr_store_commit(g->s);
+  size_t n = g->n, created = 0;
+  g->n = 0;
+  int rc = cr_store_begin(g->s), first = 0;
+  if (rc != 0)
+    return rc;
+  if (g->sc->fence != NULL && !g->sc->fence(g->sc->fence_ud)) {
+    cr_store_rollback(g->s);
+    return CR_ECANCELED; /* not ours to schedule any more */
+  }
+  for (size_t i = 0; i < n; i++) {
+    const struct pending *p = &g->q[i];
+    int wrc = n > 1 ? cr_store_savepoint(g->s) : 0;
+    if (wrc == 0) {
+      int w = p->create ? cr_store_exec_create(g->s, p->work_id, NULL) : 0;
+      if (w == 0)
+        w = cr_store_work_set_next_run(g->s, p->work_id, p->next_run);
+      wrc = n > 1 ? cr_store_savepoint_end(g->s, w) : w;
+    }
+    if (wrc == 0 && p->create)
+      created++;
+    if (wrc != 0 && first == 0)
+      first = wrc;
+  }
+  if (n == 1 && first != 0) { /* no savepoint: undo it all */
+    cr_store_rollback(g->s);
+    return first;
+  }
+  rc = cr_store_commit(g->s);
   if (rc == 0)
-    *g->total += g->created;
-  return rc;
+    *g->total += created;
+  return rc != 0 ? rc : first;
 }
 
-/* Runs one work's writes: create (an execution) and/or set next_run. */
+/* Queues one work's writes: create (an execution) and/or set next_run. */
 static int group_write(struct group *g, const char *work_id, int create,
                        int64_t next_run) {
-  int rc = 0;
-  if (!g->open) {
-    if ((rc = cr_store_begin(g->s)) != 0)
-      return rc;
-    if (g->sc->fence != NULL && !g->sc->fence(g->sc->fence_ud)) {
-      cr_store_rollback(g->s);
-      return CR_ECANCELED; /* not ours to schedule any more */
-    }
-    g->open = 1;
-    g->n = g->created = 0;
-  }
-  rc = cr_store_savepoint(g->s);
-  int wrc = rc;
-  if (rc == 0) {
-    wrc = create ? cr_store_exec_create(g->s, work_id, NULL) : 0;
-    if (wrc == 0)
-      wrc = cr_store_work_set_next_run(g->s, work_id, next_run);
-    rc = cr_store_savepoint_end(g->s, wrc);
-  }
-  if (rc == 0 && create)
-    g->created++;
-  if (++g->n >= SCHED_GROUP) {
-    int crc = group_commit(g);
-    rc = rc != 0 ? rc : crc;
-  }
-  return rc;
+  g->q[g->n++] = (struct pending){work_id, create, next_run};
+  return g->n >= g->max ? group_flush(g) : 0;
 }
 
 static int pass_work(struct group *g, const struct cr_config_work *w,
@@ -216,7 +228,10 @@ int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
   if (now <= 0)
     now = cr__now_ms();
   size_t n_created = 0;
-  struct group g = {.sc = sc, .s = s, .total = &n_created};
+  struct group g = {.sc = sc,
+                    .s = s,
+                    .max = cr_store_shared(s) ? 1 : SCHED_GROUP,
+                    .total = &n_created};
   int64_t wake = 0;
   struct cr_work_rec *recs = NULL;
   size_t n = 0;
@@ -230,9 +245,8 @@ int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
     int rc = 0;
     int64_t next = 0;
     if (w == NULL || !w->enabled || sched == NULL) {
-      if (recs[i].next_run_at != 0 &&
-          group_write(&g, recs[i].id, 0, 0) == CR_ECANCELED)
-        rc = CR_ECANCELED; /* else it is cleared at the next pass */
+      if (recs[i].next_run_at != 0)
+        rc = group_write(&g, recs[i].id, 0, 0);
     } else {
       rc = pass_work(&g, w, sched, &recs[i], now, &next);
     }
@@ -243,7 +257,7 @@ int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
     if (next > now && (wake == 0 || next < wake))
       wake = next;
   }
-  int rc = group_commit(&g);
+  int rc = group_flush(&g);
   if (rc != 0 && first_err == 0)
     first_err = rc;
   cr_work_rec_free_list(recs, n);

@@ -45,10 +45,10 @@ const cr_schedule *cr_scheduler_effective(const cr_scheduler *sc,
 /* One pass at now (ms; 0 = the current time) over the works of cfg
  * (borrowed) stored in s. *created (may be NULL) gets the number of
  * executions created; *next_wake (may be NULL) the earliest future next run
- * (0 when none). The works that change are written in transactions of up
- * to 64 works, each work in a savepoint of its own; a failing work is
- * skipped (its writes undone) and the first error returned after the
- * pass. */
+ * (0 when none). The works are read outside any transaction; those that
+ * change are written in transactions of up to 64 writes, each in a
+ * savepoint of its own: a failing one is skipped (its writes undone) and
+ * the first error returned after the pass. */
 int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
                       int64_t now, size_t *created, int64_t *next_wake);
 

@@ -167,6 +167,8 @@ static size_t clamp_limit(size_t limit, size_t dflt, size_t max) {
 
 static int64_t or_now(int64_t at) { return at == 0 ? cr__now_ms() : at; }
 
+int cr_store_shared(const cr_store *s) { return s != NULL && s->shared; }
+
 int cr_store_schema_version(cr_store *s, int *out) {
   if (!ready(s) || out == NULL)
     return CR_EINVAL;

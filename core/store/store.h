@@ -284,6 +284,12 @@ int cr_store_is_url(const char *where);
  * is a no-op. */
 void cr_store_close(cr_store *s);
 
+/* 1 when s is a store that several processes share as peers (PostgreSQL:
+ * every write transaction of every instance takes one lock there, so a
+ * long transaction holds up the other instances' writes); 0 for an SQLite
+ * file, whose writers are this process's. NULL gives 0. */
+int cr_store_shared(const cr_store *s);
+
 /* Stores the schema version of the open database in *out. */
 int cr_store_schema_version(cr_store *s, int *out);
 

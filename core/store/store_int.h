@@ -237,6 +237,8 @@ struct cr_store {
   int txn_depth, signal_pending;
   /* news already sent (notify) in the transaction open now */
   int announced;
+  /* set by the backend at open: see cr_store_shared */
+  int shared;
 };
 
 /* Formats the message cr_store_last_error() returns (printf-style,

@@ -643,6 +643,7 @@ int cr__sq_open_on(cr_sql *db, const char *name, int target, cr_store **out,
   q->base.ops = &cr__sq_ops;
   q->db = db;
   int rc = 0, lite = !is_pg(q);
+  q->base.shared = !lite;
   if (lite)
     rc = configure_sqlite(q, name);
   if (rc == 0)

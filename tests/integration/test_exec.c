@@ -993,6 +993,47 @@ static void test_scheduler_interval(void **state) {
   fx_close(&f);
 }
 
+/* A pass over more due works than one write group (64): every work gets
+ * its execution and its next run, in groups; the next pass creates none. */
+static void test_scheduler_groups(void **state) {
+  (void)state;
+  enum { N = 100 };
+  struct fx f;
+  fx_init(&f, "exec-groups");
+  char *works = malloc(N * 256);
+  assert_non_null(works);
+  size_t off = 0;
+  for (int i = 0; i < N; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "g%03d", i);
+    work_yaml(works + off, N * 256 - off, f.dir, id, "inline", 1, "mode: noop",
+              "    schedule: { every: 1h }\n");
+    off += strlen(works + off);
+  }
+  fx_start(&f, works);
+  free(works);
+  cr_scheduler *sc = NULL;
+  assert_int_equal(cr_scheduler_new(f.env.plugins, &sc), 0);
+  int64_t now = cr__now_ms();
+  size_t created = 0;
+  int64_t wake = 0;
+  assert_int_equal(
+      cr_scheduler_pass(sc, st(&f), f.env.cfg, now, &created, &wake), 0);
+  assert_int_equal(created, N);
+  for (int i = 0; i < N; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "g%03d", i);
+    assert_int_equal(exec_count(&f, id), 1);
+    assert_true(next_run_at(&f, id) > now);
+  }
+  assert_true(wake > now);
+  assert_int_equal(
+      cr_scheduler_pass(sc, st(&f), f.env.cfg, now + 1, &created, &wake), 0);
+  assert_int_equal(created, 0);
+  cr_scheduler_free(sc);
+  fx_close(&f);
+}
+
 /* Two instances' schedulers on one store, each fenced by the scheduler
  * duty (a lease in the store): only the holder creates executions; once its
  * lease ran out without renewal, the other one takes the duty in the same
@@ -1596,6 +1637,7 @@ int main(void) {
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_survives_crashes),
       cmocka_unit_test(test_scheduler_interval),
+      cmocka_unit_test(test_scheduler_groups),
       cmocka_unit_test(test_scheduler_fenced),
       cmocka_unit_test(test_scheduler_cron_tz),
       cmocka_unit_test(test_group_commit),
