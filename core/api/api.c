@@ -321,16 +321,16 @@ static void dispatch(struct cr__api_req *r, struct cr__api_res *res) {
   if (cr__api_rate_limited(r, t ? t->name : NULL, res) ||
       (rt->scope != 0 && authenticate(r, rt->scope, h, t, res) != 0))
     return;
-  /* A GET reads one snapshot, in one read transaction; while GETs follow
-   * each other and nothing in this process commits, they share it for up
-   * to CR_API_SNAPSHOT_MS (their locks are a fifth of a GET's cost). Writes
-   * of other processes show at most that late. */
   if (r->txn_store != NULL) { /* a batch's transaction (api_batch.c) */
     r->store = r->txn_store;
     rt->fn(r, res);
     r->store = NULL;
     return;
   }
+  /* A GET reads one snapshot, in one read transaction; while GETs follow
+   * each other and nothing in this process commits, they share it for up
+   * to CR_API_SNAPSHOT_MS (their locks are a fifth of a GET's cost). Writes
+   * of other processes show at most that late. */
   int get = strcmp(rt->method, "GET") == 0;
   r->store = store_get(a, get);
   int snapshot = get && cr_store_read_begin(r->store) == 0;
