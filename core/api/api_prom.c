@@ -359,6 +359,14 @@ void cr__api_metrics(struct cr__api_req *r, struct cr__api_res *res) {
        "retried or not.");
   put(&o, "connrun_store_lost_statements_total %" PRIu64 "\n",
       cc.lost_statements);
+  help(&o, "connrun_store_round_trips_total", "counter",
+       "Requests this process sent to PostgreSQL and waited for.");
+  put(&o, "connrun_store_round_trips_total %" PRIu64 "\n", cc.round_trips);
+  help(&o, "connrun_store_deferred_statements_total", "counter",
+       "Store statements (BEGIN, SAVEPOINT, RELEASE) that took no round "
+       "trip of their own: sent with the next statement, or dropped by the "
+       "COMMIT or ROLLBACK that made them moot.");
+  put(&o, "connrun_store_deferred_statements_total %" PRIu64 "\n", cc.deferred);
   api_requests(&o, r->api->stats);
   uint64_t by_token = 0, by_address = 0;
   cr__api_limit_refused(r->api->limit, &by_token, &by_address);

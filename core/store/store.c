@@ -1470,5 +1470,5 @@ int cr_store_batch_note_dead(cr_store *s, const char *sub_id, int64_t event_id,
 }
 
 void cr_store_conn_counters(struct cr_store_conn_counters *out) {
-  cr__sql_pg_counters(&out->reconnects, &out->retries, &out->lost_statements);
+  cr__sql_pg_counters(out);
 }

@@ -886,6 +886,10 @@ struct cr_store_conn_counters {
   uint64_t reconnects;      /* connections made again */
   uint64_t retries;         /* statements run again after a lost connection */
   uint64_t lost_statements; /* statements that failed on a lost connection */
+  uint64_t round_trips;     /* requests sent, each waited for */
+  uint64_t deferred;        /* statements (BEGIN, SAVEPOINT, RELEASE, COMMIT or
+                               ROLLBACK) that took no round trip of their own:
+                               sent with the next one, or never needed */
 };
 
 /* Fills *out. */

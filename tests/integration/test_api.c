@@ -1128,6 +1128,8 @@ static void test_metrics(void **state) {
       "connrun_store_reconnects_total 0\n", /* SQLite: never */
       "# TYPE connrun_store_retries_total counter",
       "# TYPE connrun_store_lost_statements_total counter",
+      "connrun_store_round_trips_total 0\n",
+      "connrun_store_deferred_statements_total 0\n",
       NULL};
   for (size_t i = 0; families[i] != NULL; i++)
     if (strstr(r.body.p, families[i]) == NULL)

@@ -2918,8 +2918,9 @@ static void test_migrate_from_sqlite(void **state) {
 }
 
 /* --pg: the server restarted under an open store. A read is run again on
- * a new connection; a transaction that lost its connection fails saying
- * so; the next lone write works; each is counted, never silent. */
+ * a new connection; so is a transaction that had sent nothing yet; one
+ * that lost its connection fails saying so; the next lone write works;
+ * each is counted, never silent. */
 static void test_pg_connection_lost(void **state) {
   struct fixture *f = *state;
   int64_t id = 0;
@@ -2934,10 +2935,25 @@ static void test_pg_connection_lost(void **state) {
   assert_true(c1.retries > c0.retries);
   assert_true(c1.lost_statements > c0.lost_statements);
 
+  /* A transaction that has sent nothing yet (its BEGIN waits for its
+   * first statement) opens on a new connection. */
+  json_t *data = json_object();
+  int64_t before = 0;
+  assert_int_equal(cr_store_event_last_id(f->s, &before), 0);
   assert_int_equal(cr_store_begin(f->s), 0);
   cr_pgserver_halt(&g_pg);
   assert_int_equal(cr_pgserver_restart(&g_pg), 0);
-  json_t *data = json_object();
+  assert_int_equal(
+      cr_event_emit(f->s, "work", "w", "synced", "test", data, &id), 0);
+  assert_int_equal(cr_store_commit(f->s), 0);
+  assert_true(id > before);
+  cr_store_conn_counters(&c1);
+
+  /* One that has reached the server fails saying so. */
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_event_last_id(f->s, &before), 0);
+  cr_pgserver_halt(&g_pg);
+  assert_int_equal(cr_pgserver_restart(&g_pg), 0);
   int rc = cr_event_emit(f->s, "work", "w", "synced", "test", data, &id);
   if (rc == 0)
     rc = cr_store_commit(f->s);
@@ -2953,6 +2969,49 @@ static void test_pg_connection_lost(void **state) {
   cr_store_conn_counters(&c2);
   assert_true(c2.lost_statements > c1.lost_statements);
   assert_true(c2.reconnects > c1.reconnects);
+}
+
+/* --pg: a transaction's BEGIN, SAVEPOINT and RELEASE travel with the next
+ * statement. A write inside a caller's transaction and savepoint takes the
+ * round trips it takes alone (the savepoint and release add none), one
+ * that ran nothing takes none, and what was written is committed. */
+static void test_pg_round_trips(void **state) {
+  struct fixture *f = *state;
+  struct cr_store_conn_counters a, b, c, d;
+  int64_t id1 = 0, id2 = 0, last = 0;
+  assert_int_equal(cr_store_begin(f->s), 0); /* prepares the statements */
+  assert_int_equal(
+      cr_event_emit(f->s, "work", "w", "synced", "test", NULL, &id1), 0);
+  assert_int_equal(cr_store_commit(f->s), 0);
+  assert_int_equal(
+      cr_event_emit(f->s, "work", "w", "synced", "test", NULL, &id1), 0);
+  cr_store_conn_counters(&a);
+  assert_int_equal(
+      cr_event_emit(f->s, "work", "w", "synced", "test", NULL, &id1), 0);
+  cr_store_conn_counters(&b);
+  uint64_t alone = b.round_trips - a.round_trips;
+  assert_true(alone >= 2); /* at least the statement and its COMMIT */
+
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_savepoint(f->s), 0);
+  assert_int_equal(
+      cr_event_emit(f->s, "work", "w", "synced", "test", NULL, &id2), 0);
+  assert_int_equal(cr_store_savepoint_end(f->s, 0), 0);
+  assert_int_equal(cr_store_commit(f->s), 0);
+  cr_store_conn_counters(&c);
+  assert_int_equal(c.round_trips - b.round_trips, alone);
+  assert_true(c.deferred - b.deferred >= 3); /* BEGIN, SAVEPOINT, RELEASE */
+
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_savepoint(f->s), 0);
+  assert_int_equal(cr_store_savepoint_end(f->s, 0), 0);
+  assert_int_equal(cr_store_commit(f->s), 0);
+  cr_store_conn_counters(&d);
+  assert_int_equal(d.round_trips, c.round_trips);
+
+  assert_true(id2 > id1);
+  assert_int_equal(cr_store_event_last_id(f->s, &last), 0);
+  assert_int_equal(last, id2);
 }
 
 /* Markers of the SQLite-only tests. */
@@ -3018,6 +3077,7 @@ int main(int argc, char **argv) {
       T(test_cluster_duties),
       P(test_migrate_from_sqlite),
       P(test_pg_connection_lost),
+      P(test_pg_round_trips),
 #undef T
 #undef S
 #undef P

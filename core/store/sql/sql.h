@@ -153,11 +153,10 @@ int cr__sql_sqlite_open(const char *path, cr_sql **out, char *errbuf,
 int cr__sql_pg_open(const char *url, const char *begin_write, cr_sql **out,
                     char *errbuf, size_t errlen);
 
-/* This process's PostgreSQL connections since it started: reconnections
- * made, statements run again after their connection was lost (safe ones
- * only), and statements that failed on a lost connection (retried or
- * not). */
-void cr__sql_pg_counters(uint64_t *reconnects, uint64_t *retries,
-                         uint64_t *lost_statements);
+struct cr_store_conn_counters;
+
+/* This process's PostgreSQL connections since it started (store.h says
+ * what each counter counts) into *out. */
+void cr__sql_pg_counters(struct cr_store_conn_counters *out);
 
 #endif

@@ -8,7 +8,17 @@
  *
  * A write run outside a transaction is wrapped in the store's write
  * transaction (begin_write, see store_sql_pg.c), so it is serialized with
- * every other writer. A connection found dropped is reset before the next
+ * every other writer.
+ *
+ * Commands whose answer the store does not wait on travel with the next
+ * statement in one pipeline (one round trip instead of one each): a
+ * transaction's BEGIN and its write lock, SAVEPOINT and RELEASE of the
+ * store's operations. COMMIT or ROLLBACK drops those still waiting (a
+ * transaction that never sent anything never reaches the server), and a
+ * SAVEPOINT released before anything ran in it is dropped with its RELEASE.
+ * A pipeline that opens its transaction is retried like a BEGIN.
+ *
+ * A connection found dropped is reset before the next
  * statement outside a transaction; a statement that fails because the
  * connection dropped is retried once on a new connection only when that
  * is safe: a read, or a transaction's BEGIN, outside a transaction. Never
@@ -31,16 +41,42 @@
 #define BYTEAOID 17
 #define TEXTOID 25
 #define CR__PG_MAXP 256 /* parameters the store's statements use, at most */
+#define CR__PG_PEND 64  /* commands waiting for the next statement, at most */
+
+/* The commands that wait for the next statement (the store's texts). */
+static const char SQL_BEGIN[] = "BEGIN";
+static const char SQL_BEGIN_READ[] = "BEGIN ISOLATION LEVEL REPEATABLE READ";
+static const char SQL_SAVEPOINT[] = "SAVEPOINT cr_op";
+static const char SQL_RELEASE[] = "RELEASE cr_op";
+
+/* What a statement is to the deferral (pg_stmt.ctl). */
+enum ctl {
+  CTL_NONE,
+  CTL_BEGIN_WRITE, /* the store's begin_write: BEGIN; then the lock */
+  CTL_BEGIN_READ,
+  CTL_SAVEPOINT,
+  CTL_RELEASE,
+  CTL_END /* COMMIT or ROLLBACK */
+};
 
 /* What happened to this process's connections (cr__sql_pg_counters). */
-static atomic_ullong n_reconnects, n_retries, n_lost;
+static atomic_ullong n_reconnects, n_retries, n_lost, n_trips, n_deferred;
+
+/* PQexec counted as a round trip. */
+static PGresult *exec1(PGconn *k, const char *sql) {
+  atomic_fetch_add_explicit(&n_trips, 1, memory_order_relaxed);
+  return PQexec(k, sql);
+}
 
 struct pg {
   struct cr_sql base;
   PGconn *conn;
-  const char *begin_write; /* static SQL: BEGIN; then the lock */
-  const char *lock;        /* the lock alone (inside begin_write) */
-  int locked;              /* the open transaction holds the lock */
+  const char *begin_write;       /* static SQL: BEGIN; then the lock */
+  const char *lock;              /* the lock alone (inside begin_write) */
+  int locked;                    /* the open transaction holds the lock */
+  const char *pend[CR__PG_PEND]; /* static texts waiting to be sent */
+  int npend;
+  int pend_begin; /* pend[0] opens a transaction the server has not seen */
   int64_t changes;
   unsigned gen;   /* connection generation (prepared statements die) */
   unsigned names; /* server-side statement names given */
@@ -51,6 +87,8 @@ struct pg_stmt {
   struct cr_sql_stmt base;
   char *sql;
   int nparams, simple, write, persistent;
+  int ctl;                /* enum ctl */
+  int deferred;           /* ran by waiting for the next statement: no result */
   char used[CR__PG_MAXP]; /* $n appears in the SQL */
   char name[24];
   unsigned prepared_gen; /* 0: not prepared */
@@ -112,7 +150,7 @@ static int setup(struct pg *c) {
            "SET lock_timeout = %d; SET client_min_messages = warning; "
            "SET application_name = 'connrun'",
            CR_STORE_BUSY_TIMEOUT_MS);
-  PGresult *r = PQexec(c->conn, sql);
+  PGresult *r = exec1(c->conn, sql);
   int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_fail(c, r);
   PQclear(r);
   return rc;
@@ -133,11 +171,12 @@ static int ensure(struct pg *c) {
   return setup(c);
 }
 
-void cr__sql_pg_counters(uint64_t *reconnects, uint64_t *retries,
-                         uint64_t *lost_statements) {
-  *reconnects = atomic_load(&n_reconnects);
-  *retries = atomic_load(&n_retries);
-  *lost_statements = atomic_load(&n_lost);
+void cr__sql_pg_counters(struct cr_store_conn_counters *out) {
+  out->reconnects = atomic_load(&n_reconnects);
+  out->retries = atomic_load(&n_retries);
+  out->lost_statements = atomic_load(&n_lost);
+  out->round_trips = atomic_load(&n_trips);
+  out->deferred = atomic_load(&n_deferred);
 }
 
 /* ---- Statements ---------------------------------------------------------- */
@@ -186,6 +225,20 @@ static char *translate(const char *in, int *nparams, char *used) {
   return out;
 }
 
+static enum ctl classify(const struct pg *c, const char *sql) {
+  if (c->begin_write != NULL && strcmp(sql, c->begin_write) == 0)
+    return CTL_BEGIN_WRITE;
+  if (strcmp(sql, SQL_BEGIN_READ) == 0)
+    return CTL_BEGIN_READ;
+  if (strcmp(sql, SQL_SAVEPOINT) == 0)
+    return CTL_SAVEPOINT;
+  if (strcmp(sql, SQL_RELEASE) == 0)
+    return CTL_RELEASE;
+  if (strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0)
+    return CTL_END;
+  return CTL_NONE;
+}
+
 static int pg_prepare(cr_sql *conn, const char *sql, int persistent,
                       cr_sql_stmt **out) {
   struct pg *c = PG(conn);
@@ -210,6 +263,7 @@ static int pg_prepare(cr_sql *conn, const char *sql, int persistent,
   s->write = starts(s->sql, "INSERT") || starts(s->sql, "UPDATE") ||
              starts(s->sql, "DELETE") || starts(s->sql, "WITH");
   s->persistent = persistent && !s->simple;
+  s->ctl = classify(c, s->sql);
   snprintf(s->name, sizeof s->name, "cr%u", ++c->names);
   s->row = -1;
   *out = &s->base;
@@ -217,6 +271,7 @@ static int pg_prepare(cr_sql *conn, const char *sql, int persistent,
 }
 
 static void clear_result(struct pg_stmt *s) {
+  s->deferred = 0;
   PQclear(s->res);
   s->res = NULL;
   s->row = -1;
@@ -233,7 +288,7 @@ static void pg_finalize(cr_sql_stmt *st) {
       PQtransactionStatus(c->conn) == PQTRANS_IDLE) {
     char sql[48];
     snprintf(sql, sizeof sql, "DEALLOCATE %s", s->name);
-    PQclear(PQexec(c->conn, sql));
+    PQclear(exec1(c->conn, sql));
   }
   cr__free(s->sql);
   cr__free(s->vals);
@@ -288,10 +343,12 @@ static void pg_bind_null(cr_sql_stmt *st, int i) { pg_bind_text(st, i, NULL); }
 
 /* Sends s once; NULL result on a failure to send. */
 static PGresult *send_once(struct pg *c, struct pg_stmt *s) {
+  atomic_fetch_add_explicit(&n_trips, 1, memory_order_relaxed);
   if (s->simple)
     return PQexec(c->conn, s->sql);
   if (s->persistent) {
     if (s->prepared_gen != c->gen || s->prepared_gen == 0) {
+      atomic_fetch_add_explicit(&n_trips, 1, memory_order_relaxed);
       PGresult *p = PQprepare(c->conn, s->name, s->sql, s->nparams, s->types);
       if (PQresultStatus(p) != PGRES_COMMAND_OK)
         return p;
@@ -310,67 +367,240 @@ static int ok(const PGresult *r) {
   return t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK;
 }
 
+/* ---- Commands that wait for the next statement ---------------------------
+ */
+
+/* Forgets what waits (sent, or its transaction is gone). */
+static void forget(struct pg *c) {
+  c->npend = 0;
+  c->pend_begin = 0;
+}
+
+/* Sends what waits, and sql after it when not NULL, as one simple query (one
+ * round trip; the texts take no parameters). */
+static int flush_simple(struct pg *c, const char *sql) {
+  size_t n = sql != NULL ? strlen(sql) + 1 : 1;
+  for (int i = 0; i < c->npend; i++)
+    n += strlen(c->pend[i]) + 1;
+  char *text = cr__malloc(n);
+  if (text == NULL)
+    return CR_ENOMEM;
+  size_t o = 0;
+  for (int i = 0; i < c->npend; i++)
+    o += (size_t)sprintf(text + o, "%s;", c->pend[i]);
+  sprintf(text + o, "%s", sql != NULL ? sql : "");
+  PGresult *r = exec1(c->conn, text);
+  cr__free(text);
+  int rc = ok(r) ? 0 : pg_fail(c, r);
+  PQclear(r);
+  forget(c);
+  return rc;
+}
+
+/* Queues sql (static) at position at. */
+static int pend_at(struct pg *c, int at, const char *sql) {
+  if (c->npend == CR__PG_PEND) {
+    int rc = flush_simple(c, NULL);
+    if (rc != 0)
+      return rc;
+    at = 0;
+  }
+  memmove(&c->pend[at + 1], &c->pend[at],
+          (size_t)(c->npend - at) * sizeof c->pend[0]);
+  c->pend[at] = sql;
+  c->npend++;
+  return 0;
+}
+
+/* A transaction's BEGIN and, for a write, the lock: sent with the next
+ * statement. A connection found dropped is made again first. */
+static int pend_begin(struct pg *c, int write) {
+  int rc = ensure(c);
+  if (rc != 0)
+    return rc;
+  forget(c);
+  c->pend[c->npend++] = write ? SQL_BEGIN : SQL_BEGIN_READ;
+  if (write)
+    c->pend[c->npend++] = c->lock;
+  c->pend_begin = 1;
+  c->locked = write;
+  return 0;
+}
+
 /* A write inside a transaction that began without the write lock (a read
- * snapshot) takes it first: no write ever runs unserialized. */
+ * snapshot) takes it first, before any savepoint still waiting: no write
+ * ever runs unserialized. */
 static int lock_for_write(struct pg *c) {
   if (c->lock == NULL || c->locked)
     return 0;
-  PGresult *r = PQexec(c->conn, c->lock);
-  int rc = ok(r) ? 0 : pg_fail(c, r);
-  PQclear(r);
-  c->locked = rc == 0;
-  return rc;
+  c->locked = 1;
+  return pend_at(c, c->pend_begin ? 1 : 0, c->lock);
+}
+
+/* Runs s by making it wait for the next statement when it can: returns 1
+ * (and *rc) when it did. idle: no transaction is open, or waits to open. */
+static int defer(struct pg *c, struct pg_stmt *s, int idle, int *rc) {
+  *rc = 0;
+  switch (s->ctl) {
+  case CTL_BEGIN_WRITE:
+  case CTL_BEGIN_READ:
+    if (!idle || (s->ctl == CTL_BEGIN_WRITE && c->lock == NULL))
+      return 0;
+    *rc = pend_begin(c, s->ctl == CTL_BEGIN_WRITE);
+    break;
+  case CTL_SAVEPOINT:
+    if (idle)
+      return 0;
+    *rc = pend_at(c, c->npend, SQL_SAVEPOINT);
+    break;
+  case CTL_RELEASE:
+    if (idle)
+      return 0;
+    if (c->npend > 0 && c->pend[c->npend - 1] == SQL_SAVEPOINT)
+      c->npend--; /* nothing ran in it */
+    else
+      *rc = pend_at(c, c->npend, SQL_RELEASE);
+    break;
+  case CTL_END:
+    if (!c->pend_begin) {
+      c->npend = 0; /* COMMIT or ROLLBACK ends every savepoint */
+      return 0;
+    }
+    forget(c); /* the server never saw this transaction */
+    c->locked = 0;
+    break;
+  default:
+    return 0;
+  }
+  if (*rc == 0)
+    s->deferred = 1;
+  atomic_fetch_add_explicit(&n_deferred, 1, memory_order_relaxed);
+  return 1;
+}
+
+/* Sends what waits, then s, in one pipeline; returns s's result, or the
+ * first failure's (NULL when the pipeline could not be sent). */
+static PGresult *send_piped(struct pg *c, struct pg_stmt *s) {
+  PGconn *k = c->conn;
+  int prep = s->persistent && s->prepared_gen != c->gen;
+  int cmds = c->npend + prep + 1, sent = PQenterPipelineMode(k) == 1;
+  atomic_fetch_add_explicit(&n_trips, 1, memory_order_relaxed);
+  for (int i = 0; sent && i < c->npend; i++)
+    sent = PQsendQueryParams(k, c->pend[i], 0, NULL, NULL, NULL, NULL, 0);
+  if (sent && prep)
+    sent = PQsendPrepare(k, s->name, s->sql, s->nparams, s->types);
+  if (sent && s->persistent)
+    sent = PQsendQueryPrepared(k, s->name, s->nparams, s->vals, s->lens,
+                               s->fmts, 0);
+  else if (sent)
+    sent = PQsendQueryParams(k, s->sql, s->nparams, s->types, s->vals, s->lens,
+                             s->fmts, 0);
+  sent = sent && PQpipelineSync(k) == 1;
+  PGresult *bad = NULL, *mine = NULL;
+  for (int i = 0; sent && i < cmds; i++) {
+    PGresult *r = PQgetResult(k);
+    if (r == NULL) {
+      sent = 0;
+      break;
+    }
+    PGresult *end = PQgetResult(k); /* NULL: the command's end */
+    PQclear(end);
+    if (prep && i == cmds - 2 && ok(r))
+      s->prepared_gen = c->gen;
+    if (i == cmds - 1 && bad == NULL)
+      mine = r;
+    else if (bad == NULL && !ok(r))
+      bad = r;
+    else
+      PQclear(r);
+  }
+  if (sent) {
+    PGresult *sync = PQgetResult(k);
+    sent = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+  }
+  if (PQexitPipelineMode(k) != 1 && !lost(c))
+    PQreset(k); /* out of step with the server: start again */
+  if (!sent || lost(c)) {
+    PQclear(mine);
+    if (bad == NULL && !lost(c))
+      snprintf(c->err, sizeof c->err, "a pipeline to PostgreSQL failed");
+    return bad;
+  }
+  return bad != NULL ? bad : mine;
+}
+
+/* Sends s with what waits; NULL result on a failure to send. */
+static PGresult *send_all(struct pg *c, struct pg_stmt *s) {
+  if (c->npend == 0)
+    return send_once(c, s);
+  if (!s->simple)
+    return send_piped(c, s);
+  if (flush_simple(c, NULL) != 0)
+    return NULL;
+  return send_once(c, s);
 }
 
 /* Runs s: wrapped in the write transaction when it writes outside one. */
 static int run(struct pg *c, struct pg_stmt *s) {
-  int idle = PQtransactionStatus(c->conn) == PQTRANS_IDLE || lost(c);
-  if (idle)
+  int rc = 0;
+  int idle = !c->pend_begin &&
+             (PQtransactionStatus(c->conn) == PQTRANS_IDLE || lost(c));
+  if (idle) {
     c->locked = 0;
-  if (!idle && s->write) {
-    int rc = lock_for_write(c);
-    if (rc != 0)
-      return rc;
+    c->npend = 0;
   }
+  if (defer(c, s, idle, &rc))
+    return rc;
+  if (!idle && s->write && (rc = lock_for_write(c)) != 0)
+    return rc;
   int wrap = s->write && idle && c->begin_write != NULL;
-  int safe = idle && (!s->write || wrap); /* retry after a lost connection */
+  if (wrap && c->lock != NULL && (rc = pend_begin(c, 1)) != 0)
+    return rc;
+  /* retried after a lost connection: a read outside a transaction, or a
+   * pipeline that opens its transaction (nothing it ran is committed) */
+  int opens = c->pend_begin;
+  int safe = (idle && !s->write) || opens;
   for (int attempt = 0;; attempt++) {
-    int rc = idle ? ensure(c) : 0;
-    if (rc != 0)
+    rc = idle || opens ? ensure(c) : 0;
+    if (rc != 0) {
+      forget(c);
       return rc;
-    if (wrap) {
-      PGresult *b = PQexec(c->conn, c->begin_write);
-      if (!ok(b)) {
-        rc = pg_fail(c, b);
-        PQclear(b);
+    }
+    if (wrap && c->lock == NULL) {
+      PGresult *b = exec1(c->conn, c->begin_write);
+      rc = ok(b) ? 0 : pg_fail(c, b);
+      PQclear(b);
+      if (rc != 0) {
         if (lost(c) && attempt == 0) {
           atomic_fetch_add(&n_retries, 1);
           continue;
         }
-        if (PQtransactionStatus(c->conn) != PQTRANS_IDLE)
-          PQclear(PQexec(c->conn, "ROLLBACK"));
         return rc;
       }
-      PQclear(b);
     }
-    PGresult *r = send_once(c, s);
+    PGresult *r = send_all(c, s);
     if (!ok(r)) {
       rc = pg_fail(c, r);
       PQclear(r);
-      if (lost(c) && attempt == 0 && safe && !wrap) {
+      if (lost(c) && attempt == 0 && safe) {
         atomic_fetch_add(&n_retries, 1);
         continue;
       }
-      /* a BEGIN whose lock failed (lock_timeout) leaves no transaction */
-      if ((wrap || (idle && starts(s->sql, "BEGIN"))) && !lost(c))
-        PQclear(PQexec(c->conn, "ROLLBACK"));
+      forget(c);
+      /* a wrapped write's failure (its lock's lock_timeout among them)
+       * leaves no transaction */
+      if ((wrap || (idle && starts(s->sql, "BEGIN"))) && !lost(c) &&
+          PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+        PQclear(exec1(c->conn, "ROLLBACK"));
       return rc;
     }
+    forget(c);
     if (s->simple && idle && c->begin_write != NULL &&
         strcmp(s->sql, c->begin_write) == 0)
       c->locked = 1;
     if (wrap) {
-      PGresult *e = PQexec(c->conn, "COMMIT");
+      PGresult *e = exec1(c->conn, "COMMIT");
       if (!ok(e)) {
         rc = pg_fail(c, e);
         PQclear(e);
@@ -400,7 +630,7 @@ static int run(struct pg *c, struct pg_stmt *s) {
 
 static int pg_step(cr_sql_stmt *st) {
   struct pg_stmt *s = PS(st);
-  if (s->res == NULL) {
+  if (s->res == NULL && !s->deferred) {
     int rc = run(PG(st->conn), s);
     if (rc != 0)
       return rc;
@@ -468,6 +698,8 @@ static const void *pg_col_blob(cr_sql_stmt *st, int i, size_t *n) {
 static int64_t pg_changes(cr_sql *c) { return PG(c)->changes; }
 
 static int pg_in_txn(cr_sql *conn) {
+  if (PG(conn)->pend_begin)
+    return 1;
   PGTransactionStatusType t = PQtransactionStatus(PG(conn)->conn);
   return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
@@ -476,11 +708,16 @@ static const char *pg_errmsg(cr_sql *c) { return PG(c)->err; }
 
 static int pg_exec(cr_sql *conn, const char *sql) {
   struct pg *c = PG(conn);
-  int idle = PQtransactionStatus(c->conn) == PQTRANS_IDLE || lost(c);
+  int idle = !c->pend_begin &&
+             (PQtransactionStatus(c->conn) == PQTRANS_IDLE || lost(c));
+  if (idle)
+    forget(c);
   int rc = idle ? ensure(c) : 0;
   if (rc != 0)
     return rc;
-  PGresult *r = PQexec(c->conn, sql);
+  if (c->npend > 0)
+    return flush_simple(c, sql);
+  PGresult *r = exec1(c->conn, sql);
   rc = ok(r) ? 0 : pg_fail(c, r);
   PQclear(r);
   return rc;
