@@ -13,10 +13,12 @@
  * Commands whose answer the store does not wait on travel with the next
  * statement in one pipeline (one round trip instead of one each): a
  * transaction's BEGIN and its write lock, SAVEPOINT and RELEASE of the
- * store's operations. COMMIT or ROLLBACK drops those still waiting (a
- * transaction that never sent anything never reaches the server), and a
- * SAVEPOINT released before anything ran in it is dropped with its RELEASE.
- * A pipeline that opens its transaction is retried like a BEGIN.
+ * store's operations, and a NOTIFY inside a transaction (delivered at
+ * COMMIT anyway, which takes it along). COMMIT or ROLLBACK drops the
+ * SAVEPOINTs and RELEASEs still waiting (a transaction that never sent
+ * anything never reaches the server), and a SAVEPOINT released before
+ * anything ran in it is dropped with its RELEASE. A pipeline that opens its
+ * transaction (without its COMMIT) is retried like a BEGIN.
  *
  * A connection found dropped is reset before the next
  * statement outside a transaction; a statement that fails because the
@@ -48,6 +50,7 @@ static const char SQL_BEGIN[] = "BEGIN";
 static const char SQL_BEGIN_READ[] = "BEGIN ISOLATION LEVEL REPEATABLE READ";
 static const char SQL_SAVEPOINT[] = "SAVEPOINT cr_op";
 static const char SQL_RELEASE[] = "RELEASE cr_op";
+static const char SQL_NOTIFY[] = "SELECT pg_notify('connrun', $1)";
 
 /* What a statement is to the deferral (pg_stmt.ctl). */
 enum ctl {
@@ -56,7 +59,8 @@ enum ctl {
   CTL_BEGIN_READ,
   CTL_SAVEPOINT,
   CTL_RELEASE,
-  CTL_END /* COMMIT or ROLLBACK */
+  CTL_NOTIFY, /* the store's NOTIFY: delivered at COMMIT, answers nothing */
+  CTL_END     /* COMMIT or ROLLBACK */
 };
 
 /* What happened to this process's connections (cr__sql_pg_counters). */
@@ -74,7 +78,8 @@ struct pg {
   const char *begin_write;       /* static SQL: BEGIN; then the lock */
   const char *lock;              /* the lock alone (inside begin_write) */
   int locked;                    /* the open transaction holds the lock */
-  const char *pend[CR__PG_PEND]; /* static texts waiting to be sent */
+  const char *pend[CR__PG_PEND]; /* texts waiting to be sent */
+  char owned[CR__PG_PEND];       /* pend[i] is ours to free (a NOTIFY) */
   int npend;
   int pend_begin; /* pend[0] opens a transaction the server has not seen */
   int64_t changes;
@@ -234,6 +239,8 @@ static enum ctl classify(const struct pg *c, const char *sql) {
     return CTL_SAVEPOINT;
   if (strcmp(sql, SQL_RELEASE) == 0)
     return CTL_RELEASE;
+  if (strcmp(sql, SQL_NOTIFY) == 0)
+    return CTL_NOTIFY;
   if (strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0)
     return CTL_END;
   return CTL_NONE;
@@ -370,9 +377,17 @@ static int ok(const PGresult *r) {
 /* ---- Commands that wait for the next statement ---------------------------
  */
 
+/* Forgets what waits from position k on. */
+static void drop_from(struct pg *c, int k) {
+  for (int i = k; i < c->npend; i++)
+    if (c->owned[i])
+      cr__free((void *)c->pend[i]);
+  c->npend = k;
+}
+
 /* Forgets what waits (sent, or its transaction is gone). */
 static void forget(struct pg *c) {
-  c->npend = 0;
+  drop_from(c, 0);
   c->pend_begin = 0;
 }
 
@@ -397,19 +412,58 @@ static int flush_simple(struct pg *c, const char *sql) {
   return rc;
 }
 
-/* Queues sql (static) at position at. */
-static int pend_at(struct pg *c, int at, const char *sql) {
+/* Queues sql at position at: static, or owned (cr__malloc'd; freed when
+ * forgotten, even when this fails). */
+static int pend_at(struct pg *c, int at, const char *sql, int owned) {
   if (c->npend == CR__PG_PEND) {
     int rc = flush_simple(c, NULL);
-    if (rc != 0)
+    if (rc != 0) {
+      if (owned)
+        cr__free((void *)sql);
       return rc;
+    }
     at = 0;
   }
   memmove(&c->pend[at + 1], &c->pend[at],
           (size_t)(c->npend - at) * sizeof c->pend[0]);
+  memmove(&c->owned[at + 1], &c->owned[at], (size_t)(c->npend - at));
   c->pend[at] = sql;
+  c->owned[at] = (char)owned;
   c->npend++;
   return 0;
+}
+
+/* The store's NOTIFY with its payload (bound as text) in the SQL. */
+static int pend_notify(struct pg *c, const struct pg_stmt *s) {
+  if (s->vals[0] == NULL || s->fmts[0] != 0)
+    return CR_EINVAL;
+  char *lit = PQescapeLiteral(c->conn, s->vals[0], strlen(s->vals[0]));
+  if (lit == NULL)
+    return CR_ENOMEM;
+  size_t n = strlen(lit) + 40;
+  char *sql = cr__malloc(n);
+  if (sql == NULL) {
+    PQfreemem(lit);
+    return CR_ENOMEM;
+  }
+  snprintf(sql, n, "SELECT pg_notify('connrun', %s)", lit);
+  PQfreemem(lit);
+  return pend_at(c, c->npend, sql, 1);
+}
+
+/* COMMIT ends every savepoint: keeps only the BEGIN, its lock and the
+ * NOTIFYs waiting. Returns whether a NOTIFY waits. */
+static int keep_for_commit(struct pg *c) {
+  int k = 0, notify = 0;
+  for (int i = 0; i < c->npend; i++) {
+    if (c->pend[i] == SQL_SAVEPOINT || c->pend[i] == SQL_RELEASE)
+      continue;
+    notify |= c->owned[i];
+    c->pend[k] = c->pend[i];
+    c->owned[k++] = c->owned[i];
+  }
+  c->npend = k;
+  return notify;
 }
 
 /* A transaction's BEGIN and, for a write, the lock: sent with the next
@@ -419,6 +473,7 @@ static int pend_begin(struct pg *c, int write) {
   if (rc != 0)
     return rc;
   forget(c);
+  c->owned[0] = c->owned[1] = 0;
   c->pend[c->npend++] = write ? SQL_BEGIN : SQL_BEGIN_READ;
   if (write)
     c->pend[c->npend++] = c->lock;
@@ -434,7 +489,7 @@ static int lock_for_write(struct pg *c) {
   if (c->lock == NULL || c->locked)
     return 0;
   c->locked = 1;
-  return pend_at(c, c->pend_begin ? 1 : 0, c->lock);
+  return pend_at(c, c->pend_begin ? 1 : 0, c->lock, 0);
 }
 
 /* Runs s by making it wait for the next statement when it can: returns 1
@@ -451,7 +506,7 @@ static int defer(struct pg *c, struct pg_stmt *s, int idle, int *rc) {
   case CTL_SAVEPOINT:
     if (idle)
       return 0;
-    *rc = pend_at(c, c->npend, SQL_SAVEPOINT);
+    *rc = pend_at(c, c->npend, SQL_SAVEPOINT, 0);
     break;
   case CTL_RELEASE:
     if (idle)
@@ -459,11 +514,17 @@ static int defer(struct pg *c, struct pg_stmt *s, int idle, int *rc) {
     if (c->npend > 0 && c->pend[c->npend - 1] == SQL_SAVEPOINT)
       c->npend--; /* nothing ran in it */
     else
-      *rc = pend_at(c, c->npend, SQL_RELEASE);
+      *rc = pend_at(c, c->npend, SQL_RELEASE, 0);
+    break;
+  case CTL_NOTIFY:
+    if (idle || pend_notify(c, s) != 0)
+      return 0; /* sent now */
     break;
   case CTL_END:
+    if (s->sql[0] == 'C' && keep_for_commit(c))
+      return 0; /* the NOTIFYs go with the COMMIT */
     if (!c->pend_begin) {
-      c->npend = 0; /* COMMIT or ROLLBACK ends every savepoint */
+      drop_from(c, 0); /* COMMIT or ROLLBACK ends every savepoint */
       return 0;
     }
     forget(c); /* the server never saw this transaction */
@@ -548,7 +609,7 @@ static int run(struct pg *c, struct pg_stmt *s) {
              (PQtransactionStatus(c->conn) == PQTRANS_IDLE || lost(c));
   if (idle) {
     c->locked = 0;
-    c->npend = 0;
+    drop_from(c, 0);
   }
   if (defer(c, s, idle, &rc))
     return rc;
@@ -560,7 +621,7 @@ static int run(struct pg *c, struct pg_stmt *s) {
   /* retried after a lost connection: a read outside a transaction, or a
    * pipeline that opens its transaction (nothing it ran is committed) */
   int opens = c->pend_begin;
-  int safe = (idle && !s->write) || opens;
+  int safe = (idle && !s->write) || (opens && s->ctl != CTL_END);
   for (int attempt = 0;; attempt++) {
     rc = idle || opens ? ensure(c) : 0;
     if (rc != 0) {
@@ -724,6 +785,7 @@ static int pg_exec(cr_sql *conn, const char *sql) {
 }
 
 static void pg_close(cr_sql *conn) {
+  forget(PG(conn));
   PQfinish(PG(conn)->conn);
   cr__free(conn);
 }
