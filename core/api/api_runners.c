@@ -344,10 +344,44 @@ static void poll_done(struct cr__api_batch_item *it, int lost) {
   uv_mutex_unlock(&a->claim_mu);
 }
 
+/* A poll that has checked in and has time left first asks, reading only,
+ * whether an attempt could answer anything; when not, it waits for a
+ * signal without joining a group commit, so a poll woken for an execution
+ * another runner won takes no write lock (on PostgreSQL, the write lock of
+ * every instance). Returns 1 when it waits (its connection suspended). */
+static int poll_wait_unless_worth(struct cr__claim_poll *p) {
+  cr_api *a = p->api;
+  if (!p->checked_in || cr__now_ms() >= p->deadline_ms ||
+      atomic_load(&a->cancel) || atomic_load(&a->claim_quit))
+    return 0;
+  unsigned gen = atomic_load(&a->claim_gen);
+  struct cr_ctl c = {.store = cr__api_store_get(a), .actor = p->runner_id};
+  int worth = 1;
+  (void)cr_ctl_runner_claim_worth(&c, p->runner_id, p->providers, p->slots,
+                                  p->exclude,
+                                  p->claim_id[0] ? p->claim_id : NULL, &worth);
+  cr__api_store_put(a, c.store);
+  if (worth)
+    return 0;
+  uv_mutex_lock(&a->claim_mu);
+  /* a signal since gen was read may be for this poll: it attempts */
+  int waits = !a->claim_quit && atomic_load(&a->claim_gen) == gen;
+  if (waits) {
+    p->waiting = 1;
+    p->next = a->claim_waiting;
+    a->claim_waiting = p;
+    MHD_suspend_connection(p->conn);
+  }
+  uv_mutex_unlock(&a->claim_mu);
+  return waits;
+}
+
 static ssize_t poll_read(void *cls, uint64_t pos, char *out, size_t max) {
   (void)pos;
   struct cr__claim_poll *p = cls;
   cr_api *a = p->api;
+  if (p->buf == NULL && poll_wait_unless_worth(p))
+    return 0;
   if (p->buf == NULL) {
     p->item.run = poll_run;
     p->item.done = poll_done;

@@ -438,17 +438,47 @@ static int claim_txn(const struct cr_ctl *c, const char *id, const char **names,
   return cr_store_end(c->store, rc);
 }
 
-int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
-                        const json_t *providers, size_t slots,
-                        const char *exclude_json, const char *claim_id,
-                        int check_in, json_t **out) {
-  const char *names[CR_EXEC_CLAIM_MAX_PROVIDERS];
+/* The provider names of providers (a JSON array, borrowed) into names. */
+static size_t provider_names(const json_t *providers, const char **names) {
   size_t np = 0, i;
   json_t *v;
   json_array_foreach(providers, i, v) {
     if (json_is_string(v) && np < CR_EXEC_CLAIM_MAX_PROVIDERS)
       names[np++] = json_string_value(v);
   }
+  return np;
+}
+
+int cr_ctl_runner_claim_worth(const struct cr_ctl *c, const char *id,
+                              const json_t *providers, size_t slots,
+                              const char *exclude_json, const char *claim_id,
+                              int *worth) {
+  const char *names[CR_EXEC_CLAIM_MAX_PROVIDERS];
+  size_t np = provider_names(providers, names);
+  struct cr_runner_rec r;
+  *worth = 0;
+  if (np == 0 || slots == 0)
+    return 0; /* the attempt would claim nothing either */
+  *worth = 1;
+  int rc = cr_store_runner_get(c->store, id, &r);
+  if (rc != 0)
+    return rc; /* the attempt says what went wrong */
+  int any = 1;
+  if (r.revoked_at == 0 && (claim_id == NULL || r.last_claim_id == NULL ||
+                            strcmp(claim_id, r.last_claim_id) != 0))
+    rc = cr_store_exec_claimable(c->store, names, np, r.labels_json,
+                                 exclude_json, &any);
+  cr_runner_rec_clear(&r);
+  *worth = rc != 0 || any;
+  return rc;
+}
+
+int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
+                        const json_t *providers, size_t slots,
+                        const char *exclude_json, const char *claim_id,
+                        int check_in, json_t **out) {
+  const char *names[CR_EXEC_CLAIM_MAX_PROVIDERS];
+  size_t np = provider_names(providers, names);
   json_t *arr = json_array();
   if (arr == NULL)
     return CR_ENOMEM;

@@ -68,6 +68,18 @@ int cr_ctl_runner_claim(const struct cr_ctl *c, const char *id,
                         const char *exclude_json, const char *claim_id,
                         int check_in, json_t **out);
 
+/* 1 in *worth when cr_ctl_runner_claim (same arguments, check_in 0) could
+ * answer anything but an empty list now: an execution is claimable for
+ * runner id, claim_id is its last claim's (a retry to replay), the runner
+ * is revoked (the attempt refuses), or what it needs could not be read
+ * (the attempt reports the error, also returned here). Reads only, outside
+ * any transaction: a long poll with nothing to claim waits without taking
+ * the store's write lock. */
+int cr_ctl_runner_claim_worth(const struct cr_ctl *c, const char *id,
+                              const json_t *providers, size_t slots,
+                              const char *exclude_json, const char *claim_id,
+                              int *worth);
+
 /* Applies body {"epoch", "reports": [{"seq", "type", ...}]} (borrowed) from
  * runner id to execution eid, in order, each report with its sequence
  * number recorded in its transaction; reports already applied are answered

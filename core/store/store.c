@@ -693,6 +693,18 @@ int cr_store_exec_get(cr_store *s, int64_t id, struct cr_exec_rec *out) {
   return CALL(s, exec_get, id, out);
 }
 
+/* A claim's providers: 1..CR_EXEC_CLAIM_MAX_PROVIDERS names. */
+static int check_providers(cr_store *s, const char *const *providers,
+                           size_t nproviders) {
+  if (providers == NULL || nproviders == 0 ||
+      nproviders > CR_EXEC_CLAIM_MAX_PROVIDERS)
+    return invalid(s, "claim needs 1 to CR_EXEC_CLAIM_MAX_PROVIDERS providers");
+  for (size_t i = 0; i < nproviders; i++)
+    if (bad_str(providers[i]))
+      return invalid(s, "claim provider is empty");
+  return 0;
+}
+
 int cr_store_exec_claim(cr_store *s, const char *runner_id,
                         const char *const *providers, size_t nproviders,
                         size_t slots, int64_t lease_ms,
@@ -713,16 +725,26 @@ int cr_store_exec_claim_routed(cr_store *s, const char *runner_id,
   *n = 0;
   if (bad_str(runner_id) || lease_ms <= 0)
     return invalid(s, "claim needs a runner id and a lease > 0");
-  if (providers == NULL || nproviders == 0 ||
-      nproviders > CR_EXEC_CLAIM_MAX_PROVIDERS)
-    return invalid(s, "claim needs 1 to CR_EXEC_CLAIM_MAX_PROVIDERS providers");
-  for (size_t i = 0; i < nproviders; i++)
-    if (bad_str(providers[i]))
-      return invalid(s, "claim provider is empty");
+  int rc = check_providers(s, providers, nproviders);
+  if (rc != 0)
+    return rc;
   if (slots == 0)
     return 0;
   return CALL(s, exec_claim, runner_id, providers, nproviders, labels_json,
               exclude_json, slots, cr__now_ms(), lease_ms, out, n);
+}
+
+int cr_store_exec_claimable(cr_store *s, const char *const *providers,
+                            size_t nproviders, const char *labels_json,
+                            const char *exclude_json, int *any) {
+  if (!ready(s) || any == NULL)
+    return CR_EINVAL;
+  *any = 0;
+  int rc = check_providers(s, providers, nproviders);
+  if (rc != 0)
+    return rc;
+  return CALL(s, exec_claimable, providers, nproviders, labels_json,
+              exclude_json, cr__now_ms(), any);
 }
 
 int cr_store_exec_claim_one(cr_store *s, int64_t id, const char *runner_id,

@@ -86,6 +86,9 @@ struct cr_store_ops {
                     const char *labels_json, const char *exclude_json,
                     size_t slots, int64_t now, int64_t lease_ms,
                     struct cr_exec_claim **out, size_t *n);
+  int (*exec_claimable)(cr_store *s, const char *const *providers,
+                        size_t nproviders, const char *labels_json,
+                        const char *exclude_json, int64_t now, int *any);
   int (*exec_claim_one)(cr_store *s, int64_t id, const char *runner_id,
                         int64_t now, int64_t lease_ms,
                         struct cr_exec_claim *out);

@@ -110,6 +110,15 @@ int cr_store_exec_claim_routed(cr_store *s, const char *runner_id,
                                int64_t lease_ms, struct cr_exec_claim **out,
                                size_t *n);
 
+/* 1 in *any when cr_store_exec_claim_routed with the same arguments could
+ * claim an execution now, else 0. A read, outside any write transaction
+ * (no write lock is taken): a long poll with nothing to claim finds out
+ * without one. An execution that becomes claimable just after it is
+ * announced as usual (claim_signal.h). Errors: CR_EINVAL, backend errors. */
+int cr_store_exec_claimable(cr_store *s, const char *const *providers,
+                            size_t nproviders, const char *labels_json,
+                            const char *exclude_json, int *any);
+
 /* 1 in *due when a Created execution's retry time (not_before) lies in
  * (after, until] (ms): it became claimable in that span without a write to
  * announce it (the daemon signals waiting claims then). */

@@ -1112,6 +1112,7 @@ const struct cr_store_ops cr__sq_ops = {
     .exec_get = cr__sq_exec_get,
     .exec_claim = cr__sq_exec_claim,
     .exec_claim_one = cr__sq_exec_claim_one,
+    .exec_claimable = cr__sq_exec_claimable,
     .exec_transition = cr__sq_exec_transition,
     .exec_renew = cr__sq_exec_renew,
     .exec_expire = cr__sq_exec_expire,

@@ -139,16 +139,18 @@ static int providers_json(const char *const *p, size_t n, char **out) {
 }
 
 /* The oldest claimable execution (not_before reached) into *id; CR_ENOENT when
- * none. */
+ * none. probe: without locking it (PostgreSQL). */
 static int claim_candidate(struct sq_store *q, const char *provs,
-                           const char *const route[2], int64_t now,
+                           const char *const route[2], int64_t now, int probe,
                            int64_t *id) {
   cr_sql_stmt *st = NULL;
   /* The local runner (no labels, nothing left to it): labelled works are
    * not its own, and no per-row label test is paid. */
   int routed = route[0] != NULL || route[1] != NULL;
-  int rc = cr__sq_prep(q, routed ? ST_EXEC_CANDIDATE_ROUTED : ST_EXEC_CANDIDATE,
-                       &st);
+  enum stmt_id sid =
+      probe ? (routed ? ST_EXEC_PROBE_ROUTED : ST_EXEC_PROBE)
+            : (routed ? ST_EXEC_CANDIDATE_ROUTED : ST_EXEC_CANDIDATE);
+  int rc = cr__sq_prep(q, sid, &st);
   if (rc != 0)
     return rc;
   cr__sq_bind_str(st, 1, provs);
@@ -214,7 +216,7 @@ static int claim_rounds(struct sq_store *q, const char *runner,
   int rc = 0;
   while (rc == 0 && *cnt < slots) {
     int64_t id = 0;
-    rc = claim_candidate(q, provs, route, now, &id);
+    rc = claim_candidate(q, provs, route, now, 0, &id);
     if (rc == CR_ENOENT) {
       rc = 0;
       break;
@@ -362,6 +364,26 @@ int cr__sq_exec_claim(cr_store *s, const char *runner_id,
   *out = arr;
   *n = cnt;
   return 0;
+}
+
+int cr__sq_exec_claimable(cr_store *s, const char *const *providers,
+                          size_t nproviders, const char *labels_json,
+                          const char *exclude_json, int64_t now, int *any) {
+  struct sq_store *q = sqs(s);
+  char *provs = NULL;
+  int rc = providers_json(providers, nproviders, &provs);
+  if (rc != 0) {
+    if (rc == CR_ENOMEM)
+      return cr__sq_nomem(q);
+    cr__store_set_error(&q->base, "a provider name is not UTF-8");
+    return rc;
+  }
+  const char *const route[2] = {labels_json, exclude_json};
+  int64_t id = 0;
+  rc = claim_candidate(q, provs, route, now, 1, &id);
+  cr__free(provs);
+  *any = rc == 0;
+  return rc == CR_ENOENT ? 0 : rc;
 }
 
 /* Is a caller holding epoch allowed to act on an execution stored with

@@ -45,6 +45,25 @@
   "id, work_id, state, attempt, runner_id, lease_epoch, lease_expires_at, " \
   "error_class, error, created_at, updated_at, not_before"
 #define EXEC_LEASED "('pending','executing')"
+/* The oldest claimable execution (cr_store_exec_claim): for the local
+ * runner (route LITE_LOCAL) or routed by labels (LITE_ROUTED). PostgreSQL's
+ * claim locks the row it finds (store_sql_pg.c); its probe
+ * (cr_store_exec_claimable) does not. */
+#define LITE_CANDIDATE(route) \
+  "SELECT e.id FROM executions e INDEXED BY executions_created " \
+  "JOIN works w ON w.id = e.work_id " \
+  "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
+  "AND w.provider IN (SELECT value FROM json_each(?1)) " \
+  "AND (e.not_before IS NULL OR e.not_before <= ?2) " route \
+  "AND NOT EXISTS (SELECT 1 FROM executions o WHERE o.work_id = e.work_id " \
+  "AND o.state IN " EXEC_LEASED ") ORDER BY e.created_at, e.id LIMIT 1"
+#define LITE_LOCAL "AND w.runner_labels_json IS NULL "
+#define LITE_ROUTED \
+  "AND (w.runner_labels_json IS NULL OR NOT EXISTS (SELECT 1 FROM " \
+  "json_each(w.runner_labels_json) l WHERE l.value NOT IN (SELECT value " \
+  "FROM json_each(COALESCE(?3, '[]'))))) " \
+  "AND (w.runner_labels_json IS NOT NULL OR w.provider NOT IN (SELECT " \
+  "value FROM json_each(COALESCE(?4, '[]')))) "
 #define EXEC_OPEN "('created','pending','executing')"
 #define SYNC_COLS \
   "work_id, version, state_json, records, committed_at, execution_id, note"
@@ -415,28 +434,10 @@
   X(EXEC_TRANSITIONS, \
     "SELECT id, at, from_state, to_state, reason FROM execution_transitions " \
     "WHERE execution_id = ?1 ORDER BY id") \
-  X(EXEC_CANDIDATE, \
-    "SELECT e.id FROM executions e INDEXED BY executions_created " \
-    "JOIN works w ON w.id = e.work_id " \
-    "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
-    "AND w.provider IN (SELECT value FROM json_each(?1)) " \
-    "AND (e.not_before IS NULL OR e.not_before <= ?2) " \
-    "AND w.runner_labels_json IS NULL " \
-    "AND NOT EXISTS (SELECT 1 FROM executions o WHERE o.work_id = e.work_id " \
-    "AND o.state IN " EXEC_LEASED ") ORDER BY e.created_at, e.id LIMIT 1") \
-  X(EXEC_CANDIDATE_ROUTED, \
-    "SELECT e.id FROM executions e INDEXED BY executions_created " \
-    "JOIN works w ON w.id = e.work_id " \
-    "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
-    "AND w.provider IN (SELECT value FROM json_each(?1)) " \
-    "AND (e.not_before IS NULL OR e.not_before <= ?2) " \
-    "AND (w.runner_labels_json IS NULL OR NOT EXISTS (SELECT 1 FROM " \
-    "json_each(w.runner_labels_json) l WHERE l.value NOT IN (SELECT value " \
-    "FROM json_each(COALESCE(?3, '[]'))))) " \
-    "AND (w.runner_labels_json IS NOT NULL OR w.provider NOT IN (SELECT " \
-    "value FROM json_each(COALESCE(?4, '[]')))) " \
-    "AND NOT EXISTS (SELECT 1 FROM executions o WHERE o.work_id = e.work_id " \
-    "AND o.state IN " EXEC_LEASED ") ORDER BY e.created_at, e.id LIMIT 1") \
+  X(EXEC_CANDIDATE, LITE_CANDIDATE(LITE_LOCAL)) \
+  X(EXEC_CANDIDATE_ROUTED, LITE_CANDIDATE(LITE_ROUTED)) \
+  X(EXEC_PROBE, LITE_CANDIDATE(LITE_LOCAL)) \
+  X(EXEC_PROBE_ROUTED, LITE_CANDIDATE(LITE_ROUTED)) \
   X(EXEC_TAKE, \
     "UPDATE executions SET state = 'pending', runner_id = ?2, " \
     "lease_epoch = lease_epoch + 1, lease_expires_at = ?3, updated_at = ?4 " \
@@ -696,6 +697,9 @@ int cr__sq_exec_log_add(cr_store *s, int64_t id, int64_t at, int level,
 int cr__sq_exec_log_list(cr_store *s, int64_t id, size_t limit,
                          struct cr_exec_log_rec **out, size_t *n);
 int cr__sq_exec_retry_due(cr_store *s, int64_t after, int64_t until, int *due);
+int cr__sq_exec_claimable(cr_store *s, const char *const *providers,
+                          size_t nproviders, const char *labels_json,
+                          const char *exclude_json, int64_t now, int *any);
 int cr__sq_exec_claim_one(cr_store *s, int64_t id, const char *runner_id,
                           int64_t now, int64_t lease_ms,
                           struct cr_exec_claim *out);

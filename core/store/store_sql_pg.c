@@ -206,14 +206,22 @@ const char *const cr__sq_pg_migrations[] = {PG_MIGRATION_14, PG_MIGRATION_15,
   "1000) AT TIME ZONE 'UTC'))::bigint * 1000)"
 /* A JSON array of strings as rows. */
 #define ARR(p) "(SELECT jsonb_array_elements_text(" p "::jsonb))"
-#define CANDIDATE(route) \
+#define PROBE(route) \
   "SELECT e.id FROM executions e JOIN works w ON w.id = e.work_id " \
   "WHERE e.state = 'created' AND w.deleted_at IS NULL " \
   "AND w.provider IN " ARR("?1") " " \
   "AND (e.not_before IS NULL OR e.not_before <= ?2) " route \
   "AND NOT EXISTS (SELECT 1 FROM executions o WHERE o.work_id = e.work_id " \
   "AND o.state IN ('pending','executing')) ORDER BY e.created_at, e.id " \
-  "LIMIT 1 FOR UPDATE OF e SKIP LOCKED"
+  "LIMIT 1"
+#define CANDIDATE(route) PROBE(route) " FOR UPDATE OF e SKIP LOCKED"
+#define PG_LOCAL "AND w.runner_labels_json IS NULL "
+#define PG_ROUTED \
+  "AND (w.runner_labels_json IS NULL OR NOT EXISTS (SELECT 1 FROM " \
+  "jsonb_array_elements_text(w.runner_labels_json::jsonb) l(value) " \
+  "WHERE l.value NOT IN " ARR("COALESCE(?3::text, '[]')") ")) " \
+  "AND (w.runner_labels_json IS NOT NULL OR w.provider NOT IN " \
+  ARR("COALESCE(?4::text, '[]')") ") "
 #define LE(n) "sum(CASE WHEN d <= " #n " THEN 1 ELSE 0 END), "
 
 const char *const cr__sq_pg_sql[ST_COUNT] = {
@@ -244,13 +252,10 @@ const char *const cr__sq_pg_sql[ST_COUNT] = {
     "SELECT COALESCE(" PG_EVENTS_SEQ ", (SELECT max(id) FROM events), 0)",
   [ST_MQ_MONTH_AUTH] = MQ(PG_MQ_MONTH, MQ_AUTH),
   [ST_MQ_MONTH_ALL] = MQ(PG_MQ_MONTH, ""),
-  [ST_EXEC_CANDIDATE] = CANDIDATE("AND w.runner_labels_json IS NULL "),
-  [ST_EXEC_CANDIDATE_ROUTED] = CANDIDATE(
-    "AND (w.runner_labels_json IS NULL OR NOT EXISTS (SELECT 1 FROM "
-    "jsonb_array_elements_text(w.runner_labels_json::jsonb) l(value) "
-    "WHERE l.value NOT IN " ARR("COALESCE(?3::text, '[]')") ")) "
-    "AND (w.runner_labels_json IS NOT NULL OR w.provider NOT IN "
-    ARR("COALESCE(?4::text, '[]')") ") "),
+  [ST_EXEC_CANDIDATE] = CANDIDATE(PG_LOCAL),
+  [ST_EXEC_CANDIDATE_ROUTED] = CANDIDATE(PG_ROUTED),
+  [ST_EXEC_PROBE] = PROBE(PG_LOCAL),
+  [ST_EXEC_PROBE_ROUTED] = PROBE(PG_ROUTED),
   [ST_STAT_EXEC_DURATIONS] =
     "SELECT w.provider, NULL, " LE(100) LE(500) LE(1000) LE(5000) LE(30000)
     LE(60000) LE(300000) LE(1800000) LE(3600000) LE(21600000) "count(*), "

@@ -10,6 +10,9 @@
 #include "api_fixture.h"
 #include "testutil.h"
 
+#include "store/claim_signal.h"
+#include "store/sql/sql.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -425,6 +428,46 @@ static void test_claim_checks_in(void **state) {
   }
 }
 
+/* ---- Idle wake-ups -------------------------------------------------------
+ * A long poll woken with nothing it could claim (another runner won, or the
+ * signal was for other work) waits again without a write transaction: it
+ * reads first (cr_ctl_runner_claim_worth). */
+
+static void *idle_poll_thread(void *p) {
+  struct poll_arg *a = p;
+  a->out = claim(a->f, a->id, a->token, 2000, &a->status);
+  return NULL;
+}
+
+static void test_idle_wakeups_write_nothing(void **state) {
+  struct fixture *f = *state;
+  struct poll_arg a = {.f = f};
+  reg(f, "[\"eu\"]", a.id, a.token);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, idle_poll_thread, &a), 0);
+  usleep(300 * 1000); /* checked in (a write), then waiting */
+  /* what the daemon commits anyway over 20 x 20 ms (its own ticks), then
+   * the same time with 20 wake-ups */
+  uint64_t c0 = cr__sql_sqlite_commits();
+  for (int i = 0; i < 20; i++)
+    usleep(20 * 1000);
+  uint64_t c1 = cr__sql_sqlite_commits();
+  for (int i = 0; i < 20; i++) {
+    cr_claim_signal(); /* wakes the poll: nothing is claimable */
+    usleep(20 * 1000);
+  }
+  uint64_t c2 = cr__sql_sqlite_commits();
+  pthread_join(t, NULL);
+  assert_int_equal(a.status, 200);
+  assert_int_equal(json_array_size(json_object_get(a.out, "claims")), 0);
+  json_decref(a.out);
+  /* Each poll attempt committing would add 20; the daemon's own runner,
+   * woken by the same signals, tries a claim on some of them (5 here). */
+  if (c2 - c1 >= c1 - c0 + 10)
+    fail_msg("%llu write transactions for 20 idle wake-ups, %llu without",
+             (unsigned long long)(c2 - c1), (unsigned long long)(c1 - c0));
+}
+
 /* ---- Group commit -------------------------------------------------------
  * Reports of many executions arrive at once and are committed in groups
  * (api_batch.c), each request in a savepoint of its own: a retried report
@@ -544,6 +587,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_register_and_auth, setup, teardown),
       cmocka_unit_test_setup_teardown(test_route_poll_report, setup, teardown),
       cmocka_unit_test_setup_teardown(test_claim_checks_in, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_idle_wakeups_write_nothing, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_claim_retry_replays, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_reports_in_group_commits, setup_many,

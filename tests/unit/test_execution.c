@@ -7,6 +7,7 @@
 
 #include "exec/execution.h"
 #include "store/store.h"
+#include "store/store_runners.h"
 #include "store/store_sql.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -551,6 +552,44 @@ static void test_one_per_work(void **state) {
   assert_state(f->s, b, "pending", 1, 1);
 }
 
+static int claimable(cr_store *s, const char *prov) {
+  const char *provs[] = {prov};
+  int any = -1;
+  assert_int_equal(cr_store_exec_claimable(s, provs, 1, NULL, NULL, &any), 0);
+  return any;
+}
+
+/* The read-only probe answers what a claim would: nothing before an
+ * execution exists, for another provider, or while the work's other
+ * execution holds a lease; something once it can be won again. */
+static void test_claimable(void **state) {
+  struct fixture *f = *state;
+  put_work(f->s, "w1", "p");
+  assert_int_equal(claimable(f->s, "p"), 0);
+  int64_t a = new_exec(f->s, "w1");
+  new_exec(f->s, "w1");
+  assert_int_equal(claimable(f->s, "p"), 1);
+  assert_int_equal(claimable(f->s, "other"), 0);
+  assert_int_equal(claim(f->s, "r1", "p", 5, NULL), 1);
+  assert_int_equal(claimable(f->s, "p"), 0);
+  assert_int_equal(claim(f->s, "r2", "p", 5, NULL), 0);
+  assert_int_equal(
+      cr_store_exec_transition(f->s, a, 1, "executing", NULL, NULL, NULL), 0);
+  assert_int_equal(claimable(f->s, "p"), 0);
+  assert_int_equal(cr_store_exec_transition(f->s, a, 1, "failed", NULL,
+                                            "transient", "timeout"),
+                   0);
+  assert_int_equal(claimable(f->s, "p"), 1);
+  assert_int_equal(claim(f->s, "r2", "p", 5, NULL), 1);
+  assert_int_equal(claimable(f->s, "p"), 0);
+  int any = -1;
+  const char *provs[] = {"p"};
+  assert_int_equal(cr_store_exec_claimable(f->s, provs, 0, NULL, NULL, &any),
+                   CR_EINVAL);
+  assert_int_equal(cr_store_exec_claimable(f->s, NULL, 1, NULL, NULL, &any),
+                   CR_EINVAL);
+}
+
 static void test_provider_filter_and_slots(void **state) {
   struct fixture *f = *state;
   const char *works[][2] = {{"a1", "alpha"},     {"b1", "beta"},
@@ -818,6 +857,7 @@ int main(int argc, char **argv) {
       T(test_fencing),
       T(test_expire_pending_and_rollback),
       T(test_one_per_work),
+      T(test_claimable),
       T(test_provider_filter_and_slots),
       T(test_list),
       T(test_two_claimers_race),
