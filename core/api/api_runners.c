@@ -320,6 +320,14 @@ static int poll_run(struct cr__api_batch_item *it, cr_store *s) {
   return poll_try(POLL_OF(it), s);
 }
 
+/* Puts p among the polls waiting for a signal or their deadline (under
+ * claim_mu). */
+static void wait_locked(struct cr__claim_poll *p) {
+  p->waiting = 1;
+  p->next = p->api->claim_waiting;
+  p->api->claim_waiting = p;
+}
+
 /* After the attempt's commit: the answer goes out, or the poll waits (its
  * connection stays suspended) for a signal or its deadline. A signal that
  * came since the attempt was queued may be for it: it tries again. */
@@ -335,9 +343,7 @@ static void poll_done(struct cr__api_batch_item *it, int lost) {
   if (p->buf == NULL && a->claim_quit)
     poll_answer(p, NULL, NULL);
   if (p->buf == NULL && atomic_load(&a->claim_gen) == p->gen) {
-    p->waiting = 1;
-    p->next = a->claim_waiting;
-    a->claim_waiting = p;
+    wait_locked(p);
   } else {
     MHD_resume_connection(p->conn);
   }
@@ -367,9 +373,7 @@ static int poll_wait_unless_worth(struct cr__claim_poll *p) {
   /* a signal since gen was read may be for this poll: it attempts */
   int waits = !a->claim_quit && atomic_load(&a->claim_gen) == gen;
   if (waits) {
-    p->waiting = 1;
-    p->next = a->claim_waiting;
-    a->claim_waiting = p;
+    wait_locked(p);
     MHD_suspend_connection(p->conn);
   }
   uv_mutex_unlock(&a->claim_mu);
@@ -393,9 +397,7 @@ static ssize_t poll_read(void *cls, uint64_t pos, char *out, size_t max) {
   if (p->buf == NULL) {
     uv_mutex_lock(&a->claim_mu);
     if (!a->claim_quit) {
-      p->waiting = 1;
-      p->next = a->claim_waiting;
-      a->claim_waiting = p;
+      wait_locked(p);
       MHD_suspend_connection(p->conn);
       uv_mutex_unlock(&a->claim_mu);
       return 0;

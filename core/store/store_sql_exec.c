@@ -138,6 +138,17 @@ static int providers_json(const char *const *p, size_t n, char **out) {
   return *out != NULL ? 0 : b.err == CR_EINVAL ? CR_EINVAL : CR_ENOMEM;
 }
 
+/* providers_json, its errors recorded on q. */
+static int claim_providers(struct sq_store *q, const char *const *p, size_t n,
+                           char **out) {
+  int rc = providers_json(p, n, out);
+  if (rc == CR_ENOMEM)
+    return cr__sq_nomem(q);
+  if (rc != 0)
+    cr__store_set_error(&q->base, "a provider name is not UTF-8");
+  return rc;
+}
+
 /* The oldest claimable execution (not_before reached) into *id; CR_ENOENT when
  * none. probe: without locking it (PostgreSQL). */
 static int claim_candidate(struct sq_store *q, const char *provs,
@@ -334,12 +345,8 @@ int cr__sq_exec_claim(cr_store *s, const char *runner_id,
   struct sq_store *q = sqs(s);
   char *provs = NULL;
   int rc = cr__sq_doomed(q);
-  if (rc == 0 && (rc = providers_json(providers, nproviders, &provs)) != 0) {
-    if (rc == CR_ENOMEM)
-      return cr__sq_nomem(q);
-    cr__store_set_error(&q->base, "a provider name is not UTF-8");
+  if (rc == 0 && (rc = claim_providers(q, providers, nproviders, &provs)) != 0)
     return rc;
-  }
   if (rc == 0)
     rc = cr__sq_op_begin(q);
   if (rc != 0) {
@@ -371,13 +378,9 @@ int cr__sq_exec_claimable(cr_store *s, const char *const *providers,
                           const char *exclude_json, int64_t now, int *any) {
   struct sq_store *q = sqs(s);
   char *provs = NULL;
-  int rc = providers_json(providers, nproviders, &provs);
-  if (rc != 0) {
-    if (rc == CR_ENOMEM)
-      return cr__sq_nomem(q);
-    cr__store_set_error(&q->base, "a provider name is not UTF-8");
+  int rc = claim_providers(q, providers, nproviders, &provs);
+  if (rc != 0)
     return rc;
-  }
   const char *const route[2] = {labels_json, exclude_json};
   int64_t id = 0;
   rc = claim_candidate(q, provs, route, now, 1, &id);

@@ -161,10 +161,8 @@ static int setup(struct pg *c) {
   return rc;
 }
 
-/* A connection found dropped outside a transaction is made again. */
-static int ensure(struct pg *c) {
-  if (!lost(c))
-    return 0;
+/* Makes the connection again: prepared statements are gone (gen). */
+static int reconnect(struct pg *c) {
   PQreset(c->conn);
   c->gen++;
   if (lost(c)) {
@@ -175,6 +173,9 @@ static int ensure(struct pg *c) {
   atomic_fetch_add(&n_reconnects, 1);
   return setup(c);
 }
+
+/* A connection found dropped outside a transaction is made again. */
+static int ensure(struct pg *c) { return lost(c) ? reconnect(c) : 0; }
 
 void cr__sql_pg_counters(struct cr_store_conn_counters *out) {
   out->reconnects = atomic_load(&n_reconnects);
@@ -533,9 +534,10 @@ static int defer(struct pg *c, struct pg_stmt *s, int idle, int *rc) {
   default:
     return 0;
   }
-  if (*rc == 0)
+  if (*rc == 0) {
     s->deferred = 1;
-  atomic_fetch_add_explicit(&n_deferred, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&n_deferred, 1, memory_order_relaxed);
+  }
   return 1;
 }
 
@@ -580,8 +582,12 @@ static PGresult *send_piped(struct pg *c, struct pg_stmt *s) {
     sent = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
     PQclear(sync);
   }
-  if (PQexitPipelineMode(k) != 1 && !lost(c))
-    PQreset(k); /* out of step with the server: start again */
+  if (PQexitPipelineMode(k) != 1 && !lost(c)) {
+    /* out of step with the server: start again (the transaction is
+     * gone, and so are the prepared statements) */
+    (void)reconnect(c);
+    sent = 0;
+  }
   if (!sent || lost(c)) {
     PQclear(mine);
     if (bad == NULL && !lost(c))
