@@ -10,6 +10,9 @@
  *       through one instance while the runners long-poll another (the
  *       wake-up crosses instances through LISTEN/NOTIFY), next to the same
  *       on one SQLite instance.
+ *   (4) The ceiling: PostgreSQL alone, no connrun process running, doing
+ *       the executions' writes from 3 connections (pg_ceiling.h), with a
+ *       commit per state change, then with 50 executions per commit.
  * PostgreSQL is a private server (tests/util/pgserver.h) with fsync on, as
  * SQLite syncs too. Everything on 127.0.0.1; every wait is bounded.
  *
@@ -32,6 +35,7 @@
 
 #include "bench_util.h"
 #include "events/events.h"
+#include "pg_ceiling.h"
 #include "pgserver.h"
 #include "store/store.h"
 #include "store/store_sql.h"
@@ -400,6 +404,28 @@ static double delivery(struct setup *s, int rx_port) {
 /* ---- Main ---------------------------------------------------------------- */
 
 static void row_vs(const char *figure, double v, const char *unit,
+                   const char *target, double ref, const char *what);
+
+/* PostgreSQL alone (pg_ceiling.h), 3 connections as 3 instances: a commit
+ * per state change of each execution, then 50 executions per commit; next
+ * to the executions of the single SQLite instance. */
+static void ceilings(const char *url, double sqlite) {
+  char err[256] = "";
+  double one = cr_bench_pg_ceiling(url, MAX_INST, 400, 1, err, sizeof err);
+  double many =
+      one > 0 ? cr_bench_pg_ceiling(url, MAX_INST, 40, 50, err, sizeof err)
+              : -1;
+  if (one <= 0 || many <= 0) {
+    printf("bench_scaleout: PostgreSQL ceiling: %s\n", err);
+    return;
+  }
+  row_vs("PG alone, no connrun: a commit per state change", one, "/s",
+         "ceiling", sqlite, "SQLite");
+  row_vs("PG alone, no connrun: 50 executions per commit", many, "/s",
+         "ceiling", sqlite, "SQLite");
+}
+
+static void row_vs(const char *figure, double v, const char *unit,
                    const char *target, double ref, const char *what) {
   char note[128];
   snprintf(note, sizeof note, "%s %.1f%s (x%.2f)", what, ref, unit,
@@ -419,9 +445,9 @@ int main(void) {
     fprintf(stderr, "bench_scaleout: PostgreSQL: %s\n", g_pg.error);
     return 1;
   }
-  char urls[4][400], lite[4200];
-  const char *dbs[4] = {"exec1", "exec3", "deliver1", "deliver3"};
-  for (int i = 0; i < 4; i++)
+  char urls[5][400], lite[4200];
+  const char *dbs[5] = {"exec1", "exec3", "deliver1", "deliver3", "ceiling"};
+  for (int i = 0; i < 5; i++)
     if (cr_pgserver_createdb(&g_pg, dbs[i], urls[i], sizeof urls[i]) != 0) {
       fprintf(stderr, "bench_scaleout: %s\n", g_pg.error);
       return 1;
@@ -481,6 +507,7 @@ int main(void) {
            ">= SQLite", dl_l, "SQLite");
     MHD_stop_daemon(rx);
   }
+  ceilings(urls[4], ex_l); /* last: its writes disturb no other figure */
   cr_pgserver_stop(&g_pg);
   curl_global_cleanup();
   char cmd[4200];
