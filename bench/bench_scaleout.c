@@ -10,9 +10,10 @@
  *       through one instance while the runners long-poll another (the
  *       wake-up crosses instances through LISTEN/NOTIFY), next to the same
  *       on one SQLite instance.
- *   (4) The ceiling: PostgreSQL alone, no connrun process running, doing
+ *   (4) The ceilings: PostgreSQL alone, no connrun process running, doing
  *       the executions' writes from 3 connections (pg_ceiling.h), with a
- *       commit per state change, then with 50 executions per commit.
+ *       commit per state change, then with 50 executions per commit; and
+ *       the deliveries' outbox writes, 100 events at a time.
  * PostgreSQL is a private server (tests/util/pgserver.h) with fsync on, as
  * SQLite syncs too. Everything on 127.0.0.1; every wait is bounded.
  *
@@ -406,23 +407,31 @@ static double delivery(struct setup *s, int rx_port) {
 static void row_vs(const char *figure, double v, const char *unit,
                    const char *target, double ref, const char *what);
 
-/* PostgreSQL alone (pg_ceiling.h), 3 connections as 3 instances: a commit
- * per state change of each execution, then 50 executions per commit; next
- * to the executions of the single SQLite instance. */
-static void ceilings(const char *url, double sqlite) {
+/* PostgreSQL alone (pg_ceiling.h), 3 connections as 3 instances: the
+ * executions' writes with a commit per state change of each execution, then
+ * 50 executions per commit; the deliveries' writes 100 events at a time.
+ * Next to the single SQLite instance's rates (ex, dl) of the same run. */
+static void ceilings(const char *url, double ex, double dl) {
   char err[256] = "";
-  double one = cr_bench_pg_ceiling(url, MAX_INST, 400, 1, err, sizeof err);
-  double many =
-      one > 0 ? cr_bench_pg_ceiling(url, MAX_INST, 40, 50, err, sizeof err)
-              : -1;
-  if (one <= 0 || many <= 0) {
+  double one = cr_bench_pg_ceiling(url, CR_BENCH_PG_EXECUTIONS, MAX_INST, 400,
+                                   1, err, sizeof err);
+  double many = one > 0 ? cr_bench_pg_ceiling(url, CR_BENCH_PG_EXECUTIONS,
+                                              MAX_INST, 40, 50, err, sizeof err)
+                        : -1;
+  double del = many > 0
+                   ? cr_bench_pg_ceiling(url, CR_BENCH_PG_DELIVERIES, MAX_INST,
+                                         120, 100, err, sizeof err)
+                   : -1;
+  if (del <= 0) {
     printf("bench_scaleout: PostgreSQL ceiling: %s\n", err);
     return;
   }
   row_vs("PG alone, no connrun: a commit per state change", one, "/s",
-         "ceiling", sqlite, "SQLite");
+         "ceiling", ex, "SQLite");
   row_vs("PG alone, no connrun: 50 executions per commit", many, "/s",
-         "ceiling", sqlite, "SQLite");
+         "ceiling", ex, "SQLite");
+  row_vs("PG alone, no connrun: deliveries' writes, 100 a time", del, "/s",
+         "ceiling", dl, "SQLite");
 }
 
 static void row_vs(const char *figure, double v, const char *unit,
@@ -482,6 +491,7 @@ int main(void) {
   row_vs("claim latency p99, 3 PG instances, across", lat_3[1], "ms", "< 50 ms",
          lat_l[1], "SQLite");
 
+  double dl_l = 0;
   struct MHD_Daemon *rx = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY,
       (uint16_t)(g_port + 50), NULL, NULL, on_request, NULL,
@@ -494,7 +504,7 @@ int main(void) {
     g_port += 51;
     snprintf(lite, sizeof lite, "%s/data-deliver-sqlite.yaml", g_dir);
     struct setup d = {.tag = "sqlite", .where = lite, .n = 1};
-    double dl_l = delivery(&d, rx_port);
+    dl_l = delivery(&d, rx_port);
     struct setup e = {.tag = "pg1", .where = urls[2], .n = 1};
     double dl_1 = delivery(&e, rx_port);
     struct setup f = {.tag = "pg3", .where = urls[3], .n = 3};
@@ -507,7 +517,8 @@ int main(void) {
            ">= SQLite", dl_l, "SQLite");
     MHD_stop_daemon(rx);
   }
-  ceilings(urls[4], ex_l); /* last: its writes disturb no other figure */
+  /* last: their writes disturb no other figure */
+  ceilings(urls[4], ex_l, dl_l);
   cr_pgserver_stop(&g_pg);
   curl_global_cleanup();
   char cmd[4200];

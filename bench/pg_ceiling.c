@@ -1,13 +1,16 @@
-/* pg_ceiling.c: the PostgreSQL ceiling of bench_scaleout (pg_ceiling.h).
+/* pg_ceiling.c: the PostgreSQL ceilings of bench_scaleout (pg_ceiling.h).
  * The tables copy the shapes and indexes of the store's executions,
- * execution_transitions and events (store_sql_pg.c); each state change is
- * one statement (data-modifying CTEs), so a round trip and a commit are all
- * it costs beyond its rows. Events take their per-subject seq from the
- * state (1 to 4): a real store reads it, so the ceiling is generous. */
+ * execution_transitions, events, outbox and delivery_attempts
+ * (store_sql_pg.c), without their foreign keys and triggers. Each state
+ * change is one statement (data-modifying CTEs), so a round trip and a
+ * commit are all it costs beyond its rows; events take their per-subject
+ * seq from the state (1 to 4) where the store reads it. Deliveries use the
+ * store's own statements on an analyzed outbox. The ceilings are generous. */
 #include "pg_ceiling.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +36,27 @@ static const char SCHEMA[] =
     "  subject_type TEXT NOT NULL, subject_id TEXT NOT NULL,"
     "  verb TEXT NOT NULL, actor TEXT, seq BIGINT NOT NULL,"
     "  data_json TEXT, UNIQUE (subject_type, subject_id, seq));"
-    "CREATE INDEX c_events_by_at ON c_events(at);";
+    "CREATE INDEX c_events_by_at ON c_events(at);"
+    "DROP TABLE IF EXISTS c_outbox, c_attempts;"
+    "CREATE TABLE c_outbox (subscription_id TEXT NOT NULL,"
+    "  event_id BIGINT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',"
+    "  attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at BIGINT,"
+    "  last_status BIGINT, last_error TEXT, first_attempt_at BIGINT,"
+    "  PRIMARY KEY (subscription_id, event_id));"
+    "CREATE INDEX c_outbox_undelivered"
+    "  ON c_outbox(subscription_id, event_id, next_attempt_at)"
+    "  WHERE status IN ('pending','failed');"
+    "CREATE INDEX c_outbox_by_event_id ON c_outbox(event_id);"
+    "CREATE TABLE c_attempts (id BIGSERIAL PRIMARY KEY,"
+    "  subscription_id TEXT NOT NULL, event_id BIGINT NOT NULL,"
+    "  at BIGINT NOT NULL, http_status BIGINT, latency_ms BIGINT,"
+    "  error TEXT, last_event_id BIGINT, event_count BIGINT,"
+    "  batch_status TEXT);"
+    "CREATE INDEX c_attempts_by_sub_at ON c_attempts(subscription_id, at);"
+    /* a history the planner knows, as a store that has run a while */
+    "INSERT INTO c_outbox (subscription_id, event_id, status, attempts)"
+    "  SELECT 'old', g, 'delivered', 1 FROM generate_series(1, 30000) g;"
+    "ANALYZE c_outbox;";
 
 /* $1 how many, $2 the time: new executions, their ids returned. */
 static const char CREATE[] =
@@ -60,9 +83,33 @@ static const char MOVE[] =
     "  data_json) SELECT $2::bigint, 'execution', id::text, $4, 'runner r1',"
     "  $5::bigint, '{\"runner\":\"r1\"}' FROM e";
 
+/* The store's outbox statements (store_sql_pg.c), on the c_ tables. $1 the
+ * subscription, $2 the first event id, $3 how many, $4 the time. */
+static const char ENQUEUE[] =
+    "INSERT INTO c_outbox (subscription_id, event_id, status, attempts,"
+    "  next_attempt_at) SELECT $1, x, 'pending', 0, $4::bigint FROM"
+    "  generate_series($2::bigint, $2::bigint + $3::int - 1) x"
+    "  ON CONFLICT DO NOTHING";
+#define RECORDSET                                                              \
+  "jsonb_to_recordset($1::jsonb) AS x(s text, e bigint, st text, nx bigint, "  \
+  "hs bigint, lt bigint, er text)"
+static const char SET_MANY[] =
+    "UPDATE c_outbox o SET status = x.st, attempts = o.attempts + 1,"
+    "  next_attempt_at = CASE WHEN x.st IN ('pending','failed') THEN x.nx"
+    "  ELSE NULL END, last_status = x.hs, last_error = x.er,"
+    "  first_attempt_at = COALESCE(o.first_attempt_at, $2::bigint) "
+    "FROM " RECORDSET " WHERE o.subscription_id = x.s AND o.event_id = x.e";
+static const char ATTEMPTS[] =
+    "INSERT INTO c_attempts (subscription_id, event_id, at, http_status,"
+    "  latency_ms, error) SELECT x.s, x.e, $2::bigint, x.hs, x.lt, x.er "
+    "FROM " RECORDSET " WHERE EXISTS (SELECT 1 FROM c_outbox o WHERE"
+    "  o.subscription_id = x.s AND o.event_id = x.e)";
+
 struct worker {
   const char *url;
-  int rounds, batch, failed;
+  enum cr_bench_pg_load load;
+  int index, rounds, batch, failed;
+  int64_t next_event;
   char err[256];
   pthread_t thread;
 };
@@ -153,22 +200,93 @@ static int round_once(struct worker *w, PGconn *k) {
   return 0;
 }
 
+/* Runs sql (no parameters, no rows) on k. */
+static int simple(struct worker *w, PGconn *k, const char *sql) {
+  PGresult *r = PQexec(k, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    return fail(w, k, r, sql);
+  PQclear(r);
+  return 0;
+}
+
+/* The delivered attempts of events first .. first + n - 1 of sub, in the
+ * store's JSON shape. */
+static char *attempts_json(const char *sub, int64_t first, int n) {
+  size_t cap = (size_t)n * 96 + 4, o = 0;
+  char *s = malloc(cap);
+  if (s == NULL)
+    return NULL;
+  s[o++] = '[';
+  for (int i = 0; i < n; i++)
+    o += (size_t)snprintf(s + o, cap - o,
+                          "%s{\"s\":\"%s\",\"e\":%lld,\"st\":\"delivered\","
+                          "\"hs\":204,\"lt\":1}",
+                          i ? "," : "", sub, (long long)(first + i));
+  snprintf(s + o, cap - o, "]");
+  return s;
+}
+
+/* One round of deliveries: batch events enqueued, then recorded. */
+static int deliver_once(struct worker *w, PGconn *k) {
+  char sub[16], first[24], n[16], at[24];
+  snprintf(sub, sizeof sub, "s%d", w->index);
+  snprintf(first, sizeof first, "%lld", (long long)w->next_event);
+  snprintf(n, sizeof n, "%d", w->batch);
+  snprintf(at, sizeof at, "%lld", (long long)now_ms());
+  const char *ep[4] = {sub, first, n, at};
+  PGresult *r = PQexecPrepared(k, "enqueue", 4, ep, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK || atoi(PQcmdTuples(r)) != w->batch)
+    return fail(w, k, r, "enqueue");
+  PQclear(r);
+  char *json = attempts_json(sub, w->next_event, w->batch);
+  w->next_event += w->batch;
+  if (json == NULL)
+    return fail(w, k, NULL, "out of memory");
+  const char *rp[2] = {json, at};
+  int rc = simple(w, k, "BEGIN");
+  for (int i = 0; rc == 0 && i < 2; i++) {
+    r = PQexecPrepared(k, i == 0 ? "set_many" : "attempts", 2, rp, NULL, NULL,
+                       0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK ||
+        atoi(PQcmdTuples(r)) != w->batch)
+      rc = fail(w, k, r, i == 0 ? "set_many" : "attempts");
+    else
+      PQclear(r);
+  }
+  free(json);
+  return rc == 0 ? simple(w, k, "COMMIT") : rc;
+}
+
+/* Prepares the statements of w's load on k. */
+static int prepare(struct worker *w, PGconn *k) {
+  static const char *const names[2][3] = {{"create", "move", NULL},
+                                          {"enqueue", "set_many", "attempts"}};
+  static const char *const texts[2][3] = {{CREATE, MOVE, NULL},
+                                          {ENQUEUE, SET_MANY, ATTEMPTS}};
+  int d = w->load == CR_BENCH_PG_DELIVERIES;
+  for (int i = 0; i < 3 && names[d][i] != NULL; i++) {
+    PGresult *r = PQprepare(k, names[d][i], texts[d][i], 0, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      return fail(w, k, r, names[d][i]);
+    PQclear(r);
+  }
+  return 0;
+}
+
 static void *work(void *arg) {
   struct worker *w = arg;
   PGconn *k = PQconnectdb(w->url);
-  PGresult *a = NULL, *b = NULL;
   if (PQstatus(k) != CONNECTION_OK)
     fail(w, k, NULL, "connect");
-  else if (PQresultStatus(a = PQprepare(k, "create", CREATE, 0, NULL)) !=
-               PGRES_COMMAND_OK ||
-           PQresultStatus(b = PQprepare(k, "move", MOVE, 0, NULL)) !=
-               PGRES_COMMAND_OK)
-    fail(w, k, NULL, "prepare");
-  PQclear(a);
-  PQclear(b);
+  else
+    prepare(w, k);
   start_line();
-  for (int i = 0; !w->failed && i < w->rounds; i++)
-    round_once(w, k);
+  for (int i = 0; !w->failed && i < w->rounds; i++) {
+    if (w->load == CR_BENCH_PG_DELIVERIES)
+      deliver_once(w, k);
+    else
+      round_once(w, k);
+  }
   PQfinish(k);
   return NULL;
 }
@@ -185,8 +303,9 @@ static int schema(const char *url, char *err, size_t errlen) {
   return ok ? 0 : -1;
 }
 
-double cr_bench_pg_ceiling(const char *url, int conns, int rounds, int batch,
-                           char *err, size_t errlen) {
+double cr_bench_pg_ceiling(const char *url, enum cr_bench_pg_load load,
+                           int conns, int rounds, int batch, char *err,
+                           size_t errlen) {
   struct worker w[16];
   if (conns < 1 || conns > 16 || rounds < 1 || batch < 1) {
     snprintf(err, errlen, "bad arguments");
@@ -197,7 +316,12 @@ double cr_bench_pg_ceiling(const char *url, int conns, int rounds, int batch,
   g_ready = g_go = 0;
   int started = 0, failed = 0;
   for (; started < conns; started++) {
-    w[started] = (struct worker){.url = url, .rounds = rounds, .batch = batch};
+    w[started] = (struct worker){.url = url,
+                                 .load = load,
+                                 .index = started,
+                                 .rounds = rounds,
+                                 .batch = batch,
+                                 .next_event = 1000000};
     if (pthread_create(&w[started].thread, NULL, work, &w[started]) != 0)
       break;
   }
