@@ -316,6 +316,16 @@ static double executions(struct setup *s, double lat[2]) {
     for (int i = 0; i < N_RUNNERS; i++)
       s->run[i] = runner(i, s->port[0], s->tag);
     usleep(2000 * 1000);
+    if (getenv("BENCH_VERBOSE") != NULL && s->where[0] == 'p')
+      printf("%s: executions_created: %lld scans, %lld entries read, %lld "
+             "rows fetched\n",
+             s->tag,
+             qint(s->where, "SELECT idx_scan FROM pg_stat_user_indexes WHERE "
+                            "indexrelname = 'executions_created'"),
+             qint(s->where, "SELECT idx_tup_read FROM pg_stat_user_indexes "
+                            "WHERE indexrelname = 'executions_created'"),
+             qint(s->where, "SELECT idx_tup_fetch FROM pg_stat_user_indexes "
+                            "WHERE indexrelname = 'executions_created'"));
     if (getenv("BENCH_VERBOSE") != NULL)
       printf("%s: %lld executions, %lld not completed, before the latency "
              "phase\n",

@@ -128,9 +128,11 @@ static int first_run(const struct cr_config_work *w, const cr_schedule *s,
  * fenced first, each write in a savepoint of its own (a failing work undoes
  * only its own). With thousands of due works a transaction each was most
  * of the writer's time, and runners claiming the new executions waited for
- * it. A store shared by several instances (cr_store_shared) gets one write
- * per transaction: there every instance's writes queue for one lock, and
- * groups held it long enough to halve the executions of 3 instances. */
+ * it. The transactions write no event and the duty's row, which the fence
+ * locks, serializes them: cr_store_begin_rows, so on a shared store
+ * (PostgreSQL) a group does not hold the lock every writer takes. (Under
+ * that lock, groups once halved the executions of 3 instances, and a
+ * shared store wrote one work per transaction.) */
 #define SCHED_GROUP 64
 
 struct pending {
@@ -154,7 +156,7 @@ static int group_flush(struct group *g) {
     return 0;
   size_t n = g->n, created = 0;
   g->n = 0;
-  int rc = cr_store_begin(g->s), first = 0;
+  int rc = cr_store_begin_rows(g->s), first = 0;
   if (rc != 0)
     return rc;
   if (g->sc->fence != NULL && !g->sc->fence(g->sc->fence_ud)) {
@@ -228,10 +230,7 @@ int cr_scheduler_pass(cr_scheduler *sc, cr_store *s, const cr_config *cfg,
   if (now <= 0)
     now = cr__now_ms();
   size_t n_created = 0;
-  struct group g = {.sc = sc,
-                    .s = s,
-                    .max = cr_store_shared(s) ? 1 : SCHED_GROUP,
-                    .total = &n_created};
+  struct group g = {.sc = sc, .s = s, .max = SCHED_GROUP, .total = &n_created};
   int64_t wake = 0;
   struct cr_work_rec *recs = NULL;
   size_t n = 0;

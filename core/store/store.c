@@ -224,6 +224,16 @@ static void txn_end(cr_store *s, int committed) {
   }
 }
 
+int cr_store_begin_rows(cr_store *s) {
+  if (!ready(s))
+    return CR_EINVAL;
+  int rc =
+      s->ops->begin_rows != NULL ? s->ops->begin_rows(s) : s->ops->begin(s);
+  if (rc == 0)
+    s->txn_depth++;
+  return rc;
+}
+
 int cr_store_commit(cr_store *s) {
   if (!ready(s))
     return CR_EINVAL;

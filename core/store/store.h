@@ -310,6 +310,16 @@ int cr_store_begin(cr_store *s);
 int cr_store_commit(cr_store *s);
 int cr_store_rollback(cr_store *s);
 
+/* cr_store_begin for a transaction that writes no event and whose writes
+ * the rows they change serialize: each of those rows has one writer at a
+ * time (the scheduler's creations: its duty's row, which the fence locks).
+ * It need not queue with every other writer: on PostgreSQL it does not
+ * take the store's write lock, which events need (their ids commit in
+ * order); on SQLite it is cr_store_begin. Appending an event in it fails
+ * with CR_ESTATE. Inside an open transaction it is a level of that one, as
+ * cr_store_begin is. Ends with cr_store_commit, _rollback or _end. */
+int cr_store_begin_rows(cr_store *s);
+
 /* A read snapshot: the reads until cr_store_read_end see one state of the
  * store and share one read transaction (a view that reads three times pays
  * for the locks once). A write inside ends the snapshot first; inside a

@@ -29,6 +29,8 @@ struct cr_store_ops {
   int (*schema_version)(cr_store *s, int *out);
 
   int (*begin)(cr_store *s);
+  /* cr_store_begin_rows (store.h); NULL: the same as begin. */
+  int (*begin_rows)(cr_store *s);
   int (*commit)(cr_store *s);
   int (*rollback)(cr_store *s);
   /* cr_store_savepoint / cr_store_savepoint_end (store.h). */

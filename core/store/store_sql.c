@@ -133,7 +133,7 @@ static int run(struct sq_store *q, enum stmt_id id, int quiet) {
   char saved[CR_STORE_ERRLEN];
   if (quiet)
     memcpy(saved, q->base.last_error, sizeof saved);
-  if (id == ST_BEGIN && q->wl != NULL && !q->wl_held)
+  if ((id == ST_BEGIN || id == ST_BEGIN_ROWS) && q->wl != NULL && !q->wl_held)
     q->wl_held = cr__wlock_take(q->wl, CR_STORE_BUSY_TIMEOUT_MS);
   int rc = cr__sq_prep(q, id, &st);
   if (rc == 0)
@@ -387,19 +387,25 @@ int cr__sq_op_end(struct sq_store *q, int rc) {
   return rc;
 }
 
-static int sq_begin(cr_store *s) {
+/* begin: ST_BEGIN, or ST_BEGIN_ROWS (inside a transaction: a level of it). */
+static int begin_as(cr_store *s, enum stmt_id begin) {
   struct sq_store *q = sqs(s);
   if (q->depth == 0)
     end_read(q);
   if (q->depth == 0) {
-    int rc = run(q, ST_BEGIN, 0);
+    int rc = run(q, begin, 0);
     if (rc != 0)
       return rc;
     q->doomed = 0;
+    q->rows_only = begin == ST_BEGIN_ROWS;
   }
   q->depth++;
   return 0;
 }
+
+static int sq_begin(cr_store *s) { return begin_as(s, ST_BEGIN); }
+
+static int sq_begin_rows(cr_store *s) { return begin_as(s, ST_BEGIN_ROWS); }
 
 static int no_transaction(struct sq_store *q) {
   cr__store_set_error(&q->base, "no transaction is open");
@@ -412,6 +418,7 @@ static int commit(struct sq_store *q) {
   if (--q->depth > 0)
     return 0;
   q->base.sp_open = 0;
+  q->rows_only = 0;
   if (q->doomed) {
     q->doomed = 0;
     if (!!cr__sql_in_txn(q->db))
@@ -441,7 +448,7 @@ static int rollback(struct sq_store *q) {
     rc = run(q, ST_ROLLBACK, 0);
   q->doomed = q->depth > 0;
   if (q->depth == 0)
-    q->base.sp_open = 0;
+    q->base.sp_open = q->rows_only = 0;
   return rc;
 }
 
@@ -793,6 +800,11 @@ static int sq_event_append(cr_store *s, const struct cr_event_rec *in,
                            int64_t at, int64_t *id_out) {
   struct sq_store *q = sqs(s);
   cr_sql_stmt *st = NULL;
+  if (q->rows_only) { /* event ids commit in the order of the write lock */
+    cr__store_set_error(s, "an event needs a cr_store_begin transaction, "
+                           "not cr_store_begin_rows");
+    return CR_ESTATE;
+  }
   int rc = cr__sq_doomed(q);
   if (rc == 0)
     rc = cr__sq_prep(q, ST_EVENT_APPEND, &st);
@@ -1082,6 +1094,7 @@ const struct cr_store_ops cr__sq_ops = {
     .close = cr__sq_close,
     .schema_version = cr__sq_schema_version,
     .begin = sq_begin,
+    .begin_rows = sq_begin_rows,
     .commit = sq_commit,
     .rollback = sq_rollback,
     .savepoint = sq_savepoint,

@@ -106,6 +106,7 @@
 
 #define STATEMENTS(X) \
   X(BEGIN, "BEGIN IMMEDIATE") \
+  X(BEGIN_ROWS, "BEGIN IMMEDIATE") \
   X(BEGIN_READ, "BEGIN DEFERRED") \
   X(COMMIT, "COMMIT") \
   X(NOTIFY, "SELECT ?1") /* PostgreSQL only: see store_sql_pg.c */ \
@@ -595,6 +596,7 @@ struct sq_store {
   int doomed;    /* an inner rollback or a lost transaction: refuse writes */
   cr__wlock *wl; /* the file's in-process writer lock (NULL: none) */
   int wl_held;   /* taken for the write transaction open now */
+  int rows_only; /* the transaction began with cr_store_begin_rows */
 };
 
 /* The operations of both SQL stores (store_sql.c). */

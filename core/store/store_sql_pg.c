@@ -226,6 +226,9 @@ const char *const cr__sq_pg_migrations[] = {PG_MIGRATION_14, PG_MIGRATION_15,
 
 const char *const cr__sq_pg_sql[ST_COUNT] = {
   [ST_BEGIN] = "BEGIN; SELECT pg_advisory_xact_lock(" CR__SQ_PG_WRITE_LOCK ")",
+  /* cr_store_begin_rows: no write lock; the driver knows this text */
+  [ST_BEGIN_ROWS] = "BEGIN ISOLATION LEVEL READ COMMITTED",
+
   [ST_NOTIFY] = "SELECT pg_notify('connrun', ?1)",
   [ST_OUTBOX_INSERT_SET] =
       "INSERT INTO outbox (subscription_id, event_id, status, attempts, "

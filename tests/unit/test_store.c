@@ -3019,6 +3019,79 @@ static void test_pg_round_trips(void **state) {
   assert_int_equal(last, id2);
 }
 
+/* The holder of duty name, or "" (into buf). */
+static const char *duty_holder(cr_store *s, const char *name, char *buf,
+                               size_t len) {
+  struct cr_duty_rec *d = NULL;
+  size_t n = 0;
+  buf[0] = '\0';
+  assert_int_equal(cr_store_duty_list(s, &d, &n), 0);
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(d[i].name, name) == 0)
+      snprintf(buf, len, "%s", d[i].holder);
+  cr_duty_rec_free_list(d, n);
+  return buf;
+}
+
+/* cr_store_begin_rows: its writes commit, an event in it is refused (and
+ * only that call fails), inside a cr_store_begin it is a level of that
+ * transaction, and once it ends events are written again. */
+static void test_begin_rows(void **state) {
+  struct fixture *f = *state;
+  char who[64];
+  int held = 0;
+  int64_t id = 0, last = -1;
+  assert_int_equal(cr_store_begin_rows(f->s), 0);
+  assert_int_equal(
+      cr_store_duty_acquire(f->s, "scheduler", "i1", 5000, &held, NULL), 0);
+  assert_true(held);
+  assert_int_equal(
+      cr_event_emit(f->s, "work", "w", "synced", "test", NULL, &id), CR_ESTATE);
+  assert_non_null(strstr(cr_store_last_error(f->s), "cr_store_begin"));
+  assert_int_equal(cr_store_commit(f->s), 0);
+  assert_string_equal(duty_holder(f->s, "scheduler", who, sizeof who), "i1");
+  assert_int_equal(cr_store_event_last_id(f->s, &last), 0);
+  assert_int_equal(last, 0);
+
+  assert_int_equal(cr_store_begin(f->s), 0);
+  assert_int_equal(cr_store_begin_rows(f->s), 0);
+  assert_int_equal(
+      cr_event_emit(f->s, "work", "w", "synced", "test", NULL, &id), 0);
+  assert_int_equal(cr_store_commit(f->s), 0);
+  assert_int_equal(cr_store_commit(f->s), 0);
+
+  assert_int_equal(cr_store_begin_rows(f->s), 0);
+  assert_int_equal(cr_store_rollback(f->s), 0);
+  assert_int_equal(
+      cr_event_emit(f->s, "work", "w", "synced", "test", NULL, &id), 0);
+  assert_int_equal(cr_store_event_last_id(f->s, &last), 0);
+  assert_int_equal(last, id);
+  assert_true(id > 0);
+}
+
+/* PostgreSQL: a cr_store_begin_rows transaction writes and commits while
+ * another connection holds the store's write lock (taken by its event);
+ * a cr_store_begin one would wait for it. */
+static void test_pg_rows_without_write_lock(void **state) {
+  struct fixture *f = *state;
+  cr_store *other = NULL;
+  char err[256], who[64];
+  int held = 0;
+  int64_t id = 0;
+  assert_int_equal(cr_store_open(f->where, &other, err, sizeof err), 0);
+  assert_int_equal(cr_store_begin(other), 0);
+  assert_int_equal(
+      cr_event_emit(other, "work", "w", "synced", "test", NULL, &id), 0);
+  assert_int_equal(cr_store_begin_rows(f->s), 0);
+  assert_int_equal(
+      cr_store_duty_acquire(f->s, "scheduler", "i1", 5000, &held, NULL), 0);
+  assert_true(held);
+  assert_int_equal(cr_store_commit(f->s), 0);
+  assert_string_equal(duty_holder(f->s, "scheduler", who, sizeof who), "i1");
+  assert_int_equal(cr_store_commit(other), 0);
+  cr_store_close(other);
+}
+
 /* Markers of the SQLite-only tests. */
 static int setup_lite(void **state) { return setup(state); }
 static int setup_pg(void **state) { return setup(state); } /* --pg only */
@@ -3080,9 +3153,11 @@ int main(int argc, char **argv) {
       T(test_savepoint_restores_doomed),
       T(test_savepoint_misuse),
       T(test_cluster_duties),
+      T(test_begin_rows),
       P(test_migrate_from_sqlite),
       P(test_pg_connection_lost),
       P(test_pg_round_trips),
+      P(test_pg_rows_without_write_lock),
 #undef T
 #undef S
 #undef P

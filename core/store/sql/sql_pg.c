@@ -8,7 +8,8 @@
  *
  * A write run outside a transaction is wrapped in the store's write
  * transaction (begin_write, see store_sql_pg.c), so it is serialized with
- * every other writer.
+ * every other writer. A transaction begun with SQL_BEGIN_ROWS (the store's
+ * cr_store_begin_rows: READ COMMITTED) writes without that lock.
  *
  * Commands whose answer the store does not wait on travel with the next
  * statement in one pipeline (one round trip instead of one each): a
@@ -48,6 +49,7 @@
 /* The commands that wait for the next statement (the store's texts). */
 static const char SQL_BEGIN[] = "BEGIN";
 static const char SQL_BEGIN_READ[] = "BEGIN ISOLATION LEVEL REPEATABLE READ";
+static const char SQL_BEGIN_ROWS[] = "BEGIN ISOLATION LEVEL READ COMMITTED";
 static const char SQL_SAVEPOINT[] = "SAVEPOINT cr_op";
 static const char SQL_RELEASE[] = "RELEASE cr_op";
 static const char SQL_NOTIFY[] = "SELECT pg_notify('connrun', $1)";
@@ -57,6 +59,7 @@ enum ctl {
   CTL_NONE,
   CTL_BEGIN_WRITE, /* the store's begin_write: BEGIN; then the lock */
   CTL_BEGIN_READ,
+  CTL_BEGIN_ROWS, /* a write transaction under row locks alone */
   CTL_SAVEPOINT,
   CTL_RELEASE,
   CTL_NOTIFY, /* the store's NOTIFY: delivered at COMMIT, answers nothing */
@@ -78,6 +81,7 @@ struct pg {
   const char *begin_write;       /* static SQL: BEGIN; then the lock */
   const char *lock;              /* the lock alone (inside begin_write) */
   int locked;                    /* the open transaction holds the lock */
+  int rows;                      /* ... writes without it (SQL_BEGIN_ROWS) */
   const char *pend[CR__PG_PEND]; /* texts waiting to be sent */
   char owned[CR__PG_PEND];       /* pend[i] is ours to free (a NOTIFY) */
   int npend;
@@ -147,12 +151,19 @@ static void quiet(void *arg, const char *message) {
   (void)message;
 }
 
-/* Session settings of every (re)connection. */
+/* Session settings of every (re)connection. Bitmap scans are off: the
+ * claims' candidate query (the oldest created execution, ORDER BY ...
+ * LIMIT 1 on the executions_created index) got a bitmap scan and a sort
+ * when a burst of executions outran the table's statistics, and read every
+ * created execution for each claim (bench_scaleout: 1,000 index entries a
+ * scan against about 1 to 200). The store's other statements are point
+ * lookups and ordered scans with limits, which need no bitmap scan. */
 static int setup(struct pg *c) {
-  char sql[160];
+  char sql[200];
   PQsetNoticeProcessor(c->conn, quiet, NULL);
   snprintf(sql, sizeof sql,
            "SET lock_timeout = %d; SET client_min_messages = warning; "
+           "SET enable_bitmapscan = off; "
            "SET application_name = 'connrun'",
            CR_STORE_BUSY_TIMEOUT_MS);
   PGresult *r = exec1(c->conn, sql);
@@ -236,6 +247,8 @@ static enum ctl classify(const struct pg *c, const char *sql) {
     return CTL_BEGIN_WRITE;
   if (strcmp(sql, SQL_BEGIN_READ) == 0)
     return CTL_BEGIN_READ;
+  if (strcmp(sql, SQL_BEGIN_ROWS) == 0)
+    return CTL_BEGIN_ROWS;
   if (strcmp(sql, SQL_SAVEPOINT) == 0)
     return CTL_SAVEPOINT;
   if (strcmp(sql, SQL_RELEASE) == 0)
@@ -467,19 +480,24 @@ static int keep_for_commit(struct pg *c) {
   return notify;
 }
 
-/* A transaction's BEGIN and, for a write, the lock: sent with the next
- * statement. A connection found dropped is made again first. */
-static int pend_begin(struct pg *c, int write) {
+/* A transaction's BEGIN (ctl says which) and, for a serialized write, the
+ * lock: sent with the next statement. A connection found dropped is made
+ * again first. */
+static int pend_begin(struct pg *c, enum ctl ctl) {
   int rc = ensure(c);
   if (rc != 0)
     return rc;
   forget(c);
+  int write = ctl == CTL_BEGIN_WRITE;
   c->owned[0] = c->owned[1] = 0;
-  c->pend[c->npend++] = write ? SQL_BEGIN : SQL_BEGIN_READ;
+  c->pend[c->npend++] = write                   ? SQL_BEGIN
+                        : ctl == CTL_BEGIN_ROWS ? SQL_BEGIN_ROWS
+                                                : SQL_BEGIN_READ;
   if (write)
     c->pend[c->npend++] = c->lock;
   c->pend_begin = 1;
   c->locked = write;
+  c->rows = ctl == CTL_BEGIN_ROWS;
   return 0;
 }
 
@@ -487,7 +505,7 @@ static int pend_begin(struct pg *c, int write) {
  * snapshot) takes it first, before any savepoint still waiting: no write
  * ever runs unserialized. */
 static int lock_for_write(struct pg *c) {
-  if (c->lock == NULL || c->locked)
+  if (c->lock == NULL || c->locked || c->rows)
     return 0;
   c->locked = 1;
   return pend_at(c, c->pend_begin ? 1 : 0, c->lock, 0);
@@ -500,9 +518,10 @@ static int defer(struct pg *c, struct pg_stmt *s, int idle, int *rc) {
   switch (s->ctl) {
   case CTL_BEGIN_WRITE:
   case CTL_BEGIN_READ:
+  case CTL_BEGIN_ROWS:
     if (!idle || (s->ctl == CTL_BEGIN_WRITE && c->lock == NULL))
       return 0;
-    *rc = pend_begin(c, s->ctl == CTL_BEGIN_WRITE);
+    *rc = pend_begin(c, (enum ctl)s->ctl);
     break;
   case CTL_SAVEPOINT:
     if (idle)
@@ -529,7 +548,7 @@ static int defer(struct pg *c, struct pg_stmt *s, int idle, int *rc) {
       return 0;
     }
     forget(c); /* the server never saw this transaction */
-    c->locked = 0;
+    c->locked = c->rows = 0;
     break;
   default:
     return 0;
@@ -614,7 +633,7 @@ static int run(struct pg *c, struct pg_stmt *s) {
   int idle = !c->pend_begin &&
              (PQtransactionStatus(c->conn) == PQTRANS_IDLE || lost(c));
   if (idle) {
-    c->locked = 0;
+    c->locked = c->rows = 0;
     drop_from(c, 0);
   }
   if (defer(c, s, idle, &rc))
@@ -622,7 +641,7 @@ static int run(struct pg *c, struct pg_stmt *s) {
   if (!idle && s->write && (rc = lock_for_write(c)) != 0)
     return rc;
   int wrap = s->write && idle && c->begin_write != NULL;
-  if (wrap && c->lock != NULL && (rc = pend_begin(c, 1)) != 0)
+  if (wrap && c->lock != NULL && (rc = pend_begin(c, CTL_BEGIN_WRITE)) != 0)
     return rc;
   /* retried after a lost connection: a read outside a transaction, or a
    * pipeline that opens its transaction (nothing it ran is committed) */
