@@ -349,6 +349,13 @@ int cr__sq_exec_claim(cr_store *s, const char *runner_id,
     return rc;
   if (rc == 0)
     rc = cr__sq_op_begin(q);
+  if (rc == 0 && q->db->drv->dialect == CR_SQL_PG) {
+    cr_sql_stmt *plan = NULL; /* the candidates' index order: store_sql_pg.c */
+    rc = cr__sq_prep(q, ST_EXEC_CLAIM_PLAN, &plan);
+    rc = rc == 0 ? cr__sq_step_done(q, plan) : rc;
+    if (rc != 0)
+      rc = cr__sq_op_end(q, rc);
+  }
   if (rc != 0) {
     cr__free(provs);
     return rc;

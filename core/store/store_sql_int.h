@@ -439,6 +439,7 @@
   X(EXEC_CANDIDATE_ROUTED, LITE_CANDIDATE(LITE_ROUTED)) \
   X(EXEC_PROBE, LITE_CANDIDATE(LITE_LOCAL)) \
   X(EXEC_PROBE_ROUTED, LITE_CANDIDATE(LITE_ROUTED)) \
+  X(EXEC_CLAIM_PLAN, "SELECT 1") /* PostgreSQL only (store_sql_pg.c) */ \
   X(EXEC_TAKE, \
     "UPDATE executions SET state = 'pending', runner_id = ?2, " \
     "lease_epoch = lease_epoch + 1, lease_expires_at = ?3, updated_at = ?4 " \

@@ -14,8 +14,8 @@
  * Commands whose answer the store does not wait on travel with the next
  * statement in one pipeline (one round trip instead of one each): a
  * transaction's BEGIN and its write lock, SAVEPOINT and RELEASE of the
- * store's operations, and a NOTIFY inside a transaction (delivered at
- * COMMIT anyway, which takes it along). COMMIT or ROLLBACK drops the
+ * store's operations, a SET LOCAL, and a NOTIFY inside a transaction (delivered
+ * at COMMIT anyway, which takes it along). COMMIT or ROLLBACK drops the
  * SAVEPOINTs and RELEASEs still waiting (a transaction that never sent
  * anything never reaches the server), and a SAVEPOINT released before
  * anything ran in it is dropped with its RELEASE. A pipeline that opens its
@@ -62,8 +62,9 @@ enum ctl {
   CTL_BEGIN_ROWS, /* a write transaction under row locks alone */
   CTL_SAVEPOINT,
   CTL_RELEASE,
-  CTL_NOTIFY, /* the store's NOTIFY: delivered at COMMIT, answers nothing */
-  CTL_END     /* COMMIT or ROLLBACK */
+  CTL_NOTIFY,    /* the store's NOTIFY: delivered at COMMIT, answers nothing */
+  CTL_SET_LOCAL, /* SET LOCAL: a setting until the transaction ends */
+  CTL_END        /* COMMIT or ROLLBACK */
 };
 
 /* What happened to this process's connections (cr__sql_pg_counters). */
@@ -151,19 +152,12 @@ static void quiet(void *arg, const char *message) {
   (void)message;
 }
 
-/* Session settings of every (re)connection. Bitmap scans are off: the
- * claims' candidate query (the oldest created execution, ORDER BY ...
- * LIMIT 1 on the executions_created index) got a bitmap scan and a sort
- * when a burst of executions outran the table's statistics, and read every
- * created execution for each claim (bench_scaleout: 1,000 index entries a
- * scan against about 1 to 200). The store's other statements are point
- * lookups and ordered scans with limits, which need no bitmap scan. */
+/* Session settings of every (re)connection. */
 static int setup(struct pg *c) {
-  char sql[200];
+  char sql[160];
   PQsetNoticeProcessor(c->conn, quiet, NULL);
   snprintf(sql, sizeof sql,
            "SET lock_timeout = %d; SET client_min_messages = warning; "
-           "SET enable_bitmapscan = off; "
            "SET application_name = 'connrun'",
            CR_STORE_BUSY_TIMEOUT_MS);
   PGresult *r = exec1(c->conn, sql);
@@ -257,6 +251,8 @@ static enum ctl classify(const struct pg *c, const char *sql) {
     return CTL_NOTIFY;
   if (strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0)
     return CTL_END;
+  if (starts(sql, "SET LOCAL "))
+    return CTL_SET_LOCAL;
   return CTL_NONE;
 }
 
@@ -470,7 +466,8 @@ static int pend_notify(struct pg *c, const struct pg_stmt *s) {
 static int keep_for_commit(struct pg *c) {
   int k = 0, notify = 0;
   for (int i = 0; i < c->npend; i++) {
-    if (c->pend[i] == SQL_SAVEPOINT || c->pend[i] == SQL_RELEASE)
+    if (c->pend[i] == SQL_SAVEPOINT || c->pend[i] == SQL_RELEASE ||
+        starts(c->pend[i], "SET LOCAL "))
       continue;
     notify |= c->owned[i];
     c->pend[k] = c->pend[i];
@@ -539,6 +536,11 @@ static int defer(struct pg *c, struct pg_stmt *s, int idle, int *rc) {
   case CTL_NOTIFY:
     if (idle || pend_notify(c, s) != 0)
       return 0; /* sent now */
+    break;
+  case CTL_SET_LOCAL: /* s->sql lives as long as the store's statement */
+    if (idle)
+      return 0;
+    *rc = pend_at(c, c->npend, s->sql, 0);
     break;
   case CTL_END:
     if (s->sql[0] == 'C' && keep_for_commit(c))
