@@ -212,6 +212,16 @@ static int claim_take(struct sq_store *q, int64_t id, const char *runner,
   return rc;
 }
 
+/* PostgreSQL: keeps the candidate query on its index order for the rest of
+ * the transaction (ST_EXEC_CLAIM_PLAN in store_sql_pg.c says why). */
+static int claim_plan(struct sq_store *q) {
+  cr_sql_stmt *st = NULL;
+  if (q->db->drv->dialect != CR_SQL_PG)
+    return 0;
+  int rc = cr__sq_prep(q, ST_EXEC_CLAIM_PLAN, &st);
+  return rc == 0 ? cr__sq_step_done(q, st) : rc;
+}
+
 /* The claim loop inside the operation's transaction: one candidate at a
  * time, so a work claimed in this round is excluded from the next. */
 static int claim_rounds(struct sq_store *q, const char *runner,
@@ -224,7 +234,7 @@ static int claim_rounds(struct sq_store *q, const char *runner,
   if (reason == NULL)
     return cr__sq_nomem(q);
   snprintf(reason, rlen, "claimed by runner %s", runner);
-  int rc = 0;
+  int rc = claim_plan(q);
   while (rc == 0 && *cnt < slots) {
     int64_t id = 0;
     rc = claim_candidate(q, provs, route, now, 0, &id);
@@ -349,13 +359,6 @@ int cr__sq_exec_claim(cr_store *s, const char *runner_id,
     return rc;
   if (rc == 0)
     rc = cr__sq_op_begin(q);
-  if (rc == 0 && q->db->drv->dialect == CR_SQL_PG) {
-    cr_sql_stmt *plan = NULL; /* the candidates' index order: store_sql_pg.c */
-    rc = cr__sq_prep(q, ST_EXEC_CLAIM_PLAN, &plan);
-    rc = rc == 0 ? cr__sq_step_done(q, plan) : rc;
-    if (rc != 0)
-      rc = cr__sq_op_end(q, rc);
-  }
   if (rc != 0) {
     cr__free(provs);
     return rc;

@@ -14,12 +14,13 @@
  * Commands whose answer the store does not wait on travel with the next
  * statement in one pipeline (one round trip instead of one each): a
  * transaction's BEGIN and its write lock, SAVEPOINT and RELEASE of the
- * store's operations, a SET LOCAL, and a NOTIFY inside a transaction (delivered
- * at COMMIT anyway, which takes it along). COMMIT or ROLLBACK drops the
- * SAVEPOINTs and RELEASEs still waiting (a transaction that never sent
- * anything never reaches the server), and a SAVEPOINT released before
- * anything ran in it is dropped with its RELEASE. A pipeline that opens its
- * transaction (without its COMMIT) is retried like a BEGIN.
+ * store's operations, a SET LOCAL, and a NOTIFY inside a transaction
+ * (delivered at COMMIT anyway, which takes it along). COMMIT or ROLLBACK
+ * drops the SAVEPOINTs, RELEASEs and SET LOCALs still waiting (a
+ * transaction that never sent anything never reaches the server), and a
+ * SAVEPOINT released before anything ran in it is dropped with its
+ * RELEASE. A pipeline that opens its transaction (without its COMMIT) is
+ * retried like a BEGIN.
  *
  * A connection found dropped is reset before the next
  * statement outside a transaction; a statement that fails because the
