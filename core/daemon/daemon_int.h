@@ -27,6 +27,7 @@ struct cr__runner {
   int64_t lease_ms, retry_base_ms, grace_ms;
   int64_t last_prune_ms;        /* retention pass (hourly) */
   int64_t last_offline_scan_ms; /* remote runners' offline scan */
+  int64_t last_expire_ms;       /* expired leases' pass (4 a second) */
   int64_t sched_due_ms;         /* next scheduler pass (0: at the next cycle) */
   cr_scheduler *sched;
   cr_worker_pool *pool; /* thread-safe */

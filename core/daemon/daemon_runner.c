@@ -187,6 +187,15 @@ static void claim_some(cr_daemon *d) {
   size_t np = providers(d, names, CR_EXEC_CLAIM_MAX_PROVIDERS);
   if (np == 0)
     return;
+  /* On a shared store a claim takes the write lock that every instance's
+   * writers take turns with, and every instance's cycle runs on every
+   * execution made claimable anywhere: look first, reading only. What this
+   * read misses was made claimable after it, and signals again. */
+  int any = 1;
+  if (cr_store_shared(d->store) &&
+      cr_store_exec_claimable(d->store, names, np, NULL, NULL, &any) == 0 &&
+      !any)
+    return;
   struct cr_exec_claim *c = NULL;
   size_t n = 0;
   int rc =
@@ -292,6 +301,18 @@ static void schedule(cr_daemon *d) {
   rn->sched_due_ms = rc == 0 && wake > now && wake < next ? wake : next;
 }
 
+/* Expired leases are looked for 4 times a second, not at every cycle: a
+ * cycle runs whenever an execution becomes claimable or finishes, and the
+ * pass is a write (under the write lock every instance shares, on
+ * PostgreSQL) that nearly always finds nothing. Leases last seconds. */
+static int expire_due(struct cr__runner *rn) {
+  int64_t now = cr__now_ms();
+  if (now - rn->last_expire_ms < 250)
+    return 0;
+  rn->last_expire_ms = now;
+  return 1;
+}
+
 void cr__daemon_runner_cycle(cr_daemon *d) {
   struct cr__runner *rn = &d->runner;
   if (d->stopping || !rn->started)
@@ -301,7 +322,7 @@ void cr__daemon_runner_cycle(cr_daemon *d) {
    * (daemon_cluster.c); claiming is every instance's. */
   if (cr__daemon_duty(d, CR__DUTY_SCHEDULER))
     schedule(d);
-  if (cr__daemon_duty(d, CR__DUTY_LEASES) &&
+  if (cr__daemon_duty(d, CR__DUTY_LEASES) && expire_due(rn) &&
       cr_store_exec_expire(d->store, 0, &expired) == 0 && expired > 0)
     cr__daemon_logf(d, CR_LOG_WARN,
                     "runner: %zu expired lease(s) put back as new attempts",

@@ -215,7 +215,14 @@ const char *const cr__sq_pg_migrations[] = {PG_MIGRATION_14, PG_MIGRATION_15,
   "AND o.state IN ('pending','executing')) ORDER BY e.created_at, e.id " \
   "LIMIT 1"
 #define CANDIDATE(route) PROBE(route) " FOR UPDATE OF e SKIP LOCKED"
-#define PG_LOCAL "AND w.runner_labels_json IS NULL "
+/* The local runner's: when no work it could run exists (every work routed
+ * to labelled runners: a scale-out where remote runners do the work), the
+ * uncorrelated EXISTS is a one-time filter and the query reads no
+ * execution, instead of every created one (0.5 ms each with 1,000). */
+#define PG_LOCAL \
+  "AND w.runner_labels_json IS NULL AND EXISTS (SELECT 1 FROM works u " \
+  "WHERE u.runner_labels_json IS NULL AND u.deleted_at IS NULL " \
+  "AND u.provider IN " ARR("?1") ") "
 #define PG_ROUTED \
   "AND (w.runner_labels_json IS NULL OR NOT EXISTS (SELECT 1 FROM " \
   "jsonb_array_elements_text(w.runner_labels_json::jsonb) l(value) " \

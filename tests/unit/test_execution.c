@@ -590,6 +590,37 @@ static void test_claimable(void **state) {
                    CR_EINVAL);
 }
 
+/* What the local runner (no labels) may run: works that name no runner
+ * labels. With only labelled works (all routed to remote runners), its probe
+ * and its claim find nothing, whatever is created; an unlabelled work of the
+ * provider makes its execution claimable, and a deleted one does not. */
+static void test_claimable_local(void **state) {
+  struct fixture *f = *state;
+  struct cr_work_rec w = {.id = (char *)"edge",
+                          .provider = (char *)"p",
+                          .config_hash = (char *)"h",
+                          .enabled = 1,
+                          .max_attempts = 3,
+                          .runner_labels_json = (char *)"[\"edge\"]"};
+  assert_int_equal(cr_store_work_upsert(f->s, &w, NULL), 0);
+  new_exec(f->s, "edge");
+  assert_int_equal(claimable(f->s, "p"), 0);
+  assert_int_equal(claim(f->s, "local", "p", 5, NULL), 0);
+  put_work(f->s, "mine", "p");
+  assert_int_equal(claimable(f->s, "p"), 0); /* no execution of it yet */
+  int64_t b = new_exec(f->s, "mine");
+  assert_int_equal(claimable(f->s, "p"), 1);
+  assert_int_equal(claimable(f->s, "other"), 0);
+  struct cr_exec_claim *c = NULL;
+  assert_int_equal(claim(f->s, "local", "p", 5, &c), 1);
+  assert_int_equal(c[0].execution_id, b);
+  cr_exec_claim_free_list(c, 1);
+  put_work(f->s, "gone", "p");
+  new_exec(f->s, "gone");
+  assert_int_equal(cr_store_work_delete(f->s, "gone"), 0);
+  assert_int_equal(claimable(f->s, "p"), 0);
+}
+
 static void test_provider_filter_and_slots(void **state) {
   struct fixture *f = *state;
   const char *works[][2] = {{"a1", "alpha"},     {"b1", "beta"},
@@ -858,6 +889,7 @@ int main(int argc, char **argv) {
       T(test_expire_pending_and_rollback),
       T(test_one_per_work),
       T(test_claimable),
+      T(test_claimable_local),
       T(test_provider_filter_and_slots),
       T(test_list),
       T(test_two_claimers_race),
