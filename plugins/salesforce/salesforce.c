@@ -869,6 +869,36 @@ static void sf_advance_cursor(struct sf_object *o, const char *e, size_t n) {
 /* Emits the records of one page, advancing o's cursor. The query orders by
  * SystemModstamp, so the page's last record carries its latest stamp: one
  * field lookup per page, not per record. Progress once per page. */
+/* A record without the "attributes" member Salesforce puts first in every
+ * query record ({"type":...,"url":...}: REST metadata, not data; the type is
+ * the stream and the url follows from Id), as other connectors deliver it.
+ * In place, without a copy: the comma after the member becomes the record's
+ * opening brace, and [*e, *e + *n) then starts there. body is the response
+ * body the record lies in (the plugin's until it frees it); a record whose
+ * first member is something else is left as it is. */
+static void sf_strip_attributes(char *body, const char **e, size_t *n) {
+  const char *end = *e + *n, *p = cr__json_ws(*e + 1, end);
+  static const char key[] = "\"attributes\"";
+  if (**e != '{' || (size_t)(end - p) < sizeof key - 1 ||
+      memcmp(p, key, sizeof key - 1) != 0)
+    return;
+  p = cr__json_ws(p + sizeof key - 1, end);
+  if (p >= end || *p != ':')
+    return;
+  p = cr__json_skip_value(p + 1, end);
+  p = p != NULL ? cr__json_ws(p, end) : NULL;
+  if (p == NULL || p >= end)
+    return;
+  if (*p == '}') { /* nothing but attributes */
+    *e = "{}";
+    *n = 2;
+  } else if (*p == ',') {
+    body[p - body] = '{';
+    *n = (size_t)(end - p);
+    *e = p;
+  }
+}
+
 static int sf_emit_page(struct salesforce *sf, cr_plugin_ctx *ctx,
                         struct sf_object *o,
                         const struct cr_http_response *resp, uint64_t *done,
@@ -882,6 +912,7 @@ static int sf_emit_page(struct salesforce *sf, cr_plugin_ctx *ctx,
     return sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
                    "unexpected query answer from Salesforce (no records)");
   while ((r = cr_json_array_next(&it, &e, &n)) == 1) {
+    sf_strip_attributes(resp->body, &e, &n);
     int rc = api->emit(ctx, o->name, e, n);
     if (rc != CR_PLUGIN_OK)
       return sf_fail(sf, rc, 0, "the host refused a record");

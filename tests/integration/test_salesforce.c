@@ -61,7 +61,16 @@
 /* ---- The fake Salesforce -------------------------------------------------
  */
 
-enum mode { M_NORMAL, M_REVOKED, M_401, M_503, M_SLOW, M_LIMIT, M_EXPIRE };
+enum mode {
+  M_NORMAL,
+  M_REVOKED,
+  M_401,
+  M_503,
+  M_SLOW,
+  M_LIMIT,
+  M_EXPIRE,
+  M_ODD /* one page of records laid out unusually */
+};
 
 struct fake_sf {
   pthread_mutex_t mu;
@@ -111,13 +120,22 @@ static char *param(const char *s, const char *name) {
   return NULL;
 }
 
+/* Record i's fields: what the plugin emits. */
+static void fields_json(char *buf, size_t len, int i) {
+  snprintf(buf, len,
+           "{\"Id\":\"001Dn00000Fake%03dAAA\",\"Name\":\"Account \\\"%d\\\"\","
+           "\"SystemModstamp\":\"2024-01-01T00:00:%02d.000+0000\"}",
+           i, i, i);
+}
+
+/* Record i as the query answers it: attributes first, then its fields. */
 static void record_json(char *buf, size_t len, int i) {
+  char fields[400];
+  fields_json(fields, sizeof fields, i);
   snprintf(buf, len,
            "{\"attributes\":{\"type\":\"Account\",\"url\":\"" API
-           "/sobjects/Account/001Dn00000Fake%03dAAA\"},\"Id\":"
-           "\"001Dn00000Fake%03dAAA\",\"Name\":\"Account \\\"%d\\\"\","
-           "\"SystemModstamp\":\"2024-01-01T00:00:%02d.000+0000\"}",
-           i, i, i, i);
+           "/sobjects/Account/001Dn00000Fake%03dAAA\"},%s",
+           i, fields + 1);
 }
 
 /* One page of the query whose records start at second `from`, from index
@@ -147,9 +165,24 @@ static void query_page(struct fake_sf *f, struct cr_fake_http_response *resp,
 
 /* GET /query?q=SELECT ... [WHERE SystemModstamp >= 2024-01-01T00:00:SSZ]
  * ORDER BY SystemModstamp ASC. */
+/* Whitespace around attributes, a record of nothing but attributes, and
+ * one whose attributes are not its first member (left as it is). */
+#define ODD_PAGE                                                               \
+  "{\"totalSize\":3,\"done\":true,\"records\":[{ \"attributes\" : "            \
+  "{\"type\":\"Account\"} , "                                                  \
+  "\"Id\":\"a\",\"SystemModstamp\":\"2024-01-01T00:00:"                        \
+  "01.000+0000\"},{\"attributes\":{\"type\":\"Account\"}},{\"Id\":\"b\","      \
+  "\"attributes\":{\"type\":\"Account\"},\"SystemModstamp\":\"2024-01-01T00:"  \
+  "00:"                                                                        \
+  "02.000+0000\"}]}"
+
 static void fake_query(struct fake_sf *f,
                        const struct cr_fake_http_request *req,
                        struct cr_fake_http_response *resp) {
+  if (f->mode == M_ODD) {
+    resp->body = ODD_PAGE;
+    return;
+  }
   char *q = req->query ? param(req->query, "q") : NULL;
   const char *w = q ? strstr(q, "SystemModstamp >= 2024-01-01T00:00:") : NULL;
   int from = w ? atoi(w + strlen("SystemModstamp >= 2024-01-01T00:00:")) : 0;
@@ -715,7 +748,7 @@ static void test_read_pages(void **state) {
   assert_int_equal(c.n, 10);
   for (int i = 0; i < 10; i++) {
     char want[512];
-    record_json(want, sizeof want, i);
+    fields_json(want, sizeof want, i);
     assert_string_equal(c.record[i], want);
   }
   /* Pages of 4, 4, 2: after 8 records (>= 5 since none), and at the end. */
@@ -735,6 +768,26 @@ static void test_read_pages(void **state) {
                       "/services/oauth2/token");
   assert_string_equal(c.rotated, "");
   assert_no_secret(NULL);
+  collect_free(&c);
+}
+
+/* Records are emitted without the attributes Salesforce puts first in each,
+ * cut in place whatever the whitespace around them. */
+static void test_read_strips_attributes(void **state) {
+  (void)state;
+  struct collect c;
+  cr_plugin_ctx ctx;
+  G->fake.mode = M_ODD;
+  assert_int_equal(run_cb(config_for(NULL, NULL), &c, &ctx, NULL, 0), 0);
+  assert_int_equal(c.n, 3);
+  assert_string_equal(c.record[0], "{ \"Id\":\"a\",\"SystemModstamp\":"
+                                   "\"2024-01-01T00:00:01.000+0000\"}");
+  assert_string_equal(c.record[1], "{}");
+  assert_string_equal(c.record[2],
+                      "{\"Id\":\"b\",\"attributes\":{\"type\":\"Account\"},"
+                      "\"SystemModstamp\":\"2024-01-01T00:00:02.000+0000\"}");
+  assert_string_equal(c.checkpoint, "{\"cursors\":{\"Account\":"
+                                    "\"2024-01-01T00:00:02.000+0000\"}}");
   collect_free(&c);
 }
 
@@ -982,6 +1035,10 @@ static void output_names(struct fx *f, char *buf, size_t len) {
     *nl = '\0';
     json_t *j = json_loads(line, 0, NULL);
     assert_non_null(j);
+    /* the record's fields, without Salesforce's attributes metadata */
+    assert_null(json_object_get(j, "attributes"));
+    assert_non_null(json_object_get(j, "Id"));
+    assert_non_null(json_object_get(j, "SystemModstamp"));
     const char *name = json_string_value(json_object_get(j, "Name"));
     size_t used = strlen(buf);
     snprintf(buf + used, len - used, "%s%s", used ? "|" : "", name + 8);
@@ -1055,6 +1112,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_health_jwt, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_pages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_rate_limited, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_read_strips_attributes, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_read_checkpoint_default, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_write_failures_per_record, setup,
