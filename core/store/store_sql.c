@@ -372,6 +372,14 @@ static int sq_read_keep(cr_store *s, int64_t max_age_ms) {
   return 0;
 }
 
+int cr__sq_plan(struct sq_store *q, enum stmt_id id) {
+  cr_sql_stmt *st = NULL;
+  if (q->db->drv->dialect != CR_SQL_PG)
+    return 0;
+  int rc = cr__sq_prep(q, id, &st);
+  return rc == 0 ? cr__sq_step_done(q, st) : rc;
+}
+
 int cr__sq_op_end(struct sq_store *q, int rc) {
   int outer = q->depth == 0;
   if (rc == 0)

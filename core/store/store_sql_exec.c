@@ -213,13 +213,9 @@ static int claim_take(struct sq_store *q, int64_t id, const char *runner,
 }
 
 /* PostgreSQL: keeps the candidate query on its index order for the rest of
- * the transaction (ST_EXEC_CLAIM_PLAN in store_sql_pg.c says why). */
+ * the transaction (ST_PLAN_NO_BITMAP in store_sql_pg.c says why). */
 static int claim_plan(struct sq_store *q) {
-  cr_sql_stmt *st = NULL;
-  if (q->db->drv->dialect != CR_SQL_PG)
-    return 0;
-  int rc = cr__sq_prep(q, ST_EXEC_CLAIM_PLAN, &st);
-  return rc == 0 ? cr__sq_step_done(q, st) : rc;
+  return cr__sq_plan(q, ST_PLAN_NO_BITMAP);
 }
 
 /* The claim loop inside the operation's transaction: one candidate at a

@@ -402,6 +402,7 @@
     "INSERT INTO outbox (subscription_id, event_id, status, attempts, " \
     "next_attempt_at) SELECT ?1, value, 'pending', 0, ?3 FROM json_each(?2) " \
     "WHERE true ON CONFLICT DO NOTHING") \
+  X(PLAN_NO_SEQSCAN, "SELECT 1") /* PostgreSQL only (store_sql_pg.c) */ \
   X(OUTBOX_SET_MANY, \
     "UPDATE outbox SET status = x.st, attempts = attempts + 1, " \
     "next_attempt_at = CASE WHEN x.st IN ('pending','failed') THEN x.nx " \
@@ -439,7 +440,7 @@
   X(EXEC_CANDIDATE_ROUTED, LITE_CANDIDATE(LITE_ROUTED)) \
   X(EXEC_PROBE, LITE_CANDIDATE(LITE_LOCAL)) \
   X(EXEC_PROBE_ROUTED, LITE_CANDIDATE(LITE_ROUTED)) \
-  X(EXEC_CLAIM_PLAN, "SELECT 1") /* PostgreSQL only (store_sql_pg.c) */ \
+  X(PLAN_NO_BITMAP, "SELECT 1") /* PostgreSQL only (store_sql_pg.c) */ \
   X(EXEC_TAKE, \
     "UPDATE executions SET state = 'pending', runner_id = ?2, " \
     "lease_epoch = lease_epoch + 1, lease_expires_at = ?3, updated_at = ?4 " \
@@ -664,6 +665,9 @@ int cr__sq_nomem(struct sq_store *q);
 int cr__sq_not_found(struct sq_store *q, const char *what, const char *id);
 int cr__sq_op_begin(struct sq_store *q);
 int cr__sq_op_end(struct sq_store *q, int rc);
+/* PostgreSQL: the planner setting id (ST_PLAN_*: a SET LOCAL, sent with the
+ * next statement) for the rest of the transaction; nothing on SQLite. */
+int cr__sq_plan(struct sq_store *q, enum stmt_id id);
 int cr__sq_prep(struct sq_store *q, enum stmt_id id, cr_sql_stmt **out);
 int cr__sq_fail(struct sq_store *q, int rc);
 int cr__sq_step_done(struct sq_store *q, cr_sql_stmt *st);
