@@ -751,6 +751,85 @@ static void test_util_json_ints_and_raw(void **state) {
   assert_memory_equal(raw, "{\"z\":[1,2]}", n);
 }
 
+/* The byte-at-a-time container skip cr__json_skip_value had before its
+ * 64-byte blocks: the reference the blocks must agree with. */
+static const char *ref_skip_container(const char *p, const char *end) {
+  char closers[CR_JSON_MAX_DEPTH];
+  int depth = 0;
+  while (p < end) {
+    char c = *p;
+    if (c == '"') {
+      p = cr__json_skip_string(p, end);
+      if (p == NULL)
+        return NULL;
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      if (depth == CR_JSON_MAX_DEPTH)
+        return NULL;
+      closers[depth++] = c == '{' ? '}' : ']';
+    } else if (c == '}' || c == ']') {
+      if (depth == 0 || closers[depth - 1] != c)
+        return NULL;
+      if (--depth == 0)
+        return p + 1;
+    }
+    p++;
+  }
+  return NULL;
+}
+
+/* Random texts of JSON's structural bytes, strings, escapes, control and
+ * non-ASCII bytes, 0 to 400 bytes (across several 64-byte blocks, with a
+ * carry of strings and escapes between them), and deep nesting: the skip
+ * ends where the reference does, or fails where it does. */
+static void test_util_json_skip_blocks(void **state) {
+  (void)state;
+  /* backslashes in most 64-byte blocks (byte by byte), in none (the
+   * blocks' own path), and in some (both, a string or an escape carried
+   * from one to the other) */
+  static const char *const alphabets[3] = {
+      "{}[]\"\"\"\\\\aaaaaaaa ,:\n\x01\xc3\xa9",
+      "{}[]\"\"\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ,:\n\x01\xc3\xa9",
+      "{}[]\"\"\"\\aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ,:\n\xc3\xa9"};
+  uint64_t seed = 0x9e3779b97f4a7c15u;
+  char buf[448];
+  size_t ended = 0;
+  for (int round = 0; round < 300000; round++) {
+    seed = seed * 6364136223846793005u + 1442695040888963407u;
+    size_t len = 1 + (size_t)(seed >> 33) % 400;
+    const char *alphabet = alphabets[round % 3];
+    size_t na = strlen(alphabet);
+    buf[0] = (seed >> 20) & 1 ? '{' : '[';
+    for (size_t i = 1; i < len; i++) {
+      seed = seed * 6364136223846793005u + 1442695040888963407u;
+      buf[i] = alphabet[(seed >> 33) % na];
+    }
+    const char *want = ref_skip_container(buf, buf + len);
+    const char *got = cr__json_skip_value(buf, buf + len);
+    if (got != want)
+      fail_msg("round %d (%zu bytes): end %td, reference %td", round, len,
+               got ? got - buf : -1, want ? want - buf : -1);
+    ended += want != NULL;
+  }
+  assert_true(ended > 1000); /* not only malformed texts */
+  /* A record of a page, at every offset of a block; nesting past the
+   * limit. */
+  const char *rec = "{\"attributes\":{\"type\":\"Account\",\"url\":\"/x/001\"},"
+                    "\"Id\":\"001\",\"Name\":\"A \\\"b\\\" [c]\",\"N\":[1,{}]}";
+  size_t rl = strlen(rec);
+  for (size_t off = 0; off < 64; off++) {
+    memset(buf, ' ', sizeof buf);
+    memcpy(buf + off, rec, rl);
+    assert_ptr_equal(cr__json_skip_value(buf, buf + sizeof buf),
+                     buf + off + rl);
+  }
+  memset(buf, '[', sizeof buf);
+  assert_null(cr__json_skip_value(buf, buf + sizeof buf));
+  assert_null(ref_skip_container(buf, buf + sizeof buf));
+}
+
 static void test_util_json_arrays(void **state) {
   (void)state;
   const char *j = "{\"meta\":{\"result\":[9]},\"result\":[ {\"id\":\"a\","
@@ -907,6 +986,7 @@ int main(void) {
       cmocka_unit_test(test_util_json_get_string),
       cmocka_unit_test(test_util_json_ints_and_raw),
       cmocka_unit_test(test_util_json_arrays),
+      cmocka_unit_test(test_util_json_skip_blocks),
       cmocka_unit_test(test_util_json_string_scan),
       cmocka_unit_test(test_util_json_escape),
       cmocka_unit_test(test_util_headers),

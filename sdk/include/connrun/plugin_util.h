@@ -41,6 +41,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#include <emmintrin.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -289,6 +292,149 @@ static inline const char *cr__json_skip_scalar(const char *p, const char *end) {
   return p > s ? p : NULL;
 }
 
+/* Internal: where a skip of an object or array stands (cr__json_skip_value):
+ * the closers still expected, and whether it is inside a string, right
+ * after a backslash there. */
+struct cr__json_skip {
+  char closers[CR_JSON_MAX_DEPTH];
+  int depth, in_str, esc;
+};
+
+/* Internal: a bracket or quote c outside strings: 1 when it closed the
+ * value, -1 when malformed, else 0. Other bytes are not checked. */
+static inline int cr__json_skip_struct(struct cr__json_skip *k, char c) {
+  if (c == '"') {
+    k->in_str = 1;
+  } else if (c == '{' || c == '[') {
+    if (k->depth == CR_JSON_MAX_DEPTH)
+      return -1;
+    k->closers[k->depth++] = c == '{' ? '}' : ']';
+  } else if (c == '}' || c == ']') {
+    if (k->depth == 0 || k->closers[k->depth - 1] != c)
+      return -1;
+    if (--k->depth == 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* Internal: the next byte c of the value, as cr__json_skip_struct. Inside
+ * a string a backslash escapes the byte after it, and a control character
+ * is malformed. */
+static inline int cr__json_skip_byte(struct cr__json_skip *k, char c) {
+  if (!k->in_str)
+    return cr__json_skip_struct(k, c);
+  if (k->esc)
+    k->esc = 0;
+  else if (c == '\\')
+    k->esc = 1;
+  else if (c == '"')
+    k->in_str = 0;
+  else if ((unsigned char)c < 0x20)
+    return -1;
+  return 0;
+}
+
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#define CR__JSON_SIMD 1
+/* Internal: one bit per byte of a 64-byte block: quotes, backslashes,
+ * opening and closing brackets, control characters. */
+struct cr__json_block {
+  uint64_t quote, backslash, open, close, ctrl;
+};
+
+/* Internal: the 16 comparison results eq as bits at..at + 15. */
+static inline uint64_t cr__json_bits(__m128i eq, int at) {
+  return (uint64_t)(uint16_t)_mm_movemask_epi8(eq) << at;
+}
+
+/* Internal: the masks of the 64 bytes at p ('[' and '{' differ by 0x20
+ * only, as do ']' and '}'). */
+static inline void cr__json_block_at(const char *p, struct cr__json_block *b) {
+  const __m128i quote = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'),
+                lower = _mm_set1_epi8(0x20), open = _mm_set1_epi8('{'),
+                close = _mm_set1_epi8('}'), ctrl = _mm_set1_epi8(0x1f);
+  b->quote = b->backslash = b->open = b->close = b->ctrl = 0;
+  for (int i = 0; i < 4; i++) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+    __m128i folded = _mm_or_si128(x, lower);
+    b->quote |= cr__json_bits(_mm_cmpeq_epi8(x, quote), 16 * i);
+    b->backslash |= cr__json_bits(_mm_cmpeq_epi8(x, bs), 16 * i);
+    b->open |= cr__json_bits(_mm_cmpeq_epi8(folded, open), 16 * i);
+    b->close |= cr__json_bits(_mm_cmpeq_epi8(folded, close), 16 * i);
+    b->ctrl |= cr__json_bits(_mm_cmpeq_epi8(_mm_min_epu8(x, ctrl), x), 16 * i);
+  }
+}
+
+/* Internal: bit i = parity of the set bits 0..i of x. */
+static inline uint64_t cr__json_prefix_xor(uint64_t x) {
+  x ^= x << 1;
+  x ^= x << 2;
+  x ^= x << 4;
+  x ^= x << 8;
+  x ^= x << 16;
+  x ^= x << 32;
+  return x;
+}
+
+/* Internal: one 64-byte block without a backslash, when no escape is
+ * pending: strings from the parity of its quotes, then only its brackets
+ * outside strings visited. Returns as cr__json_skip_struct; *at gets the
+ * offset of the closing bracket. */
+static inline int cr__json_skip_block(struct cr__json_skip *k, const char *p,
+                                      const struct cr__json_block *b, int *at) {
+  uint64_t inside = cr__json_prefix_xor(b->quote);
+  if (k->in_str)
+    inside = ~inside;
+  uint64_t bad = b->ctrl & inside; /* control characters inside strings */
+  for (uint64_t s = (b->open | b->close) & ~inside; s != 0; s &= s - 1) {
+    int i = __builtin_ctzll(s);
+    if ((bad & ((UINT64_C(2) << i) - 1)) != 0)
+      return -1; /* before this bracket: the value is malformed there */
+    int r = cr__json_skip_struct(k, p[i]);
+    if (r != 0) {
+      *at = i;
+      return r;
+    }
+  }
+  if (bad != 0)
+    return -1;
+  k->in_str = (int)(inside >> 63);
+  return 0;
+}
+#endif
+
+/* Internal: the end of the object or array at p, or NULL when malformed.
+ * 64 bytes at a time where SSE2 is there: a record of a large page is
+ * mostly short strings, which the byte loop took about 1 ns a byte for. */
+static inline const char *cr__json_skip_container(const char *p,
+                                                  const char *end) {
+  struct cr__json_skip k;
+  k.depth = k.in_str = k.esc = 0;
+  int r;
+#ifdef CR__JSON_SIMD
+  while (end - p >= 64) {
+    struct cr__json_block b;
+    int at = 0;
+    cr__json_block_at(p, &b);
+    if (b.backslash == 0 && !k.esc) {
+      r = cr__json_skip_block(&k, p, &b, &at);
+      if (r != 0)
+        return r > 0 ? p + at + 1 : NULL;
+      p += 64;
+      continue;
+    }
+    for (const char *e = p + 64; p < e; p++) /* escapes: byte by byte */
+      if ((r = cr__json_skip_byte(&k, *p)) != 0)
+        return r > 0 ? p + 1 : NULL;
+  }
+#endif
+  for (; p < end; p++)
+    if ((r = cr__json_skip_byte(&k, *p)) != 0)
+      return r > 0 ? p + 1 : NULL;
+  return NULL;
+}
+
 /* The end of the JSON value at p (after blanks), or NULL when malformed.
  * Objects and arrays are skipped by bracket matching (strings honoured). */
 static inline const char *cr__json_skip_value(const char *p, const char *end) {
@@ -299,29 +445,7 @@ static inline const char *cr__json_skip_value(const char *p, const char *end) {
     return cr__json_skip_string(p, end);
   if (*p != '{' && *p != '[')
     return cr__json_skip_scalar(p, end);
-  char closers[CR_JSON_MAX_DEPTH];
-  int depth = 0;
-  while (p < end) {
-    char c = *p;
-    if (c == '"') {
-      p = cr__json_skip_string(p, end);
-      if (p == NULL)
-        return NULL;
-      continue;
-    }
-    if (c == '{' || c == '[') {
-      if (depth == CR_JSON_MAX_DEPTH)
-        return NULL;
-      closers[depth++] = c == '{' ? '}' : ']';
-    } else if (c == '}' || c == ']') {
-      if (depth == 0 || closers[depth - 1] != c)
-        return NULL;
-      if (--depth == 0)
-        return p + 1;
-    }
-    p++;
-  }
-  return NULL;
+  return cr__json_skip_container(p, end);
 }
 
 /* Internal: reads 4 hex digits at p (before end) into *out; 0 or -1. */
