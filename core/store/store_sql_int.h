@@ -210,6 +210,10 @@
     "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
     "WHERE enabled = 1 AND workflow <> 'table_system_events' AND " \
     "batched = 0 ORDER BY id") \
+  X(OUTBOX_ENQ_PROBE, \
+    "SELECT EXISTS (SELECT 1 FROM events WHERE id > (SELECT " \
+    "min(cursor_event_id) FROM subscriptions WHERE enabled = 1 AND " \
+    "workflow <> 'table_system_events' AND batched = 0))") \
   X(SUB_FILTER, \
     "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
     "WHERE id = ?1") \

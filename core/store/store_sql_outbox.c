@@ -165,12 +165,33 @@ static int enqueue_sub(struct sq_store *q, const struct enq_sub *sub,
   return rc;
 }
 
+/* PostgreSQL, outside a transaction: is there an event after the cursor of
+ * some subscription enqueue serves? A read, without the write lock: every
+ * instance's delivery engine enqueues on every `events` notification, and
+ * all but the first find nothing, each in a write transaction every other
+ * writer of every instance waited for. An event committed after this read
+ * notifies again. 1 (look) on SQLite, inside a transaction, or on error. */
+static int enqueue_worth(struct sq_store *q) {
+  if (!is_pg(q) || q->depth > 0 || cr__sql_in_txn(q->db))
+    return 1;
+  cr_sql_stmt *st = NULL;
+  int64_t any = 1;
+  if (cr__sq_prep(q, ST_OUTBOX_ENQ_PROBE, &st) != 0 ||
+      cr__sq_step_int(q, st, &any, NULL) != 0)
+    return 1;
+  return any != 0;
+}
+
 int cr__sq_outbox_enqueue(cr_store *s, size_t max_events, int64_t now,
                           size_t *enqueued) {
   struct sq_store *q = sqs(s);
   struct enq_sub *subs = NULL;
   size_t nsubs = 0, count = 0;
   int rc = cr__sq_doomed(q);
+  if (rc == 0 && !enqueue_worth(q)) {
+    *enqueued = 0;
+    return 0;
+  }
   if (rc == 0)
     rc = cr__sq_op_begin(q);
   if (rc != 0)
