@@ -866,9 +866,6 @@ static void sf_advance_cursor(struct sf_object *o, const char *e, size_t n) {
     memcpy(o->cursor, stamp, sizeof stamp);
 }
 
-/* Emits the records of one page, advancing o's cursor. The query orders by
- * SystemModstamp, so the page's last record carries its latest stamp: one
- * field lookup per page, not per record. Progress once per page. */
 /* A record without the "attributes" member Salesforce puts first in every
  * query record ({"type":...,"url":...}: REST metadata, not data; the type is
  * the stream and the url follows from Id), as other connectors deliver it.
@@ -899,6 +896,9 @@ static void sf_strip_attributes(char *body, const char **e, size_t *n) {
   }
 }
 
+/* Emits the records of one page, advancing o's cursor. The query orders by
+ * SystemModstamp, so the page's last record carries its latest stamp: one
+ * field lookup per page, not per record. Progress once per page. */
 static int sf_emit_page(struct salesforce *sf, cr_plugin_ctx *ctx,
                         struct sf_object *o,
                         const struct cr_http_response *resp, uint64_t *done,

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <string.h>
 #if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#define CR__JSON_SIMD 1 /* cr__json_skip_container's 64-byte blocks */
 #include <emmintrin.h>
 #endif
 
@@ -335,8 +336,7 @@ static inline int cr__json_skip_byte(struct cr__json_skip *k, char c) {
   return 0;
 }
 
-#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
-#define CR__JSON_SIMD 1
+#ifdef CR__JSON_SIMD
 /* Internal: one bit per byte of a 64-byte block: quotes, backslashes,
  * opening and closing brackets, control characters. */
 struct cr__json_block {
