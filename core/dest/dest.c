@@ -142,6 +142,47 @@ int cr_dest_write(cr_dest *d, const char *stream, const char *json,
   return rc;
 }
 
+/* The lines of a batch one cr_dest_write at a time: variants that look at
+ * each record (sqlite's keys, a plugin's batches). */
+static int write_each_line(cr_dest *d, const char *stream, const char *lines,
+                           size_t len, uint64_t count) {
+  const char *p = lines, *end = lines + len;
+  uint64_t n = 0;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    int rc = cr_dest_write(d, stream, p, (size_t)(nl - p));
+    if (rc != 0)
+      return rc;
+    n++;
+    p = nl + 1;
+  }
+  if (n != count)
+    return cr__dest_errf(
+        d, CR_EINVAL, "stream %.140s: a batch of %llu records held %llu",
+        stream, (unsigned long long)count, (unsigned long long)n);
+  return 0;
+}
+
+int cr_dest_write_lines(cr_dest *d, const char *stream, const char *lines,
+                        size_t len, uint64_t count) {
+  if (!d || !stream || !lines)
+    return CR_EINVAL;
+  if (d->failed)
+    return d->failed;
+  if (len == 0 || count == 0 || lines[len - 1] != '\n')
+    return cr__dest_errf(d, CR_EINVAL,
+                         "stream %.140s: a batch of records must be lines",
+                         stream);
+  if (d->ops->write_lines == NULL)
+    return write_each_line(d, stream, lines, len, count);
+  int rc = d->ops->write_lines(d, stream, lines, len);
+  if (rc == 0)
+    d->records += (int64_t)count;
+  else if (rc == CR_EIO || rc == CR_ESTORE)
+    d->failed = rc;
+  return rc;
+}
+
 int cr_dest_flush(cr_dest *d) {
   if (!d)
     return CR_EINVAL;

@@ -100,6 +100,17 @@ int cr_dest_declare_stream(cr_dest *d, const struct cr_dest_stream *s);
  * failed), CR_EBUSY, CR_ENOMEM. A refused record changes nothing. */
 int cr_dest_write(cr_dest *d, const char *stream, const char *json, size_t len);
 
+/* Buffers count records of one stream given as JSON lines: lines (borrowed,
+ * len bytes) holds count records, each non-empty and ending in '\n' (the
+ * worker's RECORDS batch, wire.h). The same as count cr_dest_write() calls,
+ * in one: jsonl takes the block as it is; the other variants get the
+ * records one by one. Errors: as cr_dest_write, and CR_EINVAL when len or
+ * count is 0 or lines does not end in '\n'. jsonl trusts count (the
+ * caller's own framing); the others check it against the lines (CR_EINVAL
+ * when they differ, after the records before the difference). */
+int cr_dest_write_lines(cr_dest *d, const char *stream, const char *lines,
+                        size_t len, uint64_t count);
+
 /* Makes every record written so far durable. jsonl: writes the buffers,
  * fsync()s each file touched since the last flush, and the directory when a
  * file was created. sqlite: COMMITs the open transaction (synchronous=FULL).

@@ -13,6 +13,10 @@ struct cr__dest_ops {
   const char *name; /* "jsonl", "sqlite" */
   int (*declare_stream)(cr_dest *d, const struct cr_dest_stream *s);
   int (*write)(cr_dest *d, const char *stream, const char *json, size_t len);
+  /* Optional (NULL: cr_dest_write_lines writes the lines one by one):
+   * count records, each ending in '\n', checked by dest.c. */
+  int (*write_lines)(cr_dest *d, const char *stream, const char *lines,
+                     size_t len);
   int (*flush)(cr_dest *d);
   /* Optional (NULL: cr_dest_drain_fds answers CR_ENOTSUP). */
   int (*drain_fds)(cr_dest *d, int *fds, size_t max, size_t *n);

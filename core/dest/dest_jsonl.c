@@ -1,8 +1,9 @@
 /* dest_jsonl.c: the JSON lines destination: <dir>/<stream>.jsonl per stream,
  * the directory made and each file opened (O_APPEND) by its first record,
- * one record per line, a 256 KiB user-space buffer per stream,
- * write()+fsync() of every touched file on flush (and of the directory
- * after a file was created).
+ * one record per line, a 256 KiB user-space buffer per stream (a block of
+ * 64 KiB or more, such as a worker's batch of records, goes straight to the
+ * kernel instead of being copied into it), write()+fsync() of every touched
+ * file on flush (and of the directory after a file was created).
  *
  * Crash safety: a crash can leave a torn last line (a record that was never
  * flushed). When a stream's file is opened, a last line without its '\n' is
@@ -193,27 +194,43 @@ static int jsonl_declare(cr_dest *d, const struct cr_dest_stream *st) {
   return 0;
 }
 
-static int jsonl_write(cr_dest *d, const char *stream, const char *json,
-                       size_t len) {
+/* Appends a (an bytes) then b (bn bytes: a single record's newline, or
+ * none) to the stream's file: through its buffer, or, from a quarter of
+ * the buffer up, straight through after what the buffer holds (a worker's
+ * batch of records is not copied once more). */
+static int put(cr_dest *d, const char *stream, const char *a, size_t an,
+               const char *b, size_t bn) {
   struct jdest *j = (struct jdest *)d;
-  size_t idx = 0;
+  size_t idx = 0, n = an + bn;
   int rc = find_stream(j, stream, &idx);
   if (rc != 0)
     return rc;
   struct jstream *s = &j->s[idx];
-  if (s->len + len + 1 > JSONL_BUF && (rc = drain(j, s)) != 0)
+  int direct = n >= JSONL_BUF / 4;
+  if ((direct || s->len + n > JSONL_BUF) && (rc = drain(j, s)) != 0)
     return rc;
-  if (len + 1 > JSONL_BUF) { /* bigger than the buffer: straight through */
-    s->dirty = 1;
-    if (write_all(s->fd, json, len) != 0 || write_all(s->fd, "\n", 1) != 0)
-      return cr__dest_errf(d, CR_EIO, "write %s/%s.jsonl: %s", j->dir, s->name,
-                           strerror(errno));
+  if (!direct) {
+    memcpy(s->buf + s->len, a, an);
+    memcpy(s->buf + s->len + an, b, bn);
+    s->len += n;
     return 0;
   }
-  memcpy(s->buf + s->len, json, len);
-  s->buf[s->len + len] = '\n';
-  s->len += len + 1;
+  s->dirty = 1;
+  if (write_all(s->fd, a, an) != 0 || (bn > 0 && write_all(s->fd, b, bn) != 0))
+    return cr__dest_errf(d, CR_EIO, "write %s/%s.jsonl: %s", j->dir, s->name,
+                         strerror(errno));
   return 0;
+}
+
+static int jsonl_write(cr_dest *d, const char *stream, const char *json,
+                       size_t len) {
+  return put(d, stream, json, len, "\n", 1);
+}
+
+/* A block of lines ends in its newline already. */
+static int jsonl_write_lines(cr_dest *d, const char *stream, const char *lines,
+                             size_t len) {
+  return put(d, stream, lines, len, NULL, 0);
 }
 
 static int jsonl_flush(cr_dest *d) {
@@ -274,6 +291,7 @@ static const struct cr__dest_ops JSONL_OPS = {
     .name = "jsonl",
     .declare_stream = jsonl_declare,
     .write = jsonl_write,
+    .write_lines = jsonl_write_lines,
     .flush = jsonl_flush,
     .drain_fds = jsonl_drain_fds,
     .close = jsonl_close,

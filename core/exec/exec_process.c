@@ -68,6 +68,10 @@ static int dispatch(struct run *r, const struct cr_wire_msg *m, int *code,
   case CR_WIRE_RECORD:
     return cr__exec_on_record(r, m->u.record.stream.ptr, m->u.record.stream.len,
                               m->u.record.json.ptr, m->u.record.json.len);
+  case CR_WIRE_RECORDS:
+    return cr__exec_on_records(r, m->u.records.stream.ptr,
+                               m->u.records.stream.len, m->u.records.lines.ptr,
+                               m->u.records.lines.len, m->u.records.count);
   case CR_WIRE_CHECKPOINT:
     return cr__exec_on_checkpoint(r, m->u.checkpoint.state_json.ptr,
                                   m->u.checkpoint.state_json.len);

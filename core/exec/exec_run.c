@@ -217,18 +217,24 @@ static struct stream_count *stream_slot(struct run *r, const char *name) {
   return c;
 }
 
-int cr__exec_on_record(struct run *r, const char *stream, size_t stream_len,
-                       const char *json, size_t len) {
-  char name[129];
+/* The checks before records are taken: the run is live and executing, and
+ * the stream name fits name (NUL-terminated copy). 0 or the failure. */
+static int records_ok(struct run *r, const char *stream, size_t stream_len,
+                      char name[129]) {
   if (r->failed || r->lost || (!r->executing && ensure_executing(r) != 0))
     return CR_ECANCELED;
-  if (stream_len >= sizeof name) {
+  if (stream_len >= 129) {
     host_fail(r, CR_EXEC_CLASS_SYSTEM, "stream name too long");
     return CR_EINVAL;
   }
   memcpy(name, stream, stream_len);
   name[stream_len] = '\0';
-  int rc = cr_dest_write(r->dest, name, json, len);
+  return 0;
+}
+
+/* Counts n records of stream name taken by the destination (rc 0), or
+ * fails the run with the destination's reason. */
+static int records_taken(struct run *r, const char *name, int rc, int64_t n) {
   if (rc != 0) {
     int cls = rc == CR_EINVAL || rc == CR_ESCHEMA || rc == CR_ERANGE
                   ? CR_EXEC_CLASS_SYSTEM
@@ -237,13 +243,36 @@ int cr__exec_on_record(struct run *r, const char *stream, size_t stream_len,
               cr_dest_last_error(r->dest));
     return rc;
   }
-  r->records++;
-  r->since_ckpt++;
+  r->records += n;
+  r->since_ckpt += n;
   struct stream_count *c = stream_slot(r, name);
   if (c != NULL)
-    c->records++;
+    c->records += n;
   report_progress(r, name, c ? c->records : 0, 0);
   return 0;
+}
+
+int cr__exec_on_record(struct run *r, const char *stream, size_t stream_len,
+                       const char *json, size_t len) {
+  char name[129];
+  int rc = records_ok(r, stream, stream_len, name);
+  if (rc != 0)
+    return rc;
+  return records_taken(r, name, cr_dest_write(r->dest, name, json, len), 1);
+}
+
+int cr__exec_on_records(struct run *r, const char *stream, size_t stream_len,
+                        const char *lines, size_t len, uint64_t count) {
+  char name[129];
+  int rc = records_ok(r, stream, stream_len, name);
+  if (rc != 0)
+    return rc;
+  if (count > INT64_MAX) {
+    host_fail(r, CR_EXEC_CLASS_SYSTEM, "a batch of records is too large");
+    return CR_EINVAL;
+  }
+  rc = cr_dest_write_lines(r->dest, name, lines, len, count);
+  return records_taken(r, name, rc, (int64_t)count);
 }
 
 /* Commits a checkpoint whose records are durable: the lease renewed, the

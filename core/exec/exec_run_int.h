@@ -18,6 +18,9 @@ struct run;
  * or the lease was lost; the plugin should be cancelled. */
 int cr__exec_on_record(struct run *r, const char *stream, size_t stream_len,
                        const char *json, size_t len);
+/* count records of one stream as JSON lines (a worker's RECORDS frame). */
+int cr__exec_on_records(struct run *r, const char *stream, size_t stream_len,
+                        const char *lines, size_t len, uint64_t count);
 int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len);
 int cr__exec_on_credentials(struct run *r, const char *json, size_t len);
 void cr__exec_on_metrics(struct run *r, uint64_t requests, uint64_t errors);

@@ -51,6 +51,9 @@ static const struct field result_f[] = {
     FLD(F_STR, result.message), FLD(F_I64, result.retry_after_ms),
     FLD(F_U64, result.records)};
 static const struct field ack_f[] = {FLD(F_U64, ack.seq)};
+static const struct field records_f[] = {FLD(F_STR, records.stream),
+                                         FLD(F_U64, records.count),
+                                         FLD(F_STR, records.lines)};
 
 struct msg_def {
   const char *name;
@@ -74,6 +77,7 @@ static const struct msg_def defs[] = {
     [CR_WIRE_CANCEL] = {"CANCEL", NULL, 0},
     [CR_WIRE_ACK] = DEF("ACK", ack_f),
     [CR_WIRE_BYE] = {"BYE", NULL, 0},
+    [CR_WIRE_RECORDS] = DEF("RECORDS", records_f),
 };
 
 #define NDEFS (sizeof defs / sizeof defs[0])
@@ -226,6 +230,63 @@ int cr_wire_encode_record(cr_wire_buf *b, const char *stream, const char *json,
   m.u.record.json.ptr = json;
   m.u.record.json.len = len;
   return cr_wire_encode(b, &m);
+}
+
+/* ---- RECORDS batches ------------------------------------------------------
+ * Layout: u32 len | u8 version | u8 type | u32 slen | stream | u64 count |
+ * u32 lines_len | lines. The lengths and the count are written by end. */
+
+int cr_wire_batch_begin(cr_wire_buf *b, cr_wire_batch *t, const char *stream) {
+  if (b == NULL || t == NULL || stream == NULL || t->open)
+    return CR_EINVAL;
+  size_t slen = strlen(stream);
+  if (slen > CR_WIRE_MAX_FRAME / 2)
+    return CR_ERANGE;
+  size_t head = CR_WIRE_HEADER + 2 + 4 + slen + 8 + 4;
+  int rc = buf_reserve(b, head);
+  if (rc < 0)
+    return rc;
+  uint8_t *p = b->data + b->len;
+  p[4] = CR_WIRE_VERSION;
+  p[5] = CR_WIRE_RECORDS;
+  put_u32(p + 6, (uint32_t)slen);
+  memcpy(p + 10, stream, slen);
+  t->start = b->len;
+  t->lines_at = b->len + head;
+  t->count = 0;
+  t->open = 1;
+  b->len += head;
+  return 0;
+}
+
+int cr_wire_batch_add(cr_wire_buf *b, cr_wire_batch *t, const char *json,
+                      size_t len) {
+  if (b == NULL || t == NULL || !t->open || (json == NULL && len > 0))
+    return CR_EINVAL;
+  if (len + 1 > CR_WIRE_MAX_FRAME - (b->len - t->start - CR_WIRE_HEADER))
+    return CR_ERANGE;
+  int rc = buf_reserve(b, len + 1);
+  if (rc < 0)
+    return rc;
+  memcpy(b->data + b->len, json, len);
+  b->data[b->len + len] = '\n';
+  b->len += len + 1;
+  t->count++;
+  return 0;
+}
+
+void cr_wire_batch_end(cr_wire_buf *b, cr_wire_batch *t) {
+  if (b == NULL || t == NULL || !t->open)
+    return;
+  t->open = 0;
+  if (t->count == 0) {
+    b->len = t->start;
+    return;
+  }
+  uint8_t *p = b->data + t->start;
+  put_u32(p, (uint32_t)(b->len - t->start - CR_WIRE_HEADER));
+  put_u64(b->data + t->lines_at - 12, t->count);
+  put_u32(b->data + t->lines_at - 4, (uint32_t)(b->len - t->lines_at));
 }
 
 /* ---- decoder ------------------------------------------------------------ */

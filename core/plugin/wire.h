@@ -30,6 +30,10 @@
  *   CREDENTIALS w->p  str json
  *   RESULT      w->p  i32 code, str error_class, str message,
  *                     i64 retry_after_ms, u64 records
+ *   RECORDS     w->p  str stream, u64 count, str lines (v4): count records
+ *                     of one stream, each followed by '\n' (jsonl-ready);
+ *                     built by the worker (cr_wire_batch_*) from records
+ *                     that are not empty and hold no raw newline
  *   CANCEL      p->w  (no fields)
  *   ACK         p->w  u64 seq (checkpoint sequence acknowledged)
  *   BYE         both  (no fields)
@@ -44,7 +48,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define CR_WIRE_VERSION 3
+#define CR_WIRE_VERSION 4
 /* Largest payload (bytes after the u32 length) accepted or produced. */
 #define CR_WIRE_MAX_FRAME (16u * 1024u * 1024u)
 /* Bytes of the length prefix. */
@@ -63,6 +67,7 @@ enum cr_wire_type {
   CR_WIRE_CANCEL = 10,
   CR_WIRE_ACK = 11,
   CR_WIRE_BYE = 12,
+  CR_WIRE_RECORDS = 13,
 };
 
 /* A string view: len bytes at ptr (not NUL-terminated; may hold NULs).
@@ -133,6 +138,11 @@ struct cr_wire_msg {
     struct {
       uint64_t seq;
     } ack;
+    struct {
+      cr_wire_str stream;
+      uint64_t count;
+      cr_wire_str lines; /* count records, each ending in '\n' */
+    } records;
   } u;
 };
 
@@ -165,6 +175,33 @@ int cr_wire_encode(cr_wire_buf *b, const struct cr_wire_msg *msg);
  * cr_wire_encode. */
 int cr_wire_encode_record(cr_wire_buf *b, const char *stream, const char *json,
                           size_t len);
+
+/* A RECORDS frame being filled at the end of a cr_wire_buf: the worker's
+ * batch of consecutive records of one stream, so that neither side spends
+ * a frame per record. Public for stack allocation only. While a batch is
+ * open nothing else may be appended to the buffer. */
+typedef struct {
+  size_t start;    /* offset of the frame in the buffer */
+  size_t lines_at; /* offset of the first byte of lines */
+  uint64_t count;
+  int open;
+} cr_wire_batch;
+
+/* Opens a RECORDS frame for stream (NUL-terminated, borrowed: copied) at
+ * the end of b. Errors: CR_EINVAL (NULL argument, t already open),
+ * CR_ERANGE (stream too long), CR_ENOMEM (b unchanged). */
+int cr_wire_batch_begin(cr_wire_buf *b, cr_wire_batch *t, const char *stream);
+
+/* Appends one record (len > 0 bytes, no raw newline: the caller checks) and
+ * its '\n' to the open frame. Errors: CR_EINVAL (t not open), CR_ERANGE
+ * (the frame would pass CR_WIRE_MAX_FRAME: end it and begin another),
+ * CR_ENOMEM; on error the frame is unchanged. json is borrowed. */
+int cr_wire_batch_add(cr_wire_buf *b, cr_wire_batch *t, const char *json,
+                      size_t len);
+
+/* Closes the open frame: its lengths and count are written. A frame with no
+ * record is removed from b. No-op when t is not open. */
+void cr_wire_batch_end(cr_wire_buf *b, cr_wire_batch *t);
 
 /* ---- Decoder ------------------------------------------------------------ */
 

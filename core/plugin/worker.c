@@ -63,6 +63,11 @@ struct run {
   cr_plugin_ctx *ctx;
   const struct job *job;
   uint64_t records, since_ckpt;
+  /* The open RECORDS frame at the end of buf and its stream: consecutive
+   * records of one stream travel in one frame (ended before any other
+   * frame is encoded, and by every flush). */
+  cr_wire_batch batch;
+  char batch_stream[129];
   /* The latest PROGRESS, sent just before the next write to the parent
    * (a plugin may report after every record; one frame per flush is
    * enough). */
@@ -202,6 +207,7 @@ static void *reader_main(void *arg) {
  */
 
 static void encode_progress(struct run *r) {
+  cr_wire_batch_end(&r->buf, &r->batch);
   struct cr_wire_msg m = {.type = CR_WIRE_PROGRESS};
   m.u.progress.stream = cr_wire_cstr(r->prog_stream);
   m.u.progress.done = r->prog_done;
@@ -213,6 +219,7 @@ static void encode_progress(struct run *r) {
 /* Writes the buffered frames (and the pending PROGRESS) to the parent. A
  * failed write means the parent is gone: nothing can be reported any more. */
 static void run_flush(struct run *r) {
+  cr_wire_batch_end(&r->buf, &r->batch);
   if (r->prog_pending)
     encode_progress(r);
   if (r->buf.len == 0)
@@ -223,9 +230,38 @@ static void run_flush(struct run *r) {
 }
 
 static int run_send(struct run *r, const struct cr_wire_msg *m, int flush) {
+  cr_wire_batch_end(&r->buf, &r->batch);
   int rc = cr_wire_encode(&r->buf, m);
   if (rc == 0 && (flush || r->buf.len >= CR_WORKER_FLUSH_BYTES))
     run_flush(r);
+  return rc;
+}
+
+/* Appends a record to the open batch of its stream, opening one (a full
+ * frame is ended and another begun). A record the parent refuses (empty,
+ * a raw newline, a stream name too long) travels alone as RECORD, so the
+ * parent refuses it with its own reason as for any record. */
+static int batch_add(struct run *r, const char *stream, const char *json,
+                     size_t len) {
+  size_t sn = strlen(stream);
+  if (len == 0 || sn >= sizeof r->batch_stream ||
+      memchr(json, '\n', len) != NULL) {
+    cr_wire_batch_end(&r->buf, &r->batch);
+    return cr_wire_encode_record(&r->buf, stream, json, len);
+  }
+  if (r->batch.open && memcmp(r->batch_stream, stream, sn + 1) != 0)
+    cr_wire_batch_end(&r->buf, &r->batch);
+  int rc = CR_ERANGE;
+  for (int fresh = 0; rc == CR_ERANGE && fresh < 2; fresh++) {
+    if (!r->batch.open) {
+      if ((rc = cr_wire_batch_begin(&r->buf, &r->batch, stream)) != 0)
+        return rc;
+      memcpy(r->batch_stream, stream, sn + 1);
+    }
+    rc = cr_wire_batch_add(&r->buf, &r->batch, json, len);
+    if (rc == CR_ERANGE)
+      cr_wire_batch_end(&r->buf, &r->batch);
+  }
   return rc;
 }
 
@@ -234,7 +270,7 @@ static int sink_emit(void *ud, const char *stream, const char *json,
   struct run *r = ud;
   if (atomic_load(&r->ctx->cancel) != 0)
     return CR_PLUGIN_ERR_CANCELLED;
-  if (cr_wire_encode_record(&r->buf, stream, json, len) != 0)
+  if (batch_add(r, stream, json, len) != 0)
     return CR_PLUGIN_ERR_SYSTEM;
   r->records++;
   r->since_ckpt++;

@@ -733,6 +733,7 @@ int cr_worker_start(cr_worker *w, const struct cr_wire_msg *job) {
 static int is_job_msg(int type) {
   switch (type) {
   case CR_WIRE_RECORD:
+  case CR_WIRE_RECORDS:
   case CR_WIRE_CHECKPOINT:
   case CR_WIRE_LOG:
   case CR_WIRE_PROGRESS:

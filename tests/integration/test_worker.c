@@ -168,6 +168,17 @@ static uint64_t record_id(cr_wire_str json) {
   return strtoull(p + 5, NULL, 10);
 }
 
+/* One record, in order of ids. */
+static void take_record(struct outcome *o, cr_wire_str json) {
+  uint64_t id = record_id(json);
+  if (o->records == 0)
+    o->first_id = id;
+  else if (id != o->last_id + 1)
+    o->ids_in_order = 0;
+  o->last_id = id;
+  o->records++;
+}
+
 /* Reads messages until RESULT (returns 1) or EOF (returns 0). */
 static int collect(struct wk *w, struct outcome *o) {
   memset(o, 0, sizeof *o);
@@ -175,16 +186,26 @@ static int collect(struct wk *w, struct outcome *o) {
   struct cr_wire_msg m;
   while (wk_recv(w, &m)) {
     switch (m.type) {
-    case CR_WIRE_RECORD: {
+    case CR_WIRE_RECORD:
       assert_int_equal(m.u.record.stream.len, 5);
       assert_memory_equal(m.u.record.stream.ptr, "items", 5);
-      uint64_t id = record_id(m.u.record.json);
-      if (o->records == 0)
-        o->first_id = id;
-      else if (id != o->last_id + 1)
-        o->ids_in_order = 0;
-      o->last_id = id;
-      o->records++;
+      take_record(o, m.u.record.json);
+      break;
+    case CR_WIRE_RECORDS: { /* a batch: each line one record */
+      assert_int_equal(m.u.records.stream.len, 5);
+      assert_memory_equal(m.u.records.stream.ptr, "items", 5);
+      const char *p = m.u.records.lines.ptr;
+      const char *end = p + m.u.records.lines.len;
+      uint64_t n = 0;
+      while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        assert_non_null(nl);
+        cr_wire_str one = {p, (size_t)(nl - p)};
+        take_record(o, one);
+        n++;
+        p = nl + 1;
+      }
+      assert_true(n == m.u.records.count);
       break;
     }
     case CR_WIRE_CHECKPOINT:

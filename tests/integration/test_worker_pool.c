@@ -75,8 +75,8 @@ static struct outcome run_job(cr_worker *w, const char *config,
       o.rc = rc;
       break;
     }
-    if (m.type == CR_WIRE_RECORD)
-      o.records++;
+    if (m.type == CR_WIRE_RECORD || m.type == CR_WIRE_RECORDS)
+      o.records += m.type == CR_WIRE_RECORD ? 1 : m.u.records.count;
     else if (m.type == CR_WIRE_CHECKPOINT)
       o.checkpoints++;
     else if (m.type == CR_WIRE_METRICS)
@@ -362,7 +362,9 @@ static void test_wait_returns_zero(void **state) {
   assert_true(now_ms() - t0 >= 50);
   int recs = 0, rc;
   while ((rc = cr_worker_next(w, &m, -1)) == 1 && m.type != CR_WIRE_RESULT)
-    recs += m.type == CR_WIRE_RECORD;
+    recs += m.type == CR_WIRE_RECORD    ? 1
+            : m.type == CR_WIRE_RECORDS ? (int)m.u.records.count
+                                        : 0;
   assert_int_equal(rc, 1);
   assert_int_equal(recs, 2);
   cr_worker_pool_release(p, w);
@@ -440,7 +442,9 @@ static void *conc_thread(void *arg) {
       struct cr_wire_msg m;
       int rc, recs = 0;
       while ((rc = cr_worker_next(w, &m, -1)) == 1 && m.type != CR_WIRE_RESULT)
-        recs += m.type == CR_WIRE_RECORD;
+        recs += m.type == CR_WIRE_RECORD    ? 1
+                : m.type == CR_WIRE_RECORDS ? (int)m.u.records.count
+                                            : 0;
       if (rc == 1 && m.u.result.code == 0 && recs == 20)
         ok++;
     }

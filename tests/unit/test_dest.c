@@ -330,6 +330,42 @@ static void jsonl_big_records_keep_order(void **state) {
   free(tmp);
 }
 
+/* Batches of lines (the worker's RECORDS): buffered with the single
+ * records around them, in order; a block bigger than the buffer goes
+ * straight through; malformed batches are refused and change nothing. */
+static void jsonl_write_lines(void **state) {
+  (void)state;
+  char *tmp = cr_test_mkdtemp("dest");
+  cr_dest *d = open_jsonl(tmp);
+  assert_int_equal(wr(d, "s", "1"), 0);
+  assert_int_equal(cr_dest_write_lines(d, "s", "2\n3\n", 4, 2), 0);
+  assert_int_equal(cr_dest_records(d), 3);
+  assert_int_equal(cr_dest_write_lines(d, "s", "4", 1, 1), CR_EINVAL);
+  assert_int_equal(cr_dest_write_lines(d, "s", "4\n", 2, 0), CR_EINVAL);
+  assert_int_equal(cr_dest_write_lines(d, "s", "", 0, 1), CR_EINVAL);
+  assert_int_equal(cr_dest_write_lines(d, "../x", "4\n", 2, 1), CR_EINVAL);
+  assert_int_equal(cr_dest_records(d), 3);
+  size_t big = 700 * 1024, lines = big / 10;
+  char *blk = malloc(big);
+  for (size_t i = 0; i < lines; i++)
+    memcpy(blk + i * 10, "{\"k\":123}\n", 10);
+  assert_int_equal(cr_dest_write_lines(d, "s", blk, lines * 10, lines), 0);
+  assert_int_equal(wr(d, "s", "5"), 0);
+  assert_int_equal(cr_dest_records(d), 4 + (int64_t)lines);
+  assert_int_equal(cr_dest_flush(d), 0);
+  cr_dest_close(d);
+  char *text = read_in(tmp, "s.jsonl");
+  assert_non_null(text);
+  assert_int_equal(strlen(text), 6 + lines * 10 + 2);
+  assert_memory_equal(text, "1\n2\n3\n{\"k\"", 10);
+  assert_string_equal(text + strlen(text) - 12, "{\"k\":123}\n5\n");
+  assert_int_equal(count_lines(text), lines + 4);
+  free(text);
+  free(blk);
+  cr_test_rmtree(tmp);
+  free(tmp);
+}
+
 /* Child: writes+flushes n records, writes `extra` more without flushing,
  * tells the parent through fd and waits to be killed. */
 static void child_write_then_wait(int sqlite, const char *where, int n,
@@ -532,6 +568,29 @@ static void sqlite_upsert(void **state) {
   assert_int_equal(wr(d, "users", "{\"id\":3}"), 0);
   assert_int_equal(cr_dest_flush(d), 0);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM stream_users"), 3);
+  cr_dest_close(d);
+}
+
+/* sqlite takes a batch record by record: keys upserted, and a count that
+ * does not match the lines is refused. */
+static void sqlite_write_lines(void **state) {
+  struct sfix *f = *state;
+  cr_dest *d = open_sqlite(f->db);
+  static const char *const key[] = {"id"};
+  struct cr_dest_stream st = {"users", key, 1};
+  assert_int_equal(cr_dest_declare_stream(d, &st), 0);
+  static const char blk[] = "{\"id\":1,\"v\":1}\n{\"id\":2}\n{\"id\":1}\n";
+  assert_int_equal(cr_dest_write_lines(d, "users", blk, sizeof blk - 1, 3), 0);
+  assert_int_equal(cr_dest_records(d), 3);
+  assert_int_equal(cr_dest_write_lines(d, "users", "{\"id\":3}\n", 9, 2),
+                   CR_EINVAL);
+  assert_non_null(strstr(cr_dest_last_error(d), "batch"));
+  assert_int_equal(cr_dest_flush(d), 0);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM stream_users"), 3);
+  char *data =
+      query_text(f->db, "SELECT data FROM stream_users WHERE pk = '[1]'");
+  assert_string_equal(data, "{\"id\":1}");
+  free(data);
   cr_dest_close(d);
 }
 
@@ -745,10 +804,13 @@ int main(void) {
       cmocka_unit_test(jsonl_reopen_appends_close_drops),
       cmocka_unit_test(jsonl_torn_tail_repaired),
       cmocka_unit_test(jsonl_big_records_keep_order),
+      cmocka_unit_test(jsonl_write_lines),
       cmocka_unit_test(jsonl_kill9_keeps_flushed),
       cmocka_unit_test(jsonl_io_error_is_sticky),
       cmocka_unit_test(jsonl_throughput),
       cmocka_unit_test_setup_teardown(sqlite_upsert, sql_setup, sql_teardown),
+      cmocka_unit_test_setup_teardown(sqlite_write_lines, sql_setup,
+                                      sql_teardown),
       cmocka_unit_test_setup_teardown(sqlite_composite_key, sql_setup,
                                       sql_teardown),
       cmocka_unit_test_setup_teardown(sqlite_missing_key, sql_setup,

@@ -91,12 +91,17 @@ static void assert_msg_eq(const struct cr_wire_msg *a,
   case CR_WIRE_ACK:
     assert_true(a->u.ack.seq == b->u.ack.seq);
     break;
+  case CR_WIRE_RECORDS:
+    assert_str_eq(a->u.records.stream, b->u.records.stream);
+    assert_true(a->u.records.count == b->u.records.count);
+    assert_str_eq(a->u.records.lines, b->u.records.lines);
+    break;
   default:
     break;
   }
 }
 
-#define NSAMPLES 16
+#define NSAMPLES 18
 
 /* One or more messages of every type with edge values. */
 static size_t make_samples(struct cr_wire_msg *m) {
@@ -155,6 +160,10 @@ static size_t make_samples(struct cr_wire_msg *m) {
   m[n].type = CR_WIRE_ACK;
   m[n++].u.ack.seq = UINT64_MAX;
   m[n++].type = CR_WIRE_BYE;
+  m[n].type = CR_WIRE_RECORDS;
+  m[n].u.records.stream = cr_wire_cstr("accounts");
+  m[n].u.records.count = 2;
+  m[n++].u.records.lines = cr_wire_cstr("{\"a\":1}\n{}\n");
   assert_true(n <= NSAMPLES);
   return n;
 }
@@ -175,7 +184,7 @@ static void test_roundtrip_every_type(void **state) {
   cr_wire_decoder d;
   cr_wire_decoder_init(&d);
   assert_int_equal(cr_wire_feed(&d, b.data, b.len), 0);
-  int seen[CR_WIRE_BYE + 1] = {0};
+  int seen[CR_WIRE_RECORDS + 1] = {0};
   for (size_t i = 0; i < n; i++) {
     assert_int_equal(cr_wire_next(&d, &out), 1);
     assert_msg_eq(&m[i], &out);
@@ -183,7 +192,7 @@ static void test_roundtrip_every_type(void **state) {
   }
   assert_int_equal(cr_wire_next(&d, &out), 0);
   assert_int_equal(cr_wire_decoder_pending(&d), 0);
-  for (int t = CR_WIRE_HELLO; t <= CR_WIRE_BYE; t++) {
+  for (int t = CR_WIRE_HELLO; t <= CR_WIRE_RECORDS; t++) {
     assert_true(seen[t]);
     assert_string_not_equal(cr_wire_type_name(t), "UNKNOWN");
   }
@@ -207,7 +216,7 @@ static void test_encode_invalid(void **state) {
   cr_wire_buf_init(&b);
   struct cr_wire_msg m = {.type = 0};
   assert_int_equal(cr_wire_encode(&b, &m), CR_EINVAL);
-  m.type = 13;
+  m.type = CR_WIRE_RECORDS + 1;
   assert_int_equal(cr_wire_encode(&b, &m), CR_EINVAL);
   m.type = CR_WIRE_RECORD;
   m.u.record.json = sv(NULL, 3);
@@ -222,6 +231,67 @@ static void test_encode_invalid(void **state) {
   assert_int_equal(cr_wire_encode(&b, &m), CR_ERANGE);
   assert_int_equal(b.len, 0);
   cr_wire_buf_free(&b);
+}
+
+/* A batch built record by record decodes as the RECORDS message
+ * cr_wire_encode makes of the same fields, byte for byte; an empty batch
+ * leaves nothing; a batch stops at the frame limit. */
+static void test_batch_records(void **state) {
+  (void)state;
+  cr_wire_buf b, want;
+  cr_wire_buf_init(&b);
+  cr_wire_buf_init(&want);
+  cr_wire_batch t = {0};
+  assert_int_equal(cr_wire_batch_add(&b, &t, "{}", 2), CR_EINVAL);
+  assert_int_equal(cr_wire_batch_begin(&b, &t, "empty"), 0);
+  assert_int_equal(cr_wire_batch_begin(&b, &t, "twice"), CR_EINVAL);
+  cr_wire_batch_end(&b, &t);
+  assert_int_equal(b.len, 0);
+  struct cr_wire_msg ack = {.type = CR_WIRE_ACK};
+  assert_int_equal(cr_wire_encode(&b, &ack), 0);
+  assert_int_equal(cr_wire_encode(&want, &ack), 0);
+  assert_int_equal(cr_wire_batch_begin(&b, &t, "Account"), 0);
+  assert_int_equal(cr_wire_batch_add(&b, &t, "{\"Id\":\"1\"}", 10), 0);
+  assert_int_equal(cr_wire_batch_add(&b, &t, "{\"Id\":\"22\"}xyz", 11), 0);
+  cr_wire_batch_end(&b, &t);
+  cr_wire_batch_end(&b, &t); /* closed: no-op */
+  struct cr_wire_msg m = {.type = CR_WIRE_RECORDS};
+  m.u.records.stream = cr_wire_cstr("Account");
+  m.u.records.count = 2;
+  m.u.records.lines = cr_wire_cstr("{\"Id\":\"1\"}\n{\"Id\":\"22\"}\n");
+  assert_int_equal(cr_wire_encode(&want, &m), 0);
+  assert_int_equal(b.len, want.len);
+  assert_memory_equal(b.data, want.data, want.len);
+  cr_wire_decoder d;
+  cr_wire_decoder_init(&d);
+  struct cr_wire_msg out;
+  assert_int_equal(cr_wire_feed(&d, b.data, b.len), 0);
+  assert_int_equal(cr_wire_next(&d, &out), 1);
+  assert_int_equal(out.type, CR_WIRE_ACK);
+  assert_int_equal(cr_wire_next(&d, &out), 1);
+  assert_msg_eq(&m, &out);
+  /* The frame limit: the record that would pass it is refused, the frame
+   * keeps what it had and still decodes. */
+  size_t big = CR_WIRE_MAX_FRAME / 2, cap = big + 64;
+  char *rec = malloc(cap);
+  assert_non_null(rec);
+  memset(rec, 'x', cap);
+  cr_wire_buf_reset(&b);
+  assert_int_equal(cr_wire_batch_begin(&b, &t, "s"), 0);
+  assert_int_equal(cr_wire_batch_add(&b, &t, rec, big - 64), 0);
+  size_t before = b.len;
+  assert_int_equal(cr_wire_batch_add(&b, &t, rec, big + 64), CR_ERANGE);
+  assert_int_equal(b.len, before);
+  cr_wire_batch_end(&b, &t);
+  assert_int_equal(cr_wire_feed(&d, b.data, b.len), 0);
+  assert_int_equal(cr_wire_next(&d, &out), 1);
+  assert_int_equal(out.type, CR_WIRE_RECORDS);
+  assert_true(out.u.records.count == 1);
+  assert_int_equal(out.u.records.lines.len, big - 63);
+  free(rec);
+  cr_wire_decoder_free(&d);
+  cr_wire_buf_free(&b);
+  cr_wire_buf_free(&want);
 }
 
 /* Feeds s split at pos (and byte-by-byte when pos is SIZE_MAX), checking the
@@ -303,15 +373,15 @@ static void test_malformed_frames(void **state) {
   assert_int_equal(decode_raw(sh, sizeof sh, err, sizeof err), CR_EPARSE);
   /* Unknown types and wrong versions. */
   uint8_t ty[] = {2, 0, 0, 0, CR_WIRE_VERSION, 0};
-  static const uint8_t bad_types[] = {0, 13, 200, 255};
+  static const uint8_t bad_types[] = {0, CR_WIRE_RECORDS + 1, 200, 255};
   for (size_t i = 0; i < sizeof bad_types; i++) {
     ty[5] = bad_types[i];
     assert_int_equal(decode_raw(ty, sizeof ty, err, sizeof err), CR_EPARSE);
     assert_non_null(strstr(err, "unknown message type"));
   }
   uint8_t ve[] = {2, 0, 0, 0, 0, CR_WIRE_BYE};
-  /* 1: before settings, 2: before plugin_id */
-  static const uint8_t bad_versions[] = {0, 1, 2, 4, 255};
+  /* 1: before settings, 2: before plugin_id, 3: before RECORDS */
+  static const uint8_t bad_versions[] = {0, 1, 2, 3, 5, 255};
   for (size_t i = 0; i < sizeof bad_versions; i++) {
     ve[4] = bad_versions[i];
     assert_int_equal(decode_raw(ve, sizeof ve, err, sizeof err), CR_EPARSE);
@@ -636,6 +706,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_roundtrip_every_type),
       cmocka_unit_test(test_encode_invalid),
+      cmocka_unit_test(test_batch_records),
       cmocka_unit_test(test_split_feeding),
       cmocka_unit_test(test_malformed_frames),
       cmocka_unit_test(test_pipe_between_processes),
