@@ -29,6 +29,11 @@
  *   - User-Agent "connrun/<version>" unless the plugin sends its own;
  *   - one easy handle per ctx, so consecutive requests of one callback
  *     reuse connections (keep-alive).
+ * api->http_start runs one request at a time in the background, on a
+ * thread of the ctx's own (made by the first call, joined by
+ * cr_plugin_ctx_cleanup) with a second easy handle: only the transfer runs
+ * there; the checks, the error mapping, the counting and the log line
+ * happen on the callback's thread, in http_start and http_finish.
  * Counters: every attempted transfer counts one request; errors are
  * transport failures (incl. timeouts and refused/oversized responses) and
  * HTTP 429 and 5xx responses. Other 4xx are the client's problem: they are
@@ -115,7 +120,8 @@ struct cr_plugin_ctx {
   struct cr_plugin_http_settings http;
   struct cr_plugin_http_counters counters;
   struct cr_plugin_last_error last_error;
-  void *curl; /* private: the reused libcurl easy handle */
+  void *curl;                   /* private: the reused libcurl easy handle */
+  struct cr__http_async *async; /* private: api->http_start's request */
 };
 
 /* The host table with the functions below (static storage, never freed):
@@ -130,7 +136,8 @@ const struct cr_host_api *cr_host_api_default(void);
 int cr_plugin_ctx_init(cr_plugin_ctx *ctx, const char *authorization_id,
                        const cr_redactor *redactor);
 
-/* Releases what the ctx acquired (the HTTP handle and its connections).
+/* Releases what the ctx acquired (the HTTP handles and their connections;
+ * a background request still in flight is abandoned, its thread joined).
  * The ctx may be initialised again afterwards. NULL is a no-op. */
 void cr_plugin_ctx_cleanup(cr_plugin_ctx *ctx);
 

@@ -157,7 +157,8 @@ static void test_default_table(void **state) {
               CR_HOST_HAS(api, http) && CR_HOST_HAS(api, http_response_free) &&
               CR_HOST_HAS(api, set_error) &&
               CR_HOST_HAS(api, credentials_update) &&
-              CR_HOST_HAS(api, record_failed));
+              CR_HOST_HAS(api, record_failed) && CR_HOST_HAS(api, http_start) &&
+              CR_HOST_HAS(api, http_finish));
   /* A minor-1 host's table ends before record_failed: a minor-2 plugin sees
    * it absent and falls back. Outside write() (no sink) it is refused. */
   struct cr_host_api old = *api;
@@ -369,6 +370,107 @@ static void test_http_cancel(void **state) {
   assert_int_equal(f->ctx.counters.requests, 1);
   assert_int_equal(f->api->emit(&f->ctx, "s", "{}", 2),
                    CR_PLUGIN_ERR_CANCELLED);
+}
+
+/* api->http_start / http_finish (minor 3): the request runs while the
+ * caller goes on (a blocking request on the same ctx meanwhile), the answer
+ * is what api->http gives, counted and logged once; a second start is
+ * refused, a finish without a start too; a refused request is reported by
+ * finish. */
+static void test_http_background(void **state) {
+  struct fx *f = *state;
+  struct cr_http_request req;
+  struct cr_http_response resp, now;
+  const char *hdrs[] = {"Authorization: Bearer " SECRET, NULL};
+  char body[] = "payload";
+  cr_http_request_init(&req);
+  req.method = "POST";
+  req.url = url(f, "/echo");
+  req.headers = hdrs;
+  req.body = body;
+  req.body_len = strlen(body);
+  assert_int_equal(f->api->http_finish(&f->ctx, &resp), CR_PLUGIN_ERR_SYSTEM);
+  assert_non_null(strstr(resp.error, "http_start"));
+  assert_int_equal(f->api->http_start(&f->ctx, &req), CR_PLUGIN_OK);
+  memset(body, 'x', sizeof body - 1); /* the host copied the request */
+  url(f, "/nowhere");
+  assert_int_equal(f->api->http_start(&f->ctx, &req), CR_PLUGIN_ERR_SYSTEM);
+  cr_http_request_init(&req);
+  req.url = url(f, "/hello");
+  assert_int_equal(f->api->http(&f->ctx, &req, &now), CR_PLUGIN_OK);
+  assert_string_equal(now.body, "hello");
+  f->api->http_response_free(&f->ctx, &now);
+  assert_int_equal(f->api->http_finish(&f->ctx, &resp), CR_PLUGIN_OK);
+  assert_int_equal(resp.status, 200);
+  assert_string_equal(resp.body, "POST payload");
+  f->api->http_response_free(&f->ctx, &resp);
+  assert_int_equal(f->ctx.counters.requests, 2);
+  assert_int_equal(cr_fake_http_count(f->srv), 2);
+  assert_true(lines_contain(&f->log, "POST http://"));
+  assert_false(lines_contain(&f->log, SECRET));
+  /* Statuses and transport errors as api->http answers them. */
+  req.url = url(f, "/status/503");
+  assert_int_equal(f->api->http_start(&f->ctx, &req), CR_PLUGIN_OK);
+  assert_int_equal(f->api->http_finish(&f->ctx, &resp), CR_PLUGIN_OK);
+  assert_int_equal(resp.status, 503);
+  f->api->http_response_free(&f->ctx, &resp);
+  assert_int_equal(f->ctx.counters.errors, 1);
+  req.url = url(f, "/slow");
+  req.timeout_ms = 200;
+  assert_int_equal(f->api->http_start(&f->ctx, &req), CR_PLUGIN_OK);
+  assert_int_equal(f->api->http_finish(&f->ctx, &resp),
+                   CR_PLUGIN_ERR_TRANSIENT);
+  assert_non_null(strstr(resp.error, "timed out"));
+  f->api->http_response_free(&f->ctx, &resp);
+  /* A request refused at the start is reported by finish. */
+  req.url = NULL;
+  assert_int_equal(f->api->http_start(&f->ctx, &req), CR_PLUGIN_OK);
+  assert_int_equal(f->api->http_finish(&f->ctx, &resp), CR_PLUGIN_ERR_SYSTEM);
+  assert_non_null(strstr(resp.error, "no URL"));
+  f->api->http_response_free(&f->ctx, &resp);
+  assert_int_equal(f->ctx.counters.requests, 4);
+  assert_int_equal(f->api->http_start(NULL, &req), CR_PLUGIN_ERR_SYSTEM);
+  assert_int_equal(f->api->http_finish(&f->ctx, NULL), CR_PLUGIN_ERR_SYSTEM);
+}
+
+/* Cancelling the ctx stops a background request within the bound; one
+ * still in flight when the ctx is cleaned up is abandoned (not counted),
+ * and the ctx works again afterwards. */
+static void test_http_background_cancel_and_abandon(void **state) {
+  struct fx *f = *state;
+  struct cr_http_request req;
+  struct cr_http_response resp;
+  cr_http_request_init(&req);
+  req.url = url(f, "/slow");
+  req.timeout_ms = 20000;
+  assert_int_equal(f->api->http_start(&f->ctx, &req), CR_PLUGIN_OK);
+  int64_t t0 = now_ms();
+  cr_plugin_ctx_cleanup(&f->ctx); /* abandons it */
+  assert_true(now_ms() - t0 < 2500);
+  assert_int_equal(f->ctx.counters.requests, 0);
+  assert_null(f->ctx.async);
+  req.url = url(f, "/hello");
+  assert_int_equal(f->api->http_start(&f->ctx, &req), CR_PLUGIN_OK);
+  assert_int_equal(f->api->http_finish(&f->ctx, &resp), CR_PLUGIN_OK);
+  assert_string_equal(resp.body, "hello");
+  f->api->http_response_free(&f->ctx, &resp);
+  struct canceller c = {&f->ctx, 200};
+  pthread_t t;
+  req.url = url(f, "/slow");
+  assert_int_equal(f->api->http_start(&f->ctx, &req), CR_PLUGIN_OK);
+  assert_int_equal(pthread_create(&t, NULL, cancel_later, &c), 0);
+  t0 = now_ms();
+  assert_int_equal(f->api->http_finish(&f->ctx, &resp),
+                   CR_PLUGIN_ERR_CANCELLED);
+  int64_t took = now_ms() - t0;
+  pthread_join(t, NULL);
+  assert_true(took >= 150 && took < 2500);
+  f->api->http_response_free(&f->ctx, &resp);
+  /* Once cancelled, a start is reported as cancelled by finish. */
+  assert_int_equal(f->api->http_start(&f->ctx, &req), CR_PLUGIN_OK);
+  assert_int_equal(f->api->http_finish(&f->ctx, &resp),
+                   CR_PLUGIN_ERR_CANCELLED);
+  f->api->http_response_free(&f->ctx, &resp);
 }
 
 static void test_http_bad_requests(void **state) {
@@ -971,6 +1073,9 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_http_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_bad_requests, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_http_background, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_http_background_cancel_and_abandon,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_max_body, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_large_and_compressed, setup,
                                       teardown),

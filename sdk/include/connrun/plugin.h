@@ -1,4 +1,4 @@
-/* connrun/plugin.h: the connrun provider plugin ABI, version 1 (minor 2).
+/* connrun/plugin.h: the connrun provider plugin ABI, version 1 (minor 3).
  *
  * This is the only header a plugin author needs. A plugin is a shared object
  * (.so) that exports exactly one symbol, CR_PLUGIN_ENTRY_SYMBOL, returning a
@@ -58,7 +58,7 @@ extern "C" {
 
 #define CR_PLUGIN_MAGIC 0x636e7231u /* "cnr1" */
 #define CR_PLUGIN_ABI_MAJOR 1
-#define CR_PLUGIN_ABI_MINOR 2
+#define CR_PLUGIN_ABI_MINOR 3
 #define CR_PLUGIN_ENTRY_SYMBOL "connrun_plugin_entry"
 
 /* Marks the one exported symbol of a plugin. */
@@ -220,6 +220,23 @@ struct cr_host_api {
    * when called outside write() or with index out of range. */
   int (*record_failed)(cr_plugin_ctx *ctx, size_t index, const char *key,
                        const char *message);
+
+  /* Minor 3: starts an HTTP request in the background and returns at once,
+   * so the plugin can work meanwhile: parse one page while the next one
+   * downloads. req and everything it points to are borrowed for the call
+   * only (the host copies them). One request per ctx at a time: http_start
+   * again before http_finish returns CR_PLUGIN_ERR_SYSTEM and changes
+   * nothing. Otherwise it returns 0, and every outcome (a refused request,
+   * a transport error, a cancellation) is reported by http_finish. api->http
+   * may be used meanwhile (another connection). A request still in flight
+   * when the callback returns is abandoned, and not counted. */
+  int (*http_start)(cr_plugin_ctx *ctx, const struct cr_http_request *req);
+
+  /* Minor 3: waits for the request begun with http_start and fills resp as
+   * api->http would have: same return values, counting, logging and
+   * ownership (release it with http_response_free). Without a request in
+   * flight: CR_PLUGIN_ERR_SYSTEM, resp->error says so. */
+  int (*http_finish)(cr_plugin_ctx *ctx, struct cr_http_response *resp);
 };
 
 /* True if the host table has member m (added in some minor). */
