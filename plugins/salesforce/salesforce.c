@@ -717,14 +717,18 @@ static int sf_token(struct salesforce *sf, cr_plugin_ctx *ctx) {
 /* An authenticated API request to url (absolute); a 401 gets one new token
  * and one retry. 200..299 returns OK with resp filled (caller frees);
  * otherwise the error is recorded (resp freed). */
-static int sf_call(struct salesforce *sf, cr_plugin_ctx *ctx,
-                   const char *method, const char *url,
-                   const struct sf_buf *body, struct cr_http_response *resp,
-                   const char *what) {
-  int rc = sf->have_token ? CR_PLUGIN_OK : sf_token(sf, ctx);
+static int sf_call_from(struct salesforce *sf, cr_plugin_ctx *ctx,
+                        const char *method, const char *url,
+                        const struct sf_buf *body,
+                        struct cr_http_response *resp, const char *what,
+                        int ahead) {
+  int rc = sf->have_token || ahead ? CR_PLUGIN_OK : sf_token(sf, ctx);
   for (int attempt = 0; rc == CR_PLUGIN_OK && attempt < 2; attempt++) {
-    rc = sf_http(sf, ctx, method, url, sf->auth_header,
-                 body ? "Content-Type: application/json" : NULL, body, resp);
+    if (attempt == 0 && ahead)
+      rc = sf->api->http_finish(ctx, resp);
+    else
+      rc = sf_http(sf, ctx, method, url, sf->auth_header,
+                   body ? "Content-Type: application/json" : NULL, body, resp);
     if (rc != CR_PLUGIN_OK) {
       rc = sf_transport_error(sf, rc, resp, what);
     } else if (resp->status >= 200 && resp->status < 300) {
@@ -741,6 +745,30 @@ static int sf_call(struct salesforce *sf, cr_plugin_ctx *ctx,
   if (rc != CR_PLUGIN_OK)
     sf->api->http_response_free(ctx, resp);
   return rc;
+}
+
+static int sf_call(struct salesforce *sf, cr_plugin_ctx *ctx,
+                   const char *method, const char *url,
+                   const struct sf_buf *body, struct cr_http_response *resp,
+                   const char *what) {
+  return sf_call_from(sf, ctx, method, url, body, resp, what, 0);
+}
+
+/* Asks for the query page at url in the background (api->http_start, ABI
+ * minor 3), so it downloads while the page before it is emitted; its answer
+ * is taken by sf_call_from(..., ahead = 1), a 401 included. Returns 1 when
+ * the request is on its way, 0 when the host cannot (then sf_call). */
+static int sf_ask_ahead(struct salesforce *sf, cr_plugin_ctx *ctx,
+                        const char *url) {
+  if (!CR_HOST_HAS(sf->api, http_start) || !CR_HOST_HAS(sf->api, http_finish))
+    return 0;
+  const char *headers[] = {"Accept: application/json", sf->auth_header, NULL};
+  struct cr_http_request req;
+  cr_http_request_init(&req);
+  req.method = "GET";
+  req.url = url;
+  req.headers = headers;
+  return sf->api->http_start(ctx, &req) == CR_PLUGIN_OK;
 }
 
 /* instance_url + /services/data/vXX.X + rest into b. */
@@ -929,7 +957,8 @@ static int sf_emit_page(struct salesforce *sf, cr_plugin_ctx *ctx,
   return CR_PLUGIN_OK;
 }
 
-/* Reads one object: the query, then every nextRecordsUrl; a checkpoint
+/* Reads one object: the query, then every nextRecordsUrl, each asked for
+ * before the page that names it is emitted (sf_ask_ahead); a checkpoint
  * after the page that brings the records since the last one to
  * checkpoint_every, and after the object's last page. */
 static int sf_read_object(struct salesforce *sf, cr_plugin_ctx *ctx,
@@ -937,7 +966,7 @@ static int sf_read_object(struct salesforce *sf, cr_plugin_ctx *ctx,
   struct sf_buf url = {.api = sf->api};
   struct cr_http_response resp;
   uint64_t done = 0, checkpointed = 0;
-  int rc = CR_PLUGIN_OK;
+  int rc = CR_PLUGIN_OK, ahead = 0;
   sf_query_url(sf, o, &url);
   for (long page = 0; rc == CR_PLUGIN_OK && page < SF_MAX_PAGES; page++) {
     if (url.oom) {
@@ -948,7 +977,8 @@ static int sf_read_object(struct salesforce *sf, cr_plugin_ctx *ctx,
       rc = CR_PLUGIN_ERR_CANCELLED;
       break;
     }
-    rc = sf_call(sf, ctx, "GET", url.p, NULL, &resp, "the query");
+    rc = sf_call_from(sf, ctx, "GET", url.p, NULL, &resp, "the query", ahead);
+    ahead = 0;
     if (rc != CR_PLUGIN_OK)
       break;
     long long total = 0;
@@ -956,6 +986,12 @@ static int sf_read_object(struct salesforce *sf, cr_plugin_ctx *ctx,
     cr_json_get_int_n(resp.body, resp.body_len, "totalSize", &total);
     cr_json_get_string_n(resp.body, resp.body_len, "nextRecordsUrl", next,
                          sizeof next);
+    if (next[0] == '/') { /* the next page downloads while this one is read */
+      url.n = 0;
+      sf_buf_str(&url, sf->instance_url);
+      sf_buf_str(&url, next);
+      ahead = !url.oom && sf_ask_ahead(sf, ctx, url.p);
+    }
     rc = sf_emit_page(sf, ctx, o, &resp, &done, (uint64_t)total);
     sf->api->http_response_free(ctx, &resp);
     if (rc == CR_PLUGIN_OK &&
@@ -966,9 +1002,10 @@ static int sf_read_object(struct salesforce *sf, cr_plugin_ctx *ctx,
     }
     if (rc != CR_PLUGIN_OK || next[0] != '/')
       break;
-    url.n = 0;
-    sf_buf_str(&url, sf->instance_url);
-    sf_buf_str(&url, next);
+  }
+  if (ahead) { /* stopped with a page on its way: not wanted any more */
+    sf->api->http_finish(ctx, &resp);
+    sf->api->http_response_free(ctx, &resp);
   }
   sf_buf_free(&url);
   return rc;
