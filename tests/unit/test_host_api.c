@@ -881,6 +881,42 @@ static const char *ref_skip_container(const char *p, const char *end) {
   return NULL;
 }
 
+/* cr__json_skip_container with its blocks classified by one variant: 0 the
+ * byte loop only, 1 SSE2, 2 AVX2 (as chosen at run time by the CPU; here
+ * each is tried where the CPU has it). */
+static const char *skip_variant(int variant, const char *p, const char *end) {
+  struct cr__json_skip k;
+  k.depth = k.in_str = k.esc = 0;
+  int r = 0;
+#ifdef CR__JSON_SIMD
+  if (variant == 1)
+    r = cr__json_skip_blocks(&k, &p, end, cr__json_block_at);
+#endif
+#ifdef CR__JSON_AVX2
+  if (variant == 2)
+    r = cr__json_skip_blocks_avx2(&k, &p, end);
+#endif
+  if (r != 0)
+    return r > 0 ? p + 1 : NULL;
+  for (; p < end; p++)
+    if ((r = cr__json_skip_byte(&k, *p)) != 0)
+      return r > 0 ? p + 1 : NULL;
+  return NULL;
+}
+
+/* The variants this build and CPU can run. */
+static int skip_variants(void) {
+#ifdef CR__JSON_AVX2
+  if (cr__json_avx2())
+    return 3;
+#endif
+#ifdef CR__JSON_SIMD
+  return 2;
+#else
+  return 1;
+#endif
+}
+
 /* Random texts of JSON's structural bytes, strings, escapes, control and
  * non-ASCII bytes, 0 to 400 bytes (across several 64-byte blocks, with a
  * carry of strings and escapes between them), and deep nesting: the skip
@@ -913,6 +949,10 @@ static void test_util_json_skip_blocks(void **state) {
     if (got != want)
       fail_msg("round %d (%zu bytes): end %td, reference %td", round, len,
                got ? got - buf : -1, want ? want - buf : -1);
+    for (int v = 0; v < skip_variants(); v++)
+      if ((got = skip_variant(v, buf, buf + len)) != want)
+        fail_msg("round %d, variant %d: end %td, reference %td", round, v,
+                 got ? got - buf : -1, want ? want - buf : -1);
     ended += want != NULL;
   }
   assert_true(ended > 1000); /* not only malformed texts */
