@@ -597,6 +597,10 @@ int cr_worker_main(int in_fd, int out_fd) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1 || getppid() != parent)
     return EXIT_GONE;
+  /* libcurl's and TLS's global set-up (2-3 ms) before HELLO, not in the
+   * first job: a pooled worker is ready when handed out. A failure is
+   * reported by the first request. */
+  (void)cr_host_http_global_init();
   int st = send_hello(out_fd);
   if (st != 0)
     return st;
