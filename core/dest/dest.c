@@ -183,6 +183,21 @@ int cr_dest_write_lines(cr_dest *d, const char *stream, const char *lines,
   return rc;
 }
 
+int cr_dest_written(cr_dest *d, const char *stream, uint64_t count) {
+  if (!d || !stream || count > INT64_MAX)
+    return CR_EINVAL;
+  if (d->failed)
+    return d->failed;
+  if (d->ops->written == NULL)
+    return cr__dest_errf(d, CR_ENOTSUP, "records are written here, not noted");
+  int rc = d->ops->written(d, stream);
+  if (rc == 0)
+    d->records += (int64_t)count;
+  else if (rc == CR_EIO)
+    d->failed = rc;
+  return rc;
+}
+
 int cr_dest_flush(cr_dest *d) {
   if (!d)
     return CR_EINVAL;

@@ -49,6 +49,20 @@ struct cr_dest_stream {
 int cr_dest_open_jsonl(const char *dir, cr_dest **out, char *errbuf,
                        size_t errlen);
 
+/* Opens dir as a JSON lines destination whose records another process
+ * writes: a worker given the directory in its JOB (wire.h dest_dir) writes
+ * them with its own cr_dest_open_jsonl and reports each stream's count.
+ * This side never writes, creates or repairs a file: it learns what was
+ * written with cr_dest_written() and makes it durable with cr_dest_flush()
+ * or cr_dest_drain_fds() as for any jsonl destination, by fsync()ing the
+ * stream files (and the directory) through its own descriptors. That is
+ * enough on Linux, where fsync() writes back the file's pages whatever
+ * descriptor wrote them (PostgreSQL's checkpointer relies on the same).
+ * cr_dest_write and cr_dest_write_lines answer CR_ENOTSUP. Arguments and
+ * errors as cr_dest_open_jsonl. */
+int cr_dest_open_jsonl_synced(const char *dir, cr_dest **out, char *errbuf,
+                              size_t errlen);
+
 /* Opens (creating) the SQLite database at path (borrowed) as a destination:
  * one table "stream_<name>" per stream, WAL journal, synchronous=FULL (see
  * dest_sqlite.c for why). The parent directory is created if missing.
@@ -110,6 +124,15 @@ int cr_dest_write(cr_dest *d, const char *stream, const char *json, size_t len);
  * when they differ, after the records before the difference). */
 int cr_dest_write_lines(cr_dest *d, const char *stream, const char *lines,
                         size_t len, uint64_t count);
+
+/* Notes that count records of stream (borrowed, NUL-terminated) were
+ * written to d's file by another process and handed to the kernel: the
+ * file is opened by the stream's first note and fsync()ed by the next
+ * flush or drain; the records are counted. Only for a destination from
+ * cr_dest_open_jsonl_synced (CR_ENOTSUP otherwise). Errors: CR_EINVAL (bad
+ * stream name), CR_EIO (the file cannot be opened: the writer did not
+ * create it), CR_ENOMEM. */
+int cr_dest_written(cr_dest *d, const char *stream, uint64_t count);
 
 /* Makes every record written so far durable. jsonl: writes the buffers,
  * fsync()s each file touched since the last flush, and the directory when a

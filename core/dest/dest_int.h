@@ -17,6 +17,8 @@ struct cr__dest_ops {
    * count records, each ending in '\n', checked by dest.c. */
   int (*write_lines)(cr_dest *d, const char *stream, const char *lines,
                      size_t len);
+  /* Optional (NULL: cr_dest_written answers CR_ENOTSUP). */
+  int (*written)(cr_dest *d, const char *stream);
   int (*flush)(cr_dest *d);
   /* Optional (NULL: cr_dest_drain_fds answers CR_ENOTSUP). */
   int (*drain_fds)(cr_dest *d, int *fds, size_t max, size_t *n);

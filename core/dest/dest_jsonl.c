@@ -38,6 +38,7 @@ struct jdest {
   struct jstream *s;
   size_t n, cap;
   size_t last; /* index of the last stream used (fast path) */
+  int synced;  /* another process writes the files; this side fsyncs them */
 };
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -115,6 +116,15 @@ static int open_file(struct jdest *j, const char *name, int *fdout) {
   if (rc != 0)
     return rc;
   snprintf(file, sizeof file, "%s.jsonl", name);
+  if (j->synced) { /* the writer made it (and may be appending): as it is */
+    int fd = openat(j->dirfd, file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return cr__dest_errf(&j->base, CR_EIO, "open %s/%s: %s", j->dir, file,
+                           strerror(errno));
+    j->dir_dirty = 1; /* it may have created the file */
+    *fdout = fd;
+    return 0;
+  }
   for (;;) {
     int fd = openat(j->dirfd, file, O_RDWR | O_APPEND | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
@@ -151,9 +161,10 @@ static int add_stream(struct jdest *j, const char *name, size_t *idx) {
     j->s = s;
     j->cap = cap;
   }
-  struct jstream s = {.name = cr__strdup(name), .buf = cr__malloc(JSONL_BUF)};
+  struct jstream s = {.name = cr__strdup(name),
+                      .buf = j->synced ? NULL : cr__malloc(JSONL_BUF)};
   int rc = CR_ENOMEM;
-  if (!s.name || !s.buf) {
+  if (!s.name || (!s.buf && !j->synced)) {
     cr__dest_errf(&j->base, rc, "out of memory");
     goto fail;
   }
@@ -211,7 +222,8 @@ static int put(cr_dest *d, const char *stream, const char *a, size_t an,
     return rc;
   if (!direct) {
     memcpy(s->buf + s->len, a, an);
-    memcpy(s->buf + s->len + an, b, bn);
+    if (bn > 0)
+      memcpy(s->buf + s->len + an, b, bn);
     s->len += n;
     return 0;
   }
@@ -297,8 +309,44 @@ static const struct cr__dest_ops JSONL_OPS = {
     .close = jsonl_close,
 };
 
-int cr_dest_open_jsonl(const char *dir, cr_dest **out, char *errbuf,
-                       size_t errlen) {
+/* ---- Written by another process (cr_dest_open_jsonl_synced) ------------ */
+
+static int synced_write(cr_dest *d, const char *stream, const char *json,
+                        size_t len) {
+  (void)json, (void)len;
+  return cr__dest_errf(d, CR_ENOTSUP,
+                       "stream %.140s: this destination's records are "
+                       "written by the worker",
+                       stream);
+}
+
+static int synced_write_lines(cr_dest *d, const char *stream, const char *lines,
+                              size_t len) {
+  return synced_write(d, stream, lines, len);
+}
+
+static int synced_written(cr_dest *d, const char *stream) {
+  struct jdest *j = (struct jdest *)d;
+  size_t idx = 0;
+  int rc = find_stream(j, stream, &idx);
+  if (rc == 0)
+    j->s[idx].dirty = 1;
+  return rc;
+}
+
+static const struct cr__dest_ops JSONL_SYNCED_OPS = {
+    .name = "jsonl",
+    .declare_stream = jsonl_declare,
+    .write = synced_write,
+    .write_lines = synced_write_lines,
+    .written = synced_written,
+    .flush = jsonl_flush,
+    .drain_fds = jsonl_drain_fds,
+    .close = jsonl_close,
+};
+
+static int open_jsonl(const char *dir, int synced, cr_dest **out, char *errbuf,
+                      size_t errlen) {
   if (!out)
     return CR_EINVAL;
   *out = NULL;
@@ -316,7 +364,8 @@ int cr_dest_open_jsonl(const char *dir, cr_dest **out, char *errbuf,
   struct jdest *j = cr__calloc(1, sizeof *j);
   if (!j)
     return cr__dest_buf_errf(errbuf, errlen, CR_ENOMEM, "out of memory");
-  j->base.ops = &JSONL_OPS;
+  j->base.ops = synced ? &JSONL_SYNCED_OPS : &JSONL_OPS;
+  j->synced = synced;
   j->dirfd = -1;
   j->dir = cr__strdup(dir);
   if (!j->dir) {
@@ -325,4 +374,14 @@ int cr_dest_open_jsonl(const char *dir, cr_dest **out, char *errbuf,
   }
   *out = &j->base;
   return 0;
+}
+
+int cr_dest_open_jsonl(const char *dir, cr_dest **out, char *errbuf,
+                       size_t errlen) {
+  return open_jsonl(dir, 0, out, errbuf, errlen);
+}
+
+int cr_dest_open_jsonl_synced(const char *dir, cr_dest **out, char *errbuf,
+                              size_t errlen) {
+  return open_jsonl(dir, 1, out, errbuf, errlen);
 }

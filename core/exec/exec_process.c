@@ -43,6 +43,7 @@ static int start_job(struct run *r, cr_worker *wk) {
   m.u.job.credentials_json = cr_wire_cstr(cr__exec_credentials(r));
   m.u.job.config_json = cr_wire_cstr(config);
   m.u.job.state_json = cr_wire_cstr(cr__exec_state(r));
+  m.u.job.dest_dir = cr_wire_cstr(cr__exec_dest_dir(r));
   char *settings = cr_config_settings_json(w->auth);
   m.u.job.settings_json = cr_wire_cstr(settings ? settings : "{}");
   m.u.job.timeout_ms = w->timeout_ms > 0 ? (uint64_t)w->timeout_ms : 0;
@@ -72,6 +73,14 @@ static int dispatch(struct run *r, const struct cr_wire_msg *m, int *code,
     return cr__exec_on_records(r, m->u.records.stream.ptr,
                                m->u.records.stream.len, m->u.records.lines.ptr,
                                m->u.records.lines.len, m->u.records.count);
+  case CR_WIRE_WROTE:
+    return cr__exec_on_written(r, m->u.wrote.stream.ptr, m->u.wrote.stream.len,
+                               m->u.wrote.count);
+  case CR_WIRE_DEST_ERROR:
+    return cr__exec_on_dest_error(
+        r, m->u.dest_error.stream.ptr, m->u.dest_error.stream.len,
+        m->u.dest_error.code, m->u.dest_error.message.ptr,
+        m->u.dest_error.message.len);
   case CR_WIRE_CHECKPOINT:
     return cr__exec_on_checkpoint(r, m->u.checkpoint.state_json.ptr,
                                   m->u.checkpoint.state_json.len);

@@ -21,6 +21,14 @@ int cr__exec_on_record(struct run *r, const char *stream, size_t stream_len,
 /* count records of one stream as JSON lines (a worker's RECORDS frame). */
 int cr__exec_on_records(struct run *r, const char *stream, size_t stream_len,
                         const char *lines, size_t len, uint64_t count);
+/* count records of stream the worker wrote to the destination itself
+ * (WROTE; only when cr__exec_dest_dir gave it the directory). */
+int cr__exec_on_written(struct run *r, const char *stream, size_t stream_len,
+                        uint64_t count);
+/* The worker's destination refused a record (DEST_ERROR): the run fails
+ * as the parent's own destination would have made it fail. */
+int cr__exec_on_dest_error(struct run *r, const char *stream, size_t stream_len,
+                           int code, const char *msg, size_t len);
 int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len);
 int cr__exec_on_credentials(struct run *r, const char *json, size_t len);
 void cr__exec_on_metrics(struct run *r, uint64_t requests, uint64_t errors);
@@ -31,6 +39,8 @@ int cr__exec_tick(struct run *r);
 
 /* Accessors the isolation modes need (borrowed from the run). */
 const struct cr_exec_env *cr__exec_env(const struct run *r);
+/* The jsonl directory the worker writes itself, or NULL (borrowed). */
+const char *cr__exec_dest_dir(const struct run *r);
 const struct cr_config_work *cr__exec_work(const struct run *r);
 const cr_plugin *cr__exec_plugin(const struct run *r);
 const struct cr_exec_claim *cr__exec_claim(const struct run *r);

@@ -31,7 +31,8 @@ static const struct field job_f[] = {
     FLD(F_STR, job.plugin_path),   FLD(F_STR, job.credentials_json),
     FLD(F_STR, job.config_json),   FLD(F_STR, job.state_json),
     FLD(F_U64, job.timeout_ms),    FLD(F_U64, job.memory_limit_mb),
-    FLD(F_STR, job.settings_json), FLD(F_STR, job.plugin_id)};
+    FLD(F_STR, job.settings_json), FLD(F_STR, job.plugin_id),
+    FLD(F_STR, job.dest_dir)};
 static const struct field record_f[] = {FLD(F_STR, record.stream),
                                         FLD(F_STR, record.json)};
 static const struct field checkpoint_f[] = {
@@ -54,6 +55,11 @@ static const struct field ack_f[] = {FLD(F_U64, ack.seq)};
 static const struct field records_f[] = {FLD(F_STR, records.stream),
                                          FLD(F_U64, records.count),
                                          FLD(F_STR, records.lines)};
+static const struct field wrote_f[] = {FLD(F_STR, wrote.stream),
+                                       FLD(F_U64, wrote.count)};
+static const struct field dest_error_f[] = {FLD(F_STR, dest_error.stream),
+                                            FLD(F_I32, dest_error.code),
+                                            FLD(F_STR, dest_error.message)};
 
 struct msg_def {
   const char *name;
@@ -78,6 +84,8 @@ static const struct msg_def defs[] = {
     [CR_WIRE_ACK] = DEF("ACK", ack_f),
     [CR_WIRE_BYE] = {"BYE", NULL, 0},
     [CR_WIRE_RECORDS] = DEF("RECORDS", records_f),
+    [CR_WIRE_WROTE] = DEF("WROTE", wrote_f),
+    [CR_WIRE_DEST_ERROR] = DEF("DEST_ERROR", dest_error_f),
 };
 
 #define NDEFS (sizeof defs / sizeof defs[0])

@@ -21,7 +21,7 @@
  *                     str plugin_path, str credentials_json, str config_json,
  *                     str state_json (empty: no state), u64 timeout_ms,
  *                     u64 memory_limit_mb, str settings_json (v2),
- *                     str plugin_id (v3)
+ *                     str plugin_id (v3), str dest_dir (v4)
  *   RECORD      w->p  str stream, str json
  *   CHECKPOINT  w->p  str state_json, u64 records_since_last
  *   LOG         w->p  i32 level (cr_plugin_log_level), str text
@@ -34,6 +34,11 @@
  *                     of one stream, each followed by '\n' (jsonl-ready);
  *                     built by the worker (cr_wire_batch_*) from records
  *                     that are not empty and hold no raw newline
+ *   WROTE       w->p  str stream, u64 count (v4): count records of stream
+ *                     taken by the worker's own destination (JOB dest_dir)
+ *   DEST_ERROR  w->p  str stream, i32 code, str message (v4): the worker's
+ *                     destination refused a record of stream (a cr_err
+ *                     code and its reason); the job stops
  *   CANCEL      p->w  (no fields)
  *   ACK         p->w  u64 seq (checkpoint sequence acknowledged)
  *   BYE         both  (no fields)
@@ -68,6 +73,8 @@ enum cr_wire_type {
   CR_WIRE_ACK = 11,
   CR_WIRE_BYE = 12,
   CR_WIRE_RECORDS = 13,
+  CR_WIRE_WROTE = 14,
+  CR_WIRE_DEST_ERROR = 15,
 };
 
 /* A string view: len bytes at ptr (not NUL-terminated; may hold NULs).
@@ -107,6 +114,10 @@ struct cr_wire_msg {
        * another file at plugin_path (a plugin upgraded in between) fails
        * the job as transient instead of running another version. */
       cr_wire_str plugin_id;
+      /* version 4: a jsonl directory the worker writes the records to
+       * itself (empty: records travel to the parent), reporting WROTE
+       * counts; the parent makes them durable (fsync) and commits. */
+      cr_wire_str dest_dir;
     } job;
     struct {
       cr_wire_str stream, json;
@@ -143,6 +154,15 @@ struct cr_wire_msg {
       uint64_t count;
       cr_wire_str lines; /* count records, each ending in '\n' */
     } records;
+    struct {
+      cr_wire_str stream;
+      uint64_t count;
+    } wrote;
+    struct {
+      cr_wire_str stream;
+      int32_t code; /* a cr_err */
+      cr_wire_str message;
+    } dest_error;
   } u;
 };
 

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "dest/dest.h"
 #include "plugin/host_api.h"
 #include "plugin/plugin_host.h"
 #include "plugin/wire.h"
@@ -40,6 +41,7 @@ struct job {
   char *work_id, *authorization_id, *auth_method, *provider, *plugin_path;
   char *plugin_id; /* the file the parent loaded ("" : not checked) */
   char *credentials_json, *config_json, *state_json, *settings_json;
+  char *dest_dir; /* "" : the records go to the parent */
   uint64_t timeout_ms, memory_limit_mb;
 };
 
@@ -68,6 +70,13 @@ struct run {
    * frame is encoded, and by every flush). */
   cr_wire_batch batch;
   char batch_stream[129];
+  /* JOB dest_dir: the jsonl destination this worker writes itself, and the
+   * records of wrote_stream written since the last WROTE frame (sent
+   * before any other frame, like a batch). */
+  cr_dest *dest;
+  int dest_failed;
+  char wrote_stream[129];
+  uint64_t wrote_count;
   /* The latest PROGRESS, sent just before the next write to the parent
    * (a plugin may report after every record; one frame per flush is
    * enough). */
@@ -95,6 +104,7 @@ static void job_free(struct job *j) {
   cr__free(j->config_json);
   cr__free(j->state_json);
   cr__free(j->settings_json);
+  cr__free(j->dest_dir);
   cr__free(j);
 }
 
@@ -113,11 +123,12 @@ static struct job *job_copy(const struct cr_wire_msg *m) {
   j->config_json = dup_view(m->u.job.config_json);
   j->state_json = dup_view(m->u.job.state_json);
   j->settings_json = dup_view(m->u.job.settings_json);
+  j->dest_dir = dup_view(m->u.job.dest_dir);
   j->timeout_ms = m->u.job.timeout_ms;
   j->memory_limit_mb = m->u.job.memory_limit_mb;
   if (!j->work_id || !j->authorization_id || !j->auth_method || !j->provider ||
       !j->plugin_path || !j->plugin_id || !j->credentials_json ||
-      !j->config_json || !j->state_json || !j->settings_json) {
+      !j->config_json || !j->state_json || !j->settings_json || !j->dest_dir) {
     job_free(j);
     return NULL;
   }
@@ -206,8 +217,27 @@ static void *reader_main(void *arg) {
 /* ---- output ---------------------------------------------------------------
  */
 
-static void encode_progress(struct run *r) {
+/* Encodes the pending WROTE count. */
+static int wrote_end(struct run *r) {
+  if (r->wrote_count == 0)
+    return 0;
+  struct cr_wire_msg m = {.type = CR_WIRE_WROTE};
+  m.u.wrote.stream = cr_wire_cstr(r->wrote_stream);
+  m.u.wrote.count = r->wrote_count;
+  r->wrote_count = 0;
+  return cr_wire_encode(&r->buf, &m);
+}
+
+/* Ends what is pending at the end of buf (a batch, a WROTE count) before
+ * another frame. */
+static void pending_end(struct run *r) {
   cr_wire_batch_end(&r->buf, &r->batch);
+  if (wrote_end(r) != 0)
+    r->dest_failed = 1; /* out of memory: stop rather than miscount */
+}
+
+static void encode_progress(struct run *r) {
+  pending_end(r);
   struct cr_wire_msg m = {.type = CR_WIRE_PROGRESS};
   m.u.progress.stream = cr_wire_cstr(r->prog_stream);
   m.u.progress.done = r->prog_done;
@@ -219,7 +249,7 @@ static void encode_progress(struct run *r) {
 /* Writes the buffered frames (and the pending PROGRESS) to the parent. A
  * failed write means the parent is gone: nothing can be reported any more. */
 static void run_flush(struct run *r) {
-  cr_wire_batch_end(&r->buf, &r->batch);
+  pending_end(r);
   if (r->prog_pending)
     encode_progress(r);
   if (r->buf.len == 0)
@@ -230,7 +260,7 @@ static void run_flush(struct run *r) {
 }
 
 static int run_send(struct run *r, const struct cr_wire_msg *m, int flush) {
-  cr_wire_batch_end(&r->buf, &r->batch);
+  pending_end(r);
   int rc = cr_wire_encode(&r->buf, m);
   if (rc == 0 && (flush || r->buf.len >= CR_WORKER_FLUSH_BYTES))
     run_flush(r);
@@ -265,11 +295,63 @@ static int batch_add(struct run *r, const char *stream, const char *json,
   return rc;
 }
 
+/* The worker's destination refused a record of stream (rc): DEST_ERROR
+ * tells the parent, which fails the run as its own destination would; the
+ * read is asked to stop. */
+static int dest_refused(struct run *r, const char *stream, int rc) {
+  struct cr_wire_msg m = {.type = CR_WIRE_DEST_ERROR};
+  m.u.dest_error.stream = cr_wire_cstr(stream);
+  m.u.dest_error.code = rc;
+  m.u.dest_error.message = cr_wire_cstr(cr_dest_last_error(r->dest));
+  r->dest_failed = 1;
+  (void)run_send(r, &m, 1);
+  return CR_PLUGIN_ERR_CANCELLED;
+}
+
+/* Hands what the destination buffers to the kernel (the parent fsyncs):
+ * before a CHECKPOINT or the RESULT, so the records they cover are in the
+ * files when the parent makes them durable. */
+static int dest_drain(struct run *r) {
+  int fds[64];
+  size_t n = 0;
+  if (r->dest == NULL || r->dest_failed)
+    return r->dest_failed ? CR_PLUGIN_ERR_CANCELLED : 0;
+  int rc = cr_dest_drain_fds(r->dest, fds, sizeof fds / sizeof fds[0], &n);
+  if (rc == CR_ENOTSUP) /* more files than fds: flushed here instead */
+    rc = cr_dest_flush(r->dest);
+  return rc == 0 ? 0 : dest_refused(r, "", rc);
+}
+
+/* WROTE counts reach the parent at least every this many records. */
+#define WROTE_EVERY 16384u
+
+/* A record into the worker's own destination, counted for the parent. */
+static int dest_emit(struct run *r, const char *stream, const char *json,
+                     size_t len) {
+  if (r->dest_failed)
+    return CR_PLUGIN_ERR_CANCELLED;
+  int rc = cr_dest_write(r->dest, stream, json, len);
+  if (rc != 0)
+    return dest_refused(r, stream, rc);
+  if (r->wrote_count > 0 && strcmp(r->wrote_stream, stream) != 0 &&
+      wrote_end(r) != 0)
+    return CR_PLUGIN_ERR_SYSTEM;
+  if (r->wrote_count == 0) /* a name the destination took: <= 128 bytes */
+    snprintf(r->wrote_stream, sizeof r->wrote_stream, "%s", stream);
+  if (++r->wrote_count >= WROTE_EVERY)
+    run_flush(r);
+  r->records++;
+  r->since_ckpt++;
+  return 0;
+}
+
 static int sink_emit(void *ud, const char *stream, const char *json,
                      size_t len) {
   struct run *r = ud;
   if (atomic_load(&r->ctx->cancel) != 0)
     return CR_PLUGIN_ERR_CANCELLED;
+  if (r->dest != NULL)
+    return dest_emit(r, stream, json, len);
   if (batch_add(r, stream, json, len) != 0)
     return CR_PLUGIN_ERR_SYSTEM;
   r->records++;
@@ -281,6 +363,8 @@ static int sink_emit(void *ud, const char *stream, const char *json,
 
 static int sink_checkpoint(void *ud, const char *state_json) {
   struct run *r = ud;
+  if (dest_drain(r) != 0)
+    return CR_PLUGIN_ERR_CANCELLED;
   struct cr_wire_msg m = {.type = CR_WIRE_CHECKPOINT};
   m.u.checkpoint.state_json = cr_wire_cstr(state_json);
   m.u.checkpoint.records_since_last = r->since_ckpt;
@@ -487,6 +571,8 @@ static void run_plugin(struct shared *s, struct run *r,
   set_running(s, j, r->ctx);
   code = desc->read(inst, r->ctx);
   set_running(s, NULL, NULL);
+  if (dest_drain(r) != 0 && code == CR_PLUGIN_OK)
+    code = CR_PLUGIN_ERR_CANCELLED; /* DEST_ERROR said why */
   const struct cr_plugin_last_error *le = &r->ctx->last_error;
   char generic[64];
   snprintf(generic, sizeof generic, "plugin read failed (%d)", code);
@@ -533,9 +619,18 @@ static void run_job(struct shared *s, cr_plugin_host *h, int out_fd,
       .credentials_update = sink_credentials,
   };
   cr_plugin_ctx_set_sinks(&ctx, &sinks);
+  if (j->dest_dir[0] != '\0' &&
+      cr_dest_open_jsonl(j->dest_dir, &r.dest, err, sizeof err) != 0) {
+    char why[600];
+    snprintf(why, sizeof why, "cannot open destination: %s", err);
+    send_result(&r, red, CR_PLUGIN_ERR_TRANSIENT, why, 0);
+    cr_plugin_ctx_cleanup(&ctx);
+    goto done;
+  }
   struct rlimit saved;
   int limited = limit_memory(j->memory_limit_mb, &saved);
   run_plugin(s, &r, desc, red);
+  cr_dest_close(r.dest); /* drained by run_plugin; made durable by the parent */
   if (limited)
     setrlimit(RLIMIT_AS, &saved);
   cr_plugin_ctx_cleanup(&ctx);

@@ -734,6 +734,8 @@ static int is_job_msg(int type) {
   switch (type) {
   case CR_WIRE_RECORD:
   case CR_WIRE_RECORDS:
+  case CR_WIRE_WROTE:
+  case CR_WIRE_DEST_ERROR:
   case CR_WIRE_CHECKPOINT:
   case CR_WIRE_LOG:
   case CR_WIRE_PROGRESS:

@@ -489,6 +489,31 @@ static void test_crash_abort_exit(void **state) {
   expect_failure("exit", "exited with status 3", "system", NULL, NULL);
 }
 
+/* A record the destination refuses (a raw newline) fails the run the same
+ * way in both isolation modes, although in a worker it is the worker's own
+ * destination that refuses it: system class, the destination's reason, the
+ * records and the checkpoint before it kept. */
+static void test_refused_record(void **state) {
+  (void)state;
+  static const char *const iso[] = {"process", "inline"};
+  for (int i = 0; i < 2; i++) {
+    struct fx f;
+    fx_open(&f, "exec-refused", iso[i], 3,
+            "mode: newline, count: 250, checkpoint_every: 100", NULL);
+    struct cr_exec_outcome o;
+    run_once(&f, "w", &o);
+    assert_int_equal(o.state, CR_EXEC_FAILED);
+    assert_string_equal(o.error_class, "system");
+    assert_non_null(
+        strstr(o.error, "destination refused a record of stream items"));
+    assert_non_null(strstr(o.error, "raw newline"));
+    assert_int_equal(o.records, 250);
+    assert_int_equal(state_next(&f, "w"), 250);
+    assert_int_equal(check_items(&f, "w", 0), 250);
+    fx_close(&f);
+  }
+}
+
 /* 5: timeout and memory limit. */
 static void test_timeout_and_memory(void **state) {
   (void)state;
@@ -1623,6 +1648,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_emit_process_and_continue),
       cmocka_unit_test(test_emit_inline),
+      cmocka_unit_test(test_refused_record),
       cmocka_unit_test(test_emit_many_streams),
       cmocka_unit_test(test_export_partial_failures),
       cmocka_unit_test(test_bug_event_order_synccomplete_then_completed),

@@ -20,6 +20,7 @@
 
 #include "plugin/wire.h"
 #include "util/alloc.h"
+#include "util/error.h"
 #include "util/redact.h"
 
 extern char **environ;
@@ -115,6 +116,9 @@ static void expect_hello(struct wk *w) {
   assert_int_equal(m.u.hello.pid, w->pid);
 }
 
+/* The JOB's dest_dir (NULL: the records go to the parent). */
+static const char *g_dest_dir;
+
 static void send_job_mem(struct wk *w, const char *creds, const char *config,
                          const char *state, uint64_t memory_limit_mb) {
   struct cr_wire_msg m = {.type = CR_WIRE_JOB};
@@ -130,6 +134,7 @@ static void send_job_mem(struct wk *w, const char *creds, const char *config,
   m.u.job.state_json = cr_wire_cstr(state ? state : "");
   m.u.job.timeout_ms = 60000;
   m.u.job.memory_limit_mb = memory_limit_mb;
+  m.u.job.dest_dir = cr_wire_cstr(g_dest_dir);
   wk_send(w, &m);
 }
 
@@ -152,6 +157,10 @@ struct outcome {
   char message[256];
   int64_t retry_after_ms;
   uint64_t result_records;
+  uint64_t wrote;    /* WROTE counts */
+  int ckpt_behind;   /* a CHECKPOINT before its records were in the file */
+  int32_t dest_code; /* DEST_ERROR */
+  char dest_message[256];
 };
 
 static void copy_view(char *dst, size_t cap, cr_wire_str v) {
@@ -166,6 +175,20 @@ static uint64_t record_id(cr_wire_str json) {
   const char *p = strstr(tmp, "\"id\":");
   assert_non_null(p);
   return strtoull(p + 5, NULL, 10);
+}
+
+/* Lines in dir/items.jsonl (0 when there is none). */
+static uint64_t file_lines(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/items.jsonl", dir);
+  FILE *f = fopen(path, "r");
+  uint64_t n = 0;
+  int c;
+  while (f != NULL && (c = getc(f)) != EOF)
+    n += c == '\n';
+  if (f != NULL)
+    fclose(f);
+  return n;
 }
 
 /* One record, in order of ids. */
@@ -208,7 +231,19 @@ static int collect(struct wk *w, struct outcome *o) {
       assert_true(n == m.u.records.count);
       break;
     }
+    case CR_WIRE_WROTE:
+      assert_int_equal(m.u.wrote.stream.len, 5);
+      assert_memory_equal(m.u.wrote.stream.ptr, "items", 5);
+      o->wrote += m.u.wrote.count;
+      break;
+    case CR_WIRE_DEST_ERROR:
+      o->dest_code = m.u.dest_error.code;
+      copy_view(o->dest_message, sizeof o->dest_message,
+                m.u.dest_error.message);
+      break;
     case CR_WIRE_CHECKPOINT:
+      if (g_dest_dir != NULL && file_lines(g_dest_dir) < o->wrote)
+        o->ckpt_behind = 1;
       if (o->checkpoints < 16)
         copy_view(o->ckpt[o->checkpoints], sizeof o->ckpt[0],
                   m.u.checkpoint.state_json);
@@ -318,6 +353,54 @@ static void test_emit_checkpoints(void **state) {
   send_type(&w, CR_WIRE_BYE);
   int st = wk_finish(&w);
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* With dest_dir the worker writes the records into its own jsonl files
+ * and reports their counts (WROTE); every CHECKPOINT comes once the
+ * records before it are in the file; a record the destination refuses
+ * stops the job with DEST_ERROR (the reason the parent's own destination
+ * gives). */
+static void test_own_destination(void **state) {
+  (void)state;
+  char *dir = cr_test_mkdtemp("wkdest");
+  g_dest_dir = dir;
+  struct wk w;
+  wk_start(&w);
+  expect_hello(&w);
+  /* 0.2 ms a record: each CHECKPOINT is read while the worker has gone
+   * only a few records further, and the 256 KiB buffer holds 2,600. */
+  send_job(&w, NULL,
+           "{\"count\":5000,\"checkpoint_every\":1000,\"delay_us\":200}", NULL);
+  struct outcome o;
+  assert_int_equal(collect(&w, &o), 1);
+  assert_int_equal(o.code, 0);
+  assert_int_equal(o.records, 0); /* none crossed the pipe */
+  assert_int_equal(o.wrote, 5000);
+  assert_int_equal(o.checkpoints, 5);
+  assert_int_equal(o.ckpt_since_total, 5000);
+  assert_false(o.ckpt_behind);
+  assert_int_equal(o.result_records, 5000);
+  assert_int_equal(file_lines(dir), 5000);
+  char path[512];
+  snprintf(path, sizeof path, "%s/items.jsonl", dir);
+  char *text = cr_test_read_file(path);
+  assert_non_null(text);
+  assert_memory_equal(text, "{\"id\":0,\"pad\":\"", 15);
+  assert_non_null(strstr(text, "\n{\"id\":4999,\"pad\":\""));
+  free(text);
+  send_job(&w, NULL, "{\"mode\":\"newline\",\"count\":3}", NULL);
+  assert_int_equal(collect(&w, &o), 1);
+  assert_int_equal(o.wrote, 3);
+  assert_int_equal(o.dest_code, CR_EINVAL);
+  assert_non_null(strstr(o.dest_message, "raw newline"));
+  assert_int_equal(o.code, CR_PLUGIN_ERR_CANCELLED);
+  assert_int_equal(file_lines(dir), 5003); /* drained: nothing torn */
+  g_dest_dir = NULL;
+  send_type(&w, CR_WIRE_BYE);
+  int st = wk_finish(&w);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  cr_test_rmtree(dir);
+  free(dir);
 }
 
 static void test_state_and_reuse(void **state) {
@@ -631,6 +714,7 @@ int main(void) {
       cmocka_unit_test(test_eof_exits),
       cmocka_unit_test(test_unexpected_message_exits_2),
       cmocka_unit_test(test_emit_checkpoints),
+      cmocka_unit_test(test_own_destination),
       cmocka_unit_test(test_state_and_reuse),
       cmocka_unit_test(test_crash),
       cmocka_unit_test(test_exit_status),

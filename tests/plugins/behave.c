@@ -5,7 +5,8 @@
  * and rotate credentials.
  *
  * Config (all optional): mode ("emit" | "crash" | "abort" | "exit" | "hang" |
- * "oom" | "flaky" | "ratelimit" | "config_error" | "cred" | "noop"), count
+ * "oom" | "flaky" | "ratelimit" | "config_error" | "cred" | "noop" |
+ * "newline": after the records, one with a raw newline), count
  * (10), checkpoint_every (0: one checkpoint at the end), record_bytes (100),
  * delay_us (0), counter_file (flaky), streams (1). Records
  * {"id":N,"pad":"xx.."} on stream "items" (with streams > 1: record N on
@@ -200,6 +201,8 @@ static int behave_read(void *instance, cr_plugin_ctx *ctx) {
   int rc = emit_all(b, ctx);
   if (rc != CR_PLUGIN_OK)
     return rc;
+  if (strcmp(m, "newline") == 0) /* a destination refuses it */
+    return api->emit(ctx, "items", "{\"id\":\n1}", 9);
   if (strcmp(m, "crash") == 0)
     crash();
   if (strcmp(m, "abort") == 0)

@@ -366,6 +366,56 @@ static void jsonl_write_lines(void **state) {
   free(tmp);
 }
 
+/* A jsonl destination written by another process (a worker): this side
+ * refuses records, opens a stream's file by its first note without
+ * creating or repairing it, counts the records and hands the file (and the
+ * directory) to the next drain or flush. */
+static void jsonl_synced(void **state) {
+  (void)state;
+  char *tmp = cr_test_mkdtemp("dest");
+  cr_dest *w = open_jsonl(tmp), *d = NULL, *d2 = NULL;
+  char err[256] = "";
+  assert_int_equal(cr_dest_open_jsonl_synced(tmp, &d, err, sizeof err), 0);
+  assert_int_equal(wr(d, "s", "{}"), CR_ENOTSUP);
+  assert_int_equal(cr_dest_write_lines(d, "s", "{}\n", 3, 1), CR_ENOTSUP);
+  assert_int_equal(cr_dest_written(w, "s", 1), CR_ENOTSUP);
+  assert_int_equal(wr(w, "s", "{\"a\":1}"), 0);
+  assert_int_equal(wr(w, "s", "{\"a\":2}"), 0);
+  int fds[4];
+  size_t n = 0;
+  assert_int_equal(cr_dest_drain_fds(w, fds, 4, &n), 0); /* to the kernel */
+  assert_int_equal(cr_dest_written(d, "s", 2), 0);
+  assert_int_equal(cr_dest_written(d, "../x", 1), CR_EINVAL);
+  assert_int_equal(cr_dest_records(d), 2);
+  assert_int_equal(cr_dest_drain_fds(d, fds, 4, &n), 0);
+  assert_int_equal(n, 2); /* the file, and the directory it may be new in */
+  assert_int_equal(cr_dest_drain_fds(d, fds, 4, &n), 0);
+  assert_int_equal(n, 0); /* nothing noted since */
+  assert_int_equal(cr_dest_written(d, "s", 1), 0);
+  assert_int_equal(cr_dest_flush(d), 0);
+  /* A torn tail is the writer's business: left as it is. */
+  free(cr_test_write_file(tmp, "u.jsonl", "{\"a\":1}\n{\"torn"));
+  assert_int_equal(cr_dest_written(d, "u", 1), 0);
+  assert_int_equal(cr_dest_flush(d), 0);
+  char *text = read_in(tmp, "u.jsonl");
+  assert_string_equal(text, "{\"a\":1}\n{\"torn");
+  free(text);
+  text = read_in(tmp, "s.jsonl");
+  assert_string_equal(text, "{\"a\":1}\n{\"a\":2}\n");
+  free(text);
+  /* A stream the writer never made: refused, and the destination failed. */
+  assert_int_equal(cr_dest_open_jsonl_synced(tmp, &d2, err, sizeof err), 0);
+  assert_int_equal(cr_dest_written(d2, "none", 1), CR_EIO);
+  assert_non_null(strstr(cr_dest_last_error(d2), "none.jsonl"));
+  assert_int_equal(cr_dest_flush(d2), CR_EIO);
+  assert_null(read_in(tmp, "none.jsonl"));
+  cr_dest_close(d2);
+  cr_dest_close(d);
+  cr_dest_close(w);
+  cr_test_rmtree(tmp);
+  free(tmp);
+}
+
 /* Child: writes+flushes n records, writes `extra` more without flushing,
  * tells the parent through fd and waits to be killed. */
 static void child_write_then_wait(int sqlite, const char *where, int n,
@@ -805,6 +855,7 @@ int main(void) {
       cmocka_unit_test(jsonl_torn_tail_repaired),
       cmocka_unit_test(jsonl_big_records_keep_order),
       cmocka_unit_test(jsonl_write_lines),
+      cmocka_unit_test(jsonl_synced),
       cmocka_unit_test(jsonl_kill9_keeps_flushed),
       cmocka_unit_test(jsonl_io_error_is_sticky),
       cmocka_unit_test(jsonl_throughput),

@@ -49,6 +49,7 @@ static void assert_msg_eq(const struct cr_wire_msg *a,
     assert_str_eq(a->u.job.provider, b->u.job.provider);
     assert_str_eq(a->u.job.plugin_path, b->u.job.plugin_path);
     assert_str_eq(a->u.job.plugin_id, b->u.job.plugin_id);
+    assert_str_eq(a->u.job.dest_dir, b->u.job.dest_dir);
     assert_str_eq(a->u.job.credentials_json, b->u.job.credentials_json);
     assert_str_eq(a->u.job.config_json, b->u.job.config_json);
     assert_str_eq(a->u.job.state_json, b->u.job.state_json);
@@ -91,6 +92,15 @@ static void assert_msg_eq(const struct cr_wire_msg *a,
   case CR_WIRE_ACK:
     assert_true(a->u.ack.seq == b->u.ack.seq);
     break;
+  case CR_WIRE_WROTE:
+    assert_str_eq(a->u.wrote.stream, b->u.wrote.stream);
+    assert_true(a->u.wrote.count == b->u.wrote.count);
+    break;
+  case CR_WIRE_DEST_ERROR:
+    assert_str_eq(a->u.dest_error.stream, b->u.dest_error.stream);
+    assert_int_equal(a->u.dest_error.code, b->u.dest_error.code);
+    assert_str_eq(a->u.dest_error.message, b->u.dest_error.message);
+    break;
   case CR_WIRE_RECORDS:
     assert_str_eq(a->u.records.stream, b->u.records.stream);
     assert_true(a->u.records.count == b->u.records.count);
@@ -101,7 +111,7 @@ static void assert_msg_eq(const struct cr_wire_msg *a,
   }
 }
 
-#define NSAMPLES 18
+#define NSAMPLES 20
 
 /* One or more messages of every type with edge values. */
 static size_t make_samples(struct cr_wire_msg *m) {
@@ -124,6 +134,7 @@ static size_t make_samples(struct cr_wire_msg *m) {
   m[n].u.job.provider = cr_wire_cstr("sendgrid");
   m[n].u.job.plugin_path = cr_wire_cstr("/x/y.so");
   m[n].u.job.plugin_id = cr_wire_cstr("2049:131:16384:1733356800000000000");
+  m[n].u.job.dest_dir = cr_wire_cstr("/var/lib/connrun/out");
   m[n].u.job.credentials_json = sv(nul, sizeof nul);
   m[n].u.job.config_json = cr_wire_cstr("{}");
   m[n].u.job.timeout_ms = 0;
@@ -164,6 +175,13 @@ static size_t make_samples(struct cr_wire_msg *m) {
   m[n].u.records.stream = cr_wire_cstr("accounts");
   m[n].u.records.count = 2;
   m[n++].u.records.lines = cr_wire_cstr("{\"a\":1}\n{}\n");
+  m[n].type = CR_WIRE_WROTE;
+  m[n].u.wrote.stream = cr_wire_cstr("Account");
+  m[n++].u.wrote.count = UINT64_MAX;
+  m[n].type = CR_WIRE_DEST_ERROR;
+  m[n].u.dest_error.stream = cr_wire_cstr("s");
+  m[n].u.dest_error.code = INT32_MIN;
+  m[n++].u.dest_error.message = cr_wire_cstr("write: No space left on device");
   assert_true(n <= NSAMPLES);
   return n;
 }
@@ -184,7 +202,7 @@ static void test_roundtrip_every_type(void **state) {
   cr_wire_decoder d;
   cr_wire_decoder_init(&d);
   assert_int_equal(cr_wire_feed(&d, b.data, b.len), 0);
-  int seen[CR_WIRE_RECORDS + 1] = {0};
+  int seen[CR_WIRE_DEST_ERROR + 1] = {0};
   for (size_t i = 0; i < n; i++) {
     assert_int_equal(cr_wire_next(&d, &out), 1);
     assert_msg_eq(&m[i], &out);
@@ -192,7 +210,7 @@ static void test_roundtrip_every_type(void **state) {
   }
   assert_int_equal(cr_wire_next(&d, &out), 0);
   assert_int_equal(cr_wire_decoder_pending(&d), 0);
-  for (int t = CR_WIRE_HELLO; t <= CR_WIRE_RECORDS; t++) {
+  for (int t = CR_WIRE_HELLO; t <= CR_WIRE_DEST_ERROR; t++) {
     assert_true(seen[t]);
     assert_string_not_equal(cr_wire_type_name(t), "UNKNOWN");
   }
@@ -216,7 +234,7 @@ static void test_encode_invalid(void **state) {
   cr_wire_buf_init(&b);
   struct cr_wire_msg m = {.type = 0};
   assert_int_equal(cr_wire_encode(&b, &m), CR_EINVAL);
-  m.type = CR_WIRE_RECORDS + 1;
+  m.type = CR_WIRE_DEST_ERROR + 1;
   assert_int_equal(cr_wire_encode(&b, &m), CR_EINVAL);
   m.type = CR_WIRE_RECORD;
   m.u.record.json = sv(NULL, 3);
@@ -373,7 +391,7 @@ static void test_malformed_frames(void **state) {
   assert_int_equal(decode_raw(sh, sizeof sh, err, sizeof err), CR_EPARSE);
   /* Unknown types and wrong versions. */
   uint8_t ty[] = {2, 0, 0, 0, CR_WIRE_VERSION, 0};
-  static const uint8_t bad_types[] = {0, CR_WIRE_RECORDS + 1, 200, 255};
+  static const uint8_t bad_types[] = {0, CR_WIRE_DEST_ERROR + 1, 200, 255};
   for (size_t i = 0; i < sizeof bad_types; i++) {
     ty[5] = bad_types[i];
     assert_int_equal(decode_raw(ty, sizeof ty, err, sizeof err), CR_EPARSE);
