@@ -401,12 +401,16 @@ static int sink_credentials(void *ud, const char *json) {
   return run_send(r, &m, 1) == 0 ? 0 : CR_PLUGIN_ERR_SYSTEM;
 }
 
+/* A line from INFO up goes to the parent at once; a DEBUG line (such as
+ * the one of every HTTP request) with the next flush, in order: a
+ * paging plugin would otherwise cost a write and a wake-up of the parent
+ * per page. */
 static void sink_log(void *ud, int level, const char *msg) {
   struct run *r = ud;
   struct cr_wire_msg m = {.type = CR_WIRE_LOG};
   m.u.log.level = level;
   m.u.log.text = cr_wire_cstr(msg);
-  (void)run_send(r, &m, 1);
+  (void)run_send(r, &m, level > CR_PLUGIN_LOG_DEBUG);
 }
 
 /* ---- one job ----------------------------------------------------------------
