@@ -295,8 +295,12 @@ int cr__exec_on_dest_error(struct run *r, const char *stream, size_t stream_len,
   int cls = code == CR_EINVAL || code == CR_ESCHEMA || code == CR_ERANGE
                 ? CR_EXEC_CLASS_SYSTEM
                 : CR_EXEC_CLASS_TRANSIENT;
-  host_fail(r, cls, "destination refused a record of stream %s: %.*s", name,
-            (int)(len < 400 ? len : 400), msg);
+  int n_msg = (int)(len < 400 ? len : 400);
+  if (name[0] != '\0')
+    host_fail(r, cls, "destination refused a record of stream %s: %.*s", name,
+              n_msg, msg);
+  else /* the worker could not hand its buffers to the kernel */
+    host_fail(r, cls, "destination flush failed: %.*s", n_msg, msg);
   return code < 0 ? code : CR_EIO;
 }
 

@@ -25,8 +25,9 @@ int cr__exec_on_records(struct run *r, const char *stream, size_t stream_len,
  * (WROTE; only when cr__exec_dest_dir gave it the directory). */
 int cr__exec_on_written(struct run *r, const char *stream, size_t stream_len,
                         uint64_t count);
-/* The worker's destination refused a record (DEST_ERROR): the run fails
- * as the parent's own destination would have made it fail. */
+/* The worker's destination refused a record of stream, or (stream "")
+ * could not hand its buffers to the kernel (DEST_ERROR): the run fails as
+ * the parent's own destination would have made it fail. */
 int cr__exec_on_dest_error(struct run *r, const char *stream, size_t stream_len,
                            int code, const char *msg, size_t len);
 int cr__exec_on_checkpoint(struct run *r, const char *state, size_t len);

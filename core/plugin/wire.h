@@ -37,8 +37,9 @@
  *   WROTE       w->p  str stream, u64 count (v4): count records of stream
  *                     taken by the worker's own destination (JOB dest_dir)
  *   DEST_ERROR  w->p  str stream, i32 code, str message (v4): the worker's
- *                     destination refused a record of stream (a cr_err
- *                     code and its reason); the job stops
+ *                     destination refused a record of stream, or (stream
+ *                     empty) failed to write its buffers (a cr_err code and
+ *                     its reason); the job stops
  *   CANCEL      p->w  (no fields)
  *   ACK         p->w  u64 seq (checkpoint sequence acknowledged)
  *   BYE         both  (no fields)
