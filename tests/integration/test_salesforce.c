@@ -83,6 +83,7 @@ struct fake_sf {
   int nrecords, page; /* Account records, page size */
   int kill_pid;       /* SIGKILLed when the page at kill_offset is asked */
   int kill_offset;
+  unsigned kill_delay_ms; /* ... that long after it was asked */
   int expire_after; /* M_EXPIRE: API calls answered before the token dies */
   int api_calls;
   EVP_PKEY *jwt_key; /* public key the JWT assertions must verify with */
@@ -377,6 +378,7 @@ static void fake_api(struct fake_sf *f, const struct cr_fake_http_request *req,
     const char *dash = strrchr(req->path, '-');
     int offset = dash ? atoi(dash + 1) : 0;
     if (f->kill_pid > 0 && offset == f->kill_offset) {
+      usleep(f->kill_delay_ms * 1000u);
       kill(f->kill_pid, SIGKILL);
       f->kill_pid = 0;
     }
@@ -1067,11 +1069,15 @@ static void test_exec_rotation_kill_resume(void **state) {
   struct fx f;
   fx_start(&f);
   G->fake.rotate = 1;
-  /* The worker the run will get, killed when it asks for the third page. */
+  /* The worker the run will get, killed while it waits for the third page.
+   * It asks for that page before it emits the second one (read-ahead), so
+   * the kill comes 1 s later: the second page's 4 records and checkpoint
+   * are then long sent (under ASan too), and the checkpoint is committed. */
   cr_worker *w = NULL;
   assert_int_equal(cr_worker_pool_acquire(f.pool, &w, NULL, 0), 0);
   G->fake.kill_pid = cr_worker_pid(w);
   G->fake.kill_offset = 8;
+  G->fake.kill_delay_ms = 1000;
   cr_worker_pool_release(f.pool, w);
   struct cr_exec_outcome o;
   run_once(&f, &o);
