@@ -896,12 +896,7 @@ static const char *skip_variant(int variant, const char *p, const char *end) {
   if (variant == 2)
     r = cr__json_skip_blocks_avx2(&k, &p, end);
 #endif
-  if (r != 0)
-    return r > 0 ? p + 1 : NULL;
-  for (; p < end; p++)
-    if ((r = cr__json_skip_byte(&k, *p)) != 0)
-      return r > 0 ? p + 1 : NULL;
-  return NULL;
+  return cr__json_skip_rest(&k, p, end, r);
 }
 
 /* The variants this build and CPU can run. */

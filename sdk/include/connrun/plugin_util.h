@@ -478,6 +478,20 @@ cr__json_skip_blocks_avx2(struct cr__json_skip *k, const char **pp,
 }
 #endif
 
+/* Internal: the end of the value after the blocks left p with r (as
+ * cr__json_skip_blocks returns it; 0 also when no block ran): at the
+ * closing bracket, malformed, or found by the byte loop from p on. */
+static inline const char *cr__json_skip_rest(struct cr__json_skip *k,
+                                             const char *p, const char *end,
+                                             int r) {
+  if (r != 0)
+    return r > 0 ? p + 1 : NULL;
+  for (; p < end; p++)
+    if ((r = cr__json_skip_byte(k, *p)) != 0)
+      return r > 0 ? p + 1 : NULL;
+  return NULL;
+}
+
 /* Internal: the end of the object or array at p, or NULL when malformed.
  * 64 bytes at a time where SSE2 is there (AVX2 where the CPU has it): a
  * record of a large page is mostly short strings, which the byte loop took
@@ -495,12 +509,7 @@ static inline const char *cr__json_skip_container(const char *p,
 #elif defined(CR__JSON_SIMD)
   r = cr__json_skip_blocks(&k, &p, end, cr__json_block_at);
 #endif
-  if (r != 0)
-    return r > 0 ? p + 1 : NULL;
-  for (; p < end; p++)
-    if ((r = cr__json_skip_byte(&k, *p)) != 0)
-      return r > 0 ? p + 1 : NULL;
-  return NULL;
+  return cr__json_skip_rest(&k, p, end, r);
 }
 
 /* The end of the JSON value at p (after blanks), or NULL when malformed.
