@@ -899,9 +899,12 @@ static void sf_advance_cursor(struct sf_object *o, const char *e, size_t n) {
  * the stream and the url follows from Id), as other connectors deliver it.
  * In place, without a copy: the comma after the member becomes the record's
  * opening brace, and [*e, *e + *n) then starts there. body is the response
- * body the record lies in (the plugin's until it frees it); a record whose
+ * body the record lies in (the plugin's until it frees it); first is where
+ * the record's first nested value ends (cr_json_array_next_first), the
+ * attributes object's end when that is the first member. A record whose
  * first member is something else is left as it is. */
-static void sf_strip_attributes(char *body, const char **e, size_t *n) {
+static void sf_strip_attributes(char *body, const char **e, size_t *n,
+                                const char *first) {
   const char *end = *e + *n, *p = cr__json_ws(*e + 1, end);
   static const char key[] = "\"attributes\"";
   if (**e != '{' || (size_t)(end - p) < sizeof key - 1 ||
@@ -910,7 +913,11 @@ static void sf_strip_attributes(char *body, const char **e, size_t *n) {
   p = cr__json_ws(p + sizeof key - 1, end);
   if (p >= end || *p != ':')
     return;
-  p = cr__json_skip_value(p + 1, end);
+  p = cr__json_ws(p + 1, end);
+  if (p < end && *p == '{' && first != NULL)
+    p = first; /* the object's end, found with the record's */
+  else
+    p = cr__json_skip_value(p, end);
   p = p != NULL ? cr__json_ws(p, end) : NULL;
   if (p == NULL || p >= end)
     return;
@@ -933,14 +940,14 @@ static int sf_emit_page(struct salesforce *sf, cr_plugin_ctx *ctx,
                         uint64_t total) {
   const struct cr_host_api *api = sf->api;
   struct cr_json_array_iter it;
-  const char *e, *last = NULL;
+  const char *e, *first, *last = NULL;
   size_t n, last_n = 0;
   int r;
   if (cr_json_array_begin_n(&it, resp->body, resp->body_len, "records") != 0)
     return sf_fail(sf, CR_PLUGIN_ERR_SYSTEM, 0,
                    "unexpected query answer from Salesforce (no records)");
-  while ((r = cr_json_array_next(&it, &e, &n)) == 1) {
-    sf_strip_attributes(resp->body, &e, &n);
+  while ((r = cr_json_array_next_first(&it, &e, &n, &first)) == 1) {
+    sf_strip_attributes(resp->body, &e, &n, first);
     int rc = api->emit(ctx, o->name, e, n);
     if (rc != CR_PLUGIN_OK)
       return sf_fail(sf, rc, 0, "the host refused a record");

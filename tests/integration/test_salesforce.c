@@ -170,13 +170,16 @@ static void query_page(struct fake_sf *f, struct cr_fake_http_response *resp,
 /* Whitespace around attributes, a record of nothing but attributes, and
  * one whose attributes are not its first member (left as it is). */
 #define ODD_PAGE                                                               \
-  "{\"totalSize\":3,\"done\":true,\"records\":[{ \"attributes\" : "            \
+  "{\"totalSize\":5,\"done\":true,\"records\":[{ \"attributes\" : "            \
   "{\"type\":\"Account\"} , "                                                  \
   "\"Id\":\"a\",\"SystemModstamp\":\"2024-01-01T00:00:"                        \
   "01.000+0000\"},{\"attributes\":{\"type\":\"Account\"}},{\"Id\":\"b\","      \
   "\"attributes\":{\"type\":\"Account\"},\"SystemModstamp\":\"2024-01-01T00:"  \
   "00:"                                                                        \
-  "02.000+0000\"}]}"
+  "02.000+0000\"},{\"attributes\":{\"url\":\"/x\\\"}{\",\"n\":{\"k\":[1]}},"   \
+  "\"Id\":\"c\",\"SystemModstamp\":\"2024-01-01T00:00:03.000+0000\"},"         \
+  "{\"attributes\":null,\"Id\":\"d\",\"SystemModstamp\":"                      \
+  "\"2024-01-01T00:00:04.000+0000\"}]}"
 
 static void fake_query(struct fake_sf *f,
                        const struct cr_fake_http_request *req,
@@ -789,22 +792,27 @@ static void test_read_pages(void **state) {
 }
 
 /* Records are emitted without the attributes Salesforce puts first in each,
- * cut in place whatever the whitespace around them. */
+ * cut in place whatever the whitespace around them, and whatever the
+ * attributes hold (brackets in strings, nested values, null). */
 static void test_read_strips_attributes(void **state) {
   (void)state;
   struct collect c;
   cr_plugin_ctx ctx;
   G->fake.mode = M_ODD;
   assert_int_equal(run_cb(config_for(NULL, NULL), &c, &ctx, NULL, 0), 0);
-  assert_int_equal(c.n, 3);
+  assert_int_equal(c.n, 5);
   assert_string_equal(c.record[0], "{ \"Id\":\"a\",\"SystemModstamp\":"
                                    "\"2024-01-01T00:00:01.000+0000\"}");
   assert_string_equal(c.record[1], "{}");
   assert_string_equal(c.record[2],
                       "{\"Id\":\"b\",\"attributes\":{\"type\":\"Account\"},"
                       "\"SystemModstamp\":\"2024-01-01T00:00:02.000+0000\"}");
+  assert_string_equal(c.record[3], "{\"Id\":\"c\",\"SystemModstamp\":"
+                                   "\"2024-01-01T00:00:03.000+0000\"}");
+  assert_string_equal(c.record[4], "{\"Id\":\"d\",\"SystemModstamp\":"
+                                   "\"2024-01-01T00:00:04.000+0000\"}");
   assert_string_equal(c.checkpoint, "{\"cursors\":{\"Account\":"
-                                    "\"2024-01-01T00:00:02.000+0000\"}}");
+                                    "\"2024-01-01T00:00:04.000+0000\"}}");
   collect_free(&c);
 }
 

@@ -854,10 +854,14 @@ static void test_util_json_ints_and_raw(void **state) {
 }
 
 /* The byte-at-a-time container skip cr__json_skip_value had before its
- * 64-byte blocks: the reference the blocks must agree with. */
-static const char *ref_skip_container(const char *p, const char *end) {
+ * 64-byte blocks: the reference the blocks must agree with. *first (when
+ * not NULL) gets the end of the first nested value closed, or NULL. */
+static const char *ref_skip_first(const char *p, const char *end,
+                                  const char **first) {
   char closers[CR_JSON_MAX_DEPTH];
   int depth = 0;
+  if (first != NULL)
+    *first = NULL;
   while (p < end) {
     char c = *p;
     if (c == '"') {
@@ -875,10 +879,44 @@ static const char *ref_skip_container(const char *p, const char *end) {
         return NULL;
       if (--depth == 0)
         return p + 1;
+      if (depth == 1 && first != NULL && *first == NULL)
+        *first = p + 1;
     }
     p++;
   }
   return NULL;
+}
+
+/* ref_skip_first without the first nested value. */
+static const char *ref_skip_container(const char *p, const char *end) {
+  return ref_skip_first(p, end, NULL);
+}
+
+/* cr_json_array_next_first on the one-element array "[text]" (text: len
+ * bytes of buf at offset 1, buf big enough for the brackets) agrees with
+ * the reference: the element's end, and its first nested value's end. */
+static void check_next_first(int round, char *buf, size_t len) {
+  const char *first_want,
+      *want = ref_skip_first(buf + 1, buf + 1 + len, &first_want);
+  buf[0] = '[';
+  buf[len + 1] = ']';
+  struct cr_json_array_iter it;
+  const char *e, *first;
+  size_t n;
+  assert_int_equal(cr_json_array_begin_n(&it, buf, len + 2, NULL), 0);
+  int r = cr_json_array_next_first(&it, &e, &n, &first);
+  if (want == NULL) {
+    /* malformed, or ended by the array's own bracket ("[{]" is not) */
+    if (r == 1 && e + n != buf + len + 2)
+      fail_msg("round %d: an element where the reference found none", round);
+    return;
+  }
+  if (r != 1 || e != buf + 1 || e + n != want)
+    fail_msg("round %d: element end %td, reference %td", round,
+             r == 1 ? e + n - buf : -1, want - buf);
+  if (first != first_want)
+    fail_msg("round %d: first nested end %td, reference %td", round,
+             first ? first - buf : -1, first_want ? first_want - buf : -1);
 }
 
 /* cr__json_skip_container with its blocks classified by one variant: 0 the
@@ -886,7 +924,7 @@ static const char *ref_skip_container(const char *p, const char *end) {
  * each is tried where the CPU has it). */
 static const char *skip_variant(int variant, const char *p, const char *end) {
   struct cr__json_skip k;
-  k.depth = k.in_str = k.esc = 0;
+  k.depth = k.in_str = k.esc = k.stop = 0;
   int r = 0;
 #ifdef CR__JSON_SIMD
   if (variant == 1)
@@ -927,8 +965,8 @@ static void test_util_json_skip_blocks(void **state) {
       "{}[]\"\"\"\\aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ,:\n\xc3\xa9"};
   uint64_t seed = 0x9e3779b97f4a7c15u;
-  char buf[448];
-  size_t ended = 0;
+  char buf[448], wrapped[448];
+  size_t ended = 0, nested = 0;
   for (int round = 0; round < 300000; round++) {
     seed = seed * 6364136223846793005u + 1442695040888963407u;
     size_t len = 1 + (size_t)(seed >> 33) % 400;
@@ -949,8 +987,13 @@ static void test_util_json_skip_blocks(void **state) {
         fail_msg("round %d, variant %d: end %td, reference %td", round, v,
                  got ? got - buf : -1, want ? want - buf : -1);
     ended += want != NULL;
+    memcpy(wrapped + 1, buf, len);
+    check_next_first(round, wrapped, len);
+    const char *first = NULL;
+    nested += ref_skip_first(buf, buf + len, &first) != NULL && first != NULL;
   }
   assert_true(ended > 1000); /* not only malformed texts */
+  assert_true(nested > 100); /* some with a nested value */
   /* A record of a page, at every offset of a block; nesting past the
    * limit. */
   const char *rec = "{\"attributes\":{\"type\":\"Account\",\"url\":\"/x/001\"},"
@@ -1021,6 +1064,29 @@ static void test_util_json_arrays(void **state) {
   deep[k] = '\0';
   assert_int_equal(cr_json_array_begin(&it, deep, NULL), 0);
   assert_int_equal(cr_json_array_next(&it, &e, &n), -1);
+  /* cr_json_array_next_first: the same elements, and where the first
+   * nested value closes. */
+  const char *page =
+      "[{\"attributes\":{\"url\":\"/a}\\\"{\"},\"Id\":\"1\",\"t\":[2]},"
+      " {\"Id\":\"2\"}, 7, [[1],{}], {\"a\":[{}]}, {]";
+  const char *firsts[] = {"{\"url\":\"/a}\\\"{\"}", NULL, NULL, "[1]", "[{}]"};
+  const char *f;
+  assert_int_equal(cr_json_array_begin(&it, page, NULL), 0);
+  for (size_t i = 0; i < 5; i++) {
+    assert_int_equal(cr_json_array_next_first(&it, &e, &n, &f), 1);
+    const char *want_end = e + n;
+    if (firsts[i] == NULL) {
+      assert_null(f);
+      continue;
+    }
+    const char *at = strstr(e, firsts[i]);
+    assert_non_null(at);
+    assert_ptr_equal(f, at + strlen(firsts[i]));
+    assert_true(f <= want_end);
+  }
+  assert_int_equal(cr_json_array_next_first(&it, &e, &n, &f), -1);
+  assert_null(e);
+  assert_null(f);
 }
 
 /* The string scanner takes plain bytes 8 at a time: a '"', a '\\' or a

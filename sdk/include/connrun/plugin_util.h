@@ -18,6 +18,9 @@
  *       cr_json_array_begin / cr_json_array_next: walk the elements of a
  *         top-level array member (or of a top-level array), each element
  *         returned as its raw JSON text span (e.g. one record to emit);
+ *         cr_json_array_next_first also gives where the element's first
+ *         nested value ends (a leading metadata member to cut off), found
+ *         in the same pass;
  *       cr_json_string_decode: decode a JSON string literal span.
  *     It checks the structure of what it reads (strings, escapes, bracket
  *     nesting up to CR_JSON_MAX_DEPTH) but is not a validating parser: a
@@ -299,14 +302,17 @@ static inline const char *cr__json_skip_scalar(const char *p, const char *end) {
 
 /* Internal: where a skip of an object or array stands (cr__json_skip_value):
  * the closers still expected, and whether it is inside a string, right
- * after a backslash there. */
+ * after a backslash there. The skip ends at the closing bracket that brings
+ * depth down to stop (0: the value's own; 1: also its first nested value's,
+ * cr_json_array_next_first). */
 struct cr__json_skip {
   char closers[CR_JSON_MAX_DEPTH];
-  int depth, in_str, esc;
+  int depth, in_str, esc, stop;
 };
 
 /* Internal: a bracket or quote c outside strings: 1 when it closed the
- * value, -1 when malformed, else 0. Other bytes are not checked. */
+ * value (or brought depth down to k->stop), -1 when malformed, else 0.
+ * Other bytes are not checked. */
 static inline int cr__json_skip_struct(struct cr__json_skip *k, char c) {
   if (c == '"') {
     k->in_str = 1;
@@ -317,7 +323,7 @@ static inline int cr__json_skip_struct(struct cr__json_skip *k, char c) {
   } else if (c == '}' || c == ']') {
     if (k->depth == 0 || k->closers[k->depth - 1] != c)
       return -1;
-    if (--k->depth == 0)
+    if (--k->depth <= k->stop)
       return 1;
   }
   return 0;
@@ -492,24 +498,31 @@ static inline const char *cr__json_skip_rest(struct cr__json_skip *k,
   return NULL;
 }
 
-/* Internal: the end of the object or array at p, or NULL when malformed.
- * 64 bytes at a time where SSE2 is there (AVX2 where the CPU has it): a
- * record of a large page is mostly short strings, which the byte loop took
- * about 1 ns a byte for. */
-static inline const char *cr__json_skip_container(const char *p,
-                                                  const char *end) {
-  struct cr__json_skip k;
-  k.depth = k.in_str = k.esc = 0;
+/* Internal: goes on with the skip k from p (outside strings): the end of
+ * the closing bracket that brings k's depth down to k->stop, or NULL when
+ * malformed. 64 bytes at a time where SSE2 is there (AVX2 where the CPU
+ * has it): a record of a large page is mostly short strings, which the
+ * byte loop took about 1 ns a byte for. */
+static inline const char *cr__json_skip_run(struct cr__json_skip *k,
+                                            const char *p, const char *end) {
   int r = 0;
 #if defined(CR__JSON_AVX2)
   if (cr__json_avx2())
-    r = cr__json_skip_blocks_avx2(&k, &p, end);
+    r = cr__json_skip_blocks_avx2(k, &p, end);
   else
-    r = cr__json_skip_blocks(&k, &p, end, cr__json_block_at);
+    r = cr__json_skip_blocks(k, &p, end, cr__json_block_at);
 #elif defined(CR__JSON_SIMD)
-  r = cr__json_skip_blocks(&k, &p, end, cr__json_block_at);
+  r = cr__json_skip_blocks(k, &p, end, cr__json_block_at);
 #endif
-  return cr__json_skip_rest(&k, p, end, r);
+  return cr__json_skip_rest(k, p, end, r);
+}
+
+/* Internal: the end of the object or array at p, or NULL when malformed. */
+static inline const char *cr__json_skip_container(const char *p,
+                                                  const char *end) {
+  struct cr__json_skip k;
+  k.depth = k.in_str = k.esc = k.stop = 0;
+  return cr__json_skip_run(&k, p, end);
 }
 
 /* The end of the JSON value at p (after blanks), or NULL when malformed.
@@ -828,31 +841,34 @@ static inline int cr_json_array_begin(struct cr_json_array_iter *it,
   return cr_json_array_begin_n(it, json, strlen(json), key);
 }
 
-/* Moves to the next element: *elem / *elem_len get its raw JSON text span
- * (borrowed from the text given to begin; e.g. a whole object to emit as a
- * record), or NULL / 0 when there is none. Returns 1 for an element, 0 at
- * the end of the array, -1 when the text is malformed (and from then on). */
-static inline int cr_json_array_next(struct cr_json_array_iter *it,
-                                     const char **elem, size_t *elem_len) {
-  *elem = NULL;
-  *elem_len = 0;
-  if (it->state == 2)
-    return 0;
-  if (it->state < 0)
-    return -1;
+/* Internal: the start of the next element of it (past the comma), or NULL
+ * with *r set: 0 at the end of the array, -1 when malformed. */
+static inline const char *cr__json_array_step(struct cr_json_array_iter *it,
+                                              int *r) {
+  *r = it->state == 2 ? 0 : -1;
+  if (it->state < 0 || it->state == 2)
+    return NULL;
   const char *p = cr__json_ws(it->p, it->end);
   if (p < it->end && *p == ']') {
     it->state = 2;
-    return 0;
+    *r = 0;
+    return NULL;
   }
   if (it->state == 1) {
     if (p >= it->end || *p != ',') {
       it->state = -1;
-      return -1;
+      return NULL;
     }
     p = cr__json_ws(p + 1, it->end);
   }
-  const char *e = cr__json_skip_value(p, it->end);
+  return p;
+}
+
+/* Internal: the element [p, e) of it found (e NULL: malformed). Returns as
+ * cr_json_array_next. */
+static inline int cr__json_array_took(struct cr_json_array_iter *it,
+                                      const char *p, const char *e,
+                                      const char **elem, size_t *elem_len) {
   if (e == NULL) {
     it->state = -1;
     return -1;
@@ -862,6 +878,55 @@ static inline int cr_json_array_next(struct cr_json_array_iter *it,
   it->p = e;
   it->state = 1;
   return 1;
+}
+
+/* Moves to the next element: *elem / *elem_len get its raw JSON text span
+ * (borrowed from the text given to begin; e.g. a whole object to emit as a
+ * record), or NULL / 0 when there is none. Returns 1 for an element, 0 at
+ * the end of the array, -1 when the text is malformed (and from then on). */
+static inline int cr_json_array_next(struct cr_json_array_iter *it,
+                                     const char **elem, size_t *elem_len) {
+  *elem = NULL;
+  *elem_len = 0;
+  int r;
+  const char *p = cr__json_array_step(it, &r);
+  if (p == NULL)
+    return r;
+  return cr__json_array_took(it, p, cr__json_skip_value(p, it->end), elem,
+                             elem_len);
+}
+
+/* cr_json_array_next, and *first_end: the end of the first value nested in
+ * the element that closes (an object or array element's first nested
+ * object or array, in text order), or NULL when the element holds none.
+ * When an element's first member is an object, as Salesforce's
+ * "attributes", *first_end is the end of that member's value: one pass
+ * over the element finds both, where cr_json_array_next and a skip of the
+ * member would read its bytes twice. */
+static inline int cr_json_array_next_first(struct cr_json_array_iter *it,
+                                           const char **elem, size_t *elem_len,
+                                           const char **first_end) {
+  *elem = *first_end = NULL;
+  *elem_len = 0;
+  int r;
+  const char *p = cr__json_array_step(it, &r), *e;
+  if (p == NULL)
+    return r;
+  if (p >= it->end || (*p != '{' && *p != '['))
+    return cr__json_array_took(it, p, cr__json_skip_value(p, it->end), elem,
+                               elem_len);
+  struct cr__json_skip k;
+  k.depth = k.in_str = k.esc = 0;
+  k.stop = 1;
+  e = cr__json_skip_run(&k, p, it->end);
+  if (e != NULL && k.depth == 1) { /* stopped at the first nested close */
+    *first_end = e;
+    k.stop = k.in_str = k.esc = 0; /* a bracket: outside strings */
+    e = cr__json_skip_run(&k, e, it->end);
+    if (e == NULL)
+      *first_end = NULL;
+  }
+  return cr__json_array_took(it, p, e, elem, elem_len);
 }
 
 /* ---- JSON writing ----------------------------------------------------------
