@@ -11,7 +11,7 @@
  * destination, (3) for the long sync, the disk: the bytes the run wrote,
  * written again and made durable with a single fsync, the least any run
  * whose records are durable at its end must wait for. The long sync runs
- * in 3 interleaved rounds (1, 2, 3, then 1, 2, 3 again...;
+ * in 3 rounds (each round measures (1), (2) and (3) once;
  * CR_BENCH_SF_ROUNDS=N for another count): the bare client's rate moves by
  * a quarter between runs on this machine. Prints the medians in records/s,
  * the median ratio (target >= 70%) with each round's, and the best ratio
