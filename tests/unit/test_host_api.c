@@ -920,19 +920,23 @@ static void check_next_first(int round, char *buf, size_t len) {
 }
 
 /* cr__json_skip_container with its blocks classified by one variant: 0 the
- * byte loop only, 1 SSE2, 2 AVX2 (as chosen at run time by the CPU; here
- * each is tried where the CPU has it). */
+ * byte loop only, 1 SSE2, 2 AVX2, 3 AVX-512BW with the carry-less multiply
+ * (as chosen at run time by the CPU; here each is tried where the CPU has
+ * it). */
 static const char *skip_variant(int variant, const char *p, const char *end) {
   struct cr__json_skip k;
   k.depth = k.in_str = k.esc = k.stop = 0;
   int r = 0;
 #ifdef CR__JSON_SIMD
   if (variant == 1)
-    r = cr__json_skip_blocks(&k, &p, end, cr__json_block_at);
+    r = cr__json_skip_blocks(&k, &p, end, cr__json_block_at,
+                             cr__json_prefix_xor);
 #endif
 #ifdef CR__JSON_AVX2
   if (variant == 2)
     r = cr__json_skip_blocks_avx2(&k, &p, end);
+  if (variant == 3)
+    r = cr__json_skip_blocks_avx512(&k, &p, end);
 #endif
   return cr__json_skip_rest(&k, p, end, r);
 }
@@ -940,6 +944,8 @@ static const char *skip_variant(int variant, const char *p, const char *end) {
 /* The variants this build and CPU can run. */
 static int skip_variants(void) {
 #ifdef CR__JSON_AVX2
+  if (cr__json_avx2() && cr__json_avx512())
+    return 4;
   if (cr__json_avx2())
     return 3;
 #endif
