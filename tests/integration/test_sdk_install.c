@@ -158,6 +158,54 @@ static void test_build_plugin_with_pkg_config(void **state) {
   free(cflags);
 }
 
+/* A plugin may be written in C++: the installed headers compile as C++11
+ * with every warning an error (build-essential, which scripts/deps.sh
+ * installs, brings c++). */
+static void test_headers_compile_as_cpp(void **state) {
+  struct inst *in = *state;
+  char *cflags = sdk_cflags(in);
+  char *cxx = cr_test_which("c++");
+  assert_non_null(cxx);
+  char *src = cr_test_join(in->tmp, "headers.cc");
+  FILE *f = fopen(src, "w");
+  assert_non_null(f);
+  fputs("#include <connrun/plugin.h>\n#include <connrun/plugin_util.h>\n"
+        "int main() {\n  struct cr_json_array_iter it;\n"
+        "  const char *e, *first;\n  size_t n;\n"
+        "  if (cr_json_array_begin(&it, \"[{\\\"a\\\":{}}]\", NULL) != 0)\n"
+        "    return 1;\n"
+        "  return cr_json_array_next_first(&it, &e, &n, &first) == 1 ? 0 : 1;\n"
+        "}\n",
+        f);
+  assert_int_equal(fclose(f), 0);
+  char *exe = cr_test_join(in->tmp, "headers-cpp");
+  char *argv[64] = {cxx,       "-std=c++11", "-Wall",
+                    "-Wextra", "-Werror",    "-pedantic"};
+  size_t n = 6;
+  char *copy = strdup(cflags);
+  char *save = NULL;
+  for (char *t = strtok_r(copy, " \t\n", &save); t != NULL && n < 59;
+       t = strtok_r(NULL, " \t\n", &save))
+    argv[n++] = t;
+  argv[n++] = "-o";
+  argv[n++] = exe;
+  argv[n++] = src;
+  argv[n] = NULL;
+  char *out = NULL;
+  int rc = cr_test_run(argv, NULL, &out);
+  if (rc != 0)
+    fail_msg("the headers do not compile as C++ (%d):\n%s", rc, out);
+  free(out);
+  char *run[] = {exe, NULL};
+  assert_int_equal(cr_test_run(run, NULL, &out), 0);
+  free(out);
+  free(copy);
+  free(exe);
+  free(src);
+  free(cxx);
+  free(cflags);
+}
+
 /* The bundled plugins the build made (every one is installed). */
 static size_t count_built_plugins(void) {
   DIR *d = opendir(CR_PLUGIN_DIR);
@@ -318,6 +366,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_installed_files),
       cmocka_unit_test(test_build_plugin_with_pkg_config),
+      cmocka_unit_test(test_headers_compile_as_cpp),
       cmocka_unit_test(test_default_plugin_dir),
       cmocka_unit_test(test_man_page),
       cmocka_unit_test(test_plugins_new_builds_and_loads),

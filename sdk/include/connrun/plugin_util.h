@@ -650,7 +650,7 @@ static inline size_t cr__json_unescape(const char *p, const char *end,
                                        int *full) {
   static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
   *wrote = 0;
-  const char *hit = memchr(from, *p, sizeof from - 1);
+  const char *hit = (const char *)memchr(from, *p, sizeof from - 1);
   if (hit != NULL) {
     if (room < 1) {
       *full = 1;
