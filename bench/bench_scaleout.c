@@ -496,14 +496,20 @@ int main(void) {
   printf("%-52s %12s %-6s %-14s %s\n", "figure", "value", "", "target",
          "ceiling / note");
 
-  double lat_l[2], lat_1[2], lat_3[2];
+  /* BENCH_SCALEOUT_ONLY=delivery skips the executions (for profiling). */
+  const char *only = getenv("BENCH_SCALEOUT_ONLY");
+  int execs = only == NULL || strcmp(only, "delivery") != 0;
+  double lat_l[2] = {0}, lat_1[2] = {0}, lat_3[2] = {0};
+  double ex_l = 0, ex_1 = 0, ex_3 = 0;
   snprintf(lite, sizeof lite, "%s/data-exec-sqlite.yaml", g_dir);
   struct setup a = {.tag = "sqlite", .where = lite, .n = 1};
-  double ex_l = executions(&a, lat_l);
   struct setup b = {.tag = "pg1", .where = urls[0], .n = 1};
-  double ex_1 = executions(&b, lat_1);
   struct setup c = {.tag = "pg3", .where = urls[1], .n = 3};
-  double ex_3 = executions(&c, lat_3);
+  if (execs) {
+    ex_l = executions(&a, lat_l);
+    ex_1 = executions(&b, lat_1);
+    ex_3 = executions(&c, lat_3);
+  }
   bench_row("no-op executions, 4 runners, 1 instance, SQLite", ex_l, "/s", "",
             "the reference");
   row_vs("no-op executions, 4 runners, 1 instance, PostgreSQL", ex_1, "/s", "",

@@ -23,8 +23,12 @@
 #define MAX_WINDOW 256
 #define MAX_HEADERS 64
 /* Rows read beyond the free request slots: sent as requests complete,
- * before the store thread's next read arrives. */
-#define SPARE_ROWS 48
+ * before the store thread's next read arrives. They must last a store
+ * round (record, enqueue, read), which on PostgreSQL waits for two commits'
+ * WAL flushes: 48 left the engine idle between reads there (10,500 events/s
+ * on one instance), 400 do not (12,600-13,800/s); 1,000 made each read
+ * slower than it saved. */
+#define SPARE_ROWS 400
 
 static const int64_t default_schedule[] = {
     0,        5000,     300000,   1800000,  7200000,
