@@ -179,27 +179,14 @@ static void test_headers_compile_as_cpp(void **state) {
         f);
   assert_int_equal(fclose(f), 0);
   char *exe = cr_test_join(in->tmp, "headers-cpp");
-  char *argv[64] = {cxx,       "-std=c++11", "-Wall",
-                    "-Wextra", "-Werror",    "-pedantic"};
-  size_t n = 6;
-  char *copy = strdup(cflags);
-  char *save = NULL;
-  for (char *t = strtok_r(copy, " \t\n", &save); t != NULL && n < 59;
-       t = strtok_r(NULL, " \t\n", &save))
-    argv[n++] = t;
-  argv[n++] = "-o";
-  argv[n++] = exe;
-  argv[n++] = src;
-  argv[n] = NULL;
+  const char *const pre[] = {cxx,       "-std=c++11", "-Wall", "-Wextra",
+                             "-Werror", "-pedantic",  NULL};
+  cr_test_compile(pre, cflags, exe, src,
+                  "compiling the headers as C++ (headers.cc)");
   char *out = NULL;
-  int rc = cr_test_run(argv, NULL, &out);
-  if (rc != 0)
-    fail_msg("the headers do not compile as C++ (%d):\n%s", rc, out);
-  free(out);
   char *run[] = {exe, NULL};
   assert_int_equal(cr_test_run(run, NULL, &out), 0);
   free(out);
-  free(copy);
   free(exe);
   free(src);
   free(cxx);

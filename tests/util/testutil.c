@@ -152,27 +152,45 @@ char *cr_test_which(const char *name) {
   return found;
 }
 
-void cr_test_build_plugin(const char *src, const char *so, const char *cflags) {
-  char *argv[64] = {
-      CR_C_COMPILER,       "-std=c11", "-Wall",   "-Wextra",
-      "-Werror",           "-fPIC",    "-shared", "-fvisibility=hidden",
-      "-Wl,--no-undefined"};
-  size_t n = 9;
+void cr_test_compile(const char *const *pre, const char *cflags,
+                     const char *out, const char *src, const char *what) {
+  char *argv[64];
+  size_t n = 0;
+  while (pre[n] != NULL && n < 48) {
+    argv[n] = (char *)pre[n];
+    n++;
+  }
   char *copy = strdup(cflags ? cflags : "");
   char *save = NULL;
   for (char *f = strtok_r(copy, " \t\n", &save); f != NULL && n < 59;
        f = strtok_r(NULL, " \t\n", &save))
     argv[n++] = f;
   argv[n++] = "-o";
-  argv[n++] = (char *)so;
+  argv[n++] = (char *)out;
   argv[n++] = (char *)src;
   argv[n] = NULL;
-  char *out = NULL;
-  int rc = cr_test_run(argv, NULL, &out);
+  char *output = NULL;
+  int rc = cr_test_run(argv, NULL, &output);
   if (rc != 0)
-    fail_msg("compiling %s failed (%d):\n%s", src, rc, out);
-  free(out);
+    fail_msg("%s failed (%d):\n%s", what, rc, output);
+  free(output);
   free(copy);
+}
+
+void cr_test_build_plugin(const char *src, const char *so, const char *cflags) {
+  static const char *const pre[] = {CR_C_COMPILER,
+                                    "-std=c11",
+                                    "-Wall",
+                                    "-Wextra",
+                                    "-Werror",
+                                    "-fPIC",
+                                    "-shared",
+                                    "-fvisibility=hidden",
+                                    "-Wl,--no-undefined",
+                                    NULL};
+  char what[4200];
+  snprintf(what, sizeof what, "compiling %s", src);
+  cr_test_compile(pre, cflags, so, src, what);
   assert_int_equal(chmod(so, 0755), 0);
 }
 

@@ -42,6 +42,13 @@ void cr_test_copy_tree(const char *src, const char *dst);
 /* The first executable `name` on $PATH, or NULL. Caller frees. */
 char *cr_test_which(const char *name);
 
+/* Runs the compiler command pre (a NULL-terminated list: the compiler and
+ * its fixed options), then cflags (space-separated, e.g. pkg-config's
+ * output), then -o out src. Fails the test with the compiler's output,
+ * prefixed by what (e.g. "compiling x.c"), when it does not succeed. */
+void cr_test_compile(const char *const *pre, const char *cflags,
+                     const char *out, const char *src, const char *what);
+
 /* Compiles the plugin source src into the shared object so with the
  * project's compiler, -Wall -Wextra -Werror, -fvisibility=hidden and
  * -Wl,--no-undefined, plus cflags (space-separated, e.g. pkg-config's
