@@ -24,7 +24,7 @@
 #define MAX_HEADERS 64
 /* Rows read beyond the free request slots: sent as requests complete,
  * before the store thread's next read arrives. They must last a store
- * round (record, enqueue, read), which on PostgreSQL waits for two commits'
+ * round (record, enqueue, read), which on PostgreSQL waits for its commits'
  * WAL flushes: 48 left the engine idle between reads there (10,500 events/s
  * on one instance), 400 do not (12,600-13,800/s); 1,000 made each read
  * slower than it saved. */

@@ -480,9 +480,9 @@ static inline int cr__json_avx512(void) {
 #ifdef CR__JSON_SIMD
 /* Internal: the blocks of cr__json_skip_container from p while 64 bytes are
  * left, each classified by block_at (its strings found by prefix_xor):
- * returns 1 (*p at the closing bracket),
- * -1 (malformed) or 0 (*p at the last, shorter, stretch). Always inlined,
- * so that each caller gets its own block_at inlined too. */
+ * returns 1 (*p at the closing bracket), -1 (malformed) or 0 (*p at the
+ * last, shorter, stretch). Always inlined, so that each caller gets its own
+ * block_at and prefix_xor inlined too. */
 __attribute__((always_inline)) static inline int
 cr__json_skip_blocks(struct cr__json_skip *k, const char **pp, const char *end,
                      void (*block_at)(const char *, struct cr__json_block *),
