@@ -78,7 +78,7 @@ static double bare_sqlite(const char *path, const struct cr_event_rec *ev,
                           size_t n) {
   sqlite3 *db;
   sqlite3_stmt *st;
-  char (*at)[40] = malloc(n * sizeof *at);
+  char(*at)[40] = malloc(n * sizeof *at);
   for (size_t i = 0; i < n; i++)
     cr_export_format_time(ev[i].at, at[i], sizeof at[i]);
   sqlite3_open(path, &db);
@@ -130,12 +130,11 @@ static size_t copy_text(const struct cr_event_rec *ev, size_t i, size_t n,
   for (size_t j = i; j < i + BATCH && j < n; j++) {
     char at[40];
     cr_export_format_time(ev[j].at, at, sizeof at);
-    len += (size_t)snprintf(buf + len, cap - len,
-                            "%lld\t%s\t%s\t%s\t%s\t%s\t%lld\t%s\n",
-                            (long long)ev[j].id, at, ev[j].subject_type,
-                            ev[j].subject_id, ev[j].verb,
-                            ev[j].actor ? ev[j].actor : "\\N",
-                            (long long)ev[j].seq, ev[j].data_json);
+    len += (size_t)snprintf(
+        buf + len, cap - len, "%lld\t%s\t%s\t%s\t%s\t%s\t%lld\t%s\n",
+        (long long)ev[j].id, at, ev[j].subject_type, ev[j].subject_id,
+        ev[j].verb, ev[j].actor ? ev[j].actor : "\\N", (long long)ev[j].seq,
+        ev[j].data_json);
   }
   return len;
 }

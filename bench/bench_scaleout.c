@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_cpu.h"
 #include "bench_util.h"
 #include "events/events.h"
 #include "pg_ceiling.h"
@@ -170,7 +171,11 @@ struct setup {
   const char *tag, *where;
   int n, port[MAX_INST];
   pid_t inst[MAX_INST], run[N_RUNNERS];
+  double busy; /* the machine's CPUs busy while measured (0..1), or -1 */
 };
+
+static struct bench_cpu g_cpu;
+static long g_ncpu = 1;
 
 /* The next port from g_port that nothing on 127.0.0.1 holds now (at most
  * 100 tried). */
@@ -236,8 +241,10 @@ static long long qint(const char *where, const char *sql) {
 /* ---- (1) executions ------------------------------------------------------ */
 
 /* Waits (bounded: 180 s) until every execution completed; the seconds from
- * the first completion to the last (the store's times), or -1. */
-static double drain(const char *where) {
+ * the first completion to the last (the store's times), or -1. That window's
+ * CPU use goes to s->busy. */
+static double drain(struct setup *s) {
+  const char *where = s->where;
   /* One connection for the whole wait: a new one every 100 ms would be a
    * PostgreSQL backend started (a fork and its catalog reads) 10 times a
    * second on the machine being measured. */
@@ -247,7 +254,7 @@ static double drain(const char *where) {
   if (cr_store_open(where, &st, err, sizeof err) != 0)
     return -1;
   for (int i = 0; i < 1800; i++) {
-    int64_t done = -1, ms = -1;
+    int64_t done = -1, ms = -1, from = -1;
     if (cr__store_sqlite_query_int(st,
                                    "SELECT count(*) FROM executions WHERE "
                                    "state = 'completed'",
@@ -258,8 +265,15 @@ static double drain(const char *where) {
                                      "min(updated_at) FROM executions WHERE "
                                      "state = 'completed'",
                                      &ms) == 0 &&
-          ms > 0)
+          ms > 0 &&
+          cr__store_sqlite_query_int(st,
+                                     "SELECT min(updated_at) FROM executions "
+                                     "WHERE state = 'completed'",
+                                     &from) == 0) {
         took = (double)ms / 1000;
+        usleep(50 * 1000); /* a sample after the window */
+        s->busy = bench_cpu_busy(&g_cpu, from, from + ms);
+      }
       break;
     }
     usleep(100 * 1000);
@@ -327,7 +341,7 @@ static double executions(struct setup *s, double lat[2]) {
   if (start(s, cfg) == 0) {
     for (int i = 0; i < N_RUNNERS; i++)
       s->run[i] = runner(i, s->port[i % s->n], s->tag);
-    double took = drain(s->where);
+    double took = drain(s);
     rate = took > 0 ? N_WORKS / took : 0;
     for (int i = 0; i < N_RUNNERS; i++) /* all long-poll instance 0 now */
       stop(s->run[i]);
@@ -422,8 +436,11 @@ static double delivery(struct setup *s, int rx_port) {
       long long got = qint(s->where, "SELECT count(*) FROM "
                                      "delivery_attempts WHERE http_status = "
                                      "204");
-      if (ms > 0 && got >= want)
+      long long from = qint(s->where, "SELECT min(at) FROM delivery_attempts");
+      if (ms > 0 && got >= want) {
         rate = (double)got / ((double)ms / 1000);
+        s->busy = bench_cpu_busy(&g_cpu, from, from + ms);
+      }
     }
   }
   stop_all(s);
@@ -439,27 +456,55 @@ static void row_vs(const char *figure, double v, const char *unit,
  * executions' writes with a commit per state change of each execution, then
  * 50 executions per commit; the deliveries' writes 100 events at a time.
  * Next to the single SQLite instance's rates (ex, dl) of the same run. */
+static void cpu_row(const char *figure, double busy, double rate,
+                    const char *unit, double ref_rate);
+
 static void ceilings(const char *url, double ex, double dl) {
   char err[256] = "";
+  long long w[3][2] = {{0}};
   double one = cr_bench_pg_ceiling(url, CR_BENCH_PG_EXECUTIONS, MAX_INST, 400,
-                                   1, err, sizeof err);
-  double many = one > 0 ? cr_bench_pg_ceiling(url, CR_BENCH_PG_EXECUTIONS,
-                                              MAX_INST, 40, 50, err, sizeof err)
-                        : -1;
+                                   1, w[0], err, sizeof err);
+  double many = one > 0
+                    ? cr_bench_pg_ceiling(url, CR_BENCH_PG_EXECUTIONS, MAX_INST,
+                                          40, 50, w[1], err, sizeof err)
+                    : -1;
   double del = many > 0
                    ? cr_bench_pg_ceiling(url, CR_BENCH_PG_DELIVERIES, MAX_INST,
-                                         120, 100, err, sizeof err)
+                                         120, 100, w[2], err, sizeof err)
                    : -1;
   if (del <= 0) {
     printf("bench_scaleout: PostgreSQL ceiling: %s\n", err);
     return;
   }
+  usleep(50 * 1000); /* a CPU sample after the last window */
+  double busy[3];
+  for (int i = 0; i < 3; i++)
+    busy[i] = bench_cpu_busy(&g_cpu, w[i][0], w[i][1]);
   row_vs("PG alone, no connrun: a commit per state change", one, "/s",
          "ceiling", ex, "SQLite");
   row_vs("PG alone, no connrun: 50 executions per commit", many, "/s",
          "ceiling", ex, "SQLite");
   row_vs("PG alone, no connrun: deliveries' writes, 100 a time", del, "/s",
          "ceiling", dl, "SQLite");
+  cpu_row("CPU busy: PG alone, a commit per state change", busy[0], one,
+          "execution", ex);
+  cpu_row("CPU busy: PG alone, 50 executions per commit", busy[1], many,
+          "execution", ex);
+  cpu_row("CPU busy: PG alone, deliveries' writes", busy[2], del, "event", dl);
+}
+
+/* The machine's CPU use (busy, 0..1) while something ran at `rate` per
+ * second, and what the same CPU per unit would take at ref_rate (the SQLite
+ * instance's rate): above 100%, nothing that costs as much CPU per unit
+ * reaches that rate here. */
+static void cpu_row(const char *figure, double busy, double rate,
+                    const char *unit, double ref_rate) {
+  char note[160];
+  double per = busy > 0 && rate > 0 ? busy * (double)g_ncpu / rate : 0;
+  snprintf(note, sizeof note,
+           "of %ld CPUs; %.0f us CPU per %s, %.0f%% of them at SQLite's rate",
+           g_ncpu, per * 1e6, unit, per * ref_rate / (double)g_ncpu * 100);
+  bench_row(figure, busy > 0 ? busy * 100 : 0, "%", "", note);
 }
 
 static void row_vs(const char *figure, double v, const char *unit,
@@ -478,6 +523,9 @@ int main(void) {
    * client socket of this machine may hold any port. */
   g_port = 21000 + (int)(getpid() % 10000);
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  g_ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (g_ncpu < 1 || bench_cpu_start(&g_cpu) != 0)
+    g_ncpu = 1; /* rows of CPU use then say 0 */
   if (cr_pgserver_start(&g_pg, 0) != 0) {
     fprintf(stderr, "bench_scaleout: PostgreSQL: %s\n", g_pg.error);
     return 1;
@@ -502,9 +550,9 @@ int main(void) {
   double lat_l[2] = {0}, lat_1[2] = {0}, lat_3[2] = {0};
   double ex_l = 0, ex_1 = 0, ex_3 = 0;
   snprintf(lite, sizeof lite, "%s/data-exec-sqlite.yaml", g_dir);
-  struct setup a = {.tag = "sqlite", .where = lite, .n = 1};
-  struct setup b = {.tag = "pg1", .where = urls[0], .n = 1};
-  struct setup c = {.tag = "pg3", .where = urls[1], .n = 3};
+  struct setup a = {.tag = "sqlite", .where = lite, .n = 1, .busy = -1};
+  struct setup b = {.tag = "pg1", .where = urls[0], .n = 1, .busy = -1};
+  struct setup c = {.tag = "pg3", .where = urls[1], .n = 3, .busy = -1};
   if (execs) {
     ex_l = executions(&a, lat_l);
     ex_1 = executions(&b, lat_1);
@@ -516,6 +564,14 @@ int main(void) {
          ex_l, "SQLite");
   row_vs("no-op executions, 4 runners, 3 instances, PostgreSQL", ex_3, "/s",
          ">= SQLite", ex_l, "SQLite");
+  if (execs) {
+    cpu_row("CPU busy: executions, 1 SQLite instance", a.busy, ex_l,
+            "execution", ex_l);
+    cpu_row("CPU busy: executions, 1 PG instance", b.busy, ex_1, "execution",
+            ex_l);
+    cpu_row("CPU busy: executions, 3 PG instances", c.busy, ex_3, "execution",
+            ex_l);
+  }
   row_vs("claim latency p50, 1 SQLite instance", lat_l[0], "ms", "", lat_l[0],
          "");
   row_vs("claim latency p99, 1 SQLite instance", lat_l[1], "ms", "< 50 ms",
@@ -537,11 +593,11 @@ int main(void) {
     int rx_port = g_port + 50;
     g_port += 51;
     snprintf(lite, sizeof lite, "%s/data-deliver-sqlite.yaml", g_dir);
-    struct setup d = {.tag = "sqlite", .where = lite, .n = 1};
+    struct setup d = {.tag = "sqlite", .where = lite, .n = 1, .busy = -1};
     dl_l = delivery(&d, rx_port);
-    struct setup e = {.tag = "pg1", .where = urls[2], .n = 1};
+    struct setup e = {.tag = "pg1", .where = urls[2], .n = 1, .busy = -1};
     double dl_1 = delivery(&e, rx_port);
-    struct setup f = {.tag = "pg3", .where = urls[3], .n = 3};
+    struct setup f = {.tag = "pg3", .where = urls[3], .n = 3, .busy = -1};
     double dl_3 = delivery(&f, rx_port);
     bench_row("events delivered, 6 subscriptions, 1 instance, SQLite", dl_l,
               "/s", "", "the reference");
@@ -549,11 +605,16 @@ int main(void) {
            dl_l, "SQLite");
     row_vs("events delivered, 6 subscriptions, 3 instances, PG", dl_3, "/s",
            ">= SQLite", dl_l, "SQLite");
+    cpu_row("CPU busy: delivery, 1 SQLite instance", d.busy, dl_l, "event",
+            dl_l);
+    cpu_row("CPU busy: delivery, 1 PG instance", e.busy, dl_1, "event", dl_l);
+    cpu_row("CPU busy: delivery, 3 PG instances", f.busy, dl_3, "event", dl_l);
     MHD_stop_daemon(rx);
   }
   /* last: their writes disturb no other figure */
   ceilings(urls[4], ex_l, dl_l);
   cr_pgserver_stop(&g_pg);
+  bench_cpu_stop(&g_cpu);
   curl_global_cleanup();
   char cmd[4200];
   snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);

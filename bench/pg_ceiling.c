@@ -304,8 +304,8 @@ static int schema(const char *url, char *err, size_t errlen) {
 }
 
 double cr_bench_pg_ceiling(const char *url, enum cr_bench_pg_load load,
-                           int conns, int rounds, int batch, char *err,
-                           size_t errlen) {
+                           int conns, int rounds, int batch,
+                           long long window_ms[2], char *err, size_t errlen) {
   struct worker w[16];
   if (conns < 1 || conns > 16 || rounds < 1 || batch < 1) {
     snprintf(err, errlen, "bad arguments");
@@ -334,6 +334,8 @@ double cr_bench_pg_ceiling(const char *url, enum cr_bench_pg_load load,
   wait_ready(started);
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
+  if (window_ms != NULL)
+    window_ms[0] = now_ms();
   go();
   for (int i = 0; i < started; i++) {
     pthread_join(w[i].thread, NULL);
@@ -343,6 +345,8 @@ double cr_bench_pg_ceiling(const char *url, enum cr_bench_pg_load load,
     }
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (window_ms != NULL)
+    window_ms[1] = now_ms();
   double dt =
       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   return failed || dt <= 0 ? -1 : (double)conns * rounds * batch / dt;

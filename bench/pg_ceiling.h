@@ -26,9 +26,10 @@ enum cr_bench_pg_load {
  * scratch database: the function makes its own tables there): `conns`
  * connections at once, each doing `rounds` rounds of `batch`. Returns
  * executions or deliveries per second, or -1 on any failure (err gets
- * why). */
+ * why). window_ms (NULL or 2 elements) gets the wall times (CLOCK_REALTIME,
+ * ms) the load started and ended. */
 double cr_bench_pg_ceiling(const char *url, enum cr_bench_pg_load load,
-                           int conns, int rounds, int batch, char *err,
-                           size_t errlen);
+                           int conns, int rounds, int batch,
+                           long long window_ms[2], char *err, size_t errlen);
 
 #endif
