@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -238,6 +239,35 @@ static long long qint(const char *where, const char *sql) {
   return v;
 }
 
+/* With BENCH_PGSS set (and CR_PGSERVER_SETTING=shared_preload_libraries=
+ * pg_stat_statements): resets pg_stat_statements of database `where`
+ * (print 0), or prints its statements with the most time, per unit of n. */
+static void pgss(const char *where, int print, double n) {
+  if (getenv("BENCH_PGSS") == NULL || strncmp(where, "postgres", 8) != 0)
+    return;
+  PGconn *k = PQconnectdb(where);
+  PGresult *r = PQexec(k, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+  PQclear(r);
+  r = PQexec(k, print ? "SELECT calls, total_exec_time, rows, "
+                        "left(regexp_replace(query, '\\s+', ' ', 'g'), 110) "
+                        "FROM pg_stat_statements WHERE dbid = (SELECT oid "
+                        "FROM pg_database WHERE datname = current_database()) "
+                        "ORDER BY total_exec_time DESC LIMIT 25"
+                      : "SELECT pg_stat_statements_reset()");
+  double calls = 0, ms = 0;
+  for (int i = 0; print && i < PQntuples(r); i++) {
+    double c = atof(PQgetvalue(r, i, 0)), t = atof(PQgetvalue(r, i, 1));
+    calls += c, ms += t;
+    printf("  %7.2f calls %7.1f us %s\n", c / n, t * 1000 / n,
+           PQgetvalue(r, i, 3));
+  }
+  if (print)
+    printf("  top 25: %.1f calls, %.0f us per unit\n", calls / n,
+           ms * 1000 / n);
+  PQclear(r);
+  PQfinish(k);
+}
+
 /* ---- (1) executions ------------------------------------------------------ */
 
 /* Waits (bounded: 180 s) until every execution completed; the seconds from
@@ -339,10 +369,12 @@ static double executions(struct setup *s, double lat[2]) {
                N_WORKS, 0);
   double rate = 0;
   if (start(s, cfg) == 0) {
+    pgss(s->where, 0, 1);
     for (int i = 0; i < N_RUNNERS; i++)
       s->run[i] = runner(i, s->port[i % s->n], s->tag);
     double took = drain(s);
     rate = took > 0 ? N_WORKS / took : 0;
+    pgss(s->where, 1, N_WORKS);
     for (int i = 0; i < N_RUNNERS; i++) /* all long-poll instance 0 now */
       stop(s->run[i]);
     for (int i = 0; i < N_RUNNERS; i++)

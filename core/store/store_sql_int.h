@@ -210,8 +210,11 @@
     "SELECT id, filter_json, cursor_event_id FROM subscriptions " \
     "WHERE enabled = 1 AND workflow <> 'table_system_events' AND " \
     "batched = 0 ORDER BY id") \
+  /* max(id) is one index probe; "EXISTS (... FROM events WHERE id > min)" \
+   * was a sequential scan of events on PostgreSQL, whose planner cannot \
+   * know the subquery's value (and found no row when it was NULL). */ \
   X(OUTBOX_ENQ_PROBE, \
-    "SELECT EXISTS (SELECT 1 FROM events WHERE id > (SELECT " \
+    "SELECT EXISTS (SELECT 1 WHERE (SELECT max(id) FROM events) > (SELECT " \
     "min(cursor_event_id) FROM subscriptions WHERE enabled = 1 AND " \
     "workflow <> 'table_system_events' AND batched = 0))") \
   X(SUB_FILTER, \
@@ -616,6 +619,14 @@ extern const char *const cr__sq_pg_sql[ST_COUNT];
  * migrations from version CR__SQ_PG_FIRST_VERSION on (the first takes it to
  * the next version). */
 #define CR__SQ_PG_FIRST_VERSION 13
+
+/* Schema version 16 on both backends: the works the daemon's own runner may
+ * run (no runner labels, not deleted), by provider. Its probe asks whether
+ * any exists (ST_EXEC_PROBE); without the index PostgreSQL read every work
+ * for that, at each daemon cycle of each instance. */
+#define CR__SQ_WORKS_LOCAL_INDEX                                               \
+  "CREATE INDEX works_local ON works(provider) WHERE runner_labels_json "      \
+  "IS NULL AND deleted_at IS NULL;"
 
 /* The key of PostgreSQL's write lock (pg_advisory_xact_lock), taken by
  * every write transaction of every connection (store_sql_pg.c). */

@@ -426,10 +426,15 @@ static const char MIGRATION_15[] =
   "  name TEXT PRIMARY KEY,"
   "  value INTEGER NOT NULL) WITHOUT ROWID;";
 
+/* Version 16: the works the daemon's own runner may run, so its probe of
+ * them is an index probe (nearly empty where remote runners do the work). */
+static const char MIGRATION_16[] = CR__SQ_WORKS_LOCAL_INDEX;
+
 static const char *const migrations[] = {
     MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
     MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10,
-    MIGRATION_11, MIGRATION_12, MIGRATION_13, MIGRATION_14, MIGRATION_15};
+    MIGRATION_11, MIGRATION_12, MIGRATION_13, MIGRATION_14, MIGRATION_15,
+    MIGRATION_16};
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 // clang-format on
 

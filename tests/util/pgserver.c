@@ -169,7 +169,16 @@ static int launch(struct cr_pgserver *pg, int fsync_off) {
                   "max_connections=200",
                   "-c",
                   fsync_off ? "fsync=off" : "fsync=on",
+                  NULL,
+                  NULL,
                   NULL};
+  /* One more setting for profiling, as NAME=VALUE (for example
+   * shared_preload_libraries=pg_stat_statements). */
+  const char *extra = getenv("CR_PGSERVER_SETTING");
+  if (extra != NULL && extra[0] != '\0') {
+    argv[13] = "-c";
+    argv[14] = (char *)extra;
+  }
   pg->pid = spawn(pg, argv);
   if (pg->pid < 0) {
     pg->pid = 0;

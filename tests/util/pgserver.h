@@ -7,7 +7,10 @@
  *
  * The binaries are found under /usr/lib/postgresql/<major>/bin (the newest),
  * or in $CR_PG_BINDIR. scripts/deps.sh installs Debian's postgresql. No
- * server, no test: a missing PostgreSQL is an error, never a skip. */
+ * server, no test: a missing PostgreSQL is an error, never a skip.
+ * $CR_PGSERVER_SETTING, as NAME=VALUE, is one more server setting for
+ * profiling (shared_preload_libraries=pg_stat_statements: bench_scaleout
+ * with BENCH_PGSS=1 then prints each statement's calls and time). */
 #ifndef CR_TEST_PGSERVER_H
 #define CR_TEST_PGSERVER_H
 
