@@ -81,24 +81,6 @@ static inline void dump(const cr_diags *d) {
   }
 }
 
-/* 1-based line and column of the nth (0-based) occurrence of needle. */
-static inline void pos(const char *text, const char *needle, int nth, int *line,
-                       int *col) {
-  const char *p = text;
-  for (int i = 0; p != NULL && i <= nth; i++)
-    p = strstr(i ? p + 1 : p, needle);
-  if (p == NULL)
-    fail_msg("test bug: '%s' #%d not in the text", needle, nth);
-  *line = 1;
-  const char *bol = text;
-  for (const char *q = text; q < p; q++)
-    if (*q == '\n') {
-      (*line)++;
-      bol = q + 1;
-    }
-  *col = (int)(p - bol) + 1;
-}
-
 /* Matches msg exactly; '*' in want matches any run of characters. */
 static inline int msg_matches(const char *have, const char *want) {
   const char *star = strchr(want, '*');
@@ -133,7 +115,7 @@ static inline void expect_diag_at(const cr_diags *d, const char *file, int line,
 static inline void expect_err(const struct loaded *l, const char *text,
                               const char *needle, int nth, const char *msg) {
   int line, col;
-  pos(text, needle, nth, &line, &col);
+  cr_test_text_pos(text, needle, nth, &line, &col);
   expect_diag_at(&l->d, "main.yaml", line, col, CR_DIAG_ERROR, msg);
 }
 

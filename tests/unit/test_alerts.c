@@ -5,14 +5,14 @@
  * sending to a fake HTTP server, and allocation failures. */
 #include "testutil.h"
 
+#include "config/config.h"
 #include "events/alerts.h"
+#include "events/mail.h"
+#include "fake_http.h"
+#include "store/store.h"
 #include "util/alloc.h"
 #include "util/clock.h"
-#include "config/config.h"
 #include "util/error.h"
-#include "fake_http.h"
-#include "events/mail.h"
-#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,31 +71,13 @@ static void dump(const cr_diags *d) {
   }
 }
 
-/* 1-based line and column of the nth (0-based) occurrence of needle. */
-static void pos(const char *text, const char *needle, int nth, int *line,
-                int *col) {
-  const char *p = text;
-  for (int i = 0; p != NULL && i <= nth; i++)
-    p = strstr(i ? p + 1 : p, needle);
-  if (p == NULL)
-    fail_msg("test bug: '%s' #%d not in the text", needle, nth);
-  *line = 1;
-  const char *bol = text;
-  for (const char *q = text; q < p; q++)
-    if (*q == '\n') {
-      (*line)++;
-      bol = q + 1;
-    }
-  *col = (int)(p - bol) + 1;
-}
-
 /* Loads text and expects an error containing msg at the nth needle. */
 static void expect_error(const char *text, const char *needle, int nth,
                          const char *msg) {
   struct loaded l;
   int line, col, found = 0;
   load(&l, text);
-  pos(text, needle, nth, &line, &col);
+  cr_test_text_pos(text, needle, nth, &line, &col);
   for (size_t i = 0; i < l.d.count; i++)
     if (l.d.items[i].severity == CR_DIAG_ERROR &&
         strstr(l.d.items[i].message, msg) != NULL &&

@@ -95,7 +95,7 @@ static void test_include_errors(void **state) {
   assert_int_equal(l.rc, 0);
   assert_int_equal(l.cfg->n_auths, 1);
   int line, col;
-  pos(t, "once", 1, &line, &col);
+  cr_test_text_pos(t, "once", 1, &line, &col);
   expect_diag_at(&l.d, "main.yaml", line, col, CR_DIAG_WARNING,
                  "'once.yaml' is already included; ignored");
   unload(&l);

@@ -412,7 +412,8 @@ static void test_auth_credentials(void **state) {
 
 /* One round of sync state and credentials calls (allocating reads).
  * Returns 0 when all succeeded, else the first error. */
-static int v3_alloc_round(cr_store *s) {
+static int v3_alloc_round(void *arg) {
+  cr_store *s = arg;
   struct cr_sync_state_rec r = {0}, *h = NULL;
   size_t n = 0;
   char *json = NULL;
@@ -445,19 +446,7 @@ static void test_v3_allocation_failures(void **state) {
                                                  "{\"k\":"
                                                  "\"v\"}"),
                    0);
-  cr_test_alloc_install();
-  long n;
-  for (n = 0; n < 200; n++) {
-    cr_test_alloc_fail_after(n);
-    int rc = v3_alloc_round(f->s);
-    int failed = cr_test_alloc_failed();
-    cr_test_alloc_fail_after(-1);
-    if (!failed) {
-      assert_int_equal(rc, 0);
-      break;
-    }
-    assert_int_equal(rc, CR_ENOMEM);
-  }
+  long n = cr_test_alloc_rounds(v3_alloc_round, f->s, 200);
   assert_true(n > 3);
   assert_true(n < 200);
 }

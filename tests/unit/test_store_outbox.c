@@ -721,7 +721,8 @@ static void test_upgrade_from_version_3(void **state) {
 }
 
 /* One round of outbox calls for the allocation failure loop. */
-static int outbox_alloc_round(cr_store *s) {
+static int outbox_alloc_round(void *arg) {
+  cr_store *s = arg;
   struct cr_outbox_rec *d = NULL;
   size_t n = 0;
   struct cr_sub_stats st;
@@ -748,19 +749,7 @@ static void test_outbox_allocation_failures(void **state) {
       cr_store_outbox_record(f->s, "fail", e1, "failed", 500, 1, "HTTP 500", 0),
       0);
   append(f->s, "work", "w1", "created", 0);
-  cr_test_alloc_install();
-  long n;
-  for (n = 0; n < 1000; n++) {
-    cr_test_alloc_fail_after(n);
-    int rc = outbox_alloc_round(f->s);
-    int failed = cr_test_alloc_failed();
-    cr_test_alloc_fail_after(-1);
-    if (!failed) {
-      assert_int_equal(rc, 0);
-      break;
-    }
-    assert_int_equal(rc, CR_ENOMEM);
-  }
+  long n = cr_test_alloc_rounds(outbox_alloc_round, f->s, 1000);
   assert_true(n > 5);
   assert_true(n < 1000);
   assert_int_equal(outbox_rows(f->s, "works"), 2);

@@ -3,6 +3,7 @@
 
 #include "dest/dest.h"
 #include "util/alloc.h"
+#include "util/error.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -270,6 +271,40 @@ void cr_test_alloc_fail_after(long n) {
 
 long cr_test_alloc_count(void) { return alloc_count; }
 int cr_test_alloc_failed(void) { return alloc_failed; }
+
+void cr_test_text_pos(const char *text, const char *needle, int nth, int *line,
+                      int *col) {
+  const char *p = text;
+  for (int i = 0; p != NULL && i <= nth; i++)
+    p = strstr(i ? p + 1 : p, needle);
+  if (p == NULL)
+    fail_msg("test bug: '%s' #%d not in the text", needle, nth);
+  *line = 1;
+  const char *bol = text;
+  for (const char *q = text; q < p; q++)
+    if (*q == '\n') {
+      (*line)++;
+      bol = q + 1;
+    }
+  *col = (int)(p - bol) + 1;
+}
+
+long cr_test_alloc_rounds(int (*round)(void *arg), void *arg, long max) {
+  cr_test_alloc_install();
+  long n;
+  for (n = 0; n < max; n++) {
+    cr_test_alloc_fail_after(n);
+    int rc = round(arg);
+    int failed = cr_test_alloc_failed();
+    cr_test_alloc_fail_after(-1);
+    if (!failed) {
+      assert_int_equal(rc, 0);
+      break;
+    }
+    assert_int_equal(rc, CR_ENOMEM);
+  }
+  return n;
+}
 
 int cr_test_bind_any(int *port, int listen_too) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

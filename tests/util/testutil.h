@@ -118,9 +118,6 @@ size_t cr_test_children(int pid, int *out, size_t max);
 /* 1 when process pid is gone (no such process, or a zombie). */
 int cr_test_proc_gone(int pid);
 
-/* Failing allocator: after cr_test_alloc_fail_after(n), the (n+1)th
- * allocation through cr__malloc & co. fails and every later one succeeds
- * again; n < 0 disables. Installed by cr_test_alloc_install(). */
 /* Loopback TCP helpers: a socket bound to 127.0.0.1:0 (listening when
  * listen_too; its port in *port; the caller closes the fd), a port that was
  * free a moment ago, and whether something accepts connections on port. */
@@ -131,12 +128,27 @@ int cr_test_can_connect(int port);
 /* 1 when /usr/bin/python3 can import module (e.g. "aiosmtpd"). */
 int cr_test_have_python_module(const char *module);
 
+/* Failing allocator: after cr_test_alloc_fail_after(n), the (n+1)th
+ * allocation through cr__malloc & co. fails and every later one succeeds
+ * again; n < 0 disables. Installed by cr_test_alloc_install(). */
 void cr_test_alloc_install(void);
 void cr_test_alloc_fail_after(long n);
 /* Number of allocations seen since install. */
 long cr_test_alloc_count(void);
 /* True if the failure injected by cr_test_alloc_fail_after() happened. */
 int cr_test_alloc_failed(void);
+
+/* The 1-based line and column of the nth (0-based) occurrence of needle in
+ * text; fails the test when there is none. */
+void cr_test_text_pos(const char *text, const char *needle, int nth, int *line,
+                      int *col);
+
+/* Runs round(arg) with its nth allocation failing, for n = 0, 1, ... below
+ * max, until a round meets no injected failure. Asserts that every failed
+ * round returned CR_ENOMEM and that the last one returned 0; returns that
+ * last n (how many allocations a whole round makes). Installs the failing
+ * allocator; round must leave nothing behind either way. */
+long cr_test_alloc_rounds(int (*round)(void *arg), void *arg, long max);
 
 /* A daemon (not running) from config text written to dir/connrun.yaml,
  * a pool of `connrun worker` processes, and *env filled to run its works
