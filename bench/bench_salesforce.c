@@ -5,17 +5,24 @@
  * writev so the fake is not the bottleneck) serves g_pages pages. Measured
  * in the same run, for a sync of 1,000 pages (2M records: the read path's
  * throughput, the target's figure) and then of 100 (200,000 records, about
- * 30 ms: mostly the fixed costs of one execution): (1) a bare libcurl client
- * fetching every page on one keep-alive connection (the ceiling), (2) one
- * execution of the plugin in a pooled worker process into the jsonl
- * destination, (3) for the long sync, the disk: the bytes the run wrote,
- * written again and made durable with a single fsync, the least any run
- * whose records are durable at its end must wait for. The long sync runs
- * in 3 rounds (each round measures (1), (2) and (3) once;
- * CR_BENCH_SF_ROUNDS=N for another count): the bare client's rate moves by
- * a quarter between runs on this machine. Prints the medians in records/s,
- * the median ratio (target >= 70%) with each round's, and the best ratio
- * the disk allows. CR_BENCH_SF_PAGES=N measures syncs of N pages instead.
+ * 30 ms: mostly the fixed costs of one execution):
+ *   (1) a bare libcurl client fetching every page on one keep-alive
+ *       connection and keeping nothing (the ceiling);
+ *   (2) one execution of the plugin in a pooled worker process into jsonl
+ *       files on a tmpfs (/dev/shm), the daemon's store on the disk: the read
+ *       path (plugin, host HTTP, worker, destination, checkpoints committed
+ *       to SQLite) without the disk, which the bare client does not pay
+ *       either: the target's ratio (>= 70%);
+ *   (3) the same execution into jsonl files on the disk, each checkpoint
+ *       made durable: what a disk destination gets on this machine;
+ *   (4) for the long sync, the disk alone: the bytes (3) wrote, written again
+ *       and made durable with a single fsync, the least any run whose
+ *       records are durable at its end must wait for.
+ * Every run's files are read back: one line per record. The long sync runs
+ * in 5 rounds (each measures (1) to (4) once; CR_BENCH_SF_ROUNDS=N for
+ * another count): the bare client's rate moves by a quarter between runs on
+ * this machine. Prints the medians in records/s and the median ratios with
+ * each round's. CR_BENCH_SF_PAGES=N measures syncs of N pages instead.
  *
  * Usage: bench_salesforce [connrun-binary [plugin-dir]]; by default both are
  * found next to this executable (../bin/connrun, ../plugins). */
@@ -25,6 +32,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,6 +40,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -277,8 +286,11 @@ static int find_paths(char *exe, char *plugdir, int argc, char **argv) {
   return 0;
 }
 
+/* One execution of the plugin with its state (data, configuration) in dir
+ * and its jsonl files in out. Records/s, or -1. */
 static double plugin_rate(struct fake *f, const char *exe, const char *plugdir,
-                          const char *dir, int64_t *records) {
+                          const char *dir, const char *out_dir,
+                          int64_t *records) {
   char cfg[8192], path[PATH_MAX + 32];
   snprintf(cfg, sizeof cfg,
            "host:\n  data_dir: \"%s/data\"\n  plugin_dirs: [\"%s\"]\n"
@@ -288,10 +300,10 @@ static double plugin_rate(struct fake *f, const char *exe, const char *plugdir,
            "refresh_token: \"r\" }\n"
            "works:\n  - id: w\n    provider: salesforce\n"
            "    authorization: sf\n    isolation: process\n"
-           "    destination: { type: jsonl, path: \"%s/out\" }\n"
+           "    destination: { type: jsonl, path: \"%s\" }\n"
            "    config: { login_url: \"%s\", objects: [{ name: Account, "
            "fields: [Id, Name, Industry, BillingCity, SystemModstamp] }] }\n",
-           dir, plugdir, dir, f->url);
+           dir, plugdir, out_dir, f->url);
   snprintf(path, sizeof path, "%s/connrun.yaml", dir);
   FILE *fp = fopen(path, "w");
   if (fp == NULL || fputs(cfg, fp) < 0 || fclose(fp) != 0)
@@ -327,42 +339,60 @@ static double plugin_rate(struct fake *f, const char *exe, const char *plugdir,
   return rate;
 }
 
-/* ---- The disk's ceiling ---------------------------------------------------
+/* ---- What a run wrote, and the disk's ceiling ---------------------------
  */
 
-/* The same bytes the run wrote (the size of every file in dir/out), written
- * to a file beside them in 256 KiB writes and made durable with one fsync:
- * the least the disk must do for a run whose records are durable when it
- * completes. Returns records/s at that speed, or -1. *bytes gets the size. */
-static double disk_rate(const char *dir, double records, double *bytes) {
-  char out[PATH_MAX], path[PATH_MAX + 300];
-  snprintf(out, sizeof out, "%s/out", dir);
-  DIR *dp = opendir(out);
-  off_t total = 0;
+/* Counts the bytes and the lines ('\n') of every file in dir (a run's jsonl
+ * files): the bench checks that every record reached its file. 0 or -1. */
+static int scan_output(const char *dir, double *bytes, int64_t *lines) {
+  char path[PATH_MAX + 300];
+  static char buf[1 << 20];
+  DIR *dp = opendir(dir);
   struct dirent *e;
-  while (dp != NULL && (e = readdir(dp)) != NULL) {
+  *bytes = 0;
+  *lines = 0;
+  if (dp == NULL)
+    return -1;
+  while ((e = readdir(dp)) != NULL) {
     struct stat st;
-    snprintf(path, sizeof path, "%s/%s", out, e->d_name);
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-      total += st.st_size;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+    while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) {
+      *bytes += (double)n;
+      for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + n - p)));
+           p++)
+        ++*lines;
+    }
+    if (fd >= 0)
+      close(fd);
   }
-  if (dp != NULL)
-    closedir(dp);
-  *bytes = (double)total;
+  closedir(dp);
+  return 0;
+}
+
+/* bytes written to a file in dir in 256 KiB writes and made durable with
+ * one fsync (the bytes a run wrote: the least the disk must do for a run
+ * whose records are durable when it completes). Returns records/s at that
+ * speed, or -1. */
+static double disk_rate(const char *dir, double records, double bytes) {
+  char path[PATH_MAX + 32];
   static char buf[256 * 1024];
   memset(buf, 'x', sizeof buf);
   snprintf(path, sizeof path, "%s/disk-ceiling", dir);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0 || total == 0)
+  if (fd < 0 || bytes <= 0)
     return -1;
   double t0 = now_s();
-  for (off_t left = total; left > 0;) {
-    size_t n = left < (off_t)sizeof buf ? (size_t)left : sizeof buf;
+  for (double left = bytes; left > 0;) {
+    size_t n = left < (double)sizeof buf ? (size_t)left : sizeof buf;
     if (write(fd, buf, n) != (ssize_t)n) {
       close(fd);
       return -1;
     }
-    left -= (off_t)n;
+    left -= (double)n;
   }
   int ok = fsync(fd) == 0;
   double dt = now_s() - t0;
@@ -370,37 +400,90 @@ static double disk_rate(const char *dir, double records, double *bytes) {
   return ok ? records / dt : -1;
 }
 
+/* ---- Rounds ---------------------------------------------------------------
+ */
+
 /* Rounds of the 1,000-page sync (CR_BENCH_SF_ROUNDS changes it). */
-#define ROUNDS 3
+#define ROUNDS 5
 #define ROUNDS_MAX 9
+
+/* Where the in-memory run writes its jsonl files: a tmpfs, or none. */
+static const char *mem_base(void) {
+  struct statfs sf;
+  return statfs("/dev/shm", &sf) == 0 && sf.f_type == TMPFS_MAGIC ? "/dev/shm"
+                                                                  : NULL;
+}
 
 struct result {
   int pages;
-  double ceiling, rate, disk, bytes;
+  double ceiling; /* bare libcurl */
+  double mem;     /* the plugin into jsonl files on a tmpfs (-1: none) */
+  double rate;    /* the plugin into jsonl files on the disk */
+  double disk, bytes;
 };
 
-/* One sync of pages pages: bare libcurl, the plugin, and the disk when
+/* One plugin run into out (made here), its output checked: records/s or
+ * -1 (reported). */
+static double checked_run(struct fake *f, const char *exe, const char *plugdir,
+                          const char *dir, const char *out, int pages,
+                          double *bytes) {
+  int64_t records = 0, lines = 0;
+  if (mkdir(dir, 0755) != 0)
+    return -1;
+  double rate = plugin_rate(f, exe, plugdir, dir, out, &records);
+  if (rate > 0 && (scan_output(out, bytes, &lines) != 0 ||
+                   records != (int64_t)pages * PER_PAGE || lines != records)) {
+    fprintf(stderr,
+            "bench_salesforce: %d pages into %s: %lld records, %lld "
+            "lines\n",
+            pages, out, (long long)records, (long long)lines);
+    return -1;
+  }
+  return rate;
+}
+
+static void remove_tree(const char *dir) {
+  char rm[PATH_MAX + 16];
+  snprintf(rm, sizeof rm, "rm -rf %s", dir);
+  if (system(rm) != 0)
+    fprintf(stderr, "bench_salesforce: could not remove %s\n", dir);
+}
+
+/* One sync of pages pages: bare libcurl, the plugin into memory (when a
+ * tmpfs is there), the plugin onto the disk, and the disk's ceiling when
  * disk is set. 0 or -1 (reported). */
 static int measure(struct fake *f, const char *exe, const char *plugdir,
                    int pages, int disk, struct result *res) {
-  char tmpl[] = "/tmp/connrun-benchsf-XXXXXX", rm[PATH_MAX + 16];
+  char tmpl[] = "/tmp/connrun-benchsf-XXXXXX", memtmpl[64] = "";
+  char dir[128], out[160];
+  double bytes = 0;
   if (mkdtemp(tmpl) == NULL)
     return -1;
+  if (mem_base() != NULL) {
+    snprintf(memtmpl, sizeof memtmpl, "%s/connrun-benchsf-XXXXXX", mem_base());
+    if (mkdtemp(memtmpl) == NULL)
+      memtmpl[0] = '\0';
+  }
   g_pages = pages;
   memset(res, 0, sizeof *res);
   res->pages = pages;
   res->ceiling = bare_curl(f);
-  int64_t records = 0;
-  res->rate = plugin_rate(f, exe, plugdir, tmpl, &records);
-  if (disk)
-    res->disk = disk_rate(tmpl, (double)records, &res->bytes);
-  snprintf(rm, sizeof rm, "rm -rf %s", tmpl);
-  if (system(rm) != 0)
-    fprintf(stderr, "bench_salesforce: could not remove %s\n", tmpl);
-  if (res->ceiling <= 0 || res->rate <= 0 ||
-      records != (int64_t)pages * PER_PAGE) {
-    fprintf(stderr, "bench_salesforce: %d pages failed (records %lld)\n", pages,
-            (long long)records);
+  res->mem = -1;
+  if (memtmpl[0] != '\0') {
+    snprintf(dir, sizeof dir, "%s/mem", tmpl);
+    snprintf(out, sizeof out, "%s/out", memtmpl);
+    if ((res->mem = checked_run(f, exe, plugdir, dir, out, pages, &bytes)) < 0)
+      res->ceiling = -1;
+    remove_tree(memtmpl);
+  }
+  snprintf(dir, sizeof dir, "%s/disk", tmpl);
+  snprintf(out, sizeof out, "%s/out", dir);
+  res->rate = checked_run(f, exe, plugdir, dir, out, pages, &res->bytes);
+  if (disk && res->rate > 0)
+    res->disk = disk_rate(tmpl, (double)pages * PER_PAGE, res->bytes);
+  remove_tree(tmpl);
+  if (res->ceiling <= 0 || res->rate <= 0) {
+    fprintf(stderr, "bench_salesforce: %d pages failed\n", pages);
     return -1;
   }
   return 0;
@@ -417,44 +500,67 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Rounds of one size, interleaved (bare, plugin, disk, then again): the
- * median of each figure and of the ratios. The bare client's rate moves by
- * a quarter between runs here, so one pair's ratio says little. */
-static void print_result(const struct result *r, int n, const char *target) {
-  char what[96], note[96] = "";
-  double bare[ROUNDS_MAX], rate[ROUNDS_MAX], ratio[ROUNDS_MAX],
-      disk[ROUNDS_MAX], best[ROUNDS_MAX];
-  int nd = 0;
+/* The plugin's rate (the median of rate[0..n)) and its ratio to the bare
+ * client's, with each round's ratio when there are several. */
+static void print_pair(const char *what, const char *target, const double *rate,
+                       const double *bare, int n) {
+  char line[96], note[96] = "";
+  double r[ROUNDS_MAX], ratio[ROUNDS_MAX];
+  for (int i = 0; i < n; i++) {
+    r[i] = rate[i];
+    ratio[i] = 100.0 * rate[i] / bare[i];
+    size_t len = strlen(note);
+    snprintf(note + len, sizeof note - len, "%s%.0f%%",
+             i ? " " : "rounds: ", ratio[i]);
+  }
+  printf("%-52s %12.0f/s %10s\n", what, median(r, n), "");
+  snprintf(line, sizeof line, "  ratio to bare libcurl%s",
+           n > 1 ? " (median)" : "");
+  printf("%-52s %13.0f%% %10s  %s\n", line, median(ratio, n), target,
+         n > 1 ? note : "");
+}
+
+/* Rounds of one size, interleaved (bare, memory, disk, the disk's ceiling,
+ * then again): the median of each figure and of the ratios. The bare
+ * client's rate moves by a quarter between runs here, so one pair's ratio
+ * says little. */
+static void print_result(const struct result *r, int n, int primary) {
+  char what[96];
+  double bare[ROUNDS_MAX], mem[ROUNDS_MAX], rate[ROUNDS_MAX], disk[ROUNDS_MAX],
+      best[ROUNDS_MAX];
+  int nd = 0, has_mem = 1;
   for (int i = 0; i < n; i++) {
     bare[i] = r[i].ceiling;
+    mem[i] = r[i].mem;
     rate[i] = r[i].rate;
-    ratio[i] = 100.0 * r[i].rate / r[i].ceiling;
+    has_mem = has_mem && r[i].mem > 0;
     if (r[i].disk > 0) {
       disk[nd] = r[i].disk;
       best[nd++] =
           100.0 * (r[i].disk < r[i].ceiling ? r[i].disk / r[i].ceiling : 1.0);
     }
-    size_t len = strlen(note);
-    snprintf(note + len, sizeof note - len, "%s%.0f%%",
-             i ? " " : "rounds: ", ratio[i]);
   }
   snprintf(what, sizeof what, "bare libcurl, %d pages of 2000 (records)",
            r->pages);
-  printf("%-52s %12.0f/s %10s\n", what, median(bare, n), "ceiling");
-  snprintf(what, sizeof what, "salesforce plugin -> worker -> jsonl, %d pages",
+  double b[ROUNDS_MAX];
+  memcpy(b, bare, sizeof b);
+  printf("%-52s %12.0f/s %10s\n", what, median(b, n), "ceiling");
+  snprintf(what, sizeof what, "salesforce -> worker -> jsonl in memory, %d p.",
            r->pages);
-  printf("%-52s %12.0f/s %10s\n", what, median(rate, n), "");
-  printf("%-52s %13.0f%% %10s  %s\n",
-         n > 1 ? "ratio plugin / bare libcurl (median)"
-               : "ratio plugin / bare libcurl",
-         median(ratio, n), target, n > 1 ? note : "");
+  if (has_mem)
+    print_pair(what, primary ? ">= 70%" : "(start-up)", mem, bare, n);
+  else
+    printf("%-52s %14s\n", what, "skipped: /dev/shm is not a tmpfs");
+  snprintf(what, sizeof what, "salesforce -> worker -> jsonl on disk, %d p.",
+           r->pages);
+  print_pair(what, primary ? "(disk)" : "(start-up)", rate, bare, n);
   if (nd > 0) {
     snprintf(what, sizeof what, "disk: the run's %.0f MB written + 1 fsync",
              r->bytes / 1e6);
     printf("%-52s %12.0f/s %10s\n", what, median(disk, nd), "ceiling");
     printf("%-52s %13.0f%% %10s\n",
-           "best ratio with durable records (disk / libcurl)", median(best, nd),
-           "");
+           "  best ratio with durable records (disk / libcurl)",
+           median(best, nd), "");
   }
 }
 
@@ -477,9 +583,9 @@ int main(int argc, char **argv) {
   if (one == 0 && measure(&f, exe, plugdir, 100, 0, &small) != 0)
     return 1;
   printf("%-52s %14s %10s\n", "figure", "value", "target");
-  print_result(big, rounds, ">= 70%");
+  print_result(big, rounds, 1);
   if (one == 0)
-    print_result(&small, 1, "(start-up)");
+    print_result(&small, 1, 0);
   free(f.records);
   curl_global_cleanup();
   return 0;
