@@ -427,8 +427,8 @@ struct result {
   double disk, bytes;
 };
 
-/* One plugin run into out (made here), its output checked: records/s or
- * -1 (reported). */
+/* One plugin run, its state in dir (made here) and its files in out, the
+ * files read back: records/s or -1 (reported). */
 static double checked_run(struct fake *f, const char *exe, const char *plugdir,
                           const char *dir, const char *out, int pages,
                           double *bytes) {
